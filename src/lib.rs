@@ -8,5 +8,6 @@ pub mod inventory;
 pub mod journal;
 pub mod logging;
 pub mod redact;
+pub mod samples;
 pub mod sandbox;
 pub mod state;

@@ -21,7 +21,28 @@ pub use verify::{VerifyReport, verify_file, verify_text};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Shared vocabulary of `kind`s. Modules may add their own; these are the
-/// ones export and resume rely on.
+/// ones export and resume rely on. Conventions for `data`:
+///
+/// - `incident-opened`: `{ "scenario"?: str, "inventory"?: path, "mode": "live"|"drill" }`.
+/// - `step-started` / `step-finished` / `step-failed` / `step-skipped`:
+///   `step` = the runbook step id; `data.action` = the step action
+///   (`stop-services`, `snapshot`, `pick-backup`, `restore`, `verify`, `swap`,
+///   `start-services`, `note`, `probe`, `command`, `sql`); plus per action on
+///   `step-finished`:
+///   - `snapshot`: `{ "path", "size", "sha256", "database" }`
+///   - `pick-backup`: `{ "backup": { "name", "path", "taken_at", "sha256"?, "size" },
+///     "incident_at", "rpo_s" }`
+///   - `restore`: `{ "target_db", "manifest": { "tables": {name: rows}, "statements",
+///     "duration_ms", "sha256", "bytes" } }`
+///   - `verify`: `{ "database", "ok": bool, "checks": [{ "kind", "target", "ok", "found" }] }`
+///   - `swap`: `{ "live": name, "damaged": name, "restored_from": name }`
+///   - `stop-services`: `{ "stopped": [service names], "held_s" }`
+/// - `alert`: `{ "database", "table", "before", "after", "rule" }` (a row-count drop).
+/// - `note`: `summary` is the text; `data.at` (RFC 3339) is the time it describes
+///   when backdated.
+/// - `identity-changed`: `{ "database", "before": identity, "after": identity }`.
+/// - `table-recreated`: `{ "database", "table", "old_oid", "new_oid" }`.
+/// - `hostkey-accepted`: `{ "host", "fingerprint", "key_type" }`.
 pub mod kinds {
     pub const INCIDENT_OPENED: &str = "incident-opened";
     pub const JOURNAL_REPAIRED: &str = "journal-repaired";
