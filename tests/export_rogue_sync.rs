@@ -253,3 +253,23 @@ fn export_to_stdout_by_path_and_bad_arguments() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("'two hours' is not a UTC offset"));
 }
+
+#[test]
+fn torn_last_line_is_stated_and_the_rest_exported() {
+    let d = tempfile::tempdir().unwrap();
+    let b = build_rogue_sync(d.path());
+    let jp = b.dir.join("journal.jsonl");
+    let n = journal::read_records(&jp).unwrap().len();
+    // A crash mid-write leaves half a line.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&jp).unwrap();
+    std::io::Write::write_all(&mut f, b"{\"seq\":999,\"ts\":\"20").unwrap();
+    drop(f);
+    let ex = export_support::export_all(&b.dir, d.path(), &CheckOpts::default());
+    assert_eq!(ex.codes, [0, 0, 0]);
+    assert_eq!(ex.report.integrity.torn_last_line, Some(n + 1));
+    assert_eq!(ex.report.integrity.records, n);
+    assert!(
+        ex.md
+            .contains(&format!("Line {} is a torn last line", n + 1))
+    );
+}

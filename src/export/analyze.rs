@@ -739,3 +739,188 @@ fn fold(events: Vec<TimelineEvent>) -> Vec<TimelineItem> {
     flush(&mut run, &mut out);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::load::IncidentFiles;
+    use crate::export::model::Integrity;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    fn t(m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 10, 12, m, s).unwrap()
+    }
+
+    fn rec(seq: u64, ts: DateTime<Utc>, kind: &str, step: Option<&str>, data: Value) -> Loaded {
+        Loaded {
+            record: Record {
+                seq,
+                ts,
+                incident: "i".into(),
+                operator: "op".into(),
+                kind: kind.into(),
+                step: step.map(String::from),
+                target: None,
+                command: None,
+                exit: None,
+                duration_ms: None,
+                summary: format!("event {seq}"),
+                data,
+                prev: String::new(),
+                hash: String::new(),
+            },
+            verified: true,
+        }
+    }
+
+    fn build_from(records: Vec<Loaded>) -> Report {
+        let inc = Incident {
+            files: IncidentFiles {
+                journal: "j".into(),
+                samples: "s".into(),
+                id_hint: "i".into(),
+            },
+            records,
+            integrity: Integrity {
+                intact: true,
+                records: 0,
+                verified: 0,
+                first_bad_line: None,
+                reason: None,
+                torn_last_line: None,
+                journal_sha256: String::new(),
+                last_hash: None,
+            },
+            samples: vec![],
+            warnings: vec![],
+        };
+        let red = Redactor::new();
+        build(
+            &inc,
+            &Context {
+                inventory: None,
+                zone: Zone::Fixed(chrono::FixedOffset::east_opt(0).unwrap()),
+                now: t(59, 0),
+                redactor: &red,
+            },
+        )
+    }
+
+    #[test]
+    fn missing_fields_are_unknown_not_errors() {
+        // An engine that records steps without the conventional data.
+        let r = build_from(vec![
+            rec(
+                1,
+                t(0, 0),
+                kinds::STEP_STARTED,
+                Some("p"),
+                json!({"action": "pick-backup"}),
+            ),
+            rec(2, t(0, 5), kinds::STEP_FINISHED, Some("p"), Value::Null),
+            rec(
+                3,
+                t(1, 0),
+                kinds::STEP_FINISHED,
+                Some("v"),
+                json!({"action": "verify"}),
+            ),
+            rec(
+                4,
+                t(2, 0),
+                kinds::STEP_FAILED,
+                Some("x"),
+                json!({"action": "verify", "checks": [{"ok": false}]}),
+            ),
+            rec(
+                5,
+                t(3, 0),
+                DRILL_REPORT,
+                None,
+                json!({"score": 87, "missed": ["snapshot"]}),
+            ),
+        ]);
+        let s = &r.summary;
+        assert!(
+            s.first_damage.is_none() && s.time_to_detect.is_none() && s.time_to_restore.is_none()
+        );
+        let b = s.backup.as_ref().unwrap();
+        assert_eq!((b.name.as_ref(), b.taken_at), (None, None));
+        assert!(s.data_lost.is_none());
+        assert_eq!(s.verification.len(), 2);
+        assert_eq!(s.verification[0].ok, None);
+        assert_eq!(s.verification[1].ok, Some(false));
+        assert_eq!(s.verification[1].failed[0].kind, "unknown");
+        assert_eq!(s.steps.failed_steps, ["x"]);
+        assert_eq!(s.drill_reports[0].data["score"], 87);
+        // Durations measured from the step's start when not recorded.
+        let TimelineItem::Event(e) = &r.timeline[1] else {
+            panic!()
+        };
+        assert_eq!(e.duration_ms, Some(5000));
+        assert_eq!(e.action.as_deref(), Some("pick-backup"));
+    }
+
+    #[test]
+    fn rpo_falls_back_to_first_damage_and_warns_on_disagreement() {
+        let pick = |seq, data| rec(seq, t(5, 0), kinds::STEP_FINISHED, Some("p"), data);
+        let alert = rec(
+            1,
+            t(1, 0),
+            kinds::ALERT,
+            None,
+            json!({"table": "User", "before": 22, "after": 0}),
+        );
+        let r = build_from(vec![
+            alert.clone(),
+            pick(
+                2,
+                json!({"action": "pick-backup", "backup": {"taken_at": "2026-12-10T11:00:00Z"}}),
+            ),
+        ]);
+        let d = r.summary.data_lost.unwrap();
+        assert_eq!((d.seconds, d.basis.as_str()), (3660, "first-damage"));
+        let r = build_from(vec![
+            alert,
+            pick(
+                2,
+                json!({"action": "pick-backup", "incident_at": "2026-12-10T12:00:00Z",
+                "backup": {"taken_at": "2026-12-10T11:00:00Z"}, "rpo_s": 10}),
+            ),
+        ]);
+        assert_eq!(r.summary.data_lost.unwrap().seconds, 3600);
+        assert!(
+            r.warnings.iter().any(|w| w.contains("rpo_s (10 s)")),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn folding_needs_three_alike_and_never_folds_steps() {
+        let probe = |seq, s| {
+            let mut l = rec(seq, t(0, s), kinds::PROBE, None, Value::Null);
+            l.record.target = Some("host a".into());
+            l
+        };
+        let mut v = vec![probe(1, 0), probe(2, 1)];
+        v.push(rec(3, t(0, 2), kinds::STEP_STARTED, Some("s"), Value::Null));
+        v.push(rec(4, t(0, 3), kinds::STEP_STARTED, Some("s"), Value::Null));
+        v.push(rec(5, t(0, 4), kinds::STEP_STARTED, Some("s"), Value::Null));
+        v.extend([probe(6, 5), probe(7, 6), probe(8, 7)]);
+        let mut other = probe(9, 8);
+        other.record.target = Some("host b".into());
+        v.push(other);
+        let r = build_from(v);
+        let shape: Vec<String> = r
+            .timeline
+            .iter()
+            .map(|i| match i {
+                TimelineItem::Event(e) => e.seq.to_string(),
+                TimelineItem::Folded(f) => format!("{}x", f.count),
+            })
+            .collect();
+        assert_eq!(shape, ["1", "2", "3", "4", "5", "3x", "9"]);
+    }
+}

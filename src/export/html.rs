@@ -81,7 +81,7 @@ tr.note td { background: var(--note); }
 tr.failed td, tr.alert td { background: var(--badbg); }
 tr.folded td { color: var(--muted); }
 tr.unverified td { outline: 1px dashed var(--bad); }
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 14px; margin-top: 14px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 14px; margin-top: 14px; }
 figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px 4px; }
 figcaption { font-weight: 600; margin-bottom: 2px; }
 svg { display: block; width: 100%; height: auto; }

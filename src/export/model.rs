@@ -8,8 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Bumped on any change a consumer could notice (a field renamed, removed or
-/// changing meaning); adding an optional field does not bump it.
+/// Bumped on any change to the shape (README "Export" documents it).
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The whole post-incident document.
