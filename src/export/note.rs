@@ -31,7 +31,7 @@ pub enum NoteError {
     #[error(transparent)]
     Time(#[from] TimeError),
     #[error(
-        "--at '{0}' is in the future: a note describes something that already happened; give the time it happened"
+        "--at '{0}' is in the future: a note describes something that already happened; give the time it happened ('HH:MM' means today: for an earlier day write 'YYYY-MM-DD HH:MM')"
     )]
     Future(String),
     #[error(transparent)]
