@@ -4,6 +4,7 @@
 //! may touch the terminal.
 
 pub mod diag;
+pub mod export;
 pub mod inventory;
 pub mod journal;
 pub mod logging;

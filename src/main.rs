@@ -50,6 +50,33 @@ enum Command {
         #[command(subcommand)]
         command: JournalCommand,
     },
+    /// Add an annotation to an incident's timeline (a new journal event; nothing is edited).
+    Note {
+        /// An incident id under --state-dir, or a path to an incident directory or journal.
+        incident: String,
+        /// What happened, e.g. "a change was made by hand".
+        text: String,
+        /// The time the note describes (a backdated note): RFC 3339, 'HH:MM' today or
+        /// 'YYYY-MM-DD HH:MM' in local time.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// UTC offset --at is given in (e.g. +02:00); default this machine's zone.
+        #[arg(long, value_name = "OFFSET")]
+        tz: Option<String>,
+    },
+    /// Export the post-incident timeline: summary, row counts, every event; exit 1 if the journal's chain is broken.
+    Export {
+        /// An incident id under --state-dir, or a path to an incident directory or journal.
+        incident: String,
+        #[arg(long, value_enum, default_value = "md")]
+        format: lifeline::export::Format,
+        /// Write to FILE instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// UTC offset for the local-time column (e.g. +02:00); default this machine's zone.
+        #[arg(long, value_name = "OFFSET")]
+        tz: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -152,6 +179,83 @@ fn print_report(p: &Path, r: &journal::VerifyReport) {
     }
 }
 
+/// Loads the inventory when there is one (-i, ./lifeline.toml,
+/// $LIFELINE_INVENTORY) and registers its secrets with the redactor.
+/// Err(exit code) when it is named but unusable.
+fn inventory_secrets(cli: &Cli, redactor: &Redactor) -> Result<Option<Inventory>, ExitCode> {
+    let Some(path) = inventory_path(cli) else {
+        return Ok(None);
+    };
+    match Inventory::load(&path) {
+        Ok(inv) => {
+            for w in inv.register_secrets(redactor) {
+                eprintln!("warning: {w}");
+            }
+            Ok(Some(inv))
+        }
+        Err(InventoryError::Invalid(diags)) => {
+            for d in &diags.0 {
+                eprintln!("{d}");
+            }
+            eprintln!(
+                "error: {} problem(s) in {}: fix it (its secrets are needed for redaction) or leave -i out",
+                diags.0.len(),
+                path.display()
+            );
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+    }
+}
+
+fn state_dir(cli: &Cli) -> StateDir {
+    StateDir::new(cli.state_dir.clone().unwrap_or_else(default_state_dir))
+}
+
+fn cmd_note(cli: &Cli, redactor: &Redactor, args: lifeline::export::note::NoteArgs) -> ExitCode {
+    if let Err(code) = inventory_secrets(cli, redactor) {
+        return code;
+    }
+    let operator = cli.operator.clone().unwrap_or_else(default_operator);
+    match lifeline::export::note::run(
+        &args,
+        &state_dir(cli),
+        &operator,
+        redactor,
+        chrono::Utc::now(),
+    ) {
+        Ok(rec) => {
+            let at = rec.data.get("at").and_then(|v| v.as_str());
+            match at {
+                Some(at) => println!("noted: #{} at {}, describing {at}", rec.seq, rec.ts),
+                None => println!("noted: #{} at {}", rec.seq, rec.ts),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn cmd_export(cli: &Cli, redactor: &Redactor, args: lifeline::export::ExportArgs) -> ExitCode {
+    let inventory = match inventory_secrets(cli, redactor) {
+        Ok(i) => i,
+        Err(code) => return code,
+    };
+    match lifeline::export::run(&args, &state_dir(cli), inventory.as_ref(), redactor) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let redactor = Redactor::new();
     lifeline::logging::init_stderr(redactor.clone());
@@ -161,6 +265,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Journal {
             command: JournalCommand::Verify { path, json },
         } => cmd_journal_verify(&cli, path, *json),
+        Command::Note {
+            incident,
+            text,
+            at,
+            tz,
+        } => {
+            let args = lifeline::export::note::NoteArgs {
+                incident: incident.clone(),
+                text: text.clone(),
+                at: at.clone(),
+                tz: tz.clone(),
+            };
+            Ok(cmd_note(&cli, &redactor, args))
+        }
+        Command::Export {
+            incident,
+            format,
+            output,
+            tz,
+        } => {
+            let args = lifeline::export::ExportArgs {
+                incident: incident.clone(),
+                format: *format,
+                output: output.clone(),
+                tz: tz.clone(),
+            };
+            Ok(cmd_export(&cli, &redactor, args))
+        }
     }
 }
 
