@@ -486,3 +486,82 @@ fn bad_answers_file_is_a_usage_error_with_location() {
     assert!(out.contains("unknown field `confirmations`"), "{out}");
     assert!(!s.state().exists());
 }
+
+#[test]
+fn kill_9_around_the_swap_leaves_old_or_new_under_the_live_name_never_none() {
+    let s = Setup::new();
+    let mut child = s
+        .cmd(&[
+            "run",
+            "swap-drill.toml",
+            "--answers",
+            &fixture("swap-drill.toml"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let jp = loop {
+        let ids = StateDir::new(s.state()).list_incidents();
+        if let Some(id) = ids.first() {
+            let p = StateDir::new(s.state()).journal_path(id);
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            if text.contains("\"kind\":\"step-started\",\"step\":\"swap\"") {
+                break p;
+            }
+        }
+        assert!(Instant::now() < deadline, "the swap never started");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let _ = child.kill();
+    child.wait().unwrap();
+    let id = jp
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let world = s.world();
+    let old = vec![
+        ("app".to_string(), "1:old,2:old,3:old".to_string()),
+        (
+            "app__restore_x".to_string(),
+            "1:restored,2:restored,3:restored,4:restored,5:restored".to_string(),
+        ),
+    ];
+    let swapped = world.len() == 2
+        && world[0] == ("app".to_string(), old[1].1.clone())
+        && world[1].0.starts_with("app__damaged_")
+        && world[1].1 == old[0].1;
+    assert!(
+        world == old || swapped,
+        "neither the old nor the new state: {world:?}"
+    );
+    eprintln!(
+        "killed {} the swap committed",
+        if swapped { "after" } else { "before" }
+    );
+    // Resume: rerun when the old database is still live, skip when the swap had committed.
+    let answers = if swapped {
+        "swap-drill-skip.toml"
+    } else {
+        "swap-drill-rerun.toml"
+    };
+    let (code, out) = s.run(&[
+        "run",
+        "swap-drill.toml",
+        "--answers",
+        &fixture(answers),
+        "--resume",
+        "--incident",
+        &id,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let world = s.world();
+    assert_eq!(world[0].1, old[1].1, "{world:?}");
+    assert!(world[1].0.starts_with("app__damaged_"), "{world:?}");
+    journal_verifies(&s, &jp);
+}

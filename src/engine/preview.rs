@@ -261,3 +261,39 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
         ],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("app", "\"app\"")]
+    #[case("TovPlay", "\"TovPlay\"")]
+    #[case("we\"ird", "\"we\"\"ird\"")]
+    fn idents(#[case] name: &str, #[case] quoted: &str) {
+        assert_eq!(quote_ident(name), quoted);
+    }
+
+    #[rstest]
+    #[case("db.example.net", "db.example.net")]
+    #[case("two words", "'two words'")]
+    #[case("it's", "'it\\'s'")]
+    #[case("", "''")]
+    fn conninfo_values(#[case] v: &str, #[case] want: &str) {
+        assert_eq!(conninfo_value(v), want);
+    }
+
+    #[test]
+    fn shell_lines_quote_only_what_needs_it() {
+        let args = vec![
+            "-Fc".to_string(),
+            "host=h dbname=x".to_string(),
+            "it's".to_string(),
+        ];
+        assert_eq!(
+            shell_line("pg_dump", &args),
+            "pg_dump -Fc 'host=h dbname=x' 'it'\\''s'"
+        );
+    }
+}
