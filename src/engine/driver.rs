@@ -207,6 +207,34 @@ impl<A: Actions, R: Recorder, O: Operator> Engine<A, R, O> {
                     );
                 }
                 Effect::Ask(q) => {
+                    // The operator sees what the screen may show: the redacted question.
+                    // If that fails, the question goes unanswered: the step stops, nothing is done.
+                    let redacted = match (EngineEvent::Question {
+                        question: q.clone(),
+                    })
+                    .redacted(&self.redactor)
+                    {
+                        EngineEvent::Question { question } => Some(question),
+                        _ => None,
+                    };
+                    let Some(q) = redacted else {
+                        let input = match q {
+                            Question::Confirm(c) => Input::Confirmation {
+                                step: c.index,
+                                typed: None,
+                            },
+                            Question::Override(o) => Input::Override {
+                                step: o.index,
+                                typed: None,
+                            },
+                            Question::Interrupted(r) => Input::Interrupted {
+                                step: r.index,
+                                decision: None,
+                            },
+                        };
+                        self.feed(input, &mut queue);
+                        continue;
+                    };
                     let input = match &q {
                         Question::Confirm(c) => Input::Confirmation {
                             step: c.index,

@@ -5,20 +5,18 @@
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
-use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use super::answers::{Answers, AnswersError, AnswersOperator};
 use super::direct::DirectActions;
-use super::driver::{Engine, NoJournal, kinds as engine_kinds};
-use super::events::{EngineEvent, Question, StepView};
-use super::machine::{Params, RunContext, State};
-use super::params::resolve_params;
+use super::driver::{Engine, NoJournal, Recorder};
+use super::events::{EngineEvent, Question, RunExit, StepView};
+use super::machine::State;
+use super::session::{RunSpec, open_dry_run, open_live};
 use crate::inventory::{Inventory, InventoryError};
-use crate::journal::{Entry, Journal, Record, kinds, read_records};
 use crate::redact::Redactor;
 use crate::runbook::{self, Runbook, RunbookError, runbook_dir, validate_against};
-use crate::state::{StateDir, new_incident_id, valid_incident_id};
+use crate::state::{StateDir, valid_incident_id};
 
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
@@ -189,21 +187,6 @@ fn load_runbook(name: &str, inv: &Inventory) -> Result<Runbook, u8> {
     Ok(rb)
 }
 
-/// Records of the run to resume: those after the first `run-started` of
-/// this runbook that was not itself a resume; and its parameters.
-fn run_to_resume<'a>(records: &'a [Record], runbook: &str) -> Option<(&'a Record, &'a [Record])> {
-    let k = records.iter().position(|r| {
-        r.kind == engine_kinds::RUN_STARTED
-            && r.data.get("runbook").and_then(Value::as_str) == Some(runbook)
-            && r.data.get("resumed").and_then(Value::as_bool) != Some(true)
-    })?;
-    Some((&records[k], &records[k + 1..]))
-}
-
-fn params_json(p: &Params) -> Value {
-    serde_json::to_value(p).unwrap_or(Value::Null)
-}
-
 async fn run(args: RunArgs, redactor: Redactor) -> u8 {
     let inv = match load_inventory(args.inventory.as_deref(), &redactor) {
         Ok(i) => i,
@@ -240,166 +223,80 @@ async fn run(args: RunArgs, redactor: Redactor) -> u8 {
         return EXIT_USAGE;
     }
     // Absolute, so snapshot paths in the journal mean the same from anywhere.
-    let state_dir =
-        StateDir::new(std::path::absolute(&args.state_dir).unwrap_or(args.state_dir.clone()));
+    let state_dir = StateDir::new(
+        std::path::absolute(&args.state_dir).unwrap_or_else(|_| args.state_dir.clone()),
+    );
     let now = Utc::now();
 
     if args.dry_run {
-        return dry_run(args, inv, rb, answers, state_dir, redactor).await;
-    }
-
-    let incident = match &args.incident {
-        Some(id) => id.clone(),
-        None => {
-            let mut id = new_incident_id(now, Some(&rb.id));
-            let mut n = 1;
-            while state_dir.journal_path(&id).exists() {
-                n += 1;
-                id = format!("{}-{n}", new_incident_id(now, Some(&rb.id)));
-            }
-            id
-        }
-    };
-    let journal_path = state_dir.journal_path(&incident);
-    if args.resume && !journal_path.exists() {
-        eprintln!(
-            "error: no journal for incident '{incident}' at '{}': nothing to resume (check --state-dir and the id)",
-            journal_path.display()
+        let (state, errors) = open_dry_run(
+            &rb,
+            inv,
+            &answers,
+            &state_dir,
+            args.incident.as_deref(),
+            args.readonly,
+            now,
         );
-        return EXIT_USAGE;
-    }
-    let mut journal =
-        match Journal::open(&journal_path, &incident, &args.operator, redactor.clone()) {
-            Ok(j) => j,
-            Err(e) => {
-                eprintln!("error: {e}; nothing was done");
-                return EXIT_FAILED;
-            }
-        };
-    let records = if journal.next_seq() > 1 {
-        match read_records(&journal_path) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e}; nothing was done");
-                return EXIT_FAILED;
-            }
-        }
-    } else {
-        Vec::new()
-    };
-    if records.is_empty() {
-        let opened = Entry::new(
-            kinds::INCIDENT_OPENED,
-            format!("incident opened by runbook '{}'", rb.id),
-        )
-        .data(json!({
-            "mode": "live",
-            "inventory": args.inventory.as_ref().map(|p| p.display().to_string()),
-            "runbook": rb.id,
-        }));
-        if let Err(e) = journal.append(opened) {
-            eprintln!("error: {e}; nothing was done (no action without a journal line)");
-            return EXIT_FAILED;
-        }
-    }
-
-    let incident_dir = state_dir.incident_dir(&incident);
-    let (state, params) = if args.resume {
-        let Some((started, rest)) = run_to_resume(&records, &rb.id) else {
-            eprintln!(
-                "error: incident '{incident}' has no run of runbook '{}' to resume; start one without --resume",
-                rb.id
-            );
-            return EXIT_USAGE;
-        };
-        let params: Params = match started
-            .data
-            .get("params")
-            .cloned()
-            .map(serde_json::from_value)
-        {
-            Some(Ok(p)) => p,
-            _ => {
-                eprintln!(
-                    "error: the run-started record of incident '{incident}' holds no parameters; cannot resume"
-                );
-                return EXIT_FAILED;
-            }
-        };
-        for (k, v) in &answers.params {
-            if let Some(p) = params.get(k)
-                && &p.value != v
-            {
-                eprintln!(
-                    "error: parameter '{k}' was '{}' when this run started; the answers now say '{v}'. A resumed run keeps its parameters: remove it from [params] or start a new incident",
-                    p.value
-                );
-                return EXIT_USAGE;
-            }
-        }
-        if started.data.get("sha256").and_then(Value::as_str) != Some(rb.sha256.as_str()) {
-            eprintln!(
-                "warning: runbook '{}' changed since this run started; steps are matched by id",
-                rb.id
-            );
-        }
-        let ctx = RunContext {
-            runbook: rb.clone(),
-            inventory: inv,
-            params: params.clone(),
-            incident: incident.clone(),
-            incident_dir,
-            readonly: args.readonly,
-            dry_run: false,
-        };
-        (State::replay(ctx, rest, now), params)
-    } else {
-        let (params, errors) = resolve_params(&rb, &inv, &answers.params, &records);
+        let exit = drive(state, NoJournal, answers, redactor).await;
         if !errors.is_empty() {
             for e in &errors {
                 eprintln!("error: {e}");
             }
-            eprintln!("error: runbook '{}' cannot start; nothing was done", rb.id);
+            eprintln!(
+                "error: the plan above is incomplete: {} parameter(s) without a value",
+                errors.len()
+            );
             return EXIT_USAGE;
         }
-        let ctx = RunContext {
-            runbook: rb.clone(),
-            inventory: inv,
-            params: params.clone(),
-            incident: incident.clone(),
-            incident_dir,
-            readonly: args.readonly,
-            dry_run: false,
-        };
-        (State::new(ctx, now), params)
-    };
-    let started = Entry::new(
-        engine_kinds::RUN_STARTED,
-        format!(
-            "{} runbook '{}': {}",
-            if args.resume { "resumed" } else { "started" },
-            rb.id,
-            rb.title
-        ),
-    )
-    .data(json!({
-        "runbook": rb.id,
-        "file": rb.file,
-        "sha256": rb.sha256,
-        "params": params_json(&params),
-        "resumed": args.resume,
-        "readonly": args.readonly,
-        "answers": answers.file,
-    }));
-    if let Err(e) = journal.append(started) {
-        eprintln!("error: {e}; nothing was done (no action without a journal line)");
-        return EXIT_FAILED;
+        return exit.code();
     }
-    println!("incident {incident}: journal {}", journal_path.display());
+
+    let live = match open_live(RunSpec {
+        runbook: &rb,
+        inventory: inv,
+        answers: &answers,
+        state_dir: &state_dir,
+        incident: args.incident.as_deref(),
+        resume: args.resume,
+        readonly: args.readonly,
+        operator: &args.operator,
+        inventory_path: args.inventory.as_deref(),
+        redactor: &redactor,
+        now,
+    }) {
+        Ok(l) => l,
+        Err(e) => {
+            for l in &e.lines {
+                eprintln!("error: {l}");
+            }
+            return e.code;
+        }
+    };
+    for w in &live.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "incident {}: journal {}",
+        live.incident,
+        live.journal_path.display()
+    );
+    drive(live.state, live.journal, answers, redactor)
+        .await
+        .code()
+}
+
+/// Runs the engine with the direct actions, printing its events.
+async fn drive<R: Recorder>(
+    state: State,
+    recorder: R,
+    answers: Answers,
+    redactor: Redactor,
+) -> RunExit {
     let mut engine = Engine::new(
         state,
         DirectActions::default(),
-        journal,
+        recorder,
         AnswersOperator {
             answers: answers.clone(),
         },
@@ -409,63 +306,7 @@ async fn run(args: RunArgs, redactor: Redactor) -> u8 {
     let exit = engine.run(Utc::now()).await;
     drop(engine);
     let _ = printer.await;
-    exit.code()
-}
-
-async fn dry_run(
-    args: RunArgs,
-    inv: Inventory,
-    rb: Runbook,
-    answers: Answers,
-    state_dir: StateDir,
-    redactor: Redactor,
-) -> u8 {
-    // Read-only use of an existing incident's journal (for a timeline parameter).
-    let records = args
-        .incident
-        .as_ref()
-        .map(|id| state_dir.journal_path(id))
-        .filter(|p| p.exists())
-        .and_then(|p| read_records(&p).ok())
-        .unwrap_or_default();
-    let (params, errors) = resolve_params(&rb, &inv, &answers.params, &records);
-    let incident = args
-        .incident
-        .clone()
-        .unwrap_or_else(|| new_incident_id(Utc::now(), Some(&rb.id)));
-    let ctx = RunContext {
-        runbook: rb,
-        inventory: inv,
-        params,
-        incident_dir: state_dir.incident_dir(&incident),
-        incident,
-        readonly: args.readonly,
-        dry_run: true,
-    };
-    let mut engine = Engine::new(
-        State::new(ctx, Utc::now()),
-        DirectActions::default(),
-        NoJournal,
-        AnswersOperator {
-            answers: answers.clone(),
-        },
-        redactor,
-    );
-    let printer = tokio::spawn(print_events(engine.subscribe(), answers));
-    let exit = engine.run(Utc::now()).await;
-    drop(engine);
-    let _ = printer.await;
-    if !errors.is_empty() {
-        for e in &errors {
-            eprintln!("error: {e}");
-        }
-        eprintln!(
-            "error: the plan above is incomplete: {} parameter(s) without a value",
-            errors.len()
-        );
-        return EXIT_USAGE;
-    }
-    exit.code()
+    exit
 }
 
 fn plan_lines(v: &StepView, n: usize, answers: &Answers) -> Vec<String> {

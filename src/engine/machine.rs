@@ -1032,8 +1032,9 @@ impl State {
             }
         };
         data.insert("action".into(), json!(step.action.as_str()));
+        // The inventory database, unless the action reported its own (verify: the one it checked).
         if let Some(db) = self.step_db_name(i) {
-            data.insert("database".into(), json!(db));
+            data.entry("database").or_insert(json!(db));
         }
         if step.action == Action::Verify
             && out.verdict == Verdict::Ok

@@ -15,6 +15,7 @@ pub mod headless;
 pub mod machine;
 pub mod params;
 pub mod preview;
+pub mod session;
 pub mod types;
 
 pub use actions::{ActionError, Actions, Output};
@@ -26,3 +27,4 @@ pub use machine::{
     Decision, Effect, Input, OVERRIDE_PHRASE, ParamValue, Params, ResolvedStep, RunContext, State,
     apply,
 };
+pub use session::{LiveRun, RunSpec, StartError, open_dry_run, open_live};
