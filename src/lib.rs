@@ -4,11 +4,13 @@
 //! may touch the terminal.
 
 pub mod diag;
+pub mod engine;
 pub mod export;
 pub mod inventory;
 pub mod journal;
 pub mod logging;
 pub mod redact;
+pub mod runbook;
 pub mod samples;
 pub mod sandbox;
 pub mod state;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use lifeline::engine;
 use lifeline::inventory::{Inventory, InventoryError};
 use lifeline::journal;
 use lifeline::redact::Redactor;
@@ -43,8 +44,27 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Validate the inventory; exit 2 listing every error as file:line:col.
+    /// Validate the inventory and every runbook; exit 2 listing every error as file:line:col.
     Check,
+    /// List the runbooks and when to use each.
+    Runbooks,
+    /// Run a runbook without a terminal, answering from --answers.
+    Run {
+        /// A runbook id (see 'lifeline runbooks') or a path to a runbook file.
+        runbook: String,
+        /// Answers file: parameters, typed confirmations, overrides (README, 'Runbooks').
+        #[arg(long, value_name = "FILE")]
+        answers: Option<PathBuf>,
+        /// Print the whole plan with every command and target; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Journal into this incident (default: a new one).
+        #[arg(long, value_name = "ID")]
+        incident: Option<String>,
+        /// Rebuild the run from the incident's journal and continue it.
+        #[arg(long, requires = "incident")]
+        resume: bool,
+    },
     /// Journal tools.
     Journal {
         #[command(subcommand)]
@@ -122,7 +142,7 @@ fn cmd_check(cli: &Cli) -> anyhow::Result<ExitCode> {
                 inv.backups.len(),
                 inv.services.len()
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(ExitCode::from(engine::headless::check_runbooks(&inv)))
         }
         Err(InventoryError::Invalid(diags)) => {
             for d in &diags.0 {
@@ -259,9 +279,30 @@ fn cmd_export(cli: &Cli, redactor: &Redactor, args: lifeline::export::ExportArgs
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let redactor = Redactor::new();
     lifeline::logging::init_stderr(redactor.clone());
-    let _operator = cli.operator.clone().unwrap_or_else(default_operator);
+    let operator = cli.operator.clone().unwrap_or_else(default_operator);
     match &cli.command {
         Command::Check => cmd_check(&cli),
+        Command::Runbooks => Ok(ExitCode::from(engine::headless::cmd_runbooks())),
+        Command::Run {
+            runbook,
+            answers,
+            dry_run,
+            incident,
+            resume,
+        } => {
+            let args = engine::headless::RunArgs {
+                runbook: runbook.clone(),
+                answers: answers.clone(),
+                dry_run: *dry_run,
+                incident: incident.clone(),
+                resume: *resume,
+                readonly: cli.readonly,
+                inventory: inventory_path(&cli),
+                state_dir: cli.state_dir.clone().unwrap_or_else(default_state_dir),
+                operator,
+            };
+            Ok(ExitCode::from(engine::headless::cmd_run(args, redactor)))
+        }
         Command::Journal {
             command: JournalCommand::Verify { path, json },
         } => cmd_journal_verify(&cli, path, *json),

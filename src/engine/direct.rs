@@ -1,0 +1,560 @@
+//! The actions that need no other module: identity, note, sql and swap
+//! straight through tokio-postgres, snapshot through a local pg_dump,
+//! command on the local host. Never drops anything; swap only renames.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use super::actions::{ActionError, Actions, Output};
+use super::preview::{TERMINATE_SQL, pg_dump_args, shell_line, swap_renames};
+use super::types::*;
+use crate::inventory::{DatabaseSpec, SslMode, expand_tilde};
+
+/// How many times a swap tries again when a client reconnects between
+/// terminating sessions and renaming.
+const SWAP_ATTEMPTS: u32 = 8;
+
+/// Real implementations of note, sql, swap, snapshot, command and identity;
+/// every other action reports `NotWired`.
+#[derive(Debug, Clone, Default)]
+pub struct DirectActions {
+    /// Directory of pg_dump; default: `$LIFELINE_PG_BIN`, the newest
+    /// /usr/lib/postgresql/*/bin, then PATH.
+    pub pg_bin: Option<PathBuf>,
+}
+
+fn db_error(target: &str, e: &tokio_postgres::Error) -> ActionError {
+    let message = match e.as_db_error() {
+        Some(d) => {
+            let mut m = format!("{} (SQLSTATE {})", d.message(), d.code().code());
+            if let Some(x) = d.detail() {
+                m.push_str(&format!("; detail: {x}"));
+            }
+            if let Some(x) = d.hint() {
+                m.push_str(&format!("; hint: {x}"));
+            }
+            m
+        }
+        None => {
+            let mut m = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(s) = src {
+                m.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            m
+        }
+    };
+    ActionError::Db {
+        target: target.to_string(),
+        message,
+    }
+}
+
+/// The password the inventory points at, if any (read at connect time).
+fn password(spec: &DatabaseSpec) -> Result<Option<String>, ActionError> {
+    if let Some(var) = &spec.password_env {
+        return std::env::var(var).map(Some).map_err(|_| {
+            ActionError::Failed(format!(
+                "database '{}': environment variable '{var}' (password_env) is not set; export it and resume",
+                spec.name()
+            ))
+        });
+    }
+    if let Some(f) = &spec.password_file {
+        return std::fs::read_to_string(expand_tilde(f))
+            .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
+            .map_err(|source| ActionError::Io {
+                what: format!("read password_file '{f}'"),
+                source,
+            });
+    }
+    Ok(None)
+}
+
+/// Connects to `dbname` on `db`'s server. The one place a connection is
+/// made (TLS and ~/.pgpass come with src/db).
+pub async fn connect(
+    db: &DbTarget,
+    dbname: &str,
+    read_only: bool,
+    statement_timeout_s: Option<u64>,
+) -> Result<Client, ActionError> {
+    let target = format!("{}/{dbname}", db.server());
+    if matches!(
+        db.spec.ssl_mode(),
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
+    ) {
+        return Err(ActionError::NotWired {
+            action: "TLS connection",
+            needs: "src/db (sslmode require/verify-*)",
+        });
+    }
+    let u = &db.url;
+    let mut cfg = tokio_postgres::Config::new();
+    if u.host.starts_with('/') {
+        cfg.host_path(&u.host);
+    } else {
+        cfg.host(&u.host);
+    }
+    cfg.port(u.port);
+    let user = u
+        .user
+        .clone()
+        .or_else(|| std::env::var("PGUSER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "postgres".into());
+    cfg.user(&user);
+    cfg.dbname(dbname);
+    cfg.application_name("lifeline");
+    cfg.connect_timeout(Duration::from_secs(db.spec.connect_timeout_s.unwrap_or(10)));
+    if let Some(pw) = password(&db.spec)? {
+        cfg.password(pw);
+    }
+    let mut options = Vec::new();
+    if read_only {
+        options.push("-c default_transaction_read_only=on".to_string());
+    }
+    if let Some(t) = statement_timeout_s {
+        options.push(format!("-c statement_timeout={}", t * 1000));
+    }
+    if !options.is_empty() {
+        cfg.options(options.join(" "));
+    }
+    let (client, conn) = cfg
+        .connect(NoTls)
+        .await
+        .map_err(|e| db_error(&target, &e))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("connection closed: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// A connection to the server's maintenance database (postgres, else
+/// template1): never to a database that is being renamed.
+async fn connect_admin(db: &DbTarget) -> Result<Client, ActionError> {
+    let mut last = None;
+    for name in ["postgres", "template1"] {
+        if name == db.dbname() {
+            continue;
+        }
+        match connect(db, name, false, None).await {
+            Ok(c) => return Ok(c),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| ActionError::Failed("no maintenance database to connect to".into())))
+}
+
+async fn oid_of(c: &Client, target: &str, name: &str) -> Result<Option<u32>, ActionError> {
+    let row = c
+        .query_opt("SELECT oid FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .map_err(|e| db_error(target, &e))?;
+    Ok(row.map(|r| r.get::<_, u32>(0)))
+}
+
+async fn identity_on(c: &Client, db: &DbTarget, dbname: &str) -> Result<DbIdentity, ActionError> {
+    let target = db.server();
+    let row = c
+        .query_one(
+            "SELECT (SELECT system_identifier FROM pg_control_system()), pg_postmaster_start_time()",
+            &[],
+        )
+        .await
+        .map_err(|e| db_error(&target, &e))?;
+    let sysid: i64 = row.get(0);
+    Ok(DbIdentity {
+        server: target.clone(),
+        system_identifier: (sysid as u64).to_string(),
+        database: dbname.to_string(),
+        oid: oid_of(c, &target, dbname).await?,
+        server_started_at: row.get(1),
+    })
+}
+
+/// The identity of `db` (read from the maintenance database, so a missing
+/// database has an identity too: its server, with no OID).
+pub async fn read_identity(db: &DbTarget) -> Result<DbIdentity, ActionError> {
+    let c = connect_admin(db).await?;
+    identity_on(&c, db, db.dbname()).await
+}
+
+/// pg_dump (or another PostgreSQL client program): `$LIFELINE_PG_BIN`, the
+/// newest /usr/lib/postgresql/*/bin, then PATH.
+pub fn pg_tool(name: &str, dir: Option<&Path>) -> PathBuf {
+    if let Some(d) = dir {
+        return d.join(name);
+    }
+    if let Some(d) = std::env::var_os("LIFELINE_PG_BIN").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join(name);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+                    let p = e.path().join("bin").join(name);
+                    p.is_file().then_some((v, p))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((size, hex::encode(h.finalize())))
+}
+
+/// Streams a child's stdout and stderr into `out`, line by line.
+async fn pump(child: &mut tokio::process::Child, out: &Output) {
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let a = async {
+        if let Some(s) = stdout {
+            let mut lines = BufReader::new(s).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                out.line(l);
+            }
+        }
+    };
+    let b = async {
+        if let Some(s) = stderr {
+            let mut lines = BufReader::new(s).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                out.line(l);
+            }
+        }
+    };
+    tokio::join!(a, b);
+}
+
+/// Kills a process group (the command's shell and its children).
+async fn kill_group(pid: u32) {
+    let _ = tokio::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
+}
+
+impl Actions for DirectActions {
+    async fn identity(&self, db: &DbTarget) -> Result<DbIdentity, ActionError> {
+        read_identity(db).await
+    }
+
+    async fn sql(&self, req: &SqlRequest, out: &Output) -> Result<SqlOutcome, ActionError> {
+        let target = req.database.display();
+        let c = connect(
+            &req.database,
+            req.database.dbname(),
+            req.read_only,
+            req.timeout_s,
+        )
+        .await?;
+        let msgs = c
+            .simple_query(&req.sql)
+            .await
+            .map_err(|e| db_error(&target, &e))?;
+        let mut rows = 0u64;
+        for m in msgs {
+            match m {
+                SimpleQueryMessage::Row(r) => {
+                    rows += 1;
+                    let cols: Vec<String> = r
+                        .columns()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, col)| format!("{}={}", col.name(), r.get(i).unwrap_or("NULL")))
+                        .collect();
+                    out.line(cols.join(" | "));
+                }
+                SimpleQueryMessage::CommandComplete(n) => out.line(format!("-- {n} row(s)")),
+                _ => {}
+            }
+        }
+        Ok(SqlOutcome {
+            rows,
+            output: out.kept(),
+        })
+    }
+
+    async fn swap(&self, req: &SwapRequest, out: &Output) -> Result<SwapOutcome, ActionError> {
+        let db = &req.database;
+        let live = db.dbname().to_string();
+        let server = db.server();
+        let c = connect_admin(db).await?;
+        let restored_oid = oid_of(&c, &server, &req.restored).await?.ok_or_else(|| {
+            ActionError::Failed(format!(
+                "the restored database '{}' does not exist on {server}; nothing was done",
+                req.restored
+            ))
+        })?;
+        let live_oid = oid_of(&c, &server, &live).await?;
+        match (&req.damaged, live_oid) {
+            (None, Some(oid)) => {
+                return Err(ActionError::Failed(format!(
+                    "'{live}' exists now (OID {oid}) but was absent when you confirmed; nothing was done"
+                )));
+            }
+            (Some(d), _) if oid_of(&c, &server, d).await?.is_some() => {
+                return Err(ActionError::Failed(format!(
+                    "a database named '{d}' already exists; nothing was done"
+                )));
+            }
+            _ => {}
+        }
+        let names = vec![live.clone(), req.restored.clone()];
+        let renames = swap_renames(req);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let ended = c
+                .execute(TERMINATE_SQL, &[&names])
+                .await
+                .map_err(|e| db_error(&server, &e))?;
+            out.line(format!(
+                "ended {ended} other session(s) on '{live}' and '{}'",
+                req.restored
+            ));
+            // Wait (bounded) for the ended sessions to go.
+            for _ in 0..50 {
+                let left: i64 = c
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid()",
+                        &[&names],
+                    )
+                    .await
+                    .map_err(|e| db_error(&server, &e))?
+                    .get(0);
+                if left == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let mut sql = String::from("BEGIN;\n");
+            for r in &renames {
+                sql.push_str(r);
+                sql.push_str(";\n");
+            }
+            sql.push_str("COMMIT;");
+            match c.batch_execute(&sql).await {
+                Ok(()) => {
+                    for r in &renames {
+                        out.line(r);
+                    }
+                    out.line("COMMIT");
+                    break;
+                }
+                Err(e) => {
+                    // A failed statement leaves the transaction aborted: end it.
+                    let _ = c.batch_execute("ROLLBACK").await;
+                    if e.code() == Some(&SqlState::OBJECT_IN_USE) && attempt < SWAP_ATTEMPTS {
+                        out.line(format!(
+                            "attempt {attempt}: a client reconnected ({}); trying again",
+                            db_error(&server, &e)
+                        ));
+                        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                        continue;
+                    }
+                    return Err(ActionError::Failed(format!(
+                        "the swap was rolled back, nothing was renamed: {}",
+                        db_error(&server, &e)
+                    )));
+                }
+            }
+        }
+        let after = identity_on(&c, db, &live).await?;
+        let damaged_oid = match &req.damaged {
+            Some(d) => oid_of(&c, &server, d).await?,
+            None => None,
+        };
+        if after.oid != Some(restored_oid) || damaged_oid != live_oid {
+            return Err(ActionError::Failed(format!(
+                "after the swap '{live}' is OID {:?} (expected the restored {restored_oid}) and the damaged copy OID {damaged_oid:?} (expected {live_oid:?}): look before going on",
+                after.oid
+            )));
+        }
+        out.line(format!(
+            "'{live}' is now {}; nothing was dropped",
+            after.describe()
+        ));
+        Ok(SwapOutcome {
+            live,
+            damaged: req.damaged.clone(),
+            restored_from: req.restored.clone(),
+            after,
+            damaged_oid,
+            attempts: attempt,
+        })
+    }
+
+    async fn snapshot(
+        &self,
+        req: &SnapshotRequest,
+        out: &Output,
+    ) -> Result<SnapshotOutcome, ActionError> {
+        let db = &req.database;
+        let id = read_identity(db).await?;
+        let prog = pg_tool("pg_dump", self.pg_bin.as_deref());
+        let args = pg_dump_args(db, &req.path);
+        let command = shell_line(&prog.display().to_string(), &args);
+        if id.oid.is_none() {
+            out.line(format!(
+                "'{}' does not exist on {}: nothing to snapshot, nothing to lose",
+                db.dbname(),
+                id.server
+            ));
+            return Ok(SnapshotOutcome {
+                path: None,
+                size: 0,
+                sha256: None,
+                dbname: db.dbname().to_string(),
+                command,
+                absent: true,
+            });
+        }
+        if req.path.exists() {
+            return Err(ActionError::Failed(format!(
+                "'{}' already exists; it is kept, and nothing was overwritten",
+                req.path.display()
+            )));
+        }
+        if let Some(dir) = req.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| ActionError::Io {
+                what: format!("create '{}'", dir.display()),
+                source,
+            })?;
+        }
+        out.line(&command);
+        let mut cmd = tokio::process::Command::new(&prog);
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("PGAPPNAME", "lifeline-snapshot")
+            .env_remove("PGPASSWORD")
+            .kill_on_drop(true);
+        if let Some(pw) = password(&db.spec)? {
+            cmd.env("PGPASSWORD", pw);
+        }
+        if db.spec.ssl_mode() == SslMode::Disable {
+            cmd.env("PGSSLMODE", "disable");
+        }
+        let mut child = cmd.spawn().map_err(|source| ActionError::Io {
+            what: format!("run '{}'", prog.display()),
+            source,
+        })?;
+        pump(&mut child, out).await;
+        let status = child.wait().await.map_err(|source| ActionError::Io {
+            what: "wait for pg_dump".into(),
+            source,
+        })?;
+        if !status.success() {
+            let tail = out.kept().into_iter().rev().take(5).collect::<Vec<_>>();
+            return Err(ActionError::Failed(format!(
+                "pg_dump failed ({status}): {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+            )));
+        }
+        let path = req.path.clone();
+        let (size, sha256) = tokio::task::spawn_blocking(move || sha256_file(&path))
+            .await
+            .map_err(|e| ActionError::Failed(format!("hashing the snapshot: {e}")))?
+            .map_err(|source| ActionError::Io {
+                what: format!("read '{}'", req.path.display()),
+                source,
+            })?;
+        out.line(format!("{size} bytes, sha256 {sha256}"));
+        Ok(SnapshotOutcome {
+            path: Some(req.path.display().to_string()),
+            size,
+            sha256: Some(sha256),
+            dbname: db.dbname().to_string(),
+            command,
+            absent: false,
+        })
+    }
+
+    async fn command(
+        &self,
+        req: &CommandRequest,
+        out: &Output,
+    ) -> Result<CommandOutcome, ActionError> {
+        if !req.host.is_local() {
+            return Err(ActionError::NotWired {
+                action: "command on an ssh host",
+                needs: "src/transport",
+            });
+        }
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&req.command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| ActionError::Io {
+                what: "run sh -c".into(),
+                source,
+            })?;
+        let pid = child.id();
+        let run = async {
+            pump(&mut child, out).await;
+            child.wait().await
+        };
+        match tokio::time::timeout(Duration::from_secs(req.timeout_s), run).await {
+            Ok(Ok(status)) => {
+                use std::os::unix::process::ExitStatusExt;
+                let exit = status
+                    .code()
+                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+                Ok(CommandOutcome {
+                    exit,
+                    output: out.kept(),
+                })
+            }
+            Ok(Err(source)) => Err(ActionError::Io {
+                what: "wait for the command".into(),
+                source,
+            }),
+            Err(_) => {
+                if let Some(pid) = pid {
+                    kill_group(pid).await;
+                }
+                Err(ActionError::Timeout(req.timeout_s))
+            }
+        }
+    }
+}

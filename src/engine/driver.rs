@@ -1,0 +1,290 @@
+//! The engine loop: feeds inputs to the state machine and performs its
+//! effects in order: journal, ask, read identity, act. A journal append
+//! that fails cancels everything after it, so no action runs unjournaled.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use super::actions::{ActionError, Actions, Output, dispatch};
+use super::events::{
+    ConfirmRequest, EngineEvent, EngineView, InterruptedRequest, OverrideRequest, Question, RunExit,
+};
+use super::machine::{Decision, Effect, Input, State, apply};
+use crate::journal::{Entry, Journal, JournalError, Record};
+use crate::redact::Redactor;
+
+/// Journal kinds the engine adds to `journal::kinds`:
+/// - `run-started`: `{ "runbook", "file", "sha256", "params": {name: {kind, value, source}},
+///   "resumed": bool, "readonly": bool }`. Resume reads the params from the
+///   first one of a runbook with `resumed = false`.
+/// - `run-finished`: `{ "exit": RunExit, "code" }`.
+pub mod kinds {
+    pub const RUN_STARTED: &str = "run-started";
+    pub const RUN_FINISHED: &str = "run-finished";
+}
+
+/// Where the engine journals. `Journal` is the real one.
+pub trait Recorder: Send {
+    fn append(&mut self, entry: Entry) -> Result<Record, JournalError>;
+}
+
+impl Recorder for Journal {
+    fn append(&mut self, entry: Entry) -> Result<Record, JournalError> {
+        Journal::append(self, entry)
+    }
+}
+
+/// A recorder for dry runs: the plan journals nothing, and anything that
+/// tried would be refused (and so not performed).
+pub struct NoJournal;
+
+impl Recorder for NoJournal {
+    fn append(&mut self, _entry: Entry) -> Result<Record, JournalError> {
+        Err(JournalError::Io {
+            path: "(dry run)".into(),
+            source: std::io::Error::other("a dry run journals nothing and performs nothing"),
+        })
+    }
+}
+
+/// Who answers the engine's questions: the TUI, or the answers file.
+pub trait Operator: Send {
+    /// The typed database name, or None (no answer: the step stops).
+    fn confirm(&mut self, q: &ConfirmRequest) -> impl Future<Output = Option<String>> + Send;
+    /// The typed override phrase after a failed snapshot, or None.
+    fn override_snapshot(
+        &mut self,
+        q: &OverrideRequest,
+    ) -> impl Future<Output = Option<String>> + Send;
+    /// What to do with a step found in flight on resume, or None (stop).
+    fn interrupted(
+        &mut self,
+        q: &InterruptedRequest,
+    ) -> impl Future<Output = Option<Decision>> + Send;
+}
+
+/// An answer sent to a `ChannelOperator`.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// What was typed for a confirmation or an override (None: cancelled).
+    Typed(Option<String>),
+    Decision(Option<Decision>),
+}
+
+/// An operator answering over a channel (the TUI sends `Answer`s after it
+/// sees `EngineEvent::Question`). A closed channel answers None.
+pub struct ChannelOperator {
+    rx: mpsc::Receiver<Answer>,
+}
+
+impl ChannelOperator {
+    pub fn new() -> (mpsc::Sender<Answer>, ChannelOperator) {
+        let (tx, rx) = mpsc::channel(8);
+        (tx, ChannelOperator { rx })
+    }
+    async fn typed(&mut self) -> Option<String> {
+        match self.rx.recv().await {
+            Some(Answer::Typed(t)) => t,
+            _ => None,
+        }
+    }
+}
+
+impl Operator for ChannelOperator {
+    fn confirm(&mut self, _q: &ConfirmRequest) -> impl Future<Output = Option<String>> + Send {
+        self.typed()
+    }
+    fn override_snapshot(
+        &mut self,
+        _q: &OverrideRequest,
+    ) -> impl Future<Output = Option<String>> + Send {
+        self.typed()
+    }
+    async fn interrupted(&mut self, _q: &InterruptedRequest) -> Option<Decision> {
+        match self.rx.recv().await {
+            Some(Answer::Decision(d)) => d,
+            _ => None,
+        }
+    }
+}
+
+/// One run of a runbook.
+pub struct Engine<A, R, O> {
+    state: State,
+    actions: A,
+    recorder: R,
+    operator: O,
+    tx: broadcast::Sender<EngineEvent>,
+    view: watch::Sender<EngineView>,
+    redactor: Redactor,
+}
+
+impl<A: Actions, R: Recorder, O: Operator> Engine<A, R, O> {
+    pub fn new(state: State, actions: A, recorder: R, operator: O, redactor: Redactor) -> Self {
+        let (tx, _) = broadcast::channel(4096);
+        let (view, _) = watch::channel(state.view());
+        Engine {
+            state,
+            actions,
+            recorder,
+            operator,
+            tx,
+            view,
+            redactor,
+        }
+    }
+
+    /// Events from now on (redacted).
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.tx.subscribe()
+    }
+
+    /// The latest view of the run, updated after every input.
+    pub fn watch(&self) -> watch::Receiver<EngineView> {
+        self.view.subscribe()
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn into_state(self) -> State {
+        self.state
+    }
+
+    fn emit(&self, ev: EngineEvent) {
+        let _ = self.tx.send(ev.redacted(&self.redactor));
+    }
+
+    fn feed(&mut self, input: Input, queue: &mut VecDeque<Effect>) {
+        let (s, fx) = apply(&self.state, input);
+        self.state = s;
+        queue.extend(fx);
+        self.view.send_replace(self.state.view());
+    }
+
+    /// Runs until the state machine finishes; returns how the run ended.
+    pub async fn run(&mut self, now: DateTime<Utc>) -> RunExit {
+        let mut queue = VecDeque::new();
+        self.feed(Input::Start { now }, &mut queue);
+        let mut exit = None;
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Journal(entry) => {
+                    let kind = entry.kind.clone();
+                    let step = entry
+                        .step
+                        .as_deref()
+                        .and_then(|id| self.state.ctx.runbook.step_index(id));
+                    if let Err(e) = self.recorder.append(entry) {
+                        tracing::error!("journal append failed: {e}");
+                        queue.clear();
+                        self.feed(
+                            Input::JournalFailed {
+                                kind,
+                                step,
+                                error: e.to_string(),
+                            },
+                            &mut queue,
+                        );
+                    }
+                }
+                Effect::Emit(ev) => self.emit(ev),
+                Effect::ReadIdentity { step, db } => {
+                    let result = self.actions.identity(&db).await.map_err(|e| e.to_string());
+                    self.feed(
+                        Input::Identity {
+                            step,
+                            result,
+                            at: Utc::now(),
+                        },
+                        &mut queue,
+                    );
+                }
+                Effect::Ask(q) => {
+                    // The operator sees what the screen may show: the redacted question.
+                    // If that fails, the question goes unanswered: the step stops, nothing is done.
+                    let redacted = match (EngineEvent::Question {
+                        question: q.clone(),
+                    })
+                    .redacted(&self.redactor)
+                    {
+                        EngineEvent::Question { question } => Some(question),
+                        _ => None,
+                    };
+                    let Some(q) = redacted else {
+                        let input = match q {
+                            Question::Confirm(c) => Input::Confirmation {
+                                step: c.index,
+                                typed: None,
+                            },
+                            Question::Override(o) => Input::Override {
+                                step: o.index,
+                                typed: None,
+                            },
+                            Question::Interrupted(r) => Input::Interrupted {
+                                step: r.index,
+                                decision: None,
+                            },
+                        };
+                        self.feed(input, &mut queue);
+                        continue;
+                    };
+                    let input = match &q {
+                        Question::Confirm(c) => Input::Confirmation {
+                            step: c.index,
+                            typed: self.operator.confirm(c).await,
+                        },
+                        Question::Override(o) => Input::Override {
+                            step: o.index,
+                            typed: self.operator.override_snapshot(o).await,
+                        },
+                        Question::Interrupted(r) => Input::Interrupted {
+                            step: r.index,
+                            decision: self.operator.interrupted(r).await,
+                        },
+                    };
+                    self.feed(input, &mut queue);
+                }
+                Effect::Run { step, resolved } => {
+                    let id = self.state.ctx.runbook.steps[step].id.clone();
+                    let out = Output::new(self.tx.clone(), step, &id, self.redactor.clone());
+                    let t0 = Instant::now();
+                    let fut = dispatch(&self.actions, &resolved.request, &out);
+                    let result = match resolved.timeout_s {
+                        Some(t) => tokio::time::timeout(Duration::from_secs(t), fut)
+                            .await
+                            .unwrap_or(Err(ActionError::Timeout(t))),
+                        None => fut.await,
+                    };
+                    let duration_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    self.feed(
+                        Input::Done {
+                            step,
+                            result: result.map_err(|e| e.to_string()),
+                            duration_ms,
+                        },
+                        &mut queue,
+                    );
+                }
+                Effect::Finish(e) => exit = Some(e),
+            }
+        }
+        let exit = exit.unwrap_or_else(|| RunExit::Stopped {
+            reason: "the engine stopped without an outcome".into(),
+        });
+        if !self.state.ctx.dry_run {
+            let entry = Entry::new(kinds::RUN_FINISHED, exit.message())
+                .data(json!({ "exit": exit, "code": exit.code() }));
+            if let Err(e) = self.recorder.append(entry) {
+                tracing::error!("could not journal the end of the run: {e}");
+            }
+        }
+        exit
+    }
+}

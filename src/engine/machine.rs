@@ -1,0 +1,1408 @@
+//! The engine's state machine: `apply(&State, Input) -> (State, Vec<Effect>)`.
+//! Pure: no I/O, no clock, no randomness; every side effect is returned as
+//! data for the driver to perform in order. It never emits an action
+//! without the journal entry that must precede it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::events::{
+    ConfirmRequest, EngineEvent, EngineView, InterruptedRequest, OverrideRequest, Question,
+    RunExit, StepStatus, StepView,
+};
+use super::preview::preview;
+use super::types::*;
+use crate::inventory::Inventory;
+use crate::journal::{Entry, Record, kinds};
+use crate::runbook::template::json_field;
+use crate::runbook::{Action, ParamKind, Requirement, Runbook, Step, Template};
+
+/// What the operator types to go on after a failed snapshot.
+pub const OVERRIDE_PHRASE: &str = "proceed without snapshot";
+
+/// Default timeout of a `command` step, in seconds.
+pub const DEFAULT_COMMAND_TIMEOUT_S: u64 = 600;
+
+/// PostgreSQL's limit on identifier length, in bytes.
+const MAX_IDENT: usize = 63;
+
+/// A resolved parameter value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamValue {
+    pub kind: ParamKind,
+    /// Inventory name, RFC 3339 time or text.
+    pub value: String,
+    /// Where it came from: "answers", "default", "inventory", "timeline", "journal".
+    pub source: String,
+}
+
+pub type Params = BTreeMap<String, ParamValue>;
+
+/// Everything fixed for the length of a run.
+#[derive(Debug)]
+pub struct RunContext {
+    pub runbook: Runbook,
+    pub inventory: Inventory,
+    pub params: Params,
+    pub incident: String,
+    pub incident_dir: PathBuf,
+    pub readonly: bool,
+    pub dry_run: bool,
+}
+
+/// The operator's choice for a step found in flight on resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// Checked: run it again.
+    Rerun,
+    /// Checked: it took effect (or is not needed); mark it skipped.
+    Skip,
+}
+
+/// A step with everything resolved: what runs and what is shown.
+#[derive(Debug, Clone)]
+pub struct ResolvedStep {
+    pub request: ActionRequest,
+    pub target: Option<String>,
+    /// The database a destructive step puts at risk (typed to confirm, identity-checked).
+    pub database: Option<DbTarget>,
+    pub preview: Vec<String>,
+    /// Seconds after which the driver abandons the action.
+    pub timeout_s: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StepState {
+    pub status: StepStatus,
+    /// `data` of its step-finished record.
+    pub outcome: Option<Value>,
+    pub summary: Option<String>,
+    pub error: Option<String>,
+    pub resolved: Option<ResolvedStep>,
+    /// Identity shown with the confirmation request.
+    pub shown: Option<DbIdentity>,
+    /// Identity the operator confirmed.
+    pub confirmed: Option<DbIdentity>,
+    /// step-started records so far (this run and before).
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct State {
+    pub ctx: Arc<RunContext>,
+    pub steps: Vec<StepState>,
+    pub current: Option<usize>,
+    /// The latest time an input carried (stamps in names come from it).
+    pub clock: DateTime<Utc>,
+    /// Inventory databases whose failed snapshot was overridden.
+    pub overrides: BTreeSet<String>,
+    pub refused: usize,
+    pub resumed: bool,
+    pub exit: Option<RunExit>,
+}
+
+/// What happened, fed to `apply`.
+#[derive(Debug, Clone)]
+pub enum Input {
+    Start {
+        now: DateTime<Utc>,
+    },
+    /// The target's identity, read at `at`.
+    Identity {
+        step: usize,
+        result: Result<DbIdentity, String>,
+        at: DateTime<Utc>,
+    },
+    /// What the operator typed (None: no answer).
+    Confirmation {
+        step: usize,
+        typed: Option<String>,
+    },
+    Override {
+        step: usize,
+        typed: Option<String>,
+    },
+    Interrupted {
+        step: usize,
+        decision: Option<Decision>,
+    },
+    Done {
+        step: usize,
+        result: Result<StepOutcome, String>,
+        duration_ms: u64,
+    },
+    /// An append failed; the driver dropped the rest of that batch.
+    JournalFailed {
+        kind: String,
+        step: Option<usize>,
+        error: String,
+    },
+}
+
+/// What the driver must do, in order. A failed `Journal` cancels the
+/// effects after it in the same batch.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    Journal(Entry),
+    /// Read the identity of `db` and feed `Input::Identity`.
+    ReadIdentity {
+        step: usize,
+        db: Box<DbTarget>,
+    },
+    /// Ask the operator and feed the answer back.
+    Ask(Question),
+    /// Perform the action and feed `Input::Done`.
+    Run {
+        step: usize,
+        resolved: Box<ResolvedStep>,
+    },
+    Emit(EngineEvent),
+    Finish(RunExit),
+}
+
+/// The pure transition function.
+pub fn apply(state: &State, input: Input) -> (State, Vec<Effect>) {
+    let mut s = state.clone();
+    let mut fx = Vec::new();
+    if s.exit.is_some() {
+        return (s, fx);
+    }
+    match input {
+        Input::Start { now } => {
+            s.clock = now;
+            fx.push(Effect::Emit(EngineEvent::RunStarted {
+                incident: s.ctx.incident.clone(),
+                runbook: s.ctx.runbook.id.clone(),
+                title: s.ctx.runbook.title.clone(),
+                steps: s.steps.len(),
+                dry_run: s.ctx.dry_run,
+                readonly: s.ctx.readonly,
+                resumed: s.resumed,
+            }));
+            if s.ctx.dry_run {
+                s.plan(&mut fx);
+            } else {
+                s.advance(&mut fx);
+            }
+        }
+        Input::Identity { step, result, at } => {
+            s.clock = s.clock.max(at);
+            if s.current == Some(step) {
+                s.on_identity(step, result, &mut fx);
+            }
+        }
+        Input::Confirmation { step, typed } => {
+            if s.current == Some(step) && s.steps[step].status == StepStatus::AwaitingConfirmation {
+                s.on_confirmation(step, typed, &mut fx);
+            }
+        }
+        Input::Override { step, typed } => {
+            if s.current == Some(step) && s.steps[step].status == StepStatus::AwaitingOverride {
+                s.on_override(step, typed, &mut fx);
+            }
+        }
+        Input::Interrupted { step, decision } => {
+            if s.current == Some(step) && s.steps[step].status == StepStatus::Interrupted {
+                s.on_interrupted(step, decision, &mut fx);
+            }
+        }
+        Input::Done {
+            step,
+            result,
+            duration_ms,
+        } => {
+            if s.current == Some(step) && s.steps[step].status == StepStatus::Running {
+                s.on_done(step, result, duration_ms, &mut fx);
+            }
+        }
+        Input::JournalFailed { kind, step, error } => {
+            s.on_journal_failed(&kind, step, &error, &mut fx)
+        }
+    }
+    (s, fx)
+}
+
+impl State {
+    pub fn new(ctx: RunContext, now: DateTime<Utc>) -> State {
+        let n = ctx.runbook.steps.len();
+        State {
+            ctx: Arc::new(ctx),
+            steps: vec![StepState::default(); n],
+            current: None,
+            clock: now,
+            overrides: BTreeSet::new(),
+            refused: 0,
+            resumed: false,
+            exit: None,
+        }
+    }
+
+    /// Rebuilds the state of a run from its journal records (those after
+    /// its `run-started`): finished and skipped steps stay done, a step
+    /// started but never finished is `Interrupted`, failed steps are
+    /// pending again.
+    pub fn replay(ctx: RunContext, records: &[Record], now: DateTime<Utc>) -> State {
+        let mut s = State::new(ctx, now);
+        s.resumed = true;
+        let rb = &s.ctx.runbook;
+        for r in records {
+            let Some(i) = r.step.as_deref().and_then(|id| rb.step_index(id)) else {
+                continue;
+            };
+            let st = &mut s.steps[i];
+            match r.kind.as_str() {
+                kinds::STEP_STARTED => {
+                    st.status = StepStatus::Running;
+                    st.attempts += 1;
+                }
+                kinds::STEP_FINISHED => {
+                    st.status = StepStatus::Done;
+                    st.outcome = Some(r.data.clone());
+                    st.summary = Some(r.summary.clone());
+                    st.error = None;
+                }
+                kinds::STEP_FAILED => {
+                    st.status = StepStatus::Failed;
+                    st.error = r
+                        .data
+                        .get("error")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                }
+                kinds::STEP_SKIPPED => {
+                    st.status = if r.data.get("reason").and_then(Value::as_str) == Some("readonly")
+                    {
+                        StepStatus::Pending
+                    } else {
+                        StepStatus::Skipped
+                    };
+                }
+                kinds::CONFIRMED
+                    if r.data.get("override").and_then(Value::as_str) == Some("snapshot") =>
+                {
+                    st.status = StepStatus::Overridden;
+                    if let Some(db) = r.data.get("database").and_then(Value::as_str) {
+                        s.overrides.insert(db.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+        for st in &mut s.steps {
+            match st.status {
+                StepStatus::Running => st.status = StepStatus::Interrupted,
+                StepStatus::Failed => st.status = StepStatus::Pending,
+                _ => {}
+            }
+        }
+        s
+    }
+
+    fn step(&self, i: usize) -> &Step {
+        &self.ctx.runbook.steps[i]
+    }
+
+    // ---- resolution -------------------------------------------------------
+
+    fn lookup(&self, name: &str, path: &[String]) -> Option<String> {
+        if let Some(p) = self.ctx.params.get(name) {
+            return match (p.kind, path.first().map(String::as_str)) {
+                (_, None) => Some(p.value.clone()),
+                (ParamKind::Database, Some(f)) => {
+                    let u = self.ctx.inventory.database(&p.value)?.pg_url()?;
+                    match f {
+                        "dbname" => Some(u.dbname.clone()),
+                        "target" => Some(u.display_target()),
+                        "host" => Some(u.host.clone()),
+                        "port" => Some(u.port.to_string()),
+                        _ => None,
+                    }
+                }
+                (ParamKind::Host, Some("address")) => self
+                    .ctx
+                    .inventory
+                    .host(&p.value)?
+                    .address
+                    .as_ref()
+                    .map(|a| a.get_ref().clone()),
+                _ => None,
+            };
+        }
+        let j = self.ctx.runbook.step_index(name)?;
+        json_field(self.steps[j].outcome.as_ref()?, path)
+    }
+
+    fn render(&self, t: &Template, lenient: bool) -> Result<String, String> {
+        let look = |n: &str, p: &[String]| self.lookup(n, p);
+        if lenient {
+            Ok(t.render_lenient(&look))
+        } else {
+            t.render(&look)
+        }
+    }
+
+    fn db_target(&self, name: &str) -> Result<DbTarget, String> {
+        let spec = self
+            .ctx
+            .inventory
+            .database(name)
+            .ok_or_else(|| format!("no database named '{name}' in the inventory"))?;
+        let url = spec
+            .pg_url()
+            .ok_or_else(|| format!("database '{name}' has no valid url in the inventory"))?;
+        Ok(DbTarget {
+            name: name.to_string(),
+            url: url.clone(),
+            spec: spec.clone(),
+        })
+    }
+
+    fn host_target(&self, name: &str) -> Result<HostTarget, String> {
+        let spec = self
+            .ctx
+            .inventory
+            .host(name)
+            .ok_or_else(|| format!("no host named '{name}' in the inventory"))?;
+        Ok(HostTarget {
+            name: name.to_string(),
+            spec: spec.clone(),
+        })
+    }
+
+    /// The step's database (inventory name), when it names one.
+    fn step_db_name(&self, i: usize) -> Option<String> {
+        let t = self.step(i).database.as_ref()?;
+        self.render(&t.value, false).ok()
+    }
+
+    fn stamp(&self) -> String {
+        self.clock.format("%Y%m%dT%H%M%SZ").to_string()
+    }
+
+    fn derived_name(&self, dbname: &str, what: &str) -> Result<String, String> {
+        let n = format!("{dbname}__{what}_{}", self.stamp());
+        if n.len() > MAX_IDENT {
+            return Err(format!(
+                "'{n}' is longer than PostgreSQL's {MAX_IDENT}-byte limit for names; rename the database by hand (nothing was done)"
+            ));
+        }
+        Ok(n)
+    }
+
+    /// Outcomes (journaled data) of earlier steps with `action`.
+    fn earlier_outcomes(&self, i: usize, action: Action) -> impl Iterator<Item = (usize, &Value)> {
+        (0..i).filter_map(move |j| {
+            (self.step(j).action == action)
+                .then(|| self.steps[j].outcome.as_ref().map(|o| (j, o)))
+                .flatten()
+        })
+    }
+
+    /// Resolves step `i`. `lenient` (dry run) writes `<step.field>` for
+    /// outcomes not known yet instead of failing.
+    pub fn resolve(&self, i: usize, lenient: bool) -> Result<ResolvedStep, String> {
+        let step = self.step(i);
+        let r = |t: &Template| self.render(t, lenient);
+        let arg =
+            |a: &Option<crate::runbook::Located<Template>>| -> Result<Option<String>, String> {
+                a.as_ref().map(|a| self.render(&a.value, false)).transpose()
+            };
+        let database = arg(&step.database)?
+            .map(|n| self.db_target(&n))
+            .transpose()?;
+        let host = arg(&step.host)?.map(|n| self.host_target(&n)).transpose()?;
+        let need_db = || {
+            database
+                .clone()
+                .ok_or_else(|| format!("step '{}' names no database", step.id))
+        };
+        let catalog = || -> Result<(crate::inventory::CatalogSpec, HostTarget), String> {
+            let name = arg(&step.catalog)?.ok_or("no catalog")?;
+            let c = self
+                .ctx
+                .inventory
+                .catalog(&name)
+                .ok_or_else(|| format!("no backup catalog named '{name}' in the inventory"))?;
+            let h = self.host_target(c.host.get_ref())?;
+            Ok((c.clone(), h))
+        };
+        let mut target = database.as_ref().map(DbTarget::display);
+        let request = match step.action {
+            Action::Note => ActionRequest::Note {
+                text: match &step.text {
+                    Some(t) => r(t)?,
+                    None => step.explain.clone(),
+                },
+            },
+            Action::Probe => {
+                if target.is_none() {
+                    target = host.as_ref().map(HostTarget::display);
+                }
+                ActionRequest::Probe(ProbeRequest {
+                    host: host.clone(),
+                    database: database.clone(),
+                })
+            }
+            Action::StopServices => {
+                let mut services = Vec::new();
+                for t in &step.services {
+                    let n = self.render(&t.value, false)?;
+                    let sv = self
+                        .ctx
+                        .inventory
+                        .service(&n)
+                        .ok_or_else(|| format!("no service named '{n}' in the inventory"))?;
+                    services.push(sv.clone());
+                }
+                if let Some(d) = &database {
+                    for sv in &self.ctx.inventory.services {
+                        if sv.databases.iter().any(|x| x.get_ref() == &d.name)
+                            && !services.iter().any(|x| x.name() == sv.name())
+                        {
+                            services.push(sv.clone());
+                        }
+                    }
+                }
+                let mut hosts: Vec<HostTarget> = host.clone().into_iter().collect();
+                if hosts.is_empty() {
+                    let mut names: Vec<String> =
+                        services.iter().map(|s| s.host.get_ref().clone()).collect();
+                    if let Some(h) = database.as_ref().and_then(|d| d.spec.host.as_ref()) {
+                        names.push(h.get_ref().clone());
+                    }
+                    names.sort();
+                    names.dedup();
+                    for n in names {
+                        hosts.push(self.host_target(&n)?);
+                    }
+                }
+                ActionRequest::StopServices(StopRequest {
+                    database: database.clone(),
+                    hosts,
+                    services,
+                    hold_s: step.hold_s,
+                })
+            }
+            Action::Snapshot => {
+                let d = need_db()?;
+                let path = self.ctx.incident_dir.join("snapshots").join(format!(
+                    "{}-{}-{}.dump",
+                    step.id,
+                    sanitize(d.dbname()),
+                    self.steps[i].attempts + 1
+                ));
+                ActionRequest::Snapshot(SnapshotRequest { database: d, path })
+            }
+            Action::PickBackup => {
+                let (catalog, h) = catalog()?;
+                target = Some(format!("catalog '{}' on {}", catalog.name(), h.display()));
+                let incident_at = match &step.incident_at {
+                    Some(t) => {
+                        let s = self.render(&t.value, false)?;
+                        Some(
+                            DateTime::parse_from_rfc3339(&s)
+                                .map_err(|_| format!("incident time '{s}' is not RFC 3339"))?
+                                .with_timezone(&Utc),
+                        )
+                    }
+                    None => None,
+                };
+                let database = self.db_target(catalog.database.get_ref()).ok();
+                ActionRequest::PickBackup(PickRequest {
+                    catalog,
+                    host: h,
+                    database,
+                    incident_at,
+                })
+            }
+            Action::Restore => {
+                let d = need_db()?;
+                let (catalog, h) = catalog()?;
+                let backup_path = match &step.backup {
+                    Some(t) => r(&t.value)?,
+                    None => return Err("no backup".into()),
+                };
+                ActionRequest::Restore(RestoreRequest {
+                    target_db: self.derived_name(d.dbname(), "restore")?,
+                    database: d,
+                    catalog,
+                    host: h,
+                    backup_path,
+                    jobs: step.jobs.unwrap_or(1),
+                })
+            }
+            Action::Verify => {
+                let d = need_db()?;
+                let dbname = match &step.restored {
+                    Some(t) => r(&t.value)?,
+                    None => d.dbname().to_string(),
+                };
+                target = Some(format!("{}/{dbname}", d.server()));
+                let manifest = self
+                    .earlier_outcomes(i, Action::Restore)
+                    .filter(|(_, o)| o.get("target_db").and_then(Value::as_str) == Some(&dbname))
+                    .last()
+                    .and_then(|(_, o)| o.get("manifest").cloned());
+                ActionRequest::Verify(VerifyRequest {
+                    database: d,
+                    dbname,
+                    manifest,
+                })
+            }
+            Action::Swap => {
+                let d = need_db()?;
+                let restored = match &step.restored {
+                    Some(t) => r(&t.value)?,
+                    None => return Err("no restored database".into()),
+                };
+                if restored == d.dbname() {
+                    return Err(format!(
+                        "the restored database is '{restored}', the live name itself; nothing to swap"
+                    ));
+                }
+                let live_absent = self.steps[i]
+                    .shown
+                    .as_ref()
+                    .is_some_and(|id| id.oid.is_none());
+                let damaged = if live_absent {
+                    None
+                } else {
+                    Some(self.derived_name(d.dbname(), "damaged")?)
+                };
+                ActionRequest::Swap(SwapRequest {
+                    database: d,
+                    restored,
+                    damaged,
+                })
+            }
+            Action::StartServices => {
+                let mut stopped: Vec<StoppedService> = Vec::new();
+                for (_, o) in self.earlier_outcomes(i, Action::StopServices) {
+                    let same_db = match (&database, o.get("database").and_then(Value::as_str)) {
+                        (Some(d), Some(x)) => d.name == x,
+                        _ => true,
+                    };
+                    if same_db
+                        && let Some(list) = o.get("detail")
+                        && let Ok(v) = serde_json::from_value::<Vec<StoppedService>>(list.clone())
+                    {
+                        stopped.extend(v);
+                    }
+                }
+                let picked = step
+                    .services
+                    .iter()
+                    .map(|t| self.render(&t.value, false))
+                    .collect::<Result<Vec<_>, _>>()?;
+                ActionRequest::StartServices(StartRequest {
+                    database: database.clone(),
+                    stopped,
+                    picked,
+                })
+            }
+            Action::Command => {
+                let h = host.clone().ok_or("no host")?;
+                target = Some(h.display());
+                let command = match &step.command {
+                    Some(t) => r(&t.value)?,
+                    None => return Err("no command".into()),
+                };
+                ActionRequest::Command(CommandRequest {
+                    host: h,
+                    command,
+                    timeout_s: step.timeout_s.unwrap_or(DEFAULT_COMMAND_TIMEOUT_S),
+                })
+            }
+            Action::Sql => ActionRequest::Sql(SqlRequest {
+                database: need_db()?,
+                sql: step.sql.clone().unwrap_or_default(),
+                read_only: !step.destructive,
+                timeout_s: step.timeout_s,
+            }),
+        };
+        let preview = preview(&request);
+        Ok(ResolvedStep {
+            request,
+            target,
+            database: if step.destructive { database } else { None },
+            preview,
+            timeout_s: step.timeout_s.map(|t| t + 5),
+        })
+    }
+
+    // ---- guards -----------------------------------------------------------
+
+    /// Why step `i` may not start now (its requirements), if so.
+    pub fn unmet(&self, i: usize) -> Option<String> {
+        let step = self.step(i);
+        let db = self.step_db_name(i);
+        let same_db = |j: usize| -> bool {
+            match (
+                &db,
+                self.steps[j]
+                    .outcome
+                    .as_ref()
+                    .and_then(|o| o.get("database")),
+            ) {
+                (Some(d), Some(Value::String(x))) => d == x,
+                (Some(_), _) => self.step(j).database.is_none(),
+                (None, _) => true,
+            }
+        };
+        for r in &step.requires {
+            let met = match r {
+                Requirement::Snapshot
+                    if db.as_ref().is_some_and(|d| self.overrides.contains(d)) =>
+                {
+                    true
+                }
+                _ => (0..i).any(|j| {
+                    self.step(j).action == r.met_by()
+                        && self.steps[j].status == StepStatus::Done
+                        && (!r.per_database() || same_db(j))
+                }),
+            };
+            if !met {
+                let on = db
+                    .as_deref()
+                    .map(|d| format!(" of '{d}'"))
+                    .unwrap_or_default();
+                let why = match r {
+                    Requirement::WritersStopped => format!(
+                        "the writers{on} are not proven stopped: no stop-services step{on} passed its hold in this incident; run it first (a restore into a database that is still being written to is wasted or worse)"
+                    ),
+                    Requirement::Snapshot => format!(
+                        "no snapshot{on} was taken in this incident, and no override was typed; run the snapshot step first"
+                    ),
+                    Requirement::BackupPicked => "no backup was picked yet".into(),
+                    Requirement::Restored => "nothing was restored yet".into(),
+                    Requirement::Verified => {
+                        "no verify step passed yet; verify before going on".into()
+                    }
+                };
+                return Some(format!("'{}' refused: {why}", step.id));
+            }
+        }
+        // A destructive step never follows an unresolved snapshot failure.
+        if step.destructive
+            && let Some(d) = &db
+        {
+            for j in 0..i {
+                if self.step(j).action == Action::Snapshot
+                    && self.step_db_name(j).as_ref() == Some(d)
+                    && !matches!(
+                        self.steps[j].status,
+                        StepStatus::Done | StepStatus::Overridden
+                    )
+                {
+                    return Some(format!(
+                        "'{}' refused: the snapshot '{}' of '{d}' did not succeed and was not overridden",
+                        step.id,
+                        self.step(j).id
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    // ---- transitions -------------------------------------------------------
+
+    fn plan(&mut self, fx: &mut Vec<Effect>) {
+        for i in 0..self.steps.len() {
+            match self.resolve(i, true) {
+                Ok(r) => self.steps[i].resolved = Some(r),
+                Err(e) => self.steps[i].error = Some(e),
+            }
+            self.steps[i].status = StepStatus::Planned;
+            fx.push(Effect::Emit(EngineEvent::Plan {
+                step: self.step_view(i),
+            }));
+        }
+        self.finish(RunExit::Planned, fx);
+    }
+
+    fn advance(&mut self, fx: &mut Vec<Effect>) {
+        loop {
+            let Some(i) = self.steps.iter().position(|s| !s.status.is_settled()) else {
+                self.current = None;
+                let exit = if self.refused > 0 {
+                    RunExit::Refused {
+                        count: self.refused,
+                    }
+                } else {
+                    RunExit::Completed
+                };
+                self.finish(exit, fx);
+                return;
+            };
+            self.current = Some(i);
+            if self.steps[i].status == StepStatus::Interrupted {
+                let q = Question::Interrupted(InterruptedRequest {
+                    index: i,
+                    step: self.step(i).id.clone(),
+                    action: self.step(i).action,
+                    destructive: self.step(i).destructive,
+                    preview: self.resolve(i, true).map(|r| r.preview).unwrap_or_default(),
+                });
+                self.changed(
+                    i,
+                    "was in flight when the last run stopped: check before continuing",
+                    fx,
+                );
+                fx.push(Effect::Emit(EngineEvent::Question {
+                    question: q.clone(),
+                }));
+                fx.push(Effect::Ask(q));
+                return;
+            }
+            if !self.begin(i, fx) {
+                return;
+            }
+        }
+    }
+
+    /// Starts step `i`; true when it settled at once (refused) and the
+    /// caller should go on to the next.
+    fn begin(&mut self, i: usize, fx: &mut Vec<Effect>) -> bool {
+        let step = self.step(i).clone();
+        self.steps[i].error = None;
+        if self.ctx.readonly && !step.action.allowed_readonly() {
+            fx.push(Effect::Journal(
+                Entry::new(
+                    kinds::STEP_SKIPPED,
+                    format!("refused under --readonly: {}", step.explain),
+                )
+                .step(&step.id)
+                .data(json!({ "action": step.action.as_str(), "reason": "readonly" })),
+            ));
+            self.steps[i].status = StepStatus::Refused;
+            self.refused += 1;
+            self.changed(i, "--readonly: probes and notes only", fx);
+            return true;
+        }
+        let resolved = match self.resolve(i, false) {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail(i, "resolve", e, Value::Null, None, false, fx);
+                return false;
+            }
+        };
+        self.steps[i].resolved = Some(resolved.clone());
+        if let Some(why) = self.unmet(i) {
+            self.fail(i, "guard", why, Value::Null, None, false, fx);
+            return false;
+        }
+        match (&resolved.database, step.destructive) {
+            (Some(db), true) => {
+                self.steps[i].status = StepStatus::ReadingIdentity;
+                self.changed(i, &format!("reading the identity of {}", db.display()), fx);
+                fx.push(Effect::ReadIdentity {
+                    step: i,
+                    db: Box::new(db.clone()),
+                });
+            }
+            _ => self.start(i, fx),
+        }
+        false
+    }
+
+    fn on_identity(&mut self, i: usize, result: Result<DbIdentity, String>, fx: &mut Vec<Effect>) {
+        let target = self.steps[i]
+            .resolved
+            .as_ref()
+            .and_then(|r| r.database.as_ref())
+            .map(DbTarget::display)
+            .unwrap_or_default();
+        match self.steps[i].status {
+            StepStatus::ReadingIdentity => match result {
+                Err(e) => self.fail(
+                    i,
+                    "identity",
+                    format!("cannot read the identity of {target}: {e}; nothing was done"),
+                    Value::Null,
+                    None,
+                    false,
+                    fx,
+                ),
+                Ok(id) => {
+                    self.steps[i].shown = Some(id.clone());
+                    // Resolve again: names stamped with this time, and what the identity showed.
+                    let resolved = match self.resolve(i, false) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            self.fail(i, "resolve", e, Value::Null, None, false, fx);
+                            return;
+                        }
+                    };
+                    self.steps[i].resolved = Some(resolved.clone());
+                    let Some(db) = resolved.database.as_ref() else {
+                        return;
+                    };
+                    self.steps[i].status = StepStatus::AwaitingConfirmation;
+                    let q = Question::Confirm(ConfirmRequest {
+                        index: i,
+                        step: self.step(i).id.clone(),
+                        action: self.step(i).action,
+                        expected: db.dbname().to_string(),
+                        target: db.display(),
+                        identity: id.clone(),
+                        preview: resolved.preview.clone(),
+                    });
+                    self.changed(
+                        i,
+                        &format!(
+                            "type '{}' to confirm; target {}",
+                            db.dbname(),
+                            id.describe()
+                        ),
+                        fx,
+                    );
+                    fx.push(Effect::Emit(EngineEvent::Question {
+                        question: q.clone(),
+                    }));
+                    fx.push(Effect::Ask(q));
+                }
+            },
+            StepStatus::CheckingGuard => {
+                let Some(confirmed) = self.steps[i].confirmed.clone() else {
+                    return;
+                };
+                match result {
+                    Err(e) => self.fail(
+                        i,
+                        "guard",
+                        format!("cannot re-read the identity of {target} right before acting: {e}; nothing was done"),
+                        Value::Null,
+                        None,
+                        false,
+                        fx,
+                    ),
+                    Ok(now) if !now.same_as(&confirmed) => {
+                        let db = self.step_db_name(i).unwrap_or_default();
+                        fx.push(Effect::Journal(
+                            Entry::new(
+                                kinds::IDENTITY_CHANGED,
+                                format!(
+                                    "{target} changed between confirmation and action: {} -> {}",
+                                    confirmed.describe(),
+                                    now.describe()
+                                ),
+                            )
+                            .step(&self.step(i).id)
+                            .target(&target)
+                            .data(json!({ "database": db, "before": confirmed, "after": now })),
+                        ));
+                        self.fail(
+                            i,
+                            "guard",
+                            format!(
+                                "the database is not the one you confirmed: you confirmed {}, it is now {}; nothing was done (look at what changed, then resume)",
+                                confirmed.describe(),
+                                now.describe()
+                            ),
+                            json!({ "confirmed": confirmed, "found": now }),
+                            None,
+                            false,
+                            fx,
+                        );
+                    }
+                    Ok(_) => self.start(i, fx),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_confirmation(&mut self, i: usize, typed: Option<String>, fx: &mut Vec<Effect>) {
+        let Some(resolved) = self.steps[i].resolved.clone() else {
+            return;
+        };
+        let Some(db) = resolved.database.as_ref() else {
+            return;
+        };
+        let expected = db.dbname().to_string();
+        let id = self.step(i).id.clone();
+        match typed {
+            None => self.fail(
+                i,
+                "confirm",
+                format!(
+                    "not confirmed: type the database name '{expected}' (headless: add `{id} = \"{expected}\"` under [confirm] in the answers file); nothing was done"
+                ),
+                Value::Null,
+                None,
+                false,
+                fx,
+            ),
+            Some(t) if t.trim() != expected => self.fail(
+                i,
+                "confirm",
+                format!("typed '{}' but the database is '{expected}'; nothing was done", t.trim()),
+                json!({ "typed": t.trim(), "expected": expected }),
+                None,
+                false,
+                fx,
+            ),
+            Some(t) => {
+                let shown = self.steps[i].shown.clone();
+                fx.push(Effect::Journal(
+                    Entry::new(
+                        kinds::CONFIRMED,
+                        format!("operator typed '{}' to confirm {}", t.trim(), self.step(i).action),
+                    )
+                    .step(&id)
+                    .target(db.display())
+                    .data(json!({
+                        "action": self.step(i).action.as_str(),
+                        "database": db.name,
+                        "typed": t.trim(),
+                        "identity": shown,
+                    })),
+                ));
+                self.steps[i].confirmed = shown;
+                self.steps[i].status = StepStatus::CheckingGuard;
+                self.changed(i, "confirmed; re-reading the identity right before acting", fx);
+                fx.push(Effect::ReadIdentity {
+                    step: i,
+                    db: Box::new(db.clone()),
+                });
+            }
+        }
+    }
+
+    fn start(&mut self, i: usize, fx: &mut Vec<Effect>) {
+        let Some(resolved) = self.steps[i].resolved.clone() else {
+            return;
+        };
+        let step = self.step(i).clone();
+        self.steps[i].attempts += 1;
+        self.steps[i].status = StepStatus::Running;
+        let mut entry = Entry::new(kinds::STEP_STARTED, step.explain.clone())
+            .step(&step.id)
+            .command(resolved.preview.join("\n"))
+            .data(json!({
+                "action": step.action.as_str(),
+                "destructive": step.destructive,
+                "database": self.step_db_name(i),
+                "preview": resolved.preview,
+                "identity": self.steps[i].confirmed,
+                "attempt": self.steps[i].attempts,
+            }));
+        if let Some(t) = &resolved.target {
+            entry = entry.target(t);
+        }
+        fx.push(Effect::Journal(entry));
+        self.changed(i, &step.explain, fx);
+        fx.push(Effect::Run {
+            step: i,
+            resolved: Box::new(resolved),
+        });
+    }
+
+    fn on_done(
+        &mut self,
+        i: usize,
+        result: Result<StepOutcome, String>,
+        duration_ms: u64,
+        fx: &mut Vec<Effect>,
+    ) {
+        let step = self.step(i).clone();
+        let mut out = match result {
+            Ok(o) => o,
+            Err(e) => {
+                let snapshot = step.action == Action::Snapshot;
+                self.fail(i, "act", e, Value::Null, Some(duration_ms), snapshot, fx);
+                return;
+            }
+        };
+        let mut data = match std::mem::take(&mut out.data) {
+            Value::Object(m) => m,
+            Value::Null => serde_json::Map::new(),
+            other => {
+                let mut m = serde_json::Map::new();
+                m.insert("result".into(), other);
+                m
+            }
+        };
+        data.insert("action".into(), json!(step.action.as_str()));
+        // The inventory database, unless the action reported its own (verify: the one it checked).
+        if let Some(db) = self.step_db_name(i) {
+            data.entry("database").or_insert(json!(db));
+        }
+        if step.action == Action::Verify
+            && out.verdict == Verdict::Ok
+            && let Some(base) = &step.compare_to
+            && let Some(j) = self.ctx.runbook.step_index(base)
+        {
+            let before = counts(self.steps[j].outcome.as_ref().and_then(|o| o.get("counts")));
+            let after = counts(data.get("counts"));
+            let vanished = vanished_rows(&before, &after);
+            if !vanished.is_empty() {
+                let list: Vec<String> = vanished
+                    .iter()
+                    .map(|(t, b, a)| match a {
+                        Some(a) => format!("'{t}' {b} -> {a}"),
+                        None => format!("'{t}' {b} -> table gone"),
+                    })
+                    .collect();
+                data.insert("vanished".into(), json!(vanished));
+                out.verdict = Verdict::Damage(format!(
+                    "rows vanished since '{base}': {}; the deploy is NOT done (snapshot kept)",
+                    list.join(", ")
+                ));
+            }
+        }
+        let data = Value::Object(data);
+        match out.verdict.clone() {
+            Verdict::Ok => {
+                let mut e = Entry::new(kinds::STEP_FINISHED, out.summary.clone())
+                    .step(&step.id)
+                    .duration_ms(duration_ms)
+                    .data(data.clone());
+                if let Some(x) = out.exit {
+                    e = e.exit(x);
+                }
+                if let Some(t) = self.steps[i]
+                    .resolved
+                    .as_ref()
+                    .and_then(|r| r.target.clone())
+                {
+                    e = e.target(t);
+                }
+                fx.push(Effect::Journal(e));
+                self.steps[i].status = StepStatus::Done;
+                self.steps[i].outcome = Some(data);
+                self.steps[i].summary = Some(out.summary.clone());
+                self.changed(i, &out.summary, fx);
+                self.advance(fx);
+            }
+            Verdict::Failed(msg) => {
+                let snapshot = step.action == Action::Snapshot;
+                self.fail(i, "act", msg, data, Some(duration_ms), snapshot, fx);
+            }
+            Verdict::Damage(msg) => {
+                self.steps[i].outcome = Some(data.clone());
+                self.journal_failed(i, "act", &msg, data, Some(duration_ms), out.exit, fx);
+                self.steps[i].status = StepStatus::Failed;
+                self.steps[i].error = Some(msg.clone());
+                self.changed(i, &msg, fx);
+                self.finish(
+                    RunExit::Damage {
+                        step: step.id.clone(),
+                        reason: msg,
+                    },
+                    fx,
+                );
+            }
+        }
+    }
+
+    fn on_override(&mut self, i: usize, typed: Option<String>, fx: &mut Vec<Effect>) {
+        let id = self.step(i).id.clone();
+        let db = self.step_db_name(i).unwrap_or_default();
+        match typed {
+            Some(t) if t.trim() == OVERRIDE_PHRASE => {
+                fx.push(Effect::Journal(
+                    Entry::new(
+                        kinds::CONFIRMED,
+                        format!(
+                            "operator typed '{OVERRIDE_PHRASE}': destructive steps on '{db}' go on without a snapshot"
+                        ),
+                    )
+                    .step(&id)
+                    .data(json!({
+                        "action": self.step(i).action.as_str(),
+                        "override": "snapshot",
+                        "database": db,
+                        "typed": t.trim(),
+                    })),
+                ));
+                self.overrides.insert(db);
+                self.steps[i].status = StepStatus::Overridden;
+                self.changed(i, "snapshot failed; overridden by the operator", fx);
+                self.advance(fx);
+            }
+            other => {
+                let reason = format!(
+                    "the snapshot failed ({}) and {}; destructive steps stay blocked. Fix the snapshot and resume, or type '{OVERRIDE_PHRASE}' (headless: `{id} = \"{OVERRIDE_PHRASE}\"` under [override])",
+                    self.steps[i].error.clone().unwrap_or_default(),
+                    match other {
+                        Some(t) => format!("'{}' is not the override phrase", t.trim()),
+                        None => "no override was given".to_string(),
+                    }
+                );
+                self.steps[i].status = StepStatus::Failed;
+                self.changed(i, &reason, fx);
+                self.finish(RunExit::Failed { step: id, reason }, fx);
+            }
+        }
+    }
+
+    fn on_interrupted(&mut self, i: usize, decision: Option<Decision>, fx: &mut Vec<Effect>) {
+        let id = self.step(i).id.clone();
+        match decision {
+            None => {
+                let reason = format!(
+                    "step '{id}' was in flight when the last run stopped (interrupted: check before continuing); look at what it did, then resume with `{id} = \"rerun\"` or `{id} = \"skip\"` under [interrupted] in the answers file"
+                );
+                self.finish(RunExit::Stopped { reason }, fx);
+            }
+            Some(Decision::Rerun) => {
+                fx.push(Effect::Journal(
+                    Entry::new(
+                        kinds::CONFIRMED,
+                        format!("interrupted step '{id}' checked by the operator: run it again"),
+                    )
+                    .step(&id)
+                    .data(json!({ "action": self.step(i).action.as_str(), "interrupted": true, "decision": "rerun" })),
+                ));
+                self.steps[i].status = StepStatus::Pending;
+                self.advance(fx);
+            }
+            Some(Decision::Skip) => {
+                fx.push(Effect::Journal(
+                    Entry::new(
+                        kinds::STEP_SKIPPED,
+                        format!("interrupted step '{id}' checked by the operator and skipped"),
+                    )
+                    .step(&id)
+                    .data(json!({ "action": self.step(i).action.as_str(), "reason": "interrupted", "decision": "skip" })),
+                ));
+                self.steps[i].status = StepStatus::Skipped;
+                self.changed(i, "interrupted; skipped by the operator", fx);
+                self.advance(fx);
+            }
+        }
+    }
+
+    fn on_journal_failed(
+        &mut self,
+        kind: &str,
+        step: Option<usize>,
+        error: &str,
+        fx: &mut Vec<Effect>,
+    ) {
+        let performed = kind == kinds::STEP_FINISHED || kind == kinds::STEP_FAILED;
+        let reason = if performed {
+            format!(
+                "the step ran, but its outcome could not be journaled ({error}); it will show as interrupted on resume"
+            )
+        } else {
+            format!(
+                "the journal could not be written ({error}); nothing was done: no action without a journal line"
+            )
+        };
+        let id = step.map(|i| self.step(i).id.clone()).unwrap_or_default();
+        if let Some(i) = step {
+            self.steps[i].status = StepStatus::Failed;
+            self.steps[i].error = Some(reason.clone());
+            self.changed(i, &reason, fx);
+        }
+        self.finish(RunExit::Failed { step: id, reason }, fx);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn journal_failed(
+        &self,
+        i: usize,
+        phase: &str,
+        msg: &str,
+        data: Value,
+        duration_ms: Option<u64>,
+        exit: Option<i32>,
+        fx: &mut Vec<Effect>,
+    ) {
+        let step = self.step(i);
+        let mut d = match data {
+            Value::Object(m) => m,
+            Value::Null => serde_json::Map::new(),
+            other => {
+                let mut m = serde_json::Map::new();
+                m.insert("result".into(), other);
+                m
+            }
+        };
+        d.insert("action".into(), json!(step.action.as_str()));
+        d.insert("phase".into(), json!(phase));
+        d.insert("error".into(), json!(msg));
+        if let Some(db) = self.step_db_name(i) {
+            d.entry("database").or_insert(json!(db));
+        }
+        let mut e = Entry::new(kinds::STEP_FAILED, msg.to_string())
+            .step(&step.id)
+            .data(Value::Object(d));
+        if let Some(ms) = duration_ms {
+            e = e.duration_ms(ms);
+        }
+        if let Some(x) = exit {
+            e = e.exit(x);
+        }
+        if let Some(t) = self.steps[i]
+            .resolved
+            .as_ref()
+            .and_then(|r| r.target.clone())
+        {
+            e = e.target(t);
+        }
+        fx.push(Effect::Journal(e));
+    }
+
+    /// Journals the failure and ends the run (or, for a snapshot, asks for the override).
+    #[allow(clippy::too_many_arguments)]
+    fn fail(
+        &mut self,
+        i: usize,
+        phase: &str,
+        msg: String,
+        data: Value,
+        duration_ms: Option<u64>,
+        snapshot: bool,
+        fx: &mut Vec<Effect>,
+    ) {
+        self.journal_failed(i, phase, &msg, data, duration_ms, None, fx);
+        self.steps[i].error = Some(msg.clone());
+        if snapshot {
+            self.steps[i].status = StepStatus::AwaitingOverride;
+            let id = self.step(i).id.clone();
+            let q = Question::Override(OverrideRequest {
+                index: i,
+                step: id,
+                database: self.step_db_name(i).unwrap_or_default(),
+                reason: msg.clone(),
+                phrase: OVERRIDE_PHRASE.into(),
+            });
+            self.changed(
+                i,
+                &format!(
+                    "{msg}; destructive steps are blocked unless you type '{OVERRIDE_PHRASE}'"
+                ),
+                fx,
+            );
+            fx.push(Effect::Emit(EngineEvent::Question {
+                question: q.clone(),
+            }));
+            fx.push(Effect::Ask(q));
+            return;
+        }
+        self.steps[i].status = StepStatus::Failed;
+        self.changed(i, &msg, fx);
+        self.finish(
+            RunExit::Failed {
+                step: self.step(i).id.clone(),
+                reason: msg,
+            },
+            fx,
+        );
+    }
+
+    fn finish(&mut self, exit: RunExit, fx: &mut Vec<Effect>) {
+        self.exit = Some(exit.clone());
+        fx.push(Effect::Emit(EngineEvent::RunFinished {
+            code: exit.code(),
+            exit: exit.clone(),
+        }));
+        fx.push(Effect::Finish(exit));
+    }
+
+    fn changed(&self, i: usize, detail: &str, fx: &mut Vec<Effect>) {
+        fx.push(Effect::Emit(EngineEvent::StepChanged {
+            index: i,
+            id: self.step(i).id.clone(),
+            action: self.step(i).action,
+            status: self.steps[i].status,
+            detail: detail.to_string(),
+        }));
+    }
+
+    // ---- views ------------------------------------------------------------
+
+    pub fn step_view(&self, i: usize) -> StepView {
+        let step = self.step(i);
+        let st = &self.steps[i];
+        let resolved = st.resolved.clone().or_else(|| self.resolve(i, true).ok());
+        StepView {
+            index: i,
+            id: step.id.clone(),
+            action: step.action,
+            explain: step.explain.clone(),
+            destructive: step.destructive,
+            requires: step
+                .requires
+                .iter()
+                .map(|r| r.as_str().to_string())
+                .collect(),
+            status: st.status,
+            target: resolved.as_ref().and_then(|r| r.target.clone()),
+            confirm: step
+                .destructive
+                .then(|| {
+                    resolved
+                        .as_ref()
+                        .and_then(|r| r.database.as_ref())
+                        .map(|d| d.dbname().to_string())
+                })
+                .flatten(),
+            preview: resolved.map(|r| r.preview).unwrap_or_default(),
+            summary: st.summary.clone(),
+            error: st.error.clone(),
+            attempts: st.attempts,
+        }
+    }
+
+    pub fn view(&self) -> EngineView {
+        EngineView {
+            incident: self.ctx.incident.clone(),
+            runbook: self.ctx.runbook.id.clone(),
+            title: self.ctx.runbook.title.clone(),
+            dry_run: self.ctx.dry_run,
+            readonly: self.ctx.readonly,
+            resumed: self.resumed,
+            current: self.current,
+            steps: (0..self.steps.len()).map(|i| self.step_view(i)).collect(),
+            exit: self.exit.clone(),
+        }
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn counts(v: Option<&Value>) -> BTreeMap<String, i64> {
+    v.and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
+}
+
+/// Tables that lost rows between `before` and `after`: (table, before, after or None if gone).
+pub fn vanished_rows(
+    before: &BTreeMap<String, i64>,
+    after: &BTreeMap<String, i64>,
+) -> Vec<(String, i64, Option<i64>)> {
+    before
+        .iter()
+        .filter_map(|(t, b)| match after.get(t) {
+            Some(a) if a < b => Some((t.clone(), *b, Some(*a))),
+            None if *b > 0 => Some((t.clone(), *b, None)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;

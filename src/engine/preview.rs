@@ -1,0 +1,299 @@
+//! The exact commands and SQL of a step, as text: shown before a step is
+//! confirmed, printed by --dry-run, journaled with step-started. The
+//! direct actions build what they run from the same functions.
+
+use std::path::Path;
+
+use super::types::{ActionRequest, DbTarget, SwapRequest};
+use crate::inventory::{ServiceKind, ServiceSpec};
+
+/// A quoted SQL identifier: `"name"` with `"` doubled. The one helper.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn conninfo_value(v: &str) -> String {
+    if !v.is_empty() && !v.contains([' ', '\'', '\\', '=']) {
+        return v.to_string();
+    }
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// libpq conninfo for `dbname` on `db`'s server; never holds a password.
+pub fn conninfo(db: &DbTarget, dbname: &str) -> String {
+    let u = &db.url;
+    let mut parts = vec![
+        format!("host={}", conninfo_value(&u.host)),
+        format!("port={}", u.port),
+    ];
+    if let Some(user) = &u.user {
+        parts.push(format!("user={}", conninfo_value(user)));
+    }
+    parts.push(format!("dbname={}", conninfo_value(dbname)));
+    parts.join(" ")
+}
+
+/// Arguments of the snapshot's `pg_dump` (the password, if any, goes in
+/// the environment, never here).
+pub fn pg_dump_args(db: &DbTarget, path: &Path) -> Vec<String> {
+    vec![
+        "-Fc".into(),
+        "--no-password".into(),
+        "-f".into(),
+        path.display().to_string(),
+        "-d".into(),
+        conninfo(db, db.dbname()),
+    ]
+}
+
+/// Shell-style rendering of a program and its arguments, for people.
+pub fn shell_line(prog: &str, args: &[String]) -> String {
+    let mut out = prog.to_string();
+    for a in args {
+        out.push(' ');
+        if !a.is_empty()
+            && a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+".contains(&b))
+        {
+            out.push_str(a);
+        } else {
+            out.push('\'');
+            out.push_str(&a.replace('\'', "'\\''"));
+            out.push('\'');
+        }
+    }
+    out
+}
+
+/// Ends every other session on the two databases (parameter $1: their names).
+pub const TERMINATE_SQL: &str = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid()";
+
+/// The renames of a swap, in order, inside one transaction.
+pub fn swap_renames(req: &SwapRequest) -> Vec<String> {
+    let live = req.database.dbname();
+    let mut v = Vec::new();
+    if let Some(d) = &req.damaged {
+        v.push(format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            quote_ident(live),
+            quote_ident(d)
+        ));
+    }
+    v.push(format!(
+        "ALTER DATABASE {} RENAME TO {}",
+        quote_ident(&req.restored),
+        quote_ident(live)
+    ));
+    v
+}
+
+/// What a stop of one inventory service will run.
+fn stop_commands(s: &ServiceSpec) -> String {
+    let on = format!("on {}: ", s.host.get_ref());
+    match s.kind {
+        ServiceKind::Systemd | ServiceKind::Timer => {
+            let u = s.unit.as_deref().unwrap_or(s.name());
+            format!("{on}systemctl stop {u} && systemctl disable {u} && systemctl mask {u}")
+        }
+        ServiceKind::Cron => format!(
+            "{on}comment out the lines of {} that run '{}' (the original file is kept beside it)",
+            s.cron_file.as_deref().unwrap_or("<discovered cron file>"),
+            s.name()
+        ),
+        ServiceKind::Container => format!(
+            "{on}docker stop {} (never 'down -v')",
+            s.container.as_deref().unwrap_or(s.name())
+        ),
+        ServiceKind::Process => match (&s.pidfile, &s.match_) {
+            (Some(p), _) => format!("{on}kill -TERM $(cat {p}) (then KILL after 10 s)"),
+            (None, Some(m)) => format!("{on}kill -TERM the processes matching '{m}'"),
+            (None, None) => format!("{on}end process '{}'", s.name()),
+        },
+    }
+}
+
+/// The preview lines of a resolved step.
+pub fn preview(req: &ActionRequest) -> Vec<String> {
+    match req {
+        ActionRequest::Note { text } => vec![format!("note: {text}")],
+        ActionRequest::Probe(p) => {
+            let mut v = Vec::new();
+            if let Some(h) = &p.host {
+                v.push(format!(
+                    "probe host {}: systemd units and timers, cron entries, containers, processes, backup files; hazards",
+                    h.display()
+                ));
+            }
+            if let Some(d) = &p.database {
+                v.push(format!(
+                    "probe database {}: identity, health, row counts",
+                    d.display()
+                ));
+            }
+            v
+        }
+        ActionRequest::StopServices(s) => {
+            let mut v: Vec<String> = s.services.iter().map(stop_commands).collect();
+            let hosts: Vec<&str> = s.hosts.iter().map(|h| h.name.as_str()).collect();
+            if let Some(d) = &s.database {
+                v.push(format!(
+                    "discover every other writer of {} on {} and stop it the same way",
+                    d.display(),
+                    if hosts.is_empty() {
+                        "its hosts".to_string()
+                    } else {
+                        hosts.join(", ")
+                    }
+                ));
+                v.push(format!(
+                    "hold {} s: re-probe; fail if anything is active again, or if {} shows write sessions (pg_stat_activity) or row writes (pg_stat_user_tables)",
+                    s.hold_s,
+                    d.display()
+                ));
+            } else {
+                v.push(format!(
+                    "hold {} s: re-probe; fail if anything is active again",
+                    s.hold_s
+                ));
+            }
+            v
+        }
+        ActionRequest::Snapshot(s) => vec![
+            format!("on this machine, against {}:", s.database.display()),
+            shell_line("pg_dump", &pg_dump_args(&s.database, &s.path)),
+            format!("then journal the size and SHA-256 of {}", s.path.display()),
+        ],
+        ActionRequest::PickBackup(p) => vec![
+            format!(
+                "list catalog '{}' on {}: {}/{}",
+                p.catalog.name(),
+                p.host.display(),
+                p.catalog.path,
+                p.catalog.pattern.as_deref().unwrap_or("*")
+            ),
+            format!(
+                "incident time: {}",
+                p.incident_at
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_else(|| "the first journaled row-count drop".into())
+            ),
+            "preselect the newest intact backup taken before it (time from its name or dump header, never mtime alone)".into(),
+        ],
+        ActionRequest::Restore(r) => vec![
+            format!(
+                "CREATE DATABASE {} on {}",
+                quote_ident(&r.target_db),
+                r.database.server()
+            ),
+            format!(
+                "restore {} (catalog '{}' on {}) into {} with {} job(s)",
+                r.backup_path,
+                r.catalog.name(),
+                r.host.display(),
+                quote_ident(&r.target_db),
+                r.jobs
+            ),
+            format!("the live database {} is not touched", r.database.display()),
+        ],
+        ActionRequest::Verify(v) => {
+            let mut out = vec![format!(
+                "integrity checks from the schema (foreign keys, unique indexes) and exact row counts on {}/{}",
+                v.database.server(),
+                v.dbname
+            )];
+            if v.manifest.is_some() {
+                out.push("compare the row counts with the restore manifest".into());
+            }
+            out
+        }
+        ActionRequest::Swap(s) => {
+            let mut v = vec![
+                format!("on {}, connected to its maintenance database:", s.database.server()),
+                format!(
+                    "{TERMINATE_SQL}  -- $1 = {{{},{}}}",
+                    s.database.dbname(),
+                    s.restored
+                ),
+                "BEGIN".into(),
+            ];
+            v.extend(swap_renames(s));
+            v.push("COMMIT".into());
+            v.push(format!(
+                "then confirm that {} is the restored database (its OID) and nothing was dropped",
+                s.database.dbname()
+            ));
+            v
+        }
+        ActionRequest::StartServices(s) => {
+            let mut v: Vec<String> = s
+                .stopped
+                .iter()
+                .map(|x| {
+                    if x.hazard && !s.picked.contains(&x.name) {
+                        format!("keep '{}' on {} off: flagged as a hazard", x.name, x.host)
+                    } else {
+                        format!("start '{}' on {} (undo: {})", x.name, x.host, x.commands.join("; "))
+                    }
+                })
+                .collect();
+            if v.is_empty() {
+                v.push("start what the earlier stop-services steps of this run stopped (nothing recorded yet)".into());
+            }
+            v
+        }
+        ActionRequest::Command(c) => vec![format!(
+            "on {} (timeout {} s): {}",
+            c.host.display(),
+            c.timeout_s,
+            c.command
+        )],
+        ActionRequest::Sql(q) => vec![
+            format!(
+                "on {} ({}):",
+                q.database.display(),
+                if q.read_only {
+                    "read-only session"
+                } else {
+                    "read-write session"
+                }
+            ),
+            q.sql.clone(),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("app", "\"app\"")]
+    #[case("TovPlay", "\"TovPlay\"")]
+    #[case("we\"ird", "\"we\"\"ird\"")]
+    fn idents(#[case] name: &str, #[case] quoted: &str) {
+        assert_eq!(quote_ident(name), quoted);
+    }
+
+    #[rstest]
+    #[case("db.example.net", "db.example.net")]
+    #[case("two words", "'two words'")]
+    #[case("it's", "'it\\'s'")]
+    #[case("", "''")]
+    fn conninfo_values(#[case] v: &str, #[case] want: &str) {
+        assert_eq!(conninfo_value(v), want);
+    }
+
+    #[test]
+    fn shell_lines_quote_only_what_needs_it() {
+        let args = vec![
+            "-Fc".to_string(),
+            "host=h dbname=x".to_string(),
+            "it's".to_string(),
+        ];
+        assert_eq!(
+            shell_line("pg_dump", &args),
+            "pg_dump -Fc 'host=h dbname=x' 'it'\\''s'"
+        );
+    }
+}

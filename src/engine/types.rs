@@ -1,0 +1,615 @@
+//! The data the engine hands to actions (fully resolved requests) and gets
+//! back (typed outcomes). Pure data: nothing here performs I/O.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::inventory::{CatalogSpec, DatabaseSpec, HostSpec, PgUrl, ServiceKind, ServiceSpec};
+
+/// A database as the inventory names it, resolved to where it is.
+#[derive(Debug, Clone)]
+pub struct DbTarget {
+    /// Inventory name.
+    pub name: String,
+    pub url: PgUrl,
+    pub spec: DatabaseSpec,
+}
+
+impl DbTarget {
+    /// `host:port/dbname`.
+    pub fn display(&self) -> String {
+        self.url.display_target()
+    }
+    /// The database name on the server (what the operator types to confirm).
+    pub fn dbname(&self) -> &str {
+        &self.url.dbname
+    }
+    /// `host:port` of the server.
+    pub fn server(&self) -> String {
+        let t = self.url.display_target();
+        match t.rsplit_once('/') {
+            Some((s, _)) => s.to_string(),
+            None => t,
+        }
+    }
+}
+
+/// A host as the inventory names it.
+#[derive(Debug, Clone)]
+pub struct HostTarget {
+    pub name: String,
+    pub spec: HostSpec,
+}
+
+impl HostTarget {
+    pub fn is_local(&self) -> bool {
+        self.spec.transport == crate::inventory::TransportKind::Local
+    }
+    pub fn display(&self) -> String {
+        match self.spec.address.as_ref() {
+            Some(a) => format!("{} ({})", self.name, a.get_ref()),
+            None => format!("{} (local)", self.name),
+        }
+    }
+}
+
+/// Who a database is: re-read right before a destructive step and compared
+/// with what the operator confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbIdentity {
+    /// `host:port` as the inventory names the server.
+    pub server: String,
+    /// `pg_control_system().system_identifier`, as text (a u64).
+    pub system_identifier: String,
+    /// Database name on the server.
+    pub database: String,
+    /// `pg_database.oid`; None when no database of that name exists.
+    pub oid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_started_at: Option<DateTime<Utc>>,
+}
+
+impl DbIdentity {
+    /// Same server, same database object (a renamed or recreated database differs).
+    pub fn same_as(&self, other: &DbIdentity) -> bool {
+        self.system_identifier == other.system_identifier
+            && self.database == other.database
+            && self.oid == other.oid
+    }
+    pub fn describe(&self) -> String {
+        match self.oid {
+            Some(oid) => format!(
+                "{}/{} (system {}, OID {oid})",
+                self.server, self.database, self.system_identifier
+            ),
+            None => format!(
+                "{}/{} (absent; system {})",
+                self.server, self.database, self.system_identifier
+            ),
+        }
+    }
+}
+
+/// Look at a host and/or a database: services, hazards, identity, counts.
+#[derive(Debug, Clone)]
+pub struct ProbeRequest {
+    pub host: Option<HostTarget>,
+    pub database: Option<DbTarget>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProbeOutcome {
+    /// One line for the operator.
+    pub summary: String,
+    /// Whatever the probe found, journaled as `data.found`.
+    pub found: Value,
+}
+
+/// Stop every writer of a database for good, then hold.
+#[derive(Debug, Clone)]
+pub struct StopRequest {
+    pub database: Option<DbTarget>,
+    /// Hosts to stop on (the step's `host`, else the hosts of `services`
+    /// and of the database); discovery on them may find more writers.
+    pub hosts: Vec<HostTarget>,
+    /// Services named by the step plus the inventory services that write to `database`.
+    pub services: Vec<ServiceSpec>,
+    /// Seconds to keep re-probing after stopping.
+    pub hold_s: u64,
+}
+
+/// One service stopped, and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoppedService {
+    pub name: String,
+    pub host: String,
+    pub kind: ServiceKind,
+    /// The exact commands run (stop, disable, mask; sed on a cron file; docker stop; kill).
+    pub commands: Vec<String>,
+    /// For cron: where the original file was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_kept: Option<String>,
+    /// Discovered as a hazard (pg_dump --clean elsewhere, auto-restore, `down -v`, ...).
+    #[serde(default)]
+    pub hazard: bool,
+}
+
+/// Something that was active at the end of the hold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActiveService {
+    pub name: String,
+    pub host: String,
+    pub kind: ServiceKind,
+    /// What was seen: "active (running) since ...", "cron line back in /etc/cron.d/x", "pid 4242".
+    pub detail: String,
+}
+
+/// A session that could still write, from `pg_stat_activity`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WriteSession {
+    pub pid: i32,
+    pub usename: Option<String>,
+    pub application_name: Option<String>,
+    pub client_addr: Option<String>,
+    pub backend_start: Option<DateTime<Utc>>,
+    pub state: Option<String>,
+    /// The current or last statement (redacted when journaled).
+    pub query: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StopOutcome {
+    pub stopped: Vec<StoppedService>,
+    /// How long the hold re-probed, in seconds.
+    pub held_s: u64,
+    /// Services active again (or never stopped) at the end of the hold.
+    pub still_active: Vec<ActiveService>,
+    /// Sessions on the database that could still write, at the end of the hold.
+    pub write_sessions: Vec<WriteSession>,
+    /// Rows inserted+updated+deleted per table during the hold (`pg_stat_user_tables`).
+    #[serde(default)]
+    pub table_writes: BTreeMap<String, i64>,
+}
+
+impl StopOutcome {
+    /// The writers are proven stopped: nothing came back, nobody writes.
+    pub fn hold_passed(&self) -> bool {
+        self.still_active.is_empty()
+            && self.write_sessions.is_empty()
+            && self.table_writes.values().all(|n| *n == 0)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SnapshotRequest {
+    pub database: DbTarget,
+    /// Where the dump goes (under the incident directory).
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotOutcome {
+    /// None when the database is absent (nothing to lose).
+    pub path: Option<String>,
+    pub size: u64,
+    pub sha256: Option<String>,
+    /// Server database name.
+    pub dbname: String,
+    pub command: String,
+    #[serde(default)]
+    pub absent: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PickRequest {
+    pub catalog: CatalogSpec,
+    pub host: HostTarget,
+    pub database: Option<DbTarget>,
+    /// The incident time (given, or the first journaled row-count drop).
+    pub incident_at: Option<DateTime<Utc>>,
+}
+
+/// One backup of a catalog, judged against the incident time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupCandidate {
+    pub name: String,
+    pub path: String,
+    pub taken_at: Option<DateTime<Utc>>,
+    /// Where `taken_at` came from: "name", "header" or "mtime".
+    pub time_source: String,
+    pub size: u64,
+    pub sha256: Option<String>,
+    /// Changes lost if restored, in seconds (incident time - taken_at).
+    pub rpo_s: Option<i64>,
+    /// Why it is not eligible: "after the incident", "truncated", ...
+    pub excluded: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PickOutcome {
+    pub chosen: BackupCandidate,
+    pub candidates: Vec<BackupCandidate>,
+    pub incident_at: DateTime<Utc>,
+    pub rpo_s: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    /// The live database the restore goes beside.
+    pub database: DbTarget,
+    /// `<dbname>__restore_<UTC stamp>`, on the same server.
+    pub target_db: String,
+    pub catalog: CatalogSpec,
+    pub host: HostTarget,
+    pub backup_path: String,
+    pub jobs: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestoreManifest {
+    pub tables: BTreeMap<String, i64>,
+    pub statements: u64,
+    pub duration_ms: u64,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestoreOutcome {
+    pub target_db: String,
+    pub manifest: RestoreManifest,
+}
+
+#[derive(Debug, Clone)]
+pub struct VerifyRequest {
+    /// The inventory database (for the server and credentials).
+    pub database: DbTarget,
+    /// The database on that server to check: the live one or a restored one.
+    pub dbname: String,
+    /// The restore manifest when `dbname` came from a restore step.
+    pub manifest: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerifyCheck {
+    /// "foreign-key", "unique", "row-count", ...
+    pub kind: String,
+    pub target: String,
+    pub ok: bool,
+    pub found: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerifyOutcome {
+    pub dbname: String,
+    pub ok: bool,
+    pub checks: Vec<VerifyCheck>,
+    /// Exact rows per table (`schema.table`), the baseline of a later compare.
+    pub counts: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SwapRequest {
+    pub database: DbTarget,
+    /// The restored database (same server) that takes the live name.
+    pub restored: String,
+    /// The name the damaged live database gets: `<dbname>__damaged_<UTC stamp>`;
+    /// None when the identity the operator confirmed showed no live database.
+    pub damaged: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SwapOutcome {
+    pub live: String,
+    /// None when there was no live database to keep (it had vanished).
+    pub damaged: Option<String>,
+    pub restored_from: String,
+    /// Identity under the live name afterwards (the restored database's OID).
+    pub after: DbIdentity,
+    /// OID the damaged database keeps.
+    pub damaged_oid: Option<u32>,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    pub database: Option<DbTarget>,
+    /// Services stopped by earlier stop-services steps of this run.
+    pub stopped: Vec<StoppedService>,
+    /// Hazards the operator picked one by one to start anyway.
+    pub picked: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeptOff {
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartOutcome {
+    pub started: Vec<String>,
+    pub kept_off: Vec<KeptOff>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommandRequest {
+    pub host: HostTarget,
+    pub command: String,
+    pub timeout_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommandOutcome {
+    pub exit: i32,
+    /// The last lines of stdout and stderr, interleaved as they came.
+    pub output: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SqlRequest {
+    pub database: DbTarget,
+    pub sql: String,
+    /// Non-destructive steps run with `default_transaction_read_only = on`.
+    pub read_only: bool,
+    pub timeout_s: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SqlOutcome {
+    pub rows: u64,
+    pub output: Vec<String>,
+}
+
+/// A step with every parameter and reference resolved: what an action gets.
+#[derive(Debug, Clone)]
+pub enum ActionRequest {
+    Note { text: String },
+    Probe(ProbeRequest),
+    StopServices(StopRequest),
+    Snapshot(SnapshotRequest),
+    PickBackup(PickRequest),
+    Restore(RestoreRequest),
+    Verify(VerifyRequest),
+    Swap(SwapRequest),
+    StartServices(StartRequest),
+    Command(CommandRequest),
+    Sql(SqlRequest),
+}
+
+/// Lines of output kept in the journal per step (the rest only streamed).
+pub const OUTPUT_KEEP: usize = 200;
+
+/// How a finished action judged itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    Ok,
+    /// The action ran but did not achieve its purpose (a hold that failed, exit != 0).
+    Failed(String),
+    /// Verification found damage (exit code 3).
+    Damage(String),
+}
+
+/// A finished action as the engine journals it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepOutcome {
+    pub summary: String,
+    /// `data` of the step-finished record (conventions in `journal::kinds`).
+    pub data: Value,
+    pub exit: Option<i32>,
+    pub verdict: Verdict,
+}
+
+impl StepOutcome {
+    pub fn ok(summary: impl Into<String>, data: Value) -> Self {
+        StepOutcome {
+            summary: summary.into(),
+            data,
+            exit: None,
+            verdict: Verdict::Ok,
+        }
+    }
+}
+
+fn to_value<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+impl From<ProbeOutcome> for StepOutcome {
+    fn from(o: ProbeOutcome) -> Self {
+        StepOutcome::ok(o.summary, json!({ "found": o.found }))
+    }
+}
+
+impl From<StopOutcome> for StepOutcome {
+    fn from(o: StopOutcome) -> Self {
+        let names: Vec<&str> = o.stopped.iter().map(|s| s.name.as_str()).collect();
+        let data = json!({
+            "stopped": names,
+            "held_s": o.held_s,
+            "detail": to_value(&o.stopped),
+            "still_active": to_value(&o.still_active),
+            "write_sessions": to_value(&o.write_sessions),
+            "table_writes": to_value(&o.table_writes),
+            "hold_passed": o.hold_passed(),
+        });
+        let verdict = if o.hold_passed() {
+            Verdict::Ok
+        } else {
+            let mut why = Vec::new();
+            for a in &o.still_active {
+                why.push(format!("'{}' on {} is back: {}", a.name, a.host, a.detail));
+            }
+            for w in &o.write_sessions {
+                why.push(format!(
+                    "write session pid {} ({})",
+                    w.pid,
+                    w.application_name.as_deref().unwrap_or("?")
+                ));
+            }
+            for (t, n) in o.table_writes.iter().filter(|(_, n)| **n != 0) {
+                why.push(format!("{n} row write(s) to '{t}' during the hold"));
+            }
+            Verdict::Failed(format!(
+                "writers are NOT proven stopped after {} s: {}; stop them (or find what restarts them) and run the step again",
+                o.held_s,
+                why.join("; ")
+            ))
+        };
+        StepOutcome {
+            summary: format!(
+                "stopped {} service(s), held {} s: {}",
+                names.len(),
+                o.held_s,
+                if o.hold_passed() {
+                    "nothing came back"
+                } else {
+                    "hold FAILED"
+                }
+            ),
+            data,
+            exit: None,
+            verdict,
+        }
+    }
+}
+
+impl From<SnapshotOutcome> for StepOutcome {
+    fn from(o: SnapshotOutcome) -> Self {
+        let summary = match (&o.path, o.absent) {
+            (_, true) => format!("database '{}' is absent: nothing to snapshot", o.dbname),
+            (Some(p), _) => format!(
+                "snapshot {p}: {} bytes, sha256 {}",
+                o.size,
+                o.sha256.as_deref().unwrap_or("?")
+            ),
+            (None, _) => "no snapshot".into(),
+        };
+        StepOutcome::ok(
+            summary,
+            json!({ "path": o.path, "size": o.size, "sha256": o.sha256, "dbname": o.dbname, "absent": o.absent, "command": o.command }),
+        )
+    }
+}
+
+impl From<PickOutcome> for StepOutcome {
+    fn from(o: PickOutcome) -> Self {
+        StepOutcome::ok(
+            format!(
+                "picked {} (taken {}, loses {} s of changes)",
+                o.chosen.name,
+                o.chosen
+                    .taken_at
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_else(|| "?".into()),
+                o.rpo_s
+            ),
+            json!({
+                "backup": { "name": o.chosen.name, "path": o.chosen.path, "taken_at": o.chosen.taken_at,
+                            "sha256": o.chosen.sha256, "size": o.chosen.size },
+                "incident_at": o.incident_at,
+                "rpo_s": o.rpo_s,
+                "candidates": to_value(&o.candidates),
+            }),
+        )
+    }
+}
+
+impl From<RestoreOutcome> for StepOutcome {
+    fn from(o: RestoreOutcome) -> Self {
+        let rows: i64 = o.manifest.tables.values().sum();
+        StepOutcome::ok(
+            format!(
+                "restored into '{}': {} table(s), {rows} row(s)",
+                o.target_db,
+                o.manifest.tables.len()
+            ),
+            json!({ "target_db": o.target_db, "manifest": to_value(&o.manifest) }),
+        )
+    }
+}
+
+impl From<VerifyOutcome> for StepOutcome {
+    fn from(o: VerifyOutcome) -> Self {
+        let bad: Vec<String> = o
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{} {}: {}", c.kind, c.target, c.found))
+            .collect();
+        StepOutcome {
+            summary: if o.ok {
+                format!("'{}': {} check(s) passed", o.dbname, o.checks.len())
+            } else {
+                format!("'{}': {} check(s) FAILED", o.dbname, bad.len())
+            },
+            data: json!({ "database": o.dbname, "ok": o.ok, "checks": to_value(&o.checks), "counts": to_value(&o.counts) }),
+            exit: None,
+            verdict: if o.ok {
+                Verdict::Ok
+            } else {
+                Verdict::Damage(format!("verification found damage: {}", bad.join("; ")))
+            },
+        }
+    }
+}
+
+impl From<SwapOutcome> for StepOutcome {
+    fn from(o: SwapOutcome) -> Self {
+        StepOutcome::ok(
+            match &o.damaged {
+                Some(d) => format!(
+                    "'{}' is now the restored database (was '{}'); the damaged one is kept as '{d}'",
+                    o.live, o.restored_from
+                ),
+                None => format!(
+                    "'{}' is now the restored database (was '{}'); there was no live database to keep",
+                    o.live, o.restored_from
+                ),
+            },
+            json!({ "live": o.live, "damaged": o.damaged, "restored_from": o.restored_from,
+                    "after": to_value(&o.after), "damaged_oid": o.damaged_oid, "attempts": o.attempts }),
+        )
+    }
+}
+
+impl From<StartOutcome> for StepOutcome {
+    fn from(o: StartOutcome) -> Self {
+        StepOutcome::ok(
+            format!(
+                "started {} service(s); {} kept off",
+                o.started.len(),
+                o.kept_off.len()
+            ),
+            json!({ "started": o.started, "kept_off": to_value(&o.kept_off) }),
+        )
+    }
+}
+
+impl From<CommandOutcome> for StepOutcome {
+    fn from(o: CommandOutcome) -> Self {
+        StepOutcome {
+            summary: format!("exit {}", o.exit),
+            data: json!({ "exit": o.exit, "output": o.output }),
+            exit: Some(o.exit),
+            verdict: if o.exit == 0 {
+                Verdict::Ok
+            } else {
+                Verdict::Failed(format!("the command exited with status {}", o.exit))
+            },
+        }
+    }
+}
+
+impl From<SqlOutcome> for StepOutcome {
+    fn from(o: SqlOutcome) -> Self {
+        StepOutcome::ok(
+            format!("{} row(s)", o.rows),
+            json!({ "rows": o.rows, "output": o.output }),
+        )
+    }
+}

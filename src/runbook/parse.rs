@@ -1,0 +1,640 @@
+//! TOML -> `Runbook`, collecting every problem with its file:line:col.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use serde::Deserialize;
+use serde::de::IntoDeserializer;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::template::{Template, valid_name};
+use super::{
+    Action, DEFAULT_HOLD_S, Located, Param, ParamFrom, ParamKind, Requirement, Runbook, Step,
+};
+use crate::diag::{Diag, Diags, clean_message};
+use crate::journal::sha256_hex;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParam {
+    name: Spanned<String>,
+    kind: ParamKind,
+    from: ParamFrom,
+    default: Option<Spanned<String>>,
+    explain: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    id: Spanned<String>,
+    action: Spanned<Action>,
+    explain: Spanned<String>,
+    destructive: Option<Spanned<bool>>,
+    #[serde(default)]
+    requires: Vec<Spanned<Requirement>>,
+    timeout_s: Option<Spanned<u64>>,
+    host: Option<Spanned<String>>,
+    database: Option<Spanned<String>>,
+    services: Option<Spanned<Vec<Spanned<String>>>>,
+    hold_s: Option<Spanned<u64>>,
+    sql: Option<Spanned<String>>,
+    command: Option<Spanned<String>>,
+    catalog: Option<Spanned<String>>,
+    jobs: Option<Spanned<u32>>,
+    text: Option<Spanned<String>>,
+    incident_at: Option<Spanned<String>>,
+    backup: Option<Spanned<String>>,
+    restored: Option<Spanned<String>>,
+    compare_to: Option<Spanned<String>>,
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+    diags: Vec<Diag>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, span: Range<usize>, key: &str, msg: impl Into<String>) {
+        self.diags
+            .push(Diag::at(self.file, self.text, Some(span), Some(key), msg));
+    }
+}
+
+pub(super) fn parse(text: &str, file: &str) -> Result<Runbook, Diags> {
+    let mut cx = Ctx {
+        file,
+        text,
+        diags: Vec::new(),
+    };
+    let (doc, errors) = DeTable::parse_recoverable(text);
+    for e in errors {
+        cx.diags.push(Diag::at(
+            file,
+            text,
+            e.span(),
+            None,
+            format!("TOML syntax: {}", clean_message(e.message())),
+        ));
+    }
+    if !cx.diags.is_empty() {
+        return Err(Diags(cx.diags));
+    }
+    let doc_span = doc.span();
+    let mut id: Option<Spanned<String>> = None;
+    let mut title = None;
+    let mut when = None;
+    let mut raw_params: Vec<(Range<usize>, RawParam)> = Vec::new();
+    let mut raw_steps: Vec<(Range<usize>, RawStep)> = Vec::new();
+    for (key, value) in doc.into_inner() {
+        let k = key.get_ref().to_string();
+        match k.as_str() {
+            "id" | "title" | "when" => {
+                let span = value.span();
+                match value.get_ref() {
+                    DeValue::String(s) if !s.trim().is_empty() => {
+                        let v = Spanned::new(span, s.to_string());
+                        match k.as_str() {
+                            "id" => id = Some(v),
+                            "title" => title = Some(v.into_inner()),
+                            _ => when = Some(v.into_inner()),
+                        }
+                    }
+                    DeValue::String(_) => cx.err(span, &k, "is empty; say it in words"),
+                    _ => cx.err(span, &k, "expected a string"),
+                }
+            }
+            "param" => entries(&mut cx, &k, value, &mut raw_params),
+            "step" => entries(&mut cx, &k, value, &mut raw_steps),
+            other => cx.err(
+                key.span(),
+                other,
+                "unknown top-level key; expected id, title, when, [[param]] or [[step]]",
+            ),
+        }
+    }
+    let top = doc_span.start..doc_span.start;
+    let missing = |cx: &mut Ctx, k: &str, what: &str| {
+        cx.err(
+            top.clone(),
+            k,
+            format!("missing: add `{k} = \"...\"` ({what})"),
+        );
+    };
+    if id.is_none() {
+        missing(&mut cx, "id", "the name runbooks are run by");
+    }
+    if title.is_none() {
+        missing(&mut cx, "title", "one line shown in lists");
+    }
+    if when.is_none() {
+        missing(&mut cx, "when", "when an operator should pick this runbook");
+    }
+    if let Some(i) = &id
+        && !valid_name(i.get_ref())
+    {
+        cx.err(
+            i.span(),
+            "id",
+            format!(
+                "'{}' is not a valid id: use letters, digits, '-' and '_'",
+                i.get_ref()
+            ),
+        );
+    }
+
+    let params = convert_params(&mut cx, raw_params);
+    let steps = convert_steps(&mut cx, raw_steps, &params);
+    if steps.is_empty() && cx.diags.is_empty() {
+        cx.err(top.clone(), "step", "a runbook needs at least one [[step]]");
+    }
+    if !cx.diags.is_empty() {
+        let mut d = cx.diags;
+        d.sort_by_key(|d| (d.line, d.col));
+        return Err(Diags(d));
+    }
+    Ok(Runbook {
+        id: id.map(Spanned::into_inner).unwrap_or_default(),
+        title: title.unwrap_or_default(),
+        when: when.unwrap_or_default(),
+        params,
+        steps,
+        file: file.to_string(),
+        text: text.to_string(),
+        sha256: sha256_hex(text.as_bytes()),
+    })
+}
+
+fn entries<T: for<'de> Deserialize<'de>>(
+    cx: &mut Ctx,
+    key: &str,
+    value: Spanned<DeValue<'_>>,
+    out: &mut Vec<(Range<usize>, T)>,
+) {
+    let span = value.span();
+    let DeValue::Array(items) = value.into_inner() else {
+        cx.err(
+            span,
+            key,
+            format!("expected an array of tables: write [[{key}]]"),
+        );
+        return;
+    };
+    for item in items {
+        let ispan = item.span();
+        match T::deserialize(item.into_deserializer()) {
+            Ok(v) => out.push((ispan, v)),
+            Err(e) => {
+                let span = e.span().unwrap_or(ispan);
+                let k = key_at(cx.text, span.start);
+                cx.diags.push(Diag::at(
+                    cx.file,
+                    cx.text,
+                    Some(span),
+                    k.as_deref().or(Some(key)),
+                    clean_message(e.message()),
+                ));
+            }
+        }
+    }
+}
+
+/// The `key` of a `key = value` line containing byte `pos`.
+fn key_at(text: &str, pos: usize) -> Option<String> {
+    let start = text.get(..pos)?.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line = text[start..].lines().next()?;
+    let (k, _) = line.split_once('=')?;
+    let k = k.trim().trim_matches('"');
+    (!k.is_empty() && !k.contains(['[', ' '])).then(|| k.to_string())
+}
+
+fn convert_params(cx: &mut Ctx, raw: Vec<(Range<usize>, RawParam)>) -> Vec<Param> {
+    let mut out: Vec<Param> = Vec::new();
+    for (span, p) in raw {
+        let name = p.name.get_ref().clone();
+        if !valid_name(&name) {
+            cx.err(
+                p.name.span(),
+                "name",
+                format!("'{name}' is not a valid parameter name: use letters, digits, '-' and '_'"),
+            );
+        }
+        if out.iter().any(|q| q.name == name) {
+            cx.err(
+                p.name.span(),
+                "name",
+                format!("parameter '{name}' is declared twice"),
+            );
+        }
+        if let Some(d) = &p.default
+            && p.kind == ParamKind::Time
+            && chrono::DateTime::parse_from_rfc3339(d.get_ref()).is_err()
+        {
+            cx.err(
+                d.span(),
+                "default",
+                format!(
+                    "'{}' is not an RFC 3339 time (e.g. 2026-11-23T12:42:00Z)",
+                    d.get_ref()
+                ),
+            );
+        }
+        if p.from == ParamFrom::Timeline && p.kind != ParamKind::Time {
+            cx.err(
+                p.name.span(),
+                "from",
+                format!(
+                    "parameter '{name}' is a {}; only a time can come from the timeline",
+                    p.kind.as_str()
+                ),
+            );
+        }
+        out.push(Param {
+            name,
+            kind: p.kind,
+            from: p.from,
+            default: p.default.map(|d| Located {
+                span: d.span(),
+                value: d.into_inner(),
+            }),
+            explain: p.explain,
+            span,
+        });
+    }
+    out
+}
+
+/// Which argument keys a raw step set, with their spans.
+fn present(s: &RawStep) -> Vec<(&'static str, Range<usize>)> {
+    let mut v = Vec::new();
+    macro_rules! p {
+        ($($f:ident),*) => {$(
+            if let Some(x) = &s.$f { v.push((stringify!($f), x.span())); }
+        )*};
+    }
+    p!(
+        host,
+        database,
+        services,
+        hold_s,
+        sql,
+        command,
+        catalog,
+        jobs,
+        text,
+        incident_at,
+        backup,
+        restored,
+        compare_to
+    );
+    v
+}
+
+fn tpl(cx: &mut Ctx, key: &str, v: Option<Spanned<String>>) -> Option<Located<Template>> {
+    let v = v?;
+    let span = v.span();
+    match Template::parse(v.get_ref()) {
+        Ok(t) => Some(Located { value: t, span }),
+        Err(e) => {
+            cx.err(span, key, e);
+            None
+        }
+    }
+}
+
+fn convert_steps(cx: &mut Ctx, raw: Vec<(Range<usize>, RawStep)>, params: &[Param]) -> Vec<Step> {
+    let param_names: BTreeSet<&str> = params.iter().map(|p| p.name.as_str()).collect();
+    let mut steps: Vec<Step> = Vec::new();
+    // Step id -> (index, action), for references to earlier steps.
+    let mut earlier: BTreeMap<String, Action> = BTreeMap::new();
+    for (span, s) in raw {
+        let action = *s.action.get_ref();
+        let id = s.id.get_ref().clone();
+        if !valid_name(&id) {
+            cx.err(
+                s.id.span(),
+                "id",
+                format!("'{id}' is not a valid step id: use letters, digits, '-' and '_'"),
+            );
+        }
+        if earlier.contains_key(&id) {
+            cx.err(s.id.span(), "id", format!("step id '{id}' is used twice"));
+        }
+        if param_names.contains(id.as_str()) {
+            cx.err(
+                s.id.span(),
+                "id",
+                format!("step id '{id}' is also a parameter name; rename one so '{{{id}}}' is unambiguous"),
+            );
+        }
+        let allowed = action.args();
+        let given = present(&s);
+        for (k, sp) in &given {
+            if !allowed.contains(k) {
+                cx.err(
+                    sp.clone(),
+                    k,
+                    format!(
+                        "a {action} step takes no '{k}' (it takes: {})",
+                        if allowed.is_empty() {
+                            "nothing besides id, action, explain".to_string()
+                        } else {
+                            allowed.join(", ")
+                        }
+                    ),
+                );
+            }
+        }
+        for k in action.required_args() {
+            if !given.iter().any(|(g, _)| g == k) {
+                cx.err(
+                    s.id.span(),
+                    k,
+                    format!("step '{id}': a {action} step needs '{k}'"),
+                );
+            }
+        }
+        if matches!(action, Action::StopServices | Action::StartServices)
+            && s.database.is_none()
+            && s.services.is_none()
+        {
+            cx.err(
+                s.id.span(),
+                "database",
+                format!(
+                    "step '{id}': name the 'database' whose writers to {}, or list 'services'",
+                    if action == Action::StopServices {
+                        "stop"
+                    } else {
+                        "start"
+                    }
+                ),
+            );
+        }
+        if action == Action::Probe && s.database.is_none() && s.host.is_none() {
+            cx.err(
+                s.id.span(),
+                "host",
+                format!("step '{id}': a probe needs a 'host' or a 'database' to look at"),
+            );
+        }
+        if s.explain.get_ref().trim().is_empty() {
+            cx.err(
+                s.explain.span(),
+                "explain",
+                "is empty: say in words what this step does and why",
+            );
+        }
+        let destructive = match (action.forced_destructive(), &s.destructive) {
+            (Some(forced), Some(d)) if *d.get_ref() != forced => {
+                cx.err(
+                    d.span(),
+                    "destructive",
+                    format!(
+                        "a {action} step is always {}; remove this line",
+                        if forced {
+                            "destructive"
+                        } else {
+                            "non-destructive"
+                        }
+                    ),
+                );
+                forced
+            }
+            (Some(forced), _) => forced,
+            (None, Some(d)) => *d.get_ref(),
+            (None, None) => action.default_destructive(),
+        };
+        if destructive && s.database.is_none() {
+            cx.err(
+                s.id.span(),
+                "database",
+                format!(
+                    "step '{id}' is destructive but names no 'database': the operator confirms a destructive step by typing the database it puts at risk"
+                ),
+            );
+        }
+        let mut requires: Vec<Requirement> = Vec::new();
+        for r in &s.requires {
+            if !requires.contains(r.get_ref()) {
+                requires.push(*r.get_ref());
+            }
+        }
+        for r in action.forced_requires() {
+            if !requires.contains(r) {
+                requires.push(*r);
+            }
+        }
+        let services = match s.services {
+            Some(list) => list
+                .into_inner()
+                .into_iter()
+                .filter_map(|x| tpl(cx, "services", Some(x)))
+                .collect(),
+            None => Vec::new(),
+        };
+        let step = Step {
+            id: id.clone(),
+            action,
+            explain: s.explain.get_ref().clone(),
+            destructive,
+            requires,
+            host: tpl(cx, "host", s.host),
+            database: tpl(cx, "database", s.database),
+            services,
+            hold_s: s.hold_s.map(Spanned::into_inner).unwrap_or(DEFAULT_HOLD_S),
+            sql: s.sql.map(Spanned::into_inner),
+            command: tpl(cx, "command", s.command),
+            catalog: tpl(cx, "catalog", s.catalog),
+            jobs: s.jobs.map(Spanned::into_inner),
+            text: tpl(cx, "text", s.text).map(|t| t.value),
+            incident_at: tpl(cx, "incident_at", s.incident_at),
+            backup: tpl(cx, "backup", s.backup),
+            restored: tpl(cx, "restored", s.restored),
+            compare_to: s.compare_to.as_ref().map(|c| c.get_ref().clone()),
+            timeout_s: s.timeout_s.map(Spanned::into_inner),
+            span,
+        };
+        if let Some(c) = &s.compare_to {
+            match earlier.get(c.get_ref()) {
+                Some(Action::Verify) => {}
+                _ => cx.err(
+                    c.span(),
+                    "compare_to",
+                    format!(
+                        "'{}' is not an earlier verify step; compare_to names the verify step whose row counts are the baseline",
+                        c.get_ref()
+                    ),
+                ),
+            }
+        }
+        check_refs(cx, &step, params, &earlier);
+        check_requirements(cx, &step, &steps, &s.requires);
+        earlier.insert(id, action);
+        steps.push(step);
+    }
+    steps
+}
+
+/// Every `{ref}` names a parameter or an earlier step's outcome field;
+/// inventory-valued arguments may only use parameters.
+fn check_refs(cx: &mut Ctx, step: &Step, params: &[Param], earlier: &BTreeMap<String, Action>) {
+    let mut args: Vec<(&str, &Located<Template>, bool)> = Vec::new();
+    for (k, a) in [
+        ("host", &step.host),
+        ("database", &step.database),
+        ("catalog", &step.catalog),
+    ] {
+        if let Some(a) = a {
+            args.push((k, a, true));
+        }
+    }
+    for s in &step.services {
+        args.push(("services", s, true));
+    }
+    for (k, a) in [
+        ("command", &step.command),
+        ("incident_at", &step.incident_at),
+        ("backup", &step.backup),
+        ("restored", &step.restored),
+    ] {
+        if let Some(a) = a {
+            args.push((k, a, false));
+        }
+    }
+    let text_span = step.span.clone();
+    let text_ref = step.text.as_ref().map(|t| Located {
+        value: t.clone(),
+        span: text_span,
+    });
+    if let Some(t) = &text_ref {
+        args.push(("text", t, false));
+    }
+    for (key, arg, params_only) in args {
+        for (name, path) in arg.value.refs() {
+            if let Some(p) = params.iter().find(|p| p.name == name) {
+                let ok_fields: &[&str] = match p.kind {
+                    ParamKind::Database => &["dbname", "target", "host", "port"],
+                    ParamKind::Host => &["address"],
+                    _ => &[],
+                };
+                if let Some(f) = path.first()
+                    && (!ok_fields.contains(&f.as_str()) || path.len() > 1)
+                {
+                    cx.err(
+                        arg.span.clone(),
+                        key,
+                        format!(
+                            "'{{{name}.{}}}': a {} parameter has {}",
+                            path.join("."),
+                            p.kind.as_str(),
+                            if ok_fields.is_empty() {
+                                "no fields".to_string()
+                            } else {
+                                format!("only the fields {}", ok_fields.join(", "))
+                            }
+                        ),
+                    );
+                }
+                continue;
+            }
+            match earlier.get(name) {
+                Some(action) if !params_only => {
+                    let Some(field) = path.first() else {
+                        cx.err(
+                            arg.span.clone(),
+                            key,
+                            format!(
+                                "'{{{name}}}' is a step: name one of its fields, e.g. '{{{name}.{}}}'",
+                                action.outputs().and_then(|o| o.first()).unwrap_or(&"field")
+                            ),
+                        );
+                        continue;
+                    };
+                    if let Some(outs) = action.outputs()
+                        && !outs.contains(&field.as_str())
+                    {
+                        cx.err(
+                            arg.span.clone(),
+                            key,
+                            format!(
+                                "step '{name}' ({action}) has no field '{field}' (it has: {})",
+                                outs.join(", ")
+                            ),
+                        );
+                    }
+                }
+                Some(_) => cx.err(
+                    arg.span.clone(),
+                    key,
+                    format!(
+                        "'{key}' names an inventory entry, so it may only use parameters, not the outcome of step '{name}'"
+                    ),
+                ),
+                None => cx.err(
+                    arg.span.clone(),
+                    key,
+                    format!(
+                        "'{{{name}}}' is neither a parameter nor an earlier step (parameters: {})",
+                        if params.is_empty() {
+                            "none".to_string()
+                        } else {
+                            params
+                                .iter()
+                                .map(|p| format!("'{}'", p.name))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                ),
+            }
+        }
+    }
+}
+
+/// A requirement no earlier step can meet is an error now, not a refusal
+/// in the middle of an outage.
+fn check_requirements(
+    cx: &mut Ctx,
+    step: &Step,
+    before: &[Step],
+    declared: &[Spanned<Requirement>],
+) {
+    for r in &step.requires {
+        let meets = |s: &Step| {
+            s.action == r.met_by()
+                && (!r.per_database()
+                    || match (&s.database, &step.database) {
+                        (Some(a), Some(b)) => a.value.raw == b.value.raw,
+                        // stop-services by explicit service list: trusted to cover it.
+                        (None, _) => s.action == Action::StopServices,
+                        _ => false,
+                    })
+        };
+        if !before.iter().any(meets) {
+            let span = declared
+                .iter()
+                .find(|d| d.get_ref() == r)
+                .map(|d| d.span())
+                .unwrap_or(step.span.clone());
+            let db = step
+                .database
+                .as_ref()
+                .map(|d| format!(" of database '{}'", d.value.raw))
+                .unwrap_or_default();
+            cx.err(
+                span,
+                "requires",
+                format!(
+                    "step '{}' ({}) requires '{}', but no earlier {} step{db} can provide it: add one before it",
+                    step.id,
+                    step.action,
+                    r.as_str(),
+                    r.met_by(),
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,166 @@
+use super::*;
+use rstest::rstest;
+
+const HEAD: &str = "id = \"t\"\ntitle = \"T\"\nwhen = \"w\"\n[[param]]\nname = \"db\"\nkind = \"database\"\nfrom = \"inventory\"\n";
+
+fn errs(text: &str) -> String {
+    Runbook::parse(text, "rb.toml").unwrap_err().to_string()
+}
+
+#[test]
+fn builtins_parse() {
+    for (id, text) in BUILTIN {
+        let rb = Runbook::parse(text, id).unwrap_or_else(|e| panic!("{id}:\n{e}"));
+        assert_eq!(rb.id, *id);
+        assert!(rb.steps.iter().all(|s| !s.explain.is_empty()));
+    }
+}
+
+#[test]
+fn forced_flags_and_requirements() {
+    let rb = Runbook::parse(BUILTIN[0].1, "x").unwrap();
+    let restore = rb.step("restore").unwrap();
+    assert!(restore.destructive);
+    assert!(restore.requires.contains(&Requirement::WritersStopped));
+    assert!(restore.requires.contains(&Requirement::Snapshot));
+    assert!(!rb.step("snapshot").unwrap().destructive);
+    assert_eq!(rb.step("stop-writers").unwrap().hold_s, 120);
+}
+
+#[rstest]
+// unknown key in a step, located on its line
+#[case(
+    "[[step]]\nid = \"a\"\naction = \"note\"\nexplain = \"x\"\ncolour = \"red\"\n",
+    "rb.toml:12:1: 'colour': unknown field `colour`"
+)]
+// wrong type
+#[case(
+    "[[step]]\nid = \"a\"\naction = \"note\"\nexplain = 5\n",
+    "rb.toml:11:11: 'explain': invalid type: integer `5`, expected a string"
+)]
+// unknown action lists the known ones
+#[case(
+    "[[step]]\nid = \"a\"\naction = \"drop\"\nexplain = \"x\"\n",
+    "rb.toml:10:10: 'action': unknown variant `drop`"
+)]
+// an argument the action does not take
+#[case(
+    "[[step]]\nid = \"a\"\naction = \"note\"\nexplain = \"x\"\nsql = \"SELECT 1\"\n",
+    "rb.toml:12:7: 'sql': a note step takes no 'sql'"
+)]
+// missing required argument
+#[case(
+    "[[step]]\nid = \"a\"\naction = \"sql\"\nexplain = \"x\"\ndatabase = \"{db}\"\n",
+    "'sql': step 'a': a sql step needs 'sql'"
+)]
+// swap cannot be made non-destructive
+#[case(
+    "[[step]]\nid = \"s\"\naction = \"snapshot\"\nexplain = \"x\"\ndatabase = \"{db}\"\n[[step]]\nid = \"a\"\naction = \"swap\"\nexplain = \"x\"\ndatabase = \"{db}\"\nrestored = \"r\"\ndestructive = false\n",
+    "rb.toml:19:15: 'destructive': a swap step is always destructive"
+)]
+// unknown reference
+#[case(
+    "[[step]]\nid = \"a\"\naction = \"sql\"\nexplain = \"x\"\ndatabase = \"{dbx}\"\nsql = \"SELECT 1\"\n",
+    "rb.toml:12:12: 'database': '{dbx}' is neither a parameter nor an earlier step"
+)]
+// a later step cannot be referenced, nor a field it does not have
+#[case(
+    "[[step]]\nid = \"n\"\naction = \"note\"\nexplain = \"x\"\ntext = \"{s.nope}\"\n[[step]]\nid = \"s\"\naction = \"snapshot\"\nexplain = \"x\"\ndatabase = \"{db}\"\n",
+    "'{s}' is neither a parameter nor an earlier step"
+)]
+#[case(
+    "[[step]]\nid = \"s\"\naction = \"snapshot\"\nexplain = \"x\"\ndatabase = \"{db}\"\n[[step]]\nid = \"n\"\naction = \"note\"\nexplain = \"x\"\ntext = \"{s.nope}\"\n",
+    "step 's' (snapshot) has no field 'nope'"
+)]
+// restore without anything that stops writers
+#[case(
+    "[[step]]\nid = \"s\"\naction = \"snapshot\"\nexplain = \"x\"\ndatabase = \"{db}\"\n[[step]]\nid = \"r\"\naction = \"restore\"\nexplain = \"x\"\ndatabase = \"{db}\"\ncatalog = \"c\"\nbackup = \"/b\"\n",
+    "requires 'writers-stopped', but no earlier stop-services step of database '{db}'"
+)]
+// destructive command without a database to confirm
+#[case(
+    "[[step]]\nid = \"c\"\naction = \"command\"\nexplain = \"x\"\nhost = \"h\"\ncommand = \"true\"\n",
+    "step 'c' is destructive but names no 'database'"
+)]
+// duplicate step ids
+#[case(
+    "[[step]]\nid = \"a\"\naction = \"note\"\nexplain = \"x\"\n[[step]]\nid = \"a\"\naction = \"note\"\nexplain = \"y\"\n",
+    "rb.toml:13:6: 'id': step id 'a' is used twice"
+)]
+// unclosed reference
+#[case(
+    "[[step]]\nid = \"a\"\naction = \"note\"\nexplain = \"x\"\ntext = \"{db\"\n",
+    "rb.toml:12:8: 'text': '{db' is not closed"
+)]
+fn parse_errors_are_located(#[case] steps: &str, #[case] want: &str) {
+    let e = errs(&format!("{HEAD}{steps}"));
+    assert!(e.contains(want), "want {want:?} in:\n{e}");
+}
+
+#[test]
+fn missing_top_level_and_syntax_errors() {
+    let e = errs("title = \"x\"\n");
+    assert!(e.contains("'id': missing"), "{e}");
+    assert!(e.contains("'when': missing"), "{e}");
+    let e = errs("id = \"x\"\n[[step]\n");
+    assert!(e.starts_with("rb.toml:2:"), "{e}");
+    assert!(e.contains("TOML syntax"), "{e}");
+    let e = errs(&format!(
+        "surprise = 1\n{HEAD}[[step]]\nid = \"a\"\naction = \"note\"\nexplain = \"x\"\n"
+    ));
+    assert!(
+        e.contains("rb.toml:1:1: 'surprise': unknown top-level key"),
+        "{e}"
+    );
+    // inside a [[param]] table it is an unknown field of the param
+    let e = errs(&format!(
+        "{HEAD}surprise = 1\n[[step]]\nid = \"a\"\naction = \"note\"\nexplain = \"x\"\n"
+    ));
+    assert!(
+        e.contains("rb.toml:8:1: 'surprise': unknown field `surprise`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_error_reported_at_once() {
+    let e = errs(&format!(
+        "{HEAD}[[step]]\nid = \"a\"\naction = \"note\"\nexplain = \"\"\n[[step]]\nid = \"b\"\naction = \"sql\"\nexplain = \"x\"\n"
+    ));
+    assert!(e.lines().count() >= 3, "{e}");
+}
+
+#[test]
+fn validated_against_inventory() {
+    let inv = crate::inventory::Inventory::parse(
+        "[[host]]\nname = \"h\"\ntransport = \"local\"\n[[database]]\nname = \"main\"\nurl = \"postgres://a@db/x\"\n",
+        "inv.toml",
+    )
+    .unwrap();
+    let rb = Runbook::parse(
+        &format!(
+            "{HEAD}[[step]]\nid = \"a\"\naction = \"sql\"\nexplain = \"x\"\ndatabase = \"other\"\ndestructive = false\nsql = \"SELECT 1\"\n[[step]]\nid = \"b\"\naction = \"command\"\nexplain = \"x\"\nhost = \"h\"\ndestructive = false\ncommand = \"true\"\n"
+        ),
+        "rb.toml",
+    )
+    .unwrap();
+    let (errors, warnings) = validate_against(&rb, &inv);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].to_string(),
+        "rb.toml:12:12: 'database': no database named 'other' in the inventory (known: 'main')"
+    );
+    assert!(warnings.is_empty());
+}
+
+#[test]
+fn shipped_runbooks_pass_against_the_example_inventory() {
+    let inv = crate::inventory::Inventory::parse(
+        include_str!("../../assets/example-inventory.toml"),
+        "example",
+    )
+    .unwrap();
+    let r = check_runbooks(&inv, None).unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.ok.len(), 5);
+}
