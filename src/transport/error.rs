@@ -31,7 +31,7 @@ pub enum TransportError {
         reason: String,
     },
     #[error(
-        "host '{host}' ({addr}) offered an unknown {key_type} host key {fingerprint} (not in '{}'); compare it with the server's own (ssh-keygen -lf /etc/ssh/ssh_host_{}_key.pub on the server) and accept it explicitly in lifeline if it matches",
+        "host '{host}' ({addr}) offered an unknown {key_type} host key {fingerprint} (not in '{}'); compare it with the server's own (ssh-keygen -lf /etc/ssh/ssh_host_{}_key.pub on the server) and if it matches, accept it in the lifeline console (the acceptance is journaled)",
         known_hosts.display(), key_file_stem(key_type)
     )]
     HostKeyUnknown {

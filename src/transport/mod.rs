@@ -258,7 +258,12 @@ pub fn shell_quote(s: &str) -> String {
 /// by `timeout -s KILL` at `limit` when the host has GNU/busybox `timeout`.
 pub(crate) fn wrap_with_timeout(cmd: &str, limit: Duration) -> String {
     let q = shell_quote(cmd);
-    let secs = format!("{:.3}", limit.as_secs_f64().max(0.001));
+    let ms = limit.as_millis().max(1);
+    let secs = if ms.is_multiple_of(1000) {
+        format!("{}", ms / 1000)
+    } else {
+        format!("{:.3}", limit.as_secs_f64())
+    };
     format!(
         "if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL {secs}s sh -c {q}; else exec sh -c {q}; fi"
     )
@@ -364,6 +369,19 @@ mod tests {
         r.stdout_truncated = true;
         assert_eq!(r.outcome(), "timed out after 0.5 s, stdout truncated");
         assert!(!r.success());
+    }
+
+    #[test]
+    fn wrapper_kills_at_the_limit() {
+        let w = wrap_with_timeout("echo 'a'", Duration::from_secs(5));
+        let q = shell_quote("echo 'a'");
+        assert_eq!(
+            w,
+            format!(
+                "if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL 5s sh -c {q}; else exec sh -c {q}; fi"
+            )
+        );
+        assert!(wrap_with_timeout("true", Duration::from_millis(1500)).contains(" 1.500s "));
     }
 
     #[test]
