@@ -695,3 +695,85 @@ async fn stream_over_ssh_reports_exit_and_stderr() {
         "stream command still running"
     );
 }
+
+#[tokio::test]
+async fn stream_cut_by_a_dead_server_is_an_error_not_an_eof() {
+    use tokio::io::AsyncReadExt;
+    let mut sshd = support::sshd();
+    let h = host(&sshd, "dying");
+    let m = marker(4);
+    let mut s = h
+        .exec_stream(
+            &format!("while :; do echo {m}; sleep 0.05; done"),
+            ExecOptions::default().timeout(Duration::from_secs(600)),
+        )
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let k = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..k]).contains(&m));
+    sshd.kill_with_sessions();
+    let end = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await
+    .expect("stream did not notice the dead server");
+    let e = end.expect_err("a cut stream must not end like a complete one");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionAborted, "{e}");
+    let err = s.finish().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Disconnected, "{err}");
+}
+
+#[tokio::test]
+async fn hosts_from_inventory() {
+    let sshd = support::sshd();
+    let kh = sshd.write_known_hosts().unwrap();
+    let text = format!(
+        r#"
+[[host]]
+name = "db"
+address = "127.0.0.1:{port}"
+user = "{user}"
+identity = "{key}"
+known_hosts = "{kh}"
+connect_timeout_s = 5
+command_timeout_s = 7
+
+[[host]]
+name = "here"
+transport = "local"
+command_timeout_s = 3
+"#,
+        port = sshd.port(),
+        user = sshd.user(),
+        key = sshd.user_key().display(),
+        kh = kh.display()
+    );
+    let inv = lifeline::inventory::Inventory::parse(&text, "inv.toml").unwrap();
+    let hosts = Hosts::from_inventory(&inv, None);
+    assert_eq!(hosts.len(), 2);
+    let db = hosts.require("db").unwrap();
+    assert_eq!(db.options().timeout, Duration::from_secs(7));
+    assert_eq!(
+        db.describe(),
+        format!("{}@127.0.0.1:{}", sshd.user(), sshd.port())
+    );
+    assert_eq!(
+        hosts.get("here").unwrap().options().timeout,
+        Duration::from_secs(3)
+    );
+    let err = hosts.require("nope").unwrap_err();
+    assert_eq!(err.to_string(), "no host named 'nope' in the inventory");
+    let all = hosts.exec_all("echo hi", 1024).await;
+    let names: Vec<&str> = all.iter().map(|o| o.host.as_str()).collect();
+    assert_eq!(names, ["db", "here"], "inventory order");
+    for o in &all {
+        assert_eq!(o.result.as_ref().unwrap().stdout, "hi\n", "{}", o.host);
+    }
+}
