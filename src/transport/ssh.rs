@@ -757,7 +757,11 @@ impl SshHost {
             }
         }
         if cut {
+            // Nothing came back, not even the remote `timeout` killing it: the
+            // host lacks `timeout` or the connection is dead. Close the channel
+            // and stop sharing this connection; the next command opens a new one.
             let _ = ch.close().await;
+            self.forget(&conn).await;
         } else if !st.ended() && !st.closed {
             // The channel went away without an exit status: the connection dropped.
             self.forget(&conn).await;
