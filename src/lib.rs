@@ -14,3 +14,4 @@ pub mod runbook;
 pub mod samples;
 pub mod sandbox;
 pub mod state;
+pub mod transport;
