@@ -3,6 +3,7 @@
 //! The library holds the engine; `main.rs` only wires the CLI. Only `tui/`
 //! may touch the terminal.
 
+pub mod db;
 pub mod diag;
 pub mod inventory;
 pub mod journal;
@@ -11,3 +12,4 @@ pub mod redact;
 pub mod samples;
 pub mod sandbox;
 pub mod state;
+pub mod timeline;

@@ -45,6 +45,14 @@ struct Cli {
 enum Command {
     /// Validate the inventory; exit 2 listing every error as file:line:col.
     Check,
+    /// Integrity checks derived from the schema; exit 3 on damage.
+    Verify {
+        /// The database's inventory name.
+        database: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Journal tools.
     Journal {
         #[command(subcommand)]
@@ -158,6 +166,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let _operator = cli.operator.clone().unwrap_or_else(default_operator);
     match &cli.command {
         Command::Check => cmd_check(&cli),
+        Command::Verify { database, json } => Ok(ExitCode::from(lifeline::db::verify::cli(
+            inventory_path(&cli).as_deref(),
+            database,
+            *json,
+            &redactor,
+        ))),
         Command::Journal {
             command: JournalCommand::Verify { path, json },
         } => cmd_journal_verify(&cli, path, *json),
