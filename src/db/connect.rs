@@ -379,6 +379,45 @@ impl DbHandle {
         *self.inner.live.lock().await = None;
     }
 
+    /// Runs one parameterless read-only statement in a single round trip
+    /// (simple protocol) and returns the first column of the first row as
+    /// text. Reconnects and retries once like `query`.
+    pub async fn query_scalar_text(
+        &self,
+        what: &str,
+        sql: &str,
+    ) -> Result<Option<String>, DbError> {
+        let target = self.target();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let client = self.client().await?;
+            match client.simple_query(sql).await {
+                Ok(msgs) => {
+                    return Ok(msgs
+                        .iter()
+                        .find_map(|m| match m {
+                            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                                Some(r.get(0).map(str::to_string))
+                            }
+                            _ => None,
+                        })
+                        .flatten());
+                }
+                Err(e) => {
+                    let err = DbError::from_query(&target, what, &e);
+                    if err.is_connection_lost() {
+                        self.disconnect().await;
+                        if attempt < 2 {
+                            continue;
+                        }
+                    }
+                    return Err(err);
+                }
+            }
+        }
+    }
+
     /// Runs a read-only statement. When the connection turns out to be
     /// broken it reconnects and runs it once more, so use it only for
     /// statements that are safe to repeat.

@@ -182,10 +182,15 @@ pub async fn estimates(db: &DbHandle) -> Result<Vec<TableStat>, DbError> {
 /// `SELECT count(*)` of one table.
 pub async fn exact_count(db: &DbHandle, schema: &str, name: &str) -> Result<i64, DbError> {
     let sql = format!("SELECT count(*) FROM {}", quote_qualified(schema, name));
-    let rows = db
-        .query(&format!("count(*) of {schema}.{name}"), &sql, &[])
-        .await?;
-    Ok(rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0))
+    let what = format!("count(*) of {schema}.{name}");
+    let v = db.query_scalar_text(&what, &sql).await?;
+    v.as_deref()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| DbError::Other {
+            target: db.target(),
+            what,
+            reason: format!("unexpected answer {v:?}"),
+        })
 }
 
 #[cfg(test)]
