@@ -402,6 +402,54 @@ async fn spawned_sampler_reports_rounds_alerts_and_outages() {
     assert_eq!(recs.iter().filter(|r| r.kind == kinds::ALERT).count(), 1);
 }
 
+#[tokio::test]
+async fn a_hung_backend_is_reported_not_waited_on() {
+    let s = Setup::new();
+    let inv = support::inventory(&support::db_inventory_text(
+        &s.pg,
+        "TovPlay",
+        "watch = [\"User\"]\nsample_interval_s = 1\nconnect_timeout_s = 1\nstatement_timeout_ms = 1000",
+    ));
+    let sampler = Sampler::from_spec(inv.database("main").unwrap(), &s.redactor).unwrap();
+    let limit = sampler.round_limit();
+    assert!(limit <= Duration::from_secs(12), "{limit:?}");
+    let main = sampler.handle().clone();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let task = sampler.spawn(tx);
+    assert!(matches!(next(&mut rx).await, TimelineEvent::Sampled(_)));
+    // Freeze the sampler's server process: its statement timeout cannot fire.
+    let pid = main.backend_pid().await.unwrap().to_string();
+    let kill = |sig: &str| {
+        let st = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    kill("-STOP");
+    let mut outage = None;
+    for _ in 0..5 {
+        if let TimelineEvent::Unavailable { error, .. } = next(&mut rx).await {
+            outage = Some(error);
+            break;
+        }
+    }
+    kill("-CONT");
+    let e = outage.expect("an unavailable event");
+    assert!(e.message.contains("no answer within"), "{}", e.message);
+    // It comes back on a new connection.
+    let mut back = false;
+    for _ in 0..5 {
+        if matches!(next(&mut rx).await, TimelineEvent::Sampled(_)) {
+            back = true;
+            break;
+        }
+    }
+    assert!(back);
+    assert_ne!(main.backend_pid().await.unwrap().to_string(), pid);
+    task.stop().await.unwrap();
+}
+
 async fn next(rx: &mut tokio::sync::mpsc::Receiver<TimelineEvent>) -> TimelineEvent {
     tokio::time::timeout(Duration::from_secs(60), rx.recv())
         .await

@@ -203,6 +203,16 @@ impl ConnectOptions {
 
     /// Opens one connection (connection task spawned on the current runtime).
     pub async fn connect(&self) -> Result<Connected, DbError> {
+        match self.connect_mode(self.sslmode).await {
+            // libpq's prefer: a failed TLS handshake falls back to plain text.
+            Err(DbError::TlsFailed { .. }) if self.sslmode == SslMode::Prefer => {
+                self.connect_mode(SslMode::Disable).await
+            }
+            other => other,
+        }
+    }
+
+    async fn connect_mode(&self, sslmode: SslMode) -> Result<Connected, DbError> {
         let target = self.target();
         let unix = self.url.host.starts_with('/');
         let mut cfg = tokio_postgres::Config::new();
@@ -211,7 +221,7 @@ impl ConnectOptions {
             .application_name(&self.application_name)
             .connect_timeout(self.connect_timeout)
             .port(self.url.port)
-            .ssl_mode(tls::pg_ssl_mode(self.sslmode, unix));
+            .ssl_mode(tls::pg_ssl_mode(sslmode, unix));
         if unix {
             cfg.host_path(&self.url.host);
         } else {
@@ -220,13 +230,12 @@ impl ConnectOptions {
         if let Some(pw) = self.resolve_password()? {
             cfg.password(pw);
         }
-        let connector =
-            tls::make_connector(self.sslmode, self.sslrootcert.as_deref()).map_err(|e| {
-                DbError::TlsFailed {
-                    target: target.clone(),
-                    reason: e.to_string(),
-                }
-            })?;
+        let connector = tls::make_connector(sslmode, self.sslrootcert.as_deref()).map_err(|e| {
+            DbError::TlsFailed {
+                target: target.clone(),
+                reason: e.to_string(),
+            }
+        })?;
         let fut = cfg.connect(connector);
         let (client, conn) = match tokio::time::timeout(self.connect_timeout, fut).await {
             Err(_) => {

@@ -326,6 +326,13 @@ impl Sampler {
         }
 
         let counts_start = Instant::now();
+        if self.cfg.sessions && !to_count.is_empty() {
+            // Open the count connections first, so that they are known as ours.
+            for c in &self.counters {
+                // A failure here shows as failed counts below.
+                let _ = c.connection().await;
+            }
+        }
         let own = self.own_pids().await;
         let want_sessions = self.cfg.sessions;
         let (exact, sess) = tokio::join!(
@@ -466,6 +473,20 @@ impl Sampler {
             .map_err(|source| SampleError::Journal { what, source })
     }
 
+    /// The longest a round may take before the database counts as not answering.
+    pub fn round_limit(&self) -> Duration {
+        let o = self.db.options();
+        let st = o.statement_timeout.unwrap_or(self.cfg.count_timeout);
+        o.connect_timeout * 2 + st.max(self.cfg.count_timeout) * 3 + Duration::from_secs(5)
+    }
+
+    async fn disconnect_all(&self) {
+        self.db.disconnect().await;
+        for c in &self.counters {
+            c.disconnect().await;
+        }
+    }
+
     /// Runs as a task: a round every `interval` (a slow round delays the
     /// next, never overlaps it), events to `tx`. Stops when told, or when
     /// the receiver is gone, or when journaling fails; hands the sampler back.
@@ -493,7 +514,18 @@ impl Sampler {
             if *stop.borrow() {
                 break;
             }
-            let events: Vec<TimelineEvent> = match self.sample_once().await {
+            let limit = self.round_limit();
+            let res = match tokio::time::timeout(limit, self.sample_once()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.disconnect_all().await;
+                    Err(SampleError::Db(DbError::Unreachable {
+                        target: self.db.target(),
+                        reason: format!("no answer within {} s", limit.as_secs()),
+                    }))
+                }
+            };
+            let events: Vec<TimelineEvent> = match res {
                 Ok(mut r) => {
                     let mut ev: Vec<TimelineEvent> = r
                         .detected
