@@ -3,6 +3,7 @@
 //! The library holds the engine; `main.rs` only wires the CLI. Only `tui/`
 //! may touch the terminal.
 
+pub mod db;
 pub mod diag;
 pub mod engine;
 pub mod export;
@@ -14,4 +15,5 @@ pub mod runbook;
 pub mod samples;
 pub mod sandbox;
 pub mod state;
+pub mod timeline;
 pub mod transport;

@@ -65,6 +65,14 @@ enum Command {
         #[arg(long, requires = "incident")]
         resume: bool,
     },
+    /// Integrity checks derived from the schema; exit 3 on damage.
+    Verify {
+        /// The database's inventory name.
+        database: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Journal tools.
     Journal {
         #[command(subcommand)]
@@ -303,6 +311,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             Ok(ExitCode::from(engine::headless::cmd_run(args, redactor)))
         }
+        Command::Verify { database, json } => Ok(ExitCode::from(lifeline::db::verify::cli(
+            inventory_path(&cli).as_deref(),
+            database,
+            *json,
+            &redactor,
+        ))),
         Command::Journal {
             command: JournalCommand::Verify { path, json },
         } => cmd_journal_verify(&cli, path, *json),

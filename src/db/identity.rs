@@ -1,0 +1,467 @@
+//! Which database answered (address, system identifier, start time, OID)
+//! and in what state it is: unreachable, auth-failed, missing, empty, ok;
+//! plus the migration tables of common tools (incident 4). Reads only.
+
+use chrono::{DateTime, Utc};
+use serde::{Serialize, Serializer};
+
+use super::connect::DbHandle;
+use super::error::{DbError, ErrorClass};
+use super::quote_qualified;
+use crate::samples::DbIdentity;
+
+fn u64_as_string<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&v.to_string())
+}
+
+/// The identity of a connected database (principle 3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    /// `host:port/dbname` as connected.
+    pub address: String,
+    /// `current_database()`.
+    pub database: String,
+    /// `pg_control_system().system_identifier`; JSON carries it as a decimal
+    /// string (it does not fit a double).
+    #[serde(serialize_with = "u64_as_string")]
+    pub system_identifier: u64,
+    pub server_version: String,
+    pub postmaster_start: DateTime<Utc>,
+    pub database_oid: u32,
+    pub size_bytes: i64,
+}
+
+/// What changed between two identities of "the same" database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentityChange {
+    /// Another cluster answers at this address (different system identifier).
+    DifferentCluster,
+    /// The database was dropped and created again (new OID, same name).
+    DatabaseRecreated,
+    /// The server restarted (new postmaster start time).
+    Restarted,
+}
+
+impl IdentityChange {
+    pub fn describe(self) -> &'static str {
+        match self {
+            IdentityChange::DifferentCluster => {
+                "a different cluster answers at this address (system identifier changed)"
+            }
+            IdentityChange::DatabaseRecreated => "the database was re-created (same name, new OID)",
+            IdentityChange::Restarted => "the server restarted (new start time)",
+        }
+    }
+}
+
+impl Identity {
+    /// The form every sample carries.
+    pub fn to_sample(&self) -> DbIdentity {
+        DbIdentity {
+            address: self.address.clone(),
+            system_identifier: self.system_identifier.to_string(),
+            postmaster_start: Some(self.postmaster_start),
+            database_oid: self.database_oid,
+            database: self.database.clone(),
+        }
+    }
+
+    /// The most significant difference from `before`, if any.
+    pub fn change_from(&self, before: &Identity) -> Option<IdentityChange> {
+        if self.system_identifier != before.system_identifier {
+            Some(IdentityChange::DifferentCluster)
+        } else if self.database_oid != before.database_oid {
+            Some(IdentityChange::DatabaseRecreated)
+        } else if self.postmaster_start != before.postmaster_start {
+            Some(IdentityChange::Restarted)
+        } else {
+            None
+        }
+    }
+}
+
+const IDENTITY_SQL: &str = "\
+SELECT current_database()::text,
+       (SELECT system_identifier FROM pg_catalog.pg_control_system()),
+       pg_catalog.pg_postmaster_start_time(),
+       (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()),
+       pg_catalog.pg_database_size(current_database()),
+       current_setting('server_version')";
+
+pub async fn identity(db: &DbHandle) -> Result<Identity, DbError> {
+    let rows = db.query("identity", IDENTITY_SQL, &[]).await?;
+    let r = rows.first().ok_or_else(|| DbError::Other {
+        target: db.target(),
+        what: "identity".into(),
+        reason: "no row returned".into(),
+    })?;
+    Ok(Identity {
+        address: db.target(),
+        database: r.get(0),
+        system_identifier: r.get::<_, i64>(1) as u64,
+        postmaster_start: r.get(2),
+        database_oid: r.get(3),
+        size_bytes: r.get(4),
+        server_version: r.get(5),
+    })
+}
+
+/// The health states of a database (contract: `databases[].health`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Health {
+    /// The server does not answer.
+    Unreachable,
+    /// The server refused the credentials.
+    AuthFailed,
+    /// The server is up; no database by that name (SQLSTATE 3D000).
+    Missing,
+    /// Connected, but the database has no user tables.
+    Empty,
+    Ok,
+    /// Anything else (TLS failure, too many connections, a failing query):
+    /// see `error.class`.
+    Error,
+}
+
+impl Health {
+    pub fn from_class(c: ErrorClass) -> Health {
+        match c {
+            ErrorClass::Unreachable => Health::Unreachable,
+            ErrorClass::AuthFailed => Health::AuthFailed,
+            ErrorClass::Missing => Health::Missing,
+            _ => Health::Error,
+        }
+    }
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Health::Unreachable => "unreachable",
+            Health::AuthFailed => "auth-failed",
+            Health::Missing => "missing",
+            Health::Empty => "empty",
+            Health::Ok => "ok",
+            Health::Error => "error",
+        })
+    }
+}
+
+/// A classified error as shown and serialised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorInfo {
+    pub class: ErrorClass,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqlstate: Option<String>,
+    pub message: String,
+}
+
+impl ErrorInfo {
+    pub fn from_error(e: &DbError) -> ErrorInfo {
+        ErrorInfo {
+            class: e.class(),
+            sqlstate: e.sqlstate().map(str::to_string),
+            message: e.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    pub health: Health,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+    /// Number of user tables (tables and partitioned tables outside the system schemas).
+    pub user_tables: i64,
+    pub migrations: Vec<MigrationState>,
+}
+
+impl HealthReport {
+    fn failed(e: &DbError) -> HealthReport {
+        HealthReport {
+            health: Health::from_class(e.class()),
+            identity: None,
+            error: Some(ErrorInfo::from_error(e)),
+            user_tables: 0,
+            migrations: Vec::new(),
+        }
+    }
+}
+
+const USER_TABLES_SQL: &str = "\
+SELECT count(*) FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p')
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'";
+
+/// Connects (if needed) and classifies the database.
+pub async fn health(db: &DbHandle) -> HealthReport {
+    let id = match identity(db).await {
+        Ok(id) => id,
+        Err(e) => return HealthReport::failed(&e),
+    };
+    let user_tables = match db.query("count user tables", USER_TABLES_SQL, &[]).await {
+        Ok(rows) => rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0),
+        Err(e) => {
+            let mut r = HealthReport::failed(&e);
+            r.identity = Some(id);
+            return r;
+        }
+    };
+    let migrations = migrations(db).await.unwrap_or_else(|e| {
+        vec![MigrationState {
+            tool: None,
+            table: String::new(),
+            present: false,
+            count: None,
+            last: None,
+            flagged: None,
+            error: Some(e.to_string()),
+        }]
+    });
+    HealthReport {
+        health: if user_tables == 0 {
+            Health::Empty
+        } else {
+            Health::Ok
+        },
+        identity: Some(id),
+        error: None,
+        user_tables,
+        migrations,
+    }
+}
+
+/// Migration tools whose bookkeeping table lifeline reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MigrationTool {
+    Prisma,
+    Flyway,
+    Alembic,
+    Rails,
+    Django,
+    Diesel,
+    Sqlx,
+}
+
+struct ToolDef {
+    tool: MigrationTool,
+    table: &'static str,
+    /// SQL expression (over the table) naming one migration, and the order giving the last.
+    last_expr: &'static str,
+    order: &'static str,
+    /// Other tables this tool creates: their presence without the migration table is a trace.
+    traces: &'static [&'static str],
+}
+
+const TOOLS: &[ToolDef] = &[
+    ToolDef {
+        tool: MigrationTool::Prisma,
+        table: "_prisma_migrations",
+        last_expr: "migration_name::text",
+        order: "started_at DESC NULLS LAST, migration_name DESC",
+        traces: &[],
+    },
+    ToolDef {
+        tool: MigrationTool::Flyway,
+        table: "flyway_schema_history",
+        last_expr: "coalesce(version::text || ' ', '') || description::text",
+        order: "installed_rank DESC",
+        traces: &[],
+    },
+    ToolDef {
+        tool: MigrationTool::Alembic,
+        table: "alembic_version",
+        last_expr: "version_num::text",
+        order: "version_num DESC",
+        traces: &[],
+    },
+    ToolDef {
+        tool: MigrationTool::Rails,
+        table: "schema_migrations",
+        last_expr: "version::text",
+        order: "version::text DESC",
+        traces: &["ar_internal_metadata"],
+    },
+    ToolDef {
+        tool: MigrationTool::Django,
+        table: "django_migrations",
+        last_expr: "app::text || '.' || name::text",
+        order: "applied DESC, id DESC",
+        traces: &["django_content_type", "auth_permission", "django_session"],
+    },
+    ToolDef {
+        tool: MigrationTool::Diesel,
+        table: "__diesel_schema_migrations",
+        last_expr: "version::text",
+        order: "version DESC",
+        traces: &[],
+    },
+    ToolDef {
+        tool: MigrationTool::Sqlx,
+        table: "_sqlx_migrations",
+        last_expr: "version::text || ' ' || description::text",
+        order: "version DESC",
+        traces: &[],
+    },
+];
+
+/// One tool's migration table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MigrationState {
+    pub tool: Option<MigrationTool>,
+    /// `schema.table` (or the bare name when absent).
+    pub table: String,
+    pub present: bool,
+    /// Rows in the table (applied migrations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
+    /// Why this is dangerous, when it is (data but no migration history).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flagged: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+const FIND_TABLES_SQL: &str = "\
+SELECT c.relname::text, n.nspname::text
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p') AND c.relname = ANY($1)
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+ ORDER BY (n.nspname = 'public') DESC, n.nspname";
+
+/// The migration tables of every tool that left a trace, flagged when the
+/// database holds data but the history is empty or missing (incident 4).
+pub async fn migrations(db: &DbHandle) -> Result<Vec<MigrationState>, DbError> {
+    let mut names: Vec<String> = Vec::new();
+    for t in TOOLS {
+        names.push(t.table.to_string());
+        names.extend(t.traces.iter().map(|s| s.to_string()));
+    }
+    let found = db
+        .query("find migration tables", FIND_TABLES_SQL, &[&names])
+        .await?;
+    let schema_of = |table: &str| -> Option<String> {
+        found
+            .iter()
+            .find(|r| r.get::<_, String>(0) == table)
+            .map(|r| r.get::<_, String>(1))
+    };
+    let mut out = Vec::new();
+    let mut suspicious = Vec::new();
+    for t in TOOLS {
+        match schema_of(t.table) {
+            Some(schema) => {
+                let q = quote_qualified(&schema, t.table);
+                let sql = format!(
+                    "SELECT (SELECT count(*) FROM {q}), (SELECT {} FROM {q} ORDER BY {} LIMIT 1)",
+                    t.last_expr, t.order
+                );
+                let mut st = MigrationState {
+                    tool: Some(t.tool),
+                    table: format!("{schema}.{}", t.table),
+                    present: true,
+                    count: None,
+                    last: None,
+                    flagged: None,
+                    error: None,
+                };
+                match db.query("read migration table", &sql, &[]).await {
+                    Ok(rows) => {
+                        if let Some(r) = rows.first() {
+                            st.count = Some(r.get(0));
+                            st.last = r.get(1);
+                        }
+                    }
+                    Err(e) => st.error = Some(e.to_string()),
+                }
+                if st.count == Some(0) {
+                    suspicious.push((out.len(), format!(
+                        "the database holds data but '{}' is empty: {:?} would treat it as new and apply every migration from the first (incident 4); back up before any deploy",
+                        st.table, t.tool
+                    )));
+                }
+                out.push(st);
+            }
+            None => {
+                let traces: Vec<&str> = t
+                    .traces
+                    .iter()
+                    .copied()
+                    .filter(|tr| schema_of(tr).is_some())
+                    .collect();
+                if !traces.is_empty() {
+                    suspicious.push((out.len(), format!(
+                        "'{}' is missing although {} exist(s) and the database holds data: {:?} would apply every migration from the first (incident 4); back up before any deploy",
+                        t.table,
+                        traces.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", "),
+                        t.tool
+                    )));
+                    out.push(MigrationState {
+                        tool: Some(t.tool),
+                        table: t.table.to_string(),
+                        present: false,
+                        count: None,
+                        last: None,
+                        flagged: None,
+                        error: None,
+                    });
+                }
+            }
+        }
+    }
+    if !suspicious.is_empty() {
+        let exclude: Vec<String> = names;
+        if has_data(db, &exclude).await? {
+            for (i, why) in suspicious {
+                if let Some(st) = out.get_mut(i) {
+                    st.flagged = Some(why);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+const DATA_CANDIDATES_SQL: &str = "\
+SELECT n.nspname::text, c.relname::text
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_catalog.pg_stat_user_tables s ON s.relid = c.oid
+ WHERE c.relkind = 'r' AND NOT (c.relname = ANY($1))
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+ ORDER BY greatest(c.reltuples, coalesce(s.n_live_tup, 0)) DESC, 1, 2
+ LIMIT 200";
+
+/// Whether any user table (other than `exclude`) holds a row: an exact
+/// `EXISTS` over the 200 largest-looking tables, in one statement.
+pub async fn has_data(db: &DbHandle, exclude: &[String]) -> Result<bool, DbError> {
+    let rows = db
+        .query("list tables", DATA_CANDIDATES_SQL, &[&exclude])
+        .await?;
+    if rows.is_empty() {
+        return Ok(false);
+    }
+    let probes: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "EXISTS (SELECT 1 FROM {})",
+                quote_qualified(&r.get::<_, String>(0), &r.get::<_, String>(1))
+            )
+        })
+        .collect();
+    let sql = format!("SELECT {}", probes.join(" OR "));
+    let rows = db.query("probe for data", &sql, &[]).await?;
+    Ok(rows.first().map(|r| r.get::<_, bool>(0)).unwrap_or(false))
+}

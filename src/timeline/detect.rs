@@ -1,0 +1,478 @@
+//! Drop detection as a pure state machine: rounds in, events out (alerts,
+//! identity changes, re-created tables). No I/O. Estimates are never
+//! compared across OIDs, and one drop raises one alert however many rules
+//! it breaks.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::db::identity::{Identity, IdentityChange};
+use crate::samples::{DbIdentity, TableCount};
+
+/// The alert rules of one watched table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// `expect.min`.
+    pub min: Option<i64>,
+    /// Largest share of rows (0..1) it may lose between two samples.
+    pub max_share: f64,
+    /// Where `max_share` came from: "max_drop" (expect) or "drop_alert_share".
+    pub share_rule: &'static str,
+}
+
+/// A row-count drop (journal kind `alert`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    pub at: DateTime<Utc>,
+    pub database: String,
+    pub schema: String,
+    pub table: String,
+    /// The previous count; None when first seen already below `min`.
+    pub before: Option<i64>,
+    pub after: i64,
+    /// The first rule broken: `max_drop`, `drop_alert_share`, `min` or `table-missing`.
+    pub rule: String,
+    /// Every rule this drop broke.
+    pub rules: Vec<String>,
+    pub before_exact: bool,
+    pub after_exact: bool,
+    pub min: Option<i64>,
+    pub max_share: f64,
+}
+
+impl Alert {
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.table)
+    }
+    pub fn summary(&self) -> String {
+        let what = match self.rule.as_str() {
+            "table-missing" => "is gone (the table no longer exists)".to_string(),
+            _ => match self.before {
+                Some(b) => format!("fell from {b} to {} rows", self.after),
+                None => format!("holds {} rows", self.after),
+            },
+        };
+        let mut why = Vec::new();
+        for r in &self.rules {
+            match r.as_str() {
+                "min" => why.push(format!("below expect.min {}", self.min.unwrap_or(0))),
+                "max_drop" | "drop_alert_share" => why.push(format!(
+                    "lost more than {:.0}% ({r})",
+                    self.max_share * 100.0
+                )),
+                _ => {}
+            }
+        }
+        let mut s = format!("'{}': {} {what}", self.database, self.qualified());
+        if !why.is_empty() {
+            s.push_str(&format!(" [{}]", why.join("; ")));
+        }
+        s
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IdentityEvent {
+    pub at: DateTime<Utc>,
+    pub database: String,
+    pub change: IdentityChange,
+    pub before: DbIdentity,
+    pub after: DbIdentity,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecreatedEvent {
+    pub at: DateTime<Utc>,
+    pub database: String,
+    pub schema: String,
+    pub table: String,
+    pub old_oid: u32,
+    pub new_oid: u32,
+    pub rows: i64,
+    pub exact: bool,
+}
+
+/// What the detector reports from one round.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Detected {
+    Alert(Alert),
+    IdentityChanged(IdentityEvent),
+    TableRecreated(RecreatedEvent),
+}
+
+#[derive(Debug, Clone)]
+struct Known {
+    oid: u32,
+    rows: i64,
+    exact: bool,
+    below_min: bool,
+    missing: bool,
+}
+
+/// Remembers the last round of one database.
+#[derive(Debug, Clone, Default)]
+pub struct Detector {
+    database: String,
+    identity: Option<Identity>,
+    tables: HashMap<(String, String), Known>,
+}
+
+impl Detector {
+    pub fn new(database: &str) -> Self {
+        Detector {
+            database: database.to_string(),
+            ..Default::default()
+        }
+    }
+
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
+    }
+
+    /// The change from the previous identity (before `observe` records it).
+    pub fn identity_change(&self, id: &Identity) -> Option<IdentityChange> {
+        self.identity.as_ref().and_then(|b| id.change_from(b))
+    }
+
+    /// Feeds one round; returns what it revealed. `rules` holds the watched
+    /// tables, keyed by (schema, name).
+    pub fn observe(
+        &mut self,
+        at: DateTime<Utc>,
+        id: &Identity,
+        counts: &[TableCount],
+        rules: &BTreeMap<(String, String), Rule>,
+    ) -> Vec<Detected> {
+        let mut out = Vec::new();
+        let change = self.identity_change(id);
+        if let (Some(ch), Some(before)) = (change, &self.identity) {
+            out.push(Detected::IdentityChanged(IdentityEvent {
+                at,
+                database: self.database.clone(),
+                change: ch,
+                before: before.to_sample(),
+                after: id.to_sample(),
+            }));
+        }
+        // Another cluster or a re-created database: OIDs mean nothing across it.
+        let new_namespace = matches!(
+            change,
+            Some(IdentityChange::DifferentCluster | IdentityChange::DatabaseRecreated)
+        );
+        self.identity = Some(id.clone());
+
+        let mut seen: Vec<(String, String)> = Vec::with_capacity(counts.len());
+        for c in counts {
+            let key = (c.schema.clone(), c.name.clone());
+            let rule = rules.get(&key);
+            let min_broken = |exact: bool, rows: i64| {
+                rule.and_then(|r| r.min).is_some_and(|m| exact && rows < m)
+            };
+            match self.tables.get_mut(&key) {
+                None => {
+                    let below = min_broken(c.exact, c.rows);
+                    if below && let Some(r) = rule {
+                        out.push(Detected::Alert(self_alert(
+                            &self.database,
+                            at,
+                            c,
+                            None,
+                            false,
+                            vec!["min".into()],
+                            r,
+                        )));
+                    }
+                    self.tables.insert(
+                        key.clone(),
+                        Known {
+                            oid: c.oid,
+                            rows: c.rows,
+                            exact: c.exact,
+                            below_min: below,
+                            missing: false,
+                        },
+                    );
+                }
+                Some(k) => {
+                    let same_oid = k.oid == c.oid && !new_namespace;
+                    if k.oid != c.oid && !new_namespace {
+                        out.push(Detected::TableRecreated(RecreatedEvent {
+                            at,
+                            database: self.database.clone(),
+                            schema: c.schema.clone(),
+                            table: c.name.clone(),
+                            old_oid: k.oid,
+                            new_oid: c.oid,
+                            rows: c.rows,
+                            exact: c.exact,
+                        }));
+                    }
+                    if let Some(r) = rule {
+                        // Exact counts compare across OIDs (both are true
+                        // numbers); estimates only within one OID.
+                        let comparable = (k.exact && c.exact) || (same_oid && !k.exact && !c.exact);
+                        let mut broken: Vec<String> = Vec::new();
+                        if comparable && !k.missing && k.rows > 0 {
+                            let lost = k.rows - c.rows;
+                            if lost > 0 && lost as f64 > r.max_share * k.rows as f64 {
+                                broken.push(r.share_rule.to_string());
+                            }
+                        }
+                        let below = min_broken(c.exact, c.rows);
+                        if below && !k.below_min {
+                            broken.push("min".into());
+                        }
+                        if !broken.is_empty() {
+                            out.push(Detected::Alert(self_alert(
+                                &self.database,
+                                at,
+                                c,
+                                Some(k.rows),
+                                k.exact,
+                                broken,
+                                r,
+                            )));
+                        }
+                        k.below_min = below || (k.below_min && !c.exact);
+                    }
+                    k.oid = c.oid;
+                    k.rows = c.rows;
+                    k.exact = c.exact;
+                    k.missing = false;
+                }
+            }
+            seen.push(key);
+        }
+        let seen: std::collections::HashSet<(String, String)> = seen.into_iter().collect();
+        let mut gone: Vec<(&(String, String), &mut Known)> = self
+            .tables
+            .iter_mut()
+            .filter(|(k, v)| !v.missing && !seen.contains(*k))
+            .collect();
+        gone.sort_by(|a, b| a.0.cmp(b.0));
+        for (key, k) in gone {
+            k.missing = true;
+            if let Some(r) = rules.get(key) {
+                out.push(Detected::Alert(Alert {
+                    at,
+                    database: self.database.clone(),
+                    schema: key.0.clone(),
+                    table: key.1.clone(),
+                    before: Some(k.rows),
+                    after: 0,
+                    rule: "table-missing".into(),
+                    rules: vec!["table-missing".into()],
+                    before_exact: k.exact,
+                    after_exact: true,
+                    min: r.min,
+                    max_share: r.max_share,
+                }));
+                k.below_min = r.min.is_some_and(|m| m > 0);
+            }
+        }
+        out
+    }
+}
+
+fn self_alert(
+    database: &str,
+    at: DateTime<Utc>,
+    c: &TableCount,
+    before: Option<i64>,
+    before_exact: bool,
+    rules: Vec<String>,
+    r: &Rule,
+) -> Alert {
+    Alert {
+        at,
+        database: database.to_string(),
+        schema: c.schema.clone(),
+        table: c.name.clone(),
+        before,
+        after: c.rows,
+        rule: rules.first().cloned().unwrap_or_default(),
+        rules,
+        before_exact,
+        after_exact: c.exact,
+        min: r.min,
+        max_share: r.max_share,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn id(start_s: i64, sysid: u64, dboid: u32) -> Identity {
+        Identity {
+            address: "127.0.0.1:5432/app".into(),
+            database: "app".into(),
+            system_identifier: sysid,
+            server_version: "15".into(),
+            postmaster_start: Utc.timestamp_opt(start_s, 0).unwrap(),
+            database_oid: dboid,
+            size_bytes: 0,
+        }
+    }
+
+    fn tc(name: &str, oid: u32, rows: i64, exact: bool) -> TableCount {
+        TableCount {
+            schema: "public".into(),
+            name: name.into(),
+            oid,
+            rows,
+            exact,
+        }
+    }
+
+    fn rules(min: Option<i64>) -> BTreeMap<(String, String), Rule> {
+        let mut m = BTreeMap::new();
+        m.insert(
+            ("public".into(), "User".into()),
+            Rule {
+                min,
+                max_share: 0.5,
+                share_rule: "drop_alert_share",
+            },
+        );
+        m
+    }
+
+    fn alerts(ev: &[Detected]) -> Vec<&Alert> {
+        ev.iter()
+            .filter_map(|e| match e {
+                Detected::Alert(a) => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_alert_per_drop_even_when_two_rules_break() {
+        let mut d = Detector::new("main");
+        let r = rules(Some(20));
+        let t = Utc::now();
+        let i = id(1, 7, 5);
+        assert!(d.observe(t, &i, &[tc("User", 10, 22, true)], &r).is_empty());
+        let ev = d.observe(t, &i, &[tc("User", 10, 0, true)], &r);
+        let a = alerts(&ev);
+        assert_eq!(a.len(), 1, "{ev:?}");
+        assert_eq!((a[0].before, a[0].after), (Some(22), 0));
+        assert_eq!(a[0].rule, "drop_alert_share");
+        assert_eq!(a[0].rules, vec!["drop_alert_share", "min"]);
+        // Staying at 0 raises nothing more.
+        assert!(d.observe(t, &i, &[tc("User", 10, 0, true)], &r).is_empty());
+        // Recovery re-arms; a second drop is a second alert.
+        assert!(d.observe(t, &i, &[tc("User", 10, 23, true)], &r).is_empty());
+        assert_eq!(
+            alerts(&d.observe(t, &i, &[tc("User", 10, 1, true)], &r)).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn small_losses_and_unwatched_tables_are_quiet() {
+        let mut d = Detector::new("main");
+        let r = rules(None);
+        let t = Utc::now();
+        let i = id(1, 7, 5);
+        d.observe(
+            t,
+            &i,
+            &[tc("User", 10, 100, true), tc("Log", 11, 100, false)],
+            &r,
+        );
+        let ev = d.observe(
+            t,
+            &i,
+            &[tc("User", 10, 60, true), tc("Log", 11, 0, false)],
+            &r,
+        );
+        assert!(ev.is_empty(), "{ev:?}");
+    }
+
+    #[test]
+    fn recreated_table_is_an_event_and_estimates_are_not_compared() {
+        let mut d = Detector::new("main");
+        let r = rules(None);
+        let t = Utc::now();
+        let i = id(1, 7, 5);
+        let mut est = rules(None);
+        est.insert(
+            ("public".into(), "Game".into()),
+            Rule {
+                min: None,
+                max_share: 0.5,
+                share_rule: "drop_alert_share",
+            },
+        );
+        d.observe(
+            t,
+            &i,
+            &[tc("User", 10, 22, true), tc("Game", 12, 500, false)],
+            &est,
+        );
+        let ev = d.observe(
+            t,
+            &i,
+            &[tc("User", 20, 22, true), tc("Game", 21, 0, false)],
+            &est,
+        );
+        assert!(alerts(&ev).is_empty(), "{ev:?}");
+        let rec: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Detected::TableRecreated(x) => Some((x.table.as_str(), x.old_oid, x.new_oid)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rec, vec![("User", 10, 20), ("Game", 12, 21)]);
+        // Exact counts do compare across OIDs: re-created empty is a drop.
+        let ev = d.observe(t, &i, &[tc("User", 30, 0, true)], &r);
+        assert_eq!(alerts(&ev).len(), 1, "{ev:?}");
+    }
+
+    #[test]
+    fn identity_changes() {
+        let mut d = Detector::new("main");
+        let r = rules(None);
+        let t = Utc::now();
+        d.observe(t, &id(1, 7, 5), &[], &r);
+        let ev = d.observe(t, &id(2, 7, 5), &[], &r);
+        assert!(matches!(
+            &ev[..],
+            [Detected::IdentityChanged(IdentityEvent {
+                change: IdentityChange::Restarted,
+                ..
+            })]
+        ));
+        let ev = d.observe(t, &id(3, 8, 5), &[], &r);
+        assert!(matches!(
+            &ev[..],
+            [Detected::IdentityChanged(IdentityEvent {
+                change: IdentityChange::DifferentCluster,
+                ..
+            })]
+        ));
+        assert!(d.observe(t, &id(3, 8, 5), &[], &r).is_empty());
+    }
+
+    #[test]
+    fn first_sight_below_min_and_missing_table() {
+        let mut d = Detector::new("main");
+        let r = rules(Some(20));
+        let t = Utc::now();
+        let i = id(1, 7, 5);
+        let ev = d.observe(t, &i, &[tc("User", 10, 0, true)], &r);
+        assert_eq!(alerts(&ev)[0].before, None);
+        assert!(d.observe(t, &i, &[tc("User", 10, 0, true)], &r).is_empty());
+        d.observe(t, &i, &[tc("User", 10, 30, true)], &r);
+        let ev = d.observe(t, &i, &[], &r);
+        assert_eq!(alerts(&ev)[0].rule, "table-missing");
+        assert!(d.observe(t, &i, &[], &r).is_empty());
+    }
+}
