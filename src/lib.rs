@@ -6,6 +6,7 @@
 pub mod diag;
 pub mod inventory;
 pub mod journal;
+pub mod lab;
 pub mod logging;
 pub mod redact;
 pub mod samples;
