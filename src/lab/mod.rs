@@ -258,6 +258,8 @@ pub struct LabProcess {
     /// Inventory service name, `postgres` or `sshd`.
     pub name: String,
     pub pid: u32,
+    /// Its process group (the scripts lead their own, set up by setsid).
+    pub pgid: Option<u32>,
     pub pidfile: Option<PathBuf>,
     /// Wipes the data or brings back what does.
     pub hazard: bool,
@@ -513,9 +515,11 @@ impl Lab {
         let now = self.built_at;
         self.cluster.create_db(DB_NAME)?;
         self.psql(DB_NAME, &data::migrate_sql("production", true))?;
+        let postmaster = postmaster_pid(self.cluster.data_dir()).unwrap_or(0);
         self.pids.push(LabProcess {
             name: "postgres".into(),
-            pid: postmaster_pid(self.cluster.data_dir()).unwrap_or(0),
+            pid: postmaster,
+            pgid: procs::pgid(postmaster),
             pidfile: Some(self.cluster.data_dir().join("postmaster.pid")),
             hazard: false,
         });
@@ -566,9 +570,11 @@ impl Lab {
                 known_hosts: known_hosts.display().to_string(),
             };
             let pidfile = sshd.dir().join("sshd.pid");
+            let pid = procs::wait_pidfile(&pidfile, Duration::from_secs(10)).unwrap_or(0);
             self.pids.push(LabProcess {
                 name: "sshd".into(),
-                pid: procs::wait_pidfile(&pidfile, Duration::from_secs(10)).unwrap_or(0),
+                pid,
+                pgid: procs::pgid(pid),
                 pidfile: Some(pidfile),
                 hazard: false,
             });
@@ -710,6 +716,7 @@ impl Lab {
             self.pids.push(LabProcess {
                 name: m.service.to_string(),
                 pid,
+                pgid: procs::pgid(pid),
                 pidfile: Some(pidfile),
                 hazard: true,
             });
@@ -829,7 +836,11 @@ impl Lab {
                     Some(f) => procs::live_pid_in(f),
                     None => procs::alive(p.pid).then_some(p.pid),
                 }?;
-                Some(LabProcess { pid, ..p.clone() })
+                Some(LabProcess {
+                    pid,
+                    pgid: procs::pgid(pid),
+                    ..p.clone()
+                })
             })
             .collect()
     }
@@ -858,9 +869,10 @@ impl Lab {
             .map(|p| p.pid)
             .collect();
         procs::kill_all(&self.id, &patterns[..1], &scripts, Duration::from_secs(10));
-        if self.cluster.stop().is_err()
-            && let Some(c) = &self.record.cluster
-        {
+        // A kept cluster shuts down cleanly; a throwaway one skips the
+        // shutdown checkpoint (seconds of fsync) as it is removed anyway.
+        let stopped = self.kept && self.cluster.stop().is_ok();
+        if !stopped && let Some(c) = &self.record.cluster {
             registry::stop_cluster(c);
         }
         if let Some(mut s) = self.sshd.take() {
