@@ -69,7 +69,6 @@ fn a_kept_lab_is_stopped_but_its_files_stay() {
     let keep = tempfile::tempdir().unwrap();
     let dir = keep.path().join("lab");
     let lab = Lab::build(LabOptions {
-        scenario: Scenario::MigrationReset,
         dir: Some(dir.clone()),
         registry: Some(reg.path().to_path_buf()),
         rows: 500,
@@ -79,8 +78,29 @@ fn a_kept_lab_is_stopped_but_its_files_stay() {
     assert!(lab.kept);
     let port = lab.cluster.port();
     let backups = lab.backups.len();
+    let scripts: Vec<u32> = lab
+        .live_processes()
+        .iter()
+        .filter(|p| p.hazard)
+        .map(|p| p.pid)
+        .collect();
+    assert_eq!(scripts.len(), 3);
+    // Someone reads a script of the kept lab: not the lab's process, it must survive.
+    let mut reader = Command::new("tail")
+        .arg("-f")
+        .arg(dir.join("bin/db_realtime_sync.sh"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     drop(lab);
     assert!(!listening(port));
+    assert!(scripts.iter().all(|&p| !procs::alive(p)));
+    assert!(
+        procs::alive(reader.id()),
+        "teardown killed a process it did not start"
+    );
+    reader.kill().unwrap();
+    reader.wait().unwrap();
     assert!(dir.join(RECORD_FILE).is_file());
     assert!(dir.join("lifeline.toml").is_file());
     assert_eq!(

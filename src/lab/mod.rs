@@ -410,7 +410,9 @@ impl Lab {
     /// Builds the lab: cleans stale labs first, starts the cluster, seeds
     /// the history with its backups, writes the inventory, then does the
     /// damage and returns once it is real. On error everything started so
-    /// far is stopped and the directory removed (unless given).
+    /// far is stopped and the directory removed (unless given). Blocking
+    /// (seconds; a minute for millions of rows): from async code call it
+    /// through `spawn_blocking`.
     pub fn build(opts: LabOptions) -> Result<Lab, LabError> {
         check_tools(opts.scenario)?;
         let registry = opts.registry.clone().unwrap_or_else(default_registry);
@@ -858,17 +860,8 @@ impl Lab {
         }
         self.done = true;
         let patterns = self.record.patterns();
-        let mut known: Vec<u32> = self.pids.iter().map(|p| p.pid).collect();
-        known.extend(self.live_processes().iter().map(|p| p.pid));
-        known.retain(|&p| p != 0);
         // The scripts first (a watchdog would restart the others), then the servers.
-        let scripts: Vec<u32> = self
-            .pids
-            .iter()
-            .filter(|p| p.hazard)
-            .map(|p| p.pid)
-            .collect();
-        procs::kill_all(&self.id, &patterns[..1], &scripts, Duration::from_secs(10));
+        procs::kill_all(&self.id, &patterns[..1], Duration::from_secs(10));
         // A kept cluster shuts down cleanly; a throwaway one skips the
         // shutdown checkpoint (seconds of fsync) as it is removed anyway.
         let stopped = self.kept && self.cluster.stop().is_ok();
@@ -878,7 +871,7 @@ impl Lab {
         if let Some(mut s) = self.sshd.take() {
             s.kill();
         }
-        let left = procs::kill_all(&self.id, &patterns, &known, Duration::from_secs(10));
+        let left = procs::kill_all(&self.id, &patterns, Duration::from_secs(10));
         if !left.is_empty() {
             return Err(LabError::Lingering {
                 id: self.id.clone(),

@@ -45,7 +45,8 @@ pub fn same_process_alive(pid: u32, ticks: u64) -> bool {
     alive(pid) && start_ticks(pid) == Some(ticks)
 }
 
-fn cmdline(pid: u32) -> String {
+/// The command line of `pid`, arguments joined by spaces.
+pub fn cmdline(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|b| {
             b.split(|c| *c == 0)
@@ -118,13 +119,12 @@ pub fn kill(pids: &[u32]) {
 
 /// Kills the lab's processes until none is left (a watchdog may start one
 /// between two rounds) or `within` passes; returns the ones still alive.
-pub fn kill_all(id: &str, patterns: &[String], known: &[u32], within: Duration) -> Vec<u32> {
+/// Only processes `find` names are signalled, never a bare recorded pid
+/// (it may belong to someone else by now).
+pub fn kill_all(id: &str, patterns: &[String], within: Duration) -> Vec<u32> {
     let deadline = Instant::now() + within;
     loop {
-        let mut pids = find(id, patterns);
-        pids.extend(known.iter().copied().filter(|&p| alive(p)));
-        pids.sort_unstable();
-        pids.dedup();
+        let pids = find(id, patterns);
         if pids.is_empty() || Instant::now() > deadline {
             return pids;
         }
@@ -183,7 +183,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(found.len(), 3, "sh and two sleeps: {found:?}");
-        let left = kill_all(&id, &[], &[], Duration::from_secs(20));
+        let left = kill_all(&id, &[], Duration::from_secs(20));
         assert!(left.is_empty(), "{left:?}");
         assert!(found.iter().all(|&p| !alive(p)));
         assert!(alive(std::process::id()));

@@ -55,11 +55,13 @@ pub struct LabRecord {
 impl LabRecord {
     /// Command-line fragments that identify the lab's processes: its
     /// scripts, its postmaster, its sshd.
+    /// The scripts come first. Narrow on purpose: an editor open on a
+    /// script of a kept lab is not one of its processes.
     pub fn patterns(&self) -> Vec<String> {
         let d = self.dir.display();
-        let mut p = vec![format!("{d}/bin/"), format!("{d}/pg/data")];
+        let mut p = vec![format!("bash {d}/bin/"), format!("-D {d}/pg/data")];
         if let Some(c) = &self.sshd_config {
-            p.push(c.display().to_string());
+            p.push(format!("-f {}", c.display()));
         }
         p
     }
@@ -178,19 +180,15 @@ pub fn clean_stale(registry: &Path) -> Result<Vec<Cleaned>, LabError> {
 /// Stops everything a lab record names and removes its directory unless
 /// kept. Used for stale labs and for failed builds.
 pub fn clean(rec: &LabRecord) -> Result<Cleaned, LabError> {
-    let known: Vec<u32> = rec.processes.iter().map(|p| p.pid).collect();
     let patterns = rec.patterns();
     // The scripts first, so nothing writes while the cluster stops.
-    let scripts = procs::find(&rec.id, &patterns[..1]);
-    let mut killed = scripts.clone();
-    procs::kill_all(&rec.id, &patterns[..1], &[], Duration::from_secs(10));
+    let mut killed = procs::find(&rec.id, &patterns[..1]);
+    procs::kill_all(&rec.id, &patterns[..1], Duration::from_secs(10));
     if let Some(c) = &rec.cluster {
         stop_cluster(c);
     }
-    let mut all = procs::find(&rec.id, &patterns);
-    all.extend(known.iter().copied().filter(|&p| procs::alive(p)));
-    killed.extend(&all);
-    let left = procs::kill_all(&rec.id, &patterns, &known, Duration::from_secs(10));
+    killed.extend(procs::find(&rec.id, &patterns));
+    let left = procs::kill_all(&rec.id, &patterns, Duration::from_secs(10));
     if !left.is_empty() {
         return Err(LabError::Lingering {
             id: rec.id.clone(),
@@ -233,10 +231,16 @@ fn remove_lab_dir(rec: &LabRecord) -> Result<bool, LabError> {
 }
 
 /// `pg_ctl stop -m immediate` on a cluster no `PgCluster` value owns any
-/// more.
+/// more, when its postmaster still runs (a stale postmaster.pid may name
+/// another process by now).
 pub fn stop_cluster(c: &ClusterRecord) {
-    let pidfile = c.data.join("postmaster.pid");
-    if !pidfile.exists() {
+    let running = std::fs::read_to_string(c.data.join("postmaster.pid"))
+        .ok()
+        .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+        .is_some_and(|pid| {
+            procs::alive(pid) && procs::cmdline(pid).contains(&c.data.display().to_string())
+        });
+    if !running {
         return;
     }
     let mut cmd = Command::new(c.bin.join("pg_ctl"));
