@@ -9,6 +9,7 @@ pub mod engine;
 pub mod export;
 pub mod inventory;
 pub mod journal;
+pub mod lab;
 pub mod logging;
 pub mod redact;
 pub mod runbook;

@@ -1,0 +1,740 @@
+//! Drill scoring: the drill report of a lab drill, computed from the drill's
+//! journal records and the lab's known facts. A pure function: it reads no
+//! file and no clock, so the same journal always scores the same.
+//!
+//! What it reads from the journal (conventions of `journal::kinds`):
+//! - detection: the first record of a kind in [`DETECTION_KINDS`] at or after
+//!   the damage (a row-count alert, a re-created table, a changed identity);
+//! - writers stopped: `step-finished` with `data.action = "stop-services"`,
+//!   `data.stopped` = service names; the time the union covers every hazard;
+//! - backup used: `step-finished` `pick-backup`, `data.backup.name` or `.path`;
+//! - restored: `step-finished` `swap` (the live name serves restored data);
+//!   rows restored from the `restore` step's `data.manifest.tables`;
+//! - verified: `step-finished` `verify` whose `data.ok` is not false;
+//! - mistakes: a hazard in `data.started` of `start-services`; a destructive
+//!   step (`swap`, or `data.destructive = true`) started before any snapshot;
+//!   a backup other than the right one; a decoy database named as a target.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BackupKind, Scenario};
+use crate::journal::{Record, kinds};
+
+/// Record kinds that count as the damage being noticed.
+pub const DETECTION_KINDS: &[&str] = &[
+    kinds::ALERT,
+    kinds::TABLE_RECREATED,
+    kinds::IDENTITY_CHANGED,
+];
+
+/// Step actions that change the live database in place.
+pub const DESTRUCTIVE_ACTIONS: &[&str] = &["swap"];
+
+/// One backup of the lab's catalog, as the lab made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupFact {
+    /// File name.
+    pub name: String,
+    pub taken_at: DateTime<Utc>,
+    pub kind: BackupKind,
+}
+
+/// What the lab knows about its outage: the answer key of the drill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabFacts {
+    pub scenario: Scenario,
+    pub damage_at: DateTime<Utc>,
+    /// Inventory name of the damaged database.
+    pub database: String,
+    /// Its real name on the server.
+    pub db_name: String,
+    pub backups: Vec<BackupFact>,
+    /// File name of the newest intact backup taken before the damage.
+    pub right_backup: String,
+    /// Inventory names of the services that wipe the data or bring a wiper back.
+    pub hazards: Vec<String>,
+    /// Real names of databases a careless operator would pick instead.
+    pub decoys: Vec<String>,
+    /// Row counts of the damaged database just before the damage.
+    pub counts_before: BTreeMap<String, i64>,
+}
+
+impl LabFacts {
+    fn backup(&self, name: &str) -> Option<&BackupFact> {
+        self.backups.iter().find(|b| b.name == name)
+    }
+    /// Changes lost with the right backup, in seconds.
+    pub fn best_loss_s(&self) -> Option<f64> {
+        self.backup(&self.right_backup)
+            .map(|b| secs(self.damage_at - b.taken_at))
+    }
+}
+
+/// A mistake made during the drill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Mistake {
+    /// A service known to wipe the data (or bring a wiper back) was started again.
+    HazardRestarted {
+        service: String,
+        step: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// A destructive step started with no snapshot taken before it.
+    DestructiveWithoutSnapshot {
+        step: Option<String>,
+        action: String,
+        at: DateTime<Utc>,
+    },
+    /// A backup other than the newest intact one from before the damage.
+    WrongBackup {
+        picked: String,
+        right: String,
+        why: String,
+        at: DateTime<Utc>,
+    },
+    /// A step aimed at a decoy database.
+    WrongDatabase {
+        database: String,
+        step: Option<String>,
+        at: DateTime<Utc>,
+    },
+}
+
+impl fmt::Display for Mistake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let step = |s: &Option<String>| {
+            s.as_ref()
+                .map(|s| format!(" (step '{s}')"))
+                .unwrap_or_default()
+        };
+        match self {
+            Mistake::HazardRestarted {
+                service, step: s, ..
+            } => {
+                write!(f, "hazard '{service}' started again{}", step(s))
+            }
+            Mistake::DestructiveWithoutSnapshot {
+                step: s, action, ..
+            } => {
+                write!(
+                    f,
+                    "destructive '{action}' without a snapshot first{}",
+                    step(s)
+                )
+            }
+            Mistake::WrongBackup {
+                picked, right, why, ..
+            } => write!(
+                f,
+                "picked backup '{picked}' ({why}); the right one was '{right}'"
+            ),
+            Mistake::WrongDatabase {
+                database, step: s, ..
+            } => {
+                write!(f, "worked on the wrong database '{database}'{}", step(s))
+            }
+        }
+    }
+}
+
+/// The drill's outcome: times from the damage, data lost, mistakes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillReport {
+    pub scenario: Scenario,
+    pub damage_at: DateTime<Utc>,
+    pub detected_at: Option<DateTime<Utc>>,
+    /// Kind of the record that counted as detection.
+    pub detected_by: Option<String>,
+    pub time_to_detect_s: Option<f64>,
+    /// When every hazard had been reported stopped (the first stop-services
+    /// when the scenario has none).
+    pub writers_stopped_at: Option<DateTime<Utc>>,
+    pub time_to_stop_writers_s: Option<f64>,
+    /// Hazards never reported stopped.
+    pub writers_left: Vec<String>,
+    /// When the live name served restored data again (the swap).
+    pub restored_at: Option<DateTime<Utc>>,
+    pub time_to_restore_s: Option<f64>,
+    pub verified: bool,
+    pub backup_used: Option<String>,
+    pub backup_taken_at: Option<DateTime<Utc>>,
+    /// Changes lost (RPO): damage time minus the used backup's time.
+    pub data_lost_s: Option<f64>,
+    /// Changes lost with the right backup.
+    pub best_possible_loss_s: Option<f64>,
+    /// Rows per table before the damage minus rows restored (when the restore
+    /// reported its manifest).
+    pub rows_lost: BTreeMap<String, i64>,
+    pub mistakes: Vec<Mistake>,
+}
+
+impl DrillReport {
+    /// Restored, verified, with no mistake.
+    pub fn passed(&self) -> bool {
+        self.restored_at.is_some() && self.verified && self.mistakes.is_empty()
+    }
+}
+
+fn secs(d: chrono::Duration) -> f64 {
+    d.num_milliseconds() as f64 / 1000.0
+}
+
+fn action(r: &Record) -> Option<&str> {
+    r.data.get("action").and_then(Value::as_str)
+}
+
+fn finished(r: &Record, act: &str) -> bool {
+    r.kind == kinds::STEP_FINISHED && action(r) == Some(act)
+}
+
+fn file_name(s: &str) -> &str {
+    s.rsplit('/').next().unwrap_or(s)
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `public."User"`, `"User"`, `public.User` -> `User`.
+fn table_name(s: &str) -> String {
+    let s = s.strip_prefix("public.").unwrap_or(s);
+    s.trim_matches('"').to_string()
+}
+
+/// Database names a record aims at: `target` (also `host:port/db`),
+/// `data.database`, `data.target_db`.
+fn targets(r: &Record) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(t) = &r.target {
+        out.push(t.clone());
+        if let Some((_, db)) = t.rsplit_once('/') {
+            out.push(db.to_string());
+        }
+    }
+    for k in ["database", "target_db"] {
+        if let Some(s) = r.data.get(k).and_then(Value::as_str) {
+            out.push(s.to_string());
+        }
+    }
+    out
+}
+
+/// Scores a drill. `records` are the drill incident's journal in order.
+pub fn score(facts: &LabFacts, records: &[Record]) -> DrillReport {
+    let since = |t: DateTime<Utc>| Some(secs(t - facts.damage_at));
+
+    let detected = records
+        .iter()
+        .find(|r| r.ts >= facts.damage_at && DETECTION_KINDS.contains(&r.kind.as_str()));
+
+    // Writers: the first moment the stopped set covers every hazard.
+    let hazards: BTreeSet<&str> = facts.hazards.iter().map(String::as_str).collect();
+    let mut stopped: BTreeSet<String> = BTreeSet::new();
+    let mut writers_stopped_at = None;
+    for r in records.iter().filter(|r| finished(r, "stop-services")) {
+        stopped.extend(strings(r.data.get("stopped")));
+        if hazards.iter().all(|h| stopped.contains(*h)) {
+            writers_stopped_at = Some(r.ts);
+            break;
+        }
+    }
+    let writers_left: Vec<String> = hazards
+        .iter()
+        .filter(|h| !stopped.contains(**h))
+        .map(|h| h.to_string())
+        .collect();
+
+    let restore_at = records
+        .iter()
+        .find(|r| finished(r, "restore"))
+        .map(|r| r.ts);
+    let pick = records
+        .iter()
+        .filter(|r| finished(r, "pick-backup"))
+        .rfind(|r| restore_at.is_none_or(|t| r.ts <= t));
+    let backup_used = pick.and_then(|r| {
+        let b = r.data.get("backup")?;
+        b.get("name")
+            .or_else(|| b.get("path"))
+            .and_then(Value::as_str)
+            .map(|s| file_name(s).to_string())
+    });
+    let backup_taken_at = backup_used.as_deref().and_then(|name| {
+        facts.backup(name).map(|b| b.taken_at).or_else(|| {
+            pick.and_then(|r| r.data.pointer("/backup/taken_at"))
+                .and_then(Value::as_str)
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&Utc))
+        })
+    });
+
+    let restored_at = records.iter().find(|r| finished(r, "swap")).map(|r| r.ts);
+    let verified = records
+        .iter()
+        .any(|r| finished(r, "verify") && r.data.get("ok").and_then(Value::as_bool) != Some(false));
+
+    let mut rows_lost = BTreeMap::new();
+    if let Some(tables) = records
+        .iter()
+        .find(|r| finished(r, "restore"))
+        .and_then(|r| r.data.pointer("/manifest/tables"))
+        .and_then(Value::as_object)
+    {
+        let restored: BTreeMap<String, i64> = tables
+            .iter()
+            .filter_map(|(k, v)| Some((table_name(k), v.as_i64()?)))
+            .collect();
+        for (t, before) in &facts.counts_before {
+            if let Some(n) = restored.get(t) {
+                rows_lost.insert(t.clone(), before - n);
+            }
+        }
+    }
+
+    let mut mistakes = Vec::new();
+    let mut snapshot_taken = false;
+    let mut wrong_db_seen: BTreeSet<(String, Option<String>)> = BTreeSet::new();
+    for r in records {
+        if finished(r, "snapshot") {
+            snapshot_taken = true;
+        }
+        if finished(r, "start-services") {
+            for s in strings(r.data.get("started")) {
+                if hazards.contains(s.as_str()) {
+                    mistakes.push(Mistake::HazardRestarted {
+                        service: s,
+                        step: r.step.clone(),
+                        at: r.ts,
+                    });
+                }
+            }
+        }
+        if r.kind == kinds::STEP_STARTED {
+            let act = action(r).unwrap_or_default();
+            let destructive = DESTRUCTIVE_ACTIONS.contains(&act)
+                || r.data.get("destructive").and_then(Value::as_bool) == Some(true);
+            // A dropped database leaves nothing to snapshot.
+            if destructive && !snapshot_taken && facts.scenario != Scenario::DroppedDatabase {
+                mistakes.push(Mistake::DestructiveWithoutSnapshot {
+                    step: r.step.clone(),
+                    action: act.to_string(),
+                    at: r.ts,
+                });
+            }
+        }
+        if [
+            kinds::STEP_STARTED,
+            kinds::STEP_FINISHED,
+            kinds::CONFIRMED,
+            kinds::COMMAND,
+        ]
+        .contains(&r.kind.as_str())
+        {
+            for t in targets(r) {
+                if facts.decoys.contains(&t) && wrong_db_seen.insert((t.clone(), r.step.clone())) {
+                    mistakes.push(Mistake::WrongDatabase {
+                        database: t,
+                        step: r.step.clone(),
+                        at: r.ts,
+                    });
+                }
+            }
+        }
+    }
+    if let (Some(used), Some(p)) = (&backup_used, pick)
+        && *used != facts.right_backup
+    {
+        let why = match facts.backup(used) {
+            Some(b) if b.kind == BackupKind::Truncated => "truncated".to_string(),
+            Some(b) if b.kind == BackupKind::AfterDamage => "taken after the damage".to_string(),
+            Some(b) => {
+                let more = facts
+                    .best_loss_s()
+                    .map(|best| secs(facts.damage_at - b.taken_at) - best)
+                    .unwrap_or(0.0);
+                format!("older than the right one: {more:.0} s more changes lost")
+            }
+            None => "not one of the lab's backups".to_string(),
+        };
+        mistakes.push(Mistake::WrongBackup {
+            picked: used.clone(),
+            right: facts.right_backup.clone(),
+            why,
+            at: p.ts,
+        });
+    }
+    mistakes.sort_by_key(|m| match m {
+        Mistake::HazardRestarted { at, .. }
+        | Mistake::DestructiveWithoutSnapshot { at, .. }
+        | Mistake::WrongBackup { at, .. }
+        | Mistake::WrongDatabase { at, .. } => *at,
+    });
+
+    let first_stop = records
+        .iter()
+        .find(|r| finished(r, "stop-services"))
+        .map(|r| r.ts);
+    let writers_stopped_at = if hazards.is_empty() {
+        first_stop
+    } else {
+        writers_stopped_at
+    };
+
+    DrillReport {
+        scenario: facts.scenario,
+        damage_at: facts.damage_at,
+        detected_at: detected.map(|r| r.ts),
+        detected_by: detected.map(|r| r.kind.clone()),
+        time_to_detect_s: detected.and_then(|r| since(r.ts)),
+        writers_stopped_at,
+        time_to_stop_writers_s: writers_stopped_at.and_then(since),
+        writers_left,
+        restored_at,
+        time_to_restore_s: restored_at.and_then(since),
+        verified,
+        data_lost_s: backup_taken_at.map(|t| secs(facts.damage_at - t)),
+        backup_used,
+        backup_taken_at,
+        best_possible_loss_s: facts.best_loss_s(),
+        rows_lost,
+        mistakes,
+    }
+}
+
+impl fmt::Display for DrillReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = |s: Option<f64>| match s {
+            Some(s) => format!("{s:.1} s"),
+            None => "never".to_string(),
+        };
+        writeln!(
+            f,
+            "drill '{}': damage at {}",
+            self.scenario,
+            self.damage_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+        )?;
+        writeln!(f, "  time to detect:        {}", t(self.time_to_detect_s))?;
+        writeln!(
+            f,
+            "  time to stop writers:  {}",
+            t(self.time_to_stop_writers_s)
+        )?;
+        if !self.writers_left.is_empty() {
+            writeln!(
+                f,
+                "  writers never stopped: {}",
+                self.writers_left.join(", ")
+            )?;
+        }
+        writeln!(f, "  time to restore:       {}", t(self.time_to_restore_s))?;
+        writeln!(
+            f,
+            "  verified:              {}",
+            if self.verified { "yes" } else { "no" }
+        )?;
+        writeln!(
+            f,
+            "  backup used:           {}",
+            self.backup_used.as_deref().unwrap_or("none")
+        )?;
+        writeln!(
+            f,
+            "  data lost (RPO):       {} (best possible {})",
+            t(self.data_lost_s),
+            t(self.best_possible_loss_s)
+        )?;
+        for (table, n) in self.rows_lost.iter().filter(|(_, n)| **n != 0) {
+            writeln!(f, "  rows lost in {table}: {n}")?;
+        }
+        if self.mistakes.is_empty() {
+            writeln!(f, "  mistakes:              none")?;
+        } else {
+            writeln!(f, "  mistakes:              {}", self.mistakes.len())?;
+            for m in &self.mistakes {
+                writeln!(f, "    - {m}")?;
+            }
+        }
+        write!(
+            f,
+            "  result:                {}",
+            if self.passed() { "PASSED" } else { "FAILED" }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+    use serde_json::json;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, 12, 42, 0).unwrap()
+    }
+
+    fn facts() -> LabFacts {
+        let d = t0();
+        LabFacts {
+            scenario: Scenario::RogueSync,
+            damage_at: d,
+            database: "main".into(),
+            db_name: "TovPlay".into(),
+            backups: vec![
+                BackupFact {
+                    name: "b1.sql".into(),
+                    taken_at: d - Duration::hours(25),
+                    kind: BackupKind::Good,
+                },
+                BackupFact {
+                    name: "b2.sql".into(),
+                    taken_at: d - Duration::hours(6),
+                    kind: BackupKind::Good,
+                },
+                BackupFact {
+                    name: "b3.sql".into(),
+                    taken_at: d - Duration::hours(2),
+                    kind: BackupKind::Truncated,
+                },
+                BackupFact {
+                    name: "b4.sql".into(),
+                    taken_at: d + Duration::seconds(20),
+                    kind: BackupKind::AfterDamage,
+                },
+            ],
+            right_backup: "b2.sql".into(),
+            hazards: vec!["sync".into(), "restarter".into(), "watchdog".into()],
+            decoys: vec!["tovplay".into()],
+            counts_before: [("User".to_string(), 250), ("Game".to_string(), 16)]
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    fn rec(secs_after: i64, kind: &str, step: Option<&str>, data: Value) -> Record {
+        Record {
+            seq: 0,
+            ts: t0() + Duration::seconds(secs_after),
+            incident: "drill".into(),
+            operator: "tester".into(),
+            kind: kind.into(),
+            step: step.map(str::to_string),
+            target: None,
+            command: None,
+            exit: None,
+            duration_ms: None,
+            summary: String::new(),
+            data,
+            prev: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    fn fin(at: i64, step: &str, data: Value) -> Record {
+        rec(at, kinds::STEP_FINISHED, Some(step), data)
+    }
+
+    /// A clean drill: alert, stop in two rounds, snapshot, right backup,
+    /// restore, verify, swap, start only the app.
+    fn clean_drill() -> Vec<Record> {
+        vec![
+            rec(-60, kinds::INCIDENT_OPENED, None, json!({"mode": "drill"})),
+            rec(-30, kinds::ALERT, None, json!({"database": "main"})),
+            rec(
+                5,
+                kinds::ALERT,
+                None,
+                json!({"database": "main", "table": "User"}),
+            ),
+            fin(
+                40,
+                "stop-writers",
+                json!({"action": "stop-services", "stopped": ["sync"]}),
+            ),
+            fin(
+                70,
+                "stop-writers-2",
+                json!({"action": "stop-services", "stopped": ["restarter", "watchdog"]}),
+            ),
+            fin(90, "snapshot", json!({"action": "snapshot"})),
+            fin(
+                100,
+                "pick",
+                json!({"action": "pick-backup", "backup": {"name": "b2.sql", "path": "/x/b2.sql"}}),
+            ),
+            fin(
+                130,
+                "restore",
+                json!({"action": "restore", "target_db": "TovPlay__restore_1",
+                       "manifest": {"tables": {"public.\"User\"": 240, "Game": 16}}}),
+            ),
+            fin(140, "verify", json!({"action": "verify", "ok": true})),
+            rec(
+                150,
+                kinds::STEP_STARTED,
+                Some("swap"),
+                json!({"action": "swap"}),
+            ),
+            fin(155, "swap", json!({"action": "swap"})),
+            fin(
+                160,
+                "start",
+                json!({"action": "start-services", "started": ["app"]}),
+            ),
+        ]
+    }
+
+    #[test]
+    fn clean_drill_scores_times_rpo_and_no_mistakes() {
+        let r = score(&facts(), &clean_drill());
+        assert_eq!(r.detected_at, Some(t0() + Duration::seconds(5)));
+        assert_eq!(r.detected_by.as_deref(), Some(kinds::ALERT));
+        assert_eq!(r.time_to_detect_s, Some(5.0));
+        // The first stop left two hazards running: the clock stops at the second.
+        assert_eq!(r.time_to_stop_writers_s, Some(70.0));
+        assert!(r.writers_left.is_empty());
+        assert_eq!(r.time_to_restore_s, Some(155.0));
+        assert!(r.verified);
+        assert_eq!(r.backup_used.as_deref(), Some("b2.sql"));
+        assert_eq!(r.data_lost_s, Some(6.0 * 3600.0));
+        assert_eq!(r.best_possible_loss_s, Some(6.0 * 3600.0));
+        assert_eq!(r.rows_lost.get("User"), Some(&10));
+        assert_eq!(r.rows_lost.get("Game"), Some(&0));
+        assert!(r.mistakes.is_empty(), "{:?}", r.mistakes);
+        assert!(r.passed());
+        let text = r.to_string();
+        assert!(text.contains("time to stop writers:  70.0 s"), "{text}");
+        assert!(text.contains("PASSED"), "{text}");
+    }
+
+    #[test]
+    fn mistakes_are_named_with_their_step() {
+        let mut recs = clean_drill();
+        // No snapshot, the truncated backup, a hazard restarted, the decoy touched.
+        recs.retain(|r| r.step.as_deref() != Some("snapshot"));
+        for r in &mut recs {
+            if r.step.as_deref() == Some("pick") {
+                r.data = json!({"action": "pick-backup", "backup": {"path": "/x/b3.sql"}});
+            }
+            if r.step.as_deref() == Some("start") {
+                r.data = json!({"action": "start-services", "started": ["app", "restarter"]});
+            }
+        }
+        let mut decoy = rec(
+            20,
+            kinds::STEP_STARTED,
+            Some("look"),
+            json!({"action": "probe"}),
+        );
+        decoy.target = Some("127.0.0.1:5432/tovplay".into());
+        recs.insert(3, decoy);
+        let r = score(&facts(), &recs);
+        let kinds: Vec<&str> = r
+            .mistakes
+            .iter()
+            .map(|m| match m {
+                Mistake::HazardRestarted { .. } => "hazard",
+                Mistake::DestructiveWithoutSnapshot { .. } => "no-snapshot",
+                Mistake::WrongBackup { .. } => "backup",
+                Mistake::WrongDatabase { .. } => "database",
+            })
+            .collect();
+        assert_eq!(kinds, ["database", "backup", "no-snapshot", "hazard"]);
+        assert!(matches!(&r.mistakes[1], Mistake::WrongBackup { why, .. } if why == "truncated"));
+        assert!(
+            matches!(&r.mistakes[3], Mistake::HazardRestarted { service, .. } if service == "restarter")
+        );
+        assert_eq!(r.data_lost_s, Some(2.0 * 3600.0));
+        assert!(!r.passed());
+        assert!(
+            r.to_string()
+                .contains("hazard 'restarter' started again (step 'start')")
+        );
+    }
+
+    #[test]
+    fn older_and_after_damage_backups_say_why() {
+        for (name, why) in [
+            (
+                "b1.sql",
+                "older than the right one: 68400 s more changes lost",
+            ),
+            ("b4.sql", "taken after the damage"),
+            ("elsewhere.sql", "not one of the lab's backups"),
+        ] {
+            let mut recs = clean_drill();
+            for r in &mut recs {
+                if r.step.as_deref() == Some("pick") {
+                    r.data = json!({"action": "pick-backup", "backup": {"name": name}});
+                }
+            }
+            let r = score(&facts(), &recs);
+            assert!(
+                matches!(&r.mistakes[..], [Mistake::WrongBackup { why: w, .. }] if w == why),
+                "{name}: {:?}",
+                r.mistakes
+            );
+        }
+    }
+
+    #[test]
+    fn an_unfinished_drill_reports_what_is_missing() {
+        let recs: Vec<Record> = clean_drill().into_iter().take(4).collect();
+        let r = score(&facts(), &recs);
+        assert_eq!(r.time_to_detect_s, Some(5.0));
+        assert_eq!(r.time_to_stop_writers_s, None);
+        assert_eq!(r.writers_left, ["restarter", "watchdog"]);
+        assert_eq!(r.restored_at, None);
+        assert!(!r.verified);
+        assert_eq!(r.data_lost_s, None);
+        assert!(!r.passed());
+        let text = r.to_string();
+        assert!(text.contains("time to restore:       never"), "{text}");
+        assert!(
+            text.contains("writers never stopped: restarter, watchdog"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn scenarios_without_hazards_count_the_first_stop_and_dropped_needs_no_snapshot() {
+        let mut f = facts();
+        f.hazards.clear();
+        f.scenario = Scenario::DroppedDatabase;
+        let recs: Vec<Record> = clean_drill()
+            .into_iter()
+            .filter(|r| r.step.as_deref() != Some("snapshot"))
+            .collect();
+        let r = score(&f, &recs);
+        assert_eq!(r.time_to_stop_writers_s, Some(40.0));
+        assert!(r.mistakes.is_empty(), "{:?}", r.mistakes);
+        // The same journal in another scenario is a mistake.
+        f.scenario = Scenario::WrongDatabase;
+        let r = score(&f, &recs);
+        assert!(matches!(
+            &r.mistakes[..],
+            [Mistake::DestructiveWithoutSnapshot { action, .. }] if action == "swap"
+        ));
+    }
+
+    #[test]
+    fn report_round_trips_as_json() {
+        let r = score(&facts(), &clean_drill());
+        let j = serde_json::to_value(&r).unwrap();
+        assert_eq!(j["scenario"], "rogue-sync");
+        assert_eq!(j["time_to_restore_s"], 155.0);
+        let back: DrillReport = serde_json::from_value(j).unwrap();
+        assert_eq!(back, r);
+    }
+}
