@@ -7,6 +7,7 @@ pub mod diag;
 pub mod inventory;
 pub mod journal;
 pub mod logging;
+pub mod probe;
 pub mod redact;
 pub mod samples;
 pub mod sandbox;

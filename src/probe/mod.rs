@@ -1,0 +1,10 @@
+//! Discovery: what runs on a host (systemd units and timers, cron entries,
+//! containers, processes), which databases each reaches, and which are
+//! hazards. Read-only: it lists and reads, never starts, stops or edits.
+
+pub mod dbref;
+pub mod scan;
+pub mod shell;
+
+pub use dbref::{DbRef, DbRole};
+pub use scan::{Hazard, HazardKind, ScanCtx};
