@@ -2,9 +2,13 @@
 //! containers, processes), which databases each reaches, and which are
 //! hazards. Read-only: it lists and reads, never starts, stops or edits.
 
+pub mod container;
+pub mod cron;
 pub mod dbref;
+pub mod process;
 pub mod scan;
 pub mod shell;
+pub mod systemd;
 
 pub use dbref::{DbRef, DbRole};
 pub use scan::{Hazard, HazardKind, ScanCtx};
