@@ -5,6 +5,7 @@
 pub mod container;
 pub mod cron;
 pub mod dbref;
+pub mod exec;
 pub mod process;
 pub mod scan;
 pub mod shell;
