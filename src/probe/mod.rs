@@ -5,6 +5,7 @@
 pub mod container;
 pub mod cron;
 pub mod dbref;
+pub mod discover;
 pub mod exec;
 pub mod process;
 pub mod scan;
@@ -12,4 +13,6 @@ pub mod shell;
 pub mod systemd;
 
 pub use dbref::{DbRef, DbRole};
+pub use discover::{Discovery, ProbeError, ProbeOptions, Service, discover};
+pub use exec::{LocalRunner, RunOutput, Runner};
 pub use scan::{Hazard, HazardKind, ScanCtx};

@@ -68,22 +68,25 @@ pub fn started_rfc3339(lstart: &str, offset: &str) -> Option<String> {
 
 const TOOLS: &[&str] = &["pg_dump", "pg_dumpall", "pg_restore", "psql", "dropdb"];
 
-/// True when the command line runs a PostgreSQL client tool or a script.
+/// True when the command line runs a PostgreSQL client tool or a script
+/// (a file with a script extension, or a path handed to an interpreter).
+/// A compiled program in /opt or /usr/local is not a script.
 pub fn interesting(args: &str) -> bool {
     if args.starts_with('[') {
         return false; // kernel thread
     }
-    let words: Vec<&str> = args.split_whitespace().collect();
-    if words
-        .iter()
-        .any(|w| TOOLS.contains(&basename(w.trim_matches(['\'', '"', ';', '(', ')']))))
-    {
+    let clean = |w: &str| {
+        w.trim_matches(['\'', '"', ';', '(', ')', '&', '|'])
+            .to_string()
+    };
+    let words: Vec<String> = args.split_whitespace().map(clean).collect();
+    if words.iter().any(|w| TOOLS.contains(&basename(w))) {
         return true;
     }
     let Some(first) = words.first() else {
         return false;
     };
-    if super::scan::looks_like_script(first) {
+    if has_script_ext(first) {
         return true;
     }
     let interpreter = matches!(
@@ -91,9 +94,16 @@ pub fn interesting(args: &str) -> bool {
         "sh" | "bash" | "dash" | "zsh" | "ksh" | "python" | "python3" | "perl" | "ruby" | "node"
     );
     interpreter
-        && words[1..]
-            .iter()
-            .any(|w| !w.starts_with('-') && super::scan::looks_like_script(w))
+        && words[1..].iter().any(|w| {
+            !w.starts_with('-')
+                && (has_script_ext(w) || (w.contains('/') && super::scan::looks_like_script(w)))
+        })
+}
+
+fn has_script_ext(w: &str) -> bool {
+    [".sh", ".bash", ".py", ".pl", ".rb", ".js"]
+        .iter()
+        .any(|e| w.ends_with(e))
 }
 
 /// The chain of ancestors of `pid` (parent first), stopping at pid 1 or a loop.
@@ -144,6 +154,8 @@ mod tests {
     #[case("[kworker/0:1]", false)]
     #[case("postgres: 15/main: app app 127.0.0.1(5432) idle", false)]
     #[case("python3 -m http.server", false)]
+    #[case("/opt/app/bin/server --port 80", false)]
+    #[case("/usr/local/bin/db_realtime_sync.sh", true)]
     fn selects_clients_and_scripts(#[case] args: &str, #[case] want: bool) {
         assert_eq!(interesting(args), want, "{args}");
     }
