@@ -13,3 +13,4 @@ pub mod redact;
 pub mod samples;
 pub mod sandbox;
 pub mod state;
+pub mod transport;

@@ -140,10 +140,22 @@ impl Sshd {
              KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n\
              MaxSessions 100\nMaxStartups 200\nLogLevel ERROR\n"
         );
+        // sshd honours only the first SetEnv line: merge ours with the caller's,
+        // ahead of any Match block the caller adds. SHLVL=1 keeps bash from
+        // sourcing ~/.bashrc for ssh commands (a slow or locked rc file, e.g.
+        // pyenv's rehash lock, would otherwise stall every test).
+        let mut env = vec!["SHLVL=1".to_string()];
+        let mut rest = String::new();
         for l in &opts.extra_config {
-            text.push_str(l);
-            text.push('\n');
+            match l.trim().strip_prefix("SetEnv ") {
+                Some(vars) => env.extend(vars.split_whitespace().map(String::from)),
+                None => {
+                    rest.push_str(l);
+                    rest.push('\n');
+                }
+            }
         }
+        text.push_str(&format!("SetEnv {}\n{rest}", env.join(" ")));
         f.write_all(text.as_bytes())
             .map_err(io_err("write sshd_config"))
     }
@@ -198,6 +210,41 @@ impl Sshd {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Kills the server and every session it started (their shells and
+    /// commands included), as a crash or power loss of the host would.
+    pub fn kill_with_sessions(&mut self) {
+        let Some(pid) = self.child.as_ref().map(Child::id) else {
+            return;
+        };
+        let signal = |sig: &str, pids: &[u32]| {
+            if pids.is_empty() {
+                return;
+            }
+            let _ = Command::new("kill")
+                .args(["-s", sig])
+                .args(pids.iter().map(u32::to_string))
+                .stderr(Stdio::null())
+                .status();
+        };
+        // Freeze the whole tree first (a stopped process cannot fork or exec),
+        // rescanning until no new process appears, then kill it all.
+        signal("STOP", &[pid]);
+        let mut family: Vec<u32> = Vec::new();
+        for _ in 0..50 {
+            let new: Vec<u32> = descendants(pid)
+                .into_iter()
+                .filter(|p| !family.contains(p))
+                .collect();
+            if new.is_empty() {
+                break;
+            }
+            signal("STOP", &new);
+            family.extend(new);
+        }
+        signal("KILL", &family);
+        self.kill();
     }
 
     /// Starts the server again on the same port with the same keys.
@@ -293,6 +340,36 @@ impl Sshd {
             .arg(format!("{}@127.0.0.1", self.user));
         Ok(c)
     }
+}
+
+/// Every process below `root` (children, their children, ...), from /proc.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            // "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for (child, _) in parent_of.iter().filter(|(_, pp)| *pp == p) {
+            out.push(*child);
+            frontier.push(*child);
+        }
+    }
+    out
 }
 
 impl Drop for Sshd {
