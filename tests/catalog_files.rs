@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use lifeline::catalog::{DumpFormat, TimeSource, read_catalog};
 use lifeline::inventory::Inventory;
-use lifeline::probe::exec::{LocalRunner, Runner};
+use lifeline::probe::Runner;
+use lifeline::transport::{Host, LocalHost};
 
 fn pg_dump(pg: &support::PgCluster, args: &[&str], out: &Path) {
     let o = Command::new(pg.bin("pg_dump"))
@@ -179,10 +180,29 @@ async fn catalog_on_this_machine() {
         tmp.path(),
         "[[host]]\nname = \"box\"\ntransport = \"local\"\n",
     );
-    let runner = LocalRunner::new("box");
+    let runner = Host::Local(LocalHost::new("box"));
     let r = read_catalog(
         &inv.backups[0],
         &runner as &dyn Runner,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_catalog(&r);
+}
+
+#[tokio::test]
+async fn catalog_over_ssh() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_catalog(tmp.path());
+    let sshd = support::sshd();
+    let inv = inventory(
+        tmp.path(),
+        "[[host]]\nname = \"box\"\naddress = \"127.0.0.1\"\n",
+    );
+    let host = support::ssh_host(&sshd, "box");
+    let r = read_catalog(
+        &inv.backups[0],
+        &host as &dyn Runner,
         Duration::from_secs(60),
     )
     .await;
@@ -197,7 +217,7 @@ async fn missing_directory_is_an_error_with_the_path() {
     );
     let r = read_catalog(
         &inv.backups[0],
-        &LocalRunner::new("box") as &dyn Runner,
+        &Host::Local(LocalHost::new("box")) as &dyn Runner,
         Duration::from_secs(20),
     )
     .await;

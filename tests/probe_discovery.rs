@@ -10,13 +10,14 @@ mod support;
 use std::time::Duration;
 
 use lifeline::inventory::ServiceKind;
-use lifeline::probe::{LocalRunner, ProbeOptions, ScanCtx, discover};
+use lifeline::probe::{ProbeOptions, ScanCtx, discover};
+use lifeline::transport::{Host, LocalHost};
 
 #[tokio::test]
 async fn incident_one_on_this_machine() {
     let lab = support::probe_lab();
     let _loop = lab.start_sync_loop();
-    let runner = LocalRunner::new("box");
+    let runner = Host::Local(LocalHost::new("box"));
     let d = discover(&runner, &ScanCtx::bare(), &[], &lab.options())
         .await
         .unwrap();
@@ -26,7 +27,7 @@ async fn incident_one_on_this_machine() {
 #[tokio::test]
 async fn a_host_without_systemd_cron_or_docker_says_so() {
     let tmp = tempfile::tempdir().unwrap();
-    let runner = LocalRunner::new("box");
+    let runner = Host::Local(LocalHost::new("box"));
     let opts = ProbeOptions {
         cron_root: tmp.path().display().to_string(),
         user_crontabs: false,

@@ -1,5 +1,5 @@
 //! How discovery reaches a host: one small trait (`Runner`: run a shell
-//! script, get its output) so the probe works over any transport, plus the
+//! script, get its output), implemented by the transport's hosts, plus the
 //! framing that lets one remote script answer many questions at once.
 //! Everything sent is read-only (listing, reading, `show`).
 
@@ -29,23 +29,14 @@ pub trait Runner: Send + Sync {
     ) -> BoxFuture<'a, Result<RunOutput, String>>;
 }
 
-/// This machine, through `sh -c` (tokio::process); the child is killed at the timeout.
-#[derive(Debug, Clone)]
-pub struct LocalRunner {
-    name: String,
-}
+/// Bytes kept of one answer: discovery output (ps, `systemctl show` of
+/// every unit, scripts) stays far below this on real hosts.
+pub const OUTPUT_CAP: usize = 32 << 20;
 
-impl LocalRunner {
-    pub fn new(name: &str) -> Self {
-        LocalRunner {
-            name: name.to_string(),
-        }
-    }
-}
-
-impl Runner for LocalRunner {
+/// The transport's hosts (local and SSH) answer discovery.
+impl Runner for crate::transport::Host {
     fn name(&self) -> &str {
-        &self.name
+        crate::transport::Host::name(self)
     }
     fn run<'a>(
         &'a self,
@@ -53,27 +44,17 @@ impl Runner for LocalRunner {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<RunOutput, String>> {
         Box::pin(async move {
-            let child = tokio::process::Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(|e| format!("cannot start 'sh' on this machine: {e}"))?;
-            match tokio::time::timeout(timeout, child.wait_with_output()).await {
-                Ok(Ok(o)) => Ok(RunOutput {
-                    stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-                    stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-                    exit: o.status.code(),
-                    timed_out: false,
+            let opts = crate::transport::ExecOptions::default()
+                .timeout(timeout)
+                .output_cap(OUTPUT_CAP);
+            match self.exec(script, opts).await {
+                Ok(r) => Ok(RunOutput {
+                    stdout: r.stdout,
+                    stderr: r.stderr,
+                    exit: r.exit,
+                    timed_out: r.timed_out,
                 }),
-                Ok(Err(e)) => Err(format!("local command failed: {e}")),
-                Err(_) => Ok(RunOutput {
-                    timed_out: true,
-                    ..Default::default()
-                }),
+                Err(e) => Err(e.to_string()),
             }
         })
     }
@@ -157,6 +138,10 @@ pub fn sections(out: &str, nonce: &str) -> Vec<Section> {
 mod tests {
     use super::*;
 
+    fn local() -> crate::transport::Host {
+        crate::transport::Host::Local(crate::transport::LocalHost::new("me"))
+    }
+
     #[tokio::test]
     async fn framed_sections_through_a_real_shell() {
         let n = nonce();
@@ -164,10 +149,7 @@ mod tests {
             "{}sec one echo hello\nsec 'two words' sh -c 'printf no-newline; echo oops >&2; exit 3'\nsec empty true\n",
             prelude(&n)
         );
-        let out = LocalRunner::new("me")
-            .run(&script, Duration::from_secs(10))
-            .await
-            .unwrap();
+        let out = local().run(&script, Duration::from_secs(10)).await.unwrap();
         let s = sections(&out.stdout, &n);
         assert_eq!(s.len(), 3, "{out:?}");
         assert_eq!(
@@ -199,7 +181,7 @@ mod tests {
 
     #[tokio::test]
     async fn local_timeout_is_reported() {
-        let out = LocalRunner::new("me")
+        let out = local()
             .run("sleep 5", Duration::from_millis(200))
             .await
             .unwrap();

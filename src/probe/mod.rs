@@ -14,5 +14,5 @@ pub mod systemd;
 
 pub use dbref::{DbRef, DbRole};
 pub use discover::{Discovery, ProbeError, ProbeOptions, Service, discover};
-pub use exec::{LocalRunner, RunOutput, Runner};
+pub use exec::{RunOutput, Runner};
 pub use scan::{Hazard, HazardKind, ScanCtx};

@@ -329,3 +329,14 @@ pub fn assert_incident_one(d: &lifeline::probe::Discovery, lab: &ProbeLab) {
         format!("{}:10", lab.script("ultimate_protection.sh"))
     );
 }
+
+/// A transport host for the sandbox sshd (its user key, its known_hosts).
+pub fn ssh_host(sshd: &Sshd, name: &str) -> lifeline::transport::Host {
+    use lifeline::transport::{Host, SshHost, SshSettings};
+    Host::Ssh(SshHost::new(
+        SshSettings::new(name, "127.0.0.1", sshd.port(), sshd.user())
+            .identity(sshd.user_key())
+            .known_hosts(sshd.write_known_hosts().unwrap())
+            .connect_timeout(std::time::Duration::from_secs(10)),
+    ))
+}
