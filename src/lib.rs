@@ -13,4 +13,5 @@ pub mod redact;
 pub mod samples;
 pub mod sandbox;
 pub mod state;
+pub mod status;
 pub mod transport;

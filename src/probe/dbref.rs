@@ -18,6 +18,8 @@ pub enum DbRole {
     Query,
     /// Drops it (dropdb).
     Drop,
+    /// Named by the inventory's `[[service]] databases`.
+    Declared,
 }
 
 /// A database named by a command line or script.

@@ -481,19 +481,22 @@ pub async fn discover(
 
     redundancy(&mut entries, &scripts, &unit_index);
 
-    // Keep what matters: administrator units, and anything reaching a database or holding a hazard.
+    // Keep what matters: anything reaching a database, holding a hazard or
+    // declared in the inventory; administrator units and containers always;
+    // and what could not be read (it might do anything).
     let keep: Vec<bool> = entries
         .iter()
         .map(|e| {
             let relevant = !e.svc.databases_reached.is_empty()
                 || !e.svc.hazards.is_empty()
                 || e.svc.inventory.is_some()
-                || !e.svc.scripts.is_empty();
+                || e.svc.notes.iter().any(|n| n.starts_with("script '"));
             match e.svc.kind {
                 ServiceKind::Systemd | ServiceKind::Timer => {
                     relevant || e.svc.notes.iter().any(|n| n == "local unit")
                 }
-                _ => true,
+                ServiceKind::Container => true,
+                ServiceKind::Cron | ServiceKind::Process => relevant,
             }
         })
         .collect();
@@ -864,8 +867,29 @@ fn merge_inventory(entries: &mut Vec<Entry>, spec: &ServiceSpec, procs: &[Proc],
                     .is_some_and(|re| e.svc.command.as_deref().is_some_and(|c| re.is_match(c)))
         }
     });
+    let declared: Vec<DbRef> = spec
+        .databases
+        .iter()
+        .filter_map(|d| {
+            let u = ctx.inventory?.database(d.get_ref())?.pg_url()?;
+            let mut r = DbRef::new(super::dbref::DbRole::Declared);
+            r.host = Some(u.host.clone());
+            r.port = Some(u.port);
+            r.dbname = Some(u.dbname.clone());
+            r.user = u.user.clone();
+            r.inventory = Some(d.get_ref().clone());
+            Some(r)
+        })
+        .collect();
     if let Some(e) = found {
+        if e.svc.name != name {
+            e.svc.notes.push(format!("discovered as '{}'", e.svc.name));
+        }
+        e.svc.name = name.clone();
         e.svc.inventory = Some(name);
+        for r in declared {
+            push_ref(&mut e.svc.databases_reached, r);
+        }
         return;
     }
     // Not among the discovered ones: a process the probe did not flag, or one not running.
@@ -895,6 +919,9 @@ fn merge_inventory(entries: &mut Vec<Entry>, spec: &ServiceSpec, procs: &[Proc],
         }
     }
     svc.databases_reached = facts.refs.clone();
+    for r in declared {
+        push_ref(&mut svc.databases_reached, r);
+    }
     svc.hazards = facts.hazards.clone();
     entries.push(Entry {
         start_line: svc.command.clone().unwrap_or_default(),

@@ -155,6 +155,7 @@ mod tests {
     #[case("postgres: 15/main: app app 127.0.0.1(5432) idle", false)]
     #[case("python3 -m http.server", false)]
     #[case("/opt/app/bin/server --port 80", false)]
+    #[case("bash /dev/fd/3", false)]
     #[case("/usr/local/bin/db_realtime_sync.sh", true)]
     fn selects_clients_and_scripts(#[case] args: &str, #[case] want: bool) {
         assert_eq!(interesting(args), want, "{args}");

@@ -953,7 +953,7 @@ pub fn looks_like_script(w: &str) -> bool {
     if script_ext {
         return true;
     }
-    if !w.contains('/') || w.contains('$') {
+    if !w.contains('/') || w.contains('$') || w.starts_with("/dev/") || w.starts_with("/proc/") {
         return false;
     }
     let system = [
@@ -1316,5 +1316,26 @@ done
             .collect();
         let (p, _) = shell::parse(&join_argv(&argv), &Vars::new());
         assert_eq!(p[0].cmds[0].argv, argv);
+    }
+}
+#[cfg(test)]
+mod fixture_tests {
+    use super::*;
+
+    #[test]
+    fn incident_one_sync_script() {
+        let t = include_str!("../../tests/fixtures/probe/db_realtime_sync.sh");
+        let f = scan_text(t, "/s.sh", &Vars::new(), &ScanCtx::bare());
+        let h = f
+            .hazards
+            .iter()
+            .find(|h| h.kind == HazardKind::DumpCleanRestore)
+            .unwrap();
+        assert!(
+            h.detail
+                .contains("of localhost:5432/app is piped into db.example.net:5432/TovPlay"),
+            "{}",
+            h.detail
+        );
     }
 }

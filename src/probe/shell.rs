@@ -122,12 +122,30 @@ fn heredoc_starts(text: &str) -> Vec<(String, bool)> {
     out
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Word {
     /// Quotes removed, `$VAR` and `$(...)` kept as written.
     pub text: String,
     /// Some part of the word was quoted.
     pub quoted: bool,
+    /// Byte offset in `text` where the first quoted part starts.
+    pub first_quote: Option<usize>,
+}
+
+impl Word {
+    fn mark_quoted(&mut self) {
+        if !self.quoted {
+            self.quoted = true;
+            self.first_quote = Some(self.text.len());
+        }
+    }
+    /// `NAME=value` with an unquoted name (the value may be quoted).
+    fn assignment(&self) -> Option<(String, String)> {
+        let (k, v) = is_assignment(&self.text)?;
+        self.first_quote
+            .is_none_or(|q| q > k.len())
+            .then_some((k, v))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,20 +181,10 @@ pub fn tokenize(text: &str) -> (Vec<Tok>, Vec<String>) {
     let mut cur: Option<Word> = None;
     let mut i = 0;
     fn push(cur: &mut Option<Word>, c: char) {
-        cur.get_or_insert_with(|| Word {
-            text: String::new(),
-            quoted: false,
-        })
-        .text
-        .push(c);
+        cur.get_or_insert_with(Word::default).text.push(c);
     }
     fn push_str(cur: &mut Option<Word>, s: &str) {
-        cur.get_or_insert_with(|| Word {
-            text: String::new(),
-            quoted: false,
-        })
-        .text
-        .push_str(s);
+        cur.get_or_insert_with(Word::default).text.push_str(s);
     }
     fn finish(cur: &mut Option<Word>, toks: &mut Vec<Tok>) {
         if let Some(w) = cur.take() {
@@ -210,11 +218,8 @@ pub fn tokenize(text: &str) -> (Vec<Tok>, Vec<String>) {
                 i += 2;
             }
             '\'' => {
-                let w = cur.get_or_insert_with(|| Word {
-                    text: String::new(),
-                    quoted: false,
-                });
-                w.quoted = true;
+                let w = cur.get_or_insert_with(Word::default);
+                w.mark_quoted();
                 i += 1;
                 while i < chars.len() && chars[i] != '\'' {
                     w.text.push(chars[i]);
@@ -223,11 +228,7 @@ pub fn tokenize(text: &str) -> (Vec<Tok>, Vec<String>) {
                 i += 1;
             }
             '"' => {
-                cur.get_or_insert_with(|| Word {
-                    text: String::new(),
-                    quoted: false,
-                })
-                .quoted = true;
+                cur.get_or_insert_with(Word::default).mark_quoted();
                 i += 1;
                 while i < chars.len() && chars[i] != '"' {
                     let d = chars[i];
@@ -428,15 +429,15 @@ pub fn parse(text: &str, vars: &Vars) -> (Vec<Pipeline>, Vec<String>) {
                     continue;
                 }
                 let text = vars.expand(&w.text);
-                if cmd.argv.is_empty() && !w.quoted {
-                    if KEYWORDS.contains(&w.text.as_str()) {
+                if cmd.argv.is_empty() {
+                    if !w.quoted && KEYWORDS.contains(&w.text.as_str()) {
                         continue;
                     }
-                    if w.text == "for" || w.text == "case" || w.text == "select" {
+                    if !w.quoted && (w.text == "for" || w.text == "case" || w.text == "select") {
                         skip_until_sep = true;
                         continue;
                     }
-                    if let Some(a) = is_assignment(&w.text) {
+                    if let Some(a) = w.assignment() {
                         cmd.assigns.push((a.0, vars.expand(&a.1)));
                         continue;
                     }
@@ -687,6 +688,17 @@ mod tests {
         v.set("H", "ext");
         v.set("P", "5432");
         assert_eq!(v.expand(s), want);
+    }
+
+    #[test]
+    fn quoted_values_are_assignments_quoted_names_are_not() {
+        let (p, _) = parse("A=\"x y\" B='z' \"C=1\" cmd", &Vars::new());
+        let c = &p[0].cmds[0];
+        assert_eq!(
+            c.assigns,
+            vec![("A".into(), "x y".into()), ("B".into(), "z".into())]
+        );
+        assert_eq!(c.argv, vec!["C=1", "cmd"]);
     }
 
     #[test]
