@@ -147,17 +147,23 @@ struct Entry {
     mechanism: bool,
 }
 
+/// The script of one round: the framing prelude, the PATH prefix, `body`.
+pub fn round_script(n: &str, body: &str, opts: &ProbeOptions) -> String {
+    let mut script = prelude(n);
+    if let Some(p) = &opts.extra_path {
+        script.push_str(&format!("PATH={}:$PATH; export PATH\n", sh_quote(p)));
+    }
+    script.push_str(body);
+    script
+}
+
 async fn round(
     runner: &dyn Runner,
     n: &str,
     body: &str,
     opts: &ProbeOptions,
 ) -> Result<Vec<Section>, ProbeError> {
-    let mut script = prelude(n);
-    if let Some(p) = &opts.extra_path {
-        script.push_str(&format!("PATH={}:$PATH; export PATH\n", sh_quote(p)));
-    }
-    script.push_str(body);
+    let script = round_script(n, body, opts);
     let out = runner
         .run(&script, opts.timeout)
         .await
@@ -174,23 +180,8 @@ async fn round(
     Ok(sections(&out.stdout, n))
 }
 
-fn first_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("")
-        .to_string()
-}
-
-/// Discovers the services of one host. `inventory_services` are the
-/// inventory's `[[service]]` entries for this host.
-pub async fn discover(
-    runner: &dyn Runner,
-    ctx: &ScanCtx<'_>,
-    inventory_services: &[&ServiceSpec],
-    opts: &ProbeOptions,
-) -> Result<Discovery, ProbeError> {
-    let n = nonce();
+/// The first round: host name, zone, systemd lists, cron files, ps, containers.
+pub fn base_body(opts: &ProbeOptions) -> String {
     let root = sh_quote(&opts.cron_root);
     let mut body = String::from(
         "sec host uname -n\nsec tz date +%z\nsec self echo $$\n\
@@ -214,6 +205,27 @@ pub async fn discover(
          T=; command -v timeout >/dev/null 2>&1 && T='timeout 15'\n\
          for d in docker podman; do if command -v $d >/dev/null 2>&1; then sec \"$d-ps\" $T $d ps -a --no-trunc --format '{{json .}}'; fi; done\n",
     );
+    body
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Discovers the services of one host. `inventory_services` are the
+/// inventory's `[[service]]` entries for this host.
+pub async fn discover(
+    runner: &dyn Runner,
+    ctx: &ScanCtx<'_>,
+    inventory_services: &[&ServiceSpec],
+    opts: &ProbeOptions,
+) -> Result<Discovery, ProbeError> {
+    let n = nonce();
+    let body = base_body(opts);
     let s1 = round(runner, &n, &body, opts).await?;
     let get = |secs: &[Section], name: &str| secs.iter().find(|s| s.name == name).cloned();
     let mut d = Discovery {

@@ -13,6 +13,8 @@ pub mod shell;
 pub mod systemd;
 
 pub use dbref::{DbRef, DbRole};
-pub use discover::{Discovery, ProbeError, ProbeOptions, Service, discover};
+pub use discover::{
+    Discovery, ProbeError, ProbeOptions, Service, base_body, discover, round_script,
+};
 pub use exec::{RunOutput, Runner};
 pub use scan::{Hazard, HazardKind, ScanCtx};
