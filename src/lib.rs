@@ -3,6 +3,7 @@
 //! The library holds the engine; `main.rs` only wires the CLI. Only `tui/`
 //! may touch the terminal.
 
+pub mod catalog;
 pub mod db;
 pub mod diag;
 pub mod engine;
@@ -11,10 +12,12 @@ pub mod inventory;
 pub mod journal;
 pub mod lab;
 pub mod logging;
+pub mod probe;
 pub mod redact;
 pub mod runbook;
 pub mod samples;
 pub mod sandbox;
 pub mod state;
+pub mod status;
 pub mod timeline;
 pub mod transport;

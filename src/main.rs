@@ -73,6 +73,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One-shot probe of every host (services, hazards) and backup catalog.
+    Status {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Seconds one host may take (connect, discovery, backups).
+        #[arg(long, default_value_t = 20, value_name = "SECS")]
+        timeout: u64,
+    },
     /// Journal tools.
     Journal {
         #[command(subcommand)]
@@ -164,6 +173,51 @@ fn cmd_check(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(EXIT_USAGE))
         }
     }
+}
+
+fn cmd_status(
+    cli: &Cli,
+    json: bool,
+    timeout: u64,
+    redactor: &Redactor,
+) -> anyhow::Result<ExitCode> {
+    let Some(path) = inventory_path(cli) else {
+        eprintln!(
+            "error: no inventory: pass -i PATH, create ./lifeline.toml, or set LIFELINE_INVENTORY (see README, 'Inventory')"
+        );
+        return Ok(ExitCode::from(EXIT_USAGE));
+    };
+    let inv = match Inventory::load(&path) {
+        Ok(inv) => inv,
+        Err(InventoryError::Invalid(diags)) => {
+            for d in &diags.0 {
+                eprintln!("{d}");
+            }
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    for w in inv.register_secrets(redactor) {
+        tracing::debug!("{w}");
+    }
+    let opts = lifeline::status::StatusOptions {
+        host_timeout: std::time::Duration::from_secs(timeout.max(1)),
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let report = rt.block_on(async {
+        let hosts = lifeline::transport::Hosts::from_inventory(&inv, None);
+        lifeline::status::collect(&inv, &hosts, &opts).await
+    });
+    if json {
+        println!("{}", lifeline::status::render_json(&report, redactor));
+    } else {
+        print!("{}", lifeline::status::render_text(&report, redactor));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_journal_verify(cli: &Cli, path: &str, json: bool) -> anyhow::Result<ExitCode> {
@@ -317,6 +371,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             *json,
             &redactor,
         ))),
+        Command::Status { json, timeout } => cmd_status(&cli, *json, *timeout, &redactor),
         Command::Journal {
             command: JournalCommand::Verify { path, json },
         } => cmd_journal_verify(&cli, path, *json),

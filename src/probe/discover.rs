@@ -1,0 +1,1124 @@
+//! Discovery on one host: a few framed, read-only shell rounds (list, show
+//! and inspect, read scripts), parsed into typed services with the
+//! databases they reach and their hazards. It never starts, stops or
+//! edits anything it finds.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::container::{self, Container};
+use super::cron::{self, CronEntry};
+use super::dbref::DbRef;
+use super::exec::{Runner, Section, nonce, prelude, sections, sh_quote};
+use super::process::{self, Proc};
+use super::scan::{self, Facts, Hazard, HazardKind, ScanCtx, push_hazard, push_ref};
+use super::shell::{Vars, basename};
+use super::systemd::{self, UnitProps};
+use crate::inventory::{ServiceKind, ServiceSpec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("host '{host}': {why}")]
+    Transport { host: String, why: String },
+    #[error(
+        "host '{host}': discovery timed out after {secs} s; raise command_timeout_s for this host if it is slow"
+    )]
+    TimedOut { host: String, secs: u64 },
+}
+
+/// How discovery runs (defaults suit real hosts; tests point them elsewhere).
+#[derive(Debug, Clone)]
+pub struct ProbeOptions {
+    /// Directory holding `crontab`, `cron.d/`, `cron.daily/`... (default `/etc`).
+    pub cron_root: String,
+    /// Prepended to PATH on the host (tests put a `systemctl` stand-in there).
+    pub extra_path: Option<String>,
+    /// Read user crontabs with `crontab -l -u USER`.
+    pub user_crontabs: bool,
+    /// Limit of each round trip.
+    pub timeout: Duration,
+    /// How many levels of scripts started by scripts to read.
+    pub script_depth: usize,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            cron_root: "/etc".into(),
+            extra_path: None,
+            user_crontabs: true,
+            timeout: Duration::from_secs(30),
+            script_depth: 2,
+        }
+    }
+}
+
+/// Something on the host that runs, or will run, a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub name: String,
+    pub kind: ServiceKind,
+    pub active: bool,
+    /// systemd sub-state, container status, `running`, `scheduled`.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<String>,
+    /// The command it runs (ExecStart, cron command, process arguments, container command).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Where it is defined: `file:line`, a unit file, `ps pid N`.
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub mounts: Vec<String>,
+    /// Scripts it runs (read over the transport and scanned).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub scripts: Vec<String>,
+    pub databases_reached: Vec<DbRef>,
+    pub hazards: Vec<Hazard>,
+    /// Declared by an inventory `[[service]]` entry (with that entry's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub notes: Vec<String>,
+}
+
+impl Service {
+    fn new(name: String, kind: ServiceKind, source: String) -> Self {
+        Service {
+            name,
+            kind,
+            active: false,
+            state: String::new(),
+            enabled: None,
+            restart_policy: None,
+            command: None,
+            schedule: None,
+            source,
+            pid: None,
+            started_at: None,
+            user: None,
+            image: None,
+            mounts: Vec::new(),
+            scripts: Vec::new(),
+            databases_reached: Vec::new(),
+            hazards: Vec::new(),
+            inventory: None,
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// Everything found on one host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Discovery {
+    /// `uname -n` on the host.
+    pub hostname: Option<String>,
+    pub services: Vec<Service>,
+    /// What could not be looked at, and why (systemd not running, docker daemon down...).
+    pub notes: Vec<String>,
+}
+
+/// Internal: a service plus what is needed to relate it to others.
+struct Entry {
+    svc: Service,
+    facts: Facts,
+    /// The line that starts it, for evidence (cron line, ExecStart, process args).
+    start_line: String,
+    working_dir: Option<String>,
+    /// systemd: unit id; timers: the unit they trigger.
+    unit: Option<String>,
+    triggers: Option<String>,
+    triggered_by_timer: bool,
+    /// Counts as an independent way of starting things (see redundancy).
+    mechanism: bool,
+}
+
+/// The script of one round: the framing prelude, the PATH prefix, `body`.
+pub fn round_script(n: &str, body: &str, opts: &ProbeOptions) -> String {
+    let mut script = prelude(n);
+    if let Some(p) = &opts.extra_path {
+        script.push_str(&format!("PATH={}:$PATH; export PATH\n", sh_quote(p)));
+    }
+    script.push_str(body);
+    script
+}
+
+async fn round(
+    runner: &dyn Runner,
+    n: &str,
+    body: &str,
+    opts: &ProbeOptions,
+) -> Result<Vec<Section>, ProbeError> {
+    let script = round_script(n, body, opts);
+    let out = runner
+        .run(&script, opts.timeout)
+        .await
+        .map_err(|why| ProbeError::Transport {
+            host: runner.name().to_string(),
+            why,
+        })?;
+    if out.timed_out {
+        return Err(ProbeError::TimedOut {
+            host: runner.name().to_string(),
+            secs: opts.timeout.as_secs(),
+        });
+    }
+    Ok(sections(&out.stdout, n))
+}
+
+/// The first round: host name, zone, systemd lists, cron files, ps, containers.
+pub fn base_body(opts: &ProbeOptions) -> String {
+    let root = sh_quote(&opts.cron_root);
+    let mut body = String::from(
+        "sec host uname -n\nsec tz date +%z\nsec self echo $$\n\
+         if command -v systemctl >/dev/null 2>&1; then\n\
+           sec units systemctl list-units --all --type=service,timer --output=json --no-pager\n\
+           if [ \"$rc\" != 0 ]; then sec units-plain systemctl list-units --all --type=service,timer --plain --no-legend --no-pager; fi\n\
+           sec timers systemctl list-timers --all --output=json --no-pager\n\
+         fi\n",
+    );
+    body.push_str(&format!(
+        "R={root}\nfor f in \"$R/crontab\" \"$R\"/cron.d/*; do [ -f \"$f\" ] && sec \"cronfile $f\" cat \"$f\"; done\n\
+         sec cronparts sh -c 'for p in hourly daily weekly monthly; do for f in \"$1\"/cron.$p/*; do [ -f \"$f\" ] && [ -x \"$f\" ] && printf \"%s %s\\n\" \"$p\" \"$f\"; done; done; true' _ \"$R\"\n"
+    ));
+    if opts.user_crontabs {
+        body.push_str(
+            "if command -v crontab >/dev/null 2>&1; then for u in $(cut -d: -f1 /etc/passwd); do if out=$(crontab -l -u \"$u\" 2>/dev/null) && [ -n \"$out\" ]; then sec \"usercron $u\" printf '%s\\n' \"$out\"; fi; done; fi\n",
+        );
+    }
+    body.push_str(
+        "sec ps ps -eo pid=,ppid=,user:32=,lstart=,args=\n\
+         T=; command -v timeout >/dev/null 2>&1 && T='timeout 15'\n\
+         for d in docker podman; do if command -v $d >/dev/null 2>&1; then sec \"$d-ps\" $T $d ps -a --no-trunc --format '{{json .}}'; fi; done\n",
+    );
+    body
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Discovers the services of one host. `inventory_services` are the
+/// inventory's `[[service]]` entries for this host.
+pub async fn discover(
+    runner: &dyn Runner,
+    ctx: &ScanCtx<'_>,
+    inventory_services: &[&ServiceSpec],
+    opts: &ProbeOptions,
+) -> Result<Discovery, ProbeError> {
+    let n = nonce();
+    let body = base_body(opts);
+    let s1 = round(runner, &n, &body, opts).await?;
+    let get = |secs: &[Section], name: &str| secs.iter().find(|s| s.name == name).cloned();
+    let mut d = Discovery {
+        hostname: get(&s1, "host")
+            .map(|s| s.body.trim().to_string())
+            .filter(|h| !h.is_empty()),
+        ..Default::default()
+    };
+    let offset = get(&s1, "tz")
+        .map(|s| s.body.trim().to_string())
+        .unwrap_or_else(|| "+0000".into());
+    let self_pid: u32 = get(&s1, "self")
+        .and_then(|s| s.body.trim().parse().ok())
+        .unwrap_or(0);
+
+    // systemd unit list.
+    let mut unit_names: Vec<String> = Vec::new();
+    match (get(&s1, "units"), get(&s1, "units-plain")) {
+        (None, _) => d
+            .notes
+            .push("systemd: no systemctl on this host".to_string()),
+        (Some(u), plain) => {
+            let listed = if u.rc == 0 {
+                systemd::parse_list_units_json(&u.body).map_err(|e| e.to_string())
+            } else if let Some(p) = plain.filter(|p| p.rc == 0) {
+                Ok(systemd::parse_list_units_plain(&p.body))
+            } else {
+                Err(first_line(&u.body))
+            };
+            match listed {
+                Ok(list) => {
+                    unit_names = list
+                        .into_iter()
+                        .filter(|u| u.load != "not-found")
+                        .map(|u| u.unit)
+                        .filter(|u| u.ends_with(".service") || u.ends_with(".timer"))
+                        .collect()
+                }
+                Err(e) => d.notes.push(format!("systemd: not answering: {e}")),
+            }
+        }
+    }
+
+    // Processes.
+    let procs: Vec<Proc> = match get(&s1, "ps") {
+        Some(s) if s.rc == 0 => process::parse_ps(&s.body),
+        Some(s) => {
+            d.notes
+                .push(format!("processes: ps failed: {}", first_line(&s.body)));
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    let ours = |p: &Proc| {
+        p.pid == self_pid
+            || p.args.contains(&n)
+            || process::ancestors(&procs, p.pid).contains(&self_pid)
+    };
+    let cron_running = procs.iter().any(|p| {
+        matches!(
+            basename(p.args.split_whitespace().next().unwrap_or("")),
+            "cron" | "crond" | "CRON"
+        )
+    });
+
+    // Containers.
+    let mut containers: Vec<(String, Vec<Container>)> = Vec::new();
+    for tool in ["docker", "podman"] {
+        if let Some(s) = get(&s1, &format!("{tool}-ps")) {
+            if s.rc == 0 {
+                containers.push((tool.to_string(), container::parse_ps(&s.body)));
+            } else {
+                d.notes.push(format!(
+                    "{tool}: installed but not answering: {}",
+                    first_line(&s.body)
+                ));
+            }
+        }
+    }
+
+    // Round 2: systemctl show, container inspect.
+    let mut body = String::new();
+    if !unit_names.is_empty() {
+        let units: Vec<String> = unit_names.iter().map(|u| sh_quote(u)).collect();
+        body.push_str(&format!(
+            "sec show systemctl show --no-pager --property={} -- {}\n",
+            systemd::SHOW_PROPERTIES.join(","),
+            units.join(" ")
+        ));
+    }
+    for (tool, list) in &containers {
+        if !list.is_empty() {
+            let ids: Vec<String> = list.iter().map(|c| sh_quote(&c.id)).collect();
+            body.push_str(&format!(
+                "sec '{tool}-inspect' {tool} inspect {}\n",
+                ids.join(" ")
+            ));
+        }
+    }
+    let s2 = if body.is_empty() {
+        Vec::new()
+    } else {
+        round(runner, &n, &body, opts).await?
+    };
+    let units: Vec<UnitProps> = match get(&s2, "show") {
+        Some(s) if s.rc == 0 => systemd::parse_show(&s.body),
+        Some(s) => {
+            d.notes
+                .push(format!("systemd: show failed: {}", first_line(&s.body)));
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    for (tool, list) in &mut containers {
+        if let Some(s) = get(&s2, &format!("{tool}-inspect"))
+            && s.rc == 0
+        {
+            container::apply_inspect(list, &s.body);
+        }
+    }
+
+    // Entries from every source.
+    let mut entries: Vec<Entry> = Vec::new();
+    let main_pids: BTreeMap<u32, String> = units
+        .iter()
+        .filter_map(|u| {
+            let pid: u32 = u.get("MainPID")?.parse().ok()?;
+            (pid > 0).then(|| (pid, u.id().to_string()))
+        })
+        .collect();
+    for u in &units {
+        if let Some(e) = unit_entry(u, ctx) {
+            entries.push(e);
+        }
+    }
+    for s in s1.iter().filter(|s| s.name.starts_with("cronfile ")) {
+        let file = &s.name["cronfile ".len()..];
+        for c in cron::parse_crontab(&s.body, file, true, None) {
+            entries.push(cron_entry(c, ctx, cron_running));
+        }
+    }
+    for s in s1.iter().filter(|s| s.name.starts_with("usercron ")) {
+        let user = &s.name["usercron ".len()..];
+        let file = format!("crontab -l -u {user}");
+        for c in cron::parse_crontab(&s.body, &file, false, Some(user)) {
+            entries.push(cron_entry(c, ctx, cron_running));
+        }
+    }
+    if let Some(s) = get(&s1, "cronparts") {
+        for l in s.body.lines() {
+            if let Some((period, path)) = l.split_once(' ') {
+                let c = CronEntry {
+                    schedule: format!("@{period} (run-parts)"),
+                    user: Some("root".into()),
+                    command: path.to_string(),
+                    line_text: path.to_string(),
+                    file: path.to_string(),
+                    line: 0,
+                    env: Vec::new(),
+                };
+                let mut e = cron_entry(c, ctx, cron_running);
+                e.svc.source = path.to_string();
+                e.facts.scripts = vec![(path.to_string(), 0)];
+                entries.push(e);
+            }
+        }
+    }
+    for (tool, list) in &containers {
+        for c in list {
+            entries.push(container_entry(tool, c, ctx));
+        }
+    }
+    for p in procs
+        .iter()
+        .filter(|p| process::interesting(&p.args) && !ours(p))
+    {
+        entries.push(process_entry(p, &procs, &main_pids, &offset, ctx));
+    }
+    for spec in inventory_services {
+        merge_inventory(&mut entries, spec, &procs, ctx);
+    }
+
+    // Read the scripts they run, and the scripts those run.
+    let mut scripts: HashMap<String, Facts> = HashMap::new();
+    let mut unreadable: BTreeMap<String, String> = BTreeMap::new();
+    for _ in 0..opts.script_depth.max(1) {
+        let mut wanted: BTreeSet<String> = BTreeSet::new();
+        for e in &entries {
+            for (p, _) in &e.facts.scripts {
+                if let Some(abs) = resolve(p, e.working_dir.as_deref()) {
+                    wanted.insert(abs);
+                }
+            }
+        }
+        for f in scripts.values() {
+            for (p, _) in &f.scripts {
+                if let Some(abs) = resolve(p, None) {
+                    wanted.insert(abs);
+                }
+            }
+        }
+        wanted.retain(|p| !scripts.contains_key(p) && !unreadable.contains_key(p));
+        if wanted.is_empty() {
+            break;
+        }
+        let list: Vec<String> = wanted.iter().cloned().collect();
+        let mut body = String::new();
+        for (i, p) in list.iter().enumerate() {
+            body.push_str(&format!(
+                "sec 'file {i}' sh -c 'f=$1; [ -f \"$f\" ] || {{ echo \"not a readable file\"; exit 2; }}; s=$(wc -c < \"$f\"); [ \"$s\" -le 1048576 ] || {{ echo \"too large ($s bytes)\"; exit 3; }}; case \"$f\" in *.sh|*.bash|*.py|*.pl|*.rb|*.js) ;; *) [ \"$(head -c 2 \"$f\")\" = \"#!\" ] || {{ echo \"not a script\"; exit 4; }};; esac; cat \"$f\"' _ {}\n",
+                sh_quote(p)
+            ));
+        }
+        let s3 = round(runner, &n, &body, opts).await?;
+        for (i, p) in list.into_iter().enumerate() {
+            match get(&s3, &format!("file {i}")) {
+                Some(s) if s.rc == 0 => {
+                    let f = scan::scan_text(&s.body, &p, &Vars::new(), ctx);
+                    scripts.insert(p, f);
+                }
+                Some(s) if s.rc == 4 => {
+                    unreadable.insert(p, "a program, not a script".into());
+                }
+                Some(s) => {
+                    unreadable.insert(p, first_line(&s.body));
+                }
+                None => {
+                    unreadable.insert(p, "no answer".into());
+                }
+            }
+        }
+    }
+
+    // Attach script facts (transitively) to each entry.
+    let unit_index: HashMap<String, usize> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            (e.svc.kind == ServiceKind::Systemd)
+                .then(|| e.unit.clone().map(|u| (u, i)))
+                .flatten()
+        })
+        .collect();
+    for e in &mut entries {
+        let closure = script_closure(&e.facts, e.working_dir.as_deref(), &scripts);
+        for p in &closure {
+            if let Some(f) = scripts.get(p) {
+                for r in &f.refs {
+                    push_ref(&mut e.svc.databases_reached, r.clone());
+                }
+                for h in &f.hazards {
+                    push_hazard(&mut e.svc.hazards, h.clone());
+                }
+            } else if let Some(why) = unreadable.get(p)
+                && why != "a program, not a script"
+            {
+                e.svc.notes.push(format!("script '{p}' not read: {why}"));
+            }
+        }
+        e.svc.scripts = closure
+            .into_iter()
+            .filter(|p| scripts.contains_key(p))
+            .collect();
+    }
+
+    redundancy(&mut entries, &scripts, &unit_index);
+
+    // Keep what matters: anything reaching a database, holding a hazard or
+    // declared in the inventory; administrator units and containers always;
+    // and what could not be read (it might do anything).
+    let keep: Vec<bool> = entries
+        .iter()
+        .map(|e| {
+            let relevant = !e.svc.databases_reached.is_empty()
+                || !e.svc.hazards.is_empty()
+                || e.svc.inventory.is_some()
+                || e.svc.notes.iter().any(|n| n.starts_with("script '"));
+            match e.svc.kind {
+                ServiceKind::Systemd | ServiceKind::Timer => {
+                    relevant || e.svc.notes.iter().any(|n| n == "local unit")
+                }
+                ServiceKind::Container => true,
+                ServiceKind::Cron | ServiceKind::Process => relevant,
+            }
+        })
+        .collect();
+    // A timer stays with its service and the other way round.
+    let kept_units: BTreeSet<String> = entries
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .filter_map(|(e, _)| e.unit.clone())
+        .collect();
+    for (e, k) in entries.iter().zip(keep) {
+        let paired = e.triggers.as_ref().is_some_and(|t| kept_units.contains(t));
+        if k || paired {
+            let mut svc = e.svc.clone();
+            svc.notes.retain(|n| n != "local unit");
+            d.services.push(svc);
+        }
+    }
+    Ok(d)
+}
+
+/// Scripts run by a service, and by those scripts, as absolute paths.
+fn script_closure(
+    facts: &Facts,
+    cwd: Option<&str>,
+    scripts: &HashMap<String, Facts>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut queue: Vec<String> = facts
+        .scripts
+        .iter()
+        .filter_map(|(p, _)| resolve(p, cwd))
+        .collect();
+    while let Some(p) = queue.pop() {
+        if out.contains(&p) || out.len() > 32 {
+            continue;
+        }
+        if let Some(f) = scripts.get(&p) {
+            queue.extend(f.scripts.iter().filter_map(|(q, _)| resolve(q, None)));
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// Absolute path of a script word, when it can be known.
+fn resolve(p: &str, cwd: Option<&str>) -> Option<String> {
+    if p.contains('$') || p.contains('`') {
+        return None;
+    }
+    if p.starts_with('/') {
+        return Some(p.to_string());
+    }
+    let cwd = cwd?;
+    let rel = p.trim_start_matches("./");
+    Some(format!("{}/{rel}", cwd.trim_end_matches('/')))
+}
+
+fn relocate(mut f: Facts, location: &str, evidence: &str) -> Facts {
+    for h in &mut f.hazards {
+        h.location = location.to_string();
+        h.evidence = evidence.to_string();
+    }
+    f
+}
+
+fn unit_entry(u: &UnitProps, ctx: &ScanCtx) -> Option<Entry> {
+    let id = u.id().to_string();
+    if id.is_empty() || u.get("LoadState") == Some("not-found") {
+        return None;
+    }
+    let is_timer = id.ends_with(".timer");
+    let fragment = u.get("FragmentPath").unwrap_or("").to_string();
+    let source = if fragment.is_empty() {
+        format!("systemd unit {id}")
+    } else {
+        fragment.clone()
+    };
+    let kind = if is_timer {
+        ServiceKind::Timer
+    } else {
+        ServiceKind::Systemd
+    };
+    let mut svc = Service::new(id.clone(), kind, source.clone());
+    let active_state = u.get("ActiveState").unwrap_or("unknown");
+    svc.active = matches!(
+        active_state,
+        "active" | "activating" | "reloading" | "deactivating"
+    );
+    svc.state = format!("{active_state} ({})", u.get("SubState").unwrap_or("?"));
+    svc.enabled = u.get("UnitFileState").map(|s| s.starts_with("enabled"));
+    if systemd::is_local_unit(u) {
+        svc.notes.push("local unit".into());
+    }
+    svc.user = u.get("User").map(str::to_string);
+    svc.started_at = u
+        .get("ExecMainStartTimestamp")
+        .or(u.get("ActiveEnterTimestamp"))
+        .map(|t| systemd::timestamp_rfc3339(t).unwrap_or_else(|| t.to_string()));
+    let mut facts = Facts::default();
+    let mut start_line = String::new();
+    let mut working_dir = None;
+    let mut triggers = None;
+    if is_timer {
+        svc.schedule = systemd::timer_schedule(u);
+        triggers = u.get("Unit").or(u.get("Triggers")).map(str::to_string);
+        if let Some(t) = &triggers {
+            svc.command = Some(format!("starts {t}"));
+        }
+    } else {
+        svc.restart_policy = u.get("Restart").map(|r| match u.get("RestartUSec") {
+            Some(us) if r != "no" => format!("{r} (after {us})"),
+            _ => r.to_string(),
+        });
+        let mut vars = Vars::new();
+        for (k, v) in u
+            .get("Environment")
+            .map(systemd::parse_environment)
+            .unwrap_or_default()
+        {
+            vars.set(&k, &v);
+        }
+        working_dir = u.get("WorkingDirectory").map(str::to_string);
+        let main_pid = u
+            .get("MainPID")
+            .and_then(|p| p.parse::<u32>().ok())
+            .filter(|p| *p > 0);
+        svc.pid = main_pid;
+        let mut cmds = Vec::new();
+        for key in ["ExecStartPre", "ExecStart", "ExecStartPost"] {
+            for v in u.all(key) {
+                if let Some(c) = systemd::parse_exec(v) {
+                    let text = scan::join_argv(&c.argv);
+                    let loc = format!("{source} ({key})");
+                    let f = scan::scan_argv(&c.argv, &loc, &vars, ctx);
+                    let ev = format!("{key}={}", c.argv.join(" "));
+                    facts.merge(relocate(f, &loc, &ev));
+                    if key == "ExecStart" {
+                        start_line = ev;
+                        cmds.push(text);
+                    }
+                }
+            }
+        }
+        svc.command = (!cmds.is_empty()).then(|| cmds.join(" ; "));
+    }
+    let triggered_by_timer = u
+        .get("TriggeredBy")
+        .is_some_and(|t| t.split_whitespace().any(|x| x.ends_with(".timer")));
+    svc.databases_reached = facts.refs.clone();
+    svc.hazards = facts.hazards.clone();
+    Some(Entry {
+        svc,
+        facts,
+        start_line,
+        working_dir,
+        unit: Some(id),
+        triggers,
+        triggered_by_timer,
+        mechanism: true,
+    })
+}
+
+fn cron_entry(c: CronEntry, ctx: &ScanCtx, cron_running: bool) -> Entry {
+    let short = if c.line == 0 {
+        basename(&c.file).to_string()
+    } else if c.file.starts_with("crontab -l") {
+        format!("crontab({}):{}", c.user.as_deref().unwrap_or("?"), c.line)
+    } else {
+        let f = c.file.rsplit('/').take(2).collect::<Vec<_>>();
+        let f = if f.len() == 2 && f[1] == "cron.d" {
+            format!("cron.d/{}", f[0])
+        } else {
+            f[0].to_string()
+        };
+        format!("{f}:{}", c.line)
+    };
+    let source = if c.line == 0 {
+        c.file.clone()
+    } else {
+        format!("{}:{}", c.file, c.line)
+    };
+    let mut svc = Service::new(short, ServiceKind::Cron, source.clone());
+    svc.active = cron_running;
+    svc.state = if cron_running {
+        "scheduled".into()
+    } else {
+        "scheduled (no cron daemon running)".into()
+    };
+    svc.schedule = Some(c.schedule.clone());
+    svc.user = c.user.clone();
+    svc.command = Some(c.command.clone());
+    let mut vars = Vars::new();
+    for (k, v) in &c.env {
+        vars.set(k, v);
+    }
+    let f = scan::scan_text(&c.command, &source, &vars, ctx);
+    let f = relocate(f, &source, &c.line_text);
+    svc.databases_reached = f.refs.clone();
+    svc.hazards = f.hazards.clone();
+    Entry {
+        svc,
+        facts: f,
+        start_line: c.line_text,
+        working_dir: None,
+        unit: None,
+        triggers: None,
+        triggered_by_timer: false,
+        mechanism: true,
+    }
+}
+
+fn container_entry(tool: &str, c: &Container, ctx: &ScanCtx) -> Entry {
+    let source = c
+        .compose
+        .clone()
+        .unwrap_or_else(|| format!("{tool} container {}", &c.id[..c.id.len().min(12)]));
+    let mut svc = Service::new(c.name.clone(), ServiceKind::Container, source.clone());
+    svc.active = c.state == "running";
+    svc.state = if c.status.is_empty() {
+        c.state.clone()
+    } else {
+        c.status.clone()
+    };
+    svc.restart_policy = c.restart_policy.clone();
+    svc.image = Some(c.image.clone()).filter(|i| !i.is_empty());
+    svc.mounts = c.mounts.clone();
+    svc.command = (!c.command.is_empty()).then(|| c.command.join(" "));
+    if let Some(db) = &c.serves_db {
+        svc.notes.push(format!(
+            "PostgreSQL server (database '{db}'); its data lives in: {}",
+            if c.mounts.is_empty() {
+                "the container's own layer (gone when the container is removed)".to_string()
+            } else {
+                c.mounts.join(", ")
+            }
+        ));
+    }
+    let loc = format!("{source} (command)");
+    let f = scan::scan_argv(&c.command, &loc, &Vars::new(), ctx);
+    let mut f = relocate(f, &loc, &c.command.join(" "));
+    for r in &c.db_refs {
+        let mut r = r.clone();
+        if let Some(inv) = ctx.inventory {
+            r.inventory = super::dbref::map_to_inventory(&r, inv, ctx.host, ctx.address);
+        }
+        push_ref(&mut f.refs, r);
+    }
+    svc.databases_reached = f.refs.clone();
+    svc.hazards = f.hazards.clone();
+    Entry {
+        svc,
+        facts: f,
+        start_line: c.command.join(" "),
+        working_dir: None,
+        unit: None,
+        triggers: None,
+        triggered_by_timer: false,
+        mechanism: false,
+    }
+}
+
+fn process_entry(
+    p: &Proc,
+    procs: &[Proc],
+    main_pids: &BTreeMap<u32, String>,
+    offset: &str,
+    ctx: &ScanCtx,
+) -> Entry {
+    let argv: Vec<String> = super::shell::parse(&p.args, &Vars::new())
+        .0
+        .first()
+        .and_then(|pl| pl.cmds.first())
+        .map(|c| c.argv.clone())
+        .unwrap_or_default();
+    let loc = format!("ps pid {}", p.pid);
+    // ps prints arguments joined by spaces: re-split as a shell would.
+    let f = scan::scan_text(&p.args, &loc, &Vars::new(), ctx);
+    let f = relocate(f, &loc, &p.args);
+    let label = f
+        .scripts
+        .first()
+        .map(|(s, _)| basename(s).to_string())
+        .unwrap_or_else(|| {
+            argv.first()
+                .map(|a| basename(a).to_string())
+                .unwrap_or_else(|| "process".into())
+        });
+    let mut svc = Service::new(
+        format!("{label} (pid {})", p.pid),
+        ServiceKind::Process,
+        loc,
+    );
+    svc.active = true;
+    svc.state = "running".into();
+    svc.pid = Some(p.pid);
+    svc.user = Some(p.user.clone());
+    svc.started_at = process::started_rfc3339(&p.started, offset).or(Some(p.started.clone()));
+    svc.command = Some(p.args.clone());
+    // Who started it: a unit, cron, or another process we list.
+    let chain: Vec<u32> = std::iter::once(p.pid)
+        .chain(process::ancestors(procs, p.pid))
+        .collect();
+    // A process started by a unit, by cron, or by another listed process that
+    // names the same script is an instance of that mechanism, not one more.
+    let script = f.scripts.first().map(|(s, _)| s.clone());
+    let mut mechanism = true;
+    if let Some(u) = chain.iter().find_map(|pid| main_pids.get(pid)) {
+        svc.notes.push(format!("started by systemd unit {u}"));
+        mechanism = false;
+    } else if let Some(c) = chain[1..].iter().find_map(|pid| {
+        procs.iter().find(|q| {
+            q.pid == *pid
+                && (is_cron(&q.args)
+                    || process::interesting(&q.args)
+                        && script.as_ref().is_some_and(|s| q.args.contains(s.as_str())))
+        })
+    }) {
+        if is_cron(&c.args) {
+            svc.notes.push("started by cron".into());
+        } else {
+            svc.notes.push(format!("started by pid {}", c.pid));
+        }
+        mechanism = false;
+    }
+    svc.databases_reached = f.refs.clone();
+    svc.hazards = f.hazards.clone();
+    Entry {
+        svc,
+        facts: f,
+        start_line: p.args.clone(),
+        working_dir: None,
+        unit: None,
+        triggers: None,
+        triggered_by_timer: false,
+        mechanism,
+    }
+}
+
+fn is_cron(args: &str) -> bool {
+    matches!(
+        basename(args.split_whitespace().next().unwrap_or("")),
+        "cron" | "crond" | "CRON"
+    )
+}
+
+/// Folds an inventory `[[service]]` into what was discovered: the matching
+/// entry takes its name; an undiscovered one is listed as declared.
+fn merge_inventory(entries: &mut Vec<Entry>, spec: &ServiceSpec, procs: &[Proc], ctx: &ScanCtx) {
+    let name = spec.name().to_string();
+    let pattern = spec
+        .match_
+        .as_deref()
+        .and_then(|m| regex::Regex::new(m).ok());
+    let found = entries.iter_mut().find(|e| match spec.kind {
+        ServiceKind::Systemd | ServiceKind::Timer => spec.unit.as_deref().is_some_and(|u| {
+            e.unit.as_deref() == Some(u) || e.unit.as_deref() == Some(&format!("{u}.service"))
+        }),
+        ServiceKind::Container => spec.container.as_deref() == Some(e.svc.name.as_str()),
+        ServiceKind::Cron => spec
+            .cron_file
+            .as_deref()
+            .is_some_and(|f| e.svc.source.starts_with(f)),
+        ServiceKind::Process => {
+            e.svc.kind == ServiceKind::Process
+                && pattern
+                    .as_ref()
+                    .is_some_and(|re| e.svc.command.as_deref().is_some_and(|c| re.is_match(c)))
+        }
+    });
+    let declared: Vec<DbRef> = spec
+        .databases
+        .iter()
+        .filter_map(|d| {
+            let u = ctx.inventory?.database(d.get_ref())?.pg_url()?;
+            let mut r = DbRef::new(super::dbref::DbRole::Declared);
+            r.host = Some(u.host.clone());
+            r.port = Some(u.port);
+            r.dbname = Some(u.dbname.clone());
+            r.user = u.user.clone();
+            r.inventory = Some(d.get_ref().clone());
+            Some(r)
+        })
+        .collect();
+    if let Some(e) = found {
+        if e.svc.name != name {
+            e.svc.notes.push(format!("discovered as '{}'", e.svc.name));
+        }
+        e.svc.name = name.clone();
+        e.svc.inventory = Some(name);
+        for r in declared {
+            push_ref(&mut e.svc.databases_reached, r);
+        }
+        return;
+    }
+    // Not among the discovered ones: a process the probe did not flag, or one not running.
+    let mut svc = Service::new(
+        name.clone(),
+        spec.kind,
+        format!("inventory service '{name}'"),
+    );
+    svc.inventory = Some(name);
+    let running = match (spec.kind, &pattern) {
+        (ServiceKind::Process, Some(re)) => procs.iter().find(|p| re.is_match(&p.args)),
+        _ => None,
+    };
+    let mut facts = Facts::default();
+    if let Some(p) = running {
+        svc.active = true;
+        svc.state = "running".into();
+        svc.pid = Some(p.pid);
+        svc.command = Some(p.args.clone());
+        facts = scan::scan_text(&p.args, &format!("ps pid {}", p.pid), &Vars::new(), ctx);
+    } else {
+        svc.state = "not running".into();
+        if let Some(start) = &spec.start {
+            svc.command = Some(start.clone());
+            let loc = format!("inventory service '{}' (start)", spec.name());
+            facts = relocate(scan::scan_text(start, &loc, &Vars::new(), ctx), &loc, start);
+        }
+    }
+    svc.databases_reached = facts.refs.clone();
+    for r in declared {
+        push_ref(&mut svc.databases_reached, r);
+    }
+    svc.hazards = facts.hazards.clone();
+    entries.push(Entry {
+        start_line: svc.command.clone().unwrap_or_default(),
+        svc,
+        facts,
+        working_dir: None,
+        unit: None,
+        triggers: None,
+        triggered_by_timer: false,
+        mechanism: true,
+    });
+}
+
+/// Flags every script started by two or more independent mechanisms
+/// (unit, timer, cron line, watchdog, stand-alone process): stopping one
+/// leaves the others able to start it again.
+fn redundancy(
+    entries: &mut [Entry],
+    scripts: &HashMap<String, Facts>,
+    unit_index: &HashMap<String, usize>,
+) {
+    // For each entry: the scripts it starts, with how (for the message) and the evidence line.
+    let mut starts: Vec<Vec<(String, String, String, String)>> = vec![Vec::new(); entries.len()];
+    for (i, e) in entries.iter().enumerate() {
+        if !e.mechanism || e.triggered_by_timer && e.svc.kind == ServiceKind::Systemd {
+            continue;
+        }
+        let how = describe(e);
+        let mut direct = script_closure(&e.facts, e.working_dir.as_deref(), scripts);
+        // A timer starts what its unit runs.
+        let mut via_units: Vec<(String, usize, String, String)> = Vec::new();
+        if let Some(t) = &e.triggers
+            && let Some(&j) = unit_index.get(t)
+        {
+            for p in script_closure(
+                &entries[j].facts,
+                entries[j].working_dir.as_deref(),
+                scripts,
+            ) {
+                direct.push(p);
+            }
+        }
+        // Watchdogs: scripts (or the command itself) that start units.
+        let mut started: Vec<(String, usize, String)> = e
+            .facts
+            .units_started
+            .iter()
+            .map(|(u, l)| (u.clone(), *l, e.svc.source.clone()))
+            .collect();
+        for p in &direct {
+            if let Some(f) = scripts.get(p) {
+                started.extend(
+                    f.units_started
+                        .iter()
+                        .map(|(u, l)| (u.clone(), *l, p.clone())),
+                );
+            }
+        }
+        for (u, line, file) in started {
+            if Some(&u) == e.unit.as_ref() {
+                continue;
+            }
+            if let Some(&j) = unit_index.get(&u) {
+                let evidence = scripts
+                    .get(&file)
+                    .map(|_| format!("{file}:{line}"))
+                    .unwrap_or_else(|| e.svc.source.clone());
+                for p in script_closure(
+                    &entries[j].facts,
+                    entries[j].working_dir.as_deref(),
+                    scripts,
+                ) {
+                    via_units.push((p, line, u.clone(), evidence.clone()));
+                }
+            }
+        }
+        for p in direct {
+            starts[i].push((p, how.clone(), e.start_line.clone(), e.svc.source.clone()));
+        }
+        for (p, _, u, evidence_loc) in via_units {
+            starts[i].push((
+                p,
+                format!("{how} through a watchdog that restarts {u} ({evidence_loc})"),
+                e.start_line.clone(),
+                e.svc.source.clone(),
+            ));
+        }
+    }
+    let mut by_script: BTreeMap<String, Vec<(usize, String, String, String)>> = BTreeMap::new();
+    for (i, list) in starts.into_iter().enumerate() {
+        for (p, how, line, loc) in list {
+            let v = by_script.entry(p).or_default();
+            if !v.iter().any(|(j, ..)| *j == i) {
+                v.push((i, how, line, loc));
+            }
+        }
+    }
+    for (script, starters) in by_script {
+        if starters.len() < 2 {
+            continue;
+        }
+        let names: Vec<String> = starters.iter().map(|(_, how, ..)| how.clone()).collect();
+        let detail = format!(
+            "'{script}' is started by {} mechanisms: {}; stopping one leaves the others able to start it again: stop them all",
+            starters.len(),
+            names.join("; ")
+        );
+        for (i, _, line, loc) in &starters {
+            let h = Hazard {
+                kind: HazardKind::RedundantStart,
+                evidence: line.clone(),
+                location: loc.clone(),
+                detail: detail.clone(),
+            };
+            push_hazard(&mut entries[*i].svc.hazards, h);
+        }
+    }
+}
+
+fn describe(e: &Entry) -> String {
+    match e.svc.kind {
+        ServiceKind::Systemd => format!(
+            "systemd unit {}{}",
+            e.svc.name,
+            e.svc
+                .restart_policy
+                .as_ref()
+                .map(|r| format!(" (Restart={r})"))
+                .unwrap_or_default()
+        ),
+        ServiceKind::Timer => format!(
+            "timer {} ({})",
+            e.svc.name,
+            e.svc.schedule.as_deref().unwrap_or("?")
+        ),
+        ServiceKind::Cron => format!(
+            "cron {} ({})",
+            e.svc.source,
+            e.svc.schedule.as_deref().unwrap_or("?")
+        ),
+        ServiceKind::Container => format!("container {}", e.svc.name),
+        ServiceKind::Process => format!("process {}", e.svc.name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_script_paths() {
+        assert_eq!(resolve("/a/b.sh", None).as_deref(), Some("/a/b.sh"));
+        assert_eq!(
+            resolve("./run.sh", Some("/opt/app/")).as_deref(),
+            Some("/opt/app/run.sh")
+        );
+        assert_eq!(resolve("run.sh", None), None);
+        assert_eq!(resolve("$DIR/run.sh", Some("/x")), None);
+    }
+
+    #[test]
+    fn units_from_recorded_show_output() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/systemd/show/");
+        let text = std::fs::read_to_string(format!("{dir}db-realtime-sync.service")).unwrap();
+        let u = &systemd::parse_show(&text)[0];
+        let e = unit_entry(u, &ScanCtx::bare()).unwrap();
+        assert_eq!(e.svc.name, "db-realtime-sync.service");
+        assert_eq!(e.svc.restart_policy.as_deref(), Some("always (after 10s)"));
+        assert!(e.svc.active);
+        assert_eq!(e.svc.enabled, Some(true));
+        assert_eq!(e.svc.pid, Some(4242));
+        assert_eq!(e.svc.started_at.as_deref(), Some("2024-12-10T12:40:07Z"));
+        assert_eq!(e.facts.scripts[0].0, "/usr/local/bin/db_realtime_sync.sh");
+        assert_eq!(e.working_dir.as_deref(), Some("/opt/app"));
+
+        let text = std::fs::read_to_string(format!("{dir}app-backup.service")).unwrap();
+        let e = unit_entry(&systemd::parse_show(&text)[0], &ScanCtx::bare()).unwrap();
+        assert!(e.triggered_by_timer);
+        assert_eq!(e.svc.databases_reached.len(), 1);
+        assert_eq!(e.svc.databases_reached[0].display(), "localhost:5432/app");
+
+        let text = std::fs::read_to_string(format!("{dir}app-backup.timer")).unwrap();
+        let e = unit_entry(&systemd::parse_show(&text)[0], &ScanCtx::bare()).unwrap();
+        assert_eq!(e.svc.kind, ServiceKind::Timer);
+        assert_eq!(e.svc.schedule.as_deref(), Some("*-*-* 00/4:00:00"));
+        assert_eq!(e.triggers.as_deref(), Some("app-backup.service"));
+    }
+}

@@ -1,0 +1,20 @@
+//! Discovery: what runs on a host (systemd units and timers, cron entries,
+//! containers, processes), which databases each reaches, and which are
+//! hazards. Read-only: it lists and reads, never starts, stops or edits.
+
+pub mod container;
+pub mod cron;
+pub mod dbref;
+pub mod discover;
+pub mod exec;
+pub mod process;
+pub mod scan;
+pub mod shell;
+pub mod systemd;
+
+pub use dbref::{DbRef, DbRole};
+pub use discover::{
+    Discovery, ProbeError, ProbeOptions, Service, base_body, discover, round_script,
+};
+pub use exec::{RunOutput, Runner};
+pub use scan::{Hazard, HazardKind, ScanCtx};
