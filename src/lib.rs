@@ -8,6 +8,7 @@ pub mod inventory;
 pub mod journal;
 pub mod logging;
 pub mod redact;
+pub mod restore;
 pub mod samples;
 pub mod sandbox;
 pub mod state;
