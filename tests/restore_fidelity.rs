@@ -218,7 +218,9 @@ async fn archives_restore_through_pg_restore_and_gzip() {
     assert_eq!(last.source_bytes, Some(gz_len));
 
     // Any AsyncRead works as a source: this is how the SSH transport's
-    // remote stream plugs in (RestoreSource::from_reader).
+    // remote stream plugs in. The SSH-host variant is this one line with
+    // the transport's stream of `pg_restore_command(path)` (or `cat`):
+    // restore(&pg, "src", 5, RestoreSource::from_reader(stream, "ssh", None), 2)
     let file = tokio::fs::File::open(&plain).await.unwrap();
     let o = restore(
         &pg,

@@ -186,6 +186,17 @@ proptest! {
     }
 }
 
+proptest! {
+    /// The classifier sees every statement the lexer hands out: it must
+    /// never panic either.
+    #[test]
+    fn classify_never_panics(s in "\\PC{0,200}", frag in prop::sample::select(FRAGMENTS)) {
+        let _ = lifeline::restore::sql::classify(&s);
+        let _ = lifeline::restore::sql::classify(&format!("{frag}{s}{frag}"));
+        let _ = lifeline::restore::sql::copy_from_stdin_table(&format!("COPY {s}"));
+    }
+}
+
 #[test]
 fn a_real_shaped_dump_byte_by_byte() {
     let dump = "--\n-- PostgreSQL database dump\n--\n\n\\restrict abc\n\nSET standard_conforming_strings = on;\n\

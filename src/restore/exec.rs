@@ -17,7 +17,9 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{AsyncMessage, CancelToken, Client, Config, CopyInSink, Socket};
 use tokio_util::sync::CancellationToken;
 
-use super::lexer::{CopyChunk, Item, LexError, LexErrorKind, Lexer, MetaCommand, Statement};
+use super::lexer::{
+    COPY_CHUNK, CopyChunk, Item, LexError, LexErrorKind, Lexer, MetaCommand, Statement,
+};
 use super::progress::{EventTx, Manifest, Phase, Reporter, RestoreEvent};
 use super::source::{RestoreSource, SourceError};
 use super::sql::{Class, LockMode, QName, classify};
@@ -452,7 +454,6 @@ enum Job {
     },
     Flush(oneshot::Sender<()>),
     Stmt {
-        id: u64,
         stmt: Arc<Statement>,
         settings: SettingsSnap,
     },
@@ -496,8 +497,7 @@ async fn worker(
                 }
                 let _ = reply.send(());
             }
-            Job::Stmt { id, stmt, settings } => {
-                let _ = id;
+            Job::Stmt { stmt, settings } => {
                 let result = match apply_settings(&conn.client, &settings, &mut applied).await {
                     Err(e) => Err(stmt_err(&stmt, &e)),
                     Ok(()) => conn
@@ -558,7 +558,6 @@ fn conflicts(a: &Locks, b: &Locks) -> bool {
 }
 
 struct Task {
-    id: u64,
     stmt: Arc<Statement>,
     locks: Locks,
     settings: SettingsSnap,
@@ -583,7 +582,6 @@ struct Parallel {
     copy_sent: bool,
     sticky: Option<usize>,
     rr: usize,
-    next_id: u64,
 }
 
 impl Parallel {
@@ -619,7 +617,6 @@ impl Parallel {
             copy_sent: false,
             sticky: None,
             rr: 0,
-            next_id: 0,
         })
     }
 
@@ -724,6 +721,9 @@ impl Parallel {
                     _ => Locks::Barrier,
                 }
             }
+            Class::TableComment { table } => {
+                Locks::Tables(vec![(table.clone(), LockMode::Exclusive)])
+            }
             Class::IndexComment { index } => match self.index_table.get(index) {
                 Some(t) => Locks::Tables(vec![(t.clone(), LockMode::Exclusive)]),
                 None => Locks::Barrier,
@@ -739,9 +739,7 @@ impl Parallel {
         settings: SettingsSnap,
     ) -> Result<(), RestoreError> {
         let locks = self.locks_for(class);
-        self.next_id += 1;
         self.pending.push_back(Task {
-            id: self.next_id,
             stmt,
             locks,
             settings,
@@ -826,7 +824,6 @@ impl Parallel {
             self.workers[w]
                 .tx
                 .send(Job::Stmt {
-                    id: task.id,
                     stmt: task.stmt.clone(),
                     settings: task.settings.clone(),
                 })
@@ -1188,7 +1185,11 @@ impl Run {
                 break;
             }
             let buf = self.lexer.buffer();
-            buf.reserve(READ_SIZE);
+            if buf.capacity() - buf.len() < READ_SIZE {
+                // Grow by whole chunks: the emitted chunks still share the
+                // old allocation, so each growth copies the unread tail.
+                buf.reserve(2 * COPY_CHUNK);
+            }
             let before = buf.len();
             let n = source
                 .reader

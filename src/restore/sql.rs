@@ -163,7 +163,7 @@ pub(crate) fn tokenize(s: &str) -> Vec<(Tok<'_>, usize, usize)> {
             while i < b.len() && is_ident_cont(b[i]) {
                 i += 1;
             }
-            out.push((Tok::Word(&s[start..i]), start, i));
+            out.push((Tok::Word(s.get(start..i).unwrap_or_default()), start, i));
             continue;
         }
         if c.is_ascii_digit() {
@@ -247,6 +247,8 @@ pub enum Class {
     AttachIndex { parent: QName, child: QName },
     /// `COMMENT ON INDEX name`.
     IndexComment { index: QName },
+    /// `COMMENT ON CONSTRAINT|TRIGGER name ON table` (pre- or post-data).
+    TableComment { table: QName },
     /// Refused: the reason, for the operator.
     Forbidden(String),
     /// Anything else.
@@ -302,6 +304,18 @@ pub fn classify(sql: &str) -> Class {
             "a COPY that does not read from stdin (COPY from a file or program runs on the server, COPY TO writes out): pg_dump never writes one".into(),
         ),
         "create" | "alter" | "drop" | "comment" => classify_ddl(sql, &toks, &first),
+        "grant" | "revoke" => {
+            // GRANT role TO role (no ON): role membership is cluster-wide.
+            let on = toks.iter().any(|t| t.0.is_word("on"));
+            if on {
+                Class::Other
+            } else {
+                Class::Forbidden(format!(
+                    "{} of role membership changes roles, which are shared by every database of the cluster; pg_dump never writes one (pg_dumpall does)",
+                    first.to_ascii_uppercase()
+                ))
+            }
+        }
         "reassign" | "vacuum" | "cluster" | "checkpoint" | "load" | "listen" | "notify"
         | "prepare" => {
             if first == "reassign" {
@@ -585,10 +599,7 @@ fn classify_ddl(sql: &str, toks: &[(Tok<'_>, usize, usize)], first: &str) -> Cla
                 && let Some((table, _, _)) = qname_at(sql, toks, 5)
                 && table.0.len() >= 2
             {
-                return Class::TableDdl {
-                    tables: vec![table],
-                    index: None,
-                };
+                return Class::TableComment { table };
             }
             Class::Other
         }
@@ -692,6 +703,8 @@ mod tests {
     #[case("ALTER INDEX public.p_idx ATTACH PARTITION public.c_idx;",
         Class::AttachIndex { parent: q(&["public", "p_idx"]), child: q(&["public", "c_idx"]) })]
     #[case("COMMENT ON INDEX public.i IS 'x';", Class::IndexComment { index: q(&["public", "i"]) })]
+    #[case("COMMENT ON CONSTRAINT c ON public.t IS 'x';", Class::TableComment { table: q(&["public", "t"]) })]
+    #[case("GRANT SELECT ON TABLE public.t TO app;", Class::Other)]
     #[case("ALTER TABLE public.x OWNER TO app;", Class::Other)]
     #[case("CREATE TABLE public.x (a int);", Class::Other)]
     fn classifies(#[case] sql: &str, #[case] want: Class) {
@@ -708,6 +721,8 @@ mod tests {
     #[case("COPY public.t FROM PROGRAM 'rm -rf /';")]
     #[case("COMMENT ON DATABASE app IS 'x';")]
     #[case("SET client_encoding = 'LATIN1';")]
+    #[case("GRANT pg_read_all_data TO app;")]
+    #[case("REVOKE admin FROM app;")]
     fn forbids(#[case] sql: &str) {
         assert!(matches!(classify(sql), Class::Forbidden(_)), "{sql}");
     }
