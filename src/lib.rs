@@ -14,6 +14,7 @@ pub mod lab;
 pub mod logging;
 pub mod probe;
 pub mod redact;
+pub mod restore;
 pub mod runbook;
 pub mod samples;
 pub mod sandbox;

@@ -1,0 +1,28 @@
+//! Restore through lifeline: a dump stream executed into a NEW database,
+//! with progress, a manifest and parallel load. It never writes to the live
+//! database, never drops anything, and never leaves a target looking whole
+//! when it is not.
+//!
+//! Flow: [`create_target`] makes `<db>__restore_<UTC stamp>` (marked
+//! INCOMPLETE in its comment), a [`RestoreSource`] yields the plain SQL
+//! stream (local file, gzip, `pg_restore -f -`, or any `AsyncRead` such as
+//! the SSH transport's remote command), and [`Restore::run`] lexes it
+//! ([`lexer`]) and executes it, returning a [`Manifest`]; only then is the
+//! target's comment changed to `lifeline: restore complete ...`.
+
+pub mod exec;
+pub mod lexer;
+pub mod progress;
+pub mod source;
+pub mod sql;
+pub mod target;
+
+pub use exec::{Restore, RestoreError, RestoreFailure, RestoreTls, ServerError};
+pub use lexer::{Item, LexError, Lexer};
+pub use progress::{EventTx, Manifest, Phase, Progress, RestoreEvent};
+pub use source::{DumpFormat, RestoreSource, SourceError, detect_format, pg_restore_command};
+pub use sql::{quote_ident, quote_literal};
+pub use target::{
+    DbSettings, MARK_COMPLETE, MARK_INCOMPLETE, Target, TargetError, TargetStatus, create_target,
+    read_settings, target_name, target_status,
+};
