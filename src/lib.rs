@@ -11,3 +11,4 @@ pub mod redact;
 pub mod samples;
 pub mod sandbox;
 pub mod state;
+pub mod tui;
