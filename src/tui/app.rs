@@ -14,7 +14,7 @@ use super::strings;
 pub fn update(m: &mut Model, msg: Msg) -> Vec<UiCommand> {
     match msg {
         Msg::Ui(ev) => {
-            m.apply(ev);
+            m.apply(*ev);
             Vec::new()
         }
         Msg::Resize(w, h) => {
@@ -192,11 +192,10 @@ fn action(m: &mut Model, a: Action) -> Vec<UiCommand> {
             if names.is_empty() {
                 return Vec::new();
             }
-            let cur = m
-                .ui
-                .selected_db
-                .as_ref()
-                .and_then(|s| names.iter().position(|n| n == s));
+            let cur =
+                m.ui.selected_db
+                    .as_ref()
+                    .and_then(|s| names.iter().position(|n| n == s));
             let next = cur.map(|i| (i + 1) % names.len()).unwrap_or(0);
             return select_db(m, &names[next]);
         }
@@ -581,4 +580,448 @@ fn confirm(m: &mut Model, step: String, typed: String) -> Vec<UiCommand> {
     m.ui.dismissed_confirm = Some(step.clone());
     say(m, strings::CONFIRMED_SENT, false);
     vec![UiCommand::Confirm { step, typed }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::demo;
+    use crate::tui::event::UiEvent;
+    use crate::tui::model::{PendingConfirm, View};
+    use chrono::{TimeZone, Utc};
+
+    fn model() -> Model {
+        demo::model(Utc.with_ymd_and_hms(2026, 12, 10, 12, 56, 30).unwrap())
+    }
+    fn key(c: char) -> Msg {
+        let mods = if c.is_ascii_uppercase() {
+            KeyModifiers::SHIFT
+        } else {
+            KeyModifiers::NONE
+        };
+        Msg::Key(KeyEvent::new(KeyCode::Char(c), mods))
+    }
+    fn code(c: KeyCode) -> Msg {
+        Msg::Key(KeyEvent::new(c, KeyModifiers::NONE))
+    }
+    fn ctrl(c: char) -> Msg {
+        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+    }
+    fn typed(m: &mut Model, s: &str) -> Vec<UiCommand> {
+        let mut out = Vec::new();
+        for c in s.chars() {
+            out.extend(update(m, key(c)));
+        }
+        out
+    }
+    /// Types `:line` and Enter.
+    fn command(m: &mut Model, line: &str) -> Vec<UiCommand> {
+        let mut out = update(m, key(':'));
+        out.extend(typed(m, line));
+        out.extend(update(m, code(KeyCode::Enter)));
+        out
+    }
+    fn no_step_running(m: &mut Model) {
+        m.apply(UiEvent::StepUpdate {
+            id: "restore".into(),
+            state: StepState::Done,
+            summary: None,
+        });
+    }
+
+    #[test]
+    fn number_keys_and_tab_switch_views() {
+        let mut m = model();
+        for (c, v) in [
+            ('2', View::Services),
+            ('3', View::Timeline),
+            ('4', View::Runbook),
+            ('5', View::Journal),
+            ('1', View::Overview),
+        ] {
+            assert!(update(&mut m, key(c)).is_empty());
+            assert_eq!(m.ui.view, v);
+        }
+        update(&mut m, code(KeyCode::Tab));
+        assert_eq!(m.ui.view, View::Services);
+        update(
+            &mut m,
+            Msg::Key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT)),
+        );
+        update(
+            &mut m,
+            Msg::Key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT)),
+        );
+        assert_eq!(m.ui.view, View::Journal);
+    }
+
+    #[test]
+    fn cursor_moves_and_clamps() {
+        let mut m = model();
+        let n = rows::overview(&m).len();
+        update(&mut m, key('k'));
+        assert_eq!(rows::cursor(&m, View::Overview), 0);
+        update(&mut m, key('j'));
+        update(&mut m, code(KeyCode::Down));
+        assert_eq!(rows::cursor(&m, View::Overview), 2);
+        update(&mut m, key('G'));
+        assert_eq!(rows::cursor(&m, View::Overview), n - 1);
+        update(&mut m, key('j'));
+        assert_eq!(rows::cursor(&m, View::Overview), n - 1);
+        update(&mut m, key('g'));
+        assert_eq!(rows::cursor(&m, View::Overview), 0);
+        update(&mut m, Msg::Scroll(Scroll::Down));
+        assert_eq!(rows::cursor(&m, View::Overview), 3);
+    }
+
+    #[test]
+    fn journal_follows_until_moved_up() {
+        let mut m = model();
+        update(&mut m, key('5'));
+        let last = m.journal.len() - 1;
+        assert_eq!(rows::cursor(&m, View::Journal), last);
+        update(&mut m, key('k'));
+        assert_eq!(rows::cursor(&m, View::Journal), last - 1);
+        // A new record does not move a cursor the operator placed.
+        let mut c = demo::Chain::default();
+        let mut r = c.record(
+            m.now,
+            "note",
+            None,
+            None,
+            None,
+            None,
+            "x",
+            serde_json::Value::Null,
+        );
+        r.seq = 100;
+        m.apply(UiEvent::Journal(r.clone()));
+        assert_eq!(rows::cursor(&m, View::Journal), last - 1);
+        update(&mut m, key('G'));
+        r.seq = 101;
+        m.apply(UiEvent::Journal(r));
+        assert_eq!(rows::cursor(&m, View::Journal), last + 2);
+    }
+
+    #[test]
+    fn commands_from_the_command_line() {
+        let mut m = model();
+        assert_eq!(
+            command(&mut m, "runbook wrong-database"),
+            vec![UiCommand::StartRunbook("wrong-database".into())]
+        );
+        assert_eq!(m.ui.view, View::Runbook);
+        assert!(command(&mut m, "runbook nope").is_empty());
+        assert!(m.ui.message.as_ref().unwrap().0.contains("'nope'"));
+        assert_eq!(
+            command(&mut m, "db local"),
+            vec![UiCommand::SelectDb("local".into())]
+        );
+        assert_eq!(m.ui.selected_db.as_deref(), Some("local"));
+        assert!(
+            command(&mut m, "db Main").is_empty(),
+            "names are case-sensitive"
+        );
+        assert!(m.ui.message.as_ref().unwrap().1);
+        assert_eq!(
+            command(&mut m, "export md"),
+            vec![UiCommand::Export(ExportFormat::Markdown)]
+        );
+        assert!(command(&mut m, "export pdf").is_empty());
+        assert_eq!(
+            command(&mut m, "note the dashboard lies"),
+            vec![UiCommand::Note("the dashboard lies".into())]
+        );
+        assert!(command(&mut m, "note").is_empty());
+        assert!(command(&mut m, "frobnicate").is_empty());
+        assert!(m.ui.message.as_ref().unwrap().0.contains("'frobnicate'"));
+        command(&mut m, "journal");
+        assert_eq!(m.ui.view, View::Journal);
+        command(&mut m, "help");
+        assert_eq!(m.ui.overlay, Overlay::Help { scroll: 0 });
+    }
+
+    #[test]
+    fn command_line_editing() {
+        let mut m = model();
+        update(&mut m, key(':'));
+        typed(&mut m, "dbx");
+        update(&mut m, code(KeyCode::Backspace));
+        assert_eq!(m.ui.input, Some(Input::Command("db".into())));
+        update(&mut m, ctrl('u'));
+        assert_eq!(m.ui.input, Some(Input::Command(String::new())));
+        update(&mut m, code(KeyCode::Esc));
+        assert_eq!(m.ui.input, None);
+        // Keys typed into the command line do not act ('q' does not quit).
+        update(&mut m, key(':'));
+        typed(&mut m, "q1");
+        assert!(!m.ui.quit);
+        assert_eq!(m.ui.view, View::Overview);
+        update(&mut m, Msg::Paste("x\ny".into()));
+        assert_eq!(m.ui.input, Some(Input::Command("q1xy".into())));
+    }
+
+    #[test]
+    fn quit_asks_while_a_step_runs() {
+        let mut m = model();
+        assert!(m.step_running());
+        assert!(update(&mut m, key('q')).is_empty());
+        assert_eq!(m.ui.overlay, Overlay::Quit);
+        update(&mut m, key('n'));
+        assert_eq!(m.ui.overlay, Overlay::None);
+        assert!(!m.ui.quit);
+        update(&mut m, key('q'));
+        assert_eq!(update(&mut m, key('y')), vec![UiCommand::Quit]);
+        assert!(m.ui.quit);
+
+        // Ctrl-C twice.
+        let mut m = model();
+        assert!(update(&mut m, ctrl('c')).is_empty());
+        assert_eq!(update(&mut m, ctrl('c')), vec![UiCommand::Quit]);
+
+        // :q asks too, :q! does not.
+        let mut m = model();
+        assert!(command(&mut m, "q").is_empty());
+        assert_eq!(m.ui.overlay, Overlay::Quit);
+        let mut m = model();
+        assert_eq!(command(&mut m, "q!"), vec![UiCommand::Quit]);
+
+        // Nothing running: q quits at once.
+        let mut m = model();
+        no_step_running(&mut m);
+        assert_eq!(update(&mut m, key('q')), vec![UiCommand::Quit]);
+    }
+
+    fn with_swap_pending() -> Model {
+        let mut m = model();
+        m.apply(UiEvent::Confirm(Some(demo::swap_confirm())));
+        m
+    }
+
+    #[test]
+    fn confirm_dialog_wants_the_exact_database_name() {
+        let mut m = with_swap_pending();
+        assert!(matches!(m.ui.overlay, Overlay::Confirm { .. }), "pops up");
+        // Wrong name, wrong case: refused, told why, input cleared.
+        assert!(typed(&mut m, "tovplay").is_empty());
+        assert!(update(&mut m, code(KeyCode::Enter)).is_empty());
+        match &m.ui.overlay {
+            Overlay::Confirm { input, error } => {
+                assert!(input.is_empty());
+                let e = error.as_deref().unwrap();
+                assert!(e.contains("'tovplay'") && e.contains("'TovPlay'"), "{e}");
+            }
+            o => panic!("{o:?}"),
+        }
+        // Keys that would act elsewhere are just text here.
+        assert!(typed(&mut m, "TovPlaq").is_empty());
+        update(&mut m, code(KeyCode::Backspace));
+        assert!(typed(&mut m, "y").is_empty());
+        assert!(!m.ui.quit);
+        assert_eq!(
+            update(&mut m, code(KeyCode::Enter)),
+            vec![UiCommand::Confirm {
+                step: "swap".into(),
+                typed: "TovPlay".into()
+            }]
+        );
+        assert_eq!(m.ui.overlay, Overlay::None);
+        // The same pending confirmation, re-sent, does not pop up again.
+        m.apply(UiEvent::Confirm(Some(demo::swap_confirm())));
+        assert_eq!(m.ui.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn confirm_put_aside_and_reopened() {
+        let mut m = with_swap_pending();
+        update(&mut m, code(KeyCode::Esc));
+        assert_eq!(m.ui.overlay, Overlay::None);
+        assert!(m.pending.is_some(), "the step keeps waiting");
+        m.apply(UiEvent::Confirm(Some(demo::swap_confirm())));
+        assert_eq!(m.ui.overlay, Overlay::None, "put aside stays aside");
+        update(&mut m, key('4'));
+        update(&mut m, code(KeyCode::Enter));
+        assert!(matches!(m.ui.overlay, Overlay::Confirm { .. }));
+        update(&mut m, Msg::Paste("TovPlay".into()));
+        assert_eq!(update(&mut m, code(KeyCode::Enter)).len(), 1);
+        // A different step asking later pops up again.
+        m.apply(UiEvent::Confirm(None));
+        m.apply(UiEvent::Confirm(Some(PendingConfirm {
+            step: "start-services".into(),
+            prompt: "Start tovplay-backend?".into(),
+            expect: None,
+            database: None,
+        })));
+        assert!(matches!(m.ui.overlay, Overlay::Confirm { .. }));
+        assert_eq!(
+            update(&mut m, key('y')),
+            vec![UiCommand::Confirm {
+                step: "start-services".into(),
+                typed: "yes".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn confirm_does_not_steal_the_command_line() {
+        let mut m = model();
+        update(&mut m, key(':'));
+        m.apply(UiEvent::Confirm(Some(demo::swap_confirm())));
+        assert_eq!(m.ui.overlay, Overlay::None);
+        assert!(m.ui.input.is_some());
+    }
+
+    #[test]
+    fn readonly_refuses_actions() {
+        let mut m = with_swap_pending();
+        m.header.readonly = true;
+        typed(&mut m, "TovPlay");
+        assert!(update(&mut m, code(KeyCode::Enter)).is_empty());
+        assert!(m.ui.message.as_ref().unwrap().0.contains("--readonly"));
+        assert!(command(&mut m, "runbook rogue-sync").is_empty());
+        update(&mut m, key('4'));
+        assert!(update(&mut m, key('X')).is_empty());
+        assert_eq!(m.ui.overlay, Overlay::None);
+        // Notes and exports still work: they touch nothing.
+        assert_eq!(command(&mut m, "note seen").len(), 1);
+        assert_eq!(command(&mut m, "export json").len(), 1);
+    }
+
+    #[test]
+    fn abort_asks_first() {
+        let mut m = model();
+        update(&mut m, key('4'));
+        assert!(update(&mut m, key('X')).is_empty());
+        assert_eq!(m.ui.overlay, Overlay::Abort);
+        assert!(update(&mut m, code(KeyCode::Esc)).is_empty());
+        update(&mut m, key('X'));
+        assert_eq!(update(&mut m, key('y')), vec![UiCommand::Abort]);
+        // X does nothing outside the Runbook view.
+        update(&mut m, key('1'));
+        update(&mut m, key('X'));
+        assert_eq!(m.ui.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn filter_and_details() {
+        let mut m = model();
+        update(&mut m, key('5'));
+        update(&mut m, key('/'));
+        typed(&mut m, "STOP-writers");
+        let shown = rows::journal(&m);
+        assert_eq!(
+            shown.len(),
+            7,
+            "case-insensitive over kind, step, target, summary"
+        );
+        update(&mut m, code(KeyCode::Enter));
+        assert_eq!(m.ui.input, None);
+        assert_eq!(m.ui.filter[View::Journal.index()], "STOP-writers");
+        update(&mut m, key('g'));
+        update(&mut m, code(KeyCode::Enter));
+        let first = m.journal[shown[0]].seq;
+        assert_eq!(
+            m.ui.overlay,
+            Overlay::Details {
+                target: DetailTarget::Record(first),
+                scroll: 0
+            }
+        );
+        update(&mut m, key('j'));
+        assert!(matches!(m.ui.overlay, Overlay::Details { scroll: 1, .. }));
+        update(&mut m, code(KeyCode::Esc));
+        assert_eq!(m.ui.overlay, Overlay::None);
+        // Esc clears the filter.
+        update(&mut m, code(KeyCode::Esc));
+        assert_eq!(rows::journal(&m).len(), m.journal.len());
+        // Esc while typing a filter drops it.
+        update(&mut m, key('/'));
+        typed(&mut m, "zzz");
+        assert!(rows::journal(&m).is_empty());
+        update(&mut m, code(KeyCode::Esc));
+        assert_eq!(rows::journal(&m).len(), m.journal.len());
+    }
+
+    #[test]
+    fn overview_enter_goes_where_the_row_points() {
+        let mut m = model();
+        // First row: the live hazard (tovplay-postgres).
+        update(&mut m, code(KeyCode::Enter));
+        assert_eq!(m.ui.view, View::Services);
+        let (hi, si) = rows::services(&m)[rows::cursor(&m, View::Services)];
+        assert_eq!(m.services[hi].services[si].name, "tovplay-postgres");
+        // A database row opens its Timeline.
+        update(&mut m, key('1'));
+        update(&mut m, key('G'));
+        assert_eq!(
+            update(&mut m, code(KeyCode::Enter)),
+            vec![UiCommand::SelectDb("local".into())]
+        );
+        assert_eq!(m.ui.view, View::Timeline);
+    }
+
+    #[test]
+    fn timeline_zoom_pan_and_table_selection() {
+        let mut m = model();
+        update(&mut m, key('3'));
+        assert_eq!(m.ui.zoom, crate::tui::model::DEFAULT_ZOOM);
+        update(&mut m, key('+'));
+        assert_eq!(m.ui.zoom, 1);
+        update(&mut m, key('-'));
+        update(&mut m, key('-'));
+        assert_eq!(m.ui.zoom, 3);
+        update(&mut m, key('+'));
+        update(&mut m, key('+'));
+        update(&mut m, key('h'));
+        let end = m.ui.pan_end.unwrap();
+        assert_eq!(end, m.now.timestamp() - ZOOMS[1] / 4);
+        // Never past the first sample.
+        for _ in 0..100 {
+            update(&mut m, key('h'));
+        }
+        let first = m.series_of("main").unwrap().times[0];
+        assert!(m.ui.pan_end.unwrap() > first);
+        for _ in 0..100 {
+            update(&mut m, key('l'));
+        }
+        assert_eq!(m.ui.pan_end, None, "back to following now");
+        // j moves the chart to the next table (alerted tables first).
+        let rows = rows::tables(&m);
+        assert_eq!(m.ui.selected_table.as_ref().unwrap().0, "User");
+        update(&mut m, key('j'));
+        let s = m.series_of("main").unwrap();
+        assert_eq!(
+            m.ui.selected_table.as_ref().unwrap().0,
+            s.tables[rows[1]].name
+        );
+        // d moves to the next database.
+        assert_eq!(
+            update(&mut m, key('d')),
+            vec![UiCommand::SelectDb("local".into())]
+        );
+    }
+
+    #[test]
+    fn runbook_enter_starts_a_runbook_when_none_runs() {
+        let mut m = model();
+        m.apply(UiEvent::RunbookUpdate(None));
+        update(&mut m, key('4'));
+        update(&mut m, key('j'));
+        assert_eq!(
+            update(&mut m, code(KeyCode::Enter)),
+            vec![UiCommand::StartRunbook("wrong-database".into())]
+        );
+    }
+
+    #[test]
+    fn help_opens_and_closes() {
+        let mut m = model();
+        update(&mut m, key('?'));
+        assert_eq!(m.ui.overlay, Overlay::Help { scroll: 0 });
+        update(&mut m, ctrl('d'));
+        assert!(matches!(m.ui.overlay, Overlay::Help { scroll } if scroll > 0));
+        update(&mut m, key('q'));
+        assert_eq!(m.ui.overlay, Overlay::None);
+        assert!(!m.ui.quit, "q closes help, does not quit");
+    }
 }

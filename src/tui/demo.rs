@@ -172,25 +172,94 @@ pub const INCIDENT: &str = "20261210-124206";
 
 fn steps(now: DateTime<Utc>) -> Vec<StepView> {
     let at = |s: i64| Some(now - Duration::seconds(s));
-    let st = |id: &str, title: &str, action: &str, state, started, finished, summary: Option<&str>| StepView {
-        id: id.into(),
-        title: title.into(),
-        action: action.into(),
-        destructive: action == "swap",
-        state,
-        started_at: started,
-        finished_at: finished,
-        summary: summary.map(str::to_string),
-    };
+    let st =
+        |id: &str, title: &str, action: &str, state, started, finished, summary: Option<&str>| {
+            StepView {
+                id: id.into(),
+                title: title.into(),
+                action: action.into(),
+                destructive: action == "swap",
+                state,
+                started_at: started,
+                finished_at: finished,
+                summary: summary.map(str::to_string),
+            }
+        };
     vec![
-        st("probe", "Probe hosts, databases and services", "probe", StepState::Done, at(690), at(688), Some("3 hosts, 2 databases, 9 services")),
-        st("stop-writers", "Stop every writer to main for good", "stop-services", StepState::Done, at(659), at(596), Some("stopped 4 (unit, cron line, watchdog timer, auto-restore loop); none came back in 60 s")),
-        st("snapshot", "Emergency snapshot of main as it is now", "snapshot", StepState::Done, at(595), at(420), Some("TovPlay_20261210T124635Z.dump, 1.9 MiB")),
-        st("pick-backup", "Pick the newest backup from before 12:42", "pick-backup", StepState::Done, at(390), at(350), Some("tovplay_external_20261208_073600.sql, Dec 8 07:36, 53 h before the damage")),
-        st("restore", "Restore it beside the live database", "restore", StepState::Running, at(42), None, None),
-        st("verify", "Verify the copy: row counts, foreign keys, unique keys", "verify", StepState::Pending, None, None, None),
-        st("swap", "Swap: keep the damaged database, put the copy live", "swap", StepState::Pending, None, None, None),
-        st("start-services", "Start the services again (not the sync)", "start-services", StepState::Pending, None, None, None),
+        st(
+            "probe",
+            "Probe hosts, databases and services",
+            "probe",
+            StepState::Done,
+            at(690),
+            at(688),
+            Some("3 hosts, 2 databases, 9 services"),
+        ),
+        st(
+            "stop-writers",
+            "Stop every writer to main for good",
+            "stop-services",
+            StepState::Done,
+            at(659),
+            at(596),
+            Some(
+                "stopped 4 (unit, cron line, watchdog timer, auto-restore loop); none came back in 60 s",
+            ),
+        ),
+        st(
+            "snapshot",
+            "Emergency snapshot of main as it is now",
+            "snapshot",
+            StepState::Done,
+            at(595),
+            at(420),
+            Some("TovPlay_20261210T124635Z.dump, 1.9 MiB"),
+        ),
+        st(
+            "pick-backup",
+            "Pick the newest backup from before 12:42",
+            "pick-backup",
+            StepState::Done,
+            at(390),
+            at(350),
+            Some("tovplay_external_20261208_073600.sql, Dec 8 07:36, 53 h before the damage"),
+        ),
+        st(
+            "restore",
+            "Restore it beside the live database",
+            "restore",
+            StepState::Running,
+            at(42),
+            None,
+            None,
+        ),
+        st(
+            "verify",
+            "Verify the copy: row counts, foreign keys, unique keys",
+            "verify",
+            StepState::Pending,
+            None,
+            None,
+            None,
+        ),
+        st(
+            "swap",
+            "Swap: keep the damaged database, put the copy live",
+            "swap",
+            StepState::Pending,
+            None,
+            None,
+            None,
+        ),
+        st(
+            "start-services",
+            "Start the services again (not the sync)",
+            "start-services",
+            StepState::Pending,
+            None,
+            None,
+            None,
+        ),
     ]
 }
 
@@ -203,12 +272,28 @@ fn progress(now: DateTime<Utc>, done: u64) -> Progress {
         bytes_done: done,
         bytes_total: Some(RESTORE_TOTAL),
         tables: vec![
-            TableProgress { name: "User".into(), rows: if in_user { 23 } else { 9 }, expected: Some(23), done: in_user },
-            TableProgress { name: "UserProfile".into(), rows: 11, expected: Some(11), done: done >= 600_000 },
-            TableProgress { name: "Game".into(), rows: 12, expected: Some(12), done: done >= 800_000 },
+            TableProgress {
+                name: "User".into(),
+                rows: if in_user { 23 } else { 9 },
+                expected: Some(23),
+                done: in_user,
+            },
+            TableProgress {
+                name: "UserProfile".into(),
+                rows: 11,
+                expected: Some(11),
+                done: done >= 600_000,
+            },
+            TableProgress {
+                name: "Game".into(),
+                rows: 12,
+                expected: Some(12),
+                done: done >= 800_000,
+            },
             TableProgress {
                 name: "GameRequest".into(),
-                rows: ((done.saturating_sub(800_000)) * 171 / (RESTORE_TOTAL - 800_000)).min(171) as i64,
+                rows: ((done.saturating_sub(800_000)) * 171 / (RESTORE_TOTAL - 800_000)).min(171)
+                    as i64,
                 expected: Some(171),
                 done: done >= RESTORE_TOTAL,
             },
@@ -272,7 +357,10 @@ pub fn model(now: DateTime<Utc>) -> Model {
             env: Some("production".into()),
             identity: Some(main_identity()),
             health: Health::RowsDropped,
-            health_detail: Some("User 22 -> 0 at 12:42:00; dashboard reads database 'database', not 'TovPlay'".into()),
+            health_detail: Some(
+                "User 22 -> 0 at 12:42:00; dashboard reads database 'database', not 'TovPlay'"
+                    .into(),
+            ),
             total_rows: Some(total),
             tables: Some(TABLES.len()),
             last_sample: Some(ago(4)),
@@ -285,7 +373,9 @@ pub fn model(now: DateTime<Utc>) -> Model {
             env: Some("production".into()),
             identity: Some(local_identity()),
             health: Health::Empty,
-            health_detail: Some("docker container tovplay-postgres came back without its volume".into()),
+            health_detail: Some(
+                "docker container tovplay-postgres came back without its volume".into(),
+            ),
             total_rows: Some(0),
             tables: Some(TABLES.len()),
             last_sample: Some(ago(61)),
@@ -294,15 +384,18 @@ pub fn model(now: DateTime<Utc>) -> Model {
             error: None,
         },
     ];
-    let svc = |name: &str, kind, active, state: &str, dbs: &[&str], hazards: Vec<Hazard>, stopped| ServiceState {
-        name: name.into(),
-        kind,
-        active,
-        state: state.into(),
-        databases: dbs.iter().map(|s| s.to_string()).collect(),
-        hazards,
-        stopped_by_runbook: stopped,
-    };
+    let svc =
+        |name: &str, kind, active, state: &str, dbs: &[&str], hazards: Vec<Hazard>, stopped| {
+            ServiceState {
+                name: name.into(),
+                kind,
+                active,
+                state: state.into(),
+                databases: dbs.iter().map(|s| s.to_string()).collect(),
+                hazards,
+                stopped_by_runbook: stopped,
+            }
+        };
     let hz = |what: &str, evidence: &str| Hazard {
         what: what.into(),
         evidence: evidence.into(),
@@ -312,31 +405,108 @@ pub fn model(now: DateTime<Utc>) -> Model {
             host: "prod".into(),
             updated_at: ago(5),
             services: vec![
-                svc("db-realtime-sync.service", ServiceKind::Systemd, Some(false), "inactive (dead), disabled", &["main", "local"],
-                    vec![hz("pg_dump --clean of 'local' piped into 'main' (another database)",
-                        "/opt/tovplay/db_realtime_sync.sh:14: pg_dump --clean -h localhost -U tovplay tovplay | psql -h db.tovplay.example -U app TovPlay")], true),
-                svc("/etc/cron.d/db_realtime_sync", ServiceKind::Cron, None, "*/5 * * * * (commented out)", &["main", "local"],
-                    vec![hz("runs the same sync every 5 minutes",
-                        "/etc/cron.d/db_realtime_sync:2: */5 * * * * root /opt/tovplay/db_realtime_sync.sh")], true),
-                svc("sync-monitor.timer", ServiceKind::Timer, Some(false), "inactive, disabled", &[],
-                    vec![hz("restarts db-realtime-sync.service when it stops",
-                        "/etc/systemd/system/sync-monitor.service:7: ExecStart=/opt/tovplay/monitor_sync.sh")], true),
-                svc("ultimate_protection.sh", ServiceKind::Process, Some(false), "killed (was pid 4127)", &["main"],
-                    vec![hz("auto-restore loop: restores the newest backup into 'main' when User < 5",
-                        "/opt/tovplay/ultimate_protection.sh:9: [ \"$n\" -lt 5 ] && psql -h db.tovplay.example TovPlay < \"$latest\"")], true),
-                svc("tovplay-postgres", ServiceKind::Container, Some(true), "Up 3 hours", &["local"],
-                    vec![hz("no volume: comes back empty on every restart or deploy",
-                        "docker inspect tovplay-postgres: Mounts [], RestartPolicy always")], false),
-                svc("tovplay-backend", ServiceKind::Container, Some(true), "Up 3 hours", &["main"], vec![], false),
-                svc("nginx.service", ServiceKind::Systemd, Some(true), "active (running)", &[], vec![], false),
+                svc(
+                    "db-realtime-sync.service",
+                    ServiceKind::Systemd,
+                    Some(false),
+                    "inactive (dead), disabled",
+                    &["main", "local"],
+                    vec![hz(
+                        "pg_dump --clean of 'local' piped into 'main' (another database)",
+                        "/opt/tovplay/db_realtime_sync.sh:14: pg_dump --clean -h localhost -U tovplay tovplay | psql -h db.tovplay.example -U app TovPlay",
+                    )],
+                    true,
+                ),
+                svc(
+                    "/etc/cron.d/db_realtime_sync",
+                    ServiceKind::Cron,
+                    None,
+                    "*/5 * * * * (commented out)",
+                    &["main", "local"],
+                    vec![hz(
+                        "runs the same sync every 5 minutes",
+                        "/etc/cron.d/db_realtime_sync:2: */5 * * * * root /opt/tovplay/db_realtime_sync.sh",
+                    )],
+                    true,
+                ),
+                svc(
+                    "sync-monitor.timer",
+                    ServiceKind::Timer,
+                    Some(false),
+                    "inactive, disabled",
+                    &[],
+                    vec![hz(
+                        "restarts db-realtime-sync.service when it stops",
+                        "/etc/systemd/system/sync-monitor.service:7: ExecStart=/opt/tovplay/monitor_sync.sh",
+                    )],
+                    true,
+                ),
+                svc(
+                    "ultimate_protection.sh",
+                    ServiceKind::Process,
+                    Some(false),
+                    "killed (was pid 4127)",
+                    &["main"],
+                    vec![hz(
+                        "auto-restore loop: restores the newest backup into 'main' when User < 5",
+                        "/opt/tovplay/ultimate_protection.sh:9: [ \"$n\" -lt 5 ] && psql -h db.tovplay.example TovPlay < \"$latest\"",
+                    )],
+                    true,
+                ),
+                svc(
+                    "tovplay-postgres",
+                    ServiceKind::Container,
+                    Some(true),
+                    "Up 3 hours",
+                    &["local"],
+                    vec![hz(
+                        "no volume: comes back empty on every restart or deploy",
+                        "docker inspect tovplay-postgres: Mounts [], RestartPolicy always",
+                    )],
+                    false,
+                ),
+                svc(
+                    "tovplay-backend",
+                    ServiceKind::Container,
+                    Some(true),
+                    "Up 3 hours",
+                    &["main"],
+                    vec![],
+                    false,
+                ),
+                svc(
+                    "nginx.service",
+                    ServiceKind::Systemd,
+                    Some(true),
+                    "active (running)",
+                    &[],
+                    vec![],
+                    false,
+                ),
             ],
         },
         HostServices {
             host: "ext-db".into(),
             updated_at: ago(6),
             services: vec![
-                svc("pg-backup.timer", ServiceKind::Timer, Some(true), "active (waiting), every 4 h", &["main"], vec![], false),
-                svc("/etc/cron.d/pg_backup_10min", ServiceKind::Cron, None, "*/10 * * * *", &["main"], vec![], false),
+                svc(
+                    "pg-backup.timer",
+                    ServiceKind::Timer,
+                    Some(true),
+                    "active (waiting), every 4 h",
+                    &["main"],
+                    vec![],
+                    false,
+                ),
+                svc(
+                    "/etc/cron.d/pg_backup_10min",
+                    ServiceKind::Cron,
+                    None,
+                    "*/10 * * * *",
+                    &["main"],
+                    vec![],
+                    false,
+                ),
             ],
         },
     ];
@@ -344,18 +514,42 @@ pub fn model(now: DateTime<Utc>) -> Model {
     let first = ago(4) - Duration::seconds(3600);
     let mut t = first;
     while t <= ago(4) {
-        m.apply(UiEvent::Sample(sample(t, incident - Duration::seconds(6), false)));
+        m.apply(UiEvent::Sample(sample(
+            t,
+            incident - Duration::seconds(6),
+            false,
+        )));
         t += Duration::seconds(SAMPLE_EVERY_S);
     }
     m.ui.selected_db = Some("main".into());
     m.ui.selected_table = Some(("User".into(), 16_390));
 
     m.runbooks = vec![
-        RunbookInfo { name: "rogue-sync".into(), title: "Rogue sync job: stop every writer for good, then restore".into(), when: "a job keeps overwriting a database (pg_dump --clean, restore loops)".into() },
-        RunbookInfo { name: "wrong-database".into(), title: "Wiped table, dashboard lying".into(), when: "rows are gone from some tables; numbers on other screens disagree".into() },
-        RunbookInfo { name: "dropped-database".into(), title: "The database that vanished".into(), when: "database \"...\" does not exist (3D000) while the server is up".into() },
-        RunbookInfo { name: "migration-reset".into(), title: "Migrations re-applied from init".into(), when: "a deploy recreated the schema; a seed row hides the loss".into() },
-        RunbookInfo { name: "pre-deploy-gate".into(), title: "Pre-deploy safety gate".into(), when: "before every deploy: backup, integrity check, row-count baseline".into() },
+        RunbookInfo {
+            name: "rogue-sync".into(),
+            title: "Rogue sync job: stop every writer for good, then restore".into(),
+            when: "a job keeps overwriting a database (pg_dump --clean, restore loops)".into(),
+        },
+        RunbookInfo {
+            name: "wrong-database".into(),
+            title: "Wiped table, dashboard lying".into(),
+            when: "rows are gone from some tables; numbers on other screens disagree".into(),
+        },
+        RunbookInfo {
+            name: "dropped-database".into(),
+            title: "The database that vanished".into(),
+            when: "database \"...\" does not exist (3D000) while the server is up".into(),
+        },
+        RunbookInfo {
+            name: "migration-reset".into(),
+            title: "Migrations re-applied from init".into(),
+            when: "a deploy recreated the schema; a seed row hides the loss".into(),
+        },
+        RunbookInfo {
+            name: "pre-deploy-gate".into(),
+            title: "Pre-deploy safety gate".into(),
+            when: "before every deploy: backup, integrity check, row-count baseline".into(),
+        },
     ];
     m.runbook = Some(RunbookState {
         name: "rogue-sync".into(),
@@ -372,9 +566,20 @@ pub fn model(now: DateTime<Utc>) -> Model {
     });
     m.progress = Some(progress(now, 1_153_433));
     for l in [
-        "SET", "SET", "CREATE TABLE", "CREATE TABLE", "ALTER TABLE", "COPY 23", "COPY 11", "COPY 12",
+        "SET",
+        "SET",
+        "CREATE TABLE",
+        "CREATE TABLE",
+        "ALTER TABLE",
+        "COPY 23",
+        "COPY 11",
+        "COPY 12",
     ] {
-        m.output.push_back(OutputLine { step: "restore".into(), line: l.into(), stderr: false });
+        m.output.push_back(OutputLine {
+            step: "restore".into(),
+            line: l.into(),
+            stderr: false,
+        });
     }
     m.output.push_back(OutputLine {
         step: "restore".into(),
@@ -425,7 +630,11 @@ pub fn swap_confirm() -> PendingConfirm {
 /// A stand-in engine for the demo binary: moves the restore on, samples
 /// every 2 s, leaves host 'backup' hanging, asks for the swap confirmation,
 /// and answers commands. Runs until the console hangs up.
-pub async fn run(tx: mpsc::Sender<UiEvent>, mut cmds: mpsc::Receiver<UiCommand>, start: DateTime<Utc>) {
+pub async fn run(
+    tx: mpsc::Sender<UiEvent>,
+    mut cmds: mpsc::Receiver<UiCommand>,
+    start: DateTime<Utc>,
+) {
     let mut chain = Chain::default();
     // Continue the chain of the model's journal.
     let seed = model(start);
@@ -449,7 +658,7 @@ pub async fn run(tx: mpsc::Sender<UiEvent>, mut cmds: mpsc::Receiver<UiCommand>,
             _ = tick.tick() => {
                 n += 1;
                 let now = Utc::now();
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     if !send(UiEvent::Sample(sample(now, incident, restored))).await { return; }
                     let mut db = seed.databases[0].clone();
                     db.last_sample = Some(now);

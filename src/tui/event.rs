@@ -106,7 +106,8 @@ pub enum Msg {
     Scroll(Scroll),
     Paste(String),
     Resize(u16, u16),
-    Ui(UiEvent),
+    /// An adapter event (boxed: it is much larger than a key).
+    Ui(Box<UiEvent>),
 }
 
 /// Turns a terminal event into a message; key releases and repeats of

@@ -205,10 +205,16 @@ impl KeyBind {
         let mut rest = s;
         loop {
             let lower = rest.to_ascii_lowercase();
-            if let Some(r) = lower.strip_prefix("ctrl-").or_else(|| lower.strip_prefix("c-")) {
+            if let Some(r) = lower
+                .strip_prefix("ctrl-")
+                .or_else(|| lower.strip_prefix("c-"))
+            {
                 mods |= KeyModifiers::CONTROL;
                 rest = &rest[rest.len() - r.len()..];
-            } else if let Some(r) = lower.strip_prefix("alt-").or_else(|| lower.strip_prefix("m-")) {
+            } else if let Some(r) = lower
+                .strip_prefix("alt-")
+                .or_else(|| lower.strip_prefix("m-"))
+            {
                 mods |= KeyModifiers::ALT;
                 rest = &rest[rest.len() - r.len()..];
             } else {
@@ -310,7 +316,10 @@ impl Default for KeyMap {
                 .map(|a| {
                     (
                         *a,
-                        a.defaults().iter().filter_map(|k| KeyBind::parse(k)).collect(),
+                        a.defaults()
+                            .iter()
+                            .filter_map(|k| KeyBind::parse(k))
+                            .collect(),
                     )
                 })
                 .collect(),
@@ -495,8 +504,21 @@ mod tests {
     #[test]
     fn parse_and_display_round_trip() {
         for s in [
-            "j", "G", "?", "ctrl-d", "alt-x", "enter", "esc", "tab", "shift-tab", "up", "pgdn",
-            "home", "f5", "space", "+",
+            "j",
+            "G",
+            "?",
+            "ctrl-d",
+            "alt-x",
+            "enter",
+            "esc",
+            "tab",
+            "shift-tab",
+            "up",
+            "pgdn",
+            "home",
+            "f5",
+            "space",
+            "+",
         ] {
             let k = KeyBind::parse(s).unwrap_or_else(|| panic!("{s}"));
             assert_eq!(k.to_string(), s);
@@ -543,7 +565,8 @@ mod tests {
         assert!(
             m.help()
                 .iter()
-                .any(|(_, k, what)| k == "ctrl-n/down" && *what == strings::action_help(Action::Down))
+                .any(|(_, k, what)| k == "ctrl-n/down"
+                    && *what == strings::action_help(Action::Down))
         );
     }
 
@@ -585,7 +608,10 @@ mod tests {
             .patched("keys.toml", "help = \"j\"\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("'j'") && err.contains("help") && err.contains("down"), "{err}");
+        assert!(
+            err.contains("'j'") && err.contains("help") && err.contains("down"),
+            "{err}"
+        );
 
         // The same key in two different views is fine.
         KeyMap::default()

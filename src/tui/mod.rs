@@ -48,7 +48,9 @@ pub use theme::Theme;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TuiError {
-    #[error("terminal: {0}; run lifeline in an interactive terminal, or use 'lifeline run' headless")]
+    #[error(
+        "terminal: {0}; run lifeline in an interactive terminal, or use 'lifeline run' headless"
+    )]
     Terminal(#[from] std::io::Error),
     #[error(transparent)]
     KeyMap(#[from] keys::KeyMapError),
@@ -185,7 +187,14 @@ pub async fn run_console(
     terminal.clear()?;
     let size = terminal.size()?;
     model.ui.size = (size.width, size.height);
-    let result = event_loop(&mut terminal, &mut model, &mut model_rx, &cmd_tx, options.fps).await;
+    let result = event_loop(
+        &mut terminal,
+        &mut model,
+        &mut model_rx,
+        &cmd_tx,
+        options.fps,
+    )
+    .await;
     drop(terminal);
     drop(guard);
     result

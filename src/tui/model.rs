@@ -701,7 +701,10 @@ impl Model {
 
     /// Rough heap bytes held by the series and the journal.
     pub fn heap_bytes(&self) -> usize {
-        self.series.iter().map(|(_, s)| s.heap_bytes()).sum::<usize>()
+        self.series
+            .iter()
+            .map(|(_, s)| s.heap_bytes())
+            .sum::<usize>()
             + self
                 .journal
                 .iter()

@@ -53,7 +53,11 @@ pub fn overview(m: &Model) -> Vec<OvRow> {
         }
     }
     for (i, d) in m.databases.iter().enumerate() {
-        let addr = d.identity.as_ref().map(|x| x.address.as_str()).unwrap_or("");
+        let addr = d
+            .identity
+            .as_ref()
+            .map(|x| x.address.as_str())
+            .unwrap_or("");
         if matches(f, &[&d.name, addr]) {
             live.push(OvRow::Db(i));
         }
@@ -81,7 +85,13 @@ pub fn services(m: &Model) -> Vec<(usize, usize)> {
                 let hz: Vec<&str> = s.hazards.iter().map(|z| z.what.as_str()).collect();
                 matches(
                     f,
-                    &[&hs.host, &s.name, &s.state, &s.databases.join(" "), &hz.join(" ")],
+                    &[
+                        &hs.host,
+                        &s.name,
+                        &s.state,
+                        &s.databases.join(" "),
+                        &hz.join(" "),
+                    ],
                 )
             })
             .collect();
@@ -93,8 +103,7 @@ pub fn services(m: &Model) -> Vec<(usize, usize)> {
 
 /// The database the Timeline shows.
 pub fn timeline_db(m: &Model) -> Option<&str> {
-    m.ui
-        .selected_db
+    m.ui.selected_db
         .as_deref()
         .or_else(|| m.series.first().map(|(n, _)| n.as_str()))
 }

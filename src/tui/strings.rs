@@ -95,7 +95,7 @@ pub fn count(n: i64) -> String {
         out.push('-');
     }
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -300,17 +300,22 @@ pub fn confirm_type(name: &str) -> String {
     format!("Type the database name '{name}' to confirm (case matters):")
 }
 pub fn confirm_mismatch(expect: &str, typed: &str) -> String {
-    format!("'{typed}' is not '{expect}'. Type the database name exactly as shown, or Esc to put this aside.")
+    format!(
+        "'{typed}' is not '{expect}'. Type the database name exactly as shown, or Esc to put this aside."
+    )
 }
 pub const CONFIRM_HINT: &str = "enter confirm  esc put aside (the step keeps waiting)";
 pub const YES_NO_HINT: &str = "y yes  n/esc put aside";
-pub const CONFIRM_PUT_ASIDE: &str = "Confirmation put aside; the step keeps waiting. Runbook view (4), Enter to answer.";
+pub const CONFIRM_PUT_ASIDE: &str =
+    "Confirmation put aside; the step keeps waiting. Runbook view (4), Enter to answer.";
 pub const CONFIRMED_SENT: &str = "Confirmation sent.";
 
 // Quit and abort.
 pub const QUIT_TITLE: &str = "Quit?";
 pub fn quit_running(step: &str) -> String {
-    format!("Step '{step}' is running. Quit the console anyway? The journal keeps every line written so far.")
+    format!(
+        "Step '{step}' is running. Quit the console anyway? The journal keeps every line written so far."
+    )
 }
 pub const QUIT_HINT: &str = "y quit  n/esc stay";
 pub const ABORT_TITLE: &str = "Abort runbook?";
@@ -321,9 +326,12 @@ pub const ABORT_HINT: &str = "y abort  n/esc keep going";
 pub const NOTHING_TO_ABORT: &str = "No runbook is running: nothing to abort.";
 
 // Messages.
-pub const READONLY_REFUSED: &str = "Read-only console (--readonly): actions are refused. Restart without --readonly to act.";
+pub const READONLY_REFUSED: &str =
+    "Read-only console (--readonly): actions are refused. Restart without --readonly to act.";
 pub fn unknown_command(cmd: &str) -> String {
-    format!("Unknown command '{cmd}'. Try :runbook NAME, :db NAME, :export md, :note TEXT, :q (? lists all).")
+    format!(
+        "Unknown command '{cmd}'. Try :runbook NAME, :db NAME, :export md, :note TEXT, :q (? lists all)."
+    )
 }
 pub fn unknown_db(name: &str, known: &str) -> String {
     format!("No database '{name}'. Known: {known}.")
@@ -433,7 +441,10 @@ pub const HELP_SECTION_RUNBOOK: &str = "Runbook";
 pub const HELP_SECTION_COMMANDS: &str = "Command line (:)";
 pub const HELP_SECTION_SYMBOLS: &str = "Symbols";
 pub const HELP_COMMANDS: [(&str, &str); 8] = [
-    (":runbook NAME", "start a runbook (:runbook alone shows the Runbook view)"),
+    (
+        ":runbook NAME",
+        "start a runbook (:runbook alone shows the Runbook view)",
+    ),
     (":db NAME", "view and act on this database"),
     (":export md|json|html", "export the post-incident timeline"),
     (":note TEXT", "add a note to the journal"),
@@ -462,10 +473,11 @@ pub fn keymap_unknown_action(name: &str, known: &[&str]) -> String {
         known.join(", ")
     )
 }
-pub const KEYMAP_NOT_KEYS: &str =
-    "expected a key (\"j\") or a list of keys ([\"j\", \"down\"])";
+pub const KEYMAP_NOT_KEYS: &str = "expected a key (\"j\") or a list of keys ([\"j\", \"down\"])";
 pub fn keymap_bad_key(k: &str) -> String {
-    format!("cannot read key '{k}'; write keys like 'j', 'G', '?', 'ctrl-d', 'alt-x', 'enter', 'esc', 'tab', 'pgdn', 'f5'")
+    format!(
+        "cannot read key '{k}'; write keys like 'j', 'G', '?', 'ctrl-d', 'alt-x', 'enter', 'esc', 'tab', 'pgdn', 'f5'"
+    )
 }
 pub fn keymap_conflict(k: &str, a: &str, b: &str) -> String {
     format!("key '{k}' is bound to both '{a}' and '{b}'; give one of them another key")

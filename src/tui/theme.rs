@@ -214,12 +214,8 @@ impl Theme {
             // Okabe-Ito blue, orange, vermillion, sky blue, yellow.
             Role::Ok => self.fg(32, Color::Cyan),
             Role::Warn => self.fg(214, Color::Yellow).add_modifier(Modifier::BOLD),
-            Role::Bad => self
-                .fg(202, Color::LightRed)
-                .add_modifier(Modifier::BOLD),
-            Role::Hazard => self
-                .fg(202, Color::LightRed)
-                .add_modifier(Modifier::BOLD),
+            Role::Bad => self.fg(202, Color::LightRed).add_modifier(Modifier::BOLD),
+            Role::Hazard => self.fg(202, Color::LightRed).add_modifier(Modifier::BOLD),
             Role::Info => self.fg(75, Color::LightBlue),
             Role::Running => self.fg(220, Color::Yellow).add_modifier(Modifier::BOLD),
             Role::Muted => {
@@ -276,7 +272,8 @@ impl Theme {
     /// A badge such as READ-ONLY or DRILL: always reversed so it reads as a
     /// badge without colour too.
     pub fn badge(&self, role: Role) -> Style {
-        self.style(role).add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        self.style(role)
+            .add_modifier(Modifier::REVERSED | Modifier::BOLD)
     }
 }
 
@@ -296,16 +293,34 @@ mod tests {
     #[test]
     fn detection() {
         let t = Theme::from_env(env(&[("TERM", "xterm-256color"), ("LANG", "en_US.UTF-8")]));
-        assert_eq!(t, Theme { color: ColorMode::Indexed, ascii: false });
+        assert_eq!(
+            t,
+            Theme {
+                color: ColorMode::Indexed,
+                ascii: false
+            }
+        );
         let t = Theme::from_env(env(&[("TERM", "xterm"), ("LANG", "C")]));
-        assert_eq!(t, Theme { color: ColorMode::Basic, ascii: true });
+        assert_eq!(
+            t,
+            Theme {
+                color: ColorMode::Basic,
+                ascii: true
+            }
+        );
         let t = Theme::from_env(env(&[
             ("TERM", "xterm-256color"),
             ("NO_COLOR", "1"),
             ("LC_ALL", "C.UTF-8"),
             ("LIFELINE_ASCII", "1"),
         ]));
-        assert_eq!(t, Theme { color: ColorMode::None, ascii: true });
+        assert_eq!(
+            t,
+            Theme {
+                color: ColorMode::None,
+                ascii: true
+            }
+        );
         // An empty NO_COLOR does not count (no-color.org).
         let t = Theme::from_env(env(&[("NO_COLOR", ""), ("COLORTERM", "truecolor")]));
         assert_eq!(t.color, ColorMode::Indexed);
@@ -318,7 +333,10 @@ mod tests {
 
     #[test]
     fn no_color_has_no_colour() {
-        let t = Theme { color: ColorMode::None, ascii: true };
+        let t = Theme {
+            color: ColorMode::None,
+            ascii: true,
+        };
         for role in [
             Role::Normal,
             Role::Ok,
@@ -347,9 +365,27 @@ mod tests {
     fn ascii_glyphs_are_ascii() {
         let g = &ASCII;
         for s in [
-            g.ok, g.bad, g.warn, g.running, g.pending, g.skipped, g.interrupted, g.unknown,
-            g.stopped, g.alert, g.event, g.note, g.incident, g.arrow, g.sep, g.ellipsis,
-            g.cursor, g.gauge_full, g.gauge_empty, g.vline, g.ytick,
+            g.ok,
+            g.bad,
+            g.warn,
+            g.running,
+            g.pending,
+            g.skipped,
+            g.interrupted,
+            g.unknown,
+            g.stopped,
+            g.alert,
+            g.event,
+            g.note,
+            g.incident,
+            g.arrow,
+            g.sep,
+            g.ellipsis,
+            g.cursor,
+            g.gauge_full,
+            g.gauge_empty,
+            g.vline,
+            g.ytick,
         ]
         .iter()
         .chain(g.bars.iter())

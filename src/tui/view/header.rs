@@ -47,7 +47,9 @@ impl Widget for Header<'_> {
         let bar = t.bar();
         buf.set_style(area, bar);
         let env = m.env_label();
-        let env_text = env.map(|e| e.to_uppercase()).unwrap_or_else(|| strings::NO_ENV.into());
+        let env_text = env
+            .map(|e| e.to_uppercase())
+            .unwrap_or_else(|| strings::NO_ENV.into());
         let env_style = t.env_style(env.unwrap_or(""));
 
         let mut segs: Vec<(u8, Vec<Span<'static>>)> = Vec::new();
@@ -66,13 +68,19 @@ impl Widget for Header<'_> {
         if m.header.readonly {
             segs.push((
                 98,
-                vec![styled(format!(" {} ", strings::READONLY), t.badge(Role::Info))],
+                vec![styled(
+                    format!(" {} ", strings::READONLY),
+                    t.badge(Role::Info),
+                )],
             ));
         }
         if m.ui.disconnected {
             segs.push((
                 97,
-                vec![styled(format!(" {} ", strings::DISCONNECTED), t.badge(Role::Bad))],
+                vec![styled(
+                    format!(" {} ", strings::DISCONNECTED),
+                    t.badge(Role::Bad),
+                )],
             ));
         }
         let n_alerts = m.alerts.len();
@@ -130,7 +138,10 @@ impl Widget for Header<'_> {
         match m.acting_on() {
             None => segs.push((
                 100,
-                vec![styled(format!(" {}", strings::NO_DATABASE), t.style(Role::Warn))],
+                vec![styled(
+                    format!(" {}", strings::NO_DATABASE),
+                    t.style(Role::Warn),
+                )],
             )),
             Some((db, acting)) => {
                 let verb = if acting {
@@ -202,7 +213,12 @@ impl Widget for Tabs<'_> {
         let clock = format!("{} {} ", hms(m.now), strings::UTC);
         let cw = width(&clock) as u16;
         if area.width > line.width() as u16 + cw {
-            buf.set_string(area.x + area.width - cw, area.y, clock, t.style(Role::Muted));
+            buf.set_string(
+                area.x + area.width - cw,
+                area.y,
+                clock,
+                t.style(Role::Muted),
+            );
         }
     }
 }

@@ -41,7 +41,12 @@ impl Widget for JournalView<'_> {
         let filter = rows::filter(m, View::Journal);
         let title = strings::journal_title(m.journal.len(), idx.len(), filter);
         heading(t, title).render(Rect::new(area.x, area.y, area.width, 1), buf);
-        let list = Rect::new(area.x, area.y + 1, area.width, area.height.saturating_sub(1));
+        let list = Rect::new(
+            area.x,
+            area.y + 1,
+            area.width,
+            area.height.saturating_sub(1),
+        );
         if m.journal.is_empty() {
             buf.set_string(list.x, list.y, strings::NO_RECORDS, t.style(Role::Muted));
             return;

@@ -168,7 +168,12 @@ pub(crate) fn unix(t: i64) -> DateTime<Utc> {
 }
 
 /// Age text of `t` with STALE marking past `limit` seconds: (text, role).
-pub(crate) fn age(m: &Model, t: DateTime<Utc>, limit: i64, what: fn(i64) -> String) -> Vec<Span<'static>> {
+pub(crate) fn age(
+    m: &Model,
+    t: DateTime<Utc>,
+    limit: i64,
+    what: fn(i64) -> String,
+) -> Vec<Span<'static>> {
     let a = m.age_s(t);
     if a > limit {
         vec![
@@ -222,7 +227,13 @@ impl<'a> Item<'a> {
 
 /// Draws items with a two-column gutter holding the cursor; scrolls so the
 /// selected item (n-th selectable) is visible; highlights it.
-pub(crate) fn draw_list(t: &Theme, items: &[Item<'_>], selected: Option<usize>, area: Rect, buf: &mut Buffer) {
+pub(crate) fn draw_list(
+    t: &Theme,
+    items: &[Item<'_>],
+    selected: Option<usize>,
+    area: Rect,
+    buf: &mut Buffer,
+) {
     if area.height == 0 || area.width < 3 {
         return;
     }

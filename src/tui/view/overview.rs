@@ -62,7 +62,10 @@ pub(crate) fn host_state(m: &Model, h: &HostState) -> Vec<Span<'static>> {
                 t.style(Role::Ok),
             )];
             if let Some(l) = h.latency_ms {
-                v.push(styled(format!(" {:>7}", strings::latency(l)), t.style(Role::Normal)));
+                v.push(styled(
+                    format!(" {:>7}", strings::latency(l)),
+                    t.style(Role::Normal),
+                ));
             }
             if let Some(last) = h.last_answer {
                 v.push(Span::raw("  "));
@@ -82,12 +85,18 @@ pub(crate) fn health_span(m: &Model, d: &DatabaseState) -> Span<'static> {
         Health::RowsDropped => (g.warn, Role::Bad),
         Health::Empty | Health::Missing | Health::ServerDown => (g.bad, Role::Bad),
     };
-    styled(format!("{sym} {}", strings::health(d.health)), t.style(role))
+    styled(
+        format!("{sym} {}", strings::health(d.health)),
+        t.style(role),
+    )
 }
 
 fn host_item(m: &Model, h: &HostState, name_w: usize) -> Item<'static> {
     let t = &m.theme;
-    let mut spans = vec![styled(pad(&h.name, name_w, t.glyphs().ellipsis), t.style(Role::Title))];
+    let mut spans = vec![styled(
+        pad(&h.name, name_w, t.glyphs().ellipsis),
+        t.style(Role::Title),
+    )];
     spans.push(Span::raw(" "));
     spans.extend(host_state(m, h));
     Item::row(vec![Line::from(spans)])
@@ -102,10 +111,16 @@ fn db_item(m: &Model, d: &DatabaseState, name_w: usize, wide: bool) -> Item<'sta
         health_span(m, d),
     ];
     if let Some(n) = d.total_rows {
-        l1.push(styled(format!("  {}", strings::rows(n)), t.style(Role::Normal)));
+        l1.push(styled(
+            format!("  {}", strings::rows(n)),
+            t.style(Role::Normal),
+        ));
     }
     if let Some(n) = d.tables {
-        l1.push(styled(format!(", {}", strings::tables(n)), t.style(Role::Muted)));
+        l1.push(styled(
+            format!(", {}", strings::tables(n)),
+            t.style(Role::Muted),
+        ));
     }
     if let Some(ts) = d.last_sample {
         l1.push(Span::raw("  "));
@@ -174,7 +189,10 @@ impl Widget for OverviewView<'_> {
             .clamp(6, if wide { 24 } else { 14 });
 
         let mut items: Vec<Item<'static>> = Vec::new();
-        let hazards: Vec<&OvRow> = rows.iter().filter(|r| matches!(r, OvRow::Hazard(..))).collect();
+        let hazards: Vec<&OvRow> = rows
+            .iter()
+            .filter(|r| matches!(r, OvRow::Hazard(..)))
+            .collect();
         let title = |s: &str, n: usize| {
             Item::text(Line::from(styled(
                 format!("{s} ({n})"),
@@ -189,7 +207,9 @@ impl Widget for OverviewView<'_> {
             ))));
         }
         for r in &hazards {
-            let OvRow::Hazard(hi, si, zi) = **r else { continue };
+            let OvRow::Hazard(hi, si, zi) = **r else {
+                continue;
+            };
             let hs = &m.services[hi];
             let s = &hs.services[si];
             let z = &s.hazards[zi];
@@ -225,7 +245,13 @@ impl Widget for OverviewView<'_> {
 
         let hosts: Vec<usize> = rows
             .iter()
-            .filter_map(|r| if let OvRow::Host(i) = r { Some(*i) } else { None })
+            .filter_map(|r| {
+                if let OvRow::Host(i) = r {
+                    Some(*i)
+                } else {
+                    None
+                }
+            })
             .collect();
         items.push(Item::text(Line::raw("")));
         items.push(title(strings::HOSTS, hosts.len()));

@@ -12,23 +12,40 @@ use crate::tui::model::{DetailTarget, Model};
 use crate::tui::strings;
 use crate::tui::theme::Role;
 
-/// Draws a framed popup of `lines`, scrolled by `scroll`, with a hint at the bottom.
-fn boxed(m: &Model, title: &str, lines: &[Line<'_>], hint: &str, scroll: usize, w: u16, h: u16, area: Rect, buf: &mut Buffer) {
-    let t = &m.theme;
-    let r = centered(area, w, h);
-    Clear.render(r, buf);
-    let block = frame_block(t, format!(" {title} "))
-        .title_bottom(Line::from(styled(format!(" {hint} "), t.style(Role::Muted))));
-    let inner = block.inner(r);
-    block.render(r, buf);
-    let max_scroll = lines.len().saturating_sub(inner.height as usize);
-    for (i, l) in lines
-        .iter()
-        .skip(scroll.min(max_scroll))
-        .take(inner.height as usize)
-        .enumerate()
-    {
-        buf.set_line(inner.x + 1, inner.y + i as u16, l, inner.width.saturating_sub(2));
+/// A framed popup: title, hint at the bottom, size and scroll.
+struct Popup<'a> {
+    title: &'a str,
+    hint: &'a str,
+    scroll: usize,
+    w: u16,
+    h: u16,
+}
+
+impl Popup<'_> {
+    fn draw(&self, m: &Model, lines: &[Line<'_>], area: Rect, buf: &mut Buffer) {
+        let t = &m.theme;
+        let r = centered(area, self.w, self.h);
+        Clear.render(r, buf);
+        let block = frame_block(t, format!(" {} ", self.title)).title_bottom(Line::from(styled(
+            format!(" {} ", self.hint),
+            t.style(Role::Muted),
+        )));
+        let inner = block.inner(r);
+        block.render(r, buf);
+        let max_scroll = lines.len().saturating_sub(inner.height as usize);
+        for (i, l) in lines
+            .iter()
+            .skip(self.scroll.min(max_scroll))
+            .take(inner.height as usize)
+            .enumerate()
+        {
+            buf.set_line(
+                inner.x + 1,
+                inner.y + i as u16,
+                l,
+                inner.width.saturating_sub(2),
+            );
+        }
     }
 }
 
@@ -53,7 +70,10 @@ pub fn help(m: &Model, scroll: usize, area: Rect, buf: &mut Buffer) {
         ]));
     }
     lines.push(Line::raw(""));
-    lines.push(Line::from(styled(strings::HELP_SECTION_COMMANDS, t.style(Role::Title))));
+    lines.push(Line::from(styled(
+        strings::HELP_SECTION_COMMANDS,
+        t.style(Role::Title),
+    )));
     for (cmd, what) in strings::HELP_COMMANDS {
         lines.push(Line::from(vec![
             styled(pad(cmd, key_w, g.ellipsis), t.style(Role::Key)),
@@ -61,7 +81,10 @@ pub fn help(m: &Model, scroll: usize, area: Rect, buf: &mut Buffer) {
         ]));
     }
     lines.push(Line::raw(""));
-    lines.push(Line::from(styled(strings::HELP_SECTION_SYMBOLS, t.style(Role::Title))));
+    lines.push(Line::from(styled(
+        strings::HELP_SECTION_SYMBOLS,
+        t.style(Role::Title),
+    )));
     for (which, what) in strings::HELP_SYMBOLS {
         let sym = match which {
             "ok" => g.ok,
@@ -80,7 +103,14 @@ pub fn help(m: &Model, scroll: usize, area: Rect, buf: &mut Buffer) {
             styled(what, t.style(Role::Normal)),
         ]));
     }
-    boxed(m, strings::HELP_TITLE, &lines, strings::CLOSE_HINT, scroll, w, area.height.saturating_sub(2), area, buf);
+    Popup {
+        title: strings::HELP_TITLE,
+        hint: strings::CLOSE_HINT,
+        scroll,
+        w,
+        h: area.height.saturating_sub(2),
+    }
+    .draw(m, &lines, area, buf);
 }
 
 fn field(m: &Model, name: &str, value: impl Into<String>) -> Line<'static> {
@@ -169,7 +199,11 @@ fn detail_lines(m: &Model, target: &DetailTarget, w: usize) -> (String, Vec<Line
         }
         DetailTarget::Step(id) => {
             title = format!("{} {id}", strings::STEP);
-            if let Some(s) = m.runbook.as_ref().and_then(|r| r.steps.iter().find(|s| s.id == *id)) {
+            if let Some(s) = m
+                .runbook
+                .as_ref()
+                .and_then(|r| r.steps.iter().find(|s| s.id == *id))
+            {
                 lines.push(field(m, "title", s.title.clone()));
                 lines.push(field(m, "action", s.action.clone()));
                 lines.push(field(m, "state", strings::step_state(s.state)));
@@ -192,7 +226,10 @@ fn detail_lines(m: &Model, target: &DetailTarget, w: usize) -> (String, Vec<Line
                     lines.push(Line::raw(""));
                     lines.push(Line::from(styled(strings::OUTPUT, t.style(Role::Title))));
                     for o in out {
-                        lines.push(Line::from(styled(fit(&o.line, w, g.ellipsis), t.style(Role::Normal))));
+                        lines.push(Line::from(styled(
+                            fit(&o.line, w, g.ellipsis),
+                            t.style(Role::Normal),
+                        )));
                     }
                 }
             }
@@ -203,7 +240,8 @@ fn detail_lines(m: &Model, target: &DetailTarget, w: usize) -> (String, Vec<Line
                 if let Some(a) = &h.address {
                     lines.push(field(m, "address", a.clone()));
                 }
-                let mut state: Vec<Span<'static>> = vec![styled(format!("{:<12}", "state"), t.style(Role::Muted))];
+                let mut state: Vec<Span<'static>> =
+                    vec![styled(format!("{:<12}", "state"), t.style(Role::Muted))];
                 state.extend(super::overview::host_state(m, h));
                 lines.push(Line::from(state));
                 if let Some(e) = &h.error {
@@ -234,7 +272,14 @@ pub fn details(m: &Model, target: &DetailTarget, scroll: usize, area: Rect, buf:
     let w = area.width.saturating_sub(6).min(110);
     let (title, lines) = detail_lines(m, target, w.saturating_sub(4) as usize);
     let h = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
-    boxed(m, &title, &lines, strings::CLOSE_HINT, scroll, w, h, area, buf);
+    Popup {
+        title: &title,
+        hint: strings::CLOSE_HINT,
+        scroll,
+        w,
+        h,
+    }
+    .draw(m, &lines, area, buf);
 }
 
 pub fn confirm(m: &Model, input: &str, error: Option<&str>, area: Rect, buf: &mut Buffer) {
@@ -251,13 +296,26 @@ pub fn confirm(m: &Model, input: &str, error: Option<&str>, area: Rect, buf: &mu
         let mut spans = vec![styled(format!("{db} "), t.style(Role::Title))];
         if let Some(id) = m.identity_of(db) {
             spans.push(styled(
-                format!("{} {}  {} {}", t.glyphs().arrow, id.address, strings::SYSTEM, id.system_identifier),
+                format!(
+                    "{} {}  {} {}",
+                    t.glyphs().arrow,
+                    id.address,
+                    strings::SYSTEM,
+                    id.system_identifier
+                ),
                 t.style(Role::Normal),
             ));
         }
         lines.push(Line::from(spans));
-        if let Some(env) = m.database(db).and_then(|d| d.env.clone()).or(m.header.env.clone()) {
-            lines.push(Line::from(styled(format!(" {} ", env.to_uppercase()), t.env_style(&env))));
+        if let Some(env) = m
+            .database(db)
+            .and_then(|d| d.env.clone())
+            .or(m.header.env.clone())
+        {
+            lines.push(Line::from(styled(
+                format!(" {} ", env.to_uppercase()),
+                t.env_style(&env),
+            )));
         }
         lines.push(Line::raw(""));
     }
@@ -282,7 +340,14 @@ pub fn confirm(m: &Model, input: &str, error: Option<&str>, area: Rect, buf: &mu
         }
     }
     let h = lines.len() as u16 + 2;
-    boxed(m, title, &lines, hint, 0, w, h, area, buf);
+    Popup {
+        title,
+        hint,
+        scroll: 0,
+        w,
+        h,
+    }
+    .draw(m, &lines, area, buf);
 }
 
 pub fn quit(m: &Model, area: Rect, buf: &mut Buffer) {
@@ -290,16 +355,28 @@ pub fn quit(m: &Model, area: Rect, buf: &mut Buffer) {
     let step = m
         .runbook
         .as_ref()
-        .and_then(|r| r.steps.iter().find(|s| s.state == crate::tui::model::StepState::Running))
+        .and_then(|r| {
+            r.steps
+                .iter()
+                .find(|s| s.state == crate::tui::model::StepState::Running)
+        })
         .map(|s| s.id.clone())
         .unwrap_or_default();
     let w = area.width.saturating_sub(4).min(64);
-    let lines: Vec<Line<'static>> = wrap(&strings::quit_running(&step), w.saturating_sub(4) as usize)
-        .into_iter()
-        .map(|l| Line::from(styled(l, t.style(Role::Title))))
-        .collect();
+    let lines: Vec<Line<'static>> =
+        wrap(&strings::quit_running(&step), w.saturating_sub(4) as usize)
+            .into_iter()
+            .map(|l| Line::from(styled(l, t.style(Role::Title))))
+            .collect();
     let h = lines.len() as u16 + 2;
-    boxed(m, strings::QUIT_TITLE, &lines, strings::QUIT_HINT, 0, w, h, area, buf);
+    Popup {
+        title: strings::QUIT_TITLE,
+        hint: strings::QUIT_HINT,
+        scroll: 0,
+        w,
+        h,
+    }
+    .draw(m, &lines, area, buf);
 }
 
 pub fn abort(m: &Model, area: Rect, buf: &mut Buffer) {
@@ -316,5 +393,12 @@ pub fn abort(m: &Model, area: Rect, buf: &mut Buffer) {
         .map(|l| Line::from(styled(l, t.style(Role::Title))))
         .collect();
     let h = lines.len() as u16 + 2;
-    boxed(m, strings::ABORT_TITLE, &lines, strings::ABORT_HINT, 0, w, h, area, buf);
+    Popup {
+        title: strings::ABORT_TITLE,
+        hint: strings::ABORT_HINT,
+        scroll: 0,
+        w,
+        h,
+    }
+    .draw(m, &lines, area, buf);
 }

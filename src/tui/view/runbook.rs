@@ -48,7 +48,10 @@ fn step_item(m: &Model, i: usize, s: &StepView, w: usize, flag_w: usize) -> Item
         styled(format!(" {}", pad(&state, 12, g.ellipsis)), t.style(role)),
     ];
     if s.destructive {
-        spans.push(styled(format!(" {}", strings::DESTRUCTIVE), t.style(Role::Warn)));
+        spans.push(styled(
+            format!(" {}", strings::DESTRUCTIVE),
+            t.style(Role::Warn),
+        ));
     }
     Item::row(vec![Line::from(spans)])
 }
@@ -63,9 +66,15 @@ fn gauge(m: &Model, p: &Progress, w: usize) -> [Line<'static>; 2] {
         let full = (r * bar_w as f64).round() as usize;
         spans.push(styled("[", t.style(Role::Muted)));
         spans.push(styled(g.gauge_full.repeat(full), t.style(Role::Info)));
-        spans.push(styled(g.gauge_empty.repeat(bar_w - full), t.style(Role::Muted)));
+        spans.push(styled(
+            g.gauge_empty.repeat(bar_w - full),
+            t.style(Role::Muted),
+        ));
         spans.push(styled("] ", t.style(Role::Muted)));
-        spans.push(styled(format!("{:>3.0}%  ", r * 100.0), t.style(Role::Title)));
+        spans.push(styled(
+            format!("{:>3.0}%  ", r * 100.0),
+            t.style(Role::Title),
+        ));
         let total = p.bytes_total.map(strings::bytes).unwrap_or_default();
         spans.push(styled(
             strings::of_total(&strings::bytes(p.bytes_done), &total),
@@ -76,10 +85,16 @@ fn gauge(m: &Model, p: &Progress, w: usize) -> [Line<'static>; 2] {
     }
     let mut second = Vec::new();
     if let Some(rate) = p.rate() {
-        second.push(styled(format!("{}  ", strings::rate(rate)), t.style(Role::Normal)));
+        second.push(styled(
+            format!("{}  ", strings::rate(rate)),
+            t.style(Role::Normal),
+        ));
     }
     if let Some(eta) = p.eta_s() {
-        second.push(styled(format!("{}  ", strings::eta(eta)), t.style(Role::Title)));
+        second.push(styled(
+            format!("{}  ", strings::eta(eta)),
+            t.style(Role::Title),
+        ));
     }
     second.extend(super::age(m, p.updated_at, 10, strings::updated));
     [Line::from(spans), Line::from(second)]
@@ -94,9 +109,18 @@ fn table_lines(m: &Model, p: &Progress, w: usize) -> Vec<Line<'static>> {
     let mut used = 0;
     for tp in &p.tables {
         let (text, role) = match (tp.done, tp.expected) {
-            (true, _) => (format!("{} {} {}", tp.name, strings::count(tp.rows), g.ok), Role::Ok),
+            (true, _) => (
+                format!("{} {} {}", tp.name, strings::count(tp.rows), g.ok),
+                Role::Ok,
+            ),
             (false, Some(e)) => (
-                format!("{} {}/{} {}", tp.name, strings::count(tp.rows), strings::count(e), g.running),
+                format!(
+                    "{} {}/{} {}",
+                    tp.name,
+                    strings::count(tp.rows),
+                    strings::count(e),
+                    g.running
+                ),
                 Role::Running,
             ),
             (false, None) => (
@@ -139,7 +163,10 @@ impl RunbookView<'_> {
         if let Some((i, s)) = cur {
             let (sym, role) = step_mark(t, s.state);
             title = vec![
-                styled(strings::step_of(i + 1, rb.steps.len()), t.style(Role::Title)),
+                styled(
+                    strings::step_of(i + 1, rb.steps.len()),
+                    t.style(Role::Title),
+                ),
                 styled(format!("  {}  ", s.action), t.style(Role::Muted)),
                 styled(
                     format!("{sym} {}", strings::step_state(s.state)),
@@ -147,12 +174,19 @@ impl RunbookView<'_> {
                 ),
             ];
             if s.destructive {
-                title.push(styled(format!("  {} ", strings::DESTRUCTIVE), t.badge(Role::Warn)));
+                title.push(styled(
+                    format!("  {} ", strings::DESTRUCTIVE),
+                    t.badge(Role::Warn),
+                ));
             }
         }
         put(buf, &mut y, &Line::from(title));
         if let Some((_, s)) = cur {
-            put(buf, &mut y, &Line::from(styled(s.title.clone(), t.style(Role::Title))));
+            put(
+                buf,
+                &mut y,
+                &Line::from(styled(s.title.clone(), t.style(Role::Title))),
+            );
         }
         if m.pending.is_some() {
             put(
@@ -187,10 +221,15 @@ impl RunbookView<'_> {
             prev_h -= 1;
         }
         if expl_h > 0 {
-            heading(t, strings::EXPLANATION).render(Rect::new(area.x, y.min(bottom), area.width, 1), buf);
+            heading(t, strings::EXPLANATION)
+                .render(Rect::new(area.x, y.min(bottom), area.width, 1), buf);
             y += 1;
             for l in expl.iter().take(expl_h) {
-                put(buf, &mut y, &Line::from(styled(l.clone(), t.style(Role::Normal))));
+                put(
+                    buf,
+                    &mut y,
+                    &Line::from(styled(l.clone(), t.style(Role::Normal))),
+                );
             }
         }
         if prev_h > 0 && y < bottom {
@@ -200,7 +239,10 @@ impl RunbookView<'_> {
                 put(
                     buf,
                     &mut y,
-                    &Line::from(styled(fit(&format!("$ {l}"), w, g.ellipsis), t.style(Role::Info))),
+                    &Line::from(styled(
+                        fit(&format!("$ {l}"), w, g.ellipsis),
+                        t.style(Role::Info),
+                    )),
                 );
             }
         }
@@ -221,12 +263,20 @@ impl RunbookView<'_> {
             y += 1;
             let h = bottom.saturating_sub(y) as usize;
             if m.output.is_empty() && h > 0 {
-                put(buf, &mut y, &Line::from(styled(strings::NO_OUTPUT, t.style(Role::Muted))));
+                put(
+                    buf,
+                    &mut y,
+                    &Line::from(styled(strings::NO_OUTPUT, t.style(Role::Muted))),
+                );
             }
             let skip = m.output.len().saturating_sub(h);
             for o in m.output.iter().skip(skip) {
                 let role = if o.stderr { Role::Warn } else { Role::Normal };
-                put(buf, &mut y, &Line::from(styled(fit(&o.line, w, g.ellipsis), t.style(role))));
+                put(
+                    buf,
+                    &mut y,
+                    &Line::from(styled(fit(&o.line, w, g.ellipsis), t.style(role))),
+                );
             }
         }
     }
@@ -239,11 +289,17 @@ impl Widget for RunbookView<'_> {
         let sel = rows::cursor(m, View::Runbook);
         let Some(rb) = &m.runbook else {
             let mut items = vec![
-                Item::text(Line::from(styled(strings::NO_RUNBOOK, t.style(Role::Title)))),
+                Item::text(Line::from(styled(
+                    strings::NO_RUNBOOK,
+                    t.style(Role::Title),
+                ))),
                 Item::text(Line::raw("")),
             ];
             if m.runbooks.is_empty() {
-                items.push(Item::text(Line::from(styled(strings::NO_RUNBOOKS, t.style(Role::Muted)))));
+                items.push(Item::text(Line::from(styled(
+                    strings::NO_RUNBOOKS,
+                    t.style(Role::Muted),
+                ))));
             }
             for r in &m.runbooks {
                 items.push(Item::row(vec![
@@ -272,14 +328,22 @@ impl Widget for RunbookView<'_> {
             let sh = (rb.steps.len() as u16 + 1).min(area.height / 3 + 1).max(2);
             (
                 Rect::new(area.x, area.y, area.width, sh),
-                Rect::new(area.x, area.y + sh, area.width, area.height.saturating_sub(sh)),
+                Rect::new(
+                    area.x,
+                    area.y + sh,
+                    area.width,
+                    area.height.saturating_sub(sh),
+                ),
             )
         };
         let head = Line::from(vec![
             styled(format!("{} ", strings::STEPS), t.style(Role::Title)),
             styled(format!("{} ", rb.name), t.style(Role::Muted)),
         ]);
-        heading(t, head).render(Rect::new(steps_area.x, steps_area.y, steps_area.width, 1), buf);
+        heading(t, head).render(
+            Rect::new(steps_area.x, steps_area.y, steps_area.width, 1),
+            buf,
+        );
         let list = Rect::new(
             steps_area.x,
             steps_area.y + 1,

@@ -55,16 +55,27 @@ fn service_item(m: &Model, s: &ServiceState, width: usize) -> Item<'static> {
         styled(format!("{sym} "), t.style(role)),
         styled(pad(&s.name, name_w, g.ellipsis), t.style(Role::Title)),
         Span::raw(" "),
-        styled(pad(strings::service_kind(s.kind), 9, g.ellipsis), t.style(Role::Muted)),
+        styled(
+            pad(strings::service_kind(s.kind), 9, g.ellipsis),
+            t.style(Role::Muted),
+        ),
         Span::raw(" "),
         styled(
             pad(state, state_w, g.ellipsis),
-            t.style(if s.active == Some(true) { Role::Normal } else { Role::Muted }),
+            t.style(if s.active == Some(true) {
+                Role::Normal
+            } else {
+                Role::Muted
+            }),
         ),
         styled(format!(" {} ", g.arrow), t.style(Role::Muted)),
         styled(
             dbs,
-            t.style(if s.databases.is_empty() { Role::Muted } else { Role::Normal }),
+            t.style(if s.databases.is_empty() {
+                Role::Muted
+            } else {
+                Role::Normal
+            }),
         ),
     ];
     if s.stopped_by_runbook {
@@ -75,7 +86,11 @@ fn service_item(m: &Model, s: &ServiceState, width: usize) -> Item<'static> {
     }
     let mut lines = vec![Line::from(spans)];
     for z in &s.hazards {
-        let zrole = if s.stopped_by_runbook { Role::Muted } else { Role::Hazard };
+        let zrole = if s.stopped_by_runbook {
+            Role::Muted
+        } else {
+            Role::Hazard
+        };
         lines.push(Line::from(vec![
             Span::raw("    "),
             styled(format!("{} {}", g.warn, z.what), t.style(zrole)),
@@ -119,11 +134,20 @@ impl Widget for ServicesView<'_> {
                         t.style(if n_haz > 0 { Role::Hazard } else { Role::Muted }),
                     ),
                 ];
-                spans.extend(age(m, hs.updated_at, m.stale_after_s as i64 * 4, strings::updated));
+                spans.extend(age(
+                    m,
+                    hs.updated_at,
+                    m.stale_after_s as i64 * 4,
+                    strings::updated,
+                ));
                 items.push(Item::text(Line::from(spans)));
                 last_host = Some(*hi);
             }
-            items.push(service_item(m, &m.services[*hi].services[*si], area.width as usize));
+            items.push(service_item(
+                m,
+                &m.services[*hi].services[*si],
+                area.width as usize,
+            ));
         }
         let sel = (!rows.is_empty()).then(|| rows::cursor(m, View::Services));
         draw_list(t, &items, sel, area, buf);

@@ -24,7 +24,14 @@ pub struct TimelineView<'a> {
 /// the maximum of the samples in a column; a column without samples holds
 /// the last value before it (a step function), up to the newest sample; a
 /// round where the table was missing breaks the line.
-pub fn buckets(times: &[i64], values: &[i64], t0: i64, t1: i64, w: usize, out: &mut Vec<Option<i64>>) {
+pub fn buckets(
+    times: &[i64],
+    values: &[i64],
+    t0: i64,
+    t1: i64,
+    w: usize,
+    out: &mut Vec<Option<i64>>,
+) {
     out.clear();
     if w == 0 {
         return;
@@ -97,7 +104,16 @@ impl TimelineView<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn chart(&self, s: &DbSeries, ti: usize, db: &str, t0: i64, t1: i64, area: Rect, buf: &mut Buffer) {
+    fn chart(
+        &self,
+        s: &DbSeries,
+        ti: usize,
+        db: &str,
+        t0: i64,
+        t1: i64,
+        area: Rect,
+        buf: &mut Buffer,
+    ) {
         let m = self.model;
         let t = &m.theme;
         let g = t.glyphs();
@@ -108,7 +124,14 @@ impl TimelineView<'_> {
         let tab = &s.tables[ti];
         let mut cols = Vec::new();
         // Label width from the visible maximum.
-        buckets(&s.times, &tab.values, t0, t1, area.width as usize, &mut cols);
+        buckets(
+            &s.times,
+            &tab.values,
+            t0,
+            t1,
+            area.width as usize,
+            &mut cols,
+        );
         let ymax = cols.iter().flatten().copied().max().unwrap_or(0).max(1);
         let top = strings::compact(ymax);
         let lw = width(&top).max(1) + 1;
@@ -151,7 +174,9 @@ impl TimelineView<'_> {
                 } else if r == full && part > 0 {
                     g.bars[part]
                 } else if incident_col == Some(c) {
-                    buf[(x, y)].set_symbol(g.incident).set_style(t.style(Role::Bad));
+                    buf[(x, y)]
+                        .set_symbol(g.incident)
+                        .set_style(t.style(Role::Bad));
                     continue;
                 } else {
                     continue;
@@ -200,7 +225,9 @@ impl TimelineView<'_> {
         }
         for (c, (_, sym, role)) in marks.iter().enumerate() {
             if *sym != " " {
-                buf[(x0 + c as u16, my)].set_symbol(sym).set_style(t.style(*role));
+                buf[(x0 + c as u16, my)]
+                    .set_symbol(sym)
+                    .set_style(t.style(*role));
             }
         }
         // Time axis.
@@ -254,7 +281,10 @@ impl Widget for TimelineView<'_> {
         let mut title = vec![
             styled(format!("{db} "), t.style(Role::Muted)),
             styled(tab.label(), t.style(Role::Title)),
-            styled(format!(" ({})", strings::oid(tab.oid)), t.style(Role::Muted)),
+            styled(
+                format!(" ({})", strings::oid(tab.oid)),
+                t.style(Role::Muted),
+            ),
         ];
         match tab.values.last().copied() {
             Some(v) if v != MISSING => {
@@ -273,10 +303,15 @@ impl Widget for TimelineView<'_> {
             .find(|a| a.database == db && a.table == tab.name)
             && let Some(b) = a.before
         {
-            title.push(styled(format!(" ({})", strings::was(b)), t.style(Role::Bad)));
+            title.push(styled(
+                format!(" ({})", strings::was(b)),
+                t.style(Role::Bad),
+            ));
         }
         if let Some(lt) = last_t {
-            let limit = m.database(db).map_or(m.stale_after_s as i64, |d| m.stale_limit(d));
+            let limit = m
+                .database(db)
+                .map_or(m.stale_after_s as i64, |d| m.stale_limit(d));
             title.push(Span::raw("  "));
             title.extend(age(m, lt, limit, strings::sampled));
         }
@@ -302,16 +337,30 @@ impl Widget for TimelineView<'_> {
             return;
         }
         let legend = Line::from(vec![
-            styled(format!("{} ({}) ", strings::TABLES, rows.len()), t.style(Role::Title)),
-            styled(format!(" {} {}", g.alert, strings::ALERT), t.style(Role::Bad)),
-            styled(format!("  {} {}", g.event, strings::STEP), t.style(Role::Info)),
-            styled(format!("  {} {}", g.note, strings::NOTE), t.style(Role::Info)),
+            styled(
+                format!("{} ({}) ", strings::TABLES, rows.len()),
+                t.style(Role::Title),
+            ),
+            styled(
+                format!(" {} {}", g.alert, strings::ALERT),
+                t.style(Role::Bad),
+            ),
+            styled(
+                format!("  {} {}", g.event, strings::STEP),
+                t.style(Role::Info),
+            ),
+            styled(
+                format!("  {} {}", g.note, strings::NOTE),
+                t.style(Role::Info),
+            ),
             styled(
                 format!(
                     "  {} {}{}",
                     g.incident,
                     strings::INCIDENT_LINE,
-                    m.incident_at.map(|i| format!(" {}", hms(i))).unwrap_or_default()
+                    m.incident_at
+                        .map(|i| format!(" {}", hms(i)))
+                        .unwrap_or_default()
                 ),
                 t.style(Role::Bad),
             ),
@@ -344,7 +393,8 @@ impl Widget for TimelineView<'_> {
         let val_w = 9usize;
         let delta_w = 8usize;
         let flag_w = if wide { 12 } else { 8 };
-        let spark_w = (list.width as usize).saturating_sub(2 + name_w + 1 + 1 + val_w + 1 + delta_w + 1 + flag_w);
+        let spark_w = (list.width as usize)
+            .saturating_sub(2 + name_w + 1 + 1 + val_w + 1 + delta_w + 1 + flag_w);
         let alerted: Vec<&str> = m
             .alerts
             .iter()
@@ -358,9 +408,19 @@ impl Widget for TimelineView<'_> {
             let tb = &s.tables[i];
             let is_sel = row == sel;
             let mut x = list.x;
-            buf.set_string(x, y, if is_sel { g.cursor } else { " " }, t.style(Role::Key));
+            buf.set_string(
+                x,
+                y,
+                if is_sel { g.cursor } else { " " },
+                t.style(Role::Key),
+            );
             x += 2;
-            buf.set_string(x, y, pad(&tb.label(), name_w, g.ellipsis), t.style(Role::Normal));
+            buf.set_string(
+                x,
+                y,
+                pad(&tb.label(), name_w, g.ellipsis),
+                t.style(Role::Normal),
+            );
             x += name_w as u16 + 1;
             // Sparkline, scaled to the table's own maximum in the window.
             buckets(&s.times, &tb.values, t0, t1, spark_w, &mut cols);
@@ -391,7 +451,9 @@ impl Widget for TimelineView<'_> {
             let last = cols.iter().rev().flatten().next().copied();
             let (delta, role) = match (first, last) {
                 (Some(a), Some(b)) if b < a => (format!("-{}", strings::compact(a - b)), Role::Bad),
-                (Some(a), Some(b)) if b > a => (format!("+{}", strings::compact(b - a)), Role::Muted),
+                (Some(a), Some(b)) if b > a => {
+                    (format!("+{}", strings::compact(b - a)), Role::Muted)
+                }
                 _ => (String::new(), Role::Muted),
             };
             buf.set_string(x, y, rpad(&delta, delta_w, g.ellipsis), t.style(role));
@@ -430,7 +492,8 @@ mod tests {
         assert_eq!(out[0], Some(22));
         assert_eq!(out[1], Some(22));
         assert_eq!(out[6], Some(0));
-        assert_eq!(out[11], Some(0));
+        assert_eq!(out[10], Some(0));
+        assert_eq!(out[11], None, "after the newest sample");
         // Past the newest sample: nothing.
         buckets(&times, &vals, 40, 100, 6, &mut out);
         assert_eq!(out, vec![Some(0), Some(0), None, None, None, None]);
