@@ -170,7 +170,16 @@ impl Chain {
 
 pub const INCIDENT: &str = "20261210-124206";
 
+fn hm(t: DateTime<Utc>) -> String {
+    t.format("%H:%M").to_string()
+}
+
+fn hms(t: DateTime<Utc>) -> String {
+    t.format("%H:%M:%S").to_string()
+}
+
 fn steps(now: DateTime<Utc>) -> Vec<StepView> {
+    let damage = now - Duration::seconds(870);
     let at = |s: i64| Some(now - Duration::seconds(s));
     let st =
         |id: &str, title: &str, action: &str, state, started, finished, summary: Option<&str>| {
@@ -217,7 +226,7 @@ fn steps(now: DateTime<Utc>) -> Vec<StepView> {
         ),
         st(
             "pick-backup",
-            "Pick the newest backup from before 12:42",
+            &format!("Pick the newest backup from before {}", hm(damage)),
             "pick-backup",
             StepState::Done,
             at(390),
@@ -357,10 +366,10 @@ pub fn model(now: DateTime<Utc>) -> Model {
             env: Some("production".into()),
             identity: Some(main_identity()),
             health: Health::RowsDropped,
-            health_detail: Some(
-                "User 22 -> 0 at 12:42:00; dashboard reads database 'database', not 'TovPlay'"
-                    .into(),
-            ),
+            health_detail: Some(format!(
+                "User 22 -> 0 at {}; dashboard reads database 'database', not 'TovPlay'",
+                hms(incident - Duration::seconds(6))
+            )),
             total_rows: Some(total),
             tables: Some(TABLES.len()),
             last_sample: Some(ago(4)),
@@ -591,7 +600,11 @@ pub fn model(now: DateTime<Utc>) -> Model {
     let i = |s: i64| incident + Duration::seconds(s);
     let recs = vec![
         c.record(i(0), kinds::INCIDENT_OPENED, None, None, None, None, "incident opened by a row-count alert on main", json!({"mode": "live", "inventory": "lifeline.toml"})),
-        c.record(i(0), kinds::ALERT, None, Some("main"), None, None, "User: 22 -> 0 rows in TovPlay between 12:41:56 and 12:42:06", json!({"database": "main", "table": "User", "before": 22, "after": 0, "rule": "drop > 50%"})),
+        c.record(i(0), kinds::ALERT, None, Some("main"), None, None, &format!(
+                "User: 22 -> 0 rows in TovPlay between {} and {}",
+                hms(i(-10)),
+                hms(i(0))
+            ), json!({"database": "main", "table": "User", "before": 22, "after": 0, "rule": "drop > 50%"})),
         c.record(i(94), kinds::NOTE, None, None, None, None, "dashboard still shows 22 users: it reads database 'database', not 'TovPlay'", serde_json::Value::Null),
         c.record(i(124), kinds::PROBE, None, Some("prod"), None, None, "prod: 7 services, 5 hazards (pg_dump --clean into main)", serde_json::Value::Null),
         c.record(i(125), kinds::PROBE, None, Some("backup"), None, None, "backup: no answer after 10 s", serde_json::Value::Null),
@@ -606,10 +619,13 @@ pub fn model(now: DateTime<Utc>) -> Model {
         c.record(i(268), kinds::STEP_FINISHED, Some("stop-writers"), Some("prod"), None, None, "stopped 4; none came back in 60 s", json!({"action": "stop-services", "stopped": ["db-realtime-sync.service", "/etc/cron.d/db_realtime_sync", "sync-monitor.timer", "ultimate_protection.sh"], "held_s": 60})),
         c.record(i(269), kinds::STEP_STARTED, Some("snapshot"), Some("main"), None, None, "emergency snapshot of TovPlay", json!({"action": "snapshot"})),
         c.record(i(444), kinds::STEP_FINISHED, Some("snapshot"), Some("main"), None, None, "snapshot TovPlay_20261210T124635Z.dump, 1.9 MiB", json!({"action": "snapshot", "path": "/var/lib/lifeline/snapshots/TovPlay_20261210T124635Z.dump", "size": 1992294, "sha256": "3f1a9c0e5b7d2a4f6e8c1b3d5f7a9c0e2b4d6f8a1c3e5b7d9f0a2c4e6b8d1f3a", "database": "main"})),
-        c.record(i(474), kinds::STEP_STARTED, Some("pick-backup"), Some("backup"), None, None, "pick the newest backup from before 12:42", json!({"action": "pick-backup"})),
+        c.record(i(474), kinds::STEP_STARTED, Some("pick-backup"), Some("backup"), None, None, &format!("pick the newest backup from before {}", hm(i(-6))), json!({"action": "pick-backup"})),
         c.record(i(514), kinds::STEP_FINISHED, Some("pick-backup"), Some("backup"), None, None, "tovplay_external_20261208_073600.sql, Dec 8 07:36 (53 h before the damage)", json!({"action": "pick-backup", "rpo_s": 191_070})),
         c.record(i(822), kinds::STEP_STARTED, Some("restore"), Some("main"), Some("psql -h db.tovplay.example -U app -d TovPlay__restore_20261210 -v ON_ERROR_STOP=1 -f /opt/backups/external/tovplay_external_20261208_073600.sql"), None, "restore into TovPlay__restore_20261210 beside the live database", json!({"action": "restore"})),
-        c.record(i(836), kinds::NOTE, None, None, None, None, "the session scheduled at 12:38 is in no backup: ask the user to enter it again", serde_json::Value::Null),
+        c.record(i(836), kinds::NOTE, None, None, None, None, &format!(
+                "the session scheduled at {} is in no backup: ask the user to enter it again",
+                hm(i(-246))
+            ), serde_json::Value::Null),
     ];
     for r in recs {
         m.apply(UiEvent::Journal(r));
@@ -629,11 +645,13 @@ pub fn swap_confirm() -> PendingConfirm {
 
 /// A stand-in engine for the demo binary: moves the restore on, samples
 /// every 2 s, leaves host 'backup' hanging, asks for the swap confirmation,
-/// and answers commands. Runs until the console hangs up.
+/// and answers commands. `restore_rate`: restored bytes per second (0
+/// keeps the restore running forever). Runs until the console hangs up.
 pub async fn run(
     tx: mpsc::Sender<UiEvent>,
     mut cmds: mpsc::Receiver<UiCommand>,
     start: DateTime<Utc>,
+    restore_rate: u64,
 ) {
     let mut chain = Chain::default();
     // Continue the chain of the model's journal.
@@ -675,7 +693,7 @@ pub async fn run(
                     if !send(UiEvent::DatabaseUpdate(db)).await { return; }
                 }
                 if phase == 0 {
-                    done = (done + 150_000).min(RESTORE_TOTAL);
+                    done = (done + restore_rate).min(RESTORE_TOTAL);
                     let mut p = progress(now, done);
                     p.started_at = start - Duration::seconds(42);
                     p.updated_at = now;

@@ -317,7 +317,7 @@ impl Widget for RunbookView<'_> {
             draw_list(t, &items, s, area, buf);
             return;
         };
-        let side = area.width >= 110;
+        let side = area.width >= 140;
         let (steps_area, detail_area) = if side {
             let sw = (area.width * 9 / 20).clamp(40, 80);
             (
