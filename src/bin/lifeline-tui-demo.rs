@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(tui::demo::run(ev_tx, cmd_rx, start, rate));
         let mut options = ConsoleOptions::new(tui::demo::model(start));
+        // Only the file named on the command line: the demo ignores the user's.
         options.keymap = keys;
         let console = tui::run_console(ev_rx, cmd_tx, options);
         match panic_after {

@@ -683,7 +683,7 @@ mod tests {
         update(&mut m, key('k'));
         assert_eq!(rows::cursor(&m, View::Journal), last - 1);
         // A new record does not move a cursor the operator placed.
-        let mut c = demo::Chain::default();
+        let mut c = demo::Chain::new("x");
         let mut r = c.record(
             m.now,
             "note",

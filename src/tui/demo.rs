@@ -117,20 +117,20 @@ pub fn sample(t: DateTime<Utc>, incident: DateTime<Utc>, restored: bool) -> Samp
 
 /// Builds sealed journal records with a real hash chain.
 pub struct Chain {
+    incident: String,
     seq: u64,
     prev: String,
 }
 
-impl Default for Chain {
-    fn default() -> Self {
+impl Chain {
+    pub fn new(incident: &str) -> Chain {
         Chain {
+            incident: incident.into(),
             seq: 0,
             prev: GENESIS.into(),
         }
     }
-}
 
-impl Chain {
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &mut self,
@@ -147,7 +147,7 @@ impl Chain {
         let mut r = Record {
             seq: self.seq,
             ts,
-            incident: INCIDENT.into(),
+            incident: self.incident.clone(),
             operator: "oncall".into(),
             kind: kind.into(),
             step: step.map(str::to_string),
@@ -167,8 +167,6 @@ impl Chain {
         r
     }
 }
-
-pub const INCIDENT: &str = "20261210-124206";
 
 fn hm(t: DateTime<Utc>) -> String {
     t.format("%H:%M").to_string()
@@ -318,7 +316,7 @@ pub fn model(now: DateTime<Utc>) -> Model {
     let incident = now - Duration::seconds(14 * 60 + 24);
     let ago = |s: i64| now - Duration::seconds(s);
     m.header = Header {
-        incident: INCIDENT.into(),
+        incident: incident.format("%Y%m%d-%H%M%S").to_string(),
         started_at: Some(incident),
         operator: "oncall".into(),
         mode: Mode::Live,
@@ -596,7 +594,7 @@ pub fn model(now: DateTime<Utc>) -> Model {
         stderr: true,
     });
 
-    let mut c = Chain::default();
+    let mut c = Chain::new(&m.header.incident);
     let i = |s: i64| incident + Duration::seconds(s);
     let recs = vec![
         c.record(i(0), kinds::INCIDENT_OPENED, None, None, None, None, "incident opened by a row-count alert on main", json!({"mode": "live", "inventory": "lifeline.toml"})),
@@ -653,9 +651,9 @@ pub async fn run(
     start: DateTime<Utc>,
     restore_rate: u64,
 ) {
-    let mut chain = Chain::default();
     // Continue the chain of the model's journal.
     let seed = model(start);
+    let mut chain = Chain::new(&seed.header.incident);
     for r in &seed.journal {
         chain.seq = r.seq;
         chain.prev = r.hash.clone();

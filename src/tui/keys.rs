@@ -327,6 +327,19 @@ impl Default for KeyMap {
     }
 }
 
+/// `$XDG_CONFIG_HOME/lifeline/keys.toml`, else `~/.config/lifeline/keys.toml`.
+pub fn default_path() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| std::path::PathBuf::from(h).join(".config"))
+        })?;
+    Some(base.join("lifeline").join("keys.toml"))
+}
+
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum OneOrMany {

@@ -57,7 +57,8 @@ pub enum TuiError {
 }
 
 /// How the console runs. `ConsoleOptions::new(model)` gives the defaults:
-/// theme from the environment, default keys, 30 fps, mouse on.
+/// theme from the environment, the user's key map file if there is one
+/// (`keys::default_path`), 30 fps, mouse on.
 #[derive(Debug, Clone)]
 pub struct ConsoleOptions {
     /// The starting model (header, known hosts, runbooks...); its `theme`
@@ -77,7 +78,7 @@ impl ConsoleOptions {
         model.theme = Theme::detect();
         ConsoleOptions {
             model,
-            keymap: None,
+            keymap: keys::default_path().filter(|p| p.exists()),
             fps: 30,
             mouse: true,
         }

@@ -156,6 +156,15 @@ impl TableSeries {
     }
 }
 
+/// Grows a series by a fixed chunk instead of doubling: a day of samples
+/// for hundreds of tables would otherwise hold up to twice its size.
+fn grow(v: &mut Vec<i64>) {
+    const CHUNK: usize = 1024;
+    if v.len() == v.capacity() {
+        v.reserve_exact(CHUNK);
+    }
+}
+
 /// Row counts of one database over time: a struct of arrays with retention.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DbSeries {
@@ -176,13 +185,27 @@ impl DbSeries {
             return;
         }
         let n = self.times.len();
+        grow(&mut self.times);
         self.times.push(t);
-        self.identity = sample.identity.clone();
-        for tc in &sample.tables {
-            let key = (tc.schema.clone(), tc.name.clone(), tc.oid);
-            let i = match self.index.get(&key) {
-                Some(i) => *i,
+        if self.identity != sample.identity {
+            self.identity = sample.identity.clone();
+        }
+        for (pos, tc) in sample.tables.iter().enumerate() {
+            // Rounds usually list the tables in the same order: try the
+            // same position first, then the index (no allocation either way).
+            let same =
+                |s: &TableSeries| s.oid == tc.oid && s.name == tc.name && s.schema == tc.schema;
+            let known = match self.tables.get(pos) {
+                Some(s) if same(s) => Some(pos),
+                _ => self
+                    .index
+                    .get(&(tc.schema.clone(), tc.name.clone(), tc.oid))
+                    .copied(),
+            };
+            let i = match known {
+                Some(i) => i,
                 None => {
+                    let key = (tc.schema.clone(), tc.name.clone(), tc.oid);
                     let mut values = Vec::with_capacity(n + 1);
                     values.resize(n, MISSING);
                     self.tables.push(TableSeries {
@@ -198,12 +221,14 @@ impl DbSeries {
             };
             let s = &mut self.tables[i];
             if s.values.len() == n {
+                grow(&mut s.values);
                 s.values.push(tc.rows);
             }
             s.exact = tc.exact;
         }
         for s in &mut self.tables {
             if s.values.len() == n {
+                grow(&mut s.values);
                 s.values.push(MISSING);
             }
         }
@@ -586,13 +611,15 @@ impl Model {
                         }
                         self.ui.dismissed_confirm = None;
                     }
-                    // Pops up unless the operator put this one aside, already
-                    // answered it, or is typing a command line.
+                    // Pops up over the Runbook view (its preview shows exactly
+                    // what runs) unless the operator put this one aside,
+                    // already answered it, or is typing a command line.
                     Some(step) => {
                         if self.ui.overlay == Overlay::None
                             && self.ui.input.is_none()
                             && self.ui.dismissed_confirm.as_ref() != Some(&step)
                         {
+                            self.ui.view = View::Runbook;
                             self.ui.overlay = Overlay::Confirm {
                                 input: String::new(),
                                 error: None,

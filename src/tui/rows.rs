@@ -130,7 +130,16 @@ pub fn tables(m: &Model) -> Vec<usize> {
         let (ta, tb) = (&s.tables[*a], &s.tables[*b]);
         (!alerted.contains(ta.name.as_str()))
             .cmp(&!alerted.contains(tb.name.as_str()))
-            .then_with(|| ta.name.to_lowercase().cmp(&tb.name.to_lowercase()))
+            .then_with(|| {
+                let lower = |s: &'_ str| s.chars().flat_map(char::to_lowercase).collect::<Vec<_>>();
+                if ta.name.is_ascii() && tb.name.is_ascii() {
+                    let (a, b) = (ta.name.bytes(), tb.name.bytes());
+                    a.map(|c| c.to_ascii_lowercase())
+                        .cmp(b.map(|c| c.to_ascii_lowercase()))
+                } else {
+                    lower(&ta.name).cmp(&lower(&tb.name))
+                }
+            })
             .then_with(|| ta.oid.cmp(&tb.oid))
     });
     idx

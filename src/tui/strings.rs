@@ -291,6 +291,33 @@ pub fn filter_title(filter: &str) -> String {
 
 // Details popup.
 pub const DETAILS: &str = "Details";
+// Field names in the details popup.
+pub const F_ACTION: &str = "action";
+pub const F_ADDRESS: &str = "address";
+pub const F_COMMAND: &str = "command";
+pub const F_DATA: &str = "data";
+pub const F_DATABASE: &str = "database";
+pub const F_DATABASES: &str = "databases";
+pub const F_DURATION: &str = "duration";
+pub const F_ERROR: &str = "error";
+pub const F_EXIT: &str = "exit";
+pub const F_FINISHED: &str = "finished";
+pub const F_HASH: &str = "hash";
+pub const F_HEALTH: &str = "health";
+pub const F_HOST: &str = "host";
+pub const F_KIND: &str = "kind";
+pub const F_OID: &str = "oid";
+pub const F_OPERATOR: &str = "operator";
+pub const F_PREV: &str = "prev";
+pub const F_SEQ: &str = "seq";
+pub const F_STARTED: &str = "started";
+pub const F_STATE: &str = "state";
+pub const F_STEP: &str = "step";
+pub const F_SUMMARY: &str = "summary";
+pub const F_SYSTEM_ID: &str = "system id";
+pub const F_TARGET: &str = "target";
+pub const F_TIME: &str = "time";
+pub const F_TITLE: &str = "title";
 pub const CLOSE_HINT: &str = "esc close  j/k scroll";
 
 // Confirm dialog.

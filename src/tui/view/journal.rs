@@ -52,7 +52,7 @@ impl Widget for JournalView<'_> {
             return;
         }
         let wide = area.width >= 120;
-        let kind_w = if wide { 16 } else { 14 };
+        let kind_w = if wide { 16 } else { 15 };
         let step_w = if wide { 16 } else { 10 };
         let target_w = if wide { 24 } else { 0 };
         // Only the rows that can be on screen are built.

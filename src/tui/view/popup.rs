@@ -130,34 +130,34 @@ fn detail_lines(m: &Model, target: &DetailTarget, w: usize) -> (String, Vec<Line
         DetailTarget::Record(seq) => {
             title = format!("{} #{seq}", strings::DETAILS);
             if let Some(r) = m.journal.iter().find(|r| r.seq == *seq) {
-                lines.push(field(m, "seq", r.seq.to_string()));
-                lines.push(field(m, "time", r.ts.to_rfc3339()));
-                lines.push(field(m, "kind", r.kind.clone()));
-                lines.push(field(m, "operator", r.operator.clone()));
+                lines.push(field(m, strings::F_SEQ, r.seq.to_string()));
+                lines.push(field(m, strings::F_TIME, r.ts.to_rfc3339()));
+                lines.push(field(m, strings::F_KIND, r.kind.clone()));
+                lines.push(field(m, strings::F_OPERATOR, r.operator.clone()));
                 if let Some(s) = &r.step {
-                    lines.push(field(m, "step", s.clone()));
+                    lines.push(field(m, strings::F_STEP, s.clone()));
                 }
                 if let Some(s) = &r.target {
-                    lines.push(field(m, "target", s.clone()));
+                    lines.push(field(m, strings::F_TARGET, s.clone()));
                 }
                 if let Some(s) = &r.command {
-                    lines.push(field(m, "command", ""));
+                    lines.push(field(m, strings::F_COMMAND, ""));
                     for l in wrap(s, w.saturating_sub(4)) {
                         lines.push(Line::from(styled(format!("  {l}"), t.style(Role::Info))));
                     }
                 }
                 if let Some(e) = r.exit {
-                    lines.push(field(m, "exit", e.to_string()));
+                    lines.push(field(m, strings::F_EXIT, e.to_string()));
                 }
                 if let Some(d) = r.duration_ms {
-                    lines.push(field(m, "duration", format!("{d} ms")));
+                    lines.push(field(m, strings::F_DURATION, format!("{d} ms")));
                 }
-                lines.push(field(m, "summary", ""));
+                lines.push(field(m, strings::F_SUMMARY, ""));
                 for l in wrap(&r.summary, w.saturating_sub(4)) {
                     lines.push(Line::from(styled(format!("  {l}"), t.style(Role::Normal))));
                 }
                 if !r.data.is_null() {
-                    lines.push(field(m, "data", ""));
+                    lines.push(field(m, strings::F_DATA, ""));
                     let pretty = serde_json::to_string_pretty(&r.data).unwrap_or_default();
                     for l in pretty.lines() {
                         lines.push(Line::from(styled(
@@ -166,8 +166,8 @@ fn detail_lines(m: &Model, target: &DetailTarget, w: usize) -> (String, Vec<Line
                         )));
                     }
                 }
-                lines.push(field(m, "prev", r.prev.clone()));
-                lines.push(field(m, "hash", r.hash.clone()));
+                lines.push(field(m, strings::F_PREV, r.prev.clone()));
+                lines.push(field(m, strings::F_HASH, r.hash.clone()));
             }
         }
         DetailTarget::Service { host, name } => {
@@ -178,10 +178,10 @@ fn detail_lines(m: &Model, target: &DetailTarget, w: usize) -> (String, Vec<Line
                 .find(|h| h.host == *host)
                 .and_then(|h| h.services.iter().find(|s| s.name == *name))
             {
-                lines.push(field(m, "host", host.clone()));
-                lines.push(field(m, "kind", strings::service_kind(s.kind)));
-                lines.push(field(m, "state", s.state.clone()));
-                lines.push(field(m, "databases", s.databases.join(", ")));
+                lines.push(field(m, strings::F_HOST, host.clone()));
+                lines.push(field(m, strings::F_KIND, strings::service_kind(s.kind)));
+                lines.push(field(m, strings::F_STATE, s.state.clone()));
+                lines.push(field(m, strings::F_DATABASES, s.databases.join(", ")));
                 if s.stopped_by_runbook {
                     lines.push(field(m, "", strings::STOPPED_BY_RUNBOOK));
                 }
@@ -204,17 +204,17 @@ fn detail_lines(m: &Model, target: &DetailTarget, w: usize) -> (String, Vec<Line
                 .as_ref()
                 .and_then(|r| r.steps.iter().find(|s| s.id == *id))
             {
-                lines.push(field(m, "title", s.title.clone()));
-                lines.push(field(m, "action", s.action.clone()));
-                lines.push(field(m, "state", strings::step_state(s.state)));
+                lines.push(field(m, strings::F_TITLE, s.title.clone()));
+                lines.push(field(m, strings::F_ACTION, s.action.clone()));
+                lines.push(field(m, strings::F_STATE, strings::step_state(s.state)));
                 if s.destructive {
                     lines.push(field(m, "", strings::DESTRUCTIVE));
                 }
                 if let Some(st) = s.started_at {
-                    lines.push(field(m, "started", hms(st)));
+                    lines.push(field(m, strings::F_STARTED, hms(st)));
                 }
                 if let Some(f) = s.finished_at {
-                    lines.push(field(m, "finished", hms(f)));
+                    lines.push(field(m, strings::F_FINISHED, hms(f)));
                 }
                 if let Some(sum) = &s.summary {
                     for l in wrap(sum, w.saturating_sub(12)) {
@@ -238,14 +238,16 @@ fn detail_lines(m: &Model, target: &DetailTarget, w: usize) -> (String, Vec<Line
             title = name.clone();
             if let Some(h) = m.hosts.iter().find(|h| h.name == *name) {
                 if let Some(a) = &h.address {
-                    lines.push(field(m, "address", a.clone()));
+                    lines.push(field(m, strings::F_ADDRESS, a.clone()));
                 }
-                let mut state: Vec<Span<'static>> =
-                    vec![styled(format!("{:<12}", "state"), t.style(Role::Muted))];
+                let mut state: Vec<Span<'static>> = vec![styled(
+                    format!("{:<12}", strings::F_STATE),
+                    t.style(Role::Muted),
+                )];
                 state.extend(super::overview::host_state(m, h));
                 lines.push(Line::from(state));
                 if let Some(e) = &h.error {
-                    lines.push(field(m, "error", e.clone()));
+                    lines.push(field(m, strings::F_ERROR, e.clone()));
                 }
             }
         }
@@ -253,15 +255,15 @@ fn detail_lines(m: &Model, target: &DetailTarget, w: usize) -> (String, Vec<Line
             title = name.clone();
             if let Some(d) = m.database(name) {
                 if let Some(id) = &d.identity {
-                    lines.push(field(m, "address", id.address.clone()));
-                    lines.push(field(m, "database", id.database.clone()));
-                    lines.push(field(m, "system id", id.system_identifier.clone()));
-                    lines.push(field(m, "oid", id.database_oid.to_string()));
+                    lines.push(field(m, strings::F_ADDRESS, id.address.clone()));
+                    lines.push(field(m, strings::F_DATABASE, id.database.clone()));
+                    lines.push(field(m, strings::F_SYSTEM_ID, id.system_identifier.clone()));
+                    lines.push(field(m, strings::F_OID, id.database_oid.to_string()));
                     if let Some(p) = id.postmaster_start {
-                        lines.push(field(m, "started", p.to_rfc3339()));
+                        lines.push(field(m, strings::F_STARTED, p.to_rfc3339()));
                     }
                 }
-                lines.push(field(m, "health", strings::health(d.health)));
+                lines.push(field(m, strings::F_HEALTH, strings::health(d.health)));
             }
         }
     }
