@@ -22,3 +22,4 @@ pub mod state;
 pub mod status;
 pub mod timeline;
 pub mod transport;
+pub mod tui;

@@ -1,0 +1,1027 @@
+//! Key handling: `update(&mut Model, Msg) -> Vec<UiCommand>`, pure. A key
+//! becomes an action through the key map, an action changes the UI state
+//! and may emit commands for the engine. Never does I/O, never blocks.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::event::{ExportFormat, Msg, Scroll, UiCommand};
+use super::keys::Action;
+use super::model::{DetailTarget, Input, Model, Overlay, StepState, View, ZOOMS};
+use super::rows::{self, OvRow};
+use super::strings;
+
+/// Applies one message; returns the commands to send to the engine.
+pub fn update(m: &mut Model, msg: Msg) -> Vec<UiCommand> {
+    match msg {
+        Msg::Ui(ev) => {
+            m.apply(*ev);
+            Vec::new()
+        }
+        Msg::Resize(w, h) => {
+            m.ui.size = (w, h);
+            Vec::new()
+        }
+        Msg::Scroll(dir) => {
+            let step: isize = if dir == Scroll::Up { -3 } else { 3 };
+            match &mut m.ui.overlay {
+                Overlay::Help { scroll } | Overlay::Details { scroll, .. } => {
+                    *scroll = scroll.saturating_add_signed(step);
+                }
+                Overlay::None if m.ui.input.is_none() => move_cursor(m, step),
+                _ => {}
+            }
+            Vec::new()
+        }
+        Msg::Paste(text) => {
+            let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+            match (&mut m.ui.overlay, &mut m.ui.input) {
+                (Overlay::Confirm { input, error }, _) => {
+                    input.push_str(&clean);
+                    *error = None;
+                }
+                (Overlay::None, Some(Input::Command(s))) => s.push_str(&clean),
+                (Overlay::None, Some(Input::Filter(s))) => {
+                    s.push_str(&clean);
+                    let f = s.clone();
+                    set_filter(m, f);
+                }
+                _ => {}
+            }
+            Vec::new()
+        }
+        Msg::Key(k) => on_key(m, k),
+    }
+}
+
+fn is_ctrl(k: &KeyEvent, c: char) -> bool {
+    k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char(c)
+}
+
+fn on_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
+    m.ui.message = None;
+    if m.ui.overlay != Overlay::None {
+        return overlay_key(m, k);
+    }
+    if m.ui.input.is_some() {
+        return input_key(m, k);
+    }
+    match m.keys.action(m.ui.view, &k) {
+        Some(a) => action(m, a),
+        None => Vec::new(),
+    }
+}
+
+fn say(m: &mut Model, text: impl Into<String>, error: bool) {
+    m.ui.message = Some((text.into(), error));
+}
+
+fn quit(m: &mut Model) -> Vec<UiCommand> {
+    m.ui.quit = true;
+    vec![UiCommand::Quit]
+}
+
+fn ask_quit(m: &mut Model) -> Vec<UiCommand> {
+    if m.step_running() {
+        m.ui.overlay = Overlay::Quit;
+        Vec::new()
+    } else {
+        quit(m)
+    }
+}
+
+fn page(m: &Model) -> isize {
+    (m.ui.size.1 as isize - 8).max(3)
+}
+
+fn move_cursor(m: &mut Model, delta: isize) {
+    let v = m.ui.view;
+    let n = rows::len(m, v);
+    if n == 0 {
+        return;
+    }
+    let cur = rows::cursor(m, v);
+    let next = cur.saturating_add_signed(delta).min(n - 1);
+    set_cursor(m, v, next);
+}
+
+fn set_cursor(m: &mut Model, v: View, i: usize) {
+    match v {
+        View::Timeline => {
+            let t = rows::tables(m);
+            if let (Some(ti), Some(db)) = (t.get(i), rows::timeline_db(m))
+                && let Some(s) = m.series_of(db)
+            {
+                let tab = &s.tables[*ti];
+                m.ui.selected_table = Some((tab.name.clone(), tab.oid));
+            }
+        }
+        View::Journal => {
+            let n = rows::journal(m).len();
+            m.ui.journal_follow = i + 1 >= n;
+            m.ui.cursor[v.index()] = i;
+        }
+        View::Runbook => {
+            m.ui.step_follow = false;
+            m.ui.cursor[v.index()] = i;
+        }
+        _ => m.ui.cursor[v.index()] = i,
+    }
+}
+
+fn set_filter(m: &mut Model, f: String) {
+    let v = m.ui.view;
+    m.ui.filter[v.index()] = f;
+    if v != View::Timeline && v != View::Journal {
+        m.ui.cursor[v.index()] = 0;
+    }
+}
+
+fn switch(m: &mut Model, v: View) {
+    m.ui.view = v;
+}
+
+fn action(m: &mut Model, a: Action) -> Vec<UiCommand> {
+    match a {
+        Action::Help => m.ui.overlay = Overlay::Help { scroll: 0 },
+        Action::Command => m.ui.input = Some(Input::Command(String::new())),
+        Action::Filter => {
+            let cur = m.ui.filter[m.ui.view.index()].clone();
+            m.ui.input = Some(Input::Filter(cur));
+        }
+        Action::Quit | Action::ForceQuit => return ask_quit(m),
+        Action::NextView => {
+            let i = (m.ui.view.index() + 1) % View::ALL.len();
+            switch(m, View::ALL[i]);
+        }
+        Action::PrevView => {
+            let i = (m.ui.view.index() + View::ALL.len() - 1) % View::ALL.len();
+            switch(m, View::ALL[i]);
+        }
+        Action::ViewOverview => switch(m, View::Overview),
+        Action::ViewServices => switch(m, View::Services),
+        Action::ViewTimeline => switch(m, View::Timeline),
+        Action::ViewRunbook => switch(m, View::Runbook),
+        Action::ViewJournal => switch(m, View::Journal),
+        Action::Down => move_cursor(m, 1),
+        Action::Up => move_cursor(m, -1),
+        Action::PageDown => move_cursor(m, page(m)),
+        Action::PageUp => move_cursor(m, -page(m)),
+        Action::Top => {
+            let v = m.ui.view;
+            set_cursor(m, v, 0);
+        }
+        Action::Bottom => {
+            let v = m.ui.view;
+            let n = rows::len(m, v);
+            set_cursor(m, v, n.saturating_sub(1));
+            if v == View::Journal {
+                m.ui.journal_follow = true;
+            }
+        }
+        Action::Open => return open(m),
+        Action::Back => {
+            let v = m.ui.view.index();
+            m.ui.filter[v].clear();
+        }
+        Action::NextDb => {
+            let names: Vec<String> = if m.databases.is_empty() {
+                m.series.iter().map(|(n, _)| n.clone()).collect()
+            } else {
+                m.databases.iter().map(|d| d.name.clone()).collect()
+            };
+            if names.is_empty() {
+                return Vec::new();
+            }
+            let cur =
+                m.ui.selected_db
+                    .as_ref()
+                    .and_then(|s| names.iter().position(|n| n == s));
+            let next = cur.map(|i| (i + 1) % names.len()).unwrap_or(0);
+            return select_db(m, &names[next]);
+        }
+        Action::Note => m.ui.input = Some(Input::Command("note ".into())),
+        Action::ZoomIn => m.ui.zoom = m.ui.zoom.saturating_sub(1),
+        Action::ZoomOut => m.ui.zoom = (m.ui.zoom + 1).min(ZOOMS.len() - 1),
+        Action::PanLeft | Action::PanRight => pan(m, a == Action::PanRight),
+        Action::Abort => return ask_abort(m),
+    }
+    Vec::new()
+}
+
+fn pan(m: &mut Model, later: bool) {
+    let span = ZOOMS[m.ui.zoom];
+    let Some(s) = rows::timeline_db(m).and_then(|db| m.series_of(db)) else {
+        return;
+    };
+    let (Some(first), Some(_)) = (s.times.first().copied(), s.times.last()) else {
+        return;
+    };
+    let now = m.now.timestamp();
+    let end = m.ui.pan_end.unwrap_or(now);
+    let step = (span / 4).max(1);
+    if later {
+        let e = end + step;
+        m.ui.pan_end = (e < now).then_some(e);
+    } else {
+        m.ui.pan_end = Some((end - step).max(first + step.min(span)));
+    }
+}
+
+fn ask_abort(m: &mut Model) -> Vec<UiCommand> {
+    if m.header.readonly {
+        say(m, strings::READONLY_REFUSED, true);
+        return Vec::new();
+    }
+    let active = m.runbook.as_ref().is_some_and(|r| {
+        r.steps
+            .iter()
+            .any(|s| matches!(s.state, StepState::Running | StepState::Pending))
+    });
+    if active {
+        m.ui.overlay = Overlay::Abort;
+    } else {
+        say(m, strings::NOTHING_TO_ABORT, true);
+    }
+    Vec::new()
+}
+
+fn select_db(m: &mut Model, name: &str) -> Vec<UiCommand> {
+    let known: Vec<&str> = if m.databases.is_empty() {
+        m.series.iter().map(|(n, _)| n.as_str()).collect()
+    } else {
+        m.databases.iter().map(|d| d.name.as_str()).collect()
+    };
+    if !known.contains(&name) {
+        let text = strings::unknown_db(name, &known.join(", "));
+        say(m, text, true);
+        return Vec::new();
+    }
+    if m.ui.selected_db.as_deref() != Some(name) {
+        m.ui.selected_table = None;
+        m.ui.pan_end = None;
+    }
+    m.ui.selected_db = Some(name.to_string());
+    say(m, strings::db_selected(name), false);
+    vec![UiCommand::SelectDb(name.to_string())]
+}
+
+fn start_runbook(m: &mut Model, name: &str) -> Vec<UiCommand> {
+    if m.header.readonly {
+        say(m, strings::READONLY_REFUSED, true);
+        return Vec::new();
+    }
+    if !m.runbooks.is_empty() && !m.runbooks.iter().any(|r| r.name == name) {
+        let known: Vec<&str> = m.runbooks.iter().map(|r| r.name.as_str()).collect();
+        let text = strings::unknown_runbook(name, &known.join(", "));
+        say(m, text, true);
+        return Vec::new();
+    }
+    m.ui.view = View::Runbook;
+    say(m, strings::runbook_sent(name), false);
+    vec![UiCommand::StartRunbook(name.to_string())]
+}
+
+fn open(m: &mut Model) -> Vec<UiCommand> {
+    let v = m.ui.view;
+    let cur = rows::cursor(m, v);
+    match v {
+        View::Overview => match rows::overview(m).get(cur).copied() {
+            Some(OvRow::Hazard(hi, si, _)) => {
+                let target = rows::services(m)
+                    .iter()
+                    .position(|(h, s)| *h == hi && *s == si);
+                m.ui.view = View::Services;
+                if let Some(t) = target {
+                    m.ui.cursor[View::Services.index()] = t;
+                }
+            }
+            Some(OvRow::Host(i)) => {
+                m.ui.overlay = Overlay::Details {
+                    target: DetailTarget::Host(m.hosts[i].name.clone()),
+                    scroll: 0,
+                }
+            }
+            Some(OvRow::Db(i)) => {
+                let name = m.databases[i].name.clone();
+                m.ui.view = View::Timeline;
+                return select_db(m, &name);
+            }
+            None => {}
+        },
+        View::Services => {
+            if let Some((hi, si)) = rows::services(m).get(cur).copied() {
+                let hs = &m.services[hi];
+                m.ui.overlay = Overlay::Details {
+                    target: DetailTarget::Service {
+                        host: hs.host.clone(),
+                        name: hs.services[si].name.clone(),
+                    },
+                    scroll: 0,
+                };
+            }
+        }
+        View::Timeline => {}
+        View::Runbook => {
+            if m.pending.is_some() {
+                m.ui.dismissed_confirm = None;
+                m.ui.overlay = Overlay::Confirm {
+                    input: String::new(),
+                    error: None,
+                };
+            } else if let Some(r) = &m.runbook {
+                if let Some(s) = r.steps.get(cur) {
+                    m.ui.overlay = Overlay::Details {
+                        target: DetailTarget::Step(s.id.clone()),
+                        scroll: 0,
+                    };
+                }
+            } else if let Some(name) = m.runbooks.get(cur).map(|r| r.name.clone()) {
+                return start_runbook(m, &name);
+            }
+        }
+        View::Journal => {
+            if let Some(i) = rows::journal(m).get(cur).copied() {
+                m.ui.overlay = Overlay::Details {
+                    target: DetailTarget::Record(m.journal[i].seq),
+                    scroll: 0,
+                };
+            }
+        }
+    }
+    Vec::new()
+}
+
+fn input_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
+    let Some(input) = m.ui.input.take() else {
+        return Vec::new();
+    };
+    let plain = !k
+        .modifiers
+        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+    match input {
+        Input::Command(mut s) => match k.code {
+            KeyCode::Enter => return run_command(m, s.trim()),
+            KeyCode::Esc => {}
+            _ if is_ctrl(&k, 'c') => {}
+            _ if is_ctrl(&k, 'u') => m.ui.input = Some(Input::Command(String::new())),
+            KeyCode::Backspace => {
+                if s.pop().is_some() {
+                    m.ui.input = Some(Input::Command(s));
+                }
+            }
+            KeyCode::Char(c) if plain => {
+                s.push(c);
+                m.ui.input = Some(Input::Command(s));
+            }
+            _ => m.ui.input = Some(Input::Command(s)),
+        },
+        Input::Filter(mut s) => match k.code {
+            KeyCode::Enter => {}
+            KeyCode::Esc => set_filter(m, String::new()),
+            _ if is_ctrl(&k, 'c') => set_filter(m, String::new()),
+            _ if is_ctrl(&k, 'u') => {
+                set_filter(m, String::new());
+                m.ui.input = Some(Input::Filter(String::new()));
+            }
+            KeyCode::Backspace => {
+                s.pop();
+                set_filter(m, s.clone());
+                m.ui.input = Some(Input::Filter(s));
+            }
+            KeyCode::Char(c) if plain => {
+                s.push(c);
+                set_filter(m, s.clone());
+                m.ui.input = Some(Input::Filter(s));
+            }
+            _ => m.ui.input = Some(Input::Filter(s)),
+        },
+    }
+    Vec::new()
+}
+
+/// Runs a `:` command line (without the colon).
+pub fn run_command(m: &mut Model, line: &str) -> Vec<UiCommand> {
+    let (word, rest) = match line.split_once(char::is_whitespace) {
+        Some((w, r)) => (w, r.trim()),
+        None => (line, ""),
+    };
+    match word {
+        "" => Vec::new(),
+        "q" | "quit" => ask_quit(m),
+        "q!" | "quit!" => quit(m),
+        "runbook" | "rb" if rest.is_empty() => {
+            m.ui.view = View::Runbook;
+            Vec::new()
+        }
+        "runbook" | "rb" => start_runbook(m, rest),
+        "db" if rest.is_empty() => {
+            say(m, strings::DB_REQUIRED, true);
+            Vec::new()
+        }
+        "db" => select_db(m, rest),
+        "export" => match ExportFormat::parse(rest) {
+            Some(f) => {
+                say(m, strings::export_sent(rest), false);
+                vec![UiCommand::Export(f)]
+            }
+            None => {
+                say(m, strings::bad_export(rest), true);
+                Vec::new()
+            }
+        },
+        "note" if rest.is_empty() => {
+            say(m, strings::NOTE_EMPTY, true);
+            Vec::new()
+        }
+        "note" => {
+            say(m, strings::note_sent(rest), false);
+            vec![UiCommand::Note(rest.to_string())]
+        }
+        "abort" => ask_abort(m),
+        "help" => {
+            m.ui.overlay = Overlay::Help { scroll: 0 };
+            Vec::new()
+        }
+        "overview" => {
+            switch(m, View::Overview);
+            Vec::new()
+        }
+        "services" => {
+            switch(m, View::Services);
+            Vec::new()
+        }
+        "timeline" => {
+            switch(m, View::Timeline);
+            Vec::new()
+        }
+        "journal" => {
+            switch(m, View::Journal);
+            Vec::new()
+        }
+        other => {
+            say(m, strings::unknown_command(other), true);
+            Vec::new()
+        }
+    }
+}
+
+fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
+    let action = m.keys.action(m.ui.view, &k);
+    let overlay = std::mem::take(&mut m.ui.overlay);
+    match overlay {
+        Overlay::None => {}
+        Overlay::Help { scroll } | Overlay::Details { scroll, .. }
+            if matches!(
+                action,
+                Some(Action::Down | Action::Up | Action::PageDown | Action::PageUp | Action::Top)
+            ) =>
+        {
+            let p = page(m) as usize;
+            let s = match action {
+                Some(Action::Down) => scroll + 1,
+                Some(Action::Up) => scroll.saturating_sub(1),
+                Some(Action::PageDown) => scroll + p,
+                Some(Action::PageUp) => scroll.saturating_sub(p),
+                _ => 0,
+            };
+            m.ui.overlay = match overlay {
+                Overlay::Details { target, .. } => Overlay::Details { target, scroll: s },
+                _ => Overlay::Help { scroll: s },
+            };
+        }
+        Overlay::Help { .. } | Overlay::Details { .. }
+            if k.code == KeyCode::Esc
+                || matches!(
+                    action,
+                    Some(Action::Back | Action::Help | Action::Quit | Action::Open)
+                ) => {}
+        Overlay::Help { .. } | Overlay::Details { .. } if action == Some(Action::ForceQuit) => {
+            return ask_quit(m);
+        }
+        Overlay::Help { .. } | Overlay::Details { .. } => m.ui.overlay = overlay,
+        Overlay::Quit => match k.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') => return quit(m),
+            _ if is_ctrl(&k, 'c') => return quit(m),
+            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {}
+            _ => m.ui.overlay = Overlay::Quit,
+        },
+        Overlay::Abort => match k.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') => return vec![UiCommand::Abort],
+            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {}
+            _ if is_ctrl(&k, 'c') => {}
+            _ => m.ui.overlay = Overlay::Abort,
+        },
+        Overlay::Confirm { input, error } => return confirm_key(m, k, input, error),
+    }
+    Vec::new()
+}
+
+fn put_aside(m: &mut Model) {
+    m.ui.dismissed_confirm = m.pending.as_ref().map(|p| p.step.clone());
+    say(m, strings::CONFIRM_PUT_ASIDE, false);
+}
+
+fn confirm_key(
+    m: &mut Model,
+    k: KeyEvent,
+    mut input: String,
+    error: Option<String>,
+) -> Vec<UiCommand> {
+    let Some(p) = m.pending.clone() else {
+        return Vec::new();
+    };
+    if k.code == KeyCode::Esc || is_ctrl(&k, 'c') {
+        put_aside(m);
+        return Vec::new();
+    }
+    let plain = !k
+        .modifiers
+        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+    let Some(expect) = p.expect.clone() else {
+        // A yes/no question.
+        match k.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                return confirm(m, p.step, "yes".into());
+            }
+            KeyCode::Char('n') | KeyCode::Char('N') => put_aside(m),
+            _ => m.ui.overlay = Overlay::Confirm { input, error },
+        }
+        return Vec::new();
+    };
+    let mut error = error;
+    match k.code {
+        KeyCode::Enter => {
+            if input == expect {
+                return confirm(m, p.step, input);
+            }
+            error = Some(strings::confirm_mismatch(&expect, &input));
+            input.clear();
+        }
+        _ if is_ctrl(&k, 'u') => input.clear(),
+        KeyCode::Backspace => {
+            input.pop();
+        }
+        KeyCode::Char(c) if plain => {
+            input.push(c);
+            error = None;
+        }
+        _ => {}
+    }
+    m.ui.overlay = Overlay::Confirm { input, error };
+    Vec::new()
+}
+
+fn confirm(m: &mut Model, step: String, typed: String) -> Vec<UiCommand> {
+    if m.header.readonly {
+        say(m, strings::READONLY_REFUSED, true);
+        return Vec::new();
+    }
+    // Answered: do not pop up again while the engine catches up.
+    m.ui.dismissed_confirm = Some(step.clone());
+    say(m, strings::CONFIRMED_SENT, false);
+    vec![UiCommand::Confirm { step, typed }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::demo;
+    use crate::tui::event::UiEvent;
+    use crate::tui::model::{PendingConfirm, View};
+    use chrono::{TimeZone, Utc};
+
+    fn model() -> Model {
+        demo::model(Utc.with_ymd_and_hms(2026, 12, 10, 12, 56, 30).unwrap())
+    }
+    fn key(c: char) -> Msg {
+        let mods = if c.is_ascii_uppercase() {
+            KeyModifiers::SHIFT
+        } else {
+            KeyModifiers::NONE
+        };
+        Msg::Key(KeyEvent::new(KeyCode::Char(c), mods))
+    }
+    fn code(c: KeyCode) -> Msg {
+        Msg::Key(KeyEvent::new(c, KeyModifiers::NONE))
+    }
+    fn ctrl(c: char) -> Msg {
+        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+    }
+    fn typed(m: &mut Model, s: &str) -> Vec<UiCommand> {
+        let mut out = Vec::new();
+        for c in s.chars() {
+            out.extend(update(m, key(c)));
+        }
+        out
+    }
+    /// Types `:line` and Enter.
+    fn command(m: &mut Model, line: &str) -> Vec<UiCommand> {
+        let mut out = update(m, key(':'));
+        out.extend(typed(m, line));
+        out.extend(update(m, code(KeyCode::Enter)));
+        out
+    }
+    fn no_step_running(m: &mut Model) {
+        m.apply(UiEvent::StepUpdate {
+            id: "restore".into(),
+            state: StepState::Done,
+            summary: None,
+        });
+    }
+
+    #[test]
+    fn number_keys_and_tab_switch_views() {
+        let mut m = model();
+        for (c, v) in [
+            ('2', View::Services),
+            ('3', View::Timeline),
+            ('4', View::Runbook),
+            ('5', View::Journal),
+            ('1', View::Overview),
+        ] {
+            assert!(update(&mut m, key(c)).is_empty());
+            assert_eq!(m.ui.view, v);
+        }
+        update(&mut m, code(KeyCode::Tab));
+        assert_eq!(m.ui.view, View::Services);
+        update(
+            &mut m,
+            Msg::Key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT)),
+        );
+        update(
+            &mut m,
+            Msg::Key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT)),
+        );
+        assert_eq!(m.ui.view, View::Journal);
+    }
+
+    #[test]
+    fn cursor_moves_and_clamps() {
+        let mut m = model();
+        let n = rows::overview(&m).len();
+        update(&mut m, key('k'));
+        assert_eq!(rows::cursor(&m, View::Overview), 0);
+        update(&mut m, key('j'));
+        update(&mut m, code(KeyCode::Down));
+        assert_eq!(rows::cursor(&m, View::Overview), 2);
+        update(&mut m, key('G'));
+        assert_eq!(rows::cursor(&m, View::Overview), n - 1);
+        update(&mut m, key('j'));
+        assert_eq!(rows::cursor(&m, View::Overview), n - 1);
+        update(&mut m, key('g'));
+        assert_eq!(rows::cursor(&m, View::Overview), 0);
+        update(&mut m, Msg::Scroll(Scroll::Down));
+        assert_eq!(rows::cursor(&m, View::Overview), 3);
+    }
+
+    #[test]
+    fn journal_follows_until_moved_up() {
+        let mut m = model();
+        update(&mut m, key('5'));
+        let last = m.journal.len() - 1;
+        assert_eq!(rows::cursor(&m, View::Journal), last);
+        update(&mut m, key('k'));
+        assert_eq!(rows::cursor(&m, View::Journal), last - 1);
+        // A new record does not move a cursor the operator placed.
+        let mut c = demo::Chain::new("x");
+        let mut r = c.record(
+            m.now,
+            "note",
+            None,
+            None,
+            None,
+            None,
+            "x",
+            serde_json::Value::Null,
+        );
+        r.seq = 100;
+        m.apply(UiEvent::Journal(r.clone()));
+        assert_eq!(rows::cursor(&m, View::Journal), last - 1);
+        update(&mut m, key('G'));
+        r.seq = 101;
+        m.apply(UiEvent::Journal(r));
+        assert_eq!(rows::cursor(&m, View::Journal), last + 2);
+    }
+
+    #[test]
+    fn commands_from_the_command_line() {
+        let mut m = model();
+        assert_eq!(
+            command(&mut m, "runbook wrong-database"),
+            vec![UiCommand::StartRunbook("wrong-database".into())]
+        );
+        assert_eq!(m.ui.view, View::Runbook);
+        assert!(command(&mut m, "runbook nope").is_empty());
+        assert!(m.ui.message.as_ref().unwrap().0.contains("'nope'"));
+        assert_eq!(
+            command(&mut m, "db local"),
+            vec![UiCommand::SelectDb("local".into())]
+        );
+        assert_eq!(m.ui.selected_db.as_deref(), Some("local"));
+        assert!(
+            command(&mut m, "db Main").is_empty(),
+            "names are case-sensitive"
+        );
+        assert!(m.ui.message.as_ref().unwrap().1);
+        assert_eq!(
+            command(&mut m, "export md"),
+            vec![UiCommand::Export(ExportFormat::Markdown)]
+        );
+        assert!(command(&mut m, "export pdf").is_empty());
+        assert_eq!(
+            command(&mut m, "note the dashboard lies"),
+            vec![UiCommand::Note("the dashboard lies".into())]
+        );
+        assert!(command(&mut m, "note").is_empty());
+        assert!(command(&mut m, "frobnicate").is_empty());
+        assert!(m.ui.message.as_ref().unwrap().0.contains("'frobnicate'"));
+        command(&mut m, "journal");
+        assert_eq!(m.ui.view, View::Journal);
+        command(&mut m, "help");
+        assert_eq!(m.ui.overlay, Overlay::Help { scroll: 0 });
+    }
+
+    #[test]
+    fn command_line_editing() {
+        let mut m = model();
+        update(&mut m, key(':'));
+        typed(&mut m, "dbx");
+        update(&mut m, code(KeyCode::Backspace));
+        assert_eq!(m.ui.input, Some(Input::Command("db".into())));
+        update(&mut m, ctrl('u'));
+        assert_eq!(m.ui.input, Some(Input::Command(String::new())));
+        update(&mut m, code(KeyCode::Esc));
+        assert_eq!(m.ui.input, None);
+        // Keys typed into the command line do not act ('q' does not quit).
+        update(&mut m, key(':'));
+        typed(&mut m, "q1");
+        assert!(!m.ui.quit);
+        assert_eq!(m.ui.view, View::Overview);
+        update(&mut m, Msg::Paste("x\ny".into()));
+        assert_eq!(m.ui.input, Some(Input::Command("q1xy".into())));
+    }
+
+    #[test]
+    fn quit_asks_while_a_step_runs() {
+        let mut m = model();
+        assert!(m.step_running());
+        assert!(update(&mut m, key('q')).is_empty());
+        assert_eq!(m.ui.overlay, Overlay::Quit);
+        update(&mut m, key('n'));
+        assert_eq!(m.ui.overlay, Overlay::None);
+        assert!(!m.ui.quit);
+        update(&mut m, key('q'));
+        assert_eq!(update(&mut m, key('y')), vec![UiCommand::Quit]);
+        assert!(m.ui.quit);
+
+        // Ctrl-C twice.
+        let mut m = model();
+        assert!(update(&mut m, ctrl('c')).is_empty());
+        assert_eq!(update(&mut m, ctrl('c')), vec![UiCommand::Quit]);
+
+        // :q asks too, :q! does not.
+        let mut m = model();
+        assert!(command(&mut m, "q").is_empty());
+        assert_eq!(m.ui.overlay, Overlay::Quit);
+        let mut m = model();
+        assert_eq!(command(&mut m, "q!"), vec![UiCommand::Quit]);
+
+        // Nothing running: q quits at once.
+        let mut m = model();
+        no_step_running(&mut m);
+        assert_eq!(update(&mut m, key('q')), vec![UiCommand::Quit]);
+    }
+
+    fn with_swap_pending() -> Model {
+        let mut m = model();
+        m.apply(UiEvent::Confirm(Some(demo::swap_confirm())));
+        m
+    }
+
+    #[test]
+    fn confirm_dialog_wants_the_exact_database_name() {
+        let mut m = with_swap_pending();
+        assert!(matches!(m.ui.overlay, Overlay::Confirm { .. }), "pops up");
+        // Wrong name, wrong case: refused, told why, input cleared.
+        assert!(typed(&mut m, "tovplay").is_empty());
+        assert!(update(&mut m, code(KeyCode::Enter)).is_empty());
+        match &m.ui.overlay {
+            Overlay::Confirm { input, error } => {
+                assert!(input.is_empty());
+                let e = error.as_deref().unwrap();
+                assert!(e.contains("'tovplay'") && e.contains("'TovPlay'"), "{e}");
+            }
+            o => panic!("{o:?}"),
+        }
+        // Keys that would act elsewhere are just text here.
+        assert!(typed(&mut m, "TovPlaq").is_empty());
+        update(&mut m, code(KeyCode::Backspace));
+        assert!(typed(&mut m, "y").is_empty());
+        assert!(!m.ui.quit);
+        assert_eq!(
+            update(&mut m, code(KeyCode::Enter)),
+            vec![UiCommand::Confirm {
+                step: "swap".into(),
+                typed: "TovPlay".into()
+            }]
+        );
+        assert_eq!(m.ui.overlay, Overlay::None);
+        // The same pending confirmation, re-sent, does not pop up again.
+        m.apply(UiEvent::Confirm(Some(demo::swap_confirm())));
+        assert_eq!(m.ui.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn confirm_put_aside_and_reopened() {
+        let mut m = with_swap_pending();
+        update(&mut m, code(KeyCode::Esc));
+        assert_eq!(m.ui.overlay, Overlay::None);
+        assert!(m.pending.is_some(), "the step keeps waiting");
+        m.apply(UiEvent::Confirm(Some(demo::swap_confirm())));
+        assert_eq!(m.ui.overlay, Overlay::None, "put aside stays aside");
+        update(&mut m, key('4'));
+        update(&mut m, code(KeyCode::Enter));
+        assert!(matches!(m.ui.overlay, Overlay::Confirm { .. }));
+        update(&mut m, Msg::Paste("TovPlay".into()));
+        assert_eq!(update(&mut m, code(KeyCode::Enter)).len(), 1);
+        // A different step asking later pops up again.
+        m.apply(UiEvent::Confirm(None));
+        m.apply(UiEvent::Confirm(Some(PendingConfirm {
+            step: "start-services".into(),
+            prompt: "Start tovplay-backend?".into(),
+            expect: None,
+            database: None,
+        })));
+        assert!(matches!(m.ui.overlay, Overlay::Confirm { .. }));
+        assert_eq!(
+            update(&mut m, key('y')),
+            vec![UiCommand::Confirm {
+                step: "start-services".into(),
+                typed: "yes".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn confirm_does_not_steal_the_command_line() {
+        let mut m = model();
+        update(&mut m, key(':'));
+        m.apply(UiEvent::Confirm(Some(demo::swap_confirm())));
+        assert_eq!(m.ui.overlay, Overlay::None);
+        assert!(m.ui.input.is_some());
+    }
+
+    #[test]
+    fn readonly_refuses_actions() {
+        let mut m = with_swap_pending();
+        m.header.readonly = true;
+        typed(&mut m, "TovPlay");
+        assert!(update(&mut m, code(KeyCode::Enter)).is_empty());
+        assert!(m.ui.message.as_ref().unwrap().0.contains("--readonly"));
+        assert!(command(&mut m, "runbook rogue-sync").is_empty());
+        update(&mut m, key('4'));
+        assert!(update(&mut m, key('X')).is_empty());
+        assert_eq!(m.ui.overlay, Overlay::None);
+        // Notes and exports still work: they touch nothing.
+        assert_eq!(command(&mut m, "note seen").len(), 1);
+        assert_eq!(command(&mut m, "export json").len(), 1);
+    }
+
+    #[test]
+    fn abort_asks_first() {
+        let mut m = model();
+        update(&mut m, key('4'));
+        assert!(update(&mut m, key('X')).is_empty());
+        assert_eq!(m.ui.overlay, Overlay::Abort);
+        assert!(update(&mut m, code(KeyCode::Esc)).is_empty());
+        update(&mut m, key('X'));
+        assert_eq!(update(&mut m, key('y')), vec![UiCommand::Abort]);
+        // X does nothing outside the Runbook view.
+        update(&mut m, key('1'));
+        update(&mut m, key('X'));
+        assert_eq!(m.ui.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn filter_and_details() {
+        let mut m = model();
+        update(&mut m, key('5'));
+        update(&mut m, key('/'));
+        typed(&mut m, "STOP-writers");
+        let shown = rows::journal(&m);
+        assert_eq!(
+            shown.len(),
+            7,
+            "case-insensitive over kind, step, target, summary"
+        );
+        update(&mut m, code(KeyCode::Enter));
+        assert_eq!(m.ui.input, None);
+        assert_eq!(m.ui.filter[View::Journal.index()], "STOP-writers");
+        update(&mut m, key('g'));
+        update(&mut m, code(KeyCode::Enter));
+        let first = m.journal[shown[0]].seq;
+        assert_eq!(
+            m.ui.overlay,
+            Overlay::Details {
+                target: DetailTarget::Record(first),
+                scroll: 0
+            }
+        );
+        update(&mut m, key('j'));
+        assert!(matches!(m.ui.overlay, Overlay::Details { scroll: 1, .. }));
+        update(&mut m, code(KeyCode::Esc));
+        assert_eq!(m.ui.overlay, Overlay::None);
+        // Esc clears the filter.
+        update(&mut m, code(KeyCode::Esc));
+        assert_eq!(rows::journal(&m).len(), m.journal.len());
+        // Esc while typing a filter drops it.
+        update(&mut m, key('/'));
+        typed(&mut m, "zzz");
+        assert!(rows::journal(&m).is_empty());
+        update(&mut m, code(KeyCode::Esc));
+        assert_eq!(rows::journal(&m).len(), m.journal.len());
+    }
+
+    #[test]
+    fn overview_enter_goes_where_the_row_points() {
+        let mut m = model();
+        // First row: the live hazard (tovplay-postgres).
+        update(&mut m, code(KeyCode::Enter));
+        assert_eq!(m.ui.view, View::Services);
+        let (hi, si) = rows::services(&m)[rows::cursor(&m, View::Services)];
+        assert_eq!(m.services[hi].services[si].name, "tovplay-postgres");
+        // A database row opens its Timeline.
+        update(&mut m, key('1'));
+        update(&mut m, key('G'));
+        assert_eq!(
+            update(&mut m, code(KeyCode::Enter)),
+            vec![UiCommand::SelectDb("local".into())]
+        );
+        assert_eq!(m.ui.view, View::Timeline);
+    }
+
+    #[test]
+    fn timeline_zoom_pan_and_table_selection() {
+        let mut m = model();
+        update(&mut m, key('3'));
+        assert_eq!(m.ui.zoom, crate::tui::model::DEFAULT_ZOOM);
+        update(&mut m, key('+'));
+        assert_eq!(m.ui.zoom, 1);
+        update(&mut m, key('-'));
+        update(&mut m, key('-'));
+        assert_eq!(m.ui.zoom, 3);
+        update(&mut m, key('+'));
+        update(&mut m, key('+'));
+        update(&mut m, key('h'));
+        let end = m.ui.pan_end.unwrap();
+        assert_eq!(end, m.now.timestamp() - ZOOMS[1] / 4);
+        // Never past the first sample.
+        for _ in 0..100 {
+            update(&mut m, key('h'));
+        }
+        let first = m.series_of("main").unwrap().times[0];
+        assert!(m.ui.pan_end.unwrap() > first);
+        for _ in 0..100 {
+            update(&mut m, key('l'));
+        }
+        assert_eq!(m.ui.pan_end, None, "back to following now");
+        // j moves the chart to the next table (alerted tables first).
+        let rows = rows::tables(&m);
+        assert_eq!(m.ui.selected_table.as_ref().unwrap().0, "User");
+        update(&mut m, key('j'));
+        let s = m.series_of("main").unwrap();
+        assert_eq!(
+            m.ui.selected_table.as_ref().unwrap().0,
+            s.tables[rows[1]].name
+        );
+        // d moves to the next database.
+        assert_eq!(
+            update(&mut m, key('d')),
+            vec![UiCommand::SelectDb("local".into())]
+        );
+    }
+
+    #[test]
+    fn runbook_enter_starts_a_runbook_when_none_runs() {
+        let mut m = model();
+        m.apply(UiEvent::RunbookUpdate(None));
+        update(&mut m, key('4'));
+        update(&mut m, key('j'));
+        assert_eq!(
+            update(&mut m, code(KeyCode::Enter)),
+            vec![UiCommand::StartRunbook("wrong-database".into())]
+        );
+    }
+
+    #[test]
+    fn help_opens_and_closes() {
+        let mut m = model();
+        update(&mut m, key('?'));
+        assert_eq!(m.ui.overlay, Overlay::Help { scroll: 0 });
+        update(&mut m, ctrl('d'));
+        assert!(matches!(m.ui.overlay, Overlay::Help { scroll } if scroll > 0));
+        update(&mut m, key('q'));
+        assert_eq!(m.ui.overlay, Overlay::None);
+        assert!(!m.ui.quit, "q closes help, does not quit");
+    }
+}

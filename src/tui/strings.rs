@@ -1,0 +1,536 @@
+//! Every word the console shows, in one place, so wording stays consistent
+//! and reviewable. Formatting of ages, sizes and counts lives here too.
+//! Nothing here reads the model's clock: callers pass seconds.
+
+use super::keys::Action;
+use super::model::{Health, Mode, ServiceKind, StepState, View};
+
+pub const APP: &str = "lifeline";
+
+// Views.
+pub fn view_name(v: View) -> &'static str {
+    match v {
+        View::Overview => "Overview",
+        View::Services => "Services",
+        View::Timeline => "Timeline",
+        View::Runbook => "Runbook",
+        View::Journal => "Journal",
+    }
+}
+
+// Header.
+pub fn mode(m: Mode) -> &'static str {
+    match m {
+        Mode::Live => "LIVE",
+        Mode::Drill => "DRILL",
+    }
+}
+pub const READONLY: &str = "READ-ONLY";
+pub const NO_ENV: &str = "NO ENV LABEL";
+pub const DISCONNECTED: &str = "ENGINE GONE";
+pub const INCIDENT: &str = "incident";
+pub const NO_INCIDENT: &str = "no incident";
+pub const OPERATOR: &str = "op";
+pub const ACTING_ON: &str = "acting on";
+pub const VIEWING: &str = "viewing";
+pub const NO_DATABASE: &str = "no database selected (:db NAME)";
+pub const SYSTEM: &str = "system";
+pub const DB_OID: &str = "oid";
+pub const UTC: &str = "UTC";
+pub const WAITING_FOR_YOU: &str = "WAITING FOR YOU";
+pub fn alerts(n: usize) -> String {
+    if n == 1 {
+        "1 alert".into()
+    } else {
+        format!("{n} alerts")
+    }
+}
+
+// Ages and staleness.
+pub const STALE: &str = "STALE";
+pub const NEVER: &str = "never";
+pub fn ago(secs: i64) -> String {
+    format!("{} ago", duration(secs))
+}
+pub fn no_answer(secs: i64) -> String {
+    format!("no answer for {}", duration(secs))
+}
+pub fn answered(secs: i64) -> String {
+    format!("answered {}", ago(secs))
+}
+pub fn sampled(secs: i64) -> String {
+    format!("sampled {}", ago(secs))
+}
+pub fn updated(secs: i64) -> String {
+    format!("updated {}", ago(secs))
+}
+
+/// "12 s", "4 min 05 s", "2 h 05 min", "3 d 4 h".
+pub fn duration(secs: i64) -> String {
+    let s = secs.max(0);
+    if s < 60 {
+        format!("{s} s")
+    } else if s < 600 {
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else if s < 3600 {
+        format!("{} min", s / 60)
+    } else if s < 86_400 {
+        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{} d {} h", s / 86_400, (s % 86_400) / 3600)
+    }
+}
+
+/// "00:14:32" (hours grow past 99).
+pub fn clock(secs: i64) -> String {
+    let s = secs.max(0);
+    format!("{:02}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
+}
+
+/// 1234567 -> "1,234,567".
+pub fn count(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// 1234567 -> "1.2M"; small numbers as they are.
+pub fn compact(n: i64) -> String {
+    let a = n.unsigned_abs() as f64;
+    let sign = if n < 0 { "-" } else { "" };
+    if a < 10_000.0 {
+        format!("{n}")
+    } else if a < 1e6 {
+        format!("{sign}{:.1}k", a / 1e3)
+    } else if a < 1e9 {
+        format!("{sign}{:.1}M", a / 1e6)
+    } else {
+        format!("{sign}{:.1}G", a / 1e9)
+    }
+}
+
+/// Binary units: "512 B", "1.5 KiB", "2.0 GiB".
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+pub fn rate(bytes_per_s: f64) -> String {
+    format!("{}/s", bytes(bytes_per_s as u64))
+}
+
+// Hosts.
+pub const UP: &str = "up";
+pub const DOWN: &str = "down";
+pub const PROBING: &str = "probing";
+pub fn latency(ms: u64) -> String {
+    format!("{ms} ms")
+}
+pub fn last_answer_at(hhmmss: &str) -> String {
+    format!("last answer {hhmmss}")
+}
+
+// Databases.
+pub fn health(h: Health) -> &'static str {
+    match h {
+        Health::Unknown => "unknown",
+        Health::Healthy => "healthy",
+        Health::RowsDropped => "ROWS DROPPED",
+        Health::Empty => "EMPTY",
+        Health::Missing => "DATABASE MISSING",
+        Health::ServerDown => "SERVER DOWN",
+    }
+}
+pub fn rows(n: i64) -> String {
+    if n == 1 {
+        "1 row".into()
+    } else {
+        format!("{} rows", count(n))
+    }
+}
+pub fn tables(n: usize) -> String {
+    if n == 1 {
+        "1 table".into()
+    } else {
+        format!("{n} tables")
+    }
+}
+
+// Overview sections.
+pub const HAZARDS: &str = "Hazards: jobs that can write to or restore a database";
+pub const NO_HAZARDS: &str = "no hazards found";
+pub const HOSTS: &str = "Hosts";
+pub const NO_HOSTS: &str = "no hosts yet";
+pub const DATABASES: &str = "Databases";
+pub const NO_DATABASES: &str = "no databases yet";
+pub const STOPPED_BY_RUNBOOK: &str = "stopped by runbook";
+
+// Services.
+pub fn service_kind(k: ServiceKind) -> &'static str {
+    match k {
+        ServiceKind::Systemd => "unit",
+        ServiceKind::Timer => "timer",
+        ServiceKind::Cron => "cron",
+        ServiceKind::Container => "container",
+        ServiceKind::Process => "process",
+    }
+}
+pub const ACTIVE: &str = "active";
+pub const INACTIVE: &str = "inactive";
+pub const NO_SERVICES: &str = "no services discovered yet";
+pub const NO_DB: &str = "no database";
+pub fn host_services(n: usize, hazards: usize) -> String {
+    let s = if n == 1 { "service" } else { "services" };
+    match hazards {
+        0 => format!("{n} {s}"),
+        1 => format!("{n} {s}, 1 hazard"),
+        h => format!("{n} {s}, {h} hazards"),
+    }
+}
+
+// Timeline.
+pub const NO_SAMPLES: &str = "no row-count samples for this database yet";
+pub const TABLES: &str = "Tables";
+pub const GONE: &str = "GONE";
+pub const ALERT: &str = "alert";
+pub const STEP: &str = "step";
+pub const NOTE: &str = "note";
+pub const INCIDENT_LINE: &str = "incident";
+pub const FOLLOWING: &str = "follows now";
+pub const ESTIMATE: &str = "~";
+/// A zoom span: "5 min", "1 h", "7 d".
+pub fn span(secs: i64) -> String {
+    if secs % 86_400 == 0 && secs > 86_400 {
+        format!("{} d", secs / 86_400)
+    } else if secs % 3600 == 0 {
+        format!("{} h", secs / 3600)
+    } else {
+        format!("{} min", secs / 60)
+    }
+}
+pub fn window(span_s: i64, end: &str, following: bool) -> String {
+    if following {
+        format!("last {}, {}", span(span_s), FOLLOWING)
+    } else {
+        format!("{} to {end}", span(span_s))
+    }
+}
+pub fn was(before: i64) -> String {
+    format!("was {}", count(before))
+}
+pub fn oid(oid: u32) -> String {
+    format!("oid {oid}")
+}
+
+// Runbook.
+pub fn step_state(s: StepState) -> &'static str {
+    match s {
+        StepState::Pending => "pending",
+        StepState::Running => "running",
+        StepState::Done => "done",
+        StepState::Failed => "FAILED",
+        StepState::Interrupted => "interrupted",
+        StepState::Skipped => "skipped",
+    }
+}
+pub const DESTRUCTIVE: &str = "destructive";
+pub const STEPS: &str = "Steps";
+pub const EXPLANATION: &str = "What this step does";
+pub const PREVIEW: &str = "Exactly what runs";
+pub const PROGRESS: &str = "Progress";
+pub const OUTPUT: &str = "Output";
+pub const NO_OUTPUT: &str = "no output yet";
+pub const NO_RUNBOOK: &str = "No runbook running. Pick one and press Enter, or type :runbook NAME.";
+pub const NO_RUNBOOKS: &str = "No runbooks known yet.";
+pub const WHEN: &str = "when";
+pub const WAITING_CONFIRM: &str = "Waiting for your confirmation: press Enter to answer.";
+pub fn step_of(n: usize, total: usize) -> String {
+    format!("Step {n}/{total}")
+}
+pub fn eta(secs: u64) -> String {
+    format!("ETA {}", duration(secs as i64))
+}
+pub fn of_total(done: &str, total: &str) -> String {
+    format!("{done} of {total}")
+}
+pub fn running_for(secs: i64) -> String {
+    format!("running {}", duration(secs))
+}
+
+// Journal.
+pub const NO_RECORDS: &str = "no journal records yet";
+pub fn journal_title(total: usize, shown: usize, filter: &str) -> String {
+    if filter.is_empty() {
+        format!("Journal: {total} records, newest last")
+    } else {
+        format!("Journal: {shown} of {total} records match '{filter}'")
+    }
+}
+pub fn filter_title(filter: &str) -> String {
+    format!("filter '{filter}'")
+}
+
+// Details popup.
+pub const DETAILS: &str = "Details";
+// Field names in the details popup.
+pub const F_ACTION: &str = "action";
+pub const F_ADDRESS: &str = "address";
+pub const F_COMMAND: &str = "command";
+pub const F_DATA: &str = "data";
+pub const F_DATABASE: &str = "database";
+pub const F_DATABASES: &str = "databases";
+pub const F_DURATION: &str = "duration";
+pub const F_ERROR: &str = "error";
+pub const F_EXIT: &str = "exit";
+pub const F_FINISHED: &str = "finished";
+pub const F_HASH: &str = "hash";
+pub const F_HEALTH: &str = "health";
+pub const F_HOST: &str = "host";
+pub const F_KIND: &str = "kind";
+pub const F_OID: &str = "oid";
+pub const F_OPERATOR: &str = "operator";
+pub const F_PREV: &str = "prev";
+pub const F_SEQ: &str = "seq";
+pub const F_STARTED: &str = "started";
+pub const F_STATE: &str = "state";
+pub const F_STEP: &str = "step";
+pub const F_SUMMARY: &str = "summary";
+pub const F_SYSTEM_ID: &str = "system id";
+pub const F_TARGET: &str = "target";
+pub const F_TIME: &str = "time";
+pub const F_TITLE: &str = "title";
+pub const CLOSE_HINT: &str = "esc close  j/k scroll";
+
+// Confirm dialog.
+pub const CONFIRM_TITLE: &str = "Confirm destructive step";
+pub const QUESTION_TITLE: &str = "Confirm step";
+pub fn confirm_type(name: &str) -> String {
+    format!("Type the database name '{name}' to confirm (case matters):")
+}
+pub fn confirm_mismatch(expect: &str, typed: &str) -> String {
+    format!(
+        "'{typed}' is not '{expect}'. Type the database name exactly as shown, or Esc to put this aside."
+    )
+}
+pub const CONFIRM_HINT: &str = "enter confirm  esc put aside (the step keeps waiting)";
+pub const YES_NO_HINT: &str = "y yes  n/esc put aside";
+pub const CONFIRM_PUT_ASIDE: &str =
+    "Confirmation put aside; the step keeps waiting. Runbook view (4), Enter to answer.";
+pub const CONFIRMED_SENT: &str = "Confirmation sent.";
+
+// Quit and abort.
+pub const QUIT_TITLE: &str = "Quit?";
+pub fn quit_running(step: &str) -> String {
+    format!(
+        "Step '{step}' is running. Quit the console anyway? The journal keeps every line written so far."
+    )
+}
+pub const QUIT_HINT: &str = "y quit  n/esc stay";
+pub const ABORT_TITLE: &str = "Abort runbook?";
+pub fn abort_ask(step: &str) -> String {
+    format!("Abort the runbook at step '{step}'? The engine stops it and journals the abort.")
+}
+pub const ABORT_HINT: &str = "y abort  n/esc keep going";
+pub const NOTHING_TO_ABORT: &str = "No runbook is running: nothing to abort.";
+
+// Messages.
+pub const READONLY_REFUSED: &str =
+    "Read-only console (--readonly): actions are refused. Restart without --readonly to act.";
+pub fn unknown_command(cmd: &str) -> String {
+    format!(
+        "Unknown command '{cmd}'. Try :runbook NAME, :db NAME, :export md, :note TEXT, :q (? lists all)."
+    )
+}
+pub fn unknown_db(name: &str, known: &str) -> String {
+    format!("No database '{name}'. Known: {known}.")
+}
+pub fn unknown_runbook(name: &str, known: &str) -> String {
+    format!("No runbook '{name}'. Known: {known}.")
+}
+pub fn bad_export(fmt: &str) -> String {
+    format!("Cannot export as '{fmt}': use :export md, :export json or :export html.")
+}
+pub const NOTE_EMPTY: &str = "A note needs text: :note what you saw or decided.";
+pub fn note_sent(text: &str) -> String {
+    format!("Note sent to the journal: {text}")
+}
+pub fn export_sent(fmt: &str) -> String {
+    format!("Export as {fmt} requested.")
+}
+pub fn runbook_sent(name: &str) -> String {
+    format!("Starting runbook '{name}'.")
+}
+pub fn engine_busy(what: &str) -> String {
+    format!("The engine is busy and did not take '{what}'; try again in a moment.")
+}
+pub fn engine_gone(what: &str) -> String {
+    format!("The engine is gone; '{what}' was not sent. The journal has everything up to now.")
+}
+pub const DB_REQUIRED: &str = "Which database? :db NAME";
+pub fn db_selected(name: &str) -> String {
+    format!("Now viewing database '{name}'.")
+}
+pub fn more_below(n: usize) -> String {
+    format!("{n} more")
+}
+pub fn too_small(w: u16, h: u16, min_w: u16, min_h: u16) -> String {
+    format!("Terminal is {w}x{h}; lifeline needs at least {min_w}x{min_h}. Enlarge the window.")
+}
+
+// Footer labels (short) and help texts (long), per action.
+pub fn action_label(a: Action) -> &'static str {
+    match a {
+        Action::Help => "help",
+        Action::Command => "command",
+        Action::Filter => "filter",
+        Action::Quit => "quit",
+        Action::ForceQuit => "quit now",
+        Action::NextView => "next view",
+        Action::PrevView => "prev view",
+        Action::ViewOverview => "overview",
+        Action::ViewServices => "services",
+        Action::ViewTimeline => "timeline",
+        Action::ViewRunbook => "runbook",
+        Action::ViewJournal => "journal",
+        Action::Down => "down",
+        Action::Up => "up",
+        Action::PageDown => "page down",
+        Action::PageUp => "page up",
+        Action::Top => "top",
+        Action::Bottom => "bottom",
+        Action::Open => "open",
+        Action::Back => "back",
+        Action::NextDb => "next db",
+        Action::Note => "note",
+        Action::ZoomIn => "zoom in",
+        Action::ZoomOut => "zoom out",
+        Action::PanLeft => "earlier",
+        Action::PanRight => "later",
+        Action::Abort => "abort",
+    }
+}
+
+pub fn action_help(a: Action) -> &'static str {
+    match a {
+        Action::Help => "show this help",
+        Action::Command => "command line (:runbook NAME, :db NAME, :export md, :note TEXT, :q)",
+        Action::Filter => "filter the rows of this view; esc clears",
+        Action::Quit => "quit (asks first while a step is running)",
+        Action::ForceQuit => "quit; twice while a step is running",
+        Action::NextView => "next view",
+        Action::PrevView => "previous view",
+        Action::ViewOverview => "Overview: hosts, databases, hazards first",
+        Action::ViewServices => "Services: every job per host that reaches a database",
+        Action::ViewTimeline => "Timeline: row counts over time",
+        Action::ViewRunbook => "Runbook: steps, preview, progress, confirmations",
+        Action::ViewJournal => "Journal: every event, newest last",
+        Action::Down => "move down",
+        Action::Up => "move up",
+        Action::PageDown => "page down",
+        Action::PageUp => "page up",
+        Action::Top => "go to the first row",
+        Action::Bottom => "go to the last row (the journal follows new lines)",
+        Action::Open => "open: details, answer a confirmation, start a runbook",
+        Action::Back => "back out: close a popup, clear the filter",
+        Action::NextDb => "show the next database",
+        Action::Note => "add a note to the journal",
+        Action::ZoomIn => "zoom in (less time on screen)",
+        Action::ZoomOut => "zoom out (more time on screen)",
+        Action::PanLeft => "pan to earlier times",
+        Action::PanRight => "pan to later times (back to following now)",
+        Action::Abort => "abort the running runbook (asks first)",
+    }
+}
+
+pub const HELP_TITLE: &str = "Help";
+pub const HELP_SECTION_ALL: &str = "Everywhere";
+pub const HELP_SECTION_TIMELINE: &str = "Timeline";
+pub const HELP_SECTION_RUNBOOK: &str = "Runbook";
+pub const HELP_SECTION_COMMANDS: &str = "Command line (:)";
+pub const HELP_SECTION_SYMBOLS: &str = "Symbols";
+pub const HELP_COMMANDS: [(&str, &str); 8] = [
+    (
+        ":runbook NAME",
+        "start a runbook (:runbook alone shows the Runbook view)",
+    ),
+    (":db NAME", "view and act on this database"),
+    (":export md|json|html", "export the post-incident timeline"),
+    (":note TEXT", "add a note to the journal"),
+    (":abort", "abort the running runbook"),
+    (":overview :services :timeline :journal", "switch view"),
+    (":help", "this help"),
+    (":q  :q!", "quit (:q! without asking)"),
+];
+pub const HELP_SYMBOLS: [(&str, &str); 10] = [
+    ("ok", "done, healthy, reachable"),
+    ("bad", "failed, down, missing"),
+    ("warn", "hazard or alert"),
+    ("running", "running"),
+    ("pending", "pending"),
+    ("skipped", "skipped"),
+    ("interrupted", "interrupted"),
+    ("stopped", "stopped by the runbook"),
+    ("event", "journal event on the time axis"),
+    ("incident", "incident time on the time axis"),
+];
+
+// Key map file errors.
+pub fn keymap_unknown_action(name: &str, known: &[&str]) -> String {
+    format!(
+        "'{name}' is not an action; use one of: {}",
+        known.join(", ")
+    )
+}
+pub const KEYMAP_NOT_KEYS: &str = "expected a key (\"j\") or a list of keys ([\"j\", \"down\"])";
+pub fn keymap_bad_key(k: &str) -> String {
+    format!(
+        "cannot read key '{k}'; write keys like 'j', 'G', '?', 'ctrl-d', 'alt-x', 'enter', 'esc', 'tab', 'pgdn', 'f5'"
+    )
+}
+pub fn keymap_conflict(k: &str, a: &str, b: &str) -> String {
+    format!("key '{k}' is bound to both '{a}' and '{b}'; give one of them another key")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(duration(12), "12 s");
+        assert_eq!(duration(65), "1 min 05 s");
+        assert_eq!(duration(754), "12 min");
+        assert_eq!(duration(7500), "2 h 05 min");
+        assert_eq!(duration(90_000), "1 d 1 h");
+        assert_eq!(ago(12), "12 s ago");
+        assert_eq!(clock(3 * 3600 + 62), "03:01:02");
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(count(-1000), "-1,000");
+        assert_eq!(count(999), "999");
+        assert_eq!(compact(22), "22");
+        assert_eq!(compact(1_234_567), "1.2M");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(rows(1), "1 row");
+        assert_eq!(alerts(2), "2 alerts");
+    }
+}

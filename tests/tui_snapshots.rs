@@ -1,0 +1,318 @@
+//! Whole-screen snapshots of every view (ratatui TestBackend + insta) with
+//! the demo model of outage 1 and a fixed clock, at 80x24 and 160x48; the
+//! NO_COLOR / ASCII / 16-colour renderings; and the confirm dialog.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use chrono::{DateTime, TimeZone, Utc};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::Color;
+
+use lifeline::tui::keys::KeyMap;
+
+use lifeline::tui::event::{Msg, UiEvent};
+use lifeline::tui::model::{Model, View};
+use lifeline::tui::theme::{ColorMode, Theme};
+use lifeline::tui::view::Console;
+use lifeline::tui::{demo, update};
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 10, 12, 56, 30).unwrap()
+}
+
+fn model() -> Model {
+    let mut m = demo::model(now());
+    m.theme = Theme {
+        color: ColorMode::Indexed,
+        ascii: false,
+    };
+    m
+}
+
+fn render(m: &Model, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| f.render_widget(Console { model: m }, f.area()))
+        .unwrap();
+    term
+}
+
+fn text(buf: &Buffer) -> String {
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        for x in 0..buf.area.width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn key(c: char) -> Msg {
+    Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+}
+
+fn view(v: View) -> Model {
+    let mut m = model();
+    m.ui.view = v;
+    m
+}
+
+fn snap(name: &str, m: &Model, w: u16, h: u16) {
+    let t = render(m, w, h);
+    insta::assert_snapshot!(name, text(t.backend().buffer()));
+}
+
+#[test]
+fn every_view_at_80x24_and_160x48() {
+    for v in View::ALL {
+        let name = format!("{v:?}").to_lowercase();
+        for (w, h) in [(80, 24), (160, 48)] {
+            snap(&format!("{name}_{w}x{h}"), &view(v), w, h);
+        }
+    }
+}
+
+#[test]
+fn help_is_generated_from_the_key_map() {
+    let mut m = model();
+    update(&mut m, key('?'));
+    snap("help_80x24", &m, 80, 24);
+    snap("help_160x48", &m, 160, 48);
+    // An override shows up in the help and the footer.
+    let mut m = model();
+    m.keys = KeyMap::default()
+        .patched(
+            "keys.toml",
+            "down = [\"ctrl-n\", \"down\"]\nhelp = \"f1\"\n",
+        )
+        .unwrap();
+    let footer = text(render(&m, 160, 48).backend().buffer());
+    assert!(footer.contains("f1 help"), "{footer}");
+    m.ui.overlay = lifeline::tui::model::Overlay::Help { scroll: 0 };
+    let screen = text(render(&m, 160, 48).backend().buffer());
+    assert!(screen.contains("ctrl-n/down"), "{screen}");
+    assert!(!screen.contains("j/down"), "{screen}");
+}
+
+#[test]
+fn confirm_dialog() {
+    let mut m = model();
+    m.ui.view = View::Runbook;
+    m.apply(UiEvent::Confirm(Some(demo::swap_confirm())));
+    for c in "tovplay".chars() {
+        update(&mut m, key(c));
+    }
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    for c in "TovPl".chars() {
+        update(&mut m, key(c));
+    }
+    snap("confirm_wrong_name_80x24", &m, 80, 24);
+    snap("confirm_wrong_name_160x48", &m, 160, 48);
+}
+
+#[test]
+fn quit_dialog_and_details() {
+    let mut m = model();
+    update(&mut m, key('q'));
+    snap("quit_running_80x24", &m, 80, 24);
+    let mut m = view(View::Journal);
+    update(&mut m, key('k'));
+    update(&mut m, key('k'));
+    update(&mut m, key('k'));
+    update(&mut m, key('k'));
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    snap("details_record_80x24", &m, 80, 24);
+}
+
+#[test]
+fn filtered_journal_and_command_line() {
+    let mut m = view(View::Journal);
+    update(&mut m, key('/'));
+    for c in "note".chars() {
+        update(&mut m, key(c));
+    }
+    snap("journal_filter_80x24", &m, 80, 24);
+    let mut m = view(View::Overview);
+    update(&mut m, key(':'));
+    for c in "runbook rogue-sync".chars() {
+        update(&mut m, key(c));
+    }
+    let screen = text(render(&m, 80, 24).backend().buffer());
+    assert!(
+        screen
+            .lines()
+            .nth(23)
+            .unwrap()
+            .starts_with(":runbook rogue-sync_"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn ascii_and_no_color() {
+    for v in View::ALL {
+        let mut m = view(v);
+        m.theme = Theme {
+            color: ColorMode::None,
+            ascii: true,
+        };
+        m.ui.overlay = lifeline::tui::model::Overlay::None;
+        let t = render(&m, 80, 24);
+        let buf = t.backend().buffer();
+        for cell in buf.content() {
+            assert!(cell.symbol().is_ascii(), "{v:?}: {:?}", cell.symbol());
+            assert_eq!(cell.fg, Color::Reset, "{v:?}: colour with NO_COLOR");
+            assert_eq!(cell.bg, Color::Reset, "{v:?}: colour with NO_COLOR");
+        }
+        if matches!(v, View::Overview | View::Timeline) {
+            snap(
+                &format!("{}_ascii_nocolor_80x24", format!("{v:?}").to_lowercase()),
+                &m,
+                80,
+                24,
+            );
+        }
+    }
+    // The confirm dialog too.
+    let mut m = model();
+    m.theme = Theme {
+        color: ColorMode::None,
+        ascii: true,
+    };
+    m.apply(UiEvent::Confirm(Some(demo::swap_confirm())));
+    let t = render(&m, 80, 24);
+    assert!(
+        t.backend()
+            .buffer()
+            .content()
+            .iter()
+            .all(|c| c.symbol().is_ascii())
+    );
+}
+
+#[test]
+fn sixteen_colours_use_only_the_basic_palette() {
+    for v in View::ALL {
+        let mut m = view(v);
+        m.theme = Theme {
+            color: ColorMode::Basic,
+            ascii: false,
+        };
+        let t = render(&m, 160, 48);
+        for cell in t.backend().buffer().content() {
+            for c in [cell.fg, cell.bg] {
+                assert!(
+                    !matches!(c, Color::Indexed(_) | Color::Rgb(..)),
+                    "{v:?}: {c:?}"
+                );
+            }
+        }
+    }
+    // And 256 colours do use the palette (the test above can fail).
+    let t = render(&model(), 160, 48);
+    assert!(
+        t.backend()
+            .buffer()
+            .content()
+            .iter()
+            .any(|c| matches!(c.fg, Color::Indexed(_)))
+    );
+}
+
+#[test]
+fn stale_numbers_are_marked_in_words() {
+    let mut m = model();
+    // local was sampled 61 s ago: stale already.
+    let screen = text(render(&m, 160, 48).backend().buffer());
+    let local = screen.lines().find(|l| l.contains("  local  ")).unwrap();
+    assert!(local.contains("1 min 01 s ago STALE"), "{local}");
+    let main = screen.lines().find(|l| l.contains("  main ")).unwrap();
+    assert!(!main.contains("STALE"), "{main}");
+    // 40 s later without a sample, main is stale too, and the hung host's count grows.
+    m.apply(UiEvent::Tick(now() + chrono::Duration::seconds(40)));
+    let screen = text(render(&m, 160, 48).backend().buffer());
+    let main = screen.lines().find(|l| l.contains("  main ")).unwrap();
+    assert!(main.contains("sampled 44 s ago STALE"), "{main}");
+    let backup = screen.lines().find(|l| l.contains("  backup ")).unwrap();
+    assert!(backup.contains("no answer for 57 s"), "{backup}");
+    // Its stale style is not colour alone: the word is there, and the cell is dim.
+    let t = render(&m, 160, 48);
+    let buf = t.backend().buffer();
+    let y = screen.lines().position(|l| l.contains("  main ")).unwrap() as u16;
+    let x = main[..main.find("sampled").unwrap()].chars().count() as u16;
+    assert!(buf[(x, y)].modifier.contains(ratatui::style::Modifier::DIM));
+}
+
+#[test]
+fn env_label_colours_the_header() {
+    for (env, bg) in [
+        ("production", Color::Indexed(160)),
+        ("staging", Color::Indexed(220)),
+        ("lab", Color::Indexed(25)),
+    ] {
+        let mut m = model();
+        for d in &mut m.databases {
+            d.env = Some(env.into());
+        }
+        let t = render(&m, 80, 24);
+        let buf = t.backend().buffer();
+        assert_eq!(buf[(1, 0)].bg, bg, "{env}");
+        let line: String = (0..80).map(|x| buf[(x, 0)].symbol().to_string()).collect();
+        assert!(line.contains(&env.to_uppercase()), "{line}");
+    }
+    let mut m = model();
+    m.header.readonly = true;
+    m.header.mode = lifeline::tui::model::Mode::Drill;
+    let screen = text(render(&m, 80, 24).backend().buffer());
+    let head = screen.lines().next().unwrap();
+    assert!(
+        head.contains("READ-ONLY") && head.contains("DRILL"),
+        "{head}"
+    );
+}
+
+#[test]
+fn any_size_draws_without_panicking() {
+    let mut sizes = vec![(1, 1), (20, 5), (59, 15), (60, 16), (61, 17), (300, 100)];
+    for w in (60..=200).step_by(7) {
+        for h in (16..=60).step_by(5) {
+            sizes.push((w, h));
+        }
+    }
+    for v in View::ALL {
+        let mut m = view(v);
+        for (w, h) in &sizes {
+            render(&m, *w, *h);
+        }
+        m.apply(UiEvent::Confirm(Some(demo::swap_confirm())));
+        for (w, h) in &sizes {
+            render(&m, *w, *h);
+        }
+    }
+    let small = text(render(&model(), 50, 12).backend().buffer());
+    assert!(
+        small.contains("50x12") && small.contains("60x16"),
+        "{small}"
+    );
+}
+
+#[test]
+fn empty_model_draws_every_view() {
+    let mut m = Model::new(now());
+    m.theme = Theme::default();
+    for v in View::ALL {
+        m.ui.view = v;
+        let screen = text(render(&m, 80, 24).backend().buffer());
+        assert!(screen.contains("NO ENV LABEL"), "{screen}");
+    }
+}
