@@ -8,10 +8,10 @@ use chrono::Utc;
 use tokio::sync::broadcast;
 
 use super::answers::{Answers, AnswersError, AnswersOperator};
-use super::direct::DirectActions;
 use super::driver::{Engine, NoJournal, Recorder};
 use super::events::{EngineEvent, Question, RunExit, StepView};
 use super::machine::State;
+use super::real::RealActions;
 use super::session::{RunSpec, open_dry_run, open_live};
 use crate::inventory::{Inventory, InventoryError};
 use crate::redact::Redactor;
@@ -192,6 +192,7 @@ async fn run(args: RunArgs, redactor: Redactor) -> u8 {
         Ok(i) => i,
         Err(c) => return c,
     };
+    let actions = RealActions::new(inv.clone(), redactor.clone());
     let rb = match load_runbook(&args.runbook, &inv) {
         Ok(rb) => rb,
         Err(c) => return c,
@@ -238,7 +239,7 @@ async fn run(args: RunArgs, redactor: Redactor) -> u8 {
             args.readonly,
             now,
         );
-        let exit = drive(state, NoJournal, answers, redactor).await;
+        let exit = drive(state, actions, NoJournal, answers, redactor).await;
         if !errors.is_empty() {
             for e in &errors {
                 eprintln!("error: {e}");
@@ -281,21 +282,22 @@ async fn run(args: RunArgs, redactor: Redactor) -> u8 {
         live.incident,
         live.journal_path.display()
     );
-    drive(live.state, live.journal, answers, redactor)
+    drive(live.state, actions, live.journal, answers, redactor)
         .await
         .code()
 }
 
-/// Runs the engine with the direct actions, printing its events.
+/// Runs the engine with the real actions, printing its events.
 async fn drive<R: Recorder>(
     state: State,
+    actions: RealActions,
     recorder: R,
     answers: Answers,
     redactor: Redactor,
 ) -> RunExit {
     let mut engine = Engine::new(
         state,
-        DirectActions::default(),
+        actions,
         recorder,
         AnswersOperator {
             answers: answers.clone(),

@@ -15,6 +15,7 @@ pub mod headless;
 pub mod machine;
 pub mod params;
 pub mod preview;
+pub mod real;
 pub mod session;
 pub mod types;
 
@@ -27,4 +28,5 @@ pub use machine::{
     Decision, Effect, Input, OVERRIDE_PHRASE, ParamValue, Params, ResolvedStep, RunContext, State,
     apply,
 };
+pub use real::RealActions;
 pub use session::{LiveRun, RunSpec, StartError, open_dry_run, open_live};

@@ -1,0 +1,127 @@
+//! The actions wired to the real modules: hosts (probe, stop-services,
+//! start-services, command) through `transport` + `probe`, data (pick-backup,
+//! restore, verify) through `catalog` + `restore` + `db`, and the rest through
+//! `DirectActions`. Used by `lifeline run`, the console and the lab. Never
+//! drops anything; every action is journaled by the engine before it runs.
+
+pub mod data;
+pub mod hosts;
+
+use std::sync::Arc;
+
+use super::actions::{ActionError, Actions, Output};
+use super::direct::DirectActions;
+use super::types::*;
+use crate::inventory::Inventory;
+use crate::redact::Redactor;
+use crate::transport::Hosts;
+
+/// Everything an action needs to reach the world, shared (cheap to clone).
+#[derive(Clone)]
+pub struct RealActions {
+    pub(crate) direct: DirectActions,
+    pub(crate) inventory: Arc<Inventory>,
+    pub(crate) hosts: Arc<Hosts>,
+    pub(crate) redactor: Redactor,
+}
+
+impl RealActions {
+    /// Actions over the inventory's hosts (one transport per host, opened on
+    /// first use) and databases. Secrets the inventory names must already be
+    /// registered with `redactor` (`Inventory::register_secrets`).
+    pub fn new(inventory: Inventory, redactor: Redactor) -> RealActions {
+        let hosts = Hosts::from_inventory(&inventory, None);
+        RealActions {
+            direct: DirectActions::default(),
+            inventory: Arc::new(inventory),
+            hosts: Arc::new(hosts),
+            redactor,
+        }
+    }
+
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    pub fn hosts(&self) -> &Hosts {
+        &self.hosts
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+}
+
+impl Actions for RealActions {
+    async fn identity(&self, db: &DbTarget) -> Result<DbIdentity, ActionError> {
+        self.direct.identity(db).await
+    }
+
+    async fn probe(&self, req: &ProbeRequest, out: &Output) -> Result<ProbeOutcome, ActionError> {
+        hosts::probe(self, req, out).await
+    }
+
+    async fn stop_services(
+        &self,
+        req: &StopRequest,
+        out: &Output,
+    ) -> Result<StopOutcome, ActionError> {
+        hosts::stop_services(self, req, out).await
+    }
+
+    async fn snapshot(
+        &self,
+        req: &SnapshotRequest,
+        out: &Output,
+    ) -> Result<SnapshotOutcome, ActionError> {
+        self.direct.snapshot(req, out).await
+    }
+
+    async fn pick_backup(
+        &self,
+        req: &PickRequest,
+        out: &Output,
+    ) -> Result<PickOutcome, ActionError> {
+        data::pick_backup(self, req, out).await
+    }
+
+    async fn restore(
+        &self,
+        req: &RestoreRequest,
+        out: &Output,
+    ) -> Result<RestoreOutcome, ActionError> {
+        data::restore(self, req, out).await
+    }
+
+    async fn verify(
+        &self,
+        req: &VerifyRequest,
+        out: &Output,
+    ) -> Result<VerifyOutcome, ActionError> {
+        data::verify(self, req, out).await
+    }
+
+    async fn swap(&self, req: &SwapRequest, out: &Output) -> Result<SwapOutcome, ActionError> {
+        self.direct.swap(req, out).await
+    }
+
+    async fn start_services(
+        &self,
+        req: &StartRequest,
+        out: &Output,
+    ) -> Result<StartOutcome, ActionError> {
+        hosts::start_services(self, req, out).await
+    }
+
+    async fn command(
+        &self,
+        req: &CommandRequest,
+        out: &Output,
+    ) -> Result<CommandOutcome, ActionError> {
+        hosts::command(self, req, out).await
+    }
+
+    async fn sql(&self, req: &SqlRequest, out: &Output) -> Result<SqlOutcome, ActionError> {
+        self.direct.sql(req, out).await
+    }
+}
