@@ -113,7 +113,7 @@ impl Setup {
         .unwrap();
         pg.psql(
             "app__restore_x",
-            "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'restored' FROM generate_series(1,5) g",
+            "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'restored' FROM generate_series(1,5) g; COMMENT ON DATABASE app__restore_x IS 'lifeline: restore complete (test fixture)'",
         )
         .unwrap();
         let dir = tempfile::tempdir().unwrap();

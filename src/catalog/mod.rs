@@ -339,13 +339,44 @@ async fn read_files(
     runner: &dyn Runner,
     timeout: Duration,
 ) -> Result<Vec<BackupFile>, CatalogError> {
-    let pattern = spec
-        .pattern
-        .as_deref()
-        .map(NamePattern::compile)
-        .transpose()?;
+    read_dir(&spec.path, spec.pattern.as_deref(), None, runner, timeout).await
+}
+
+/// Lists and checks one backup file (or directory archive) on its host,
+/// the same way as a catalog's files: format, header time, trailer. The
+/// name pattern, when given, only reads the time from the name. Err when
+/// the file does not exist or the host does not answer.
+pub async fn check_file(
+    path: &str,
+    pattern: Option<&str>,
+    runner: &dyn Runner,
+    timeout: Duration,
+) -> Result<BackupFile, CatalogError> {
+    let trimmed = path.trim_end_matches('/');
+    let (dir, name) = match trimmed.rsplit_once('/') {
+        Some(("", n)) => ("/", n),
+        Some((d, n)) => (d, n),
+        None => (".", trimmed),
+    };
+    let pattern = pattern.filter(|p| NamePattern::compile(p).is_ok_and(|c| c.matches(name)));
+    let files = read_dir(dir, pattern, Some(name), runner, timeout).await?;
+    files.into_iter().next().ok_or_else(|| CatalogError::List {
+        host: runner.name().to_string(),
+        path: path.to_string(),
+        why: "no such file or directory".into(),
+    })
+}
+
+async fn read_dir(
+    path: &str,
+    pattern: Option<&str>,
+    only: Option<&str>,
+    runner: &dyn Runner,
+    timeout: Duration,
+) -> Result<Vec<BackupFile>, CatalogError> {
+    let pattern = pattern.map(NamePattern::compile).transpose()?;
     let n = nonce();
-    let dir = spec.path.trim_end_matches('/').to_string();
+    let dir = path.trim_end_matches('/').to_string();
     let dir = if dir.is_empty() { "/".to_string() } else { dir };
     let q = sh_quote(&dir);
     let list = format!(
@@ -371,6 +402,7 @@ async fn read_files(
     let mut listed: Vec<Listed> = parse_find(&listing.body)
         .into_iter()
         .filter(|l| matches!(l.kind, 'f' | 'd'))
+        .filter(|l| only.is_none_or(|o| o == l.name))
         .filter(|l| pattern.as_ref().is_none_or(|p| p.matches(&l.name)))
         .collect();
     listed.sort_by(|a, b| a.name.cmp(&b.name));

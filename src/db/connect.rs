@@ -212,7 +212,32 @@ impl ConnectOptions {
         }
     }
 
-    async fn connect_mode(&self, sslmode: SslMode) -> Result<Connected, DbError> {
+    /// The tokio-postgres config (password resolved) and TLS connector of
+    /// these options, for callers that open their own connections (the
+    /// restore executor). `prefer` is left to tokio-postgres (no fallback
+    /// after a failed handshake).
+    pub fn pg_config(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Config,
+            tokio_postgres_rustls::MakeRustlsConnect,
+        ),
+        DbError,
+    > {
+        self.config_mode(self.sslmode)
+    }
+
+    fn config_mode(
+        &self,
+        sslmode: SslMode,
+    ) -> Result<
+        (
+            tokio_postgres::Config,
+            tokio_postgres_rustls::MakeRustlsConnect,
+        ),
+        DbError,
+    > {
         let target = self.target();
         let unix = self.url.host.starts_with('/');
         let mut cfg = tokio_postgres::Config::new();
@@ -236,6 +261,12 @@ impl ConnectOptions {
                 reason: e.to_string(),
             }
         })?;
+        Ok((cfg, connector))
+    }
+
+    async fn connect_mode(&self, sslmode: SslMode) -> Result<Connected, DbError> {
+        let target = self.target();
+        let (cfg, connector) = self.config_mode(sslmode)?;
         let fut = cfg.connect(connector);
         let (client, conn) = match tokio::time::timeout(self.connect_timeout, fut).await {
             Err(_) => {

@@ -319,6 +319,31 @@ impl Actions for DirectActions {
                 req.restored
             ))
         })?;
+        match crate::restore::target_status(&c, &req.restored).await {
+            Ok(crate::restore::TargetStatus::Complete { comment }) => {
+                out.line(format!("'{}' is marked: {comment}", req.restored));
+            }
+            Ok(other) => {
+                let said = match other {
+                    crate::restore::TargetStatus::Incomplete { comment } => format!("'{comment}'"),
+                    crate::restore::TargetStatus::NotLifeline { comment: Some(c) } => {
+                        format!("'{c}' (not a lifeline restore marker)")
+                    }
+                    _ => "no restore marker".into(),
+                };
+                return Err(ActionError::Failed(format!(
+                    "refusing to swap in '{}': its completeness marker says {said}, not '{}': the restore did not finish; restore again into a new database; nothing was done",
+                    req.restored,
+                    crate::restore::MARK_COMPLETE
+                )));
+            }
+            Err(e) => {
+                return Err(ActionError::Failed(format!(
+                    "cannot read the completeness marker of '{}': {e}; nothing was done",
+                    req.restored
+                )));
+            }
+        }
         let live_oid = oid_of(&c, &server, &live).await?;
         match (&req.damaged, live_oid) {
             (None, Some(oid)) => {

@@ -181,17 +181,29 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
         ],
         ActionRequest::Restore(r) => vec![
             format!(
-                "CREATE DATABASE {} on {}",
-                quote_ident(&r.target_db),
-                r.database.server()
+                "on {}: check {} first (format, pg_dump trailer); a truncated or unreadable backup is refused before anything is created",
+                r.host.display(),
+                r.backup_path
             ),
             format!(
-                "restore {} (catalog '{}' on {}) into {} with {} job(s)",
-                r.backup_path,
+                "CREATE DATABASE {} on {} (encoding, collation, owner of {}; the server's defaults if it is missing), marked '{}'",
+                quote_ident(&r.target_db),
+                r.database.server(),
+                quote_ident(r.database.dbname()),
+                crate::restore::MARK_INCOMPLETE
+            ),
+            format!(
+                "on {}: cat -- {} (plain or .gz), or pg_restore -f - -- {} (custom, directory or tar archive), streamed (catalog '{}') into {} with {} job(s)",
+                r.host.name,
+                shell_line("", std::slice::from_ref(&r.backup_path)).trim_start(),
+                shell_line("", std::slice::from_ref(&r.backup_path)).trim_start(),
                 r.catalog.name(),
-                r.host.display(),
                 quote_ident(&r.target_db),
                 r.jobs
+            ),
+            format!(
+                "only when every statement ran: mark it '{}'",
+                crate::restore::MARK_COMPLETE
             ),
             format!("the live database {} is not touched", r.database.display()),
         ],
@@ -209,6 +221,11 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
         ActionRequest::Swap(s) => {
             let mut v = vec![
                 format!("on {}, connected to its maintenance database:", s.database.server()),
+                format!(
+                    "refuse unless the comment of {} starts with '{}' (restore::target_status)",
+                    quote_ident(&s.restored),
+                    crate::restore::MARK_COMPLETE
+                ),
                 format!(
                     "{TERMINATE_SQL}  -- $1 = {{{},{}}}",
                     s.database.dbname(),

@@ -24,5 +24,5 @@ pub use source::{DumpFormat, RestoreSource, SourceError, detect_format, pg_resto
 pub use sql::{quote_ident, quote_literal};
 pub use target::{
     DbSettings, MARK_COMPLETE, MARK_INCOMPLETE, Target, TargetError, TargetStatus, create_target,
-    read_settings, target_name, target_status,
+    create_target_named, read_settings, target_name, target_status,
 };

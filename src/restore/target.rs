@@ -122,7 +122,21 @@ pub async fn create_target(
     stamp: DateTime<Utc>,
     fallback: Option<&DbSettings>,
 ) -> Result<Target, TargetError> {
-    let name = target_name(live_db, stamp);
+    create_target_named(admin, &target_name(live_db, stamp), live_db, fallback).await
+}
+
+/// [`create_target`] under a name the caller chose (the runbook engine
+/// stamps it); the same refusals: an existing name is never reused.
+pub async fn create_target_named(
+    admin: &Client,
+    name: &str,
+    live_db: &str,
+    fallback: Option<&DbSettings>,
+) -> Result<Target, TargetError> {
+    let name = name.to_string();
+    if name == live_db {
+        return Err(TargetError::Exists(name));
+    }
     let exists = admin
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
         .await

@@ -1,0 +1,175 @@
+//! verify: the schema-derived integrity checks of `db::verify` on one
+//! database of the server (the live one or a restored one), exact row
+//! counts of every table, and those counts against the restore manifest.
+//! Only reads.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::db::{ConnectOptions, DbHandle, quote_qualified};
+use crate::engine::actions::{ActionError, Output};
+use crate::engine::real::RealActions;
+use crate::engine::types::*;
+
+/// Every ordinary table (partitions included, partitioned parents not, so
+/// no row is counted twice), keyed as pg_dump and the manifest write them.
+const TABLES_SQL: &str = "\
+SELECT format('%I.%I', n.nspname, c.relname), n.nspname::text, c.relname::text
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'r'
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg_toast%'
+   AND n.nspname NOT LIKE 'pg_temp%'
+ ORDER BY 1";
+
+fn db_fail(e: impl std::fmt::Display) -> ActionError {
+    ActionError::Failed(e.to_string())
+}
+
+/// Row-count checks: every table of the manifest must hold exactly the
+/// rows the restore loaded.
+pub(crate) fn compare_counts(
+    manifest: &BTreeMap<String, i64>,
+    counts: &BTreeMap<String, i64>,
+) -> Vec<VerifyCheck> {
+    manifest
+        .iter()
+        .map(|(t, want)| {
+            let got = counts.get(t).copied();
+            VerifyCheck {
+                kind: "row-count".into(),
+                target: t.clone(),
+                ok: got == Some(*want),
+                found: json!({ "manifest": want, "counted": got }),
+            }
+        })
+        .collect()
+}
+
+pub async fn verify(
+    a: &RealActions,
+    req: &VerifyRequest,
+    out: &Output,
+) -> Result<VerifyOutcome, ActionError> {
+    let opts = ConnectOptions::from_spec(&req.database.spec, &a.redactor)
+        .map_err(db_fail)?
+        .with_dbname(&req.dbname);
+    let db = DbHandle::new(opts);
+    out.line(format!(
+        "checking {}/{}: integrity checks from the schema, exact row counts",
+        req.database.server(),
+        req.dbname
+    ));
+    let report =
+        crate::db::verify::run_checks(&db, req.database.name.as_str(), &req.database.spec.expect)
+            .await
+            .map_err(db_fail)?;
+    let mut checks: Vec<VerifyCheck> = report
+        .checks
+        .iter()
+        .map(|c| {
+            let ok = !(c.is_damage() || c.error.is_some());
+            if !c.ok {
+                out.line(format!(
+                    "{} {} {}: {} found{}{}",
+                    if ok { "warning" } else { "FAILED" },
+                    c.kind,
+                    c.target,
+                    c.found,
+                    c.detail
+                        .as_deref()
+                        .map(|d| format!("; {d}"))
+                        .unwrap_or_default(),
+                    c.error
+                        .as_deref()
+                        .map(|e| format!("; could not run: {e}"))
+                        .unwrap_or_default()
+                ));
+            }
+            VerifyCheck {
+                kind: c.kind.clone(),
+                target: c.target.clone(),
+                ok,
+                found: json!({ "found": c.found, "examples": c.examples, "severity": c.severity,
+                               "detail": c.detail, "error": c.error }),
+            }
+        })
+        .collect();
+    for s in &report.skipped {
+        out.line(format!("skipped: {s}"));
+    }
+    // Exact counts of every table.
+    let rows = db
+        .query("list tables", TABLES_SQL, &[])
+        .await
+        .map_err(db_fail)?;
+    let mut counts = BTreeMap::new();
+    for r in rows {
+        let key: String = r.get(0);
+        let schema: String = r.get(1);
+        let name: String = r.get(2);
+        let sql = format!("SELECT count(*) FROM {}", quote_qualified(&schema, &name));
+        let n: i64 = db
+            .query(&format!("count(*) of {key}"), &sql, &[])
+            .await
+            .map_err(db_fail)?
+            .first()
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        counts.insert(key, n);
+    }
+    let total: i64 = counts.values().sum();
+    out.line(format!("{} tables, {total} rows", counts.len()));
+    if let Some(m) = &req.manifest {
+        let tables: BTreeMap<String, i64> = m
+            .get("tables")
+            .cloned()
+            .and_then(|v: Value| serde_json::from_value(v).ok())
+            .ok_or_else(|| {
+                ActionError::Failed(
+                    "the restore manifest has no 'tables' map: cannot compare row counts".into(),
+                )
+            })?;
+        let cmp = compare_counts(&tables, &counts);
+        let bad = cmp.iter().filter(|c| !c.ok).count();
+        for c in cmp.iter().filter(|c| !c.ok) {
+            out.line(format!("FAILED row-count {}: {}", c.target, c.found));
+        }
+        out.line(format!(
+            "row counts against the manifest: {} of {} tables match",
+            cmp.len() - bad,
+            cmp.len()
+        ));
+        checks.extend(cmp);
+    }
+    let ok = checks.iter().all(|c| c.ok);
+    Ok(VerifyOutcome {
+        dbname: req.dbname.clone(),
+        ok,
+        checks,
+        counts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_against_the_manifest() {
+        let m: BTreeMap<String, i64> = [
+            ("public.\"User\"".to_string(), 22),
+            ("public.game".into(), 12),
+        ]
+        .into();
+        let mut c = m.clone();
+        assert!(compare_counts(&m, &c).iter().all(|c| c.ok));
+        c.insert("public.\"User\"".into(), 0);
+        let r = compare_counts(&m, &c);
+        assert!(!r[0].ok && r[1].ok);
+        c.remove("public.game");
+        assert!(!compare_counts(&m, &c)[1].ok);
+    }
+}
