@@ -1,7 +1,8 @@
 //! Restore benchmark, one run, one throwaway server: lifeline serial and
 //! jobs=2 (progress events on, drained by a task as the TUI would) against
 //! `psql -f` of the same plain dump and `pg_restore -j 2` of a directory
-//! dump, each into a fresh database.
+//! dump, each into a fresh database; and the runbook's restore action
+//! (RealActions: backup check, `cat` over the local transport, jobs=2).
 //!
 //! `cargo bench --bench restore -- [--cache DIR] [--sql FILE] [--fsync on|off]`
 //! Builds the database from FILE (default /work/shared/bench/app-1gb.sql),
@@ -12,6 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use lifeline::engine::types::{DbTarget, HostTarget, RestoreOutcome, RestoreRequest};
+use lifeline::engine::{Actions, Output, RealActions};
+use lifeline::inventory::Inventory;
+use lifeline::redact::Redactor;
 use lifeline::restore::{Restore, RestoreEvent, RestoreSource, create_target};
 use lifeline::sandbox::{PgCluster, PgOptions};
 
@@ -23,7 +28,7 @@ struct Args {
     fsync: bool,
     /// Development aid: keep the cluster here and reuse its `app`.
     cluster_dir: Option<PathBuf>,
-    /// Development aid: run only these (psql,serial,pgr,jobs2).
+    /// Development aid: run only these (psql,serial,pgr,jobs2,action).
     only: Option<String>,
 }
 
@@ -149,6 +154,57 @@ async fn lifeline(
         );
     }
     Ok((secs, cpu, events, manifest))
+}
+
+/// The runbook's restore action as `lifeline run` performs it: the backup
+/// checked on its host, `cat` streamed over the (local) transport, the
+/// executor with `jobs`, progress forwarded to the step's output.
+async fn action(pg: &PgCluster, plain: &Path, jobs: u32) -> Res<(f64, usize, RestoreOutcome)> {
+    let inv_text = format!(
+        "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n[[database]]\nname = \"main\"\nurl = \"{}\"\n\n[[backups]]\nname = \"bench\"\nhost = \"here\"\npath = \"{}\"\ndatabase = \"main\"\n",
+        pg.url("app"),
+        plain
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    );
+    let inv = Inventory::parse(&inv_text, "bench.toml").map_err(|d| format!("{d}"))?;
+    let a = RealActions::new(inv, Redactor::new());
+    let spec = a.inventory().database("main").ok_or("no database")?.clone();
+    let db = DbTarget {
+        name: "main".into(),
+        url: spec.pg_url().ok_or("no url")?.clone(),
+        spec,
+    };
+    let host = HostTarget {
+        name: "here".into(),
+        spec: a.inventory().host("here").ok_or("no host")?.clone(),
+    };
+    let req = RestoreRequest {
+        target_db: format!("app__restore_action{jobs}"),
+        database: db,
+        catalog: a.inventory().backups[0].clone(),
+        host,
+        backup_path: plain.display().to_string(),
+        jobs,
+    };
+    let (tx, mut rx) = tokio::sync::broadcast::channel(1024);
+    let out = Output::new(tx, 0, "restore", Redactor::new());
+    let drain = tokio::spawn(async move {
+        let mut n = 0usize;
+        while let Ok(ev) = rx.recv().await {
+            if matches!(ev, lifeline::engine::EngineEvent::Progress { .. }) {
+                n += 1;
+            }
+        }
+        n
+    });
+    let t = Instant::now();
+    let o = a.restore(&req, &out).await?;
+    let secs = t.elapsed().as_secs_f64();
+    drop(out);
+    let n = drain.await?;
+    Ok((secs, n, o))
 }
 
 fn main() -> Res<()> {
@@ -288,6 +344,25 @@ fn main() -> Res<()> {
             format!("{events} events, lifeline CPU {cpu:.1} s"),
         ));
         println!("lifeline jobs=2: {par_s:.1} s ({events} events, CPU {cpu:.1} s)");
+    }
+
+    if want("action") {
+        let (s3, progress, o) = rt.block_on(action(&pg, &plain, 2))?;
+        let got: BTreeMap<String, u64> = o
+            .manifest
+            .tables
+            .iter()
+            .map(|(k, v)| (k.clone(), *v as u64))
+            .collect();
+        if got != source_counts {
+            return Err(format!("action restore rows differ: {got:?}").into());
+        }
+        rows.push((
+            "lifeline restore action, jobs=2 (check + cat over the local transport)".into(),
+            s3,
+            format!("{progress} progress lines"),
+        ));
+        println!("lifeline restore action jobs=2: {s3:.1} s ({progress} progress lines)");
     }
 
     println!("\n| run | wall | notes |\n|---|---|---|");

@@ -389,6 +389,31 @@ fn db_target(a: &RealActions) -> DbTarget {
     }
 }
 
+/// A plain copy of the good backup loaded with psql (the source of other formats).
+fn restore_good_into(w: &World, db: &str) {
+    w.pg.create_db(db).unwrap();
+    let o = Command::new(w.pg.bin("psql"))
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-p",
+        ])
+        .arg(w.pg.port().to_string())
+        .arg("-d")
+        .arg(db)
+        .arg("-f")
+        .arg(w.backup(GOOD))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 fn host_target(a: &RealActions, name: &str) -> HostTarget {
     HostTarget {
         name: name.into(),
@@ -514,6 +539,66 @@ async fn actions_pick_restore_verify_and_the_swap_guard() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("already exists"), "{e}");
+
+    // Archives and gzip, outside the catalog: pg_restore -f - runs on the
+    // backup host, gzip is inflated here; same data.
+    let other = w.dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let custom = other.join("good.dump");
+    restore_good_into(&w, "app_good_src");
+    let o = Command::new(w.pg.bin("pg_dump"))
+        .args(["-Fc", "-h", "127.0.0.1", "-U", "postgres", "-p"])
+        .arg(w.pg.port().to_string())
+        .arg("-f")
+        .arg(&custom)
+        .arg("app_good_src")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let gz = other.join("good.sql.gz");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -c < '{}' > '{}'",
+            w.backup(GOOD),
+            gz.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    for (path, target) in [(&custom, "app__restore_custom"), (&gz, "app__restore_gz")] {
+        let r = a
+            .restore(
+                &req(&path.display().to_string(), target),
+                &Output::discard(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(r.manifest.tables.get("public.\"User\""), Some(&22));
+        assert_eq!(sums(&w.pg, target), w.good, "{target}");
+    }
+
+    // A dump that is whole but fails midway: the step fails, the target stays INCOMPLETE.
+    let bad = other.join("bad.sql");
+    let text = std::fs::read_to_string(w.backup(GOOD)).unwrap();
+    let text = text.replacen("user5@example.net", "user5@example.net\tan extra column", 1);
+    std::fs::write(&bad, text).unwrap();
+    let e = a
+        .restore(
+            &req(&bad.display().to_string(), "app__restore_bad"),
+            &Output::discard(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("COPY into table 'public.\"User\"'"), "{e}");
+    assert!(e.contains("INCOMPLETE"), "{e}");
+    assert!(
+        w.comment("app__restore_bad")
+            .starts_with("lifeline: restore INCOMPLETE"),
+        "{}",
+        w.comment("app__restore_bad")
+    );
 
     // verify: clean, with the manifest's row counts; a changed table fails it.
     let manifest = serde_json::to_value(&r.manifest).unwrap();
@@ -705,6 +790,10 @@ fn kill_9_during_the_restore_then_resume_completes_with_a_new_target() {
         .unwrap()
         .to_string();
 
+    // The engine stamps the new target with the time of the resumed run: an
+    // operator takes longer than the second that separates two stamps (a
+    // resume within the same second is refused: "already exists").
+    std::thread::sleep(Duration::from_millis(1100));
     let a2 = w.answers(
         "rerun.toml",
         &format!("{answers}\n[interrupted]\nrestore = \"rerun\"\n"),

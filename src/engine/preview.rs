@@ -193,7 +193,7 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                 crate::restore::MARK_INCOMPLETE
             ),
             format!(
-                "on {}: cat -- {} (plain or .gz), or pg_restore -f - -- {} (custom, directory or tar archive), streamed (catalog '{}') into {} with {} job(s)",
+                "on {}, by the format its first bytes show: cat -- {} (plain SQL; gzip is inflated here), or pg_restore -f - -- {} (custom, directory or tar archive); the stream (catalog '{}') runs through lifeline's executor into {} with {} job(s)",
                 r.host.name,
                 shell_line("", std::slice::from_ref(&r.backup_path)).trim_start(),
                 shell_line("", std::slice::from_ref(&r.backup_path)).trim_start(),

@@ -86,10 +86,18 @@ async fn fallback_settings(
     Ok(s)
 }
 
+/// `pre-data`, `data`, `post-data`, `finishing`.
+fn phase(p: crate::restore::Phase) -> String {
+    serde_json::to_value(p)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 fn progress_message(p: &crate::restore::Progress) -> String {
     let mut m = format!(
-        "{:?}: {}",
-        p.phase,
+        "{}: {}",
+        phase(p.phase),
         bytes(p.source_bytes.unwrap_or(p.bytes))
     );
     if let Some(t) = p.source_total {
@@ -271,7 +279,7 @@ pub async fn restore(
                         );
                     }
                 }
-                RestoreEvent::Phase { phase } => o.line(format!("phase {phase:?}")),
+                RestoreEvent::Phase { phase: p } => o.line(format!("phase {}", phase(p))),
                 RestoreEvent::Notice { severity, message } => {
                     o.line(format!("server {severity}: {message}"))
                 }
