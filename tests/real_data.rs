@@ -104,6 +104,40 @@ restored = "{restore.target_db}"
 requires = ["verified"]
 "#;
 
+const LOOK: &str = r#"
+id = "look"
+title = "Which backup, and is the live database damaged?"
+when = "tests"
+
+[[param]]
+name = "db"
+kind = "database"
+from = "inventory"
+
+[[param]]
+name = "catalog"
+kind = "catalog"
+from = "inventory"
+
+[[param]]
+name = "incident_at"
+kind = "time"
+from = "ask"
+
+[[step]]
+id = "pick"
+action = "pick-backup"
+explain = "the newest intact backup before the incident"
+catalog = "{catalog}"
+incident_at = "{incident_at}"
+
+[[step]]
+id = "verify"
+action = "verify"
+explain = "is the live database damaged?"
+database = "{db}"
+"#;
+
 const EXPLICIT: &str = r#"
 id = "explicit-backup"
 title = "Restore a backup the operator names"
@@ -252,6 +286,7 @@ transport = "local"
 name = "main"
 url = "postgres://app@127.0.0.1:{pgport}/app"
 password_env = "APP_PGPASSWORD"
+expect = {{ User = {{ min = 20 }} }}
 
 [[backups]]
 name = "nightly"
@@ -270,6 +305,7 @@ database = "main"
         std::fs::write(dir.path().join("lifeline.toml"), &inventory).unwrap();
         std::fs::write(dir.path().join("data-drill.toml"), DRILL).unwrap();
         std::fs::write(dir.path().join("explicit.toml"), EXPLICIT).unwrap();
+        std::fs::write(dir.path().join("look.toml"), LOOK).unwrap();
         World {
             pg,
             _sshd: sshd,
@@ -667,6 +703,44 @@ async fn actions_pick_restore_verify_and_the_swap_guard() {
         "the live database was not touched"
     );
     assert!(w.databases("app__damaged%").is_empty());
+}
+
+#[test]
+fn run_picks_over_ssh_and_verify_finds_the_damage_of_the_live_database() {
+    let w = World::new(100);
+    let answers = w.answers(
+        "answers.toml",
+        &format!("[params]\nincident_at = \"{INCIDENT}\"\n"),
+    );
+    let (code, out) = w.run(&["run", "look.toml", "--answers", &answers]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains(&format!("CHOSEN   {GOOD}")), "{out}");
+    assert!(out.contains("loses 2 d 5 h"), "{out}");
+    assert!(out.contains("FAILED expect-min"), "{out}");
+    let jp = w.journal();
+    journal_checks(&w, &jp);
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    let pick = step_data(&recs, "step-finished", "pick");
+    assert_eq!(pick["backup"]["name"], GOOD);
+    assert_eq!(pick["rpo_s"], 2 * 86_400 + 5 * 3600 + 6 * 60);
+    let cands = pick["candidates"].as_array().unwrap();
+    assert_eq!(cands.len(), 3);
+    assert!(cands.iter().all(|c| c["time_source"] == "name"));
+    let verify = recs
+        .iter()
+        .rev()
+        .find(|r| r.step.as_deref() == Some("verify") && r.kind != "step-started")
+        .unwrap();
+    assert_eq!(verify.data["ok"], false, "{:?}", verify.data);
+    assert_eq!(verify.data["counts"]["public.\"User\""], 0);
+    assert_eq!(verify.data["counts"]["public.game"], 12);
+    let expect = verify.data["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "expect-min")
+        .unwrap();
+    assert_eq!(expect["ok"], false);
 }
 
 #[test]
