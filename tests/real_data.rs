@@ -705,6 +705,57 @@ async fn actions_pick_restore_verify_and_the_swap_guard() {
     assert!(w.databases("app__damaged%").is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_restore_a_dropped_database_and_swap_it_in_under_its_name() {
+    let w = World::new(500);
+    let a = w.actions();
+    let db = db_target(&a);
+    w.pg.psql("postgres", "DROP DATABASE app").unwrap();
+    let (tx, mut rx) = tokio::sync::broadcast::channel(4096);
+    let out = Output::new(tx, 0, "restore", Redactor::new());
+    let r = a
+        .restore(
+            &RestoreRequest {
+                database: db.clone(),
+                target_db: "app__restore_back".into(),
+                catalog: catalog(&a),
+                host: host_target(&a, "backup-box"),
+                backup_path: w.backup(GOOD),
+                jobs: 1,
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.manifest.tables.get("public.game"), Some(&12));
+    let mut lines = String::new();
+    while let Ok(ev) = rx.try_recv() {
+        lines.push_str(&format!("{ev:?}\n"));
+    }
+    assert!(lines.contains("'app' does not exist"), "{lines}");
+    let owner = w
+        .pg
+        .psql(
+            "postgres",
+            "SELECT pg_get_userbyid(datdba) || ' ' || pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'app__restore_back'",
+        )
+        .unwrap();
+    assert_eq!(owner, "app UTF8");
+    let s = a
+        .swap(
+            &SwapRequest {
+                database: db,
+                restored: "app__restore_back".into(),
+                damaged: None,
+            },
+            &Output::discard(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.damaged, None);
+    assert_eq!(sums(&w.pg, "app"), w.good);
+}
+
 #[test]
 fn run_picks_over_ssh_and_verify_finds_the_damage_of_the_live_database() {
     let w = World::new(100);
