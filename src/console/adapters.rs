@@ -161,6 +161,7 @@ async fn watch_database(
 ) {
     let mut last_event: DateTime<Utc> = Utc::now();
     let mut alerted = false;
+    let mut round_alert = false;
     let mut high = 0i64;
     let grace = chrono::Duration::from_std(interval + Duration::from_secs(2))
         .unwrap_or(chrono::Duration::seconds(12));
@@ -175,10 +176,14 @@ async fn watch_database(
                     TimelineEvent::Sampled(r) => {
                         let s = r.sample.clone();
                         let total: i64 = s.tables.iter().map(|t| t.rows.max(0)).sum();
-                        if total >= high {
+                        // A round's alerts come just before its sample.
+                        if total > high {
                             high = total;
-                            alerted = false;
+                            alerted = round_alert;
+                        } else {
+                            alerted |= round_alert;
                         }
+                        round_alert = false;
                         state.identity = Some(s.identity.clone());
                         state.total_rows = Some(total);
                         state.tables = Some(s.tables.len());
@@ -190,12 +195,7 @@ async fn watch_database(
                             return;
                         }
                     }
-                    TimelineEvent::Alert(_) => {
-                        alerted = true;
-                        if state.health == Health::Healthy {
-                            state.health = Health::RowsDropped;
-                        }
-                    }
+                    TimelineEvent::Alert(_) => round_alert = true,
                     TimelineEvent::IdentityChanged(i) => {
                         state.health_detail = Some(format!("identity changed: {}", i.change.describe()));
                     }
