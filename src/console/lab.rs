@@ -5,7 +5,7 @@
 //! anything outside its sandbox.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,15 +49,26 @@ impl Progress {
     fn start(what: String) -> Progress {
         let done = Arc::new(AtomicBool::new(false));
         let d = done.clone();
+        let tty = std::io::stderr().is_terminal();
         let join = std::thread::spawn(move || {
             let t0 = Instant::now();
             let mut err = std::io::stderr();
-            while !d.load(Ordering::SeqCst) {
-                let _ = write!(err, "\r{what} {} s", t0.elapsed().as_secs());
-                let _ = err.flush();
-                std::thread::sleep(Duration::from_millis(500));
+            if !tty {
+                let _ = writeln!(err, "{what}");
             }
-            let _ = writeln!(err, "\r{what} done in {} s", t0.elapsed().as_secs());
+            while !d.load(Ordering::SeqCst) {
+                if tty {
+                    let _ = write!(err, "\r{what} {} s", t0.elapsed().as_secs());
+                    let _ = err.flush();
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let _ = writeln!(
+                err,
+                "{}{what} done in {} s",
+                if tty { "\r" } else { "" },
+                t0.elapsed().as_secs()
+            );
         });
         Progress {
             done,
