@@ -385,3 +385,80 @@ fn a_hung_host_shows_no_answer_in_its_row_while_the_database_updates_and_keys_an
         let _ = Command::new("kill").args(["-CONT", p]).status();
     }
 }
+
+#[test]
+fn a_runbook_in_flight_when_the_console_died_is_shown_and_resumed_with_incident() {
+    let pg = support::pg();
+    let password = support::random_password();
+    prepare(&pg, &password);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("runbooks")).unwrap();
+    std::fs::write(dir.join("runbooks/console-drill.toml"), RUNBOOK).unwrap();
+    std::fs::write(dir.join("lifeline.toml"), inventory(&pg, "")).unwrap();
+    let t = Tmux::start("died", &console_line(dir, &password, "console"), 120, 40);
+    t.wait_for("healthy");
+    t.command("runbook console-drill");
+    t.wait("the swap confirmation", |s| s.contains("type 'shop'"));
+    // The console dies (kill -9): no clean end is journaled.
+    let state = dir.join("state");
+    let o = Command::new("pgrep")
+        .args([
+            "-f",
+            &format!("^{LIFELINE} .*--state-dir {}", state.display()),
+        ])
+        .output()
+        .unwrap();
+    let pids = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(!pids.trim().is_empty());
+    for p in pids.split_whitespace() {
+        let _ = Command::new("kill").args(["-KILL", p]).status();
+    }
+    t.wait("the dead console", |s| s.contains("EXITED"));
+    drop(t);
+    let inc = only_incident(&state);
+    let id = inc.file_name().unwrap().to_string_lossy().into_owned();
+    let journal = std::fs::read_to_string(inc.join("journal.jsonl")).unwrap();
+    assert!(!journal.contains("run-finished"), "{journal}");
+
+    // Re-opened: the run is shown as it was, and resumes to the swap.
+    let t = Tmux::start(
+        "resumed",
+        &console_line(dir, &password, &format!("console --incident {id}")),
+        120,
+        40,
+    );
+    t.wait_for("was in flight");
+    t.keys(&["4"]);
+    let s = t.wait("the steps as the journal left them", |s| {
+        s.contains("console-drill") && s.contains("done") && s.contains("pending")
+    });
+    assert!(s.contains(&id), "{s}");
+    t.command("runbook console-drill");
+    t.wait("the swap confirmation again", |s| s.contains("type 'shop'"));
+    t.text("shop");
+    t.keys(&["Enter"]);
+    t.wait_for("runbook finished: every step done");
+    let dbs = pg
+        .psql(
+            "postgres",
+            "SELECT string_agg(datname, ',') FROM pg_database",
+        )
+        .unwrap();
+    assert!(
+        dbs.contains("shop__damaged_") && !dbs.contains("shop_copy"),
+        "{dbs}"
+    );
+    let journal = std::fs::read_to_string(inc.join("journal.jsonl")).unwrap();
+    assert!(journal.contains("\"resumed\":true"), "{journal}");
+    // The snapshot taken before the crash counts: it is not taken twice.
+    assert_eq!(
+        journal
+            .matches("\"kind\":\"step-finished\",\"step\":\"snapshot\"")
+            .count(),
+        1,
+        "{journal}"
+    );
+    t.keys(&["q"]);
+    t.assert_exited_restored();
+}

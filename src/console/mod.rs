@@ -21,7 +21,7 @@ use crate::redact::Redactor;
 use crate::runbook;
 use crate::state::{StateDir, new_incident_id, valid_incident_id};
 use crate::timeline::SharedJournal;
-use crate::tui::model::{Header, Mode, Model, RunbookInfo};
+use crate::tui::model::{Header, Mode, Model, RunbookInfo, RunbookState, StepState, StepView};
 use crate::tui::{ConsoleOptions, ExportFormat, UiCommand, UiEvent};
 
 /// How the console is opened.
@@ -234,6 +234,82 @@ pub fn runs_in_flight(records: &[Record]) -> Vec<String> {
     open
 }
 
+/// The steps of runbook `id` as its last run left them in the journal:
+/// done, failed, skipped, or interrupted (started, never finished).
+pub fn in_flight_view(records: &[Record], id: &str) -> Option<RunbookState> {
+    let rb = runbook::find(id, runbook::runbook_dir().as_deref()).ok()?;
+    let start = records.iter().rposition(|r| {
+        r.kind == crate::engine::driver::kinds::RUN_STARTED
+            && r.data.get("runbook").and_then(|v| v.as_str()) == Some(id)
+    })?;
+    let run = &records[start..];
+    let mut steps: Vec<StepView> = rb
+        .steps
+        .iter()
+        .map(|s| StepView {
+            id: s.id.clone(),
+            title: s.explain.lines().next().unwrap_or_default().to_string(),
+            action: s.action.to_string(),
+            destructive: s.destructive,
+            ..Default::default()
+        })
+        .collect();
+    let mut current = None;
+    for r in run {
+        let Some(i) = r
+            .step
+            .as_deref()
+            .and_then(|sid| steps.iter().position(|s| s.id == sid))
+        else {
+            continue;
+        };
+        let st = &mut steps[i];
+        match r.kind.as_str() {
+            kinds::STEP_STARTED => {
+                st.state = StepState::Interrupted;
+                st.started_at = Some(r.ts);
+                current = Some(i);
+            }
+            kinds::STEP_FINISHED => {
+                st.state = StepState::Done;
+                st.finished_at = Some(r.ts);
+                st.summary = Some(r.summary.clone());
+            }
+            kinds::STEP_FAILED => {
+                st.state = StepState::Failed;
+                st.finished_at = Some(r.ts);
+                st.summary = Some(r.summary.clone());
+            }
+            kinds::STEP_SKIPPED => st.state = StepState::Skipped,
+            _ => {}
+        }
+    }
+    let database = run[0]
+        .data
+        .get("params")
+        .and_then(|p| p.as_object())
+        .and_then(|p| {
+            p.values()
+                .find(|v| v.get("kind").and_then(|k| k.as_str()) == Some("database"))
+        })
+        .and_then(|v| v.get("value"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    Some(RunbookState {
+        name: rb.id.clone(),
+        title: rb.title.clone(),
+        database,
+        steps,
+        current,
+        explanation: format!(
+            "This run was in flight when the console closed. ':runbook {}' resumes it from the journal; a step shown interrupted must be checked first.",
+            rb.id
+        ),
+        preview: Vec::new(),
+        started_at: Some(run[0].ts),
+    })
+}
+
 /// Runs the console until the operator quits; returns the exit code.
 /// Blocking: builds its own runtime.
 pub fn cmd_console(args: ConsoleArgs, redactor: Redactor) -> Result<u8, ConsoleError> {
@@ -306,6 +382,12 @@ pub async fn run(
         .map(|r| runs_in_flight(&r))
         .unwrap_or_default();
     if let Some(rb) = in_flight.last() {
+        if let Some(view) = read_records(&inc.journal_path)
+            .ok()
+            .and_then(|records| in_flight_view(&records, rb))
+        {
+            let _ = ev_tx.send(UiEvent::RunbookUpdate(Some(view))).await;
+        }
         let _ = ev_tx
             .send(UiEvent::Status(format!(
                 "runbook '{rb}' was in flight in this incident: ':runbook {rb}' resumes it"
