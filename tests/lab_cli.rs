@@ -200,3 +200,57 @@ fn headless_drill_journals_a_drill_report_even_when_the_drill_stops_early() {
         .unwrap();
     assert!(v.status.success(), "{}", support::stdout(&v));
 }
+
+#[test]
+fn sigterm_to_the_lab_console_tears_the_lab_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let registry = dir.join("registry");
+    std::fs::create_dir_all(&registry).unwrap();
+    let t = Tmux(format!("lifeline-lab-term-{}", std::process::id()));
+    let line = format!(
+        "cd {d} && env TERM=xterm-256color LANG=C.UTF-8 TMPDIR={r} {LIFELINE} --state-dir {d}/state lab wrong-database 2>{d}/err; echo EXITED $?; sleep 120",
+        d = dir.display(),
+        r = registry.display(),
+    );
+    let st = t
+        .tmux()
+        .args(["new-session", "-d", "-x", "120", "-y", "40", &line])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    t.wait("the drill console", |s| {
+        s.contains("DRILL") && s.contains("sampled")
+    });
+    let err = std::fs::read_to_string(dir.join("err")).unwrap();
+    let labdir = err
+        .lines()
+        .find_map(|l| l.strip_prefix("lab 'wrong-database' ready in "))
+        .and_then(|l| l.split(" (inventory").next())
+        .unwrap()
+        .to_string();
+    assert!(!processes_with(&labdir).is_empty());
+    let o = Command::new("pgrep")
+        .args(["-f", &format!("^{LIFELINE} .*lab wrong-database")])
+        .output()
+        .unwrap();
+    let pids = String::from_utf8_lossy(&o.stdout).into_owned();
+    for p in pids.split_whitespace() {
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", p])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    t.wait("exit", |s| s.contains("EXITED"));
+    let err = std::fs::read_to_string(dir.join("err")).unwrap();
+    assert!(err.contains("lab stopped and removed"), "{err}");
+    let start = Instant::now();
+    while !processes_with(&labdir).is_empty() {
+        assert!(start.elapsed() < DEADLINE, "{:?}", processes_with(&labdir));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!Path::new(&labdir).exists(), "'{labdir}' left behind");
+}

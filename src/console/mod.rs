@@ -422,3 +422,64 @@ pub fn export_format(f: ExportFormat) -> (crate::export::Format, &'static str) {
         ExportFormat::Html => (crate::export::Format::Html, "html"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn rec(seq: u64, kind: &str, step: Option<&str>, data: Value) -> Record {
+        Record {
+            seq,
+            ts: Utc::now(),
+            incident: "i".into(),
+            operator: "o".into(),
+            kind: kind.into(),
+            step: step.map(str::to_string),
+            target: None,
+            command: None,
+            exit: None,
+            duration_ms: None,
+            summary: format!("{kind} {seq}"),
+            data,
+            prev: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_run_without_its_end_is_in_flight_and_a_finished_one_is_not() {
+        let started = |seq, rb: &str| rec(seq, "run-started", None, json!({ "runbook": rb }));
+        let finished = |seq| rec(seq, "run-finished", None, json!({}));
+        assert!(runs_in_flight(&[]).is_empty());
+        assert!(runs_in_flight(&[started(1, "a"), finished(2)]).is_empty());
+        assert_eq!(runs_in_flight(&[started(1, "a")]), vec!["a".to_string()]);
+        assert_eq!(
+            runs_in_flight(&[started(1, "a"), finished(2), started(3, "b")]),
+            vec!["b".to_string()]
+        );
+    }
+
+    #[test]
+    fn the_steps_of_a_run_in_flight_come_from_the_journal() {
+        let records = vec![
+            rec(
+                1,
+                "run-started",
+                None,
+                json!({ "runbook": "rogue-sync-wipe",
+                        "params": { "db": { "kind": "database", "value": "main", "source": "inventory" } } }),
+            ),
+            rec(2, kinds::STEP_STARTED, Some("brief"), json!({})),
+            rec(3, kinds::STEP_FINISHED, Some("brief"), json!({})),
+            rec(4, kinds::STEP_STARTED, Some("look"), json!({})),
+        ];
+        let v = in_flight_view(&records, "rogue-sync-wipe").unwrap();
+        assert_eq!(v.database.as_deref(), Some("main"));
+        assert_eq!(v.steps[0].state, StepState::Done);
+        assert_eq!(v.steps[1].state, StepState::Interrupted);
+        assert_eq!(v.steps[2].state, StepState::Pending);
+        assert_eq!(v.current, Some(1));
+        assert!(in_flight_view(&records, "table-wiped").is_none());
+    }
+}
