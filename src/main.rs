@@ -130,7 +130,7 @@ enum Command {
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
         /// UTC offset --at is given in (e.g. +02:00); default this machine's zone.
-        #[arg(long, value_name = "OFFSET")]
+        #[arg(long, value_name = "OFFSET", allow_hyphen_values = true)]
         tz: Option<String>,
     },
     /// Export the post-incident timeline: summary, row counts, every event; exit 1 if the journal's chain is broken.
@@ -143,7 +143,7 @@ enum Command {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
         /// UTC offset for the local-time column (e.g. +02:00); default this machine's zone.
-        #[arg(long, value_name = "OFFSET")]
+        #[arg(long, value_name = "OFFSET", allow_hyphen_values = true)]
         tz: Option<String>,
     },
 }
