@@ -403,6 +403,7 @@ pub async fn run(
         operator: args.operator.clone(),
         readonly: args.readonly,
         in_flight,
+        selected_db: None,
     };
     let ctl = tokio::spawn(runner::serve(controller, cmd_rx, ev_tx.clone()));
     drop(ev_tx);

@@ -51,6 +51,9 @@ pub struct Controller {
     pub readonly: bool,
     /// Runbooks in flight in the journal when the console opened.
     pub in_flight: Vec<String>,
+    /// The database the operator selected (`:db NAME`): the value of a
+    /// runbook's database parameter that has no default.
+    pub selected_db: Option<String>,
 }
 
 /// A runbook being run.
@@ -91,6 +94,7 @@ pub async fn serve(
                 let _ = tx.send(UiEvent::Status(msg)).await;
             }
             UiCommand::SelectDb(db) => {
+                ctl.selected_db = Some(db.clone());
                 let _ = tx
                     .send(UiEvent::Status(format!("acting on database '{db}'")))
                     .await;
@@ -222,7 +226,14 @@ fn start(
 ) -> Result<Running, Vec<String>> {
     let rb = load_runbook(name, &ctl.inventory)?;
     let resume = ctl.in_flight.contains(&rb.id);
-    let answers = Answers::default();
+    let mut answers = Answers::default();
+    if let Some(db) = &ctl.selected_db {
+        for p in &rb.params {
+            if p.kind == runbook::ParamKind::Database && p.default.is_none() {
+                answers.params.insert(p.name.clone(), db.clone());
+            }
+        }
+    }
     let spec = RunSpec {
         runbook: &rb,
         inventory: ctl.inventory.clone(),
