@@ -151,6 +151,11 @@ fn console(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, ConsoleE
     c.probe_interval = Duration::from_secs(5);
     c.slug = Some(format!("lab-{}", lab.scenario));
     c.before = before(lab);
+    // The chart starts on the users table as it was before the damage.
+    c.select_table = lab
+        .oids_before
+        .get("User")
+        .map(|oid| ("User".to_string(), *oid));
     super::cmd_console(c, redactor)
 }
 

@@ -47,6 +47,8 @@ pub struct ConsoleArgs {
     /// Known before the console opened (the lab's counts from just before
     /// the damage, the damage time): applied to the model first.
     pub before: Vec<UiEvent>,
+    /// The Timeline's chart starts on this table (name, OID).
+    pub select_table: Option<(String, u32)>,
 }
 
 impl ConsoleArgs {
@@ -63,6 +65,7 @@ impl ConsoleArgs {
             log_dir: None,
             slug: None,
             before: Vec::new(),
+            select_table: None,
         }
     }
 }
@@ -370,6 +373,7 @@ pub async fn run(
     for e in args.before.iter().cloned() {
         model.apply(e);
     }
+    model.ui.selected_table = args.select_table.clone();
     let tasks = adapters::spawn_all(
         &inventory,
         &inc,
