@@ -4,6 +4,7 @@
 //! may touch the terminal.
 
 pub mod catalog;
+pub mod console;
 pub mod db;
 pub mod diag;
 pub mod engine;

@@ -22,8 +22,7 @@ const EXIT_USAGE: u8 = 2;
 #[command(
     name = "lifeline",
     version,
-    about = "Console for PostgreSQL data-loss outages: see what writes, stop it for good, restore beside the live database, verify, swap; every step journaled.",
-    arg_required_else_help = true
+    about = "Console for PostgreSQL data-loss outages: see what writes, stop it for good, restore beside the live database, verify, swap; every step journaled."
 )]
 struct Cli {
     /// Inventory file (default ./lifeline.toml, else $LIFELINE_INVENTORY).
@@ -39,11 +38,44 @@ struct Cli {
     #[arg(long, global = true)]
     readonly: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Open the console (TUI) on the inventory: the default command.
+    Console {
+        /// Re-open this incident (its journal, samples, a runbook in flight).
+        #[arg(long, value_name = "ID")]
+        incident: Option<String>,
+        /// Seconds between host probes.
+        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        probe_interval: u64,
+        /// Seconds one host probe may take before it counts as no answer.
+        #[arg(long, default_value_t = 20, value_name = "SECS")]
+        probe_timeout: u64,
+    },
+    /// Build a local sandbox that reproduces an outage and open the console on it (DRILL).
+    Lab {
+        /// rogue-sync (default), wrong-database, dropped-database, migration-reset.
+        #[arg(default_value = "rogue-sync")]
+        scenario: String,
+        /// Keep the sandbox in this new or empty directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// About this many rows in the application tables.
+        #[arg(long, value_name = "N")]
+        rows: Option<u64>,
+        /// Reach the lab host through a throwaway sshd on loopback.
+        #[arg(long)]
+        ssh: bool,
+        /// Run the scenario's runbook from --answers without a terminal and score the drill.
+        #[arg(long)]
+        headless: bool,
+        /// Answers for --headless (default: the scenario's shipped answers).
+        #[arg(long, value_name = "FILE", requires = "headless")]
+        answers: Option<PathBuf>,
+    },
     /// Validate the inventory and every runbook; exit 2 listing every error as file:line:col.
     Check,
     /// List the runbooks and when to use each.
@@ -98,7 +130,7 @@ enum Command {
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
         /// UTC offset --at is given in (e.g. +02:00); default this machine's zone.
-        #[arg(long, value_name = "OFFSET")]
+        #[arg(long, value_name = "OFFSET", allow_hyphen_values = true)]
         tz: Option<String>,
     },
     /// Export the post-incident timeline: summary, row counts, every event; exit 1 if the journal's chain is broken.
@@ -111,7 +143,7 @@ enum Command {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
         /// UTC offset for the local-time column (e.g. +02:00); default this machine's zone.
-        #[arg(long, value_name = "OFFSET")]
+        #[arg(long, value_name = "OFFSET", allow_hyphen_values = true)]
         tz: Option<String>,
     },
 }
@@ -338,11 +370,110 @@ fn cmd_export(cli: &Cli, redactor: &Redactor, args: lifeline::export::ExportArgs
     }
 }
 
+fn cmd_console(
+    cli: &Cli,
+    redactor: Redactor,
+    incident: Option<String>,
+    probe_interval: u64,
+    probe_timeout: u64,
+) -> ExitCode {
+    let Some(path) = inventory_path(cli) else {
+        eprintln!(
+            "error: no inventory: pass -i PATH, create ./lifeline.toml, or set LIFELINE_INVENTORY (see README, 'Inventory'); or try 'lifeline lab' for a sandboxed outage"
+        );
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let mut args = lifeline::console::ConsoleArgs::new(
+        path,
+        cli.state_dir.clone().unwrap_or_else(default_state_dir),
+        cli.operator.clone().unwrap_or_else(default_operator),
+    );
+    args.incident = incident;
+    args.readonly = cli.readonly;
+    args.probe_interval = std::time::Duration::from_secs(probe_interval.max(1));
+    args.probe_timeout = std::time::Duration::from_secs(probe_timeout.max(1));
+    match lifeline::console::cmd_console(args, redactor) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn cmd_lab(cli: &Cli, redactor: Redactor, command: &Command) -> ExitCode {
+    let Command::Lab {
+        scenario,
+        dir,
+        rows,
+        ssh,
+        headless,
+        answers,
+    } = command
+    else {
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let scenario = match scenario.parse::<lifeline::lab::Scenario>() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let args = lifeline::console::lab::LabArgs {
+        scenario,
+        dir: dir.clone(),
+        rows: *rows,
+        ssh: *ssh,
+        headless: *headless,
+        answers: answers.clone(),
+        state_dir: cli.state_dir.clone().unwrap_or_else(default_state_dir),
+        operator: cli.operator.clone().unwrap_or_else(default_operator),
+        readonly: cli.readonly,
+    };
+    match lifeline::console::lab::cmd_lab(args, redactor) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let redactor = Redactor::new();
+    let command = cli.command.as_ref().unwrap_or(&Command::Console {
+        incident: None,
+        probe_interval: 10,
+        probe_timeout: 20,
+    });
+    // The console owns the terminal: its tracing goes to a file.
+    match command {
+        Command::Console {
+            incident,
+            probe_interval,
+            probe_timeout,
+        } => {
+            return Ok(cmd_console(
+                &cli,
+                redactor,
+                incident.clone(),
+                *probe_interval,
+                *probe_timeout,
+            ));
+        }
+        Command::Lab { headless, .. } => {
+            if *headless {
+                lifeline::logging::init_stderr(redactor.clone());
+            }
+            return Ok(cmd_lab(&cli, redactor, command));
+        }
+        _ => {}
+    }
     lifeline::logging::init_stderr(redactor.clone());
     let operator = cli.operator.clone().unwrap_or_else(default_operator);
-    match &cli.command {
+    match command {
+        Command::Console { .. } | Command::Lab { .. } => Ok(ExitCode::from(EXIT_USAGE)),
         Command::Check => cmd_check(&cli),
         Command::Runbooks => Ok(ExitCode::from(engine::headless::cmd_runbooks())),
         Command::Run {

@@ -317,7 +317,10 @@ fn backups_restore_and_the_inventory_loads() {
     assert!(inv.services.is_empty());
     // The shipped answers file sits beside it.
     let answers = std::fs::read_to_string(&lab.answers_path).unwrap();
-    assert!(answers.contains("runbook = \"table-wiped\""), "{answers}");
+    assert!(
+        answers.contains("'table-wiped'") && answers.contains("swap = \"TovPlay\""),
+        "{answers}"
+    );
     // lab.json holds the answer key for scoring.
     let rec: lifeline::lab::LabRecord =
         serde_json::from_str(&std::fs::read_to_string(lab.dir.join("lab.json")).unwrap()).unwrap();

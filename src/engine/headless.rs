@@ -2,6 +2,7 @@
 //! runbook half of `lifeline check`. Prints one line per engine event;
 //! answers come from the answers file. Never acts outside the engine.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
@@ -188,32 +189,69 @@ fn load_runbook(name: &str, inv: &Inventory) -> Result<Runbook, u8> {
 }
 
 async fn run(args: RunArgs, redactor: Redactor) -> u8 {
+    run_outcome(args, redactor, &BTreeMap::new()).await.code
+}
+
+/// How a headless run ended: the exit code, and for a live run its
+/// incident, journal and exit (the lab scores a drill from them).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub code: u8,
+    pub incident: Option<String>,
+    pub journal_path: Option<std::path::PathBuf>,
+    pub exit: Option<RunExit>,
+}
+
+impl From<u8> for Outcome {
+    fn from(code: u8) -> Self {
+        Outcome {
+            code,
+            incident: None,
+            journal_path: None,
+            exit: None,
+        }
+    }
+}
+
+/// `lifeline run` with parameter values that the answers file leaves out
+/// filled from `defaults` (the lab gives its damage time as `incident_at`).
+pub async fn run_outcome(
+    args: RunArgs,
+    redactor: Redactor,
+    defaults: &BTreeMap<String, String>,
+) -> Outcome {
     let inv = match load_inventory(args.inventory.as_deref(), &redactor) {
         Ok(i) => i,
-        Err(c) => return c,
+        Err(c) => return Outcome::from(c),
     };
     let actions = RealActions::new(inv.clone(), redactor.clone());
     let rb = match load_runbook(&args.runbook, &inv) {
         Ok(rb) => rb,
-        Err(c) => return c,
+        Err(c) => return Outcome::from(c),
     };
     let answers = match &args.answers {
         Some(p) => match Answers::load(p, &rb) {
             Ok(a) => a,
             Err(AnswersError::Invalid(d)) => {
                 print_diags(&d, &format!("{} problem(s) in {}", d.0.len(), p.display()));
-                return EXIT_USAGE;
+                return Outcome::from(EXIT_USAGE);
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                return EXIT_USAGE;
+                return Outcome::from(EXIT_USAGE);
             }
         },
         None => Answers::default(),
     };
+    let mut answers = answers;
+    for (k, v) in defaults {
+        if rb.param(k).is_some() && !answers.params.contains_key(k) {
+            answers.params.insert(k.clone(), v.clone());
+        }
+    }
     if args.resume && args.incident.is_none() {
         eprintln!("error: --resume needs --incident ID (the incident whose journal to resume)");
-        return EXIT_USAGE;
+        return Outcome::from(EXIT_USAGE);
     }
     if let Some(id) = &args.incident
         && !valid_incident_id(id)
@@ -221,7 +259,7 @@ async fn run(args: RunArgs, redactor: Redactor) -> u8 {
         eprintln!(
             "error: '{id}' is not an incident id (letters, digits, '-', '_', '.'; e.g. 20261123-124200-rogue-sync-wipe)"
         );
-        return EXIT_USAGE;
+        return Outcome::from(EXIT_USAGE);
     }
     // Absolute, so snapshot paths in the journal mean the same from anywhere.
     let state_dir = StateDir::new(
@@ -248,9 +286,9 @@ async fn run(args: RunArgs, redactor: Redactor) -> u8 {
                 "error: the plan above is incomplete: {} parameter(s) without a value",
                 errors.len()
             );
-            return EXIT_USAGE;
+            return Outcome::from(EXIT_USAGE);
         }
-        return exit.code();
+        return Outcome::from(exit.code());
     }
 
     let live = match open_live(RunSpec {
@@ -271,7 +309,7 @@ async fn run(args: RunArgs, redactor: Redactor) -> u8 {
             for l in &e.lines {
                 eprintln!("error: {l}");
             }
-            return e.code;
+            return Outcome::from(e.code);
         }
     };
     for w in &live.warnings {
@@ -282,9 +320,13 @@ async fn run(args: RunArgs, redactor: Redactor) -> u8 {
         live.incident,
         live.journal_path.display()
     );
-    drive(live.state, actions, live.journal, answers, redactor)
-        .await
-        .code()
+    let exit = drive(live.state, actions, live.journal, answers, redactor).await;
+    Outcome {
+        code: exit.code(),
+        incident: Some(live.incident),
+        journal_path: Some(live.journal_path),
+        exit: Some(exit),
+    }
 }
 
 /// Runs the engine with the real actions, printing its events.

@@ -108,6 +108,27 @@ pub fn open_live(spec: RunSpec<'_>) -> Result<LiveRun, StartError> {
         spec.redactor.clone(),
     )
     .map_err(|e| StartError::new(1, format!("{e}; nothing was done")))?;
+    let (state, warnings) = start_on(spec, &mut journal)?;
+    Ok(LiveRun {
+        state,
+        journal,
+        incident,
+        journal_path,
+        warnings,
+    })
+}
+
+/// Starts (or with `spec.resume` resumes) a run on a journal the caller
+/// already holds open (the console shares one journal between the engine,
+/// the samplers and notes). The incident is the journal's; `spec.incident`
+/// is ignored. Returns the state and the warnings for the operator.
+pub fn start_on(
+    spec: RunSpec<'_>,
+    journal: &mut Journal,
+) -> Result<(State, Vec<String>), StartError> {
+    let rb = spec.runbook;
+    let incident = journal.incident().to_string();
+    let journal_path = journal.path().to_path_buf();
     let records = if journal.next_seq() > 1 {
         read_records(&journal_path)
             .map_err(|e| StartError::new(1, format!("{e}; nothing was done")))?
@@ -230,13 +251,7 @@ pub fn open_live(spec: RunSpec<'_>) -> Result<LiveRun, StartError> {
             })),
         )
         .map_err(no_line)?;
-    Ok(LiveRun {
-        state,
-        journal,
-        incident,
-        journal_path,
-        warnings,
-    })
+    Ok((state, warnings))
 }
 
 /// The state of a dry run (no journal is opened); an existing incident's

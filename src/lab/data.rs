@@ -319,6 +319,26 @@ pub fn counts(cluster: &PgCluster, db: &str) -> Result<BTreeMap<String, i64>, La
         .collect())
 }
 
+/// OIDs of the counted tables of `db` (in `public`).
+pub fn oids(cluster: &PgCluster, db: &str) -> Result<BTreeMap<String, u32>, LabError> {
+    let sql = format!(
+        "SELECT c.relname, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname IN ({})",
+        COUNTED
+            .iter()
+            .map(|t| format!("'{t}'"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let out = psql(cluster, db, &sql, &[])?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let (t, n) = l.split_once('|')?;
+            Some((t.to_string(), n.trim().parse().ok()?))
+        })
+        .collect())
+}
+
 /// `pg_dump` of `db` in plain format written the way a cron job writes it
 /// (`pg_dump ... > file`): the file exists even when the dump fails.
 /// Returns whether pg_dump succeeded.

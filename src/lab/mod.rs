@@ -286,6 +286,10 @@ pub struct Lab {
     pub pids: Vec<LabProcess>,
     /// Row counts of `TovPlay` just before the damage.
     pub counts_before: BTreeMap<String, i64>,
+    /// OIDs of those tables then (pg_dump --clean re-creates them), and when
+    /// they were counted: the console shows them as the round before the damage.
+    pub oids_before: BTreeMap<String, u32>,
+    pub counts_before_at: DateTime<Utc>,
     pub sizes: Sizes,
     registry: PathBuf,
     record: LabRecord,
@@ -489,6 +493,8 @@ impl Lab {
             backups: Vec::new(),
             pids: Vec::new(),
             counts_before: BTreeMap::new(),
+            oids_before: BTreeMap::new(),
+            counts_before_at: built_at,
             sizes: Sizes::for_rows(opts.rows),
             registry,
             record,
@@ -601,6 +607,8 @@ impl Lab {
             format!("write '{}'", self.answers_path.display()),
         ))?;
         self.counts_before = data::counts(&self.cluster, DB_NAME)?;
+        self.oids_before = data::oids(&self.cluster, DB_NAME)?;
+        self.counts_before_at = Utc::now();
         self.save()?;
 
         self.damage_at = match self.scenario {
@@ -928,10 +936,11 @@ mod tests {
                 serde_json::to_value(s).unwrap(),
                 serde_json::json!(s.name())
             );
-            assert!(
-                s.answers()
-                    .contains(&format!("runbook = \"{}\"", s.runbook()))
-            );
+            // The shipped answers are a real answers file for the scenario's runbook.
+            let rb = crate::runbook::find(s.runbook(), None).unwrap();
+            let a = crate::engine::Answers::parse(s.answers(), s.name(), &rb).unwrap();
+            assert_eq!(a.confirm.get("swap").map(String::as_str), Some("TovPlay"));
+            assert_eq!(a.params.get("db").map(String::as_str), Some("main"));
         }
         let e = "rogue".parse::<Scenario>().unwrap_err().to_string();
         assert!(e.contains("'rogue'") && e.contains("wrong-database"), "{e}");

@@ -180,7 +180,8 @@ pub async fn collect(inv: &Inventory, hosts: &Hosts, opts: &StatusOptions) -> St
     }
 }
 
-async fn probe_host(inv: &Inventory, h: &Host, opts: &StatusOptions) -> HostStatus {
+/// Probes one host under `opts.host_timeout` (the console probes each host on its own).
+pub async fn probe_host(inv: &Inventory, h: &Host, opts: &StatusOptions) -> HostStatus {
     let spec = inv.host(h.name());
     let address = spec.and_then(|s| s.socket_address()).map(|(a, _)| a);
     let ctx = ScanCtx {

@@ -1,0 +1,321 @@
+//! Adapters from the world to the console: one sampler per database, one
+//! prober per host (each with its own deadline, so a hung host shows "no
+//! answer" in its own row only), and a journal tailer. They only read and
+//! send `UiEvent`s; none of them ever waits on the screen.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::OpenIncident;
+use crate::db::error::ErrorClass;
+use crate::inventory::ServiceKind as ProbeKind;
+use crate::inventory::{DatabaseSpec, Inventory};
+use crate::journal::read_records;
+use crate::probe::Service;
+use crate::redact::Redactor;
+use crate::status::{HostStatus, StatusOptions};
+use crate::timeline::{Sampler, SamplerTask, TimelineEvent};
+use crate::transport::Hosts;
+use crate::tui::UiEvent;
+use crate::tui::model::{
+    DatabaseState, Hazard, Health, HostServices, HostState, ServiceKind, ServiceState,
+};
+
+/// Every adapter task of a console.
+#[derive(Default)]
+pub struct Tasks {
+    samplers: Vec<SamplerTask>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Tasks {
+    /// Stops the samplers (after their round) and every other task.
+    pub async fn stop(self) {
+        for h in &self.handles {
+            h.abort();
+        }
+        for s in self.samplers {
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.stop()).await;
+        }
+    }
+}
+
+/// Starts every adapter of the console.
+pub fn spawn_all(
+    inv: &Inventory,
+    inc: &OpenIncident,
+    redactor: &Redactor,
+    tx: &mpsc::Sender<UiEvent>,
+    probe_interval: Duration,
+    probe_timeout: Duration,
+) -> Tasks {
+    let mut tasks = Tasks::default();
+    tasks.handles.push(tokio::spawn(tail_journal(
+        inc.journal_path.clone(),
+        tx.clone(),
+    )));
+    for spec in &inv.databases {
+        spawn_database(spec, inc, redactor, tx, &mut tasks);
+    }
+    let hosts = Hosts::from_inventory(inv, None);
+    for h in hosts.iter() {
+        let host = h.clone();
+        let inv = inv.clone();
+        let tx = tx.clone();
+        tasks.handles.push(tokio::spawn(async move {
+            probe_loop(inv, host, tx, probe_interval, probe_timeout).await
+        }));
+    }
+    tasks
+}
+
+/// Sends every journal record as it is appended (by the engine, the
+/// samplers, notes): the journal file is the one source of truth.
+async fn tail_journal(path: PathBuf, tx: mpsc::Sender<UiEvent>) {
+    let mut last_seq = 0u64;
+    let mut last_len = u64::MAX;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if len == last_len {
+            continue;
+        }
+        let records = match read_records(&path) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("journal tail: {e}");
+                continue;
+            }
+        };
+        last_len = len;
+        let from = last_seq;
+        for r in records.into_iter().filter(|r| r.seq > from) {
+            last_seq = r.seq;
+            if tx.send(UiEvent::Journal(r)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn spawn_database(
+    spec: &DatabaseSpec,
+    inc: &OpenIncident,
+    redactor: &Redactor,
+    tx: &mpsc::Sender<UiEvent>,
+    tasks: &mut Tasks,
+) {
+    let name = spec.name().to_string();
+    let mut state = DatabaseState {
+        name: name.clone(),
+        env: spec.env.clone(),
+        ..Default::default()
+    };
+    let sampler = match Sampler::from_spec(spec, redactor) {
+        Ok(s) => s,
+        Err(e) => {
+            state.error = Some(redactor.redact(&e.to_string()));
+            let _ = tx.try_send(UiEvent::DatabaseUpdate(state));
+            return;
+        }
+    };
+    let interval = sampler.config().interval;
+    let (stx, srx) = mpsc::channel(256);
+    let task = sampler
+        .with_journal(inc.journal.clone())
+        .with_samples_file(inc.samples_path.clone())
+        .spawn(stx);
+    tasks.samplers.push(task);
+    let _ = tx.try_send(UiEvent::DatabaseUpdate(state.clone()));
+    let tx = tx.clone();
+    tasks.handles.push(tokio::spawn(async move {
+        watch_database(state, interval, srx, tx).await
+    }));
+}
+
+/// Health from a round: empty, rows dropped (an alert since the rows were
+/// last at their height), or healthy.
+fn health_of(total: i64, alerted: bool) -> Health {
+    if total == 0 {
+        Health::Empty
+    } else if alerted {
+        Health::RowsDropped
+    } else {
+        Health::Healthy
+    }
+}
+
+/// Turns sampler events into database updates; a round that does not
+/// come back in time shows as "no answer for N s" on this database only.
+async fn watch_database(
+    mut state: DatabaseState,
+    interval: Duration,
+    mut rx: mpsc::Receiver<TimelineEvent>,
+    tx: mpsc::Sender<UiEvent>,
+) {
+    let mut last_event: DateTime<Utc> = Utc::now();
+    let mut alerted = false;
+    let mut round_alert = false;
+    let mut high = 0i64;
+    let grace = chrono::Duration::from_std(interval + Duration::from_secs(2))
+        .unwrap_or(chrono::Duration::seconds(12));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            ev = rx.recv() => {
+                let Some(ev) = ev else { return };
+                last_event = Utc::now();
+                state.waiting_since = None;
+                match ev {
+                    TimelineEvent::Sampled(r) => {
+                        let s = r.sample.clone();
+                        let total: i64 = s.tables.iter().map(|t| t.rows.max(0)).sum();
+                        // A round's alerts come just before its sample.
+                        if total > high {
+                            high = total;
+                            alerted = round_alert;
+                        } else {
+                            alerted |= round_alert;
+                        }
+                        round_alert = false;
+                        state.identity = Some(s.identity.clone());
+                        state.total_rows = Some(total);
+                        state.tables = Some(s.tables.len());
+                        state.last_sample = Some(s.ts);
+                        state.health = health_of(total, alerted);
+                        state.health_detail = None;
+                        state.error = None;
+                        if tx.send(UiEvent::Sample(s)).await.is_err() {
+                            return;
+                        }
+                    }
+                    TimelineEvent::Alert(_) => round_alert = true,
+                    TimelineEvent::IdentityChanged(i) => {
+                        state.health_detail = Some(format!("identity changed: {}", i.change.describe()));
+                    }
+                    TimelineEvent::TableRecreated(_) => {}
+                    TimelineEvent::Unavailable { error, .. } => {
+                        state.health = match error.class {
+                            ErrorClass::Missing => Health::Missing,
+                            ErrorClass::Unreachable => Health::ServerDown,
+                            _ => Health::Unknown,
+                        };
+                        state.error = Some(error.message.clone());
+                    }
+                }
+                if tx.send(UiEvent::DatabaseUpdate(state.clone())).await.is_err() {
+                    return;
+                }
+            }
+            _ = tick.tick() => {
+                let now = Utc::now();
+                if state.waiting_since.is_none() && now - last_event > grace {
+                    state.waiting_since = Some(last_event + chrono::Duration::from_std(interval).unwrap_or_default());
+                    if tx.send(UiEvent::DatabaseUpdate(state.clone())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Probes one host forever: marks it waiting, probes under its own limit,
+/// reports the result and its services.
+async fn probe_loop(
+    inv: Inventory,
+    host: crate::transport::Host,
+    tx: mpsc::Sender<UiEvent>,
+    every: Duration,
+    limit: Duration,
+) {
+    let spec = inv.host(host.name()).cloned();
+    let mut st = HostState {
+        name: host.name().to_string(),
+        address: Some(host.describe()),
+        env: spec.as_ref().and_then(|s| s.env.clone()),
+        ..Default::default()
+    };
+    let opts = StatusOptions {
+        host_timeout: limit,
+        ..Default::default()
+    };
+    loop {
+        st.waiting_since = Some(Utc::now());
+        if tx.send(UiEvent::HostUpdate(st.clone())).await.is_err() {
+            return;
+        }
+        let report = crate::status::probe_host(&inv, &host, &opts).await;
+        st.waiting_since = None;
+        st.reachable = Some(report.reachable);
+        st.latency_ms = report.latency_ms;
+        st.error = report.error.clone();
+        if report.reachable {
+            st.last_answer = Some(Utc::now());
+        }
+        if tx.send(UiEvent::HostUpdate(st.clone())).await.is_err() {
+            return;
+        }
+        if report.reachable {
+            let services = services_of(&report);
+            if tx.send(UiEvent::ServicesUpdate(services)).await.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+fn kind_of(k: ProbeKind) -> ServiceKind {
+    match k {
+        ProbeKind::Systemd => ServiceKind::Systemd,
+        ProbeKind::Timer => ServiceKind::Timer,
+        ProbeKind::Cron => ServiceKind::Cron,
+        ProbeKind::Container => ServiceKind::Container,
+        ProbeKind::Process => ServiceKind::Process,
+    }
+}
+
+fn service_state(s: &Service) -> ServiceState {
+    let mut dbs: BTreeMap<String, ()> = BTreeMap::new();
+    for d in &s.databases_reached {
+        if let Some(n) = &d.inventory {
+            dbs.insert(n.clone(), ());
+        }
+    }
+    ServiceState {
+        name: s.inventory.clone().unwrap_or_else(|| s.name.clone()),
+        kind: kind_of(s.kind),
+        active: if s.kind == ProbeKind::Cron {
+            None
+        } else {
+            Some(s.active)
+        },
+        state: s.state.clone(),
+        databases: dbs.into_keys().collect(),
+        hazards: s
+            .hazards
+            .iter()
+            .map(|h| Hazard {
+                what: h.detail.clone(),
+                evidence: format!("{}: {}", h.location, h.evidence),
+            })
+            .collect(),
+        stopped_by_runbook: false,
+    }
+}
+
+/// A host's services as the Services view shows them.
+pub fn services_of(report: &HostStatus) -> HostServices {
+    HostServices {
+        host: report.name.clone(),
+        services: report.services.iter().map(service_state).collect(),
+        updated_at: Utc::now(),
+    }
+}

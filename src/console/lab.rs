@@ -1,0 +1,260 @@
+//! `lifeline lab`: builds a sandboxed outage (`crate::lab`), then opens the
+//! console on it in DRILL mode, or with `--headless` runs the scenario's
+//! runbook and scores the drill. The lab is torn down on every exit path
+//! (quit, Ctrl-C, panic: `Lab` tears down on drop); it never touches
+//! anything outside its sandbox.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::{ConsoleArgs, ConsoleError};
+use crate::engine::headless::{RunArgs, run_outcome};
+use crate::journal::{Entry, Journal, read_records};
+use crate::lab::{Lab, LabOptions, Scenario, clean_stale_labs, score};
+use crate::redact::Redactor;
+use crate::samples::{DbIdentity, Sample, TableCount};
+use crate::state::StateDir;
+use crate::tui::UiEvent;
+
+/// Journal kind of the drill's score (`data`: the `DrillReport`).
+pub const DRILL_REPORT: &str = "drill-report";
+
+/// `lifeline lab` as the CLI runs it.
+#[derive(Debug, Clone)]
+pub struct LabArgs {
+    pub scenario: Scenario,
+    pub dir: Option<PathBuf>,
+    pub rows: Option<u64>,
+    pub ssh: bool,
+    pub headless: bool,
+    pub answers: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    pub operator: String,
+    pub readonly: bool,
+}
+
+/// A progress line on stderr while the lab builds ("building ... 12 s").
+struct Progress {
+    done: Arc<AtomicBool>,
+    join: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(what: String) -> Progress {
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        let tty = std::io::stderr().is_terminal();
+        let join = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let mut err = std::io::stderr();
+            if !tty {
+                let _ = writeln!(err, "{what}");
+            }
+            while !d.load(Ordering::SeqCst) {
+                if tty {
+                    let _ = write!(err, "\r{what} {} s", t0.elapsed().as_secs());
+                    let _ = err.flush();
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let _ = writeln!(
+                err,
+                "{}{what} done in {} s",
+                if tty { "\r" } else { "" },
+                t0.elapsed().as_secs()
+            );
+        });
+        Progress {
+            done,
+            join: Some(join),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+fn build(args: &LabArgs) -> Result<Lab, ConsoleError> {
+    match clean_stale_labs(None) {
+        Ok(cleaned) => {
+            for c in cleaned {
+                eprintln!(
+                    "cleaned up a lab left behind: '{}' ({} process(es) stopped)",
+                    c.dir.display(),
+                    c.killed.len()
+                );
+            }
+        }
+        Err(e) => eprintln!("warning: could not clean up old labs: {e}"),
+    }
+    let mut opts = LabOptions {
+        scenario: args.scenario,
+        dir: args.dir.clone(),
+        ssh: args.ssh,
+        ..Default::default()
+    };
+    if let Some(r) = args.rows {
+        opts.rows = r;
+    }
+    eprintln!("lab '{}': {}", args.scenario, args.scenario.summary());
+    let progress = Progress::start(format!("building lab '{}' ...", args.scenario));
+    let lab = Lab::build(opts).map_err(|e| ConsoleError::Inventory(format!("lab: {e}")));
+    drop(progress);
+    lab
+}
+
+/// Runs `lifeline lab`; returns the exit code.
+pub fn cmd_lab(args: LabArgs, redactor: Redactor) -> Result<u8, ConsoleError> {
+    let lab = build(&args)?;
+    eprintln!(
+        "lab '{}' ready in {} (inventory {})",
+        lab.scenario,
+        lab.dir.display(),
+        lab.inventory_path.display()
+    );
+    let code = if args.headless {
+        headless(&args, &lab, redactor)
+    } else {
+        console(&args, &lab, redactor)
+    };
+    let kept = lab.kept.then(|| lab.dir.clone());
+    match lab.teardown() {
+        Ok(()) => match kept {
+            Some(d) => eprintln!("lab stopped; its directory is kept: '{}'", d.display()),
+            None => eprintln!("lab stopped and removed"),
+        },
+        Err(e) => eprintln!("warning: lab teardown: {e}"),
+    }
+    code
+}
+
+fn console(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, ConsoleError> {
+    let mut c = ConsoleArgs::new(
+        lab.inventory_path.clone(),
+        args.state_dir.clone(),
+        args.operator.clone(),
+    );
+    c.drill = true;
+    c.readonly = args.readonly;
+    c.probe_interval = Duration::from_secs(5);
+    c.slug = Some(format!("lab-{}", lab.scenario));
+    c.before = before(lab);
+    // The chart starts on the users table as it was before the damage.
+    c.select_table = lab
+        .oids_before
+        .get("User")
+        .map(|oid| ("User".to_string(), *oid));
+    super::cmd_console(c, redactor)
+}
+
+/// The lab's own count of `TovPlay` just before the damage, as the round
+/// before the console's first (real counts and OIDs, measured by the lab),
+/// and the damage time: the drop shows on the Timeline from the start.
+fn before(lab: &Lab) -> Vec<UiEvent> {
+    let tables = lab
+        .counts_before
+        .iter()
+        .map(|(name, rows)| TableCount {
+            schema: "public".into(),
+            name: name.clone(),
+            oid: lab.oids_before.get(name).copied().unwrap_or(0),
+            rows: *rows,
+            exact: true,
+        })
+        .collect();
+    vec![
+        UiEvent::Sample(Sample {
+            ts: lab.counts_before_at,
+            database: "main".into(),
+            identity: DbIdentity {
+                address: format!("127.0.0.1:{}/TovPlay", lab.cluster.port()),
+                database: "TovPlay".into(),
+                ..Default::default()
+            },
+            tables,
+        }),
+        UiEvent::IncidentTime(Some(lab.damage_at)),
+    ]
+}
+
+fn headless(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, ConsoleError> {
+    crate::logging::init_stderr(redactor.clone());
+    let answers = args
+        .answers
+        .clone()
+        .unwrap_or_else(|| lab.answers_path.clone());
+    let run = RunArgs {
+        runbook: lab.scenario.runbook().to_string(),
+        answers: Some(answers),
+        dry_run: false,
+        incident: None,
+        resume: false,
+        readonly: args.readonly,
+        inventory: Some(lab.inventory_path.clone()),
+        state_dir: args.state_dir.clone(),
+        operator: args.operator.clone(),
+    };
+    let mut defaults = BTreeMap::new();
+    defaults.insert("incident_at".to_string(), lab.damage_at.to_rfc3339());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(ConsoleError::Runtime)?;
+    let outcome = rt.block_on(async {
+        tokio::select! {
+            o = run_outcome(run, redactor.clone(), &defaults) => Some(o),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    let Some(outcome) = outcome else {
+        eprintln!("interrupted: the drill stops; the lab is torn down");
+        return Ok(1);
+    };
+    let (Some(incident), Some(path)) = (outcome.incident, outcome.journal_path) else {
+        return Ok(outcome.code);
+    };
+    let records = read_records(&path)?;
+    let report = score(&lab.facts(), &records);
+    let mut journal = Journal::open(&path, &incident, &args.operator, redactor)?;
+    journal.append(
+        Entry::new(
+            DRILL_REPORT,
+            format!(
+                "drill {}: {}",
+                lab.scenario,
+                if report.passed() {
+                    "passed"
+                } else {
+                    "NOT passed"
+                }
+            ),
+        )
+        .data(serde_json::to_value(&report).unwrap_or(json!(null))),
+    )?;
+    drop(journal);
+    println!("{report}");
+    let state = StateDir::new(&args.state_dir);
+    println!(
+        "incident {incident}: journal {} (export: lifeline --state-dir {} export {incident})",
+        path.display(),
+        state.root().display()
+    );
+    Ok(if report.restored_at.is_some() && report.verified {
+        0
+    } else {
+        1
+    })
+}

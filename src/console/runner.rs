@@ -1,0 +1,494 @@
+//! The console's command side: `UiCommand`s in, engine runs, notes and
+//! exports out. A runbook runs on the console's own journal (shared with
+//! the samplers) with the real actions and the operator's typed answers.
+//! Nothing here acts without the engine's journal line first.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::{OpenIncident, export_format};
+use crate::engine::driver::Answer;
+use crate::engine::{
+    Answers, ChannelOperator, Decision, Engine, EngineEvent, EngineView, Question, RealActions,
+    Recorder, RunExit, RunSpec, StepStatus,
+};
+use crate::inventory::Inventory;
+use crate::journal::{Entry, JournalError, Record, kinds};
+use crate::redact::Redactor;
+use crate::runbook::{self, Runbook};
+use crate::state::StateDir;
+use crate::timeline::SharedJournal;
+use crate::tui::model::{PendingConfirm, Progress, RunbookState, StepState, StepView};
+use crate::tui::{ExportFormat, UiCommand, UiEvent};
+
+/// The engine's recorder on the console's shared journal.
+pub struct SharedRecorder(pub SharedJournal);
+
+impl Recorder for SharedRecorder {
+    fn append(&mut self, entry: Entry) -> Result<Record, JournalError> {
+        match self.0.lock() {
+            Ok(mut j) => j.append(entry),
+            Err(_) => Err(JournalError::Io {
+                path: "(shared journal)".into(),
+                source: std::io::Error::other("journal lock poisoned by a panic elsewhere"),
+            }),
+        }
+    }
+}
+
+/// Everything the command side needs.
+pub struct Controller {
+    pub inventory: Inventory,
+    pub inventory_path: PathBuf,
+    pub state: StateDir,
+    pub incident: OpenIncident,
+    pub redactor: Redactor,
+    pub operator: String,
+    pub readonly: bool,
+    /// Runbooks in flight in the journal when the console opened.
+    pub in_flight: Vec<String>,
+    /// The database the operator selected (`:db NAME`): the value of a
+    /// runbook's database parameter that has no default.
+    pub selected_db: Option<String>,
+}
+
+/// A runbook being run.
+struct Running {
+    answers: mpsc::Sender<Answer>,
+    /// What the pending question is (confirm/override vs interrupted).
+    pending: watch::Receiver<Option<Question>>,
+    join: JoinHandle<RunExit>,
+    forward: JoinHandle<()>,
+}
+
+/// Serves commands until Quit or the console is gone.
+pub async fn serve(
+    mut ctl: Controller,
+    mut rx: mpsc::Receiver<UiCommand>,
+    tx: mpsc::Sender<UiEvent>,
+) {
+    let mut running: Option<Running> = None;
+    while let Some(cmd) = rx.recv().await {
+        if running.as_ref().is_some_and(|r| r.join.is_finished()) {
+            running = None;
+        }
+        match cmd {
+            UiCommand::Quit => break,
+            UiCommand::Note(text) => {
+                let r = append(&ctl.incident.journal, Entry::new(kinds::NOTE, text));
+                let msg = match r {
+                    Ok(rec) => format!("note journaled (#{})", rec.seq),
+                    Err(e) => format!("the note was NOT journaled: {e}"),
+                };
+                let _ = tx.send(UiEvent::Status(msg)).await;
+            }
+            UiCommand::Export(f) => {
+                let msg = match export(&ctl, f) {
+                    Ok(p) => format!("export written to {}", p.display()),
+                    Err(e) => format!("export failed: {e}"),
+                };
+                let _ = tx.send(UiEvent::Status(msg)).await;
+            }
+            UiCommand::SelectDb(db) => {
+                ctl.selected_db = Some(db.clone());
+                let _ = tx
+                    .send(UiEvent::Status(format!("acting on database '{db}'")))
+                    .await;
+            }
+            UiCommand::StartRunbook(name) => {
+                if running.is_some() {
+                    let _ = tx
+                        .send(UiEvent::Status(
+                            "a runbook is running: finish or abort it (a) before starting another"
+                                .into(),
+                        ))
+                        .await;
+                    continue;
+                }
+                match start(&mut ctl, &name, &tx) {
+                    Ok(r) => running = Some(r),
+                    Err(lines) => {
+                        let _ = tx.send(UiEvent::Status(lines.join("; "))).await;
+                    }
+                }
+            }
+            UiCommand::Confirm { step, typed } => {
+                let Some(r) = &running else {
+                    let _ = tx
+                        .send(UiEvent::Status(format!(
+                            "no runbook waits for a confirmation of '{step}'"
+                        )))
+                        .await;
+                    continue;
+                };
+                let answer = match &*r.pending.borrow() {
+                    Some(Question::Interrupted(_)) => {
+                        Answer::Decision(match typed.trim().to_ascii_lowercase().as_str() {
+                            "rerun" | "yes" | "y" => Some(Decision::Rerun),
+                            "skip" => Some(Decision::Skip),
+                            _ => None,
+                        })
+                    }
+                    _ => Answer::Typed(Some(typed)),
+                };
+                let _ = r.answers.send(answer).await;
+                let _ = tx.send(UiEvent::Confirm(None)).await;
+            }
+            UiCommand::Abort => {
+                let Some(r) = running.take() else {
+                    continue;
+                };
+                let waiting = r.pending.borrow().is_some();
+                if waiting {
+                    // Unanswered: the engine stops the step, journaled, and ends.
+                    let _ = r.answers.send(Answer::Typed(None)).await;
+                    let _ = tx.send(UiEvent::Confirm(None)).await;
+                    running = Some(r);
+                } else {
+                    r.join.abort();
+                    let _ = r.join.await;
+                    r.forward.abort();
+                    let _ = append(
+                        &ctl.incident.journal,
+                        Entry::new(
+                            kinds::NOTE,
+                            "runbook aborted by the operator while a step ran; the step may be half done: check it, then resume with ':runbook'",
+                        ),
+                    );
+                    let _ = tx
+                        .send(UiEvent::Status(
+                            "runbook aborted; ':runbook NAME' resumes it".into(),
+                        ))
+                        .await;
+                }
+            }
+        }
+    }
+    if let Some(r) = running {
+        // The console is closing: an unanswered question stops the run
+        // cleanly; a step still running is left to the journal (resume).
+        let _ = r.answers.send(Answer::Typed(None)).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), r.join).await;
+    }
+}
+
+fn append(j: &SharedJournal, e: Entry) -> Result<Record, String> {
+    match j.lock() {
+        Ok(mut j) => j.append(e).map_err(|e| e.to_string()),
+        Err(_) => Err("journal lock poisoned".into()),
+    }
+}
+
+fn export(ctl: &Controller, f: ExportFormat) -> Result<PathBuf, String> {
+    let (format, ext) = export_format(f);
+    let files = crate::export::resolve(&ctl.incident.id, &ctl.state).map_err(|e| e.to_string())?;
+    let out = crate::export::export(
+        &files,
+        format,
+        crate::export::time::Zone::System,
+        Some(&ctl.inventory),
+        &ctl.redactor,
+        Utc::now(),
+    )
+    .map_err(|e| e.to_string())?;
+    let path = ctl.incident.dir.join(format!(
+        "export-{}.{ext}",
+        Utc::now().format("%Y%m%dT%H%M%SZ")
+    ));
+    std::fs::write(&path, out.text.as_bytes())
+        .map_err(|e| format!("cannot write '{}': {e}", path.display()))?;
+    Ok(path)
+}
+
+fn load_runbook(name: &str, inv: &Inventory) -> Result<Runbook, Vec<String>> {
+    let rb = runbook::find(name, runbook::runbook_dir().as_deref()).map_err(|e| {
+        vec![format!(
+            "runbook '{name}': {e} ('lifeline runbooks' lists them)"
+        )]
+    })?;
+    let (errors, _warnings) = runbook::validate_against(&rb, inv);
+    if !errors.is_empty() {
+        let mut v: Vec<String> = errors.iter().map(|d| d.to_string()).collect();
+        v.push(format!("runbook '{}' does not fit the inventory", rb.id));
+        return Err(v);
+    }
+    Ok(rb)
+}
+
+fn start(
+    ctl: &mut Controller,
+    name: &str,
+    tx: &mpsc::Sender<UiEvent>,
+) -> Result<Running, Vec<String>> {
+    let rb = load_runbook(name, &ctl.inventory)?;
+    let resume = ctl.in_flight.contains(&rb.id);
+    let mut answers = Answers::default();
+    if let Some(db) = &ctl.selected_db {
+        for p in &rb.params {
+            if p.kind == runbook::ParamKind::Database && p.default.is_none() {
+                answers.params.insert(p.name.clone(), db.clone());
+            }
+        }
+    }
+    let spec = RunSpec {
+        runbook: &rb,
+        inventory: ctl.inventory.clone(),
+        answers: &answers,
+        state_dir: &ctl.state,
+        incident: Some(&ctl.incident.id),
+        resume,
+        readonly: ctl.readonly,
+        operator: &ctl.operator,
+        inventory_path: Some(&ctl.inventory_path),
+        redactor: &ctl.redactor,
+        now: Utc::now(),
+    };
+    let (state, warnings) = {
+        let mut j = ctl
+            .incident
+            .journal
+            .lock()
+            .map_err(|_| vec!["journal lock poisoned".to_string()])?;
+        crate::engine::session::start_on(spec, &mut j).map_err(|e| e.lines)?
+    };
+    ctl.in_flight.retain(|r| *r != rb.id);
+    for w in warnings {
+        let _ = tx.try_send(UiEvent::Status(w));
+    }
+    let database = state
+        .ctx
+        .params
+        .values()
+        .find(|p| p.kind == runbook::ParamKind::Database)
+        .map(|p| p.value.clone());
+    let actions = RealActions::new(ctl.inventory.clone(), ctl.redactor.clone());
+    let (answer_tx, operator) = ChannelOperator::new();
+    let mut engine = Engine::new(
+        state,
+        actions,
+        SharedRecorder(ctl.incident.journal.clone()),
+        operator,
+        ctl.redactor.clone(),
+    );
+    let events = engine.subscribe();
+    let view = engine.watch();
+    let (q_tx, q_rx) = watch::channel(None);
+    let fwd = Forwarder {
+        tx: tx.clone(),
+        database,
+        times: HashMap::new(),
+        started_at: Utc::now(),
+        questions: q_tx,
+        progress_started: None,
+    };
+    let forward = tokio::spawn(fwd.run(events, view));
+    let join = tokio::spawn(async move { engine.run(Utc::now()).await });
+    Ok(Running {
+        answers: answer_tx,
+        pending: q_rx,
+        join,
+        forward,
+    })
+}
+
+/// When a step was first seen running and settled.
+type StepTimes = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// Engine events and views -> console events.
+struct Forwarder {
+    tx: mpsc::Sender<UiEvent>,
+    database: Option<String>,
+    times: HashMap<String, StepTimes>,
+    started_at: DateTime<Utc>,
+    questions: watch::Sender<Option<Question>>,
+    progress_started: Option<DateTime<Utc>>,
+}
+
+fn step_state(s: StepStatus) -> StepState {
+    match s {
+        StepStatus::Pending | StepStatus::Planned => StepState::Pending,
+        StepStatus::ReadingIdentity
+        | StepStatus::AwaitingConfirmation
+        | StepStatus::CheckingGuard
+        | StepStatus::AwaitingOverride
+        | StepStatus::Running => StepState::Running,
+        StepStatus::Done | StepStatus::Overridden => StepState::Done,
+        StepStatus::Skipped | StepStatus::Refused => StepState::Skipped,
+        StepStatus::Failed => StepState::Failed,
+        StepStatus::Interrupted => StepState::Interrupted,
+    }
+}
+
+impl Forwarder {
+    fn runbook_state(&mut self, v: &EngineView) -> RunbookState {
+        let now = Utc::now();
+        let steps = v
+            .steps
+            .iter()
+            .map(|s| {
+                let state = step_state(s.status);
+                let t = self.times.entry(s.id.clone()).or_default();
+                if state != StepState::Pending && t.0.is_none() {
+                    t.0 = Some(now);
+                }
+                if matches!(
+                    state,
+                    StepState::Done | StepState::Failed | StepState::Skipped
+                ) && t.1.is_none()
+                {
+                    t.1 = Some(now);
+                }
+                StepView {
+                    id: s.id.clone(),
+                    title: s.explain.lines().next().unwrap_or_default().to_string(),
+                    action: s.action.to_string(),
+                    destructive: s.destructive,
+                    state,
+                    started_at: t.0,
+                    finished_at: t.1,
+                    summary: s.error.clone().or_else(|| s.summary.clone()),
+                }
+            })
+            .collect();
+        let cur = v.current.and_then(|i| v.steps.get(i));
+        RunbookState {
+            name: v.runbook.clone(),
+            title: v.title.clone(),
+            database: self.database.clone(),
+            steps,
+            current: v.current,
+            explanation: cur.map(|s| s.explain.clone()).unwrap_or_default(),
+            preview: cur.map(|s| s.preview.clone()).unwrap_or_default(),
+            started_at: Some(self.started_at),
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut events: broadcast::Receiver<EngineEvent>,
+        mut view: watch::Receiver<EngineView>,
+    ) {
+        let mut view_open = true;
+        loop {
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Ok(ev) => {
+                        if !self.event(ev).await {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => {
+                        let v = view.borrow().clone();
+                        let rb = self.runbook_state(&v);
+                        let _ = self.tx.send(UiEvent::RunbookUpdate(Some(rb))).await;
+                        return;
+                    }
+                },
+                ch = view.changed(), if view_open => {
+                    if ch.is_err() {
+                        view_open = false;
+                        continue;
+                    }
+                    let v = view.borrow_and_update().clone();
+                    let rb = self.runbook_state(&v);
+                    if self.tx.send(UiEvent::RunbookUpdate(Some(rb))).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn event(&mut self, ev: EngineEvent) -> bool {
+        let out = match ev {
+            EngineEvent::Output { id, line, .. } => Some(UiEvent::Output {
+                step: id,
+                line,
+                stderr: false,
+            }),
+            EngineEvent::Progress {
+                id, done, total, ..
+            } => {
+                let now = Utc::now();
+                let started = *self.progress_started.get_or_insert(now);
+                Some(UiEvent::Progress(Some(Progress {
+                    step: id,
+                    bytes_done: done,
+                    bytes_total: total,
+                    tables: Vec::new(),
+                    started_at: started,
+                    updated_at: now,
+                })))
+            }
+            EngineEvent::StepChanged { id, status, .. } => {
+                if status.is_settled() || status == StepStatus::Failed {
+                    self.progress_started = None;
+                    let _ = self.tx.send(UiEvent::Progress(None)).await;
+                }
+                let _ = id;
+                if !matches!(
+                    status,
+                    StepStatus::AwaitingConfirmation
+                        | StepStatus::AwaitingOverride
+                        | StepStatus::Interrupted
+                ) {
+                    self.questions.send_replace(None);
+                }
+                None
+            }
+            EngineEvent::Question { question } => {
+                let pc = match &question {
+                    Question::Confirm(c) => PendingConfirm {
+                        step: c.step.clone(),
+                        prompt: format!(
+                            "{} on {}: type '{}' to go on",
+                            c.action,
+                            c.identity.describe(),
+                            c.expected
+                        ),
+                        expect: Some(c.expected.clone()),
+                        database: self.database.clone(),
+                    },
+                    Question::Override(o) => PendingConfirm {
+                        step: o.step.clone(),
+                        prompt: format!(
+                            "the snapshot of {} failed ({}): type '{}' to go on without one",
+                            o.database, o.reason, o.phrase
+                        ),
+                        expect: Some(o.phrase.clone()),
+                        database: self.database.clone(),
+                    },
+                    Question::Interrupted(r) => PendingConfirm {
+                        step: r.step.clone(),
+                        prompt: format!(
+                            "step '{}' was in flight when the last run stopped: check it, then type 'rerun' or 'skip'",
+                            r.step
+                        ),
+                        expect: None,
+                        database: self.database.clone(),
+                    },
+                };
+                self.questions.send_replace(Some(question));
+                Some(UiEvent::Confirm(Some(pc)))
+            }
+            EngineEvent::RunFinished { exit, code } => {
+                self.questions.send_replace(None);
+                let _ = self.tx.send(UiEvent::Confirm(None)).await;
+                Some(UiEvent::Status(format!(
+                    "runbook finished: {} (exit {code})",
+                    exit.message()
+                )))
+            }
+            EngineEvent::RunStarted { .. } | EngineEvent::Plan { .. } => None,
+        };
+        if let Some(ev) = out {
+            return self.tx.send(ev).await.is_ok();
+        }
+        true
+    }
+}
