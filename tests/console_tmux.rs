@@ -166,8 +166,12 @@ fn prepare(pg: &lifeline::sandbox::PgCluster, password: &str) {
     .unwrap();
     pg.psql("postgres", "CREATE DATABASE shop_copy TEMPLATE shop")
         .unwrap();
-    pg.psql("shop_copy", "INSERT INTO \"Account\" VALUES (31, 'u31@x')")
-        .unwrap();
+    // Swap takes only a database whose restore completed (its comment says so).
+    pg.psql(
+        "shop_copy",
+        "INSERT INTO \"Account\" VALUES (31, 'u31@x'); COMMENT ON DATABASE shop_copy IS 'lifeline: restore complete (test fixture)'",
+    )
+    .unwrap();
     support::require_password(pg, "app");
 }
 
