@@ -210,7 +210,7 @@ fn cmd_status(
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = rt.block_on(async {
         let hosts = lifeline::transport::Hosts::from_inventory(&inv, None);
-        lifeline::status::collect(&inv, &hosts, &opts).await
+        lifeline::status::collect(&inv, &hosts, &opts, redactor).await
     });
     if json {
         println!("{}", lifeline::status::render_json(&report, redactor));
