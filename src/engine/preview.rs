@@ -120,7 +120,7 @@ fn stop_commands(s: &ServiceSpec) -> String {
                 (None, None) => format!("process '{}'", s.name()),
             };
             format!(
-                "{on}{which}: kill -STOP (all processes of the step first), then kill -TERM its process group (the process alone when it leads none), kill -KILL after {} s",
+                "{on}{which}: kill -s STOP (every process of the step first), then kill -s TERM its process group (the process alone when it leads none), kill -s KILL after {} s",
                 crate::engine::real::hosts::STOP_GRACE_S
             )
         }

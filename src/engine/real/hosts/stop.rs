@@ -142,7 +142,7 @@ const ALIVE_FN: &str = "alive() { ps -eo pid=,pgid=,stat= | awk -v t=\"$1\" '((t
 fn kill_command(target: &str) -> String {
     let ticks = STOP_GRACE_S * 2;
     format!(
-        "{ALIVE_FN}; kill -TERM -- {target}; kill -CONT -- {target} 2>/dev/null; i=0; while alive {target} && [ $i -lt {ticks} ]; do sleep 0.5; i=$((i+1)); done; if alive {target}; then echo 'still running after {STOP_GRACE_S} s: sending KILL'; kill -KILL -- {target}; sleep 0.5; fi; if alive {target}; then echo 'still running after KILL'; exit 1; fi; echo 'ended'"
+        "{ALIVE_FN}; kill -s TERM -- {target}; kill -s CONT -- {target} 2>/dev/null; i=0; while alive {target} && [ $i -lt {ticks} ]; do sleep 0.5; i=$((i+1)); done; if alive {target}; then echo 'still running after {STOP_GRACE_S} s: sending KILL'; kill -s KILL -- {target}; sleep 0.5; fi; if alive {target}; then echo 'still running after KILL'; exit 1; fi; echo 'ended'"
     )
 }
 
@@ -785,6 +785,21 @@ pub async fn stop_services(
 
     // 2. Freeze every process first, so no restarter among them can act
     //    while the others are being stopped.
+    let mut declared: BTreeSet<(String, u32)> = BTreeSet::new();
+    for it in items
+        .iter()
+        .filter(|i| matches!(i.how, How::Process { pid: None, .. }))
+    {
+        let h = transport(a, &it.host)?;
+        for t in targets(h, &it.how).await? {
+            declared.insert((it.host.clone(), t.pid));
+        }
+    }
+    // A discovered process an inventory service already names is that service.
+    items.retain(|i| match i.how {
+        How::Process { pid: Some(p), .. } => !declared.contains(&(i.host.clone(), p)),
+        _ => true,
+    });
     let mut frozen: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for it in items
         .iter()
@@ -792,17 +807,18 @@ pub async fn stop_services(
     {
         let h = transport(a, &it.host)?;
         for t in targets(h, &it.how).await? {
-            frozen
-                .entry(it.host.clone())
-                .or_default()
-                .push(t.kill_arg());
+            let arg = t.kill_arg();
+            let v = frozen.entry(it.host.clone()).or_default();
+            if !v.contains(&arg) {
+                v.push(arg);
+            }
         }
     }
     for (host, args) in &frozen {
         let h = transport(a, host)?;
         run(
             h,
-            &format!("kill -STOP -- {}", args.join(" ")),
+            &format!("kill -s STOP -- {}", args.join(" ")),
             CMD_TIMEOUT,
             out,
         )
