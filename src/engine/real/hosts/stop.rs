@@ -616,6 +616,9 @@ impl DbWatch {
         };
         opts.application_name = "lifeline hold".into();
         let handle = crate::db::DbHandle::new(opts);
+        // Let the sessions of what was just killed end and report their
+        // counters, so they do not count as writes during the hold.
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let map = crate::db::activity::HostMap::resolve(a.inventory(), &db.spec).await;
         let mut w = DbWatch {
             db: handle,
