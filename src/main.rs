@@ -73,12 +73,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// One-shot probe of every host (services, hazards) and backup catalog.
+    /// One-shot probe of every host (services, hazards), database (identity, health) and backup catalog.
     Status {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
-        /// Seconds one host may take (connect, discovery, backups).
+        /// Seconds one host or database may take (connect, discovery, backups, identity).
         #[arg(long, default_value_t = 20, value_name = "SECS")]
         timeout: u64,
     },

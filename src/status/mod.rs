@@ -34,7 +34,7 @@ impl Default for StatusOptions {
     }
 }
 
-/// The whole report (JSON contract: see README, "Status and discovery").
+/// The whole report (JSON contract: see README, "Status").
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
     pub generated_at: String,
@@ -484,6 +484,7 @@ pub fn render_text(r: &StatusReport, redactor: &Redactor) -> String {
                 e.message,
                 e.sqlstate
                     .as_ref()
+                    .filter(|s| !e.message.contains(s.as_str()))
                     .map(|s| format!(" (SQLSTATE {s})"))
                     .unwrap_or_default()
             );

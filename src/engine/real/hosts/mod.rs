@@ -173,6 +173,7 @@ pub async fn probe(
                 e.message,
                 e.sqlstate
                     .as_ref()
+                    .filter(|s| !e.message.contains(s.as_str()))
                     .map(|s| format!(" (SQLSTATE {s})"))
                     .unwrap_or_default()
             ));
