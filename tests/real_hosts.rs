@@ -638,3 +638,196 @@ fn status_reports_each_database_with_identity_or_why_not() {
     assert!(text.contains("SQLSTATE 3D000"), "{text}");
     assert!(text.contains("UNREACHABLE"), "{text}");
 }
+
+/// A `systemctl` stand-in with state: the recorded `show` output, with
+/// ActiveState/SubState/UnitFileState/MainPID overridden by what stop,
+/// start, disable, enable, mask and unmask did (each call logged).
+const STATEFUL_SYSTEMCTL: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+mkdir -p "$dir/state"
+echo "$*" >> "$dir/calls.log"
+verb=""; props=""; units=""; want_props=0
+for a in "$@"; do
+  if [ "$want_props" = 1 ]; then props="$props,$a"; want_props=0; continue; fi
+  case "$a" in
+    --property=*) props="$props,${a#--property=}" ;;
+    -p) want_props=1 ;;
+    --) ;;
+    -*) ;;
+    *) if [ -z "$verb" ]; then verb=$a; else units="$units $a"; fi ;;
+  esac
+done
+set_state() { s="$dir/state/$1"; shift; touch "$s"; for kv in "$@"; do k=${kv%%=*}; grep -v "^$k=" "$s" > "$s.tmp"; echo "$kv" >> "$s.tmp"; mv "$s.tmp" "$s"; done; }
+file_state() { grep '^UnitFileState=' "$dir/state/$1" 2>/dev/null | cut -d= -f2; }
+case "$verb" in
+  list-units) cat "$dir/list-units.json" ;;
+  list-timers) cat "$dir/list-timers.json" ;;
+  show)
+    first=1
+    for u in $units; do
+      [ "$first" = 1 ] || echo
+      first=0
+      f="$dir/show/$u"
+      if [ ! -f "$f" ]; then printf 'Id=%s\nLoadState=not-found\n' "$u"; continue; fi
+      awk -v want="$props," -v sf="$dir/state/$u" 'BEGIN { n = split(want, w, ","); for (i = 1; i <= n; i++) if (w[i] != "") keep[w[i]] = 1
+          while ((getline l < sf) > 0) { k = l; sub(/=.*/, "", k); o[k] = substr(l, index(l, "=") + 1) } }
+        { k = $0; sub(/=.*/, "", k); if (want != "," && !(k in keep)) next; if (k in o) print k "=" o[k]; else print }' "$f"
+    done
+    ;;
+  stop) for u in $units; do set_state "$u" ActiveState=inactive SubState=dead MainPID=0; done ;;
+  start) for u in $units; do if [ "$(file_state "$u")" = masked ]; then echo "Failed to start $u: Unit $u is masked." >&2; exit 1; fi; set_state "$u" ActiveState=active SubState=running; done ;;
+  disable) for u in $units; do set_state "$u" UnitFileState=disabled; echo "Removed \"/etc/systemd/system/multi-user.target.wants/$u\"."; done ;;
+  enable) for u in $units; do if [ "$(file_state "$u")" = masked ]; then echo "Failed to enable unit: Unit file /etc/systemd/system/$u is masked." >&2; exit 1; fi; set_state "$u" UnitFileState=enabled; done ;;
+  mask) for u in $units; do set_state "$u" UnitFileState=masked; echo "Created symlink /etc/systemd/system/$u -> /dev/null."; done ;;
+  unmask) for u in $units; do set_state "$u" UnitFileState=disabled; echo "Removed \"/etc/systemd/system/$u\"."; done ;;
+  *) echo "systemctl stand-in: verb '$verb' is not recorded" >&2; exit 1 ;;
+esac
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_units_are_stopped_disabled_masked_and_brought_back_only_when_picked() {
+    let sshd = support::sshd();
+    let lab = support::probe_lab();
+    let standin = lab.standin().join("systemctl");
+    std::fs::write(&standin, STATEFUL_SYSTEMCTL).unwrap();
+    std::fs::set_permissions(&standin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let inv = support::inventory(&format!(
+        r#"
+[[host]]
+name = "box"
+address = "127.0.0.1:{port}"
+user = "{user}"
+identity = "{key}"
+known_hosts = "{kh}"
+
+[[database]]
+name = "external"
+url = "postgres://app@db.example.net:5432/TovPlay"
+sslmode = "disable"
+connect_timeout_s = 2
+"#,
+        port = sshd.port(),
+        user = sshd.user(),
+        key = sshd.user_key().display(),
+        kh = sshd.write_known_hosts().unwrap().display(),
+    ));
+    let a = RealActions::new(inv.clone(), Redactor::new()).with_probe_options(lab.options());
+    let (out, _rx) = output();
+    let o = a
+        .stop_services(
+            &StopRequest {
+                database: Some(db(&inv, "external")),
+                hosts: vec![host(&inv, "box")],
+                services: vec![],
+                hold_s: 3,
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    let text = out.kept().join("\n");
+    assert!(o.hold_passed(), "{o:#?}\n{text}");
+    let unit = o
+        .stopped
+        .iter()
+        .find(|s| s.name == "db-realtime-sync.service")
+        .unwrap_or_else(|| panic!("{o:#?}\n{text}"));
+    assert_eq!(
+        unit.commands,
+        [
+            "systemctl stop db-realtime-sync.service",
+            "systemctl disable db-realtime-sync.service",
+            "systemctl mask db-realtime-sync.service"
+        ]
+    );
+    assert!(unit.hazard);
+    // The watchdog (a timer and a cron line that restart the unit) is stopped too.
+    let names: Vec<&str> = o.stopped.iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        names.contains(&"db-sync-monitor.timer"),
+        "{names:?}\n{text}"
+    );
+    let monitor = format!(
+        "{}:1",
+        lab.cron_root().join("cron.d/sync_monitor").display()
+    );
+    assert!(names.contains(&monitor.as_str()), "{names:?}");
+    // The timer goes before the units, cron lines before the units too.
+    let kinds: Vec<_> = o.stopped.iter().map(|s| s.kind).collect();
+    let first_unit = kinds
+        .iter()
+        .position(|k| *k == lifeline::inventory::ServiceKind::Systemd)
+        .unwrap();
+    assert!(
+        kinds[first_unit..]
+            .iter()
+            .all(|k| *k != lifeline::inventory::ServiceKind::Cron),
+        "{kinds:?}"
+    );
+    let cron = std::fs::read_to_string(lab.cron_root().join("cron.d/db_realtime_sync")).unwrap();
+    assert!(
+        cron.lines().nth(1).unwrap().starts_with("# lifeline-off "),
+        "{cron}"
+    );
+    let state =
+        std::fs::read_to_string(lab.standin().join("state/db-realtime-sync.service")).unwrap();
+    assert!(
+        state.contains("ActiveState=inactive") && state.contains("UnitFileState=masked"),
+        "{state}"
+    );
+
+    // The unit is a hazard: it stays off unless picked.
+    let (out, _rx) = output();
+    let s = a
+        .start_services(
+            &StartRequest {
+                database: Some(db(&inv, "external")),
+                stopped: vec![unit.clone()],
+                picked: vec![],
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert!(s.started.is_empty() && s.kept_off.len() == 1, "{s:#?}");
+    let (out, _rx) = output();
+    let s = a
+        .start_services(
+            &StartRequest {
+                database: Some(db(&inv, "external")),
+                stopped: vec![unit.clone()],
+                picked: vec!["db-realtime-sync.service".into()],
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.started,
+        ["db-realtime-sync.service"],
+        "{s:#?}\n{}",
+        out.kept().join("\n")
+    );
+    let state =
+        std::fs::read_to_string(lab.standin().join("state/db-realtime-sync.service")).unwrap();
+    assert!(
+        state.contains("ActiveState=active") && state.contains("UnitFileState=enabled"),
+        "{state}"
+    );
+    let calls = std::fs::read_to_string(lab.standin().join("calls.log")).unwrap();
+    let tail: Vec<&str> = calls
+        .lines()
+        .filter(|l| l.contains("db-realtime-sync.service") && !l.starts_with("show"))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "stop db-realtime-sync.service",
+            "disable db-realtime-sync.service",
+            "mask db-realtime-sync.service",
+            "unmask db-realtime-sync.service",
+            "enable db-realtime-sync.service",
+            "start db-realtime-sync.service"
+        ]
+    );
+}

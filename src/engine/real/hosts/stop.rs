@@ -764,6 +764,34 @@ pub async fn stop_services(
             }
         }
     }
+    // Whatever starts the scripts of those writers again (a second cron
+    // line, a watchdog timer) is stopped with them, when a database is given.
+    if req.database.is_some() {
+        let scripts: BTreeSet<String> = items.iter().flat_map(|i| i.scripts.clone()).collect();
+        for (h, d) in &disc {
+            for s in &d.services {
+                let restarts = s.hazards.iter().any(|hz| {
+                    hz.kind == crate::probe::HazardKind::RedundantStart
+                        && scripts
+                            .iter()
+                            .any(|p| hz.detail.starts_with(&format!("'{p}' is started by")))
+                });
+                if !restarts || is_db_server(s) {
+                    continue;
+                }
+                if let Some(it) = discovered_item(h, s)
+                    && !items.iter().any(|x| x.host == it.host && x.name == it.name)
+                    && !s.inventory.as_ref().is_some_and(|n| named.contains(n))
+                {
+                    out.line(format!(
+                        "discovered on {h}: {} starts a writer's script again: stopping it too",
+                        it.name
+                    ));
+                    items.push(it);
+                }
+            }
+        }
+    }
     // Units' own processes go with their unit.
     let units: BTreeSet<String> = items
         .iter()
