@@ -569,11 +569,11 @@ command = "cat {secret_file}"
     });
     let show = fin("show");
     assert_eq!(show.exit, Some(0));
+    // The secret was in the output; the journal has it masked.
+    let shown = show.data["output"][0].as_str().unwrap();
     assert!(
-        show.data["output"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("token ")
+        shown.starts_with("token ") && shown != format!("token {secret}"),
+        "{shown}"
     );
 
     let v = support::lifeline(state.path())

@@ -152,7 +152,7 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
             let hosts: Vec<&str> = s.hosts.iter().map(|h| h.name.as_str()).collect();
             if let Some(d) = &s.database {
                 v.push(format!(
-                    "discover every other writer of {} on {} and stop it the same way",
+                    "discover every other writer of {} on {}, and what starts it again (watchdogs, second cron lines), and stop them the same way",
                     d.display(),
                     if hosts.is_empty() {
                         "its hosts".to_string()
