@@ -831,3 +831,70 @@ connect_timeout_s = 2
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_cron_service_is_its_whole_file() {
+    let w = World::new();
+    let cron = w.path("etc/cron.d/reports");
+    let original = "MAILTO=\"\"\n*/10 * * * * root /bin/true report-a\n\n# nightly\n0 1 * * * root /bin/true report-b\n";
+    std::fs::write(&cron, original).unwrap();
+    let services = format!(
+        "\n[[service]]\nname = \"reports\"\nhost = \"box\"\nkind = \"cron\"\ncron_file = \"{}\"\n",
+        cron.display()
+    );
+    let inv = support::inventory(&w.inventory_text(&services));
+    let a = w.actions(&inv);
+    let (out, _rx) = output();
+    let o = a
+        .stop_services(
+            &StopRequest {
+                database: None,
+                hosts: vec![host(&inv, "box")],
+                services: vec![inv.service("reports").unwrap().clone()],
+                hold_s: 2,
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    let text = out.kept().join("\n");
+    assert!(o.hold_passed(), "{o:#?}\n{text}");
+    let names: Vec<String> = o.stopped.iter().map(|s| s.name.clone()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("{}:2", cron.display()),
+            format!("{}:5", cron.display())
+        ],
+        "{text}"
+    );
+    let now = std::fs::read_to_string(&cron).unwrap();
+    let commented: Vec<usize> = now
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("# lifeline-off "))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(commented, [2, 5], "{now}");
+
+    // Both lines started again: the kept original is copied back.
+    let (out, _rx) = output();
+    let s = a
+        .start_services(
+            &StartRequest {
+                database: None,
+                stopped: o.stopped.clone(),
+                picked: vec![],
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.started.len(), 2, "{s:#?}");
+    assert_eq!(std::fs::read_to_string(&cron).unwrap(), original);
+    assert!(
+        out.kept().iter().any(|l| l.contains("cmp -s - ")),
+        "{}",
+        out.kept().join("\n")
+    );
+}

@@ -288,6 +288,56 @@ fn spec_items(spec: &ServiceSpec, d: &Discovery) -> Vec<Item> {
     }
 }
 
+/// Every job line of an inventory cron service's file (discovery lists
+/// only the lines that matter to it; the file is the service).
+async fn cron_file_items(
+    a: &RealActions,
+    spec: &ServiceSpec,
+    d: &Discovery,
+    out: &Output,
+) -> Result<Vec<Item>, ActionError> {
+    let host = spec.host.get_ref();
+    let Some(file) = &spec.cron_file else {
+        out.line(format!(
+            "cron service '{}' names no cron_file: nothing to comment out; add cron_file to the inventory",
+            spec.name()
+        ));
+        return Ok(Vec::new());
+    };
+    let h = transport(a, host)?;
+    let r = read(h, &format!("cat {}", shell_quote(file))).await?;
+    if !r.success() {
+        out.line(format!(
+            "cannot read '{file}' on {host}: {}",
+            r.stderr_last_line().unwrap_or("no reason given")
+        ));
+        return Ok(Vec::new());
+    }
+    let system = !file.contains("/spool/");
+    Ok(
+        crate::probe::cron::parse_crontab(&r.stdout, file, system, None)
+            .into_iter()
+            .map(|e| {
+                let source = format!("{file}:{}", e.line);
+                let seen = d.services.iter().find(|x| x.source == source);
+                Item {
+                    name: source,
+                    host: host.clone(),
+                    kind: ServiceKind::Cron,
+                    how: How::Cron {
+                        file: file.clone(),
+                        line: e.line,
+                    },
+                    hazard: seen.is_some_and(|x| !x.hazards.is_empty()),
+                    starts: 0,
+                    command: Some(e.command),
+                    scripts: seen.map(|x| x.scripts.clone()).unwrap_or_default(),
+                }
+            })
+            .collect(),
+    )
+}
+
 /// An item for a discovered writer, when it is running or scheduled.
 fn discovered_item(host: &str, s: &Service) -> Option<Item> {
     let how = match s.kind {
@@ -534,7 +584,11 @@ async fn is_back(a: &RealActions, it: &Item, d: &Discovery) -> Result<Option<Str
         How::Cron { .. } => d
             .services
             .iter()
-            .find(|s| s.kind == ServiceKind::Cron && (s.source == it.name || same_work(s)))
+            .find(|s| {
+                s.kind == ServiceKind::Cron
+                    && s.state != "not running"
+                    && (s.source == it.name || same_work(s))
+            })
             .map(|s| {
                 format!(
                     "cron line back in {}: {}",
@@ -726,9 +780,13 @@ pub async fn stop_services(
     }
     let mut items: Vec<Item> = Vec::new();
     let mut named: BTreeSet<String> = req.services.iter().map(|s| s.name().to_string()).collect();
+    let mut cron_specs: Vec<ServiceSpec> = Vec::new();
     for s in &req.services {
         if let Some(d) = disc.get(s.host.get_ref()) {
             items.extend(spec_items(s, d));
+            if s.kind == ServiceKind::Cron {
+                cron_specs.push(s.clone());
+            }
         }
     }
     if let Some(db) = &req.database {
@@ -745,6 +803,9 @@ pub async fn stop_services(
                             named.insert(n.clone());
                             out.line(format!("'{n}' writes to '{}' too: stopping it", db.name));
                             items.extend(spec_items(spec, d));
+                            if spec.kind == ServiceKind::Cron {
+                                cron_specs.push(spec.clone());
+                            }
                         }
                         continue;
                     }
@@ -759,6 +820,15 @@ pub async fn stop_services(
                         it.name,
                         if it.hazard { " (HAZARD)" } else { "" }
                     ));
+                    items.push(it);
+                }
+            }
+        }
+    }
+    for spec in &cron_specs {
+        if let Some(d) = disc.get(spec.host.get_ref()) {
+            for it in cron_file_items(a, spec, d, out).await? {
+                if !items.iter().any(|x| x.host == it.host && x.name == it.name) {
                     items.push(it);
                 }
             }
@@ -869,7 +939,9 @@ pub async fn stop_services(
         }
     }
     let mut cron_cmd: BTreeMap<(String, String), (String, bool)> = BTreeMap::new();
-    for ((host, file), lines) in &cron_files {
+    for ((host, file), lines) in &mut cron_files {
+        lines.sort_unstable();
+        lines.dedup();
         let h = transport(a, host)?;
         let c = cron_stop_command(file, lines, &stamp);
         let r = run_shown(a, h, &c, out).await?;
@@ -952,8 +1024,10 @@ pub async fn stop_services(
                     .iter()
                     .filter(|s| reaches(s, db) && !is_db_server(s))
                 {
+                    // A cron line is live while it is in a file; an inventory
+                    // service discovery did not find is "not running".
                     let running = match s.kind {
-                        ServiceKind::Cron => true,
+                        ServiceKind::Cron => s.state != "not running",
                         _ => s.active,
                     };
                     let known = items.iter().any(|i| {
