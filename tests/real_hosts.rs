@@ -364,27 +364,12 @@ async fn inventory_processes_stop_and_start_again_and_commands_run_over_ssh() {
     );
     let inv = support::inventory(&w.inventory_text(&services));
     let a = w.actions(&inv);
-    // Started through the action's own path: the inventory's start command.
-    let (out, _rx) = output();
-    let s = a
-        .start_services(
-            &StartRequest {
-                database: None,
-                stopped: vec![StoppedService {
-                    name: "writer".into(),
-                    host: "box".into(),
-                    kind: lifeline::inventory::ServiceKind::Process,
-                    commands: vec![],
-                    original_kept: None,
-                    hazard: false,
-                }],
-                picked: vec![],
-            },
-            &out,
-        )
-        .await
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(w.writer_start())
+        .status()
         .unwrap();
-    assert_eq!(s.started, ["writer"]);
+    assert!(st.success());
     wait_until(30, "the writer", || pid_in(&pidfile).is_some_and(alive));
     let first = pid_in(&pidfile).unwrap();
 
@@ -406,6 +391,69 @@ async fn inventory_processes_stop_and_start_again_and_commands_run_over_ssh() {
     assert_eq!(o.stopped[0].name, "writer");
     assert!(o.stopped[0].commands[0].contains(&format!("kill -s TERM -- -{first}")));
     assert!(!alive(first));
+
+    // start-services runs the inventory's start command.
+    let (out, _rx) = output();
+    let s = a
+        .start_services(
+            &StartRequest {
+                database: None,
+                stopped: o.stopped.clone(),
+                picked: vec![],
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.started, ["writer"], "{s:#?}");
+    wait_until(30, "the writer back", || {
+        pid_in(&pidfile).is_some_and(|p| p != first && alive(p))
+    });
+    // Stopped again while it is not running: listed, watched, not started later.
+    let again = pid_in(&pidfile).unwrap();
+    let (out, _rx) = output();
+    let o = a
+        .stop_services(
+            &StopRequest {
+                database: None,
+                hosts: vec![host(&inv, "box")],
+                services: vec![inv.service("writer").unwrap().clone()],
+                hold_s: 0,
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert!(o.hold_passed() && !alive(again), "{o:#?}");
+    let (out, _rx) = output();
+    let o2 = a
+        .stop_services(
+            &StopRequest {
+                database: None,
+                hosts: vec![host(&inv, "box")],
+                services: vec![inv.service("writer").unwrap().clone()],
+                hold_s: 0,
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert_eq!(o2.stopped.len(), 1);
+    assert!(o2.stopped[0].commands.is_empty(), "{o2:#?}");
+    let (out, _rx) = output();
+    let s = a
+        .start_services(
+            &StartRequest {
+                database: None,
+                stopped: o2.stopped.clone(),
+                picked: vec![],
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert!(s.started.is_empty(), "{s:#?}");
+    assert!(s.kept_off[0].reason.contains("not running"), "{s:#?}");
 
     // command over SSH: exit status, output, timeout that really ends it.
     let (out, _rx) = output();

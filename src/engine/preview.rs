@@ -248,6 +248,10 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                         format!("keep '{}' on {} off: flagged as a hazard", x.name, x.host)
                     } else {
                         match x.kind {
+                            ServiceKind::Process if x.commands.is_empty() => format!(
+                                "keep '{}' on {} off: it was not running when the stop step ran",
+                                x.name, x.host
+                            ),
                             ServiceKind::Process => format!(
                                 "start '{}' on {}: run its 'start' command from the inventory (none: it stays off)",
                                 x.name, x.host

@@ -960,8 +960,17 @@ pub async fn stop_services(
             },
             _ => (stop_item(a, it, out).await?, None),
         };
-        if commands.is_empty() {
+        // An inventory process that was not running is listed (the hold
+        // watches it) with no command; start-services leaves it off.
+        let declared_process = matches!(it.how, How::Process { pid: None, .. });
+        if commands.is_empty() && !declared_process {
             continue;
+        }
+        if commands.is_empty() {
+            out.line(format!(
+                "'{}' on {} was not running: nothing to end; the hold watches it",
+                it.name, it.host
+            ));
         }
         stopped.push(StoppedService {
             name: it.name.clone(),
@@ -1149,6 +1158,13 @@ pub async fn start_services(
         }
         let h = transport(a, &s.host)?;
         let cmds = match s.kind {
+            ServiceKind::Process if s.commands.is_empty() => {
+                kept_off.push(KeptOff {
+                    name: s.name.clone(),
+                    reason: "it was not running when the stop step ran: not started".into(),
+                });
+                continue;
+            }
             ServiceKind::Process => {
                 match a.inventory().service(&s.name).and_then(|x| x.start.clone()) {
                     Some(c) => vec![c],
