@@ -119,7 +119,59 @@ fn rogue_sync_lab_over_ssh_hold_fails_until_every_mechanism_is_stopped() {
     assert!(text.contains("kill -s STOP -- "), "{text}");
     assert!(hazards_running(&lab).is_empty());
 
-    // 3. start-services: all three are hazards and stay off.
+    // 3. Picked one by one, all three start again (the inventory's start commands).
+    let (out, _rx) = output();
+    let s = rt
+        .block_on(a.start_services(
+            &StartRequest {
+                database: Some(db.clone()),
+                stopped: o.stopped.clone(),
+                picked: vec![
+                    "db-realtime-sync".into(),
+                    "sync-restarter".into(),
+                    "sync-watchdog".into(),
+                ],
+            },
+            &out,
+        ))
+        .unwrap();
+    assert_eq!(s.started.len(), 3, "{s:#?}\n{}", out.kept().join("\n"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while hazards_running(&lab).len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            hazards_running(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // 4. What the engine asks for from the runbook (the database's writer
+    //    by name; discovery finds its restarter and watchdog): all stopped.
+    let (out, _rx) = output();
+    let o = rt
+        .block_on(a.stop_services(
+            &StopRequest {
+                database: Some(db.clone()),
+                hosts: vec![host.clone()],
+                services: vec![svc("db-realtime-sync")],
+                hold_s: 8,
+            },
+            &out,
+        ))
+        .unwrap();
+    let text = out.kept().join("\n");
+    assert!(o.hold_passed(), "{o:#?}\n{text}");
+    let mut names: Vec<&str> = o.stopped.iter().map(|s| s.name.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["db-realtime-sync", "sync-restarter", "sync-watchdog"],
+        "{text}"
+    );
+    assert!(hazards_running(&lab).is_empty());
+
+    // 5. start-services: all three are hazards and stay off.
     let (out, _rx) = output();
     let s = rt
         .block_on(a.start_services(
