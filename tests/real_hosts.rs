@@ -82,6 +82,11 @@ impl World {
     }
 
     fn inventory_text(&self, services: &str) -> String {
+        self.inventory_text_with(services, "")
+    }
+
+    /// The inventory, with `db_extra` lines in the database's table.
+    fn inventory_text_with(&self, services: &str, db_extra: &str) -> String {
         format!(
             r#"
 [[host]]
@@ -96,7 +101,7 @@ name = "app"
 url = "postgres://postgres@127.0.0.1:{pgport}/app"
 host = "box"
 sslmode = "disable"
-password_env = "LIFELINE_TEST_APP_PW"
+{db_extra}
 {services}
 "#,
             port = self.sshd.port(),
@@ -336,6 +341,10 @@ async fn a_restarter_fails_the_hold_and_stopping_everything_passes_it() {
         "{o:#?}\n{text}"
     );
     assert!(text.contains("is BACK"), "{text}");
+    assert!(
+        o.table_writes.get("public.t").is_some_and(|n| *n > 0),
+        "the writer's rows during the hold: {o:#?}"
+    );
     let outcome: StepOutcome = o.into();
     assert!(matches!(outcome.verdict, Verdict::Failed(ref m) if m.contains("NOT proven stopped")));
 
@@ -506,7 +515,11 @@ fn lifeline_run_probe_stop_start_command_journals_without_secrets() {
         w.writer_start()
     );
     let inv_path = w.path("lifeline.toml");
-    std::fs::write(&inv_path, w.inventory_text(&services)).unwrap();
+    std::fs::write(
+        &inv_path,
+        w.inventory_text_with(&services, "password_env = \"LIFELINE_TEST_APP_PW\""),
+    )
+    .unwrap();
     let st = Command::new("sh")
         .arg("-c")
         .arg(w.writer_start())
@@ -945,4 +958,87 @@ async fn an_inventory_cron_service_is_its_whole_file() {
         "{}",
         out.kept().join("\n")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_write_transaction_from_the_host_fails_the_hold() {
+    let w = World::new();
+    let inv = support::inventory(&w.inventory_text(""));
+    let a = w.actions(&inv);
+    let req = StopRequest {
+        database: Some(db(&inv, "app")),
+        hosts: vec![host(&inv, "box")],
+        services: vec![],
+        hold_s: 2,
+    };
+    // A client on the database's own host (127.0.0.1: the host "box")
+    // holding a write transaction.
+    let (c, conn) = tokio_postgres::connect(
+        &format!("{} application_name=app-worker", w.pg.conninfo("app")),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    c.batch_execute("BEGIN; INSERT INTO t VALUES (7)")
+        .await
+        .unwrap();
+    let pid: i32 = c
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let (out, _rx) = output();
+    let o = a.stop_services(&req, &out).await.unwrap();
+    assert!(!o.hold_passed(), "{o:#?}");
+    assert_eq!(o.write_sessions.len(), 1, "{o:#?}");
+    assert_eq!(o.write_sessions[0].pid, pid);
+    assert_eq!(
+        o.write_sessions[0].application_name.as_deref(),
+        Some("app-worker")
+    );
+    assert!(
+        out.kept()
+            .iter()
+            .any(|l| l.contains(&format!("write session pid {pid}")))
+    );
+
+    // Committed and idle: nothing writes any more, the hold passes.
+    c.batch_execute("COMMIT").await.unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (out, _rx) = output();
+    let o = a.stop_services(&req, &out).await.unwrap();
+    assert!(o.hold_passed(), "{o:#?}\n{}", out.kept().join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_cannot_be_watched_stops_nothing() {
+    let w = World::new();
+    let cron = w.path("etc/cron.d/app_jobs");
+    let original = format!(
+        "*/5 * * * * root {}\n",
+        w.psql_line("INSERT INTO t VALUES (2)")
+    );
+    std::fs::write(&cron, &original).unwrap();
+    let inv = support::inventory(
+        &w.inventory_text_with("", "password_env = \"LIFELINE_TEST_UNSET_VARIABLE\""),
+    );
+    let a = w.actions(&inv);
+    let (out, _rx) = output();
+    let e = a
+        .stop_services(
+            &StopRequest {
+                database: Some(db(&inv, "app")),
+                hosts: vec![host(&inv, "box")],
+                services: vec![],
+                hold_s: 1,
+            },
+            &out,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nothing was stopped"), "{e}");
+    assert!(e.contains("LIFELINE_TEST_UNSET_VARIABLE"), "{e}");
+    assert_eq!(std::fs::read_to_string(&cron).unwrap(), original);
 }

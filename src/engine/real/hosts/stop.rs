@@ -655,42 +655,65 @@ fn is_write(q: &str) -> bool {
 }
 
 impl DbWatch {
-    async fn start(
+    /// Connects before anything is stopped. A database that is missing
+    /// (3D000) or a server that does not answer cannot be written to
+    /// through it: the hold is then judged on the hosts, and says so. Any
+    /// other failure (credentials, configuration) stops the step here,
+    /// before anything is touched.
+    async fn open(
         a: &RealActions,
         db: &DbTarget,
         hosts: &[String],
         out: &Output,
-    ) -> Option<DbWatch> {
-        let mut opts = match crate::db::ConnectOptions::from_spec(&db.spec, &a.redactor) {
-            Ok(o) => o,
-            Err(e) => {
-                out.line(format!("cannot watch database '{}': {e}", db.name));
-                return None;
-            }
+    ) -> Result<Option<DbWatch>, ActionError> {
+        let fail = |e: crate::db::DbError| {
+            ActionError::Failed(format!(
+                "cannot watch database '{}' for writes during the hold: {e}; nothing was stopped",
+                db.name
+            ))
         };
+        let mut opts = crate::db::ConnectOptions::from_spec(&db.spec, &a.redactor).map_err(fail)?;
         opts.application_name = "lifeline hold".into();
         let handle = crate::db::DbHandle::new(opts);
-        // Let the sessions of what was just killed end and report their
-        // counters, so they do not count as writes during the hold.
-        tokio::time::sleep(Duration::from_secs(1)).await;
         let map = crate::db::activity::HostMap::resolve(a.inventory(), &db.spec).await;
-        let mut w = DbWatch {
+        let w = DbWatch {
             db: handle,
             hosts: map,
             host_names: hosts.iter().cloned().collect(),
             baseline: BTreeMap::new(),
         };
         match w.counters().await {
+            Ok(_) => Ok(Some(w)),
+            Err(e)
+                if matches!(
+                    e.class(),
+                    crate::db::ErrorClass::Missing | crate::db::ErrorClass::Unreachable
+                ) =>
+            {
+                out.line(format!(
+                    "{} cannot be watched ({e}); the hold is judged on the hosts only",
+                    db.display()
+                ));
+                Ok(None)
+            }
+            Err(e) => Err(fail(e)),
+        }
+    }
+
+    /// The write counters the hold compares against, read once what was
+    /// stopped has had a moment to end its sessions and report its counters.
+    async fn rebase(&mut self, out: &Output) -> bool {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        match self.counters().await {
             Ok(b) => {
-                w.baseline = b;
-                Some(w)
+                self.baseline = b;
+                true
             }
             Err(e) => {
                 out.line(format!(
-                    "cannot read sessions and write counters of {} ({e}); the hold is judged on the hosts only",
-                    db.display()
+                    "write counters not readable before the hold ({e}); the hold is judged on the hosts only"
                 ));
-                None
+                false
             }
         }
     }
@@ -724,7 +747,9 @@ impl DbWatch {
                 let query: Option<String> = r.get(6);
                 let xid: bool = r.get(7);
                 let from_ours = host.as_ref().is_some_and(|h| self.host_names.contains(h));
-                let writes = xid || query.as_deref().is_some_and(is_write);
+                let state: Option<String> = r.get(5);
+                let running = state.as_deref() == Some("active");
+                let writes = xid || (running && query.as_deref().is_some_and(is_write));
                 (from_ours && writes).then(|| WriteSession {
                     pid: r.get(0),
                     usename: r.get(1),
@@ -884,6 +909,11 @@ pub async fn stop_services(
     });
     items.sort_by_key(|i| (rank(i.kind), std::cmp::Reverse(i.starts)));
 
+    let mut watch = match &req.database {
+        Some(db) => DbWatch::open(a, db, &host_names, out).await?,
+        None => None,
+    };
+
     // 2. Freeze every process first, so no restarter among them can act
     //    while the others are being stopped.
     let mut declared: BTreeSet<(String, u32)> = BTreeSet::new();
@@ -984,10 +1014,11 @@ pub async fn stop_services(
 
     // 4. Hold: probe again every few seconds; what comes back is stopped
     //    again (to limit the damage) and fails the hold all the same.
-    let watch = match &req.database {
-        Some(db) => DbWatch::start(a, db, &host_names, out).await,
-        None => None,
-    };
+    if let Some(w) = &mut watch
+        && !w.rebase(out).await
+    {
+        watch = None;
+    }
     out.line(format!("holding {} s", req.hold_s));
     let t0 = Instant::now();
     let hold = Duration::from_secs(req.hold_s);
