@@ -3,7 +3,9 @@
 //! (local or SSH). Never removes a file: cron lines are commented out with
 //! the original kept beside it; containers are stopped, never removed.
 
+mod start;
 mod stop;
+mod watch;
 
 use std::time::Duration;
 
@@ -16,7 +18,8 @@ use crate::inventory::ServiceSpec;
 use crate::probe::{self, Discovery, ScanCtx};
 use crate::transport::{ExecOptions, ExecResult, Host};
 
-pub use stop::{STOP_GRACE_S, start_commands, start_services, stop_services};
+pub use start::start_services;
+pub use stop::{STOP_GRACE_S, start_commands, stop_services};
 
 /// The transport of an inventory host.
 fn transport<'a>(a: &'a RealActions, name: &str) -> Result<&'a Host, ActionError> {

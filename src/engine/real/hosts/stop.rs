@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
+use super::watch::DbWatch;
 use super::{RealActions, discover_on, run, transport};
 use crate::engine::actions::{ActionError, Output};
 use crate::engine::types::*;
@@ -115,7 +116,7 @@ fn cron_stop_command(file: &str, lines: &[usize], stamp: &str) -> String {
 
 /// Uncomments `lines` again; when every line this run commented is
 /// started and nothing else changed, the kept original is copied back.
-fn cron_start_command(file: &str, lines: &[usize], all: bool, stamp: &str) -> String {
+pub(super) fn cron_start_command(file: &str, lines: &[usize], all: bool, stamp: &str) -> String {
     let kept = shell_quote(&kept_path(file, stamp));
     let mark = format!("{CRON_MARK}{stamp}: ");
     let sed = sed_lines(lines, &format!("^{mark}"), "");
@@ -182,7 +183,7 @@ pub fn start_commands(s: &StoppedService) -> Vec<String> {
 }
 
 /// `file:line` of a cron entry's source.
-fn cron_source(source: &str) -> Option<(String, usize)> {
+pub(super) fn cron_source(source: &str) -> Option<(String, usize)> {
     let (f, l) = source.rsplit_once(':')?;
     let n: usize = l.parse().ok()?;
     (n > 0).then(|| (f.to_string(), n))
@@ -492,7 +493,7 @@ fn with_path(a: &RealActions, cmd: &str) -> String {
     }
 }
 
-async fn run_shown(
+pub(super) async fn run_shown(
     a: &RealActions,
     h: &Host,
     cmd: &str,
@@ -620,168 +621,6 @@ async fn is_back(a: &RealActions, it: &Item, d: &Discovery) -> Result<Option<Str
                 .map(|t| format!("running again as pid {}: {}", t.pid, t.args))
         }
     })
-}
-
-/// Sessions and table writes on the database during the hold.
-struct DbWatch {
-    db: crate::db::DbHandle,
-    hosts: crate::db::activity::HostMap,
-    host_names: BTreeSet<String>,
-    baseline: BTreeMap<String, (i64, i64)>,
-}
-
-const SESSIONS_SQL: &str = "SELECT pid, usename::text, application_name, host(client_addr), backend_start, state, query, backend_xid IS NOT NULL FROM pg_catalog.pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name NOT LIKE 'lifeline%'";
-const TABLES_SQL: &str = "SELECT schemaname::text || '.' || relname::text, relid::bigint, (n_tup_ins + n_tup_upd + n_tup_del)::bigint FROM pg_catalog.pg_stat_user_tables";
-
-fn is_write(q: &str) -> bool {
-    let first = q
-        .trim_start()
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase();
-    matches!(
-        first.as_str(),
-        "INSERT"
-            | "UPDATE"
-            | "DELETE"
-            | "TRUNCATE"
-            | "COPY"
-            | "MERGE"
-            | "DROP"
-            | "CREATE"
-            | "ALTER"
-    ) && !(first == "COPY" && q.to_ascii_uppercase().contains(" TO "))
-}
-
-impl DbWatch {
-    /// Connects before anything is stopped. A database that is missing
-    /// (3D000) or a server that does not answer cannot be written to
-    /// through it: the hold is then judged on the hosts, and says so. Any
-    /// other failure (credentials, configuration) stops the step here,
-    /// before anything is touched.
-    async fn open(
-        a: &RealActions,
-        db: &DbTarget,
-        hosts: &[String],
-        out: &Output,
-    ) -> Result<Option<DbWatch>, ActionError> {
-        let fail = |e: crate::db::DbError| {
-            ActionError::Failed(format!(
-                "cannot watch database '{}' for writes during the hold: {e}; nothing was stopped",
-                db.name
-            ))
-        };
-        let mut opts = crate::db::ConnectOptions::from_spec(&db.spec, &a.redactor).map_err(fail)?;
-        opts.application_name = "lifeline hold".into();
-        let handle = crate::db::DbHandle::new(opts);
-        let map = crate::db::activity::HostMap::resolve(a.inventory(), &db.spec).await;
-        let w = DbWatch {
-            db: handle,
-            hosts: map,
-            host_names: hosts.iter().cloned().collect(),
-            baseline: BTreeMap::new(),
-        };
-        match w.counters().await {
-            Ok(_) => Ok(Some(w)),
-            Err(e)
-                if matches!(
-                    e.class(),
-                    crate::db::ErrorClass::Missing | crate::db::ErrorClass::Unreachable
-                ) =>
-            {
-                out.line(format!(
-                    "{} cannot be watched ({e}); the hold is judged on the hosts only",
-                    db.display()
-                ));
-                Ok(None)
-            }
-            Err(e) => Err(fail(e)),
-        }
-    }
-
-    /// The write counters the hold compares against, read once what was
-    /// stopped has had a moment to end its sessions and report its counters.
-    async fn rebase(&mut self, out: &Output) -> bool {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        match self.counters().await {
-            Ok(b) => {
-                self.baseline = b;
-                true
-            }
-            Err(e) => {
-                out.line(format!(
-                    "write counters not readable before the hold ({e}); the hold is judged on the hosts only"
-                ));
-                false
-            }
-        }
-    }
-
-    async fn counters(&self) -> Result<BTreeMap<String, (i64, i64)>, crate::db::DbError> {
-        let rows = self
-            .db
-            .query("table write counters", TABLES_SQL, &[])
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get::<_, String>(0),
-                    (r.get::<_, i64>(1), r.get::<_, i64>(2)),
-                )
-            })
-            .collect())
-    }
-
-    async fn writers(
-        &self,
-        redactor: &crate::redact::Redactor,
-    ) -> Result<Vec<WriteSession>, crate::db::DbError> {
-        let rows = self.db.query("write sessions", SESSIONS_SQL, &[]).await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| {
-                let addr: Option<String> = r.get(3);
-                let host = self.hosts.host_for(addr.as_deref());
-                let query: Option<String> = r.get(6);
-                let xid: bool = r.get(7);
-                let from_ours = host.as_ref().is_some_and(|h| self.host_names.contains(h));
-                let state: Option<String> = r.get(5);
-                let running = state.as_deref() == Some("active");
-                let writes = xid || (running && query.as_deref().is_some_and(is_write));
-                (from_ours && writes).then(|| WriteSession {
-                    pid: r.get(0),
-                    usename: r.get(1),
-                    application_name: r.get(2),
-                    client_addr: addr,
-                    backend_start: r.get(4),
-                    state: r.get(5),
-                    query: query.map(|q| crate::db::activity::redact_query(redactor, &q)),
-                })
-            })
-            .collect())
-    }
-
-    /// Rows written per table since the baseline; a table re-created (new
-    /// OID) or created during the hold counts all its writes, at least 1.
-    async fn table_writes(&self) -> Result<BTreeMap<String, i64>, crate::db::DbError> {
-        let now = self.counters().await?;
-        let mut w = BTreeMap::new();
-        for (t, (oid, n)) in &now {
-            let d = match self.baseline.get(t) {
-                Some((o, b)) if o == oid => n - b,
-                _ => (*n).max(1),
-            };
-            w.insert(t.clone(), d);
-        }
-        for t in self.baseline.keys() {
-            if !now.contains_key(t) {
-                w.insert(t.clone(), 1);
-            }
-        }
-        Ok(w)
-    }
 }
 
 pub async fn stop_services(
@@ -1142,122 +981,6 @@ pub async fn stop_services(
     })
 }
 
-pub async fn start_services(
-    a: &RealActions,
-    req: &StartRequest,
-    out: &Output,
-) -> Result<StartOutcome, ActionError> {
-    let mut started = Vec::new();
-    let mut kept_off = Vec::new();
-    let picked = |s: &StoppedService| {
-        req.picked.contains(&s.name)
-            || (s.kind == ServiceKind::Cron
-                && cron_source(&s.name).is_some_and(|(f, _)| {
-                    a.inventory().services.iter().any(|x| {
-                        x.cron_file.as_deref() == Some(f.as_str())
-                            && req.picked.iter().any(|p| p == x.name())
-                    })
-                }))
-    };
-    let mut seen = BTreeSet::new();
-    // Cron lines per kept file: all started together restore the original.
-    let mut cron_all: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for s in req.stopped.iter().filter(|s| s.kind == ServiceKind::Cron) {
-        if let Some(k) = &s.original_kept {
-            let e = cron_all.entry(k.clone()).or_default();
-            e.0 += 1;
-            if !s.hazard || picked(s) {
-                e.1 += 1;
-            }
-        }
-    }
-    let mut cron_lines: BTreeMap<(String, String, String), Vec<usize>> = BTreeMap::new();
-    for s in &req.stopped {
-        if !seen.insert((s.host.clone(), s.name.clone())) {
-            continue;
-        }
-        if s.hazard && !picked(s) {
-            out.line(format!(
-                "keeping '{}' on {} off: flagged as a hazard",
-                s.name, s.host
-            ));
-            kept_off.push(KeptOff {
-                name: s.name.clone(),
-                reason: "flagged as a hazard by discovery; name it in the step's 'services' to start it anyway".into(),
-            });
-            continue;
-        }
-        let h = transport(a, &s.host)?;
-        let cmds = match s.kind {
-            ServiceKind::Process if s.commands.is_empty() => {
-                kept_off.push(KeptOff {
-                    name: s.name.clone(),
-                    reason: "it was not running when the stop step ran: not started".into(),
-                });
-                continue;
-            }
-            ServiceKind::Process => {
-                match a.inventory().service(&s.name).and_then(|x| x.start.clone()) {
-                    Some(c) => vec![c],
-                    None => {
-                        kept_off.push(KeptOff {
-                        name: s.name.clone(),
-                        reason: "no 'start' command for this process in the inventory: start it by hand".into(),
-                    });
-                        continue;
-                    }
-                }
-            }
-            ServiceKind::Cron => {
-                if let (Some((file, line)), Some(k)) = (cron_source(&s.name), &s.original_kept) {
-                    cron_lines
-                        .entry((s.host.clone(), file, k.clone()))
-                        .or_default()
-                        .push(line);
-                    started.push(s.name.clone());
-                }
-                continue;
-            }
-            _ => start_commands(s),
-        };
-        let mut ok = true;
-        for c in &cmds {
-            let r = run_shown(a, h, c, out).await?;
-            ok &= r.success();
-        }
-        if ok {
-            started.push(s.name.clone());
-        } else {
-            kept_off.push(KeptOff {
-                name: s.name.clone(),
-                reason: "its start command failed (see the output)".into(),
-            });
-        }
-    }
-    for ((host, file, kept), lines) in cron_lines {
-        let h = transport(a, &host)?;
-        let stamp = kept
-            .rsplit(".lifeline-")
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let all = cron_all.get(&kept).is_some_and(|(n, m)| n == m);
-        let c = cron_start_command(&file, &lines, all, &stamp);
-        let r = run_shown(a, h, &c, out).await?;
-        if !r.success() {
-            for l in lines {
-                let name = format!("{file}:{l}");
-                started.retain(|x| x != &name);
-                kept_off.push(KeptOff {
-                    name,
-                    reason: "restoring the cron line failed (see the output)".into(),
-                });
-            }
-        }
-    }
-    Ok(StartOutcome { started, kept_off })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1303,14 +1026,5 @@ mod tests {
             start_commands(&s),
             ["systemctl unmask u.service", "systemctl start u.service"]
         );
-    }
-
-    #[test]
-    fn writes_are_told_from_reads() {
-        assert!(is_write("insert into t values (1)"));
-        assert!(is_write("  DELETE FROM \"User\""));
-        assert!(is_write("COPY t FROM STDIN"));
-        assert!(!is_write("COPY t TO STDOUT"));
-        assert!(!is_write("SELECT 1"));
     }
 }
