@@ -135,7 +135,7 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
             let mut v = Vec::new();
             if let Some(h) = &p.host {
                 v.push(format!(
-                    "probe host {}: systemd units and timers, cron entries, containers, processes, backup files; hazards",
+                    "probe host {}: systemd units and timers, cron entries, containers, processes; the databases each reaches; hazards",
                     h.display()
                 ));
             }
