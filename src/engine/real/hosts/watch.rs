@@ -9,6 +9,10 @@ use super::RealActions;
 use crate::engine::actions::{ActionError, Output};
 use crate::engine::types::*;
 
+/// Time given to the sessions of what was just stopped to end and report
+/// their counters before the hold's baseline is read.
+const SETTLE: Duration = Duration::from_secs(2);
+
 /// Sessions and table writes on the database during the hold.
 pub(super) struct DbWatch {
     db: crate::db::DbHandle,
@@ -90,7 +94,7 @@ impl DbWatch {
     /// The write counters the hold compares against, read once what was
     /// stopped has had a moment to end its sessions and report its counters.
     pub(super) async fn rebase(&mut self, out: &Output) -> bool {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(SETTLE).await;
         match self.counters().await {
             Ok(b) => {
                 self.baseline = b;
