@@ -63,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         let report = rt.block_on(async {
             let hosts = Hosts::from_inventory(&inv, None);
-            collect(&inv, &hosts, &opts).await
+            collect(&inv, &hosts, &opts, &lifeline::redact::Redactor::new()).await
         });
         runs.push(t.elapsed().as_secs_f64());
         let bad: Vec<_> = report

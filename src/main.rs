@@ -105,12 +105,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// One-shot probe of every host (services, hazards) and backup catalog.
+    /// One-shot probe of every host (services, hazards), database (identity, health) and backup catalog.
     Status {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
-        /// Seconds one host may take (connect, discovery, backups).
+        /// Seconds one host or database may take (connect, discovery, backups, identity).
         #[arg(long, default_value_t = 20, value_name = "SECS")]
         timeout: u64,
     },
@@ -242,7 +242,7 @@ fn cmd_status(
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = rt.block_on(async {
         let hosts = lifeline::transport::Hosts::from_inventory(&inv, None);
-        lifeline::status::collect(&inv, &hosts, &opts).await
+        lifeline::status::collect(&inv, &hosts, &opts, redactor).await
     });
     if json {
         println!("{}", lifeline::status::render_json(&report, redactor));

@@ -137,7 +137,6 @@ fn headless(scenario: &str, state: &Path, registry: &Path) -> std::process::Outp
 }
 
 #[test]
-#[ignore = "needs RealActions host+data actions"]
 fn headless_rogue_sync_drill_restores_verifies_and_scores() {
     let tmp = tempfile::tempdir().unwrap();
     let registry = tmp.path().join("registry");

@@ -795,7 +795,6 @@ fn run_picks_over_ssh_and_verify_finds_the_damage_of_the_live_database() {
 }
 
 #[test]
-#[ignore = "needs stop-services (src/engine/real/hosts.rs, another branch): remove at merge"]
 fn run_picks_the_good_backup_restores_verifies_and_swaps() {
     let w = World::new(5_000);
     let answers = w.answers(
@@ -828,7 +827,6 @@ fn run_picks_the_good_backup_restores_verifies_and_swaps() {
 }
 
 #[test]
-#[ignore = "needs stop-services (src/engine/real/hosts.rs, another branch): remove at merge"]
 fn a_corrupt_backup_named_explicitly_is_refused_before_anything_destructive() {
     let w = World::new(100);
     let answers = w.answers(
@@ -860,7 +858,6 @@ fn a_corrupt_backup_named_explicitly_is_refused_before_anything_destructive() {
 }
 
 #[test]
-#[ignore = "needs stop-services (src/engine/real/hosts.rs, another branch): remove at merge"]
 fn kill_9_during_the_restore_then_resume_completes_with_a_new_target() {
     let w = World::new(400_000);
     let answers = format!(
@@ -948,7 +945,6 @@ fn kill_9_during_the_restore_then_resume_completes_with_a_new_target() {
 }
 
 #[test]
-#[ignore = "needs stop-services (src/engine/real/hosts.rs, another branch): remove at merge"]
 fn a_dropped_database_is_restored_under_its_name() {
     let w = World::new(1_000);
     w.pg.psql("postgres", "DROP DATABASE app").unwrap();

@@ -91,6 +91,10 @@ pub struct StepState {
     pub confirmed: Option<DbIdentity>,
     /// step-started records so far (this run and before).
     pub attempts: u32,
+    /// stop-services: the `data` of every attempt that reported what it
+    /// stopped (finished or failed), so a rerun after a failed hold does not
+    /// hide what the first attempt stopped from start-services.
+    pub stop_reports: Vec<Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -260,6 +264,25 @@ impl State {
                 kinds::STEP_STARTED => {
                     st.status = StepStatus::Running;
                     st.attempts += 1;
+                }
+                kinds::STEP_FINISHED | kinds::STEP_FAILED
+                    if rb.steps[i].action == Action::StopServices
+                        && r.data.get("detail").is_some_and(Value::is_array) =>
+                {
+                    st.stop_reports.push(r.data.clone());
+                    if r.kind == kinds::STEP_FINISHED {
+                        st.status = StepStatus::Done;
+                        st.outcome = Some(r.data.clone());
+                        st.summary = Some(r.summary.clone());
+                        st.error = None;
+                    } else {
+                        st.status = StepStatus::Failed;
+                        st.error = r
+                            .data
+                            .get("error")
+                            .and_then(Value::as_str)
+                            .map(str::to_string);
+                    }
                 }
                 kinds::STEP_FINISHED => {
                     st.status = StepStatus::Done;
@@ -582,17 +605,45 @@ impl State {
                 })
             }
             Action::StartServices => {
+                // Every attempt of every earlier stop-services step: a rerun
+                // after a failed hold finds units already stopped and masked,
+                // so only the first attempt knows they were running.
                 let mut stopped: Vec<StoppedService> = Vec::new();
-                for (_, o) in self.earlier_outcomes(i, Action::StopServices) {
+                let reports = (0..i)
+                    .filter(|&j| self.step(j).action == Action::StopServices)
+                    .flat_map(|j| self.steps[j].stop_reports.iter());
+                for o in reports {
                     let same_db = match (&database, o.get("database").and_then(Value::as_str)) {
                         (Some(d), Some(x)) => d.name == x,
                         _ => true,
                     };
-                    if same_db
-                        && let Some(list) = o.get("detail")
-                        && let Ok(v) = serde_json::from_value::<Vec<StoppedService>>(list.clone())
-                    {
-                        stopped.extend(v);
+                    if !same_db {
+                        continue;
+                    }
+                    let Some(list) = o.get("detail") else {
+                        continue;
+                    };
+                    let Ok(v) = serde_json::from_value::<Vec<StoppedService>>(list.clone()) else {
+                        continue;
+                    };
+                    for sv in v {
+                        match stopped
+                            .iter_mut()
+                            .find(|x| x.host == sv.host && x.name == sv.name && x.kind == sv.kind)
+                        {
+                            Some(x) => {
+                                for c in sv.commands {
+                                    if !x.commands.contains(&c) {
+                                        x.commands.push(c);
+                                    }
+                                }
+                                if x.original_kept.is_none() {
+                                    x.original_kept = sv.original_kept;
+                                }
+                                x.hazard |= sv.hazard;
+                            }
+                            None => stopped.push(sv),
+                        }
                     }
                 }
                 let picked = step
@@ -1060,6 +1111,9 @@ impl State {
             }
         }
         let data = Value::Object(data);
+        if step.action == Action::StopServices && data.get("detail").is_some_and(Value::is_array) {
+            self.steps[i].stop_reports.push(data.clone());
+        }
         match out.verdict.clone() {
             Verdict::Ok => {
                 let mut e = Entry::new(kinds::STEP_FINISHED, out.summary.clone())

@@ -868,3 +868,89 @@ fn inputs_after_the_end_change_nothing() {
     assert!(fx.is_empty());
     assert_eq!(s2.exit, s.exit);
 }
+
+const START_RB: &str = r#"
+id = "s"
+title = "S"
+when = "w"
+[[param]]
+name = "db"
+kind = "database"
+from = "inventory"
+[[step]]
+id = "stop"
+action = "stop-services"
+explain = "stop"
+database = "{db}"
+[[step]]
+id = "start"
+action = "start-services"
+explain = "start"
+database = "{db}"
+"#;
+
+#[test]
+fn start_services_sees_what_every_attempt_of_a_stop_step_stopped() {
+    use crate::inventory::ServiceKind;
+    let svc = |cmds: &[&str]| StoppedService {
+        name: "db-realtime-sync".into(),
+        host: "prod".into(),
+        kind: ServiceKind::Systemd,
+        commands: cmds.iter().map(|c| c.to_string()).collect(),
+        original_kept: None,
+        hazard: false,
+    };
+    // The first attempt stopped, disabled and masked the unit, then its hold
+    // failed (a watchdog); the journal holds what it did.
+    let first = svc(&[
+        "systemctl stop x",
+        "systemctl disable x",
+        "systemctl mask x",
+    ]);
+    let records = vec![
+        rec(1, "step-started", "stop", json!({})),
+        rec(
+            2,
+            "step-failed",
+            "stop",
+            json!({"error": "hold failed", "database": "app", "detail": [first]}),
+        ),
+    ];
+    let state = State::replay(ctx_of(START_RB, false, false), &records, t0());
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen2 = seen.clone();
+    let mut sim = Sim::new();
+    sim.typed.insert("start".into(), "app".into());
+    sim.respond = Box::new(move |req| match req {
+        // The rerun finds the unit already stopped: it only re-masks it.
+        ActionRequest::StopServices(s) => Ok(StopOutcome {
+            stopped: vec![svc(&["systemctl mask x"])],
+            held_s: s.hold_s,
+            still_active: vec![],
+            write_sessions: vec![],
+            table_writes: BTreeMap::new(),
+        }
+        .into()),
+        ActionRequest::StartServices(r) => {
+            seen2.borrow_mut().extend(r.stopped.clone());
+            Ok(StartOutcome {
+                started: r.stopped.iter().map(|s| s.name.clone()).collect(),
+                kept_off: vec![],
+            }
+            .into())
+        }
+        other => default_respond(other),
+    });
+    let (_, exit) = sim.run(state);
+    assert_eq!(exit, RunExit::Completed, "{}", exit.message());
+    let seen = seen.borrow();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        seen[0].commands,
+        [
+            "systemctl stop x",
+            "systemctl disable x",
+            "systemctl mask x"
+        ]
+    );
+}

@@ -87,28 +87,43 @@ pub fn swap_renames(req: &SwapRequest) -> Vec<String> {
     v
 }
 
-/// What a stop of one inventory service will run.
+/// What a stop of one inventory service will run (the hosts actions build
+/// the same commands: `engine::real::hosts`).
 fn stop_commands(s: &ServiceSpec) -> String {
     let on = format!("on {}: ", s.host.get_ref());
     match s.kind {
         ServiceKind::Systemd | ServiceKind::Timer => {
             let u = s.unit.as_deref().unwrap_or(s.name());
-            format!("{on}systemctl stop {u} && systemctl disable {u} && systemctl mask {u}")
+            format!(
+                "{on}systemctl stop {u} (when active); systemctl disable {u} (when enabled); systemctl mask {u}"
+            )
         }
-        ServiceKind::Cron => format!(
-            "{on}comment out the lines of {} that run '{}' (the original file is kept beside it)",
-            s.cron_file.as_deref().unwrap_or("<discovered cron file>"),
-            s.name()
-        ),
+        ServiceKind::Cron => {
+            let f = s.cron_file.as_deref().unwrap_or("<discovered cron file>");
+            let kept = match f.rsplit_once('/') {
+                Some((d, b)) => format!("{d}/.{b}.lifeline-<stamp>"),
+                None => format!(".{f}.lifeline-<stamp>"),
+            };
+            format!(
+                "{on}cp -p {f} {kept} (the original, kept), then comment out the lines of {f} ('# lifeline-off <stamp>: ' in front of each)"
+            )
+        }
         ServiceKind::Container => format!(
-            "{on}docker stop {} (never 'down -v')",
+            "{on}docker stop {} (never 'down -v' or 'rm')",
             s.container.as_deref().unwrap_or(s.name())
         ),
-        ServiceKind::Process => match (&s.pidfile, &s.match_) {
-            (Some(p), _) => format!("{on}kill -TERM $(cat {p}) (then KILL after 10 s)"),
-            (None, Some(m)) => format!("{on}kill -TERM the processes matching '{m}'"),
-            (None, None) => format!("{on}end process '{}'", s.name()),
-        },
+        ServiceKind::Process => {
+            let which = match (&s.pidfile, &s.match_) {
+                (Some(p), Some(m)) => format!("the pid in {p} (its command line matching '{m}')"),
+                (Some(p), None) => format!("the pid in {p}"),
+                (None, Some(m)) => format!("every process whose command line matches '{m}'"),
+                (None, None) => format!("process '{}'", s.name()),
+            };
+            format!(
+                "{on}{which}: kill -s STOP (every process of the step first), then kill -s TERM its process group (the process alone when it leads none), kill -s KILL after {} s",
+                crate::engine::real::hosts::STOP_GRACE_S
+            )
+        }
     }
 }
 
@@ -120,7 +135,7 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
             let mut v = Vec::new();
             if let Some(h) = &p.host {
                 v.push(format!(
-                    "probe host {}: systemd units and timers, cron entries, containers, processes, backup files; hazards",
+                    "probe host {}: systemd units and timers, cron entries, containers, processes; the databases each reaches; hazards",
                     h.display()
                 ));
             }
@@ -137,7 +152,7 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
             let hosts: Vec<&str> = s.hosts.iter().map(|h| h.name.as_str()).collect();
             if let Some(d) = &s.database {
                 v.push(format!(
-                    "discover every other writer of {} on {} and stop it the same way",
+                    "discover every other writer of {} on {}, and what starts it again (watchdogs, second cron lines), and stop them the same way",
                     d.display(),
                     if hosts.is_empty() {
                         "its hosts".to_string()
@@ -146,13 +161,13 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                     }
                 ));
                 v.push(format!(
-                    "hold {} s: re-probe; fail if anything is active again, or if {} shows write sessions (pg_stat_activity) or row writes (pg_stat_user_tables)",
+                    "hold {} s: re-probe every 2 s; fail if anything is active again (a process that comes back is ended again, the hold still fails), or if {} shows write sessions from these hosts (pg_stat_activity) or row writes (pg_stat_user_tables)",
                     s.hold_s,
                     d.display()
                 ));
             } else {
                 v.push(format!(
-                    "hold {} s: re-probe; fail if anything is active again",
+                    "hold {} s: re-probe every 2 s; fail if anything is active again (a process that comes back is ended again, the hold still fails)",
                     s.hold_s
                 ));
             }
@@ -249,7 +264,27 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                     if x.hazard && !s.picked.contains(&x.name) {
                         format!("keep '{}' on {} off: flagged as a hazard", x.name, x.host)
                     } else {
-                        format!("start '{}' on {} (undo: {})", x.name, x.host, x.commands.join("; "))
+                        match x.kind {
+                            ServiceKind::Process if x.commands.is_empty() => format!(
+                                "keep '{}' on {} off: it was not running when the stop step ran",
+                                x.name, x.host
+                            ),
+                            ServiceKind::Process => format!(
+                                "start '{}' on {}: run its 'start' command from the inventory (none: it stays off)",
+                                x.name, x.host
+                            ),
+                            ServiceKind::Cron => format!(
+                                "on {}: uncomment {} ('# lifeline-off' prefix); when every line of the file is started and nothing else changed, copy back the kept original {}",
+                                x.host,
+                                x.name,
+                                x.original_kept.as_deref().unwrap_or("?")
+                            ),
+                            _ => format!(
+                                "on {}: {}",
+                                x.host,
+                                crate::engine::real::hosts::start_commands(x).join("; ")
+                            ),
+                        }
                     }
                 })
                 .collect();

@@ -1,6 +1,7 @@
 //! `lifeline status`: every host probed at once (each under its own time
 //! limit, so one hung host delays nobody), its services with their hazards,
-//! and every backup catalog. Read-only; everything printed is redacted.
+//! every backup catalog, and every database's identity and health (each
+//! under its own limit too). Read-only; everything printed is redacted.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,8 @@ use futures_util::future::join_all;
 use serde::Serialize;
 
 use crate::catalog::{self, CatalogReport};
+use crate::db::identity::{ErrorInfo, Health};
+use crate::db::{DatabaseStatus, ErrorClass};
 use crate::inventory::Inventory;
 use crate::probe::{self, Hazard, HazardKind, ProbeOptions, Runner, ScanCtx, Service};
 use crate::redact::Redactor;
@@ -31,15 +34,15 @@ impl Default for StatusOptions {
     }
 }
 
-/// The whole report (JSON contract: see README, "Status and discovery").
+/// The whole report (JSON contract: see README, "Status").
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
     pub generated_at: String,
     pub hosts: Vec<HostStatus>,
     pub backups: Vec<CatalogReport>,
-    /// Identity and health of each inventory database; filled by the
-    /// database probe (src/db) when it is wired in, empty until then.
-    pub databases: Vec<serde_json::Value>,
+    /// Identity, health and row counts of each inventory database, in
+    /// inventory order (see `db::DatabaseStatus` for the keys).
+    pub databases: Vec<DatabaseStatus>,
 }
 
 /// One host.
@@ -135,9 +138,60 @@ fn severity(k: HazardKind) -> u8 {
     }
 }
 
-/// Probes every host and reads every catalog, all at once.
-pub async fn collect(inv: &Inventory, hosts: &Hosts, opts: &StatusOptions) -> StatusReport {
+/// One database under the status time limit: a server that does not
+/// answer in time is reported as such, never waited for.
+async fn probe_db(
+    inv: &Inventory,
+    spec: &crate::inventory::DatabaseSpec,
+    limit: Duration,
+    redactor: &Redactor,
+) -> DatabaseStatus {
+    match tokio::time::timeout(
+        limit,
+        crate::db::status::probe_database(inv, spec, redactor),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(_) => DatabaseStatus {
+            name: spec.name().to_string(),
+            target: spec
+                .pg_url()
+                .map(|u| u.display_target())
+                .unwrap_or_default(),
+            health: Health::Unreachable,
+            identity: None,
+            tables: Vec::new(),
+            sampled_at: None,
+            sessions: Vec::new(),
+            migrations: Vec::new(),
+            count_failures: Vec::new(),
+            error: Some(ErrorInfo {
+                class: ErrorClass::Unreachable,
+                sqlstate: None,
+                message: format!(
+                    "database '{}' gave no complete answer within {} s; check the server, or raise --timeout",
+                    spec.name(),
+                    limit.as_secs()
+                ),
+            }),
+        },
+    }
+}
+
+/// Probes every host and database and reads every catalog, all at once.
+/// `redactor` receives the passwords read on the way (~/.pgpass).
+pub async fn collect(
+    inv: &Inventory,
+    hosts: &Hosts,
+    opts: &StatusOptions,
+    redactor: &Redactor,
+) -> StatusReport {
     let host_jobs = hosts.iter().map(|h| probe_host(inv, h, opts));
+    let db_jobs = inv
+        .databases
+        .iter()
+        .map(|d| probe_db(inv, d, opts.host_timeout, redactor));
     let catalog_jobs = inv.backups.iter().map(|c| async move {
         match hosts.get(c.host.get_ref()) {
             Some(h) => {
@@ -171,12 +225,16 @@ pub async fn collect(inv: &Inventory, hosts: &Hosts, opts: &StatusOptions) -> St
             },
         }
     });
-    let (hosts, backups) = tokio::join!(join_all(host_jobs), join_all(catalog_jobs));
+    let (hosts, backups, databases) = tokio::join!(
+        join_all(host_jobs),
+        join_all(catalog_jobs),
+        join_all(db_jobs)
+    );
     StatusReport {
         generated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
         hosts,
         backups,
-        databases: Vec::new(),
+        databases,
     }
 }
 
@@ -296,10 +354,11 @@ pub fn render_text(r: &StatusReport, redactor: &Redactor) -> String {
     let reachable = r.hosts.iter().filter(|h| h.reachable).count();
     let _ = writeln!(
         o,
-        "lifeline status at {}: {} host(s) ({} reachable), {} backup catalog(s)",
+        "lifeline status at {}: {} host(s) ({} reachable), {} database(s), {} backup catalog(s)",
         r.generated_at,
         r.hosts.len(),
         reachable,
+        r.databases.len(),
         r.backups.len()
     );
     let hazards = r.hazards();
@@ -395,6 +454,56 @@ pub fn render_text(r: &StatusReport, redactor: &Redactor) -> String {
         }
         for n in &h.notes {
             let _ = writeln!(o, "    note: {n}");
+        }
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(o, "DATABASES");
+    if r.databases.is_empty() {
+        let _ = writeln!(o, "  no [[database]] in the inventory");
+    }
+    for d in &r.databases {
+        let mut line = format!(
+            "  {}  {}  {}",
+            d.name,
+            d.target,
+            d.health.to_string().to_uppercase()
+        );
+        if let Some(id) = &d.identity {
+            let _ = write!(
+                line,
+                "  system {}, OID {}, up since {}",
+                id.system_identifier,
+                id.database_oid,
+                id.postmaster_start.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+        }
+        let _ = writeln!(o, "{line}");
+        if let Some(e) = &d.error {
+            let _ = writeln!(
+                o,
+                "    {}{}",
+                e.message,
+                e.sqlstate
+                    .as_ref()
+                    .filter(|s| !e.message.contains(s.as_str()))
+                    .map(|s| format!(" (SQLSTATE {s})"))
+                    .unwrap_or_default()
+            );
+        }
+        if !d.tables.is_empty() {
+            let rows: Vec<String> = d
+                .tables
+                .iter()
+                .map(|t| format!("{} {}{}", t.name, if t.exact { "" } else { "~" }, t.rows))
+                .collect();
+            let _ = writeln!(
+                o,
+                "    rows{}: {}",
+                d.sampled_at
+                    .map(|t| format!(" at {}", t.format("%H:%M:%S UTC")))
+                    .unwrap_or_default(),
+                cut(&rows.join(", "), 160)
+            );
         }
     }
     let _ = writeln!(o);

@@ -23,6 +23,8 @@ pub struct RealActions {
     pub(crate) inventory: Arc<Inventory>,
     pub(crate) hosts: Arc<Hosts>,
     pub(crate) redactor: Redactor,
+    /// How discovery runs on the hosts (cron root, PATH prefix, timeouts).
+    pub(crate) probe: crate::probe::ProbeOptions,
 }
 
 impl RealActions {
@@ -36,7 +38,21 @@ impl RealActions {
             inventory: Arc::new(inventory),
             hosts: Arc::new(hosts),
             redactor,
+            probe: crate::probe::ProbeOptions::default(),
         }
+    }
+
+    /// The same actions with other discovery options (tests point the cron
+    /// root and a `systemctl` stand-in elsewhere).
+    pub fn with_probe_options(mut self, opts: crate::probe::ProbeOptions) -> RealActions {
+        self.probe = opts;
+        self
+    }
+
+    /// The same actions over another set of transports (same names as the inventory's hosts).
+    pub fn with_hosts(mut self, hosts: Hosts) -> RealActions {
+        self.hosts = Arc::new(hosts);
+        self
     }
 
     pub fn inventory(&self) -> &Inventory {

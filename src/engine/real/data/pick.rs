@@ -53,11 +53,15 @@ pub(crate) fn judge(
                     "wrong database: the archive holds '{d}', the catalog is for '{want}'"
                 ))
             } else {
-                match (taken_at, rpo_s) {
-                    (None, _) | (_, None) => Some(format!("unreadable time '{}'", f.taken_at)),
-                    (Some(_), Some(r)) if r < 0 => {
-                        Some(format!("after the incident (taken {} later)", span(-r)))
-                    }
+                match taken_at {
+                    None => Some(format!("unreadable time '{}'", f.taken_at)),
+                    // Compared as instants: a backup taken 0.4 s after the
+                    // incident holds the damage even though whole seconds
+                    // round the difference to 0.
+                    Some(t) if t > incident_at => Some(format!(
+                        "after the incident (taken {} later)",
+                        span((t - incident_at).num_seconds().max(1))
+                    )),
                     _ => None,
                 }
             };
@@ -240,6 +244,30 @@ mod tests {
             dumped_db: db.map(str::to_string),
             server_version: None,
         }
+    }
+
+    #[test]
+    fn a_backup_taken_within_the_second_after_the_incident_is_excluded() {
+        // The incident at .580; a backup named (and taken) at :37 holds the
+        // damage although whole seconds make the difference 0.
+        let at = DateTime::parse_from_rfc3339("2024-12-10T12:58:36.580Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let files = vec![
+            file("after.sql", "2024-12-10T12:58:37Z", true, None),
+            file("good.sql", "2024-12-10T06:58:34Z", true, None),
+        ];
+        let c = judge(&files, at, None);
+        assert_eq!(choose(&c).unwrap().name, "good.sql");
+        let after = c.iter().find(|c| c.name == "after.sql").unwrap();
+        assert!(
+            after
+                .excluded
+                .as_deref()
+                .unwrap()
+                .starts_with("after the incident"),
+            "{after:?}"
+        );
     }
 
     #[test]

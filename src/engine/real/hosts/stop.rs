@@ -1,0 +1,1030 @@
+//! stop-services (stop, disable, mask; comment out cron lines; docker stop;
+//! end process groups) with its hold, and start-services, which undoes only
+//! what a stop of this run did. Never deletes a file or a container: a cron
+//! file is kept beside itself before its lines are commented out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::watch::DbWatch;
+use super::{RealActions, discover_on, run, transport};
+use crate::engine::actions::{ActionError, Output};
+use crate::engine::types::*;
+use crate::inventory::{ServiceKind, ServiceSpec};
+use crate::probe::{Discovery, Service};
+use crate::transport::{ExecOptions, Host, shell_quote};
+
+/// Seconds a process group gets between TERM and KILL.
+pub const STOP_GRACE_S: u64 = 10;
+/// How often the hold probes again.
+const POLL: Duration = Duration::from_secs(2);
+/// Limit of one stop or start command (a process stop waits up to the grace).
+const CMD_TIMEOUT: Duration = Duration::from_secs(STOP_GRACE_S + 20);
+/// What a commented-out cron line starts with (followed by the run's stamp and ": ").
+pub const CRON_MARK: &str = "# lifeline-off ";
+
+/// How one thing is stopped.
+#[derive(Debug, Clone)]
+enum How {
+    Unit {
+        unit: String,
+        active: bool,
+        enabled: bool,
+    },
+    Cron {
+        /// The file, or `crontab -l -u USER` for a user crontab.
+        file: String,
+        line: usize,
+    },
+    Container {
+        tool: String,
+        name: String,
+    },
+    Process {
+        pidfile: Option<String>,
+        pattern: Option<String>,
+        pid: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Item {
+    name: String,
+    host: String,
+    kind: ServiceKind,
+    how: How,
+    hazard: bool,
+    /// Scripts it starts: the more, the earlier it is stopped (a watchdog before its worker).
+    starts: usize,
+    /// What it runs (to recognise it when it comes back under another pid or line).
+    command: Option<String>,
+    scripts: Vec<String>,
+}
+
+fn unit_commands(unit: &str, active: bool, enabled: bool) -> Vec<String> {
+    let u = shell_quote(unit);
+    let mut v = Vec::new();
+    if active {
+        v.push(format!("systemctl stop {u}"));
+    }
+    if enabled {
+        v.push(format!("systemctl disable {u}"));
+    }
+    v.push(format!("systemctl mask {u}"));
+    v
+}
+
+/// The kept original of a cron file: beside it, hidden (a leading dot), so
+/// neither cron daemons nor discovery read it as a crontab.
+fn kept_path(file: &str, stamp: &str) -> String {
+    if let Some(user) = file.strip_prefix("crontab -l -u ") {
+        return format!("/var/tmp/crontab-{user}.lifeline-{stamp}");
+    }
+    match file.rsplit_once('/') {
+        Some((dir, base)) => format!("{dir}/.{base}.lifeline-{stamp}"),
+        None => format!(".{file}.lifeline-{stamp}"),
+    }
+}
+
+fn sed_lines(lines: &[usize], pattern: &str, replacement: &str) -> String {
+    lines
+        .iter()
+        .map(|n| {
+            format!(
+                "-e {}",
+                shell_quote(&format!("{n}s/{pattern}/{replacement}/"))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Comments out `lines` of a cron file after keeping the original.
+fn cron_stop_command(file: &str, lines: &[usize], stamp: &str) -> String {
+    let kept = shell_quote(&kept_path(file, stamp));
+    let mark = format!("{CRON_MARK}{stamp}: ");
+    let sed = sed_lines(lines, "^", &mark);
+    if let Some(user) = file.strip_prefix("crontab -l -u ") {
+        let u = shell_quote(user);
+        return format!("crontab -l -u {u} > {kept} && sed {sed} {kept} | crontab -u {u} -");
+    }
+    let f = shell_quote(file);
+    format!("[ ! -e {kept} ] && cp -p {f} {kept} && sed -i {sed} {f}")
+}
+
+/// Uncomments `lines` again; when every line this run commented is
+/// started and nothing else changed, the kept original is copied back.
+pub(super) fn cron_start_command(file: &str, lines: &[usize], all: bool, stamp: &str) -> String {
+    let kept = shell_quote(&kept_path(file, stamp));
+    let mark = format!("{CRON_MARK}{stamp}: ");
+    let sed = sed_lines(lines, &format!("^{mark}"), "");
+    if let Some(user) = file.strip_prefix("crontab -l -u ") {
+        let u = shell_quote(user);
+        return format!("crontab -l -u {u} | sed {sed} | crontab -u {u} -");
+    }
+    let f = shell_quote(file);
+    if all {
+        let every = shell_quote(&format!("s/^{mark}//"));
+        format!(
+            "if sed -e {every} {f} | cmp -s - {kept}; then cp -p {kept} {f}; else sed -i {sed} {f}; fi"
+        )
+    } else {
+        format!("sed -i {sed} {f}")
+    }
+}
+
+/// A shell test "is this pid / -pgid still running (zombies are gone)".
+const ALIVE_FN: &str = "alive() { ps -eo pid=,pgid=,stat= | awk -v t=\"$1\" '((t ~ /^-/) ? ($2 == substr(t, 2)) : ($1 == t)) && $3 !~ /^Z/ { f = 1 } END { exit !f }'; }";
+
+/// Ends a process group (`-PGID`) or a process (`PID`): TERM (and CONT, in
+/// case it was frozen), KILL after the grace.
+fn kill_command(target: &str) -> String {
+    let ticks = STOP_GRACE_S * 2;
+    format!(
+        "{ALIVE_FN}; kill -s TERM -- {target}; kill -s CONT -- {target} 2>/dev/null; i=0; while alive {target} && [ $i -lt {ticks} ]; do sleep 0.5; i=$((i+1)); done; if alive {target}; then echo 'still running after {STOP_GRACE_S} s: sending KILL'; kill -s KILL -- {target}; sleep 0.5; fi; if alive {target}; then echo 'still running after KILL'; exit 1; fi; echo 'ended'"
+    )
+}
+
+/// The commands that start a stopped service again (empty for processes,
+/// whose start command is the inventory's).
+pub fn start_commands(s: &StoppedService) -> Vec<String> {
+    match s.kind {
+        ServiceKind::Systemd | ServiceKind::Timer => {
+            let mut v = Vec::new();
+            for (stop, start) in [("mask", "unmask"), ("disable", "enable"), ("stop", "start")] {
+                for c in &s.commands {
+                    if let Some(u) = c.strip_prefix(&format!("systemctl {stop} ")) {
+                        v.push(format!("systemctl {start} {u}"));
+                    }
+                }
+            }
+            v
+        }
+        ServiceKind::Container => s
+            .commands
+            .iter()
+            .filter_map(|c| {
+                let (tool, rest) = c.split_once(' ')?;
+                let name = rest.strip_prefix("stop ")?;
+                Some(format!("{tool} start {name}"))
+            })
+            .collect(),
+        ServiceKind::Cron => match (cron_source(&s.name), &s.original_kept) {
+            (Some((file, line)), Some(k)) => {
+                let stamp = k.rsplit(".lifeline-").next().unwrap_or_default();
+                vec![cron_start_command(&file, &[line], false, stamp)]
+            }
+            _ => Vec::new(),
+        },
+        ServiceKind::Process => Vec::new(),
+    }
+}
+
+/// `file:line` of a cron entry's source.
+pub(super) fn cron_source(source: &str) -> Option<(String, usize)> {
+    let (f, l) = source.rsplit_once(':')?;
+    let n: usize = l.parse().ok()?;
+    (n > 0).then(|| (f.to_string(), n))
+}
+
+fn rank(kind: ServiceKind) -> u8 {
+    match kind {
+        ServiceKind::Timer => 0,
+        ServiceKind::Cron => 1,
+        ServiceKind::Systemd | ServiceKind::Process => 2,
+        ServiceKind::Container => 3,
+    }
+}
+
+/// The database server itself is never stopped.
+fn is_db_server(s: &Service) -> bool {
+    s.notes.iter().any(|n| n.starts_with("PostgreSQL server"))
+        || s.command.as_deref().is_some_and(|c| {
+            let first = c.split_whitespace().next().unwrap_or("");
+            matches!(
+                first.rsplit('/').next().unwrap_or(""),
+                "postgres" | "postmaster"
+            )
+        })
+}
+
+fn reaches(s: &Service, db: &DbTarget) -> bool {
+    s.databases_reached
+        .iter()
+        .any(|r| r.inventory.as_deref() == Some(db.name.as_str()))
+}
+
+/// Items for the inventory service `spec`, given its host's discovery.
+fn spec_items(spec: &ServiceSpec, d: &Discovery) -> Vec<Item> {
+    let found: Vec<&Service> = d
+        .services
+        .iter()
+        .filter(|s| s.inventory.as_deref() == Some(spec.name()))
+        .collect();
+    let hazard = found.iter().any(|s| !s.hazards.is_empty());
+    let starts = found.iter().map(|s| s.scripts.len()).max().unwrap_or(0);
+    let scripts: Vec<String> = found.iter().flat_map(|s| s.scripts.clone()).collect();
+    let command = found.iter().find_map(|s| s.command.clone());
+    let base = |how: How, name: String| Item {
+        name,
+        host: spec.host.get_ref().clone(),
+        kind: spec.kind,
+        how,
+        hazard,
+        starts,
+        command: command.clone(),
+        scripts: scripts.clone(),
+    };
+    match spec.kind {
+        ServiceKind::Systemd | ServiceKind::Timer => {
+            let unit = spec.unit.clone().unwrap_or_else(|| spec.name().to_string());
+            let seen = found.first();
+            vec![base(
+                How::Unit {
+                    unit,
+                    active: seen.is_none_or(|s| s.active),
+                    enabled: seen.is_none_or(|s| s.enabled != Some(false)),
+                },
+                spec.name().to_string(),
+            )]
+        }
+        ServiceKind::Cron => {
+            let Some(file) = &spec.cron_file else {
+                return Vec::new();
+            };
+            d.services
+                .iter()
+                .filter(|s| s.kind == ServiceKind::Cron)
+                .filter_map(|s| {
+                    let (f, line) = cron_source(&s.source)?;
+                    (&f == file).then(|| {
+                        let mut it = base(How::Cron { file: f, line }, s.source.clone());
+                        it.hazard = !s.hazards.is_empty() || hazard;
+                        it.command = s.command.clone();
+                        it
+                    })
+                })
+                .collect()
+        }
+        ServiceKind::Container => vec![base(
+            How::Container {
+                tool: "docker".into(),
+                name: spec
+                    .container
+                    .clone()
+                    .unwrap_or_else(|| spec.name().to_string()),
+            },
+            spec.name().to_string(),
+        )],
+        ServiceKind::Process => vec![base(
+            How::Process {
+                pidfile: spec.pidfile.clone(),
+                pattern: spec.match_.clone(),
+                pid: None,
+            },
+            spec.name().to_string(),
+        )],
+    }
+}
+
+/// Every job line of an inventory cron service's file (discovery lists
+/// only the lines that matter to it; the file is the service).
+async fn cron_file_items(
+    a: &RealActions,
+    spec: &ServiceSpec,
+    d: &Discovery,
+    out: &Output,
+) -> Result<Vec<Item>, ActionError> {
+    let host = spec.host.get_ref();
+    let Some(file) = &spec.cron_file else {
+        out.line(format!(
+            "cron service '{}' names no cron_file: nothing to comment out; add cron_file to the inventory",
+            spec.name()
+        ));
+        return Ok(Vec::new());
+    };
+    let h = transport(a, host)?;
+    let r = read(h, &format!("cat {}", shell_quote(file))).await?;
+    if !r.success() {
+        out.line(format!(
+            "cannot read '{file}' on {host}: {}",
+            r.stderr_last_line().unwrap_or("no reason given")
+        ));
+        return Ok(Vec::new());
+    }
+    let system = !file.contains("/spool/");
+    Ok(
+        crate::probe::cron::parse_crontab(&r.stdout, file, system, None)
+            .into_iter()
+            .map(|e| {
+                let source = format!("{file}:{}", e.line);
+                let seen = d.services.iter().find(|x| x.source == source);
+                Item {
+                    name: source,
+                    host: host.clone(),
+                    kind: ServiceKind::Cron,
+                    how: How::Cron {
+                        file: file.clone(),
+                        line: e.line,
+                    },
+                    hazard: seen.is_some_and(|x| !x.hazards.is_empty()),
+                    starts: 0,
+                    command: Some(e.command),
+                    scripts: seen.map(|x| x.scripts.clone()).unwrap_or_default(),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// An item for a discovered writer, when it is running or scheduled.
+fn discovered_item(host: &str, s: &Service) -> Option<Item> {
+    let how = match s.kind {
+        ServiceKind::Systemd | ServiceKind::Timer => {
+            let enabled = s.enabled == Some(true);
+            if !s.active && !enabled {
+                return None;
+            }
+            How::Unit {
+                unit: s.name.clone(),
+                active: s.active,
+                enabled,
+            }
+        }
+        ServiceKind::Cron => {
+            let (file, line) = cron_source(&s.source)?;
+            How::Cron { file, line }
+        }
+        ServiceKind::Container => {
+            if !s.active {
+                return None;
+            }
+            How::Container {
+                tool: if s.source.contains("podman") {
+                    "podman".into()
+                } else {
+                    "docker".into()
+                },
+                name: s.name.clone(),
+            }
+        }
+        ServiceKind::Process => {
+            if !s.active {
+                return None;
+            }
+            How::Process {
+                pidfile: None,
+                pattern: None,
+                pid: Some(s.pid?),
+            }
+        }
+    };
+    Some(Item {
+        name: if s.kind == ServiceKind::Cron {
+            s.source.clone()
+        } else {
+            s.name.clone()
+        },
+        host: host.to_string(),
+        kind: s.kind,
+        how,
+        hazard: !s.hazards.is_empty(),
+        starts: s.scripts.len(),
+        command: s.command.clone(),
+        scripts: s.scripts.clone(),
+    })
+}
+
+/// One running process of a `How::Process`.
+#[derive(Debug, Clone)]
+struct Target {
+    pid: u32,
+    pgid: u32,
+    args: String,
+}
+
+impl Target {
+    /// `-PGID` when it leads its own group (its children go with it), else `PID`.
+    fn kill_arg(&self) -> String {
+        if self.pgid == self.pid {
+            format!("-{}", self.pgid)
+        } else {
+            self.pid.to_string()
+        }
+    }
+}
+
+const PS_CMD: &str = "ps -eo pid=,pgid=,stat=,args=";
+
+async fn read(h: &Host, cmd: &str) -> Result<crate::transport::ExecResult, ActionError> {
+    h.exec(cmd, ExecOptions::default().timeout(Duration::from_secs(30)))
+        .await
+        .map_err(|e| ActionError::Failed(format!("on host '{}': {e}", h.name())))
+}
+
+/// The live processes an item names (never this process or its group,
+/// never pid 1, never the shell asking).
+async fn targets(h: &Host, how: &How) -> Result<Vec<Target>, ActionError> {
+    let How::Process {
+        pidfile,
+        pattern,
+        pid,
+    } = how
+    else {
+        return Ok(Vec::new());
+    };
+    let ps = read(h, PS_CMD).await?;
+    let (me, my_group) = if h.is_local() {
+        let me = std::process::id();
+        (Some(me), crate::lab::procs::pgid(me))
+    } else {
+        (None, None)
+    };
+    let procs: Vec<Target> = ps
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let pid: u32 = it.next()?.parse().ok()?;
+            let pgid: u32 = it.next()?.parse().ok()?;
+            let stat = it.next()?;
+            let args = it.collect::<Vec<_>>().join(" ");
+            (!stat.starts_with('Z') && !args.contains(PS_CMD)).then_some(Target { pid, pgid, args })
+        })
+        .filter(|t| t.pid > 1 && Some(t.pid) != me && Some(t.pgid) != my_group && t.pgid > 1)
+        .collect();
+    let re = match pattern {
+        Some(p) => Some(regex::Regex::new(p).map_err(|e| {
+            ActionError::Failed(format!(
+                "the service's match pattern '{p}' is not a valid regular expression ({e}); fix it in the inventory"
+            ))
+        })?),
+        None => None,
+    };
+    let wanted: Option<u32> = match (pidfile, pid) {
+        (_, Some(p)) => Some(*p),
+        (Some(f), None) => {
+            let r = read(h, &format!("cat {}", shell_quote(f))).await?;
+            match r.stdout.trim().parse::<u32>() {
+                Ok(p) if r.success() => Some(p),
+                _ => return Ok(Vec::new()),
+            }
+        }
+        (None, None) => None,
+    };
+    Ok(procs
+        .into_iter()
+        .filter(|t| match (wanted, &re) {
+            (Some(p), Some(re)) => t.pid == p && re.is_match(&t.args),
+            (Some(p), None) => t.pid == p,
+            (None, Some(re)) => re.is_match(&t.args),
+            (None, None) => false,
+        })
+        .collect())
+}
+
+/// A command with the discovery PATH prefix (a `systemctl` stand-in in tests).
+fn with_path(a: &RealActions, cmd: &str) -> String {
+    match &a.probe.extra_path {
+        Some(p) => format!("PATH={}:$PATH; export PATH; {cmd}", shell_quote(p)),
+        None => cmd.to_string(),
+    }
+}
+
+pub(super) async fn run_shown(
+    a: &RealActions,
+    h: &Host,
+    cmd: &str,
+    out: &Output,
+) -> Result<crate::transport::ExecResult, ActionError> {
+    if a.probe.extra_path.is_none() {
+        return run(h, cmd, CMD_TIMEOUT, out).await;
+    }
+    out.line(format!("on {}: $ {cmd}", h.name()));
+    let r = h
+        .exec(
+            &with_path(a, cmd),
+            ExecOptions::default().timeout(CMD_TIMEOUT),
+        )
+        .await
+        .map_err(|e| ActionError::Failed(format!("on host '{}': {e}", h.name())))?;
+    for l in r.stdout.lines().chain(r.stderr.lines()) {
+        if !l.trim().is_empty() {
+            out.line(format!("  {l}"));
+        }
+    }
+    out.line(format!("  -> {}", r.outcome()));
+    Ok(r)
+}
+
+/// Stops one item (processes: the freeze came before). Returns the commands run.
+async fn stop_item(a: &RealActions, it: &Item, out: &Output) -> Result<Vec<String>, ActionError> {
+    let h = transport(a, &it.host)?;
+    let mut cmds = Vec::new();
+    match &it.how {
+        How::Unit {
+            unit,
+            active,
+            enabled,
+        } => {
+            for c in unit_commands(unit, *active, *enabled) {
+                let r = run_shown(a, h, &c, out).await?;
+                if !r.success() && c.starts_with("systemctl mask") {
+                    out.line(format!(
+                        "  mask failed (a unit file in /etc/systemd/system cannot be masked): '{unit}' stays stopped and disabled; the hold shows if something starts it"
+                    ));
+                }
+                cmds.push(c);
+            }
+        }
+        How::Container { tool, name } => {
+            let c = format!("{tool} stop {}", shell_quote(name));
+            run_shown(a, h, &c, out).await?;
+            cmds.push(c);
+        }
+        How::Process { .. } => {
+            let ts = targets(h, &it.how).await?;
+            if ts.is_empty() {
+                out.line(format!("'{}' on {}: not running", it.name, it.host));
+            }
+            for t in ts {
+                out.line(format!("'{}': pid {} ({})", it.name, t.pid, t.args));
+                let c = kill_command(&t.kill_arg());
+                run_shown(a, h, &c, out).await?;
+                cmds.push(c);
+            }
+        }
+        How::Cron { .. } => {} // per file, in `stop_cron`
+    }
+    Ok(cmds)
+}
+
+fn still(it: &Item, detail: String) -> ActiveService {
+    ActiveService {
+        name: it.name.clone(),
+        host: it.host.clone(),
+        kind: it.kind,
+        detail,
+    }
+}
+
+/// Is `it` running (or scheduled) again? `d` is a fresh discovery of its host.
+async fn is_back(a: &RealActions, it: &Item, d: &Discovery) -> Result<Option<String>, ActionError> {
+    let same_work = |s: &Service| {
+        (it.command.is_some() && s.command == it.command)
+            || s.scripts.iter().any(|x| it.scripts.first() == Some(x))
+    };
+    Ok(match &it.how {
+        How::Unit { unit, .. } => d
+            .services
+            .iter()
+            .find(|s| (&s.name == unit || s.name == format!("{unit}.service")) && s.active)
+            .map(|s| format!("{} is {} again", s.name, s.state)),
+        How::Cron { .. } => d
+            .services
+            .iter()
+            .find(|s| {
+                s.kind == ServiceKind::Cron
+                    && s.state != "not running"
+                    && (s.source == it.name || same_work(s))
+            })
+            .map(|s| {
+                format!(
+                    "cron line back in {}: {}",
+                    s.source,
+                    s.command.as_deref().unwrap_or("")
+                )
+            }),
+        How::Container { name, .. } => d
+            .services
+            .iter()
+            .find(|s| s.kind == ServiceKind::Container && &s.name == name && s.active)
+            .map(|s| format!("container {} is {}", s.name, s.state)),
+        How::Process { pid: Some(_), .. } => d
+            .services
+            .iter()
+            .find(|s| s.kind == ServiceKind::Process && s.active && same_work(s))
+            .map(|s| {
+                format!(
+                    "running again as pid {}: {}",
+                    s.pid.unwrap_or(0),
+                    s.command.as_deref().unwrap_or("")
+                )
+            }),
+        How::Process { .. } => {
+            let h = transport(a, &it.host)?;
+            targets(h, &it.how)
+                .await?
+                .first()
+                .map(|t| format!("running again as pid {}: {}", t.pid, t.args))
+        }
+    })
+}
+
+pub async fn stop_services(
+    a: &RealActions,
+    req: &StopRequest,
+    out: &Output,
+) -> Result<StopOutcome, ActionError> {
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let mut host_names: Vec<String> = req.hosts.iter().map(|h| h.name.clone()).collect();
+    for s in &req.services {
+        host_names.push(s.host.get_ref().clone());
+    }
+    host_names.sort();
+    host_names.dedup();
+
+    // 1. Look before touching anything: a host that cannot be seen fails the step.
+    let mut disc: BTreeMap<String, Discovery> = BTreeMap::new();
+    for h in &host_names {
+        out.line(format!("discovery on '{h}'"));
+        disc.insert(h.clone(), discover_on(a, h).await?);
+    }
+    let mut items: Vec<Item> = Vec::new();
+    let mut named: BTreeSet<String> = req.services.iter().map(|s| s.name().to_string()).collect();
+    let mut cron_specs: Vec<ServiceSpec> = Vec::new();
+    for s in &req.services {
+        if let Some(d) = disc.get(s.host.get_ref()) {
+            items.extend(spec_items(s, d));
+            if s.kind == ServiceKind::Cron {
+                cron_specs.push(s.clone());
+            }
+        }
+    }
+    if let Some(db) = &req.database {
+        for (h, d) in &disc {
+            for s in d
+                .services
+                .iter()
+                .filter(|s| reaches(s, db) && !is_db_server(s))
+            {
+                match &s.inventory {
+                    Some(n) if named.contains(n) => continue,
+                    Some(n) => {
+                        if let Some(spec) = a.inventory().service(n) {
+                            named.insert(n.clone());
+                            out.line(format!("'{n}' writes to '{}' too: stopping it", db.name));
+                            items.extend(spec_items(spec, d));
+                            if spec.kind == ServiceKind::Cron {
+                                cron_specs.push(spec.clone());
+                            }
+                        }
+                        continue;
+                    }
+                    None => {}
+                }
+                if let Some(it) = discovered_item(h, s)
+                    && !items.iter().any(|x| x.host == it.host && x.name == it.name)
+                {
+                    out.line(format!(
+                        "discovered writer of '{}' on {h}: {}{}",
+                        db.name,
+                        it.name,
+                        if it.hazard { " (HAZARD)" } else { "" }
+                    ));
+                    items.push(it);
+                }
+            }
+        }
+    }
+    for spec in &cron_specs {
+        if let Some(d) = disc.get(spec.host.get_ref()) {
+            for it in cron_file_items(a, spec, d, out).await? {
+                if !items.iter().any(|x| x.host == it.host && x.name == it.name) {
+                    items.push(it);
+                }
+            }
+        }
+    }
+    // Whatever starts the scripts of those writers again (a second cron
+    // line, a watchdog timer) is stopped with them, when a database is given.
+    if req.database.is_some() {
+        let scripts: BTreeSet<String> = items.iter().flat_map(|i| i.scripts.clone()).collect();
+        for (h, d) in &disc {
+            for s in &d.services {
+                let restarts = s.hazards.iter().any(|hz| {
+                    hz.kind == crate::probe::HazardKind::RedundantStart
+                        && scripts
+                            .iter()
+                            .any(|p| hz.detail.starts_with(&format!("'{p}' is started by")))
+                });
+                if !restarts || is_db_server(s) {
+                    continue;
+                }
+                if let Some(it) = discovered_item(h, s)
+                    && !items.iter().any(|x| x.host == it.host && x.name == it.name)
+                    && !s.inventory.as_ref().is_some_and(|n| named.contains(n))
+                {
+                    out.line(format!(
+                        "discovered on {h}: {} starts a writer's script again: stopping it too",
+                        it.name
+                    ));
+                    items.push(it);
+                }
+            }
+        }
+    }
+    // Units' own processes go with their unit.
+    let units: BTreeSet<String> = items
+        .iter()
+        .filter_map(|i| match &i.how {
+            How::Unit { unit, .. } => Some(unit.clone()),
+            _ => None,
+        })
+        .collect();
+    items.retain(|i| {
+        !(matches!(i.how, How::Process { pid: Some(_), .. })
+            && disc.get(&i.host).is_some_and(|d| {
+                d.services.iter().any(|s| {
+                    s.name == i.name
+                        && s.notes.iter().any(|n| {
+                            n.strip_prefix("started by systemd unit ")
+                                .is_some_and(|u| units.contains(u))
+                        })
+                })
+            }))
+    });
+    items.sort_by_key(|i| (rank(i.kind), std::cmp::Reverse(i.starts)));
+
+    let mut watch = match &req.database {
+        Some(db) => DbWatch::open(a, db, &host_names, out).await?,
+        None => None,
+    };
+
+    // 2. Freeze every process first, so no restarter among them can act
+    //    while the others are being stopped.
+    let mut declared: BTreeSet<(String, u32)> = BTreeSet::new();
+    for it in items
+        .iter()
+        .filter(|i| matches!(i.how, How::Process { pid: None, .. }))
+    {
+        let h = transport(a, &it.host)?;
+        for t in targets(h, &it.how).await? {
+            declared.insert((it.host.clone(), t.pid));
+        }
+    }
+    // A discovered process an inventory service already names is that service.
+    items.retain(|i| match i.how {
+        How::Process { pid: Some(p), .. } => !declared.contains(&(i.host.clone(), p)),
+        _ => true,
+    });
+    let mut frozen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for it in items
+        .iter()
+        .filter(|i| matches!(i.how, How::Process { .. }))
+    {
+        let h = transport(a, &it.host)?;
+        for t in targets(h, &it.how).await? {
+            let arg = t.kill_arg();
+            let v = frozen.entry(it.host.clone()).or_default();
+            if !v.contains(&arg) {
+                v.push(arg);
+            }
+        }
+    }
+    for (host, args) in &frozen {
+        let h = transport(a, host)?;
+        run(
+            h,
+            &format!("kill -s STOP -- {}", args.join(" ")),
+            CMD_TIMEOUT,
+            out,
+        )
+        .await?;
+    }
+
+    // 3. Stop, in order: timers and cron, then units and processes (those
+    //    that start others first), then containers.
+    let mut stopped: Vec<StoppedService> = Vec::new();
+    let mut cron_files: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for it in &items {
+        if let How::Cron { file, line } = &it.how {
+            cron_files
+                .entry((it.host.clone(), file.clone()))
+                .or_default()
+                .push(*line);
+        }
+    }
+    let mut cron_cmd: BTreeMap<(String, String), (String, bool)> = BTreeMap::new();
+    for ((host, file), lines) in &mut cron_files {
+        lines.sort_unstable();
+        lines.dedup();
+        let h = transport(a, host)?;
+        let c = cron_stop_command(file, lines, &stamp);
+        let r = run_shown(a, h, &c, out).await?;
+        if !r.success() {
+            out.line(format!(
+                "could not comment out the lines of '{file}' on {host}; the hold will show them"
+            ));
+        }
+        cron_cmd.insert((host.clone(), file.clone()), (c, r.success()));
+    }
+    for it in &items {
+        let (commands, kept) = match &it.how {
+            How::Cron { file, .. } => match cron_cmd.get(&(it.host.clone(), file.clone())) {
+                Some((c, true)) => (vec![c.clone()], Some(kept_path(file, &stamp))),
+                _ => continue,
+            },
+            _ => (stop_item(a, it, out).await?, None),
+        };
+        // An inventory process that was not running is listed (the hold
+        // watches it) with no command; start-services leaves it off.
+        let declared_process = matches!(it.how, How::Process { pid: None, .. });
+        if commands.is_empty() && !declared_process {
+            continue;
+        }
+        if commands.is_empty() {
+            out.line(format!(
+                "'{}' on {} was not running: nothing to end; the hold watches it",
+                it.name, it.host
+            ));
+        }
+        stopped.push(StoppedService {
+            name: it.name.clone(),
+            host: it.host.clone(),
+            kind: it.kind,
+            commands,
+            original_kept: kept,
+            hazard: it.hazard,
+        });
+    }
+
+    // 4. Hold: probe again every few seconds; what comes back is stopped
+    //    again (to limit the damage) and fails the hold all the same.
+    if let Some(w) = &mut watch
+        && !w.rebase(out).await
+    {
+        watch = None;
+    }
+    out.line(format!("holding {} s", req.hold_s));
+    let t0 = Instant::now();
+    let hold = Duration::from_secs(req.hold_s);
+    let mut still_active: Vec<ActiveService> = Vec::new();
+    let mut sessions: BTreeMap<i32, WriteSession> = BTreeMap::new();
+    loop {
+        let at = t0.elapsed().as_secs();
+        for h in &host_names {
+            let d = match discover_on(a, h).await {
+                Ok(d) => d,
+                Err(e) => {
+                    still_active.push(ActiveService {
+                        name: format!("host {h}"),
+                        host: h.clone(),
+                        kind: ServiceKind::Process,
+                        detail: format!("could not be probed during the hold: {e}"),
+                    });
+                    continue;
+                }
+            };
+            for it in items.iter().filter(|i| &i.host == h) {
+                if let Some(why) = is_back(a, it, &d).await? {
+                    out.line(format!("+{at} s: '{}' on {h} is BACK: {why}", it.name));
+                    if !still_active
+                        .iter()
+                        .any(|s| s.name == it.name && &s.host == h)
+                    {
+                        still_active.push(still(
+                            it,
+                            format!(
+                                "{why} (+{at} s); something restarts it: find it and stop it too"
+                            ),
+                        ));
+                    }
+                    if matches!(it.how, How::Process { .. }) {
+                        stop_item(a, it, out).await?;
+                    }
+                }
+            }
+            if let Some(db) = &req.database {
+                for s in d
+                    .services
+                    .iter()
+                    .filter(|s| reaches(s, db) && !is_db_server(s))
+                {
+                    // A cron line is live while it is in a file; an inventory
+                    // service discovery did not find is "not running".
+                    let running = match s.kind {
+                        ServiceKind::Cron => s.state != "not running",
+                        _ => s.active,
+                    };
+                    let known = items.iter().any(|i| {
+                        &i.host == h
+                            && (i.name == s.name
+                                || i.name == s.source
+                                || s.inventory.as_deref() == Some(i.name.as_str()))
+                    });
+                    if running
+                        && !known
+                        && !still_active
+                            .iter()
+                            .any(|x| x.name == s.name && &x.host == h)
+                    {
+                        out.line(format!(
+                            "+{at} s: '{}' on {h} writes to '{}' and runs: {}",
+                            s.name, db.name, s.state
+                        ));
+                        still_active.push(ActiveService {
+                            name: s.name.clone(),
+                            host: h.clone(),
+                            kind: s.kind,
+                            detail: format!("{} (+{at} s), not stopped by this step", s.state),
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(w) = &watch {
+            match w.writers(&a.redactor).await {
+                Ok(v) => {
+                    for s in v {
+                        if !sessions.contains_key(&s.pid) {
+                            out.line(format!(
+                                "+{at} s: write session pid {} from {} ({}): {}",
+                                s.pid,
+                                s.client_addr.as_deref().unwrap_or("local socket"),
+                                s.application_name.as_deref().unwrap_or(""),
+                                s.query.as_deref().unwrap_or("")
+                            ));
+                        }
+                        sessions.insert(s.pid, s);
+                    }
+                }
+                Err(e) => out.line(format!("+{at} s: sessions not readable: {e}")),
+            }
+        }
+        let left = hold.saturating_sub(t0.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        tokio::time::sleep(left.min(POLL)).await;
+    }
+    let mut table_writes = BTreeMap::new();
+    if let Some(w) = &watch {
+        match w.table_writes().await {
+            Ok(t) => table_writes = t,
+            Err(e) => out.line(format!(
+                "write counters not readable at the end of the hold: {e}"
+            )),
+        }
+    }
+    for (t, n) in table_writes.iter().filter(|(_, n)| **n != 0) {
+        out.line(format!("{n} row write(s) to '{t}' during the hold"));
+    }
+    Ok(StopOutcome {
+        stopped,
+        held_s: req.hold_s,
+        still_active,
+        write_sessions: sessions.into_values().collect(),
+        table_writes: table_writes.into_iter().filter(|(_, n)| *n != 0).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_copies_are_hidden_beside_the_file() {
+        assert_eq!(
+            kept_path("/etc/cron.d/db_realtime_sync", "S"),
+            "/etc/cron.d/.db_realtime_sync.lifeline-S"
+        );
+        assert_eq!(
+            kept_path("crontab -l -u app", "S"),
+            "/var/tmp/crontab-app.lifeline-S"
+        );
+    }
+
+    #[test]
+    fn cron_commands_comment_and_restore_by_line() {
+        let c = cron_stop_command("/e/cron.d/x", &[2, 5], "S");
+        assert_eq!(
+            c,
+            "[ ! -e /e/cron.d/.x.lifeline-S ] && cp -p /e/cron.d/x /e/cron.d/.x.lifeline-S && sed -i -e '2s/^/# lifeline-off S: /' -e '5s/^/# lifeline-off S: /' /e/cron.d/x"
+        );
+        let s = cron_start_command("/e/cron.d/x", &[2], false, "S");
+        assert_eq!(s, "sed -i -e '2s/^# lifeline-off S: //' /e/cron.d/x");
+    }
+
+    #[test]
+    fn unit_start_reverses_what_was_done() {
+        let s = StoppedService {
+            name: "u.service".into(),
+            host: "h".into(),
+            kind: ServiceKind::Systemd,
+            commands: unit_commands("u.service", true, false),
+            original_kept: None,
+            hazard: false,
+        };
+        assert_eq!(
+            s.commands,
+            ["systemctl stop u.service", "systemctl mask u.service"]
+        );
+        assert_eq!(
+            start_commands(&s),
+            ["systemctl unmask u.service", "systemctl start u.service"]
+        );
+    }
+}

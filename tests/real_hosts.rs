@@ -1,0 +1,1044 @@
+//! The host actions of `RealActions` with real parts: a real OpenSSH sshd
+//! on loopback (the host "box"), a real PostgreSQL cluster (the database
+//! "app"), real cron files under a private cron root, real processes.
+//! stop-services and its hold, start-services, command over SSH, and a
+//! headless `lifeline run` checked through its journal.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lifeline::engine::actions::{Actions, Output};
+use lifeline::engine::real::RealActions;
+use lifeline::engine::types::*;
+use lifeline::inventory::Inventory;
+use lifeline::probe::ProbeOptions;
+use lifeline::redact::Redactor;
+use support::{KillGroup, PgCluster, Sshd};
+
+/// One test's world: sshd, cluster, a directory with scripts and a cron root.
+struct World {
+    sshd: Sshd,
+    pg: PgCluster,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let w = World {
+            sshd: support::sshd(),
+            pg: support::pg(),
+            dir: tempfile::Builder::new()
+                .prefix("lifeline-hosts-")
+                .tempdir()
+                .unwrap(),
+        };
+        std::fs::set_permissions(w.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        w.pg.create_db("app").unwrap();
+        w.pg.psql("app", "CREATE TABLE t(id int)").unwrap();
+        std::fs::create_dir_all(w.path("etc/cron.d")).unwrap();
+        std::fs::create_dir_all(w.path("run")).unwrap();
+        w
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn psql_line(&self, sql: &str) -> String {
+        format!(
+            "{} -X -q -h 127.0.0.1 -p {} -U postgres -d app -c '{sql}'",
+            self.pg.bin("psql").display(),
+            self.pg.port()
+        )
+    }
+
+    /// A writer script: records its pid, inserts a row every 0.3 s.
+    fn writer_script(&self, secret: &str) -> PathBuf {
+        let p = self.path("writer.sh");
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\necho $$ > {pf}\nwhile :; do\n  PGPASSWORD={secret} {psql} >/dev/null 2>&1\n  sleep 0.3\ndone\n",
+                pf = self.path("run/writer.pid").display(),
+                psql = self.psql_line("INSERT INTO t VALUES (1)"),
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    fn writer_start(&self) -> String {
+        format!(
+            "setsid -f /bin/sh {} >/dev/null 2>&1 < /dev/null",
+            self.path("writer.sh").display()
+        )
+    }
+
+    fn inventory_text(&self, services: &str) -> String {
+        self.inventory_text_with(services, "")
+    }
+
+    /// The inventory, with `db_extra` lines in the database's table.
+    fn inventory_text_with(&self, services: &str, db_extra: &str) -> String {
+        format!(
+            r#"
+[[host]]
+name = "box"
+address = "127.0.0.1:{port}"
+user = "{user}"
+identity = "{key}"
+known_hosts = "{kh}"
+
+[[database]]
+name = "app"
+url = "postgres://postgres@127.0.0.1:{pgport}/app"
+host = "box"
+sslmode = "disable"
+{db_extra}
+{services}
+"#,
+            port = self.sshd.port(),
+            user = self.sshd.user(),
+            key = self.sshd.user_key().display(),
+            kh = self.sshd.write_known_hosts().unwrap().display(),
+            pgport = self.pg.port(),
+        )
+    }
+
+    fn options(&self) -> ProbeOptions {
+        ProbeOptions {
+            cron_root: self.path("etc").display().to_string(),
+            user_crontabs: false,
+            ..Default::default()
+        }
+    }
+
+    fn actions(&self, inv: &Inventory) -> RealActions {
+        let r = Redactor::new();
+        inv.register_secrets(&r);
+        RealActions::new(inv.clone(), r).with_probe_options(self.options())
+    }
+
+    fn rows(&self) -> i64 {
+        self.pg
+            .psql("app", "SELECT count(*) FROM t")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next().map(str::to_string))
+        })
+        .is_some_and(|st| st != "Z" && st != "X")
+}
+
+fn pid_in(f: &Path) -> Option<u32> {
+    std::fs::read_to_string(f).ok()?.trim().parse().ok()
+}
+
+/// Polls `f` every 100 ms until it holds; fails after `secs`.
+fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Kills the process group led by the pid in `pidfile` on drop.
+struct KillPidfile(PathBuf);
+
+impl Drop for KillPidfile {
+    fn drop(&mut self) {
+        if let Some(pid) = pid_in(&self.0) {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{pid}"), &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn host(inv: &Inventory, name: &str) -> HostTarget {
+    HostTarget {
+        name: name.into(),
+        spec: inv.host(name).unwrap().clone(),
+    }
+}
+
+fn db(inv: &Inventory, name: &str) -> DbTarget {
+    let spec = inv.database(name).unwrap().clone();
+    DbTarget {
+        name: name.into(),
+        url: spec.pg_url().unwrap().clone(),
+        spec,
+    }
+}
+
+/// Output lines of an action, collected.
+fn output() -> (
+    Output,
+    tokio::sync::broadcast::Receiver<lifeline::engine::events::EngineEvent>,
+) {
+    let (tx, rx) = tokio::sync::broadcast::channel(4096);
+    (Output::new(tx, 0, "t", Redactor::new()), rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cron_lines_are_commented_with_the_original_kept_and_hazards_stay_off() {
+    let w = World::new();
+    let cron = w.path("etc/cron.d/app_jobs");
+    let original = format!(
+        "# app jobs\n*/5 * * * * root {}\n0 3 * * * root {}\n",
+        w.psql_line("INSERT INTO t VALUES (2)"),
+        w.psql_line("TRUNCATE t"),
+    );
+    std::fs::write(&cron, &original).unwrap();
+    let inv = support::inventory(&w.inventory_text(""));
+    let a = w.actions(&inv);
+    let (out, _rx) = output();
+
+    let o = a
+        .stop_services(
+            &StopRequest {
+                database: Some(db(&inv, "app")),
+                hosts: vec![host(&inv, "box")],
+                services: vec![],
+                hold_s: 3,
+            },
+            &out,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", out.kept().join("\n")));
+    assert!(o.hold_passed(), "{o:#?}\n{}", out.kept().join("\n"));
+    let names: Vec<&str> = o.stopped.iter().map(|s| s.name.as_str()).collect();
+    let line2 = format!("{}:2", cron.display());
+    let line3 = format!("{}:3", cron.display());
+    assert_eq!(names, [line2.as_str(), line3.as_str()], "{o:#?}");
+    let truncate = o.stopped.iter().find(|s| s.name == line3).unwrap();
+    assert!(truncate.hazard, "TRUNCATE is a hazard: {truncate:#?}");
+    assert!(!o.stopped[0].hazard);
+    // The original is kept, hidden beside the file; the lines are commented.
+    let kept = o.stopped[0].original_kept.clone().unwrap();
+    assert!(
+        kept.starts_with(&format!(
+            "{}/.app_jobs.lifeline-",
+            w.path("etc/cron.d").display()
+        )),
+        "{kept}"
+    );
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), original);
+    let now = std::fs::read_to_string(&cron).unwrap();
+    let lines: Vec<&str> = now.lines().collect();
+    assert_eq!(lines[0], "# app jobs");
+    assert!(
+        lines[1].starts_with("# lifeline-off ") && lines[1].ends_with("INSERT INTO t VALUES (2)'")
+    );
+    assert!(lines[2].starts_with("# lifeline-off ") && lines[2].contains("TRUNCATE t"));
+    // Every command run was streamed.
+    let text = out.kept().join("\n");
+    assert!(text.contains(&o.stopped[0].commands[0]), "{text}");
+
+    // Start: the INSERT line comes back, the TRUNCATE line (a hazard) stays off.
+    let (out, _rx) = output();
+    let s = a
+        .start_services(
+            &StartRequest {
+                database: Some(db(&inv, "app")),
+                stopped: o.stopped.clone(),
+                picked: vec![],
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.started, [line2.as_str()], "{s:#?}");
+    assert_eq!(s.kept_off.len(), 1);
+    assert_eq!(s.kept_off[0].name, line3);
+    assert!(s.kept_off[0].reason.contains("hazard"));
+    let now = std::fs::read_to_string(&cron).unwrap();
+    let lines: Vec<&str> = now.lines().collect();
+    assert_eq!(lines[1], original.lines().nth(1).unwrap());
+    assert!(lines[2].starts_with("# lifeline-off "));
+    assert!(
+        Path::new(&kept).exists(),
+        "the kept original is never removed"
+    );
+
+    // Picking the hazard brings the file back to the original, byte for byte.
+    let (out, _rx) = output();
+    let s = a
+        .start_services(
+            &StartRequest {
+                database: Some(db(&inv, "app")),
+                stopped: vec![truncate.clone()],
+                picked: vec![line3.clone()],
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.started, [line3.as_str()]);
+    assert_eq!(std::fs::read_to_string(&cron).unwrap(), original);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarter_fails_the_hold_and_stopping_everything_passes_it() {
+    let w = World::new();
+    w.writer_script("not-a-secret");
+    let pidfile = w.path("run/writer.pid");
+    let _writer = KillPidfile(pidfile.clone());
+    // A restarter discovery cannot attribute: an inline loop naming the
+    // writer through its environment only.
+    let restarter = Command::new("sh")
+        .arg("-c")
+        .arg("while :; do if ! kill -0 \"$(cat \"$PF\" 2>/dev/null)\" 2>/dev/null; then setsid -f /bin/sh \"$W\" >/dev/null 2>&1 < /dev/null; fi; sleep 1; done")
+        .env("PF", &pidfile)
+        .env("W", w.path("writer.sh"))
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let restarter = KillGroup(restarter);
+    wait_until(30, "the writer", || pid_in(&pidfile).is_some_and(alive));
+    wait_until(30, "rows", || w.rows() > 0);
+
+    let inv = support::inventory(&w.inventory_text(""));
+    let a = w.actions(&inv);
+    let req = StopRequest {
+        database: Some(db(&inv, "app")),
+        hosts: vec![host(&inv, "box")],
+        services: vec![],
+        hold_s: 8,
+    };
+    let (out, _rx) = output();
+    let o = a.stop_services(&req, &out).await.unwrap();
+    let text = out.kept().join("\n");
+    assert_eq!(o.stopped.len(), 1, "{o:#?}\n{text}");
+    assert!(o.stopped[0].name.starts_with("writer.sh (pid "), "{o:#?}");
+    assert!(!o.hold_passed(), "{o:#?}\n{text}");
+    assert!(
+        o.still_active
+            .iter()
+            .any(|s| s.detail.contains("running again as pid")),
+        "{o:#?}\n{text}"
+    );
+    assert!(text.contains("is BACK"), "{text}");
+    assert!(
+        o.table_writes.get("public.t").is_some_and(|n| *n > 0),
+        "the writer's rows during the hold: {o:#?}"
+    );
+    let outcome: StepOutcome = o.into();
+    assert!(matches!(outcome.verdict, Verdict::Failed(ref m) if m.contains("NOT proven stopped")));
+
+    // Without the restarter, the same step passes: nothing comes back, no row is written.
+    drop(restarter);
+    let (out, _rx) = output();
+    let o = a.stop_services(&req, &out).await.unwrap();
+    let text = out.kept().join("\n");
+    assert!(o.hold_passed(), "{o:#?}\n{text}");
+    assert!(!pid_in(&pidfile).is_some_and(alive));
+    let before = w.rows();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(w.rows(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inventory_processes_stop_and_start_again_and_commands_run_over_ssh() {
+    let w = World::new();
+    w.writer_script("x");
+    let pidfile = w.path("run/writer.pid");
+    let _writer = KillPidfile(pidfile.clone());
+    let services = format!(
+        "\n[[service]]\nname = \"writer\"\nhost = \"box\"\nkind = \"process\"\nmatch = \"writer\\\\.sh\"\npidfile = \"{}\"\nstart = \"{}\"\ndatabases = [\"app\"]\n",
+        pidfile.display(),
+        w.writer_start()
+    );
+    let inv = support::inventory(&w.inventory_text(&services));
+    let a = w.actions(&inv);
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(w.writer_start())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_until(30, "the writer", || pid_in(&pidfile).is_some_and(alive));
+    let first = pid_in(&pidfile).unwrap();
+
+    let (out, _rx) = output();
+    let o = a
+        .stop_services(
+            &StopRequest {
+                database: Some(db(&inv, "app")),
+                hosts: vec![host(&inv, "box")],
+                services: vec![inv.service("writer").unwrap().clone()],
+                hold_s: 3,
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert!(o.hold_passed(), "{o:#?}\n{}", out.kept().join("\n"));
+    assert_eq!(o.stopped.len(), 1, "{o:#?}");
+    assert_eq!(o.stopped[0].name, "writer");
+    assert!(o.stopped[0].commands[0].contains(&format!("kill -s TERM -- -{first}")));
+    assert!(!alive(first));
+
+    // start-services runs the inventory's start command.
+    let (out, _rx) = output();
+    let s = a
+        .start_services(
+            &StartRequest {
+                database: None,
+                stopped: o.stopped.clone(),
+                picked: vec![],
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.started, ["writer"], "{s:#?}");
+    wait_until(30, "the writer back", || {
+        pid_in(&pidfile).is_some_and(|p| p != first && alive(p))
+    });
+    // Stopped again while it is not running: listed, watched, not started later.
+    let again = pid_in(&pidfile).unwrap();
+    let (out, _rx) = output();
+    let o = a
+        .stop_services(
+            &StopRequest {
+                database: None,
+                hosts: vec![host(&inv, "box")],
+                services: vec![inv.service("writer").unwrap().clone()],
+                hold_s: 0,
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert!(o.hold_passed() && !alive(again), "{o:#?}");
+    let (out, _rx) = output();
+    let o2 = a
+        .stop_services(
+            &StopRequest {
+                database: None,
+                hosts: vec![host(&inv, "box")],
+                services: vec![inv.service("writer").unwrap().clone()],
+                hold_s: 0,
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert_eq!(o2.stopped.len(), 1);
+    assert!(o2.stopped[0].commands.is_empty(), "{o2:#?}");
+    let (out, _rx) = output();
+    let s = a
+        .start_services(
+            &StartRequest {
+                database: None,
+                stopped: o2.stopped.clone(),
+                picked: vec![],
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert!(s.started.is_empty(), "{s:#?}");
+    assert!(s.kept_off[0].reason.contains("not running"), "{s:#?}");
+
+    // command over SSH: exit status, output, timeout that really ends it.
+    let (out, _rx) = output();
+    let c = a
+        .command(
+            &CommandRequest {
+                host: host(&inv, "box"),
+                command: "echo to-stdout; echo to-stderr >&2; exit 3".into(),
+                timeout_s: 20,
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.exit, 3);
+    assert!(c.output.contains(&"to-stdout".to_string()), "{c:?}");
+    assert!(c.output.contains(&"to-stderr".to_string()), "{c:?}");
+    let marker = w.path("run/sleeper.pid");
+    let (out, _rx) = output();
+    let e = a
+        .command(
+            &CommandRequest {
+                host: host(&inv, "box"),
+                command: format!("echo $$ > {}; exec sleep 300", marker.display()),
+                timeout_s: 2,
+            },
+            &out,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, lifeline::engine::actions::ActionError::Timeout(2)),
+        "{e}"
+    );
+    let sleeper = pid_in(&marker).unwrap();
+    wait_until(20, "the timed-out command to end", || !alive(sleeper));
+}
+
+#[test]
+fn lifeline_run_probe_stop_start_command_journals_without_secrets() {
+    let w = World::new();
+    let secret = support::random_password();
+    w.writer_script(&secret);
+    std::fs::write(w.path("secret.txt"), format!("token {secret}\n")).unwrap();
+    let pidfile = w.path("run/writer.pid");
+    let _writer = KillPidfile(pidfile.clone());
+    let services = format!(
+        "\n[[service]]\nname = \"writer\"\nhost = \"box\"\nkind = \"process\"\nmatch = \"writer\\\\.sh\"\npidfile = \"{}\"\nstart = \"{}\"\ndatabases = [\"app\"]\n",
+        pidfile.display(),
+        w.writer_start()
+    );
+    let inv_path = w.path("lifeline.toml");
+    std::fs::write(
+        &inv_path,
+        w.inventory_text_with(&services, "password_env = \"LIFELINE_TEST_APP_PW\""),
+    )
+    .unwrap();
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(w.writer_start())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_until(30, "the writer", || pid_in(&pidfile).is_some_and(alive));
+    let first = pid_in(&pidfile).unwrap();
+    let runbook = w.path("hosts.toml");
+    std::fs::write(
+        &runbook,
+        format!(
+            r#"
+id = "hosts-drill"
+title = "Stop and start the writers of app"
+when = "A test."
+
+[[step]]
+id = "look"
+action = "probe"
+explain = "What runs on box, and the database."
+host = "box"
+database = "app"
+
+[[step]]
+id = "stop"
+action = "stop-services"
+explain = "Stop every writer of app, hold."
+database = "app"
+hold_s = 3
+
+[[step]]
+id = "start"
+action = "start-services"
+explain = "Bring back what is safe."
+database = "app"
+destructive = false
+
+[[step]]
+id = "show"
+action = "command"
+explain = "Read a file on box."
+host = "box"
+destructive = false
+timeout_s = 20
+command = "cat {secret_file}"
+"#,
+            secret_file = w.path("secret.txt").display()
+        ),
+    )
+    .unwrap();
+    let answers = w.path("answers.toml");
+    std::fs::write(&answers, "[params]\n").unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = support::lifeline(state.path())
+        .arg("-i")
+        .arg(&inv_path)
+        .args(["run", "--incident", "hosts-1", "--answers"])
+        .arg(&answers)
+        .arg(&runbook)
+        .env("LIFELINE_TEST_APP_PW", &secret)
+        .output()
+        .unwrap();
+    let stdout = support::stdout(&out);
+    let stderr = support::stderr(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(!stdout.contains(&secret) && !stderr.contains(&secret));
+
+    let jp = state.path().join("incidents/hosts-1/journal.jsonl");
+    let text = std::fs::read_to_string(&jp).unwrap();
+    assert!(!text.contains(&secret), "a secret reached the journal");
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    let fin = |step: &str| {
+        recs.iter()
+            .find(|r| r.kind == "step-finished" && r.step.as_deref() == Some(step))
+            .unwrap_or_else(|| panic!("no step-finished for {step}: {text}"))
+    };
+    let look = fin("look");
+    assert!(look.summary.starts_with("box: "), "{look:?}");
+    let found = &look.data["found"];
+    assert!(
+        found["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "writer"),
+        "{found}"
+    );
+    assert_eq!(found["database"]["health"], "ok", "{found}");
+    let stop = fin("stop");
+    assert_eq!(
+        stop.data["stopped"],
+        serde_json::json!(["writer"]),
+        "{}",
+        stop.data
+    );
+    assert_eq!(stop.data["hold_passed"], true, "{}", stop.data);
+    assert!(!alive(first));
+    let start = fin("start");
+    assert_eq!(
+        start.data["started"],
+        serde_json::json!(["writer"]),
+        "{}",
+        start.data
+    );
+    wait_until(30, "the writer back", || {
+        pid_in(&pidfile).is_some_and(|p| p != first && alive(p))
+    });
+    let show = fin("show");
+    assert_eq!(show.exit, Some(0));
+    // The secret was in the output; the journal has it masked.
+    let shown = show.data["output"][0].as_str().unwrap();
+    assert!(
+        shown.starts_with("token ") && shown != format!("token {secret}"),
+        "{shown}"
+    );
+
+    let v = support::lifeline(state.path())
+        .args(["journal", "verify"])
+        .arg(&jp)
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", support::stdout(&v));
+}
+
+#[test]
+fn status_reports_each_database_with_identity_or_why_not() {
+    let w = World::new();
+    let dead = lifeline::sandbox::free_port().unwrap();
+    let inv_path = w.path("lifeline.toml");
+    std::fs::write(
+        &inv_path,
+        format!(
+            "{}\n[[database]]\nname = \"gone\"\nurl = \"postgres://postgres@127.0.0.1:{}/vanished\"\nsslmode = \"disable\"\n\n[[database]]\nname = \"down\"\nurl = \"postgres://postgres@127.0.0.1:{dead}/app\"\nsslmode = \"disable\"\nconnect_timeout_s = 3\n",
+            w.inventory_text(""),
+            w.pg.port()
+        ),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let run = |json: bool| {
+        let mut c = support::lifeline(state.path());
+        c.arg("-i")
+            .arg(&inv_path)
+            .args(["status", "--timeout", "15"]);
+        if json {
+            c.arg("--json");
+        }
+        c.env("LIFELINE_TEST_APP_PW", "unused-here")
+            .output()
+            .unwrap()
+    };
+    let out = run(true);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&support::stdout(&out)).unwrap();
+    let dbs = v["databases"].as_array().unwrap();
+    assert_eq!(dbs.len(), 3, "{v:#}");
+    assert_eq!(dbs[0]["name"], "app");
+    assert_eq!(dbs[0]["health"], "ok", "{:#}", dbs[0]);
+    assert!(
+        dbs[0]["identity"]["system_identifier"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .is_ok()
+    );
+    assert_eq!(dbs[0]["identity"]["database"], "app");
+    assert_eq!(dbs[1]["health"], "missing", "{:#}", dbs[1]);
+    assert_eq!(dbs[1]["error"]["sqlstate"], "3D000");
+    assert_eq!(dbs[2]["health"], "unreachable", "{:#}", dbs[2]);
+
+    let out = run(false);
+    let text = support::stdout(&out);
+    assert!(text.contains("DATABASES"), "{text}");
+    assert!(text.contains("app  127.0.0.1:"), "{text}");
+    assert!(text.contains("MISSING"), "{text}");
+    assert!(text.contains("SQLSTATE 3D000"), "{text}");
+    assert!(text.contains("UNREACHABLE"), "{text}");
+}
+
+/// A `systemctl` stand-in with state: the recorded `show` output, with
+/// ActiveState/SubState/UnitFileState/MainPID overridden by what stop,
+/// start, disable, enable, mask and unmask did (each call logged).
+const STATEFUL_SYSTEMCTL: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+mkdir -p "$dir/state"
+echo "$*" >> "$dir/calls.log"
+verb=""; props=""; units=""; want_props=0
+for a in "$@"; do
+  if [ "$want_props" = 1 ]; then props="$props,$a"; want_props=0; continue; fi
+  case "$a" in
+    --property=*) props="$props,${a#--property=}" ;;
+    -p) want_props=1 ;;
+    --) ;;
+    -*) ;;
+    *) if [ -z "$verb" ]; then verb=$a; else units="$units $a"; fi ;;
+  esac
+done
+set_state() { s="$dir/state/$1"; shift; touch "$s"; for kv in "$@"; do k=${kv%%=*}; grep -v "^$k=" "$s" > "$s.tmp"; echo "$kv" >> "$s.tmp"; mv "$s.tmp" "$s"; done; }
+file_state() { grep '^UnitFileState=' "$dir/state/$1" 2>/dev/null | cut -d= -f2; }
+case "$verb" in
+  list-units) cat "$dir/list-units.json" ;;
+  list-timers) cat "$dir/list-timers.json" ;;
+  show)
+    first=1
+    for u in $units; do
+      [ "$first" = 1 ] || echo
+      first=0
+      f="$dir/show/$u"
+      if [ ! -f "$f" ]; then printf 'Id=%s\nLoadState=not-found\n' "$u"; continue; fi
+      awk -v want="$props," -v sf="$dir/state/$u" 'BEGIN { n = split(want, w, ","); for (i = 1; i <= n; i++) if (w[i] != "") keep[w[i]] = 1
+          while ((getline l < sf) > 0) { k = l; sub(/=.*/, "", k); o[k] = substr(l, index(l, "=") + 1) } }
+        { k = $0; sub(/=.*/, "", k); if (want != "," && !(k in keep)) next; if (k in o) print k "=" o[k]; else print }' "$f"
+    done
+    ;;
+  stop) for u in $units; do set_state "$u" ActiveState=inactive SubState=dead MainPID=0; done ;;
+  start) for u in $units; do if [ "$(file_state "$u")" = masked ]; then echo "Failed to start $u: Unit $u is masked." >&2; exit 1; fi; set_state "$u" ActiveState=active SubState=running; done ;;
+  disable) for u in $units; do set_state "$u" UnitFileState=disabled; echo "Removed \"/etc/systemd/system/multi-user.target.wants/$u\"."; done ;;
+  enable) for u in $units; do if [ "$(file_state "$u")" = masked ]; then echo "Failed to enable unit: Unit file /etc/systemd/system/$u is masked." >&2; exit 1; fi; set_state "$u" UnitFileState=enabled; done ;;
+  mask) for u in $units; do set_state "$u" UnitFileState=masked; echo "Created symlink /etc/systemd/system/$u -> /dev/null."; done ;;
+  unmask) for u in $units; do set_state "$u" UnitFileState=disabled; echo "Removed \"/etc/systemd/system/$u\"."; done ;;
+  *) echo "systemctl stand-in: verb '$verb' is not recorded" >&2; exit 1 ;;
+esac
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_units_are_stopped_disabled_masked_and_brought_back_only_when_picked() {
+    let sshd = support::sshd();
+    let lab = support::probe_lab();
+    let standin = lab.standin().join("systemctl");
+    std::fs::write(&standin, STATEFUL_SYSTEMCTL).unwrap();
+    std::fs::set_permissions(&standin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let inv = support::inventory(&format!(
+        r#"
+[[host]]
+name = "box"
+address = "127.0.0.1:{port}"
+user = "{user}"
+identity = "{key}"
+known_hosts = "{kh}"
+
+[[database]]
+name = "external"
+url = "postgres://app@db.example.net:5432/TovPlay"
+sslmode = "disable"
+connect_timeout_s = 2
+"#,
+        port = sshd.port(),
+        user = sshd.user(),
+        key = sshd.user_key().display(),
+        kh = sshd.write_known_hosts().unwrap().display(),
+    ));
+    let a = RealActions::new(inv.clone(), Redactor::new()).with_probe_options(lab.options());
+    let (out, _rx) = output();
+    let o = a
+        .stop_services(
+            &StopRequest {
+                database: Some(db(&inv, "external")),
+                hosts: vec![host(&inv, "box")],
+                services: vec![],
+                hold_s: 3,
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    let text = out.kept().join("\n");
+    assert!(o.hold_passed(), "{o:#?}\n{text}");
+    let unit = o
+        .stopped
+        .iter()
+        .find(|s| s.name == "db-realtime-sync.service")
+        .unwrap_or_else(|| panic!("{o:#?}\n{text}"));
+    assert_eq!(
+        unit.commands,
+        [
+            "systemctl stop db-realtime-sync.service",
+            "systemctl disable db-realtime-sync.service",
+            "systemctl mask db-realtime-sync.service"
+        ]
+    );
+    assert!(unit.hazard);
+    // The watchdog (a timer and a cron line that restart the unit) is stopped too.
+    let names: Vec<&str> = o.stopped.iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        names.contains(&"db-sync-monitor.timer"),
+        "{names:?}\n{text}"
+    );
+    let monitor = format!(
+        "{}:1",
+        lab.cron_root().join("cron.d/sync_monitor").display()
+    );
+    assert!(names.contains(&monitor.as_str()), "{names:?}");
+    // The timer goes before the units, cron lines before the units too.
+    let kinds: Vec<_> = o.stopped.iter().map(|s| s.kind).collect();
+    let first_unit = kinds
+        .iter()
+        .position(|k| *k == lifeline::inventory::ServiceKind::Systemd)
+        .unwrap();
+    assert!(
+        kinds[first_unit..]
+            .iter()
+            .all(|k| *k != lifeline::inventory::ServiceKind::Cron),
+        "{kinds:?}"
+    );
+    let cron = std::fs::read_to_string(lab.cron_root().join("cron.d/db_realtime_sync")).unwrap();
+    assert!(
+        cron.lines().nth(1).unwrap().starts_with("# lifeline-off "),
+        "{cron}"
+    );
+    let state =
+        std::fs::read_to_string(lab.standin().join("state/db-realtime-sync.service")).unwrap();
+    assert!(
+        state.contains("ActiveState=inactive") && state.contains("UnitFileState=masked"),
+        "{state}"
+    );
+
+    // The unit is a hazard: it stays off unless picked.
+    let (out, _rx) = output();
+    let s = a
+        .start_services(
+            &StartRequest {
+                database: Some(db(&inv, "external")),
+                stopped: vec![unit.clone()],
+                picked: vec![],
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert!(s.started.is_empty() && s.kept_off.len() == 1, "{s:#?}");
+    let (out, _rx) = output();
+    let s = a
+        .start_services(
+            &StartRequest {
+                database: Some(db(&inv, "external")),
+                stopped: vec![unit.clone()],
+                picked: vec!["db-realtime-sync.service".into()],
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.started,
+        ["db-realtime-sync.service"],
+        "{s:#?}\n{}",
+        out.kept().join("\n")
+    );
+    let state =
+        std::fs::read_to_string(lab.standin().join("state/db-realtime-sync.service")).unwrap();
+    assert!(
+        state.contains("ActiveState=active") && state.contains("UnitFileState=enabled"),
+        "{state}"
+    );
+    let calls = std::fs::read_to_string(lab.standin().join("calls.log")).unwrap();
+    let tail: Vec<&str> = calls
+        .lines()
+        .filter(|l| l.contains("db-realtime-sync.service") && !l.starts_with("show"))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "stop db-realtime-sync.service",
+            "disable db-realtime-sync.service",
+            "mask db-realtime-sync.service",
+            "unmask db-realtime-sync.service",
+            "enable db-realtime-sync.service",
+            "start db-realtime-sync.service"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_cron_service_is_its_whole_file() {
+    let w = World::new();
+    let cron = w.path("etc/cron.d/reports");
+    let original = "MAILTO=\"\"\n*/10 * * * * root /bin/true report-a\n\n# nightly\n0 1 * * * root /bin/true report-b\n";
+    std::fs::write(&cron, original).unwrap();
+    let services = format!(
+        "\n[[service]]\nname = \"reports\"\nhost = \"box\"\nkind = \"cron\"\ncron_file = \"{}\"\n",
+        cron.display()
+    );
+    let inv = support::inventory(&w.inventory_text(&services));
+    let a = w.actions(&inv);
+    let (out, _rx) = output();
+    let o = a
+        .stop_services(
+            &StopRequest {
+                database: None,
+                hosts: vec![host(&inv, "box")],
+                services: vec![inv.service("reports").unwrap().clone()],
+                hold_s: 2,
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    let text = out.kept().join("\n");
+    assert!(o.hold_passed(), "{o:#?}\n{text}");
+    let names: Vec<String> = o.stopped.iter().map(|s| s.name.clone()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("{}:2", cron.display()),
+            format!("{}:5", cron.display())
+        ],
+        "{text}"
+    );
+    let now = std::fs::read_to_string(&cron).unwrap();
+    let commented: Vec<usize> = now
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("# lifeline-off "))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(commented, [2, 5], "{now}");
+
+    // Both lines started again: the kept original is copied back.
+    let (out, _rx) = output();
+    let s = a
+        .start_services(
+            &StartRequest {
+                database: None,
+                stopped: o.stopped.clone(),
+                picked: vec![],
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.started.len(), 2, "{s:#?}");
+    assert_eq!(std::fs::read_to_string(&cron).unwrap(), original);
+    assert!(
+        out.kept().iter().any(|l| l.contains("cmp -s - ")),
+        "{}",
+        out.kept().join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_write_transaction_from_the_host_fails_the_hold() {
+    let w = World::new();
+    let inv = support::inventory(&w.inventory_text(""));
+    let a = w.actions(&inv);
+    let req = StopRequest {
+        database: Some(db(&inv, "app")),
+        hosts: vec![host(&inv, "box")],
+        services: vec![],
+        hold_s: 2,
+    };
+    // A client on the database's own host (127.0.0.1: the host "box")
+    // holding a write transaction.
+    let (c, conn) = tokio_postgres::connect(
+        &format!("{} application_name=app-worker", w.pg.conninfo("app")),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    c.batch_execute("BEGIN; INSERT INTO t VALUES (7)")
+        .await
+        .unwrap();
+    let pid: i32 = c
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let (out, _rx) = output();
+    let o = a.stop_services(&req, &out).await.unwrap();
+    assert!(!o.hold_passed(), "{o:#?}");
+    assert_eq!(o.write_sessions.len(), 1, "{o:#?}");
+    assert_eq!(o.write_sessions[0].pid, pid);
+    assert_eq!(
+        o.write_sessions[0].application_name.as_deref(),
+        Some("app-worker")
+    );
+    assert!(
+        out.kept()
+            .iter()
+            .any(|l| l.contains(&format!("write session pid {pid}")))
+    );
+
+    // Committed and idle: nothing writes any more, the hold passes.
+    c.batch_execute("COMMIT").await.unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (out, _rx) = output();
+    let o = a.stop_services(&req, &out).await.unwrap();
+    assert!(o.hold_passed(), "{o:#?}\n{}", out.kept().join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_cannot_be_watched_stops_nothing() {
+    let w = World::new();
+    let cron = w.path("etc/cron.d/app_jobs");
+    let original = format!(
+        "*/5 * * * * root {}\n",
+        w.psql_line("INSERT INTO t VALUES (2)")
+    );
+    std::fs::write(&cron, &original).unwrap();
+    let inv = support::inventory(
+        &w.inventory_text_with("", "password_env = \"LIFELINE_TEST_UNSET_VARIABLE\""),
+    );
+    let a = w.actions(&inv);
+    let (out, _rx) = output();
+    let e = a
+        .stop_services(
+            &StopRequest {
+                database: Some(db(&inv, "app")),
+                hosts: vec![host(&inv, "box")],
+                services: vec![],
+                hold_s: 1,
+            },
+            &out,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nothing was stopped"), "{e}");
+    assert!(e.contains("LIFELINE_TEST_UNSET_VARIABLE"), "{e}");
+    assert_eq!(std::fs::read_to_string(&cron).unwrap(), original);
+}
