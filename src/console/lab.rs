@@ -152,6 +152,8 @@ fn console(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, ConsoleE
     c.slug = Some(format!("lab-{}", lab.scenario));
     c.before = before(lab);
     // The chart starts on the users table as it was before the damage.
+    c.params
+        .insert("incident_at".to_string(), lab.damage_at.to_rfc3339());
     c.select_table = lab
         .oids_before
         .get("User")

@@ -49,6 +49,10 @@ pub struct ConsoleArgs {
     pub before: Vec<UiEvent>,
     /// The Timeline's chart starts on this table (name, OID).
     pub select_table: Option<(String, u32)>,
+    /// Runbook parameter values known before the console opened (the lab's
+    /// damage time as `incident_at`); used where a runbook has the
+    /// parameter and the operator gave none.
+    pub params: std::collections::BTreeMap<String, String>,
 }
 
 impl ConsoleArgs {
@@ -66,6 +70,7 @@ impl ConsoleArgs {
             slug: None,
             before: Vec::new(),
             select_table: None,
+            params: Default::default(),
         }
     }
 }
@@ -408,6 +413,7 @@ pub async fn run(
         readonly: args.readonly,
         in_flight,
         selected_db: None,
+        params: args.params.clone(),
     };
     let ctl = tokio::spawn(runner::serve(controller, cmd_rx, ev_tx.clone()));
     drop(ev_tx);

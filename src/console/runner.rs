@@ -54,6 +54,8 @@ pub struct Controller {
     /// The database the operator selected (`:db NAME`): the value of a
     /// runbook's database parameter that has no default.
     pub selected_db: Option<String>,
+    /// Parameter values known before the console opened (`ConsoleArgs::params`).
+    pub params: std::collections::BTreeMap<String, String>,
 }
 
 /// A runbook being run.
@@ -227,6 +229,11 @@ fn start(
     let rb = load_runbook(name, &ctl.inventory)?;
     let resume = ctl.in_flight.contains(&rb.id);
     let mut answers = Answers::default();
+    for p in &rb.params {
+        if let Some(v) = ctl.params.get(&p.name) {
+            answers.params.insert(p.name.clone(), v.clone());
+        }
+    }
     if let Some(db) = &ctl.selected_db {
         for p in &rb.params {
             if p.kind == runbook::ParamKind::Database && p.default.is_none() {

@@ -30,15 +30,22 @@ fn list(v: &[&str]) -> String {
     }
 }
 
-/// The time of the first row-count drop journaled (an `alert` record):
-/// its `data.at` when given, else when it was journaled.
+/// The time of the first row-count drop journaled (an `alert` record): the
+/// last time the rows were seen intact (`data.before_at`, the sample before
+/// the drop) when known, else the sample that saw the drop (`data.at`), else
+/// when it was journaled. The earliest possible moment of the damage, so a
+/// backup taken between the two samples is never taken for a good one.
 pub fn first_drop(records: &[Record]) -> Option<DateTime<Utc>> {
-    records.iter().find(|r| r.kind == kinds::ALERT).map(|r| {
+    let time = |r: &Record, key: &str| {
         r.data
-            .get("at")
+            .get(key)
             .and_then(Value::as_str)
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.with_timezone(&Utc))
+    };
+    records.iter().find(|r| r.kind == kinds::ALERT).map(|r| {
+        time(r, "before_at")
+            .or_else(|| time(r, "at"))
             .unwrap_or(r.ts)
     })
 }
@@ -135,4 +142,43 @@ pub fn resolve_params(
         );
     }
     (out, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn alert(data: Value) -> Record {
+        Record {
+            seq: 1,
+            ts: DateTime::parse_from_rfc3339("2026-12-10T12:43:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            incident: "i".into(),
+            operator: "op".into(),
+            kind: kinds::ALERT.into(),
+            step: None,
+            target: None,
+            command: None,
+            exit: None,
+            duration_ms: None,
+            summary: String::new(),
+            data,
+            prev: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_incident_time_is_the_last_sample_that_saw_the_rows() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let both =
+            alert(json!({"at": "2026-12-10T12:42:10Z", "before_at": "2026-12-10T12:42:00Z"}));
+        assert_eq!(first_drop(&[both]), Some(t("2026-12-10T12:42:00Z")));
+        let at_only = alert(json!({"at": "2026-12-10T12:42:10Z", "before_at": null}));
+        assert_eq!(first_drop(&[at_only]), Some(t("2026-12-10T12:42:10Z")));
+        let neither = alert(json!({}));
+        assert_eq!(first_drop(&[neither]), Some(t("2026-12-10T12:43:00Z")));
+    }
 }

@@ -37,7 +37,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 ///   - `verify`: `{ "database", "ok": bool, "checks": [{ "kind", "target", "ok", "found" }] }`
 ///   - `swap`: `{ "live": name, "damaged": name, "restored_from": name }`
 ///   - `stop-services`: `{ "stopped": [service names], "held_s" }`
-/// - `alert`: `{ "database", "table", "before", "after", "rule" }` (a row-count drop).
+/// - `alert`: `{ "database", "table", "before", "after", "rule", "at", "before_at" }` (a row-count drop seen by the sample at `at`; `before_at` is the previous sample, the last that saw the rows).
 /// - `note`: `summary` is the text; `data.at` (RFC 3339) is the time it describes
 ///   when backdated.
 /// - `identity-changed`: `{ "database", "before": identity, "after": identity }`.

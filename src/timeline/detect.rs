@@ -31,6 +31,9 @@ pub struct Alert {
     pub table: String,
     /// The previous count; None when first seen already below `min`.
     pub before: Option<i64>,
+    /// When that previous count was taken: the last time the rows were seen
+    /// intact, so the damage happened in (`before_at`, `at`].
+    pub before_at: Option<DateTime<Utc>>,
     pub after: i64,
     /// The first rule broken: `max_drop`, `drop_alert_share`, `min` or `table-missing`.
     pub rule: String,
@@ -118,6 +121,8 @@ pub struct Detector {
     database: String,
     identity: Option<Identity>,
     tables: HashMap<(String, String), Known>,
+    /// Time of the previous round.
+    last_at: Option<DateTime<Utc>>,
 }
 
 impl Detector {
@@ -147,6 +152,7 @@ impl Detector {
         rules: &BTreeMap<(String, String), Rule>,
     ) -> Vec<Detected> {
         let mut out = Vec::new();
+        let before_at = self.last_at.replace(at);
         let change = self.identity_change(id);
         if let (Some(ch), Some(before)) = (change, &self.identity) {
             out.push(Detected::IdentityChanged(IdentityEvent {
@@ -262,6 +268,7 @@ impl Detector {
                     schema: key.0.clone(),
                     table: key.1.clone(),
                     before: Some(k.rows),
+                    before_at: None,
                     after: 0,
                     rule: "table-missing".into(),
                     rules: vec!["table-missing".into()],
@@ -271,6 +278,13 @@ impl Detector {
                     max_share: r.max_share,
                 }));
                 k.below_min = r.min.is_some_and(|m| m > 0);
+            }
+        }
+        for d in &mut out {
+            if let Detected::Alert(a) = d
+                && a.before.is_some()
+            {
+                a.before_at = before_at;
             }
         }
         out
@@ -292,6 +306,7 @@ fn self_alert(
         schema: c.schema.clone(),
         table: c.name.clone(),
         before,
+        before_at: None,
         after: c.rows,
         rule: rules.first().cloned().unwrap_or_default(),
         rules,
@@ -372,6 +387,26 @@ mod tests {
             alerts(&d.observe(t, &i, &[tc("User", 10, 1, true)], &r)).len(),
             1
         );
+    }
+
+    #[test]
+    fn an_alert_knows_when_the_rows_were_last_seen_intact() {
+        let mut d = Detector::new("main");
+        let r = rules(Some(20));
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 10, 12, 41, 50).unwrap();
+        let t1 = t0 + chrono::Duration::seconds(10);
+        let i = id(1, 7, 5);
+        assert!(
+            d.observe(t0, &i, &[tc("User", 10, 22, true)], &r)
+                .is_empty()
+        );
+        let ev = d.observe(t1, &i, &[tc("User", 10, 0, true)], &r);
+        let a = alerts(&ev);
+        assert_eq!((a[0].before_at, a[0].at), (Some(t0), t1));
+        // First seen already below min: nothing was seen intact.
+        let mut fresh = Detector::new("main");
+        let ev = fresh.observe(t1, &i, &[tc("User", 10, 0, true)], &r);
+        assert_eq!(alerts(&ev)[0].before_at, None);
     }
 
     #[test]

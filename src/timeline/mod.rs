@@ -431,6 +431,7 @@ impl Sampler {
                     "rules": a.rules,
                     "exact": a.after_exact,
                     "at": a.at,
+                    "before_at": a.before_at,
                 })),
             Detected::IdentityChanged(e) => Entry::new(
                 kinds::IDENTITY_CHANGED,
