@@ -15,6 +15,19 @@ use lifeline::sandbox::Sshd;
 use lifeline::status::{StatusOptions, collect};
 use lifeline::transport::Hosts;
 
+/// CPU seconds (user + system) this process has used: lifeline's own share,
+/// the sshd servers and their scripts excluded (they are other processes).
+fn self_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // Fields 14 and 15 of stat(5) are the 12th and 13th after the name.
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args()
         .skip(1)
@@ -58,14 +71,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // lifeline: fresh connections each run (a new pool), as `lifeline status` does.
     let mut runs = Vec::new();
+    let mut cpu = Vec::new();
     let mut services = 0;
     for _ in 0..3 {
+        let c0 = self_cpu_s();
         let t = Instant::now();
         let report = rt.block_on(async {
             let hosts = Hosts::from_inventory(&inv, None);
             collect(&inv, &hosts, &opts, &lifeline::redact::Redactor::new()).await
         });
         runs.push(t.elapsed().as_secs_f64());
+        cpu.push(self_cpu_s() - c0);
         let bad: Vec<_> = report
             .hosts
             .iter()
@@ -76,6 +92,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         services = report.hosts.iter().map(|h| h.services.len()).sum();
     }
+
+    // Connecting alone: 50 handshakes and a no-op, all at once.
+    let t = Instant::now();
+    let c0 = self_cpu_s();
+    rt.block_on(async {
+        let hosts = Hosts::from_inventory(&inv, None);
+        let all = hosts
+            .iter()
+            .map(|h| h.exec("true", lifeline::transport::ExecOptions::default()));
+        for r in futures_util::future::join_all(all).await {
+            r.map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(())
+    })?;
+    let connect = (t.elapsed().as_secs_f64(), self_cpu_s() - c0);
 
     // OpenSSH: the same two commands per host.
     let script = round_script(&nonce(), &base_body(&opts.probe), &opts.probe);
@@ -134,6 +165,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|r| format!("{r:.2}"))
             .collect::<Vec<_>>()
             .join(", ")
+    );
+    println!(
+        "  lifeline's own CPU per status run:     {}",
+        cpu.iter()
+            .map(|c| format!("{c:.2} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  lifeline connect + no-op, all hosts:   {:.2} s wall, {:.2} s own CPU",
+        connect.0, connect.1
     );
     println!("  OpenSSH ssh loop, one host at a time:  {seq:.2} s");
     println!("  OpenSSH ssh, all hosts at once (&):    {par:.2} s");
