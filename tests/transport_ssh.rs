@@ -353,8 +353,9 @@ fn encrypt(key: &Path, pass: &str) {
     assert!(st.success());
 }
 
-/// Reading the passphrase from `passphrase_env` needs the variable in this
-/// process's environment: the check runs in a child test process that gets it.
+/// Reading the passphrase from `passphrase_env` needs the variable in the
+/// process's environment: the check runs `lifeline status` (the user's path)
+/// with and without it.
 #[test]
 fn encrypted_key_with_passphrase_env() {
     let sshd = support::sshd();
@@ -362,57 +363,53 @@ fn encrypted_key_with_passphrase_env() {
     sshd.authorize(&pub_line(&k)).unwrap();
     encrypt(&k, "correct horse");
     let kh = sshd.write_known_hosts().unwrap();
-    let child = |pass: Option<&str>| {
-        let mut c = Command::new(std::env::current_exe().unwrap());
-        c.args([
-            "--exact",
-            "encrypted_key_child",
-            "--include-ignored",
-            "--nocapture",
-        ])
-        .env("LL_CHILD_PORT", sshd.port().to_string())
-        .env("LL_CHILD_USER", sshd.user())
-        .env("LL_CHILD_KEY", &k)
-        .env("LL_CHILD_KH", &kh)
-        .env_remove("LL_TEST_PASSPHRASE");
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("lifeline.toml");
+    std::fs::write(
+        &inv,
+        format!(
+            "[[host]]\nname = \"locked\"\naddress = \"127.0.0.1:{}\"\nuser = \"{}\"\nidentity = \"{}\"\npassphrase_env = \"LL_TEST_PASSPHRASE\"\nknown_hosts = \"{}\"\n",
+            sshd.port(),
+            sshd.user(),
+            k.display(),
+            kh.display()
+        ),
+    )
+    .unwrap();
+    let status = |pass: Option<&str>| {
+        let mut c = support::lifeline(dir.path());
+        c.arg("-i")
+            .arg(&inv)
+            .args(["status", "--json", "--timeout", "20"])
+            .env_remove("LL_TEST_PASSPHRASE");
         if let Some(p) = pass {
             c.env("LL_TEST_PASSPHRASE", p);
         }
         let out = c.output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", support::stderr(&out)));
+        v["hosts"][0].clone()
     };
-    let (ok, out) = child(Some("correct horse"));
-    assert!(ok, "{out}");
-    assert!(out.contains("CHILD: exit 0"), "{out}");
-    let (_, out) = child(Some("wrong"));
-    assert!(out.contains("passphrase does not decrypt"), "{out}");
-    let (_, out) = child(None);
+    let h = status(Some("correct horse"));
+    assert_eq!(h["reachable"], true, "{h}");
+    assert!(h["error"].is_null(), "{h}");
+    let h = status(Some("wrong"));
+    assert_eq!(h["reachable"], false, "{h}");
     assert!(
-        out.contains("'LL_TEST_PASSPHRASE'") && out.contains("not set"),
-        "{out}"
+        h["error"]
+            .as_str()
+            .unwrap()
+            .contains("passphrase does not decrypt"),
+        "{h}"
     );
-}
-
-#[tokio::test]
-#[ignore = "run by encrypted_key_with_passphrase_env"]
-async fn encrypted_key_child() {
-    let var = |n: &str| std::env::var(n).unwrap();
-    let s = SshSettings::new(
-        "locked",
-        "127.0.0.1",
-        var("LL_CHILD_PORT").parse().unwrap(),
-        &var("LL_CHILD_USER"),
-    )
-    .identity(var("LL_CHILD_KEY"))
-    .known_hosts(var("LL_CHILD_KH"))
-    .passphrase_env("LL_TEST_PASSPHRASE");
-    match SshHost::new(s).exec("true", ExecOptions::default()).await {
-        Ok(r) => println!("CHILD: {}", r.outcome()),
-        Err(e) => println!("CHILD ERROR: {e}"),
-    }
+    let h = status(None);
+    let e = h["error"].as_str().unwrap();
+    assert!(
+        e.contains("'LL_TEST_PASSPHRASE'") && e.contains("not set"),
+        "{h}"
+    );
+    // The passphrase itself is never printed.
+    assert!(!h.to_string().contains("correct horse"));
 }
 
 #[tokio::test]
