@@ -12,103 +12,26 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const LIFELINE: &str = env!("CARGO_BIN_EXE_lifeline");
 /// Generous: the machine may be busy; polling stops as soon as the text shows.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-struct Tmux {
-    server: String,
+#[path = "support/tmux.rs"]
+mod tmux;
+use tmux::Tmux;
+
+/// Starts `cmd` (a shell line) in a fresh tmux server of `w` x `h`.
+fn start(name: &str, cmd: &str, w: u16, h: u16) -> Tmux {
+    Tmux::start(&format!("lifeline-console-{name}"), cmd, w, h, DEADLINE)
 }
 
-impl Tmux {
-    fn start(name: &str, cmd: &str, w: u16, h: u16) -> Tmux {
-        let server = format!("lifeline-console-{name}-{}", std::process::id());
-        let t = Tmux { server };
-        let line = format!(
-            "{cmd}; echo EXITED $?; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo; sleep 120"
-        );
-        let st = t
-            .tmux()
-            .args([
-                "new-session",
-                "-d",
-                "-x",
-                &w.to_string(),
-                "-y",
-                &h.to_string(),
-                &line,
-            ])
-            .status()
-            .expect("tmux: install it (scripts/test does)");
-        assert!(st.success(), "tmux new-session failed");
-        t
-    }
-
-    fn tmux(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &self.server, "-f", "/dev/null"]);
-        c
-    }
-
-    fn capture(&self) -> String {
-        let o = self.tmux().args(["capture-pane", "-p"]).output().unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let st = self.tmux().arg("send-keys").args(keys).status().unwrap();
-        assert!(st.success());
-    }
-
-    fn text(&self, s: &str) {
-        let st = self.tmux().args(["send-keys", "-l", s]).status().unwrap();
-        assert!(st.success());
-    }
-
-    /// Types a `:` command line and runs it.
-    fn command(&self, line: &str) {
-        self.text(":");
-        self.text(line);
-        self.keys(&["Enter"]);
-    }
-
-    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.capture();
-            if pred(&s) {
-                return s;
-            }
-            if start.elapsed() > DEADLINE {
-                panic!("timed out waiting for {what}; screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-
-    fn wait_for(&self, needle: &str) -> String {
-        self.wait(&format!("'{needle}'"), |s| s.contains(needle))
-    }
-
-    fn assert_exited_restored(&self) -> String {
-        let s = self.wait("exit and stty", |s| {
-            s.contains("EXITED") && (s.contains("\nicanon") || s.contains("\n-icanon"))
-        });
-        assert!(s.contains("EXITED 0"), "exit status:\n{s}");
-        assert!(
-            s.contains("\nicanon\n") && !s.contains("-icanon"),
-            "terminal left raw:\n{s}"
-        );
-        s
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.tmux().arg("kill-server").status();
-    }
+/// The console exited with status 0 and the terminal is cooked again.
+fn assert_exited_restored(t: &Tmux) -> String {
+    let s = t.assert_restored();
+    assert!(s.contains("EXITED 0"), "exit status:\n{s}");
+    s
 }
 
 const RUNBOOK: &str = r#"
@@ -210,7 +133,7 @@ fn console_against_real_postgres_note_export_runbook_to_swap_and_quit() {
     std::fs::write(dir.join("lifeline.toml"), inventory(&pg, "")).unwrap();
 
     // No subcommand: the console is the default.
-    let t = Tmux::start("e2e", &console_line(dir, &password, ""), 120, 40);
+    let t = start("e2e", &console_line(dir, &password, ""), 120, 40);
 
     // Overview: the host and the database with its identity and rows.
     let s = t.wait("the database sampled", |s| {
@@ -306,7 +229,7 @@ fn console_against_real_postgres_note_export_runbook_to_swap_and_quit() {
 
     // q quits (no step running) and the terminal is restored.
     t.keys(&["q"]);
-    t.assert_exited_restored();
+    assert_exited_restored(&t);
     let log = std::fs::read_to_string(inc.join("lifeline.log")).unwrap_or_default();
     assert!(!log.contains(&password), "password in the log");
     let v = support::lifeline(&state)
@@ -353,7 +276,7 @@ fn a_hung_host_shows_no_answer_in_its_row_while_the_database_updates_and_keys_an
                 .success()
         );
     }
-    let t = Tmux::start(
+    let t = start(
         "hung",
         &console_line(dir, &password, "console --probe-timeout 100"),
         120,
@@ -384,7 +307,7 @@ fn a_hung_host_shows_no_answer_in_its_row_while_the_database_updates_and_keys_an
     });
     assert!(!s.contains(&password));
     t.keys(&["q"]);
-    t.assert_exited_restored();
+    assert_exited_restored(&t);
     for p in &pids {
         let _ = Command::new("kill").args(["-CONT", p]).status();
     }
@@ -400,7 +323,7 @@ fn a_runbook_in_flight_when_the_console_died_is_shown_and_resumed_with_incident(
     std::fs::create_dir_all(dir.join("runbooks")).unwrap();
     std::fs::write(dir.join("runbooks/console-drill.toml"), RUNBOOK).unwrap();
     std::fs::write(dir.join("lifeline.toml"), inventory(&pg, "")).unwrap();
-    let t = Tmux::start("died", &console_line(dir, &password, "console"), 120, 40);
+    let t = start("died", &console_line(dir, &password, "console"), 120, 40);
     t.wait_for("healthy");
     t.command("runbook console-drill");
     t.wait("the swap confirmation", |s| s.contains("type 'shop'"));
@@ -426,7 +349,7 @@ fn a_runbook_in_flight_when_the_console_died_is_shown_and_resumed_with_incident(
     assert!(!journal.contains("run-finished"), "{journal}");
 
     // Re-opened: the run is shown as it was, and resumes to the swap.
-    let t = Tmux::start(
+    let t = start(
         "resumed",
         &console_line(dir, &password, &format!("console --incident {id}")),
         120,
@@ -464,5 +387,5 @@ fn a_runbook_in_flight_when_the_console_died_is_shown_and_resumed_with_incident(
         "{journal}"
     );
     t.keys(&["q"]);
-    t.assert_exited_restored();
+    assert_exited_restored(&t);
 }

@@ -8,111 +8,19 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DEMO: &str = env!("CARGO_BIN_EXE_lifeline-tui-demo");
 /// Generous: the machine may be busy; polling stops as soon as the text shows.
 const DEADLINE: Duration = Duration::from_secs(40);
 
-struct Tmux {
-    server: String,
-}
+#[path = "support/tmux.rs"]
+mod tmux;
+use tmux::Tmux;
 
-impl Tmux {
-    /// Starts `cmd` (a shell line) in a fresh tmux server of `w` x `h`.
-    fn start(name: &str, cmd: &str, w: u16, h: u16) -> Tmux {
-        let server = format!("lifeline-tui-{name}-{}", std::process::id());
-        let t = Tmux { server };
-        let line = format!(
-            "{cmd}; echo EXITED $?; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo; sleep 120"
-        );
-        let st = t
-            .tmux()
-            .args([
-                "new-session",
-                "-d",
-                "-x",
-                &w.to_string(),
-                "-y",
-                &h.to_string(),
-                &line,
-            ])
-            .status()
-            .expect("tmux: install it (scripts/test does)");
-        assert!(st.success(), "tmux new-session failed");
-        t
-    }
-
-    fn tmux(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &self.server, "-f", "/dev/null"]);
-        c
-    }
-
-    fn capture(&self) -> String {
-        let o = self.tmux().args(["capture-pane", "-p"]).output().unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    /// With escape sequences (colours).
-    fn capture_escaped(&self) -> String {
-        let o = self
-            .tmux()
-            .args(["capture-pane", "-p", "-e"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let st = self.tmux().arg("send-keys").args(keys).status().unwrap();
-        assert!(st.success());
-    }
-
-    fn text(&self, s: &str) {
-        let st = self.tmux().args(["send-keys", "-l", s]).status().unwrap();
-        assert!(st.success());
-    }
-
-    /// Polls the screen until `pred` holds; fails with the last screen.
-    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.capture();
-            if pred(&s) {
-                return s;
-            }
-            if start.elapsed() > DEADLINE {
-                panic!("timed out waiting for {what}; screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn wait_for(&self, needle: &str) -> String {
-        self.wait(&format!("'{needle}'"), |s| s.contains(needle))
-    }
-
-    /// The program exited with status 0 and the terminal is cooked again.
-    fn assert_exited_restored(&self) {
-        let s = self.wait("exit and stty", |s| {
-            s.contains("EXITED") && (s.contains("\nicanon") || s.contains("\n-icanon"))
-        });
-        assert!(
-            s.contains("\nicanon\n") && s.contains("\necho"),
-            "terminal left raw:\n{s}"
-        );
-        assert!(
-            !s.contains("-icanon") && !s.contains("-echo\n"),
-            "terminal left raw:\n{s}"
-        );
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.tmux().arg("kill-server").status();
-    }
+/// Starts `cmd` (a shell line) in a fresh tmux server of `w` x `h`.
+fn start(name: &str, cmd: &str, w: u16, h: u16) -> Tmux {
+    Tmux::start(&format!("lifeline-tui-{name}"), cmd, w, h, DEADLINE)
 }
 
 fn demo(args: &str) -> String {
@@ -129,7 +37,7 @@ fn exit_status(s: &str) -> &str {
 
 #[test]
 fn every_view_help_command_line_filter_resize_and_quit() {
-    let t = Tmux::start("views", &demo("--restore-rate 0"), 120, 40);
+    let t = start("views", &demo("--restore-rate 0"), 120, 40);
     t.wait_for("Hazards: jobs that can write to or restore a database");
     let s = t.capture();
     assert!(s.contains("PRODUCTION") && s.contains("LIVE"), "{s}");
@@ -199,13 +107,13 @@ fn every_view_help_command_line_filter_resize_and_quit() {
     t.keys(&["q"]);
     t.wait_for("Quit the console anyway?");
     t.keys(&["y"]);
-    t.assert_exited_restored();
+    t.assert_restored();
     assert_eq!(exit_status(&t.capture()), "0");
 }
 
 #[test]
 fn destructive_step_wants_the_database_name_typed() {
-    let t = Tmux::start("confirm", &demo("--restore-rate 400000"), 120, 40);
+    let t = start("confirm", &demo("--restore-rate 400000"), 120, 40);
     t.wait_for("Hazards:");
     // The restore finishes, verify runs, then the engine asks for the swap.
     t.wait_for("Confirm destructive step");
@@ -227,7 +135,7 @@ fn destructive_step_wants_the_database_name_typed() {
     t.wait_for("operator typed 'TovPlay'");
     // Nothing runs any more: q quits at once.
     t.keys(&["q"]);
-    t.assert_exited_restored();
+    t.assert_restored();
 }
 
 /// Number after "no answer for " in the backup host's row.
@@ -246,7 +154,7 @@ fn main_sampled_s(screen: &str) -> Option<u64> {
 
 #[test]
 fn a_hung_host_counts_up_while_the_rest_updates_and_keys_answer() {
-    let t = Tmux::start("hung", &demo("--restore-rate 0"), 120, 40);
+    let t = start("hung", &demo("--restore-rate 0"), 120, 40);
     let s = t.wait_for("no answer for");
     let first = no_answer_s(&s).expect("backup row");
     // The hung host's own row counts up ...
@@ -274,13 +182,13 @@ fn a_hung_host_counts_up_while_the_rest_updates_and_keys_answer() {
     let s = t.capture();
     assert!(no_answer_s(&s).unwrap() >= first + 3);
     t.keys(&["q", "y"]);
-    t.assert_exited_restored();
+    t.assert_restored();
 }
 
 #[test]
 fn no_color_and_ascii() {
     let cmd = format!("env TERM=xterm-256color LANG=C LC_ALL= NO_COLOR=1 {DEMO} --restore-rate 0");
-    let t = Tmux::start("nocolor", &cmd, 100, 30);
+    let t = start("nocolor", &cmd, 100, 30);
     t.wait_for("Hazards:");
     for view in ["1", "2", "3", "4", "5"] {
         t.keys(&[view]);
@@ -304,7 +212,7 @@ fn no_color_and_ascii() {
     let s = t.wait_for("Tables (25)");
     assert!(s.contains("+") && s.contains("#"), "ASCII chart:\n{s}");
     t.keys(&["q", "y"]);
-    t.assert_exited_restored();
+    t.assert_restored();
 }
 
 #[test]
@@ -312,7 +220,7 @@ fn key_map_file_overrides_only_what_it_names() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.toml");
     std::fs::write(&keys, "quit = \"Q\"\nhelp = \"f1\"\n").unwrap();
-    let t = Tmux::start(
+    let t = start(
         "keys",
         &demo(&format!("--restore-rate 0 --keys {}", keys.display())),
         120,
@@ -332,7 +240,7 @@ fn key_map_file_overrides_only_what_it_names() {
     t.keys(&["Q"]);
     t.wait_for("Quit the console anyway?");
     t.keys(&["y"]);
-    t.assert_exited_restored();
+    t.assert_restored();
 }
 
 #[test]
@@ -356,14 +264,14 @@ fn a_bad_key_map_is_refused_before_the_screen_is_taken() {
 
 #[test]
 fn panic_gives_the_terminal_back() {
-    let t = Tmux::start(
+    let t = start(
         "panic",
         &demo("--restore-rate 0 --panic-after-ms 2500"),
         120,
         40,
     );
     t.wait_for("Hazards:");
-    t.assert_exited_restored();
+    t.assert_restored();
     let s = t.capture();
     assert!(
         s.contains("panic on request"),
@@ -381,7 +289,7 @@ fn sigterm_gives_the_terminal_back() {
         pidfile.display(),
         demo("--restore-rate 0")
     );
-    let t = Tmux::start("sigterm", &cmd, 120, 40);
+    let t = start("sigterm", &cmd, 120, 40);
     t.wait_for("Hazards:");
     let pid = std::fs::read_to_string(&pidfile).unwrap();
     let st = Command::new("kill")
@@ -389,7 +297,7 @@ fn sigterm_gives_the_terminal_back() {
         .status()
         .unwrap();
     assert!(st.success());
-    t.assert_exited_restored();
+    t.assert_restored();
     assert_eq!(exit_status(&t.capture()), "0");
     assert!(Path::new(&pidfile).exists());
 }
