@@ -21,6 +21,7 @@ pub mod samples;
 pub mod sandbox;
 pub mod state;
 pub mod status;
+pub mod term;
 pub mod timeline;
 pub mod transport;
 pub mod tui;

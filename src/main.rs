@@ -176,14 +176,14 @@ fn inventory_path(cli: &Cli) -> Option<PathBuf> {
 
 fn cmd_check(cli: &Cli) -> anyhow::Result<ExitCode> {
     let Some(path) = inventory_path(cli) else {
-        eprintln!(
+        lifeline::errln!(
             "error: no inventory: pass -i PATH, create ./lifeline.toml, or set LIFELINE_INVENTORY (see README, 'Inventory')"
         );
         return Ok(ExitCode::from(EXIT_USAGE));
     };
     match Inventory::load(&path) {
         Ok(inv) => {
-            println!(
+            lifeline::outln!(
                 "ok: {}: {} host(s), {} database(s), {} backup catalog(s), {} service(s)",
                 path.display(),
                 inv.hosts.len(),
@@ -195,13 +195,13 @@ fn cmd_check(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Err(InventoryError::Invalid(diags)) => {
             for d in &diags.0 {
-                eprintln!("{d}");
+                lifeline::errln!("{d}");
             }
-            eprintln!("error: {} problem(s) in {}", diags.0.len(), path.display());
+            lifeline::errln!("error: {} problem(s) in {}", diags.0.len(), path.display());
             Ok(ExitCode::from(EXIT_USAGE))
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            lifeline::errln!("error: {e}");
             Ok(ExitCode::from(EXIT_USAGE))
         }
     }
@@ -214,7 +214,7 @@ fn cmd_status(
     redactor: &Redactor,
 ) -> anyhow::Result<ExitCode> {
     let Some(path) = inventory_path(cli) else {
-        eprintln!(
+        lifeline::errln!(
             "error: no inventory: pass -i PATH, create ./lifeline.toml, or set LIFELINE_INVENTORY (see README, 'Inventory')"
         );
         return Ok(ExitCode::from(EXIT_USAGE));
@@ -223,12 +223,12 @@ fn cmd_status(
         Ok(inv) => inv,
         Err(InventoryError::Invalid(diags)) => {
             for d in &diags.0 {
-                eprintln!("{d}");
+                lifeline::errln!("{d}");
             }
             return Ok(ExitCode::from(EXIT_USAGE));
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            lifeline::errln!("error: {e}");
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
@@ -245,9 +245,9 @@ fn cmd_status(
         lifeline::status::collect(&inv, &hosts, &opts, redactor).await
     });
     if json {
-        println!("{}", lifeline::status::render_json(&report, redactor));
+        lifeline::outln!("{}", lifeline::status::render_json(&report, redactor));
     } else {
-        print!("{}", lifeline::status::render_text(&report, redactor));
+        lifeline::out!("{}", lifeline::status::render_text(&report, redactor));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -261,7 +261,7 @@ fn cmd_journal_verify(cli: &Cli, path: &str, json: bool) -> anyhow::Result<ExitC
     let report = journal::verify_file(&p)
         .with_context(|| format!("cannot read journal '{}'", p.display()))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        lifeline::outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&p, &report);
     }
@@ -274,19 +274,19 @@ fn cmd_journal_verify(cli: &Cli, path: &str, json: bool) -> anyhow::Result<ExitC
 
 fn print_report(p: &Path, r: &journal::VerifyReport) {
     match &r.first_bad {
-        None => println!(
+        None => lifeline::outln!(
             "ok: {}: {} record(s), hash chain intact",
             p.display(),
             r.valid
         ),
-        Some((line, why)) => println!(
+        Some((line, why)) => lifeline::outln!(
             "BROKEN: {}: line {line}: {why} ({} record(s) before it verified)",
             p.display(),
             r.valid
         ),
     }
     if let Some(n) = r.torn_last_line {
-        println!(
+        lifeline::outln!(
             "torn: line {n} is an incomplete last line (a write interrupted by a crash); it recorded nothing and the {} record(s) before it are verified",
             r.valid
         );
@@ -303,15 +303,15 @@ fn inventory_secrets(cli: &Cli, redactor: &Redactor) -> Result<Option<Inventory>
     match Inventory::load(&path) {
         Ok(inv) => {
             for w in inv.register_secrets(redactor) {
-                eprintln!("warning: {w}");
+                lifeline::errln!("warning: {w}");
             }
             Ok(Some(inv))
         }
         Err(InventoryError::Invalid(diags)) => {
             for d in &diags.0 {
-                eprintln!("{d}");
+                lifeline::errln!("{d}");
             }
-            eprintln!(
+            lifeline::errln!(
                 "error: {} problem(s) in {}: fix it (its secrets are needed for redaction) or leave -i out",
                 diags.0.len(),
                 path.display()
@@ -319,7 +319,7 @@ fn inventory_secrets(cli: &Cli, redactor: &Redactor) -> Result<Option<Inventory>
             Err(ExitCode::from(EXIT_USAGE))
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            lifeline::errln!("error: {e}");
             Err(ExitCode::from(EXIT_USAGE))
         }
     }
@@ -344,13 +344,13 @@ fn cmd_note(cli: &Cli, redactor: &Redactor, args: lifeline::export::note::NoteAr
         Ok(rec) => {
             let at = rec.data.get("at").and_then(|v| v.as_str());
             match at {
-                Some(at) => println!("noted: #{} at {}, describing {at}", rec.seq, rec.ts),
-                None => println!("noted: #{} at {}", rec.seq, rec.ts),
+                Some(at) => lifeline::outln!("noted: #{} at {}, describing {at}", rec.seq, rec.ts),
+                None => lifeline::outln!("noted: #{} at {}", rec.seq, rec.ts),
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            lifeline::errln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
     }
@@ -364,7 +364,7 @@ fn cmd_export(cli: &Cli, redactor: &Redactor, args: lifeline::export::ExportArgs
     match lifeline::export::run(&args, &state_dir(cli), inventory.as_ref(), redactor) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e}");
+            lifeline::errln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
     }
@@ -378,7 +378,7 @@ fn cmd_console(
     probe_timeout: u64,
 ) -> ExitCode {
     let Some(path) = inventory_path(cli) else {
-        eprintln!(
+        lifeline::errln!(
             "error: no inventory: pass -i PATH, create ./lifeline.toml, or set LIFELINE_INVENTORY (see README, 'Inventory'); or try 'lifeline lab' for a sandboxed outage"
         );
         return ExitCode::from(EXIT_USAGE);
@@ -395,7 +395,7 @@ fn cmd_console(
     match lifeline::console::cmd_console(args, redactor) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e}");
+            lifeline::errln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
     }
@@ -416,7 +416,7 @@ fn cmd_lab(cli: &Cli, redactor: Redactor, command: &Command) -> ExitCode {
     let scenario = match scenario.parse::<lifeline::lab::Scenario>() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            lifeline::errln!("error: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -434,7 +434,7 @@ fn cmd_lab(cli: &Cli, redactor: Redactor, command: &Command) -> ExitCode {
     match lifeline::console::lab::cmd_lab(args, redactor) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e}");
+            lifeline::errln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
     }
@@ -442,6 +442,11 @@ fn cmd_lab(cli: &Cli, redactor: Redactor, command: &Command) -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let redactor = Redactor::new();
+    // Journals and snapshots are production data: say so when others can read them.
+    let root = cli.state_dir.clone().unwrap_or_else(default_state_dir);
+    if let Some(w) = lifeline::state::exposure_warning(&root) {
+        lifeline::errln!("warning: {w}");
+    }
     let command = cli.command.as_ref().unwrap_or(&Command::Console {
         incident: None,
         probe_interval: 10,
@@ -549,7 +554,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            lifeline::errln!("error: {e:#}");
             ExitCode::from(EXIT_FAILED)
         }
     }

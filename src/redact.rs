@@ -127,9 +127,18 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         t(r#"(?i)(--password=)('[^']*'|"[^"]*"|\S+)"#, "${1}***"),
         t(r#"(?i)(--password )('[^']*'|"[^"]*"|[^\s\-]\S*)"#, "${1}***"),
         // SQL: [ENCRYPTED] PASSWORD 'secret', IDENTIFIED BY 'secret'.
-        t(
-            r"(?i)\b((?:(?:un)?encrypted\s+)?password\s+|identified\s+by\s+)('(?:[^']|'')*')",
-            "${1}'***'",
+        // Inside another literal (`'... PASSWORD ''secret'' ...'`) the quotes are doubled.
+        f(
+            r"(?i)\b((?:(?:un)?encrypted\s+)?password\s+|identified\s+by\s+)()(''[^']+''|'(?:[^']|'')*')",
+            |c| {
+                let lead = c.get(1).map_or("", |m| m.as_str());
+                let value = c.get(3).map_or("", |m| m.as_str());
+                if value.starts_with("''") {
+                    format!("{lead}''{MASK}''")
+                } else {
+                    format!("{lead}'{MASK}'")
+                }
+            },
         ),
         // HTTP Authorization headers (Basic, Bearer, Token, Digest or bare).
         t(
@@ -434,6 +443,11 @@ mod tests {
                 "CREATE ROLE rep LOGIN ENCRYPTED PASSWORD",
                 "VALID UNTIL 'infinity'",
             ],
+        ),
+        (
+            "SELECT 'ALTER ROLE app PASSWORD ''nestedpw313''' AS ddl",
+            "nestedpw313",
+            &["SELECT 'ALTER ROLE app PASSWORD ''", "''' AS ddl"],
         ),
         (
             "CREATE USER 'u'@'%' IDENTIFIED BY 'mysqlpw303';",

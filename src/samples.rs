@@ -77,11 +77,7 @@ pub fn append(path: &Path, sample: &Sample) -> Result<(), SamplesError> {
         source: e,
     })?;
     line.push('\n');
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io)?;
+    let mut f = crate::state::open_private_append(path).map_err(io)?;
     f.write_all(line.as_bytes()).map_err(io)?;
     f.flush().map_err(io)
 }

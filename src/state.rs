@@ -1,6 +1,10 @@
-//! Where lifeline keeps incidents: `<state-dir>/incidents/<id>/`.
-//! Creates directories; never deletes anything.
+//! Where lifeline keeps incidents: `<state-dir>/incidents/<id>/`, and how
+//! it writes there: directories 0700, files 0600 whatever the umask.
+//! Creates directories and files; never deletes anything, never widens a mode.
 
+use std::fs::{DirBuilder, File, OpenOptions, Permissions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -58,6 +62,79 @@ impl StateDir {
     }
 }
 
+/// Mode of every directory lifeline creates.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of every file lifeline writes.
+pub const FILE_MODE: u32 = 0o600;
+
+fn ours(meta: &std::fs::Metadata) -> bool {
+    meta.uid() == euid()
+}
+
+fn euid() -> u32 {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
+}
+
+/// Creates `dir` (and missing parents) 0700; an existing `dir` of ours is
+/// set to 0700. Parents that already exist are left as they are.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)?;
+    let meta = std::fs::metadata(dir)?;
+    if ours(&meta) && meta.mode() & 0o777 != DIR_MODE {
+        std::fs::set_permissions(dir, Permissions::from_mode(DIR_MODE))?;
+    }
+    Ok(())
+}
+
+/// Brings an open file of ours to 0600 (it may pre-exist with a wider mode).
+pub fn make_private(file: &File) -> std::io::Result<()> {
+    let meta = file.metadata()?;
+    if meta.is_file() && ours(&meta) && meta.mode() & 0o777 != FILE_MODE {
+        file.set_permissions(Permissions::from_mode(FILE_MODE))?;
+    }
+    Ok(())
+}
+
+/// `OpenOptions` that create files 0600 (the umask can only narrow it).
+pub fn private_options() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.mode(FILE_MODE);
+    o
+}
+
+/// Opens `path` for appending, created 0600 (or brought to 0600).
+pub fn open_private_append(path: &Path) -> std::io::Result<File> {
+    let f = private_options().create(true).append(true).open(path)?;
+    make_private(&f)?;
+    Ok(f)
+}
+
+/// Writes a new file 0600; refuses to replace an existing one.
+pub fn write_private_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = private_options().write(true).create_new(true).open(path)?;
+    make_private(&f)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// The warning for a state directory others can read, naming the fix.
+pub fn exposure_warning(root: &Path) -> Option<String> {
+    let meta = std::fs::metadata(root).ok()?;
+    let mode = meta.mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "state directory '{}' is readable by others (mode {mode:04o}); it holds journals and database snapshots: run 'chmod 700 {}'",
+            root.display(),
+            crate::transport::shell_quote(&root.display().to_string())
+        )
+    })
+}
+
 /// A new incident id: `YYYYMMDD-HHMMSS[-slug]` (UTC).
 pub fn new_incident_id(now: DateTime<Utc>, slug: Option<&str>) -> String {
     let base = now.format("%Y%m%d-%H%M%S").to_string();
@@ -102,6 +179,35 @@ pub fn default_operator() -> String {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn private_dir_and_files_whatever_the_pre_existing_mode() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("a/b");
+        private_dir(&d).unwrap();
+        for p in [t.path().join("a"), d.clone()] {
+            assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o700);
+        }
+        std::fs::set_permissions(&d, Permissions::from_mode(0o755)).unwrap();
+        assert!(exposure_warning(&d).unwrap().contains("chmod 700"));
+        private_dir(&d).unwrap();
+        assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(exposure_warning(&d), None);
+        let f = d.join("x");
+        std::fs::write(&f, "x").unwrap();
+        std::fs::set_permissions(&f, Permissions::from_mode(0o644)).unwrap();
+        drop(open_private_append(&f).unwrap());
+        assert_eq!(std::fs::metadata(&f).unwrap().mode() & 0o777, 0o600);
+        write_private_new(&d.join("y"), b"y").unwrap();
+        assert_eq!(
+            std::fs::metadata(d.join("y")).unwrap().mode() & 0o777,
+            0o600
+        );
+        assert!(
+            write_private_new(&d.join("y"), b"z").is_err(),
+            "never replaces"
+        );
+    }
 
     #[test]
     fn ids() {

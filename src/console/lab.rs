@@ -90,14 +90,14 @@ fn build(args: &LabArgs) -> Result<Lab, ConsoleError> {
     match clean_stale_labs(None) {
         Ok(cleaned) => {
             for c in cleaned {
-                eprintln!(
+                crate::errln!(
                     "cleaned up a lab left behind: '{}' ({} process(es) stopped)",
                     c.dir.display(),
                     c.killed.len()
                 );
             }
         }
-        Err(e) => eprintln!("warning: could not clean up old labs: {e}"),
+        Err(e) => crate::errln!("warning: could not clean up old labs: {e}"),
     }
     let mut opts = LabOptions {
         scenario: args.scenario,
@@ -108,7 +108,7 @@ fn build(args: &LabArgs) -> Result<Lab, ConsoleError> {
     if let Some(r) = args.rows {
         opts.rows = r;
     }
-    eprintln!("lab '{}': {}", args.scenario, args.scenario.summary());
+    crate::errln!("lab '{}': {}", args.scenario, args.scenario.summary());
     let progress = Progress::start(format!("building lab '{}' ...", args.scenario));
     let lab = Lab::build(opts).map_err(|e| ConsoleError::Inventory(format!("lab: {e}")));
     drop(progress);
@@ -118,7 +118,7 @@ fn build(args: &LabArgs) -> Result<Lab, ConsoleError> {
 /// Runs `lifeline lab`; returns the exit code.
 pub fn cmd_lab(args: LabArgs, redactor: Redactor) -> Result<u8, ConsoleError> {
     let lab = build(&args)?;
-    eprintln!(
+    crate::errln!(
         "lab '{}' ready in {} (inventory {})",
         lab.scenario,
         lab.dir.display(),
@@ -132,10 +132,10 @@ pub fn cmd_lab(args: LabArgs, redactor: Redactor) -> Result<u8, ConsoleError> {
     let kept = lab.kept.then(|| lab.dir.clone());
     match lab.teardown() {
         Ok(()) => match kept {
-            Some(d) => eprintln!("lab stopped; its directory is kept: '{}'", d.display()),
-            None => eprintln!("lab stopped and removed"),
+            Some(d) => crate::errln!("lab stopped; its directory is kept: '{}'", d.display()),
+            None => crate::errln!("lab stopped and removed"),
         },
-        Err(e) => eprintln!("warning: lab teardown: {e}"),
+        Err(e) => crate::errln!("warning: lab teardown: {e}"),
     }
     code
 }
@@ -222,7 +222,7 @@ fn headless(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, Console
         }
     });
     let Some(outcome) = outcome else {
-        eprintln!("interrupted: the drill stops; the lab is torn down");
+        crate::errln!("interrupted: the drill stops; the lab is torn down");
         return Ok(1);
     };
     let (Some(incident), Some(path)) = (outcome.incident, outcome.journal_path) else {
@@ -247,9 +247,9 @@ fn headless(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, Console
         .data(serde_json::to_value(&report).unwrap_or(json!(null))),
     )?;
     drop(journal);
-    println!("{report}");
+    crate::outln!("{report}");
     let state = StateDir::new(&args.state_dir);
-    println!(
+    crate::outln!(
         "incident {incident}: journal {} (export: lifeline --state-dir {} export {incident})",
         path.display(),
         state.root().display()

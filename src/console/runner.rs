@@ -201,7 +201,7 @@ fn export(ctl: &Controller, f: ExportFormat) -> Result<PathBuf, String> {
         "export-{}.{ext}",
         Utc::now().format("%Y%m%dT%H%M%SZ")
     ));
-    std::fs::write(&path, out.text.as_bytes())
+    crate::state::write_private_new(&path, out.text.as_bytes())
         .map_err(|e| format!("cannot write '{}': {e}", path.display()))?;
     Ok(path)
 }

@@ -541,7 +541,7 @@ pub const EXIT_DAMAGE: u8 = 3;
 /// `lifeline verify DATABASE [--json]`: 0 clean, 3 damage, 2 unknown name
 /// or bad inventory, 1 cannot connect (or a check could not run).
 pub fn cli(inventory: Option<&Path>, database: &str, json: bool, redactor: &Redactor) -> u8 {
-    let say = |s: &str| eprintln!("{}", redactor.redact(s));
+    let say = |s: &str| crate::errln!("{}", redactor.redact(s));
     let Some(path) = inventory else {
         say(
             "error: no inventory: pass -i PATH, create ./lifeline.toml, or set LIFELINE_INVENTORY (see README, 'Inventory')",
@@ -622,9 +622,9 @@ pub fn cli(inventory: Option<&Path>, database: &str, json: bool, redactor: &Reda
             }
         };
         redactor.redact_json(&mut v);
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        crate::outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        println!("{}", redactor.redact(&render_text(&report)));
+        crate::outln!("{}", redactor.redact(&render_text(&report)));
     }
     if report.damage > 0 {
         EXIT_DAMAGE

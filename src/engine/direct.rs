@@ -475,11 +475,16 @@ impl Actions for DirectActions {
             )));
         }
         if let Some(dir) = req.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| ActionError::Io {
+            crate::state::private_dir(dir).map_err(|source| ActionError::Io {
                 what: format!("create '{}'", dir.display()),
                 source,
             })?;
         }
+        // Created empty 0600 first: pg_dump -f then writes into it and keeps the mode.
+        crate::state::write_private_new(&req.path, b"").map_err(|source| ActionError::Io {
+            what: format!("create '{}'", req.path.display()),
+            source,
+        })?;
         out.line(&command);
         let mut cmd = tokio::process::Command::new(&prog);
         cmd.args(&args)

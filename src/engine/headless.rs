@@ -42,7 +42,7 @@ pub fn cmd_runbooks() -> u8 {
     let sources = match runbook::sources(dir.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return EXIT_USAGE;
         }
     };
@@ -50,25 +50,25 @@ pub fn cmd_runbooks() -> u8 {
     for (file, text) in sources {
         match Runbook::parse(&text, &file) {
             Ok(rb) => {
-                println!("{}  {}", rb.id, rb.title);
+                crate::outln!("{}  {}", rb.id, rb.title);
                 for l in rb.when.lines() {
-                    println!("    {}", l.trim());
+                    crate::outln!("    {}", l.trim());
                 }
-                println!(
+                crate::outln!(
                     "    {} step(s), from {file}; run: lifeline run {} --answers FILE",
                     rb.steps.len(),
                     rb.id
                 );
-                println!();
+                crate::outln!();
             }
             Err(d) => {
                 bad += 1;
-                eprintln!("{d}");
+                crate::errln!("{d}");
             }
         }
     }
     if bad > 0 {
-        eprintln!("error: {bad} runbook(s) do not parse; 'lifeline check' lists every problem");
+        crate::errln!("error: {bad} runbook(s) do not parse; 'lifeline check' lists every problem");
         EXIT_USAGE
     } else {
         0
@@ -81,18 +81,18 @@ pub fn check_runbooks(inv: &Inventory) -> u8 {
     let report = match runbook::check_runbooks(inv, dir.as_deref()) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return EXIT_USAGE;
         }
     };
     for w in &report.warnings {
-        println!("warning: {w}");
+        crate::outln!("warning: {w}");
     }
     for d in &report.errors {
-        eprintln!("{d}");
+        crate::errln!("{d}");
     }
     if report.errors.is_empty() {
-        println!(
+        crate::outln!(
             "ok: {} runbook(s): {}",
             report.ok.len(),
             report
@@ -104,14 +104,14 @@ pub fn check_runbooks(inv: &Inventory) -> u8 {
         );
         0
     } else {
-        eprintln!("error: {} problem(s) in the runbooks", report.errors.len());
+        crate::errln!("error: {} problem(s) in the runbooks", report.errors.len());
         EXIT_USAGE
     }
 }
 
 fn print_diags(e: &dyn std::fmt::Display, what: &str) {
-    eprintln!("{e}");
-    eprintln!("error: {what}");
+    crate::errln!("{e}");
+    crate::errln!("error: {what}");
 }
 
 /// `lifeline run`: returns the exit code.
@@ -123,7 +123,7 @@ pub fn cmd_run(args: RunArgs, redactor: Redactor) -> u8 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            crate::errln!("error: cannot start the async runtime: {e}");
             return EXIT_FAILED;
         }
     };
@@ -132,7 +132,7 @@ pub fn cmd_run(args: RunArgs, redactor: Redactor) -> u8 {
 
 fn load_inventory(path: Option<&Path>, redactor: &Redactor) -> Result<Inventory, u8> {
     let Some(path) = path else {
-        eprintln!(
+        crate::errln!(
             "error: no inventory: pass -i PATH, create ./lifeline.toml, or set LIFELINE_INVENTORY (see README, 'Inventory')"
         );
         return Err(EXIT_USAGE);
@@ -140,7 +140,7 @@ fn load_inventory(path: Option<&Path>, redactor: &Redactor) -> Result<Inventory,
     match Inventory::load(path) {
         Ok(inv) => {
             for w in inv.register_secrets(redactor) {
-                eprintln!("warning: {w}");
+                crate::errln!("warning: {w}");
             }
             Ok(inv)
         }
@@ -152,7 +152,7 @@ fn load_inventory(path: Option<&Path>, redactor: &Redactor) -> Result<Inventory,
             Err(EXIT_USAGE)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             Err(EXIT_USAGE)
         }
     }
@@ -166,19 +166,19 @@ fn load_runbook(name: &str, inv: &Inventory) -> Result<Runbook, u8> {
             return Err(EXIT_USAGE);
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return Err(EXIT_USAGE);
         }
     };
     let (errors, warnings) = validate_against(&rb, inv);
     for w in warnings {
-        eprintln!("warning: {w}");
+        crate::errln!("warning: {w}");
     }
     if !errors.is_empty() {
         for d in &errors {
-            eprintln!("{d}");
+            crate::errln!("{d}");
         }
-        eprintln!(
+        crate::errln!(
             "error: runbook '{}' does not fit the inventory ({} problem(s))",
             rb.id,
             errors.len()
@@ -237,7 +237,7 @@ pub async fn run_outcome(
                 return Outcome::from(EXIT_USAGE);
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 return Outcome::from(EXIT_USAGE);
             }
         },
@@ -250,13 +250,13 @@ pub async fn run_outcome(
         }
     }
     if args.resume && args.incident.is_none() {
-        eprintln!("error: --resume needs --incident ID (the incident whose journal to resume)");
+        crate::errln!("error: --resume needs --incident ID (the incident whose journal to resume)");
         return Outcome::from(EXIT_USAGE);
     }
     if let Some(id) = &args.incident
         && !valid_incident_id(id)
     {
-        eprintln!(
+        crate::errln!(
             "error: '{id}' is not an incident id (letters, digits, '-', '_', '.'; e.g. 20261123-124200-rogue-sync-wipe)"
         );
         return Outcome::from(EXIT_USAGE);
@@ -280,9 +280,9 @@ pub async fn run_outcome(
         let exit = drive(state, actions, NoJournal, answers, redactor).await;
         if !errors.is_empty() {
             for e in &errors {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
             }
-            eprintln!(
+            crate::errln!(
                 "error: the plan above is incomplete: {} parameter(s) without a value",
                 errors.len()
             );
@@ -307,15 +307,15 @@ pub async fn run_outcome(
         Ok(l) => l,
         Err(e) => {
             for l in &e.lines {
-                eprintln!("error: {l}");
+                crate::errln!("error: {l}");
             }
             return Outcome::from(e.code);
         }
     };
     for w in &live.warnings {
-        eprintln!("warning: {w}");
+        crate::errln!("warning: {w}");
     }
-    println!(
+    crate::outln!(
         "incident {}: journal {}",
         live.incident,
         live.journal_path.display()
@@ -402,7 +402,7 @@ pub async fn print_events(mut rx: broadcast::Receiver<EngineEvent>, answers: Ans
         let ev = match rx.recv().await {
             Ok(ev) => ev,
             Err(broadcast::error::RecvError::Lagged(k)) => {
-                println!(
+                crate::outln!(
                     "... {k} event(s) not shown (the printer fell behind; the journal has them)"
                 );
                 continue;
@@ -430,7 +430,7 @@ pub async fn print_events(mut rx: broadcast::Receiver<EngineEvent>, answers: Ans
                 if resumed {
                     flags.push("resumed from the journal");
                 }
-                println!(
+                crate::outln!(
                     "runbook {runbook}: {title} ({steps} step(s), incident {incident}){}",
                     if flags.is_empty() {
                         String::new()
@@ -441,7 +441,7 @@ pub async fn print_events(mut rx: broadcast::Receiver<EngineEvent>, answers: Ans
             }
             EngineEvent::Plan { step } => {
                 for l in plan_lines(&step, n, &answers) {
-                    println!("{l}");
+                    crate::outln!("{l}");
                 }
             }
             EngineEvent::StepChanged {
@@ -450,13 +450,13 @@ pub async fn print_events(mut rx: broadcast::Receiver<EngineEvent>, answers: Ans
                 action,
                 status,
                 detail,
-            } => println!(
+            } => crate::outln!(
                 "[{}/{n}] {id} ({action}): {}: {detail}",
                 index + 1,
                 status.as_str()
             ),
             EngineEvent::Output { index, id, line } => {
-                println!("[{}/{n}] {id} | {line}", index + 1)
+                crate::outln!("[{}/{n}] {id} | {line}", index + 1)
             }
             EngineEvent::Progress {
                 index,
@@ -464,7 +464,7 @@ pub async fn print_events(mut rx: broadcast::Receiver<EngineEvent>, answers: Ans
                 done,
                 total,
                 message,
-            } => println!(
+            } => crate::outln!(
                 "[{}/{n}] {id} .. {done}{} {message}",
                 index + 1,
                 total.map(|t| format!("/{t}")).unwrap_or_default()
@@ -473,10 +473,10 @@ pub async fn print_events(mut rx: broadcast::Receiver<EngineEvent>, answers: Ans
                 Question::Confirm(c) => {
                     for p in &c.preview {
                         for l in p.lines() {
-                            println!("[{}/{n}] {} run: {l}", c.index + 1, c.step);
+                            crate::outln!("[{}/{n}] {} run: {l}", c.index + 1, c.step);
                         }
                     }
-                    println!(
+                    crate::outln!(
                         "[{}/{n}] {}: confirm: type '{}' to act on {}",
                         c.index + 1,
                         c.step,
@@ -484,21 +484,21 @@ pub async fn print_events(mut rx: broadcast::Receiver<EngineEvent>, answers: Ans
                         c.identity.describe()
                     );
                 }
-                Question::Override(o) => println!(
+                Question::Override(o) => crate::outln!(
                     "[{}/{n}] {}: snapshot failed: type '{}' to go on without one ({})",
                     o.index + 1,
                     o.step,
                     o.phrase,
                     o.reason
                 ),
-                Question::Interrupted(r) => println!(
+                Question::Interrupted(r) => crate::outln!(
                     "[{}/{n}] {}: interrupted: check before continuing (it was in flight when the last run stopped)",
                     r.index + 1,
                     r.step
                 ),
             },
             EngineEvent::RunFinished { exit, code } => {
-                println!("finished: {} (exit {code})", exit.message());
+                crate::outln!("finished: {} (exit {code})", exit.message());
             }
         }
     }

@@ -104,7 +104,8 @@ pub fn report(
     )
 }
 
-/// Renders `report`; the text passes through the redactor once more.
+/// Renders `report`; the text passes through the redactor once more (and,
+/// for Markdown and HTML, the terminal sanitiser).
 pub fn render(
     report: &Report,
     format: Format,
@@ -112,8 +113,12 @@ pub fn render(
     redactor: &Redactor,
 ) -> Result<String, ExportError> {
     Ok(match format {
-        Format::Md => redactor.redact(&markdown::render(report, zone)),
-        Format::Html => redactor.redact(&html::render(report, zone)),
+        // Text formats reach terminals and viewers: controls shown as escapes.
+        Format::Md => crate::term::visible_text(&redactor.redact(&markdown::render(report, zone)))
+            .into_owned(),
+        Format::Html => {
+            crate::term::visible_text(&redactor.redact(&html::render(report, zone))).into_owned()
+        }
         Format::Json => {
             // Redact the value, not the text, so the JSON stays valid.
             let mut v = serde_json::to_value(report)?;
@@ -179,7 +184,7 @@ pub fn run(
     }
     let i = &out.report.integrity;
     if let Some(p) = &args.output {
-        eprintln!(
+        crate::errln!(
             "wrote {} ({} timeline line(s), {} table(s))",
             p.display(),
             out.report.timeline.len(),
@@ -189,7 +194,7 @@ pub fn run(
     if i.intact {
         Ok(0)
     } else {
-        eprintln!(
+        crate::errln!(
             "warning: the journal's hash chain is broken at line {}: {}; the document says so at its top (exit 1)",
             i.first_bad_line.unwrap_or(0),
             i.reason.as_deref().unwrap_or("unknown")

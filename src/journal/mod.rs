@@ -4,7 +4,7 @@
 
 mod verify;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -218,14 +218,15 @@ impl Journal {
             source,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            crate::state::private_dir(dir).map_err(io)?;
         }
-        let mut file = OpenOptions::new()
+        let mut file = crate::state::private_options()
             .read(true)
             .append(true)
             .create(true)
             .open(path)
             .map_err(io)?;
+        crate::state::make_private(&file).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -287,7 +288,7 @@ impl Journal {
         if let Some((at, bytes)) = torn {
             let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
             let aside = PathBuf::from(format!("{}.torn-{stamp}", path.display()));
-            std::fs::write(&aside, &bytes).map_err(io)?;
+            crate::state::write_private_new(&aside, &bytes).map_err(io)?;
             j.file.set_len(at as u64).map_err(io)?;
             j.file.sync_all().map_err(io)?;
             j.append(

@@ -554,7 +554,8 @@ pub fn render_text(r: &StatusReport, redactor: &Redactor) -> String {
             }
         }
     }
-    redactor.redact(&o)
+    // Host output, names and server messages: controls shown as escapes.
+    crate::term::visible_text(&redactor.redact(&o)).into_owned()
 }
 
 #[cfg(test)]

@@ -94,6 +94,8 @@ pub(crate) fn width(s: &str) -> usize {
 
 /// `s` cut to `w` columns, ending in the ellipsis when cut.
 pub(crate) fn fit(s: &str, w: usize, ellipsis: &str) -> String {
+    // Text from outside (host output, names, notes) shown with visible escapes.
+    let s = &*crate::term::visible(s);
     if width(s) <= w {
         return s.to_string();
     }
@@ -137,6 +139,7 @@ pub(crate) fn wrap(s: &str, w: usize) -> Vec<String> {
     let w = w.max(1);
     let mut out = Vec::new();
     for para in s.split('\n') {
+        let para = &*crate::term::visible(para);
         let mut line = String::new();
         for word in para.split(' ') {
             let need = if line.is_empty() { 0 } else { 1 } + width(word);
@@ -315,7 +318,8 @@ pub(crate) fn centered(area: Rect, w: u16, h: u16) -> Rect {
 }
 
 pub(crate) fn styled(s: impl Into<String>, st: Style) -> Span<'static> {
-    Span::styled(s.into(), st)
+    let s: String = s.into();
+    Span::styled(crate::term::visible(&s).into_owned(), st)
 }
 
 #[cfg(test)]
