@@ -150,10 +150,15 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum JournalCommand {
-    /// Recompute a journal's hash chain: exit 0 when intact, 1 naming the first bad line.
+    /// Recompute a journal's hash chain and check its signed checkpoints: exit 0
+    /// when intact and signed to its end, 1 naming the first bad line.
     Verify {
         /// A journal.jsonl file, or an incident id under --state-dir.
         path: String,
+        /// OpenSSH allowed-signers file to check checkpoints against
+        /// (default <state-dir>/keys/allowed_signers).
+        #[arg(long, value_name = "FILE")]
+        allowed_signers: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -252,20 +257,25 @@ fn cmd_status(
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_journal_verify(cli: &Cli, path: &str, json: bool) -> anyhow::Result<ExitCode> {
+fn cmd_journal_verify(
+    cli: &Cli,
+    path: &str,
+    allowed: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let mut p = PathBuf::from(path);
     if !p.exists() && lifeline::state::valid_incident_id(path) {
         let state = StateDir::new(cli.state_dir.clone().unwrap_or_else(default_state_dir));
         p = state.journal_path(path);
     }
-    let report = journal::verify_file(&p)
+    let report = journal::verify_file_with(&p, allowed)
         .with_context(|| format!("cannot read journal '{}'", p.display()))?;
     if json {
         lifeline::outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&p, &report);
     }
-    Ok(if report.intact() {
+    Ok(if report.trusted() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FAILED)
@@ -284,6 +294,39 @@ fn print_report(p: &Path, r: &journal::VerifyReport) {
             p.display(),
             r.valid
         ),
+    }
+    let s = &r.signatures;
+    let against = s
+        .allowed_signers
+        .as_deref()
+        .unwrap_or("(no allowed-signers file)");
+    match &s.problem {
+        Some((line, why)) => lifeline::outln!("SIGNATURE: line {line}: {why}"),
+        None if s.checkpoints == 0 => lifeline::outln!(
+            "NOT SIGNED: no signed checkpoint in {} record(s): written before signing, or its checkpoints were removed",
+            r.valid
+        ),
+        None => lifeline::outln!(
+            "signed: {} checkpoint(s) by {} verified against {against}",
+            s.checkpoints,
+            s.signers.join(", ")
+        ),
+    }
+    if s.unsigned_tail > 0 && s.checkpoints > 0 {
+        if s.in_progress {
+            lifeline::outln!(
+                "open: {} record(s) after the last checkpoint; a writer holds the journal (signed when it closes)",
+                s.unsigned_tail
+            );
+        } else {
+            lifeline::outln!(
+                "UNSIGNED TAIL: {} record(s) after the last checkpoint and no writer holds the journal (a writer killed before it closed, or records appended by hand)",
+                s.unsigned_tail
+            );
+        }
+    }
+    if let Some((seq, hash)) = &s.head {
+        lifeline::outln!("head: seq {seq} hash {hash}");
     }
     if let Some(n) = r.torn_last_line {
         lifeline::outln!(
@@ -509,8 +552,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ))),
         Command::Status { json, timeout } => cmd_status(&cli, *json, *timeout, &redactor),
         Command::Journal {
-            command: JournalCommand::Verify { path, json },
-        } => cmd_journal_verify(&cli, path, *json),
+            command:
+                JournalCommand::Verify {
+                    path,
+                    allowed_signers,
+                    json,
+                },
+        } => cmd_journal_verify(&cli, path, allowed_signers.as_deref(), *json),
         Command::Note {
             incident,
             text,

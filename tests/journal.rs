@@ -55,12 +55,18 @@ fn intact_journal_verifies_with_count() {
     let p = write_journal(d.path(), 5);
     let (code, out) = verify(d.path(), &p);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("5 record(s), hash chain intact"), "{out}");
+    // Five events and the checkpoint the writer signed when it closed.
+    assert!(out.contains("6 record(s), hash chain intact"), "{out}");
+    assert!(
+        out.contains("signed: 1 checkpoint(s) by lifeline@"),
+        "{out}"
+    );
     // by incident id too
     let (code, _) = verify(d.path(), Path::new("i1"));
     assert_eq!(code, 0);
     let recs = read_records(&p).unwrap();
-    assert_eq!(recs.len(), 5);
+    assert_eq!(recs.len(), 6);
+    assert_eq!(recs[5].kind, kinds::CHECKPOINT);
     assert_eq!(recs[2].seq, 3);
     assert_eq!(recs[1].prev, recs[0].hash);
     assert_eq!(recs[0].operator, "alice");
@@ -109,24 +115,26 @@ fn torn_last_line_reported_rest_verified_and_repaired_on_open() {
     let text = std::fs::read_to_string(&p).unwrap();
     let cut = text.len() - 30; // mid-way through the last line, newline gone
     std::fs::write(&p, &text[..cut]).unwrap();
+    // The torn line was the closing checkpoint: the chain holds, unsigned.
     let (code, out) = verify(d.path(), &p);
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("torn: line 4"), "{out}");
-    assert!(out.contains("3 record(s)"), "{out}");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("torn: line 5"), "{out}");
+    assert!(out.contains("4 record(s)"), "{out}");
+    assert!(out.contains("NOT SIGNED"), "{out}");
 
     // Opening again moves the torn bytes aside (kept) and journals the repair.
     let mut j = Journal::open(&p, "i1", "bob", Redactor::new()).unwrap();
     j.append(Entry::new(kinds::NOTE, "after crash")).unwrap();
     drop(j);
     let recs = read_records(&p).unwrap();
-    assert_eq!(recs.len(), 5);
-    assert_eq!(recs[3].kind, kinds::JOURNAL_REPAIRED);
-    assert_eq!(recs[3].seq, 4);
-    let moved = recs[3].data["moved_to"].as_str().unwrap();
+    assert_eq!(recs.len(), 7);
+    assert_eq!(recs[4].kind, kinds::JOURNAL_REPAIRED);
+    assert_eq!(recs[4].seq, 5);
+    let moved = recs[4].data["moved_to"].as_str().unwrap();
     assert!(Path::new(moved).exists());
     let (code, out) = verify(d.path(), &p);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("5 record(s)"), "{out}");
+    assert!(out.contains("7 record(s)"), "{out}");
 }
 
 #[test]
@@ -224,8 +232,8 @@ fn journal_in_read_only_location_is_an_error() {
     for dir in [d.path(), inc.parent().unwrap(), inc] {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    // Nothing was added.
-    assert_eq!(read_records(&p).unwrap().len(), 2);
+    // Nothing was added (two events and their checkpoint).
+    assert_eq!(read_records(&p).unwrap().len(), 3);
 }
 
 fn expect_denied(p: &Path) {
@@ -277,5 +285,5 @@ fn planted_secrets_never_reach_the_file() {
         assert!(!file.contains(secret), "{secret} leaked");
     }
     assert!(file.contains("password=***"));
-    assert_eq!(lifeline::journal::verify_file(&p).unwrap().valid, 6);
+    assert_eq!(lifeline::journal::verify_file(&p).unwrap().valid, 7);
 }

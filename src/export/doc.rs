@@ -125,7 +125,43 @@ pub fn integrity(r: &Report) -> (bool, Vec<Inline>) {
             " Line {n} is a torn last line (a write interrupted by a crash); it recorded nothing."
         )));
     }
-    (i.intact, v)
+    let detail = i.signature_detail.clone().unwrap_or_default();
+    match i.signature_status.as_str() {
+        "signed" => {
+            v.push(Strong(" Signatures: verified.".into()));
+            v.push(t(format!(" {detail}.")));
+        }
+        "failed" => {
+            v.push(Strong(" WARNING: the journal's signatures FAIL".into()));
+            v.push(t(format!(
+                " ({detail}): the records may have been rewritten; do not trust this timeline."
+            )));
+        }
+        "unsigned" => {
+            v.push(Strong(" NOT SIGNED:".into()));
+            v.push(t(format!(" {detail}.")));
+        }
+        _ => {}
+    }
+    if let Some((seq, hash)) = &i.head {
+        v.push(t(format!(" Head: seq {seq}, hash ")));
+        v.push(c(hash.clone()));
+        v.push(t(" (compare it with the head anchors)."));
+    }
+    if let Some(cp) = &i.checkpoint {
+        v.push(t(format!(
+            " Last checkpoint: seq {} signed by {} ({}), signature ",
+            cp["covers_seq"],
+            cp["signer"]["principal"].as_str().unwrap_or("?"),
+            cp["signer"]["key"].as_str().unwrap_or("?")
+        )));
+        v.push(c(cp["signature"]
+            .as_str()
+            .unwrap_or_default()
+            .replace('\n', " ")));
+        v.push(t("."));
+    }
+    (i.intact && i.signature_status != "failed", v)
 }
 
 pub fn generated_line(r: &Report) -> Vec<Inline> {

@@ -151,6 +151,10 @@ pub fn load(files: &IncidentFiles, redactor: &Redactor) -> Result<Incident, Expo
             .take_while(|l| l.verified)
             .last()
             .map(|l| l.record.hash.clone()),
+        signature_status: signature_status(&report).into(),
+        signature_detail: signature_detail(&report).map(|d| redactor.redact(&d)),
+        head: report.signatures.head.clone(),
+        checkpoint: report.signatures.last_checkpoint.clone(),
     };
 
     let samples = if files.samples.is_file() {
@@ -202,4 +206,44 @@ fn redact_sample(mut s: Sample, red: &Redactor) -> Sample {
         t.name = red.redact(&t.name);
     }
     s
+}
+
+fn signature_status(r: &journal::VerifyReport) -> &'static str {
+    let s = &r.signatures;
+    if s.checkpoints == 0
+        && s.problem
+            .as_ref()
+            .is_none_or(|p| !p.1.starts_with("checkpoint"))
+    {
+        "unsigned"
+    } else if s.problem.is_some() || (s.unsigned_tail > 0 && !s.in_progress) {
+        "failed"
+    } else {
+        "signed"
+    }
+}
+
+fn signature_detail(r: &journal::VerifyReport) -> Option<String> {
+    let s = &r.signatures;
+    if signature_status(r) == "unsigned" {
+        return Some(format!(
+            "no signed checkpoint in {} record(s): written before signing, or its checkpoints were removed",
+            r.valid
+        ));
+    }
+    if let Some((line, why)) = &s.problem {
+        return Some(format!("line {line}: {why}"));
+    }
+    if s.unsigned_tail > 0 && !s.in_progress {
+        return Some(format!(
+            "{} record(s) after the last signed checkpoint, and no writer holds the journal",
+            s.unsigned_tail
+        ));
+    }
+    Some(format!(
+        "{} checkpoint(s) signed by {}, checked against {}",
+        s.checkpoints,
+        s.signers.join(", "),
+        s.allowed_signers.as_deref().unwrap_or("-")
+    ))
 }

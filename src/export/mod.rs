@@ -191,6 +191,13 @@ pub fn run(
             out.report.row_counts.len()
         );
     }
+    if i.signature_status == "failed" {
+        crate::errln!(
+            "warning: the journal's signatures fail ({}); the document says so at its top (exit 1)",
+            i.signature_detail.as_deref().unwrap_or("unknown")
+        );
+        return Ok(1);
+    }
     if i.intact {
         Ok(0)
     } else {

@@ -49,6 +49,18 @@ pub struct Integrity {
     pub journal_sha256: String,
     /// `hash` of the last verified record: ties the document to the journal.
     pub last_hash: Option<String>,
+    /// The signed checkpoints: "signed", "unsigned" or "failed".
+    #[serde(default)]
+    pub signature_status: String,
+    /// Who signed, or what failed where.
+    #[serde(default)]
+    pub signature_detail: Option<String>,
+    /// The head (seq, hash) to compare with a head anchor.
+    #[serde(default)]
+    pub head: Option<(u64, String)>,
+    /// The last verified checkpoint (covers_seq, covers_hash, signer, signature).
+    #[serde(default)]
+    pub checkpoint: Option<serde_json::Value>,
 }
 
 /// A time span in seconds with the two instants it spans.

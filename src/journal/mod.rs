@@ -1,7 +1,10 @@
 //! The journal: append-only, hash-chained JSONL, one event per line,
 //! fsynced before the caller acts. It never rewrites or deletes a complete
 //! line, and every string passes through the `Redactor` before it is written.
+//! Signed `checkpoint` records anchor the chain; a broken chain is moved
+//! aside on open, never appended to.
 
+pub mod sign;
 mod verify;
 
 use std::fs::File;
@@ -15,7 +18,8 @@ use sha2::{Digest, Sha256};
 
 use crate::redact::Redactor;
 
-pub use verify::{VerifyReport, verify_file, verify_text};
+pub use sign::{AllowedSigners, CHECKPOINT_EVERY, Signer};
+pub use verify::{Signatures, VerifyReport, verify_file, verify_file_with, verify_text};
 
 /// `prev` of the first line.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -43,6 +47,12 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// - `identity-changed`: `{ "database", "before": identity, "after": identity }`.
 /// - `table-recreated`: `{ "database", "table", "old_oid", "new_oid" }`.
 /// - `hostkey-accepted`: `{ "host", "fingerprint", "key_type" }`.
+/// - `checkpoint`: written after every [`CHECKPOINT_EVERY`] other records and
+///   when a writer closes: `{ "covers_seq", "covers_hash", "signer": { "scheme":
+///   "ed25519"|"sshsig", "principal", "key" }, "signature" }`; the signature is
+///   over `sign::message(incident, covers_seq, covers_hash)`.
+/// - `journal-broken`: first record of a journal whose predecessor failed
+///   verification on open: `{ "line", "reason", "moved_to", "sha256", "valid" }`.
 pub mod kinds {
     pub const INCIDENT_OPENED: &str = "incident-opened";
     pub const JOURNAL_REPAIRED: &str = "journal-repaired";
@@ -58,6 +68,8 @@ pub mod kinds {
     pub const TABLE_RECREATED: &str = "table-recreated";
     pub const HOSTKEY_ACCEPTED: &str = "hostkey-accepted";
     pub const PROBE: &str = "probe";
+    pub const CHECKPOINT: &str = "checkpoint";
+    pub const JOURNAL_BROKEN: &str = "journal-broken";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +204,9 @@ pub struct Journal {
     redactor: Redactor,
     next_seq: u64,
     last_hash: String,
+    signer: Option<Signer>,
+    /// Records appended since the last checkpoint.
+    unsigned: u64,
 }
 
 impl std::fmt::Debug for Journal {
@@ -242,9 +257,31 @@ impl Journal {
             file.seek(SeekFrom::Start(0)).map_err(io)?;
             file.read_to_end(&mut text).map_err(io)?;
         }
+        let signer = match Signer::resolve(&sign::key_dir(path), operator) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("journal checkpoints will not be signed: {e}");
+                None
+            }
+        };
+        let check = verify::verify_text(&String::from_utf8_lossy(&text));
+        if let Some((line, reason)) = check.first_bad.clone() {
+            return Self::restart_broken(
+                path,
+                incident,
+                operator,
+                redactor,
+                signer,
+                &text,
+                line,
+                &reason,
+                check.valid,
+            );
+        }
 
         let mut next_seq = 1;
         let mut last_hash = GENESIS.to_string();
+        let mut unsigned = 0;
         let mut torn: Option<(usize, Vec<u8>)> = None;
         let mut offset = 0usize;
         let mut line_no = 0usize;
@@ -262,6 +299,11 @@ impl Journal {
                 Some(rec) => {
                     next_seq = rec.seq + 1;
                     last_hash = rec.hash;
+                    unsigned = if rec.kind == kinds::CHECKPOINT {
+                        0
+                    } else {
+                        unsigned + 1
+                    };
                 }
                 None if !complete => {
                     torn = Some((offset, line.to_vec()));
@@ -284,6 +326,8 @@ impl Journal {
             redactor,
             next_seq,
             last_hash,
+            signer,
+            unsigned,
         };
         if let Some((at, bytes)) = torn {
             let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
@@ -311,6 +355,111 @@ impl Journal {
         Ok(j)
     }
 
+    /// A journal that failed verification: moved aside whole (kept as
+    /// evidence), and a new one begun whose first record names the break.
+    #[allow(clippy::too_many_arguments)]
+    fn restart_broken(
+        path: &Path,
+        incident: &str,
+        operator: &str,
+        redactor: Redactor,
+        signer: Option<Signer>,
+        old: &[u8],
+        line: usize,
+        reason: &str,
+        valid: usize,
+    ) -> Result<Self, JournalError> {
+        let io = |source| JournalError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+        let aside = PathBuf::from(format!("{}.broken-{stamp}", path.display()));
+        std::fs::rename(path, &aside).map_err(io)?;
+        if let Ok(f) = File::open(&aside) {
+            crate::state::make_private(&f).map_err(io)?;
+        }
+        let file = crate::state::private_options()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(JournalError::Locked {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let mut j = Journal {
+            path: path.to_path_buf(),
+            file,
+            incident: incident.to_string(),
+            operator: operator.to_string(),
+            redactor,
+            next_seq: 1,
+            last_hash: GENESIS.to_string(),
+            signer,
+            unsigned: 0,
+        };
+        j.append(
+            Entry::new(
+                kinds::JOURNAL_BROKEN,
+                format!(
+                    "the journal failed verification at line {line} ({reason}); it was moved whole to {} and is kept; this journal starts anew",
+                    aside.display()
+                ),
+            )
+            .data(serde_json::json!({
+                "line": line,
+                "reason": reason,
+                "moved_to": aside.display().to_string(),
+                "sha256": sha256_hex(old),
+                "valid": valid,
+            })),
+        )?;
+        Ok(j)
+    }
+
+    /// Appends a signed `checkpoint` covering every record so far (none
+    /// when nothing was appended since the last one, or no signer).
+    pub fn checkpoint(&mut self) -> Result<Option<Record>, JournalError> {
+        if self.unsigned == 0 || self.next_seq <= 1 {
+            return Ok(None);
+        }
+        let Some(signer) = &self.signer else {
+            return Ok(None);
+        };
+        let incident = self.redactor.redact(&self.incident);
+        let data = match signer.sign(&incident, self.next_seq - 1, &self.last_hash) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!("journal checkpoint not signed: {e}");
+                return Ok(None);
+            }
+        };
+        let summary = format!(
+            "signed checkpoint of records 1..={} by {}",
+            self.next_seq - 1,
+            signer.principal()
+        );
+        self.write(Entry::new(kinds::CHECKPOINT, summary).data(data), false)
+            .map(Some)
+    }
+
+    /// The signer's principal, when checkpoints are signed.
+    pub fn signer(&self) -> Option<&str> {
+        self.signer.as_ref().map(Signer::principal)
+    }
+
+    /// (seq, hash) of the last record: the head.
+    pub fn head(&self) -> (u64, &str) {
+        (self.next_seq - 1, &self.last_hash)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -331,9 +480,20 @@ impl Journal {
     /// Redacts, seals, writes and fsyncs one record. On error nothing was
     /// recorded (a partial write is cut back) and the caller must not act.
     pub fn append(&mut self, entry: Entry) -> Result<Record, JournalError> {
+        let rec = self.write(entry, true)?;
+        if self.unsigned >= CHECKPOINT_EVERY {
+            self.checkpoint()?;
+        }
+        Ok(rec)
+    }
+
+    fn write(&mut self, entry: Entry, redact_data: bool) -> Result<Record, JournalError> {
         let r = &self.redactor;
         let mut data = entry.data;
-        r.redact_json(&mut data);
+        // A checkpoint's data is a signature over hashes: nothing to hide, nothing to alter.
+        if redact_data {
+            r.redact_json(&mut data);
+        }
         let rec = Record {
             seq: self.next_seq,
             ts: Utc::now(),
@@ -370,7 +530,21 @@ impl Journal {
         }
         self.next_seq += 1;
         self.last_hash = hash.clone();
+        self.unsigned = if rec.kind == kinds::CHECKPOINT {
+            0
+        } else {
+            self.unsigned + 1
+        };
         Ok(Record { hash, ..rec })
+    }
+}
+
+impl Drop for Journal {
+    /// The end of every run is signed: a writer that closes leaves a checkpoint.
+    fn drop(&mut self) {
+        if let Err(e) = self.checkpoint() {
+            tracing::warn!("closing checkpoint not written: {e}");
+        }
     }
 }
 
