@@ -159,6 +159,10 @@ enum JournalCommand {
         /// (default <state-dir>/keys/allowed_signers).
         #[arg(long, value_name = "FILE")]
         allowed_signers: Option<PathBuf>,
+        /// A head log to compare the journal's head with (a copy of a host's
+        /// ~/.lifeline/heads/<incident>.log, or $LIFELINE_HEAD_LOG/<incident>.log); repeatable.
+        #[arg(long = "heads", value_name = "FILE")]
+        heads: Vec<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -261,6 +265,7 @@ fn cmd_journal_verify(
     cli: &Cli,
     path: &str,
     allowed: Option<&Path>,
+    heads: &[PathBuf],
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut p = PathBuf::from(path);
@@ -275,7 +280,42 @@ fn cmd_journal_verify(
     } else {
         print_report(&p, &report);
     }
-    Ok(if report.trusted() {
+    let mut anchored = true;
+    if !heads.is_empty() {
+        let records: Vec<journal::Record> = journal::read_records(&p)
+            .unwrap_or_default()
+            .into_iter()
+            .take(report.valid)
+            .collect();
+        let incident = records
+            .first()
+            .map(|r| r.incident.clone())
+            .unwrap_or_default();
+        for h in heads {
+            let text = std::fs::read_to_string(h)
+                .with_context(|| format!("cannot read head log '{}'", h.display()))?;
+            let anchors = journal::anchor::parse(&text, &incident);
+            match journal::anchor::compare(&records, &anchors) {
+                Ok(_) if anchors.is_empty() => {
+                    anchored = false;
+                    lifeline::outln!(
+                        "ANCHOR: {}: no head of incident '{incident}' in it",
+                        h.display()
+                    );
+                }
+                Ok(seq) => lifeline::outln!(
+                    "anchored: {}: {} head(s) match, the latest at seq {seq}",
+                    h.display(),
+                    anchors.len()
+                ),
+                Err(why) => {
+                    anchored = false;
+                    lifeline::outln!("{why} ({})", h.display());
+                }
+            }
+        }
+    }
+    Ok(if report.trusted() && anchored {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FAILED)
@@ -556,9 +596,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 JournalCommand::Verify {
                     path,
                     allowed_signers,
+                    heads,
                     json,
                 },
-        } => cmd_journal_verify(&cli, path, allowed_signers.as_deref(), *json),
+        } => cmd_journal_verify(&cli, path, allowed_signers.as_deref(), heads, *json),
         Command::Note {
             incident,
             text,

@@ -287,3 +287,33 @@ fn planted_secrets_never_reach_the_file() {
     assert!(file.contains("password=***"));
     assert_eq!(lifeline::journal::verify_file(&p).unwrap().valid, 7);
 }
+
+#[test]
+fn a_broken_chain_is_moved_aside_on_open_and_the_new_journal_names_the_break() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write_journal(d.path(), 4);
+    let mut ls = lines(&p);
+    ls.remove(1); // a record deleted: the chain breaks at line 2
+    rewrite(&p, &ls);
+    let broken = std::fs::read(&p).unwrap();
+    let mut j = Journal::open(&p, "i1", "bob", Redactor::new()).unwrap();
+    j.append(Entry::new(kinds::NOTE, "after the break"))
+        .unwrap();
+    drop(j);
+    let recs = read_records(&p).unwrap();
+    assert_eq!(recs[0].kind, kinds::JOURNAL_BROKEN, "{recs:#?}");
+    assert_eq!(recs[0].seq, 1);
+    assert_eq!(recs[0].data["line"], 2);
+    assert!(recs[0].summary.contains("line 2"), "{}", recs[0].summary);
+    let moved = recs[0].data["moved_to"].as_str().unwrap();
+    // The broken journal is kept, byte for byte, and private.
+    assert_eq!(std::fs::read(moved).unwrap(), broken);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(moved).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(recs[1].summary, "after the break");
+    let (code, out) = verify(d.path(), &p);
+    assert_eq!(code, 0, "the new journal is whole and signed: {out}");
+}

@@ -225,6 +225,7 @@ pub async fn run_outcome(
         Err(c) => return Outcome::from(c),
     };
     let actions = RealActions::new(inv.clone(), redactor.clone());
+    let anchor_inv = inv.clone();
     let rb = match load_runbook(&args.runbook, &inv) {
         Ok(rb) => rb,
         Err(c) => return Outcome::from(c),
@@ -321,6 +322,8 @@ pub async fn run_outcome(
         live.journal_path.display()
     );
     let exit = drive(live.state, actions, live.journal, answers, redactor).await;
+    // The journal is closed (its last record a signed checkpoint): anchor its head.
+    anchor_heads(&anchor_inv, &live.journal_path).await;
     Outcome {
         code: exit.code(),
         incident: Some(live.incident),
@@ -500,6 +503,44 @@ pub async fn print_events(mut rx: broadcast::Receiver<EngineEvent>, answers: Ans
             EngineEvent::RunFinished { exit, code } => {
                 crate::outln!("finished: {} (exit {code})", exit.message());
             }
+        }
+    }
+}
+
+/// Appends the journal's head to the head log of every SSH host of the
+/// inventory (`>>` to `$HOME/.lifeline/heads/<incident>.log`, umask 077), a
+/// place the journal's writer does not control. A host that does not take
+/// it is a warning: the run has happened either way.
+async fn anchor_heads(inv: &Inventory, journal: &std::path::Path) {
+    use crate::journal::anchor;
+    let last = match crate::journal::read_records(journal) {
+        Ok(r) => r.into_iter().last(),
+        Err(e) => {
+            crate::errln!("warning: head not anchored: {e}");
+            return;
+        }
+    };
+    let Some(last) = last else { return };
+    let line = anchor::line(&last.incident, last.seq, &last.hash, Utc::now());
+    let cmd = anchor::remote_command(&last.incident, &line);
+    let hosts = crate::transport::Hosts::from_inventory(inv, None);
+    for spec in &inv.hosts {
+        let name = spec.name.get_ref();
+        let Some(h) = hosts.get(name).filter(|h| !h.is_local()) else {
+            continue;
+        };
+        let opts = h.options().timeout(std::time::Duration::from_secs(15));
+        match h.exec(&cmd, opts).await {
+            Ok(r) if r.success() => crate::outln!(
+                "head anchored on {}: seq {} hash {} (~/{}/{}.log)",
+                name,
+                last.seq,
+                last.hash,
+                anchor::REMOTE_DIR,
+                last.incident
+            ),
+            Ok(r) => crate::errln!("warning: head not anchored on '{}': {}", name, r.outcome()),
+            Err(e) => crate::errln!("warning: head not anchored on '{}': {e}", name),
         }
     }
 }

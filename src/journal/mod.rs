@@ -4,6 +4,7 @@
 //! Signed `checkpoint` records anchor the chain; a broken chain is moved
 //! aside on open, never appended to.
 
+pub mod anchor;
 pub mod sign;
 mod verify;
 
@@ -446,8 +447,14 @@ impl Journal {
             self.next_seq - 1,
             signer.principal()
         );
-        self.write(Entry::new(kinds::CHECKPOINT, summary).data(data), false)
-            .map(Some)
+        let rec = self.write(Entry::new(kinds::CHECKPOINT, summary).data(data), false)?;
+        if let Some(p) = anchor::local_path(&incident) {
+            let l = anchor::line(&incident, rec.seq, &rec.hash, rec.ts);
+            if let Err(e) = anchor::append_local(&p, &l) {
+                tracing::warn!("head anchor '{}' not written: {e}", p.display());
+            }
+        }
+        Ok(Some(rec))
     }
 
     /// The signer's principal, when checkpoints are signed.
