@@ -457,6 +457,12 @@ impl Journal {
         Ok(Some(rec))
     }
 
+    /// Replaces the signer (`None`: no checkpoints are written; only the
+    /// benchmark's unsigned baseline does this).
+    pub fn set_signer(&mut self, signer: Option<Signer>) {
+        self.signer = signer;
+    }
+
     /// The signer's principal, when checkpoints are signed.
     pub fn signer(&self) -> Option<&str> {
         self.signer.as_ref().map(Signer::principal)
