@@ -316,3 +316,26 @@ fn empty_model_draws_every_view() {
         assert!(screen.contains("NO ENV LABEL"), "{screen}");
     }
 }
+
+/// Host output is hostile: a service name carrying ESC/BEL sequences is
+/// drawn with visible escapes (the sanitiser the CLI uses), never raw and
+/// never silently stripped.
+#[test]
+fn escapes_from_hosts_are_shown_visible_on_every_view() {
+    let mut m = model();
+    let evil = "sync\x1b]0;pwned\x07\x1b[2Jx";
+    m.services[0].services[0].name = evil.into();
+    m.services[0].services[0].state = "up\u{9b}31m".into();
+    let mut seen = false;
+    for v in View::ALL {
+        m.ui.view = v;
+        let t = render(&m, 200, 60);
+        let s = text(t.backend().buffer());
+        assert!(
+            !s.chars().any(|c| c.is_control() && c != '\n'),
+            "{v:?}: raw control on screen: {s:?}"
+        );
+        seen |= s.contains("sync\\x1b]0;pwned\\x07\\x1b[2Jx");
+    }
+    assert!(seen, "the service name is shown with visible escapes");
+}
