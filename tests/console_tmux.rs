@@ -389,3 +389,93 @@ fn a_runbook_in_flight_when_the_console_died_is_shown_and_resumed_with_incident(
     t.keys(&["q"]);
     assert_exited_restored(&t);
 }
+
+/// Hostile names and planted secrets through the real console: a table
+/// whose name carries ESC, a process whose cmdline carries a password, a
+/// note with a secret assignment. The screen shows the escape visibly and
+/// no secret; journal, samples and log hold no secret; every file the
+/// console wrote is 0600 in 0700 directories.
+#[test]
+fn console_shows_escapes_visibly_and_no_planted_secret_anywhere() {
+    use std::os::unix::fs::PermissionsExt;
+    let pg = support::pg();
+    let password = support::random_password();
+    prepare(&pg, &password);
+    pg.psql(
+        "shop",
+        "CREATE TABLE \"evil\x1b[2Jtable\" (id int PRIMARY KEY); INSERT INTO \"evil\x1b[2Jtable\" SELECT generate_series(1, 7); ANALYZE",
+    )
+    .unwrap();
+    let marker = format!("lifeline-console-leak-{}", std::process::id());
+    let _proc = support::KillGroup({
+        use std::os::unix::process::CommandExt;
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "exec -a '{marker} PGPASSWORD=PlantedConsolePw1 pg_dump --clean shop' sleep 300"
+            ))
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("runbooks")).unwrap();
+    let svc = format!(
+        "\n[[service]]\nname = \"leaky\"\nhost = \"here\"\nkind = \"process\"\nmatch = \"{marker}\"\ndatabases = [\"main\"]\n"
+    );
+    std::fs::write(dir.join("lifeline.toml"), inventory(&pg, "") + &svc).unwrap();
+    let t = start(
+        "leaks",
+        &format!("umask 000; {}", console_line(dir, &password, "")),
+        160,
+        48,
+    );
+    t.wait("the database sampled", |s| s.contains("healthy"));
+    let secrets = ["PlantedConsolePw1", "PlantedConsolePw2", password.as_str()];
+    let clean = |s: &str| {
+        for x in secrets {
+            assert!(!s.contains(x), "secret on screen:\n{s}");
+        }
+    };
+    t.keys(&["3"]);
+    let s = t.wait("the hostile table, escaped", |s| s.contains("evil\\x1b[2J"));
+    clean(&s);
+    t.keys(&["2"]);
+    let s = t.wait("the process service", |s| s.contains("leaky"));
+    clean(&s);
+    t.command("note DB_PASSWORD=PlantedConsolePw2 rotated by hand");
+    let s = t.wait_for("note journaled");
+    clean(&s);
+    t.keys(&["q"]);
+    assert_exited_restored(&t);
+
+    let state = dir.join("state");
+    let inc = only_incident(&state);
+    for f in ["journal.jsonl", "samples.jsonl", "lifeline.log"] {
+        let text = std::fs::read_to_string(inc.join(f)).unwrap_or_default();
+        for x in secrets {
+            assert!(!text.contains(x), "secret in {f}");
+        }
+    }
+    let journal = std::fs::read_to_string(inc.join("journal.jsonl")).unwrap();
+    assert!(
+        journal.contains("DB_PASSWORD=*** rotated by hand"),
+        "{journal}"
+    );
+    // umask 000, yet everything under the state directory is private.
+    let mut stack = vec![state.clone()];
+    let mut n = 0;
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let mode = m.permissions().mode() & 0o777;
+        if m.is_dir() {
+            assert_eq!(mode, 0o700, "{}", p.display());
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            assert_eq!(mode, 0o600, "{}", p.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "journal, samples, log at least");
+}
