@@ -301,3 +301,63 @@ fn an_exposed_state_dir_gets_a_warning_naming_the_fix() {
     assert!(err.contains("chmod 700"), "{err}");
     assert!(err.contains(&state.display().to_string()), "{err}");
 }
+
+/// A discovered script with a secret and an escape sequence in the very
+/// line that makes it a hazard: `status` shows the line, masked and escaped.
+#[test]
+fn status_shows_a_hostile_script_line_masked_and_escaped() {
+    use std::io::Write;
+    let lab = support::probe_lab();
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(lab.script("db_realtime_sync.sh"))
+            .unwrap();
+        f.write_all(
+            b"PGPASSWORD=PlantedScriptPw9x pg_dump --clean -h db.example.net TovPlay | psql -h other.example.net TovPlay # \x1b]0;scriptpwn\x07\x1b[2J\n",
+        )
+        .unwrap();
+    }
+    let _loop = lab.start_sync_loop();
+    let state = tempfile::tempdir().unwrap();
+    let inv = state.path().join("lifeline.toml");
+    std::fs::write(
+        &inv,
+        format!(
+            "[[host]]\nname = \"me\"\ntransport = \"local\"\n\n[[database]]\nname = \"external\"\nurl = \"postgres://app@db.example.net:5432/TovPlay\"\n\n\
+             [[service]]\nname = \"sync-loop\"\nhost = \"me\"\nkind = \"process\"\nmatch = \"db_realtime_sync\\\\.sh\"\nstart = \"sh {}\"\ndatabases = [\"external\"]\n",
+            lab.script("db_realtime_sync.sh")
+        ),
+    )
+    .unwrap();
+    let run = |json: bool| {
+        let mut c = support::lifeline(state.path());
+        c.arg("-i").arg(&inv).args(["status", "--timeout", "15"]);
+        if json {
+            c.arg("--json");
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", support::stderr(&o));
+        support::stdout(&o) + &support::stderr(&o)
+    };
+    let text = run(false);
+    assert!(!text.contains("PlantedScriptPw9x"), "{text}");
+    assert!(
+        !text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "raw control in status: {text:?}"
+    );
+    assert!(
+        text.contains("\\x1b]0;scriptpwn\\x07"),
+        "the line is shown, escaped: {text}"
+    );
+    assert!(text.contains("PGPASSWORD=*** pg_dump --clean"), "{text}");
+    let json = run(true);
+    assert!(!json.contains("PlantedScriptPw9x"), "{json}");
+    assert!(!json.contains('\x1b'), "{json}");
+    assert!(
+        json.contains("\\u001b]0;scriptpwn"),
+        "JSON keeps the exact text: {json}"
+    );
+}
