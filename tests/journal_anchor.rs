@@ -370,3 +370,25 @@ fn tail_cut_is_detected_from_the_head_anchors() {
     );
     assert!(out.contains("3 record(s) cut off"), "{out}");
 }
+
+#[test]
+fn the_writer_never_appends_to_a_resealed_journal() {
+    let w = World::new();
+    let jp = w.run("anchor-reopen", &[]);
+    reseal(&jp, true);
+    let forged = std::fs::read(&jp).unwrap();
+    let (code, out) = w.lifeline(&["note", "anchor-reopen", "after the forgery"], &[]);
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&jp);
+    assert_eq!(recs[0].kind, kinds::JOURNAL_BROKEN, "{recs:#?}");
+    assert!(
+        recs[0].summary.contains("does not verify"),
+        "{}",
+        recs[0].summary
+    );
+    let moved = recs[0].data["moved_to"].as_str().unwrap();
+    assert_eq!(std::fs::read(moved).unwrap(), forged, "kept byte for byte");
+    assert_eq!(recs[1].summary, "after the forgery");
+    let (code, out) = w.lifeline(&["journal", "verify", "anchor-reopen"], &[]);
+    assert_eq!(code, 0, "{out}");
+}

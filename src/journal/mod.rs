@@ -265,8 +265,16 @@ impl Journal {
                 None
             }
         };
-        let check = verify::verify_text(&String::from_utf8_lossy(&text));
-        if let Some((line, reason)) = check.first_bad.clone() {
+        // The chain, and every checkpoint against the allowed signers: a
+        // forged checkpoint breaks the journal as surely as an edited line.
+        let allowed = AllowedSigners::load(&sign::default_allowed_signers(path)).ok();
+        let check = verify::verify_text_with(&String::from_utf8_lossy(&text), allowed.as_ref());
+        let forged = check
+            .signatures
+            .problem
+            .clone()
+            .filter(|(_, why)| why.starts_with("checkpoint"));
+        if let Some((line, reason)) = check.first_bad.clone().or(forged) {
             return Self::restart_broken(
                 path,
                 incident,
