@@ -130,6 +130,18 @@ pub struct Discovery {
     pub services: Vec<Service>,
     /// What could not be looked at, and why (systemd not running, docker daemon down...).
     pub notes: Vec<String>,
+    /// Items (scripts, programs, paths) that could not be read or quoted,
+    /// each with a short reason; the rest of the host was probed anyway.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// One item discovery could not read. `item` is shown with control bytes
+/// escaped, so printing it is safe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreadable {
+    pub item: String,
+    pub reason: String,
 }
 
 /// Internal: a service plus what is needed to relate it to others.
@@ -431,31 +443,45 @@ pub async fn discover(
         if wanted.is_empty() {
             break;
         }
-        let list: Vec<String> = wanted.iter().cloned().collect();
-        let mut body = String::new();
-        for (i, p) in list.iter().enumerate() {
-            body.push_str(&format!(
-                "sec 'file {i}' sh -c 'f=$1; [ -f \"$f\" ] || {{ echo \"not a readable file\"; exit 2; }}; s=$(wc -c < \"$f\"); [ \"$s\" -le 1048576 ] || {{ echo \"too large ($s bytes)\"; exit 3; }}; case \"$f\" in *.sh|*.bash|*.py|*.pl|*.rb|*.js) ;; *) [ \"$(head -c 2 \"$f\")\" = \"#!\" ] || {{ echo \"not a script\"; exit 4; }};; esac; cat \"$f\"' _ {}\n",
-                sh_quote(p)
-            ));
+        let (list, unsendable): (Vec<String>, Vec<String>) =
+            wanted.into_iter().partition(|p| !p.contains('\0'));
+        for p in unsendable {
+            unreadable.insert(p, "its name holds a NUL byte".into());
         }
-        let s3 = round(runner, &n, &body, opts).await?;
+        if list.is_empty() {
+            continue;
+        }
+        let s3 = read_files(runner, &n, &list, opts).await?;
         for (i, p) in list.into_iter().enumerate() {
             match get(&s3, &format!("file {i}")) {
+                Some(s) if s.rc == 0 && s.body.contains('\0') => {
+                    unreadable.insert(
+                        p,
+                        "binary content (NUL bytes): a program, not scanned".into(),
+                    );
+                }
                 Some(s) if s.rc == 0 => {
                     let f = scan::scan_text(&s.body, &p, &Vars::new(), ctx);
                     scripts.insert(p, f);
                 }
                 Some(s) if s.rc == 4 => {
-                    unreadable.insert(p, "a program, not a script".into());
+                    unreadable.insert(p, NOT_A_SCRIPT.into());
                 }
                 Some(s) => {
-                    unreadable.insert(p, first_line(&s.body));
+                    unreadable.insert(p, short_reason(&s.body));
                 }
                 None => {
                     unreadable.insert(p, "no answer".into());
                 }
             }
+        }
+    }
+    for (p, why) in &unreadable {
+        if why != NOT_A_SCRIPT {
+            d.unreadable.push(Unreadable {
+                item: printable(p),
+                reason: printable(why),
+            });
         }
     }
 
@@ -480,7 +506,7 @@ pub async fn discover(
                     push_hazard(&mut e.svc.hazards, h.clone());
                 }
             } else if let Some(why) = unreadable.get(p)
-                && why != "a program, not a script"
+                && why != NOT_A_SCRIPT
             {
                 e.svc.notes.push(format!("script '{p}' not read: {why}"));
             }
@@ -524,10 +550,120 @@ pub async fn discover(
         if k || paired {
             let mut svc = e.svc.clone();
             svc.notes.retain(|n| n != "local unit");
+            clean_service(&mut svc);
             d.services.push(svc);
         }
     }
+    d.notes = d.notes.iter().map(|n| printable(n)).collect();
+    d.hostname = d.hostname.map(|h| printable(&h));
     Ok(d)
+}
+
+const NOT_A_SCRIPT: &str = "a program, not a script";
+
+/// Checks and prints one file for `read_files` (`$1` its index, `$2` its
+/// path), framed like `sec`; exit 2-4 say why it was not printed.
+const READ_ONE: &str = "i=$1; f=$2; printf '@@%s begin file %s\\n' \"$N\" \"$i\"; \
+(   [ -f \"$f\" ] || { echo 'not a readable file'; exit 2; }; \
+    s=$(wc -c < \"$f\") || exit 2; [ \"$s\" -le 1048576 ] || { echo \"too large ($s bytes)\"; exit 3; }; \
+    case \"$f\" in *.sh|*.bash|*.py|*.pl|*.rb|*.js) ;; *) [ \"$(head -c 2 -- \"$f\")\" = '#!' ] || { echo 'not a script'; exit 4; };; esac; \
+    cat -- \"$f\" ) 2>&1; rc=$?; printf '\\n@@%s end file %s %s\\n' \"$N\" \"$i\" \"$rc\"";
+
+/// Reads the scripts `paths` in one round. The paths go to the host as
+/// data, NUL-separated on standard input (index, path, index, path...),
+/// never as shell text: a path may hold any byte but NUL.
+async fn read_files(
+    runner: &dyn Runner,
+    n: &str,
+    paths: &[String],
+    opts: &ProbeOptions,
+) -> Result<Vec<Section>, ProbeError> {
+    let body = format!("export N\nxargs -0 -n 2 sh -c {} _\n", sh_quote(READ_ONE));
+    let script = round_script(n, &body, opts);
+    let mut input = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        input.extend_from_slice(i.to_string().as_bytes());
+        input.push(0);
+        input.extend_from_slice(p.as_bytes());
+        input.push(0);
+    }
+    let out = runner
+        .run_input(&script, input, opts.timeout)
+        .await
+        .map_err(|why| ProbeError::Transport {
+            host: runner.name().to_string(),
+            why,
+        })?;
+    if out.timed_out {
+        return Err(ProbeError::TimedOut {
+            host: runner.name().to_string(),
+            secs: opts.timeout.as_secs(),
+        });
+    }
+    Ok(sections(&out.stdout, n))
+}
+
+/// The first line of an answer, short and with control bytes escaped.
+fn short_reason(body: &str) -> String {
+    let l = first_line(body);
+    let l: String = l.chars().take(120).collect();
+    printable(&l)
+}
+
+/// `s` with control characters (ESC, NUL, newlines...) escaped, so a name
+/// or line read from a host is safe to print and to keep.
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(|c| c.is_control() && c != '\t') {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Escapes control bytes in every text field of `s` (names, commands,
+/// evidence lines read from scripts), so what discovery reports is safe
+/// to print, journal and compare.
+fn clean_service(s: &mut Service) {
+    let fix = |t: &mut String| {
+        if t.chars().any(|c| c.is_control() && c != '\t') {
+            *t = printable(t);
+        }
+    };
+    let fix_opt = |t: &mut Option<String>| {
+        if let Some(t) = t {
+            fix(t);
+        }
+    };
+    fix(&mut s.name);
+    fix(&mut s.state);
+    fix(&mut s.source);
+    fix_opt(&mut s.command);
+    fix_opt(&mut s.schedule);
+    fix_opt(&mut s.restart_policy);
+    fix_opt(&mut s.user);
+    fix_opt(&mut s.image);
+    fix_opt(&mut s.started_at);
+    s.mounts.iter_mut().for_each(fix);
+    s.scripts.iter_mut().for_each(fix);
+    s.notes.iter_mut().for_each(fix);
+    for h in &mut s.hazards {
+        fix(&mut h.evidence);
+        fix(&mut h.location);
+        fix(&mut h.detail);
+    }
+    for r in &mut s.databases_reached {
+        fix_opt(&mut r.host);
+        fix_opt(&mut r.dbname);
+        fix_opt(&mut r.user);
+        fix(&mut r.context);
+    }
 }
 
 /// Scripts run by a service, and by those scripts, as absolute paths.
@@ -1082,6 +1218,16 @@ fn describe(e: &Entry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_bytes_are_escaped() {
+        assert_eq!(printable("plain/path.sh"), "plain/path.sh");
+        assert_eq!(printable("a\u{1b}[2Jb\0c\nd"), "a\\u{1b}[2Jb\\u{0}c\\nd");
+        let mut s = Service::new("x\u{1b}]0;t\u{7}".into(), ServiceKind::Process, "ps".into());
+        s.command = Some("sh /tmp/\u{1b}[31m.sh".into());
+        clean_service(&mut s);
+        assert!(!s.name.contains('\u{1b}') && !s.command.unwrap().contains('\u{1b}'));
+    }
 
     #[test]
     fn resolves_script_paths() {
