@@ -1042,3 +1042,53 @@ async fn a_database_that_cannot_be_watched_stops_nothing() {
     assert!(e.contains("LIFELINE_TEST_UNSET_VARIABLE"), "{e}");
     assert_eq!(std::fs::read_to_string(&cron).unwrap(), original);
 }
+
+#[path = "support/odd.rs"]
+mod odd;
+
+/// Odd programs on the host (a NUL-byte payload, an ESC file name, a 10 MB
+/// script, invalid UTF-8) do not blind discovery: the real writer is
+/// stopped, the hold passes, and the odd programs are left running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_programs_do_not_break_the_stop_or_its_hold() {
+    let w = World::new();
+    let odd = odd::odd_programs(&w.path("odd"));
+    w.writer_script("not-a-secret");
+    let pidfile = w.path("run/writer.pid");
+    let _writer = KillPidfile(pidfile.clone());
+    assert!(
+        Command::new("sh")
+            .arg("-c")
+            .arg(w.writer_start())
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_until(30, "the writer", || pid_in(&pidfile).is_some_and(alive));
+    wait_until(30, "rows", || w.rows() > 0);
+
+    let inv = support::inventory(&w.inventory_text(""));
+    let a = w.actions(&inv);
+    let req = StopRequest {
+        database: Some(db(&inv, "app")),
+        hosts: vec![host(&inv, "box")],
+        services: vec![],
+        hold_s: 4,
+    };
+    let (out, _rx) = output();
+    let o = a
+        .stop_services(&req, &out)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = out.kept().join("\n");
+    assert!(o.hold_passed(), "{o:#?}\n{text}");
+    assert_eq!(o.stopped.len(), 1, "{o:#?}\n{text}");
+    assert!(o.stopped[0].name.starts_with("writer.sh (pid "), "{o:#?}");
+    assert!(!pid_in(&pidfile).is_some_and(alive));
+    // The odd programs were not touched.
+    let ps = Command::new("ps").args(["-eo", "args="]).output().unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    for p in [&odd.payload, &odd.big, &odd.latin] {
+        assert!(ps.contains(p.as_str()), "'{p}' was stopped");
+    }
+}
