@@ -1089,6 +1089,218 @@ async fn odd_programs_do_not_break_the_stop_or_its_hold() {
     let ps = Command::new("ps").args(["-eo", "args="]).output().unwrap();
     let ps = String::from_utf8_lossy(&ps.stdout);
     for p in [&odd.payload, &odd.big, &odd.latin] {
-        assert!(ps.contains(p.as_str()), "'{p}' was stopped");
+        assert!(ps.contains(p.as_str()), "'{p}' was stopped\n{text}\n{ps}");
+    }
+}
+
+/// Two copies of the same sync / restarter / watchdog trio, one writing to
+/// 'staging' and one to 'prod', told apart only by their environment.
+struct Trios {
+    staging: PathBuf,
+    prod: PathBuf,
+}
+
+impl World {
+    fn trios(&self) -> Trios {
+        for db in ["staging", "prod"] {
+            self.pg.create_db(db).unwrap();
+            self.pg.psql(db, "CREATE TABLE t(id int)").unwrap();
+        }
+        let dir = self.dir.path().display().to_string();
+        let sync = format!(
+            "#!/bin/sh\necho $$ > \"$RUN/sync.pid\"\nwhile :; do\n  {} -X -q -h 127.0.0.1 -p {} -U postgres -c 'INSERT INTO t VALUES (1)' >/dev/null 2>&1\n  sleep 0.3\ndone\n",
+            self.pg.bin("psql").display(),
+            self.pg.port()
+        );
+        let keeper = |what: &str, starts: &str| {
+            format!(
+                "#!/bin/sh\necho $$ > \"$RUN/{what}.pid\"\nwhile :; do\n  if ! kill -0 \"$(cat \"$RUN/{starts}.pid\" 2>/dev/null)\" 2>/dev/null; then setsid -f /bin/sh {dir}/{starts}.sh >/dev/null 2>&1 < /dev/null; fi\n  sleep 0.5\ndone\n"
+            )
+        };
+        std::fs::write(self.path("sync.sh"), sync).unwrap();
+        std::fs::write(self.path("restarter.sh"), keeper("restarter", "sync")).unwrap();
+        std::fs::write(self.path("watchdog.sh"), keeper("watchdog", "restarter")).unwrap();
+        let mut out = Vec::new();
+        for db in ["staging", "prod"] {
+            let run = self.path(db);
+            std::fs::create_dir_all(&run).unwrap();
+            let st = Command::new("setsid")
+                .args(["-f", "/bin/sh"])
+                .arg(self.path("watchdog.sh"))
+                .env("PGDATABASE", db)
+                .env("RUN", &run)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success());
+            // The watchdog starts the restarter, which starts the sync.
+            wait_until(30, "the trio", || {
+                ["watchdog", "restarter", "sync"]
+                    .iter()
+                    .all(|p| pid_in(&run.join(format!("{p}.pid"))).is_some_and(alive))
+            });
+            out.push(run);
+        }
+        let prod = out.pop().unwrap();
+        let staging = out.pop().unwrap();
+        Trios { staging, prod }
+    }
+}
+
+impl Trios {
+    fn pids(run: &Path) -> Vec<u32> {
+        ["watchdog", "restarter", "sync"]
+            .iter()
+            .filter_map(|p| pid_in(&run.join(format!("{p}.pid"))))
+            .collect()
+    }
+}
+
+impl Drop for Trios {
+    fn drop(&mut self) {
+        for run in [&self.staging, &self.prod] {
+            for pid in Trios::pids(run) {
+                let _ = Command::new("kill")
+                    .args(["-s", "KILL", "--", &format!("-{pid}")])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+fn two_db_services(w: &World, services: &str) -> String {
+    format!(
+        "\n[[database]]\nname = \"staging\"\nurl = \"postgres://postgres@127.0.0.1:{p}/staging\"\nhost = \"box\"\nsslmode = \"disable\"\n\n[[database]]\nname = \"prod\"\nurl = \"postgres://postgres@127.0.0.1:{p}/prod\"\nhost = \"box\"\nsslmode = \"disable\"\n{services}",
+        p = w.pg.port()
+    )
+}
+
+/// Stopping prod's writers stops exactly prod's trio (the inventory's
+/// `match` finds both syncs; the environment decides); staging's trio keeps
+/// running and the hold passes. `status` shows each with its evidence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_trios_on_one_host_only_the_named_databases_is_stopped() {
+    let w = World::new();
+    let trios = w.trios();
+    let services = "\n[[service]]\nname = \"sync_prod\"\nhost = \"box\"\nkind = \"process\"\nmatch = \"sync\\\\.sh\"\ndatabases = [\"prod\"]\n";
+    let text = w.inventory_text(&two_db_services(&w, services));
+    let inv_path = w.path("lifeline.toml");
+    std::fs::write(&inv_path, &text).unwrap();
+    let inv = support::inventory(&text);
+    let prod_sync = pid_in(&trios.prod.join("sync.pid")).unwrap();
+    let staging_sync = pid_in(&trios.staging.join("sync.pid")).unwrap();
+
+    // status --json: each sync attributed to its own database, with evidence.
+    let state = tempfile::tempdir().unwrap();
+    let out = support::lifeline(state.path())
+        .arg("-i")
+        .arg(&inv_path)
+        .args(["status", "--json", "--timeout", "20"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&support::stdout(&out)).unwrap();
+    let svcs = v["hosts"][0]["services"].as_array().unwrap();
+    let by_pid = |pid: u32| {
+        svcs.iter()
+            .find(|s| s["pid"] == pid)
+            .unwrap_or_else(|| panic!("pid {pid} not in {svcs:#?}"))
+    };
+    let p = by_pid(prod_sync);
+    assert_eq!(p["name"], "sync_prod", "{p:#}");
+    let ev = |s: &serde_json::Value, db: &str| {
+        s["databases_reached"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["inventory"] == db && r["role"] != "declared")
+            .and_then(|r| r["evidence"].as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("no evidence for '{db}' in {s:#}"))
+    };
+    assert!(ev(p, "prod").contains("environment of pid"), "{p:#}");
+    let s = by_pid(staging_sync);
+    assert!(s["inventory"].is_null(), "{s:#}");
+    assert!(ev(s, "staging").contains("environment of pid"), "{s:#}");
+    let out = support::lifeline(state.path())
+        .arg("-i")
+        .arg(&inv_path)
+        .args(["status", "--timeout", "20"])
+        .output()
+        .unwrap();
+    let st = support::stdout(&out);
+    assert!(
+        st.contains("sync.sh:4 with PGDATABASE from the environment of pid"),
+        "{st}"
+    );
+    assert!(
+        st.contains("prod <- declared by inventory service 'sync_prod'"),
+        "{st}"
+    );
+
+    let a = w.actions(&inv);
+    let req = StopRequest {
+        database: Some(db(&inv, "prod")),
+        hosts: vec![host(&inv, "box")],
+        services: vec![],
+        hold_s: 4,
+    };
+    let staging_before = Trios::pids(&trios.staging);
+    let prod_before = Trios::pids(&trios.prod);
+    let (out, _rx) = output();
+    let o = a
+        .stop_services(&req, &out)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = out.kept().join("\n");
+    assert!(o.hold_passed(), "{o:#?}\n{text}");
+    for pid in &prod_before {
+        assert!(!alive(*pid), "prod's pid {pid} still runs\n{text}");
+    }
+    for pid in &staging_before {
+        assert!(alive(*pid), "staging's pid {pid} was stopped\n{text}");
+    }
+    assert_eq!(o.stopped.len(), 3, "{o:#?}\n{text}");
+    assert!(o.stopped.iter().any(|s| s.name == "sync_prod"), "{o:#?}");
+    // staging keeps being written.
+    let n = w.pg.psql("staging", "SELECT count(*) FROM t").unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_ne!(w.pg.psql("staging", "SELECT count(*) FROM t").unwrap(), n);
+}
+
+/// An inventory `match` that finds several processes none of which
+/// evidence ties to a database: target unclear, nothing stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ambiguous_match_is_target_unclear_and_never_stopped() {
+    let w = World::new();
+    std::fs::write(w.path("job.sh"), "#!/bin/sh\nwhile :; do sleep 1; done\n").unwrap();
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        let c = Command::new("/bin/sh")
+            .arg(w.path("job.sh"))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        jobs.push(KillGroup(c));
+    }
+    let services = "\n[[service]]\nname = \"job\"\nhost = \"box\"\nkind = \"process\"\nmatch = \"job\\\\.sh\"\ndatabases = [\"app\"]\n";
+    let inv = support::inventory(&w.inventory_text(services));
+    let a = w.actions(&inv);
+    let req = StopRequest {
+        database: Some(db(&inv, "app")),
+        hosts: vec![host(&inv, "box")],
+        services: vec![inv.service("job").unwrap().clone()],
+        hold_s: 2,
+    };
+    let (out, _rx) = output();
+    let o = a.stop_services(&req, &out).await.unwrap();
+    let text = out.kept().join("\n");
+    assert!(text.contains("target unclear, not stopped"), "{text}");
+    assert!(o.stopped.is_empty(), "{o:#?}\n{text}");
+    for j in &jobs {
+        assert!(alive(j.0.id()), "{text}");
     }
 }

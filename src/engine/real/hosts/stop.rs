@@ -211,9 +211,24 @@ fn is_db_server(s: &Service) -> bool {
 }
 
 fn reaches(s: &Service, db: &DbTarget) -> bool {
-    s.databases_reached
+    s.target_unclear.is_none()
+        && s.databases_reached
+            .iter()
+            .any(|r| r.inventory.as_deref() == Some(db.name.as_str()))
+}
+
+/// True when evidence ties `s` to inventory databases and `db` is not one
+/// of them: another database's writer, never stopped or counted for `db`.
+fn writes_elsewhere(s: &Service, db: Option<&str>) -> bool {
+    let Some(db) = db else {
+        return false;
+    };
+    let mapped: Vec<&str> = s
+        .databases_reached
         .iter()
-        .any(|r| r.inventory.as_deref() == Some(db.name.as_str()))
+        .filter_map(|r| r.inventory.as_deref())
+        .collect();
+    !mapped.is_empty() && !mapped.contains(&db)
 }
 
 /// Items for the inventory service `spec`, given its host's discovery.
@@ -278,14 +293,41 @@ fn spec_items(spec: &ServiceSpec, d: &Discovery) -> Vec<Item> {
             },
             spec.name().to_string(),
         )],
-        ServiceKind::Process => vec![base(
-            How::Process {
-                pidfile: spec.pidfile.clone(),
-                pattern: spec.match_.clone(),
-                pid: None,
-            },
-            spec.name().to_string(),
-        )],
+        // The processes discovery attributed to the service, by pid (a
+        // pattern alone would hit every process it matches); a pidfile is
+        // read again at stop time.
+        ServiceKind::Process => {
+            if found.iter().any(|s| s.target_unclear.is_some()) && spec.pidfile.is_none() {
+                return Vec::new();
+            }
+            let running: Vec<&&Service> = found.iter().filter(|s| s.pid.is_some()).collect();
+            if running.is_empty() || spec.pidfile.is_some() {
+                return vec![base(
+                    How::Process {
+                        pidfile: spec.pidfile.clone(),
+                        pattern: spec.match_.clone(),
+                        pid: None,
+                    },
+                    spec.name().to_string(),
+                )];
+            }
+            running
+                .into_iter()
+                .map(|s| {
+                    let mut it = base(
+                        How::Process {
+                            pidfile: None,
+                            pattern: spec.match_.clone(),
+                            pid: s.pid,
+                        },
+                        s.name.clone(),
+                    );
+                    it.command = s.command.clone();
+                    it.scripts = s.scripts.clone();
+                    it
+                })
+                .collect()
+        }
     }
 }
 
@@ -571,10 +613,18 @@ fn still(it: &Item, detail: String) -> ActiveService {
 }
 
 /// Is `it` running (or scheduled) again? `d` is a fresh discovery of its host.
-async fn is_back(a: &RealActions, it: &Item, d: &Discovery) -> Result<Option<String>, ActionError> {
+async fn is_back(
+    a: &RealActions,
+    it: &Item,
+    d: &Discovery,
+    db: Option<&str>,
+) -> Result<Option<String>, ActionError> {
+    // The same work for the same database: another database's copy of the
+    // same script is not this item back.
     let same_work = |s: &Service| {
-        (it.command.is_some() && s.command == it.command)
-            || s.scripts.iter().any(|x| it.scripts.first() == Some(x))
+        ((it.command.is_some() && s.command == it.command)
+            || s.scripts.iter().any(|x| it.scripts.first() == Some(x)))
+            && !writes_elsewhere(s, db)
     };
     Ok(match &it.how {
         How::Unit { unit, .. } => d
@@ -647,6 +697,18 @@ pub async fn stop_services(
     let mut cron_specs: Vec<ServiceSpec> = Vec::new();
     for s in &req.services {
         if let Some(d) = disc.get(s.host.get_ref()) {
+            for u in d
+                .services
+                .iter()
+                .filter(|x| x.inventory.as_deref() == Some(s.name()))
+                .filter_map(|x| x.target_unclear.as_ref())
+            {
+                out.line(format!(
+                    "'{}' on {}: target unclear, not stopped: {u}",
+                    s.name(),
+                    s.host.get_ref()
+                ));
+            }
             items.extend(spec_items(s, d));
             if s.kind == ServiceKind::Cron {
                 cron_specs.push(s.clone());
@@ -710,7 +772,8 @@ pub async fn stop_services(
                             .iter()
                             .any(|p| hz.detail.starts_with(&format!("'{p}' is started by")))
                 });
-                if !restarts || is_db_server(s) {
+                let db = req.database.as_ref().map(|d| d.name.as_str());
+                if !restarts || is_db_server(s) || writes_elsewhere(s, db) {
                     continue;
                 }
                 if let Some(it) = discovered_item(h, s)
@@ -879,7 +942,8 @@ pub async fn stop_services(
                 }
             };
             for it in items.iter().filter(|i| &i.host == h) {
-                if let Some(why) = is_back(a, it, &d).await? {
+                let db = req.database.as_ref().map(|d| d.name.as_str());
+                if let Some(why) = is_back(a, it, &d, db).await? {
                     out.line(format!("+{at} s: '{}' on {h} is BACK: {why}", it.name));
                     if !still_active
                         .iter()
