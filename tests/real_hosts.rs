@@ -163,9 +163,22 @@ fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 /// Kills the process group led by the pid in `pidfile` on drop.
 struct KillPidfile(PathBuf);
 
+/// True when `pid` runs a command naming `dir` (pids are reused quickly on
+/// a busy machine: a stale pid may be a bystander's by now).
+fn runs_from(pid: u32, dir: &Path) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains(&*dir.to_string_lossy()))
+        .unwrap_or(false)
+}
+
 impl Drop for KillPidfile {
     fn drop(&mut self) {
-        if let Some(pid) = pid_in(&self.0) {
+        let world = self
+            .0
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("/nonexistent"));
+        if let Some(pid) = pid_in(&self.0).filter(|p| runs_from(*p, world)) {
             let _ = Command::new("kill")
                 .args(["-s", "KILL", "--", &format!("-{pid}"), &pid.to_string()])
                 .stderr(Stdio::null())
@@ -1161,7 +1174,11 @@ impl Trios {
 impl Drop for Trios {
     fn drop(&mut self) {
         for run in [&self.staging, &self.prod] {
-            for pid in Trios::pids(run) {
+            let world = run.parent().unwrap_or(Path::new("/nonexistent"));
+            for pid in Trios::pids(run)
+                .into_iter()
+                .filter(|p| runs_from(*p, world))
+            {
                 let _ = Command::new("kill")
                     .args(["-s", "KILL", "--", &format!("-{pid}")])
                     .stderr(Stdio::null())
@@ -1264,6 +1281,22 @@ async fn two_trios_on_one_host_only_the_named_databases_is_stopped() {
     }
     assert_eq!(o.stopped.len(), 3, "{o:#?}\n{text}");
     assert!(o.stopped.iter().any(|s| s.name == "sync_prod"), "{o:#?}");
+    // The plan came first: what is stopped and why, what is left alone and why.
+    let plan = text.find("stop plan: 3 item(s) to stop").expect(&text);
+    let freeze = text.find("kill -s STOP").expect(&text);
+    assert!(plan < freeze, "{text}");
+    assert!(
+        text.contains(
+            "  STOP  sync_prod on box: inventory service 'sync_prod', writes to 'prod': "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "  LEAVE sync.sh (pid {staging_sync}) on box: writes to another database ('staging')"
+        )),
+        "{text}"
+    );
     // staging keeps being written.
     let n = w.pg.psql("staging", "SELECT count(*) FROM t").unwrap();
     std::thread::sleep(Duration::from_millis(800));
@@ -1303,4 +1336,114 @@ async fn an_ambiguous_match_is_target_unclear_and_never_stopped() {
     for j in &jobs {
         assert!(alive(j.0.id()), "{text}");
     }
+}
+
+/// A world whose cron stop command (through a slow `sed` stand-in) leaves a
+/// window right after the freeze: the writer runs, a cron line runs it.
+fn frozen_window_world() -> (World, Inventory) {
+    let w = World::new();
+    w.writer_script("not-a-secret");
+    std::fs::write(
+        w.path("etc/cron.d/writer"),
+        format!("* * * * * root /bin/sh {}\n", w.path("writer.sh").display()),
+    )
+    .unwrap();
+    let slow = w.path("slow");
+    std::fs::create_dir_all(&slow).unwrap();
+    std::fs::write(
+        slow.join("sed"),
+        "#!/bin/sh\nsleep 4\nexec /bin/sed \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(slow.join("sed"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let inv = support::inventory(&w.inventory_text(""));
+    (w, inv)
+}
+
+fn state_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next().map(str::to_string))
+        })
+        .unwrap_or_default()
+}
+
+/// Runs stop-services for 'app' and kills sshd with its sessions as soon as
+/// the writer is frozen; `restart` brings sshd back at once.
+fn stop_and_cut_after_freeze(w: &mut World, inv: &Inventory, restart: bool) -> (String, u32) {
+    let pidfile = w.path("run/writer.pid");
+    assert!(
+        Command::new("sh")
+            .arg("-c")
+            .arg(w.writer_start())
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_until(30, "the writer", || pid_in(&pidfile).is_some_and(alive));
+    let pid = pid_in(&pidfile).unwrap();
+    let mut opts = w.options();
+    opts.extra_path = Some(w.path("slow").display().to_string());
+    let r = Redactor::new();
+    let a = RealActions::new(inv.clone(), r).with_probe_options(opts);
+    let req = StopRequest {
+        database: Some(db(inv, "app")),
+        hosts: vec![host(inv, "box")],
+        services: vec![],
+        hold_s: 2,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (out, _rx) = output();
+    let out2 = out.clone();
+    let task = rt.spawn(async move { a.stop_services(&req, &out2).await });
+    wait_until(60, "the freeze", || state_of(pid) == "T");
+    w.sshd.kill_with_sessions();
+    if restart {
+        w.sshd.restart().unwrap();
+    }
+    let res = rt.block_on(task).unwrap();
+    let e = match res {
+        Ok(o) => panic!("the step succeeded: {o:#?}\n{}", out.kept().join("\n")),
+        Err(e) => e.to_string(),
+    };
+    (format!("{e}\n---\n{}", out.kept().join("\n")), pid)
+}
+
+/// Connection lost right after the freeze, and not back: the step fails
+/// saying which pids are still frozen on which host (the journal records
+/// that error), and the pids were named before the freeze.
+#[test]
+fn connection_lost_after_the_freeze_reports_the_frozen_pids() {
+    let (mut w, inv) = frozen_window_world();
+    let _writer = KillPidfile(w.path("run/writer.pid"));
+    let (text, pid) = stop_and_cut_after_freeze(&mut w, &inv, false);
+    let err = text.split("\n---\n").next().unwrap();
+    assert!(
+        err.contains(&format!("STILL FROZEN on box: -{pid}")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("freezing on box: -{pid}")), "{text}");
+    assert_eq!(state_of(pid), "T", "{text}");
+}
+
+/// Connection lost right after the freeze and back at once: the frozen
+/// writer is continued, and the error says so.
+#[test]
+fn connection_back_after_the_freeze_continues_the_frozen_pids() {
+    let (mut w, inv) = frozen_window_world();
+    let _writer = KillPidfile(w.path("run/writer.pid"));
+    let (text, pid) = stop_and_cut_after_freeze(&mut w, &inv, true);
+    let err = text.split("\n---\n").next().unwrap();
+    assert!(
+        err.contains(&format!("frozen processes continued on box: -{pid}")),
+        "{text}"
+    );
+    assert_ne!(state_of(pid), "T", "{text}");
 }

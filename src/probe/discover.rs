@@ -1426,11 +1426,12 @@ fn assign_process_spec(entries: &mut Vec<Entry>, spec: &ServiceSpec, pids: &[u32
         }
         return;
     }
-    let many = chosen.len() > 1;
-    for i in chosen {
+    // The first (lowest pid: a loop before the script it runs) takes the
+    // service's name; the others are told apart by pid.
+    for (k, i) in chosen.into_iter().enumerate() {
         let e = &mut entries[i];
         e.svc.notes.push(format!("discovered as '{}'", e.svc.name));
-        e.svc.name = if many {
+        e.svc.name = if k > 0 {
             format!("{name} (pid {})", e.svc.pid.unwrap_or(0))
         } else {
             name.clone()

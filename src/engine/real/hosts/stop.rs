@@ -20,6 +20,8 @@ use crate::transport::{ExecOptions, Host, shell_quote};
 pub const STOP_GRACE_S: u64 = 10;
 /// How often the hold probes again.
 const POLL: Duration = Duration::from_secs(2);
+/// Tries to continue frozen processes after a failed stop (POLL apart).
+const CONT_ATTEMPTS: usize = 5;
 /// Limit of one stop or start command (a process stop waits up to the grace).
 const CMD_TIMEOUT: Duration = Duration::from_secs(STOP_GRACE_S + 20);
 /// What a commented-out cron line starts with (followed by the run's stamp and ": ").
@@ -61,6 +63,8 @@ struct Item {
     /// What it runs (to recognise it when it comes back under another pid or line).
     command: Option<String>,
     scripts: Vec<String>,
+    /// Why it is in the stop plan, with its evidence.
+    why: String,
 }
 
 fn unit_commands(unit: &str, active: bool, enabled: bool) -> Vec<String> {
@@ -251,6 +255,7 @@ fn spec_items(spec: &ServiceSpec, d: &Discovery) -> Vec<Item> {
         starts,
         command: command.clone(),
         scripts: scripts.clone(),
+        why: format!("inventory service '{}'", spec.name()),
     };
     match spec.kind {
         ServiceKind::Systemd | ServiceKind::Timer => {
@@ -375,6 +380,7 @@ async fn cron_file_items(
                     starts: 0,
                     command: Some(e.command),
                     scripts: seen.map(|x| x.scripts.clone()).unwrap_or_default(),
+                    why: format!("a job line of inventory cron service '{}'", spec.name()),
                 }
             })
             .collect(),
@@ -436,7 +442,67 @@ fn discovered_item(host: &str, s: &Service) -> Option<Item> {
         starts: s.scripts.len(),
         command: s.command.clone(),
         scripts: s.scripts.clone(),
+        why: String::new(),
     })
+}
+
+/// Why `s` counts as a writer of `db`: the evidence of its references.
+fn evidence_for(s: &Service, db: &str) -> String {
+    let ev: Vec<&str> = s
+        .databases_reached
+        .iter()
+        .filter(|r| r.inventory.as_deref() == Some(db))
+        .filter_map(|r| r.evidence.as_deref())
+        .collect();
+    if ev.is_empty() {
+        format!("reaches '{db}'")
+    } else {
+        format!("writes to '{db}': {}", ev.join("; "))
+    }
+}
+
+/// Prints the plan before anything is frozen: every item to stop with why,
+/// and every discovered writer-like item left alone with why.
+fn print_plan(items: &[Item], disc: &BTreeMap<String, Discovery>, db: Option<&str>, out: &Output) {
+    out.line(format!("stop plan: {} item(s) to stop", items.len()));
+    for it in items {
+        out.line(format!("  STOP  {} on {}: {}", it.name, it.host, it.why));
+    }
+    for (h, d) in disc {
+        for s in &d.services {
+            let planned = items.iter().any(|i| {
+                &i.host == h
+                    && (i.name == s.name
+                        || i.name == s.source
+                        || s.inventory.as_deref() == Some(i.name.as_str())
+                        || matches!(i.how, How::Process { pid: Some(p), .. } if s.pid == Some(p)))
+            });
+            if planned {
+                continue;
+            }
+            let why = if let Some(u) = &s.target_unclear {
+                format!("target unclear: {u}")
+            } else if is_db_server(s) {
+                "the database server itself".to_string()
+            } else if writes_elsewhere(s, db) {
+                let mut other: Vec<&str> = s
+                    .databases_reached
+                    .iter()
+                    .filter_map(|r| r.inventory.as_deref())
+                    .collect();
+                other.dedup();
+                format!("writes to another database ('{}')", other.join("', '"))
+            } else if s.databases_reached.iter().all(|r| r.inventory.is_none()) {
+                if s.databases_reached.is_empty() {
+                    continue;
+                }
+                "reaches no inventory database".to_string()
+            } else {
+                continue;
+            };
+            out.line(format!("  LEAVE {} on {h}: {why}", s.name));
+        }
+    }
 }
 
 /// One running process of a `How::Process`.
@@ -673,6 +739,127 @@ async fn is_back(
     })
 }
 
+/// Stops every item, in order: timers and cron, then units and processes
+/// (those that start others first), then containers.
+async fn stop_all(
+    a: &RealActions,
+    items: &[Item],
+    stamp: &str,
+    out: &Output,
+) -> Result<Vec<StoppedService>, ActionError> {
+    let mut stopped: Vec<StoppedService> = Vec::new();
+    let mut cron_files: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for it in items {
+        if let How::Cron { file, line } = &it.how {
+            cron_files
+                .entry((it.host.clone(), file.clone()))
+                .or_default()
+                .push(*line);
+        }
+    }
+    let mut cron_cmd: BTreeMap<(String, String), (String, bool)> = BTreeMap::new();
+    for ((host, file), lines) in &mut cron_files {
+        lines.sort_unstable();
+        lines.dedup();
+        let h = transport(a, host)?;
+        let c = cron_stop_command(file, lines, stamp);
+        let r = run_shown(a, h, &c, out).await?;
+        if !r.success() {
+            out.line(format!(
+                "could not comment out the lines of '{file}' on {host}; the hold will show them"
+            ));
+        }
+        cron_cmd.insert((host.clone(), file.clone()), (c, r.success()));
+    }
+    for it in items {
+        let (commands, kept) = match &it.how {
+            How::Cron { file, .. } => match cron_cmd.get(&(it.host.clone(), file.clone())) {
+                Some((c, true)) => (vec![c.clone()], Some(kept_path(file, stamp))),
+                _ => continue,
+            },
+            _ => (stop_item(a, it, out).await?, None),
+        };
+        // An inventory process that was not running is listed (the hold
+        // watches it) with no command; start-services leaves it off.
+        let declared_process = matches!(it.how, How::Process { pid: None, .. });
+        if commands.is_empty() && !declared_process {
+            continue;
+        }
+        if commands.is_empty() {
+            out.line(format!(
+                "'{}' on {} was not running: nothing to end; the hold watches it",
+                it.name, it.host
+            ));
+        }
+        stopped.push(StoppedService {
+            name: it.name.clone(),
+            host: it.host.clone(),
+            kind: it.kind,
+            commands,
+            original_kept: kept,
+            hazard: it.hazard,
+        });
+    }
+
+    Ok(stopped)
+}
+
+/// After a failed stop: sends CONT to every process this step froze (a
+/// lost connection is opened again for it) and says which were continued
+/// and which are still frozen, in the error the journal records.
+async fn unfreeze_after(
+    a: &RealActions,
+    frozen: &BTreeMap<String, Vec<String>>,
+    e: ActionError,
+    out: &Output,
+) -> ActionError {
+    if frozen.is_empty() {
+        return e;
+    }
+    let mut said = Vec::new();
+    for (host, args) in frozen {
+        let list = args.join(" ");
+        let cmd = format!("kill -s CONT -- {list}");
+        let mut r = Err(String::new());
+        // The connection may be coming back: try for a while before giving up.
+        for attempt in 0..CONT_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(POLL).await;
+            }
+            r = match transport(a, host) {
+                Ok(h) => match h
+                    .exec(
+                        &cmd,
+                        ExecOptions::default().timeout(Duration::from_secs(15)),
+                    )
+                    .await
+                {
+                    Ok(x) if x.success() => Ok(()),
+                    // The command ran: retrying will not change its answer.
+                    Ok(x) => {
+                        r = Err(x.stderr_last_line().unwrap_or("kill failed").to_string());
+                        break;
+                    }
+                    Err(x) => Err(x.to_string()),
+                },
+                Err(x) => Err(x.to_string()),
+            };
+            if r.is_ok() {
+                break;
+            }
+        }
+        let line = match r {
+            Ok(()) => format!("frozen processes continued on {host}: {list}"),
+            Err(why) => format!(
+                "STILL FROZEN on {host}: {list} (could not continue them: {why}); run '{cmd}' on {host}"
+            ),
+        };
+        out.line(&line);
+        said.push(line);
+    }
+    ActionError::Failed(format!("{e}; {}", said.join("; ")))
+}
+
 pub async fn stop_services(
     a: &RealActions,
     req: &StopRequest,
@@ -728,7 +915,12 @@ pub async fn stop_services(
                         if let Some(spec) = a.inventory().service(n) {
                             named.insert(n.clone());
                             out.line(format!("'{n}' writes to '{}' too: stopping it", db.name));
-                            items.extend(spec_items(spec, d));
+                            let why =
+                                format!("inventory service '{n}', {}", evidence_for(s, &db.name));
+                            items.extend(spec_items(spec, d).into_iter().map(|mut it| {
+                                it.why = why.clone();
+                                it
+                            }));
                             if spec.kind == ServiceKind::Cron {
                                 cron_specs.push(spec.clone());
                             }
@@ -737,9 +929,10 @@ pub async fn stop_services(
                     }
                     None => {}
                 }
-                if let Some(it) = discovered_item(h, s)
+                if let Some(mut it) = discovered_item(h, s)
                     && !items.iter().any(|x| x.host == it.host && x.name == it.name)
                 {
+                    it.why = evidence_for(s, &db.name);
                     out.line(format!(
                         "discovered writer of '{}' on {h}: {}{}",
                         db.name,
@@ -776,10 +969,18 @@ pub async fn stop_services(
                 if !restarts || is_db_server(s) || writes_elsewhere(s, db) {
                     continue;
                 }
-                if let Some(it) = discovered_item(h, s)
+                if let Some(mut it) = discovered_item(h, s)
                     && !items.iter().any(|x| x.host == it.host && x.name == it.name)
                     && !s.inventory.as_ref().is_some_and(|n| named.contains(n))
                 {
+                    it.why = format!(
+                        "starts a writer's script again ({})",
+                        s.hazards
+                            .iter()
+                            .find(|hz| hz.kind == crate::probe::HazardKind::RedundantStart)
+                            .map(|hz| hz.location.as_str())
+                            .unwrap_or("?")
+                    );
                     out.line(format!(
                         "discovered on {h}: {} starts a writer's script again: stopping it too",
                         it.name
@@ -810,6 +1011,12 @@ pub async fn stop_services(
             }))
     });
     items.sort_by_key(|i| (rank(i.kind), std::cmp::Reverse(i.starts)));
+    print_plan(
+        &items,
+        &disc,
+        req.database.as_ref().map(|d| d.name.as_str()),
+        out,
+    );
 
     let mut watch = match &req.database {
         Some(db) => DbWatch::open(a, db, &host_names, out).await?,
@@ -848,71 +1055,32 @@ pub async fn stop_services(
         }
     }
     for (host, args) in &frozen {
-        let h = transport(a, host)?;
-        run(
-            h,
-            &format!("kill -s STOP -- {}", args.join(" ")),
-            CMD_TIMEOUT,
-            out,
-        )
-        .await?;
+        // Said before it is done: these are the pids to continue if the step ends early.
+        out.line(format!("freezing on {host}: {}", args.join(" ")));
+    }
+    for (host, args) in &frozen {
+        let froze = match transport(a, host) {
+            Ok(h) => run(
+                h,
+                &format!("kill -s STOP -- {}", args.join(" ")),
+                CMD_TIMEOUT,
+                out,
+            )
+            .await
+            .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = froze {
+            return Err(unfreeze_after(a, &frozen, e, out).await);
+        }
     }
 
-    // 3. Stop, in order: timers and cron, then units and processes (those
-    //    that start others first), then containers.
-    let mut stopped: Vec<StoppedService> = Vec::new();
-    let mut cron_files: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
-    for it in &items {
-        if let How::Cron { file, line } = &it.how {
-            cron_files
-                .entry((it.host.clone(), file.clone()))
-                .or_default()
-                .push(*line);
-        }
-    }
-    let mut cron_cmd: BTreeMap<(String, String), (String, bool)> = BTreeMap::new();
-    for ((host, file), lines) in &mut cron_files {
-        lines.sort_unstable();
-        lines.dedup();
-        let h = transport(a, host)?;
-        let c = cron_stop_command(file, lines, &stamp);
-        let r = run_shown(a, h, &c, out).await?;
-        if !r.success() {
-            out.line(format!(
-                "could not comment out the lines of '{file}' on {host}; the hold will show them"
-            ));
-        }
-        cron_cmd.insert((host.clone(), file.clone()), (c, r.success()));
-    }
-    for it in &items {
-        let (commands, kept) = match &it.how {
-            How::Cron { file, .. } => match cron_cmd.get(&(it.host.clone(), file.clone())) {
-                Some((c, true)) => (vec![c.clone()], Some(kept_path(file, &stamp))),
-                _ => continue,
-            },
-            _ => (stop_item(a, it, out).await?, None),
-        };
-        // An inventory process that was not running is listed (the hold
-        // watches it) with no command; start-services leaves it off.
-        let declared_process = matches!(it.how, How::Process { pid: None, .. });
-        if commands.is_empty() && !declared_process {
-            continue;
-        }
-        if commands.is_empty() {
-            out.line(format!(
-                "'{}' on {} was not running: nothing to end; the hold watches it",
-                it.name, it.host
-            ));
-        }
-        stopped.push(StoppedService {
-            name: it.name.clone(),
-            host: it.host.clone(),
-            kind: it.kind,
-            commands,
-            original_kept: kept,
-            hazard: it.hazard,
-        });
-    }
+    // 3. Stop. If that fails part way, the frozen processes are not left
+    //    frozen: they are continued, or reported as still frozen.
+    let stopped = match stop_all(a, &items, &stamp, out).await {
+        Ok(v) => v,
+        Err(e) => return Err(unfreeze_after(a, &frozen, e, out).await),
+    };
 
     // 4. Hold: probe again every few seconds; what comes back is stopped
     //    again (to limit the damage) and fails the hold all the same.
