@@ -116,6 +116,7 @@ sslmode = "disable"
         ProbeOptions {
             cron_root: self.path("etc").display().to_string(),
             user_crontabs: false,
+            kept_dir: self.path("kept").display().to_string(),
             ..Default::default()
         }
     }
@@ -246,16 +247,29 @@ async fn cron_lines_are_commented_with_the_original_kept_and_hazards_stay_off() 
     let truncate = o.stopped.iter().find(|s| s.name == line3).unwrap();
     assert!(truncate.hazard, "TRUNCATE is a hazard: {truncate:#?}");
     assert!(!o.stopped[0].hazard);
-    // The original is kept, hidden beside the file; the lines are commented.
+    // The original is kept in the private kept-copy directory (0700) under
+    // an unpredictable name (0600), its inode and SHA-256 journaled; the
+    // lines are commented.
     let kept = o.stopped[0].original_kept.clone().unwrap();
     assert!(
         kept.starts_with(&format!(
-            "{}/.app_jobs.lifeline-",
-            w.path("etc/cron.d").display()
+            "{}/cron-app_jobs.lifeline-",
+            w.path("kept").display()
         )),
         "{kept}"
     );
     assert_eq!(std::fs::read_to_string(&kept).unwrap(), original);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(Path::new(&kept)), 0o600);
+    assert_eq!(mode(&w.path("kept")), 0o700);
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            o.stopped[0].kept_inode,
+            Some(std::fs::metadata(&kept).unwrap().ino())
+        );
+    }
+    assert_eq!(o.stopped[0].kept_sha256.as_ref().map(String::len), Some(64));
     let now = std::fs::read_to_string(&cron).unwrap();
     let lines: Vec<&str> = now.lines().collect();
     assert_eq!(lines[0], "# app jobs");
@@ -1446,4 +1460,207 @@ fn connection_back_after_the_freeze_continues_the_frozen_pids() {
         "{text}"
     );
     assert_ne!(state_of(pid), "T", "{text}");
+}
+
+/// A throwaway login-less user, removed on drop (its crontab with it).
+struct TempUser(String);
+
+impl TempUser {
+    fn new() -> TempUser {
+        let name = format!("llk{}", std::process::id() % 100_000);
+        let st = Command::new("useradd")
+            .args(["-M", "-s", "/usr/sbin/nologin", &name])
+            .status()
+            .unwrap();
+        assert!(st.success(), "useradd {name}");
+        TempUser(name)
+    }
+}
+
+impl Drop for TempUser {
+    fn drop(&mut self) {
+        let _ = Command::new("crontab")
+            .args(["-r", "-u", &self.0])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("userdel").arg(&self.0).status();
+    }
+}
+
+fn as_nobody(cmd: &str) {
+    let st = Command::new("runuser")
+        .args(["-u", "nobody", "--", "sh", "-c", cmd])
+        .status()
+        .unwrap();
+    assert!(st.success(), "as nobody: {cmd}");
+}
+
+/// The crontab hijack: `nobody` pre-plants symlinks (to a file of its own)
+/// and FIFOs at every predictable kept-copy name of the next minute. The
+/// stop never touches them: nothing of the crontab reaches the attacker,
+/// nothing of theirs is installed, and the kept copy is private.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_kept_copy_location_cannot_hijack_a_user_crontab() {
+    if Command::new("crontab").arg("-V").output().is_err() {
+        panic!("this test needs crontab (apt-get install cron; scripts/test does)");
+    }
+    let w = World::new();
+    let user = TempUser::new();
+    let u = &user.0;
+    let line = format!("*/5 * * * * {}\n", w.psql_line("INSERT INTO t VALUES (3)"));
+    let mut c = Command::new("crontab")
+        .args(["-u", u, "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin.take().unwrap().write_all(line.as_bytes()).unwrap();
+    assert!(c.wait().unwrap().success());
+    // The attacker's side: a directory of its own, a symlink or a FIFO at
+    // each old predictable name for the next 90 seconds.
+    let loot = format!("/tmp/llk-loot-{}", std::process::id());
+    as_nobody(&format!("mkdir -p {loot} && : > {loot}/stolen"));
+    let now = chrono::Utc::now();
+    let mut planted = Vec::new();
+    for s in 0..90 {
+        let stamp = (now + chrono::Duration::seconds(s)).format("%Y%m%dT%H%M%SZ");
+        let p = format!("/var/tmp/crontab-{u}.lifeline-{stamp}");
+        if s % 2 == 0 {
+            as_nobody(&format!("ln -s {loot}/stolen {p}"));
+        } else {
+            as_nobody(&format!("mkfifo {p}"));
+        }
+        planted.push(p);
+    }
+    let cleanup = Planted(planted.clone(), loot.clone());
+
+    let mut opts = w.options();
+    opts.user_crontabs = true;
+    let inv = support::inventory(&w.inventory_text(""));
+    let r = Redactor::new();
+    let a = RealActions::new(inv.clone(), r).with_probe_options(opts);
+    let (out, _rx) = output();
+    let o = tokio::time::timeout(
+        Duration::from_secs(120),
+        a.stop_services(
+            &StopRequest {
+                database: Some(db(&inv, "app")),
+                hosts: vec![host(&inv, "box")],
+                services: vec![],
+                hold_s: 2,
+            },
+            &out,
+        ),
+    )
+    .await
+    .expect("the stop hung (a FIFO opened?)")
+    .unwrap_or_else(|e| panic!("{e}\n{}", out.kept().join("\n")));
+    let text = out.kept().join("\n");
+    let s = o
+        .stopped
+        .iter()
+        .find(|s| s.name.starts_with(&format!("crontab -l -u {u}:")))
+        .unwrap_or_else(|| panic!("the user's line was not stopped: {o:#?}\n{text}"));
+    // Nothing reached the attacker; the planted names are as they were.
+    assert_eq!(
+        std::fs::read_to_string(format!("{loot}/stolen")).unwrap(),
+        "",
+        "{text}"
+    );
+    for p in &planted {
+        use std::os::unix::fs::FileTypeExt;
+        let m = std::fs::symlink_metadata(p).unwrap();
+        assert!(m.file_type().is_symlink() || m.file_type().is_fifo(), "{p}");
+    }
+    // The user's crontab: the line commented, nothing else installed.
+    let now = Command::new("crontab")
+        .args(["-l", "-u", u])
+        .output()
+        .unwrap();
+    let now = String::from_utf8_lossy(&now.stdout).to_string();
+    assert_eq!(now.lines().count(), 1, "{now}");
+    assert!(now.starts_with("# lifeline-off "), "{now}");
+    // The kept copy is private and holds the original.
+    let kept = s.original_kept.clone().unwrap();
+    assert!(
+        kept.starts_with(&format!(
+            "{}/crontab-{u}.lifeline-",
+            w.path("kept").display()
+        )),
+        "{kept}"
+    );
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), line);
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    drop(cleanup);
+}
+
+/// The kept-copy directory itself pre-planted as a symlink to a directory
+/// of `nobody`: the stop refuses to keep a copy there, changes nothing in
+/// the cron file, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_kept_copy_directory_is_refused_and_nothing_changes() {
+    let w = World::new();
+    let cron = w.path("etc/cron.d/app_jobs");
+    let original = format!(
+        "*/5 * * * * root {}\n",
+        w.psql_line("INSERT INTO t VALUES (2)")
+    );
+    std::fs::write(&cron, &original).unwrap();
+    // A world-writable parent where nobody got there first.
+    let open = w.path("open");
+    std::fs::create_dir_all(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let theirs = w.path("open/theirs");
+    as_nobody(&format!(
+        "mkdir -m 0777 {0} && ln -s {0} {1}",
+        theirs.display(),
+        w.path("open/kept").display()
+    ));
+    let mut opts = w.options();
+    opts.kept_dir = w.path("open/kept").display().to_string();
+    let inv = support::inventory(&w.inventory_text(""));
+    let a = RealActions::new(inv.clone(), Redactor::new()).with_probe_options(opts);
+    let (out, _rx) = output();
+    let o = a
+        .stop_services(
+            &StopRequest {
+                database: Some(db(&inv, "app")),
+                hosts: vec![host(&inv, "box")],
+                services: vec![],
+                hold_s: 2,
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    let text = out.kept().join("\n");
+    assert!(text.contains("is not a private directory"), "{text}");
+    assert!(!o.hold_passed(), "{o:#?}");
+    assert!(
+        o.stopped
+            .iter()
+            .all(|s| s.kind != lifeline::inventory::ServiceKind::Cron),
+        "{o:#?}"
+    );
+    assert_eq!(std::fs::read_to_string(&cron).unwrap(), original);
+    assert_eq!(
+        std::fs::read_dir(&theirs).unwrap().count(),
+        0,
+        "a copy landed in nobody's directory"
+    );
+}
+
+/// Removes the planted names and the attacker's directory on drop.
+struct Planted(Vec<String>, String);
+
+impl Drop for Planted {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
 }

@@ -41,6 +41,8 @@ pub struct ProbeOptions {
     pub timeout: Duration,
     /// How many levels of scripts started by scripts to read.
     pub script_depth: usize,
+    /// Where stop-services keeps originals (cron files, crontabs) on hosts.
+    pub kept_dir: String,
 }
 
 impl Default for ProbeOptions {
@@ -51,6 +53,7 @@ impl Default for ProbeOptions {
             user_crontabs: true,
             timeout: Duration::from_secs(30),
             script_depth: 2,
+            kept_dir: "/var/lib/lifeline/kept".into(),
         }
     }
 }

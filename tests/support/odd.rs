@@ -16,6 +16,9 @@ pub struct Odd {
     pub payload: String,
     pub big: String,
     pub latin: String,
+    /// The database latin.sh writes to: unique, so that no other run's
+    /// inventory on this shared machine maps it (their stop would end it).
+    pub latin_db: String,
     /// The ESC script's path as ps prints it (controls shown as '?').
     pub esc_as_ps: String,
     _procs: Vec<KillGroup>,
@@ -62,9 +65,17 @@ pub fn odd_programs(dir: &Path) -> Odd {
     let latin = dir.join("latin.sh");
     let mut l = HEAD.to_vec();
     l.extend_from_slice(b"# caf\xe9 \xff\xfe \x1b]0;title\x07\n");
-    l.extend_from_slice(
-        b"psql -h db.example.net -U app -d TovPlay -c 'DELETE FROM \"User\"' # \xc3\x28\n",
+    let latin_db = format!(
+        "odd_{}",
+        dir.display()
+            .to_string()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
     );
+    l.extend_from_slice(
+        format!("psql -h db.example.net -U app -d {latin_db} -c 'DELETE FROM \"User\"' # ")
+            .as_bytes(),
+    );
+    l.extend_from_slice(b"\xc3\x28\n");
     std::fs::write(&latin, &l).unwrap();
     let procs = vec![start(&payload), start(&esc), start(&big), start(&latin)];
     // Wait until ps shows all four.
@@ -87,6 +98,7 @@ pub fn odd_programs(dir: &Path) -> Odd {
         payload: payload.display().to_string(),
         big: big.display().to_string(),
         latin: latin.display().to_string(),
+        latin_db,
         esc_as_ps: want[3].clone(),
         _procs: procs,
     }
@@ -108,7 +120,7 @@ pub fn assert_odd_items(d: &lifeline::probe::Discovery, odd: &Odd) {
         latin
             .databases_reached
             .iter()
-            .any(|r| r.display() == "db.example.net:5432/TovPlay"),
+            .any(|r| r.display() == format!("db.example.net:5432/{}", odd.latin_db)),
         "{:?}",
         latin.databases_reached
     );

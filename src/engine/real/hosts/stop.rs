@@ -80,16 +80,70 @@ fn unit_commands(unit: &str, active: bool, enabled: bool) -> Vec<String> {
     v
 }
 
-/// The kept original of a cron file: beside it, hidden (a leading dot), so
-/// neither cron daemons nor discovery read it as a crontab.
-fn kept_path(file: &str, stamp: &str) -> String {
-    if let Some(user) = file.strip_prefix("crontab -l -u ") {
-        return format!("/var/tmp/crontab-{user}.lifeline-{stamp}");
-    }
-    match file.rsplit_once('/') {
-        Some((dir, base)) => format!("{dir}/.{base}.lifeline-{stamp}"),
-        None => format!(".{file}.lifeline-{stamp}"),
-    }
+/// The name part of a kept copy: `crontab-USER` or `cron-BASENAME`, with
+/// anything but `[A-Za-z0-9._-]` replaced (the name goes into a template).
+fn kept_name(file: &str) -> String {
+    let raw = match file.strip_prefix("crontab -l -u ") {
+        Some(user) => format!("crontab-{user}"),
+        None => format!("cron-{}", file.rsplit('/').next().unwrap_or(file)),
+    };
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The run stamp in a kept copy's name (`NAME.lifeline-STAMP.RANDOM`).
+pub(super) fn stamp_of(kept: &str) -> &str {
+    kept.rsplit(".lifeline-")
+        .next()
+        .and_then(|t| t.split('.').next())
+        .unwrap_or_default()
+}
+
+/// Shell that makes the kept-copy directory (0700, this user's, not a
+/// symlink: else exit 3, nothing changed) and a fresh, unpredictable,
+/// exclusively created 0600 file in it, named by `$k`.
+fn kept_prelude(kept_dir: &str, file: &str, stamp: &str) -> String {
+    let d = shell_quote(kept_dir);
+    let tmpl = shell_quote(&format!("{}.lifeline-{stamp}.XXXXXXXXXX", kept_name(file)));
+    format!(
+        "umask 077; d={d}; mkdir -p -m 0700 -- \"$d\" 2>/dev/null; \
+if [ ! -d \"$d\" ] || [ -L \"$d\" ] || [ \"$(stat -c '%u %a' -- \"$d\")\" != \"$(id -u) 700\" ]; then \
+echo \"kept-copy directory $d is not a private directory of $(id -un) (mode 0700, not a symlink): nothing changed\" >&2; exit 3; fi; \
+k=$(mktemp -- \"$d\"/{tmpl}) || {{ echo 'cannot create the kept copy: nothing changed' >&2; exit 3; }}; "
+    )
+}
+
+/// Prints `kept PATH INODE SHA256` of `$k` (the journal keeps them).
+const KEPT_REPORT: &str =
+    "echo \"kept $k $(stat -c %i -- \"$k\") $(sha256sum < \"$k\" | cut -d' ' -f1)\"; ";
+
+/// A kept copy as the stop command reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptCopy {
+    pub path: String,
+    pub inode: u64,
+    pub sha256: String,
+}
+
+/// Reads `kept PATH INODE SHA256` from a stop command's output.
+fn parse_kept(stdout: &str) -> Option<KeptCopy> {
+    let l = stdout.lines().find_map(|l| l.strip_prefix("kept "))?;
+    let mut it = l.rsplitn(3, ' ');
+    let sha256 = it.next()?.to_string();
+    let inode = it.next()?.parse().ok()?;
+    let path = it.next()?.to_string();
+    (sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit())).then_some(KeptCopy {
+        path,
+        inode,
+        sha256,
+    })
 }
 
 fn sed_lines(lines: &[usize], pattern: &str, replacement: &str) -> String {
@@ -105,23 +159,31 @@ fn sed_lines(lines: &[usize], pattern: &str, replacement: &str) -> String {
         .join(" ")
 }
 
-/// Comments out `lines` of a cron file after keeping the original.
-fn cron_stop_command(file: &str, lines: &[usize], stamp: &str) -> String {
-    let kept = shell_quote(&kept_path(file, stamp));
+/// Comments out `lines` of a cron file after keeping the original in the
+/// kept-copy directory (see `kept_prelude`); a user crontab is installed
+/// back from that private copy, never from a shared location.
+fn cron_stop_command(file: &str, lines: &[usize], stamp: &str, kept_dir: &str) -> String {
     let mark = format!("{CRON_MARK}{stamp}: ");
     let sed = sed_lines(lines, "^", &mark);
+    let prelude = kept_prelude(kept_dir, file, stamp);
     if let Some(user) = file.strip_prefix("crontab -l -u ") {
         let u = shell_quote(user);
-        return format!("crontab -l -u {u} > {kept} && sed {sed} {kept} | crontab -u {u} -");
+        return format!(
+            "{prelude}crontab -l -u {u} > \"$k\" || exit 3; {KEPT_REPORT}sed {sed} \"$k\" | crontab -u {u} -"
+        );
     }
     let f = shell_quote(file);
-    format!("[ ! -e {kept} ] && cp -p {f} {kept} && sed -i {sed} {f}")
+    format!("{prelude}cat -- {f} > \"$k\" || exit 3; {KEPT_REPORT}sed -i {sed} {f}")
 }
 
 /// Uncomments `lines` again; when every line this run commented is
 /// started and nothing else changed, the kept original is copied back.
-pub(super) fn cron_start_command(file: &str, lines: &[usize], all: bool, stamp: &str) -> String {
-    let kept = shell_quote(&kept_path(file, stamp));
+pub(super) fn cron_start_command(
+    file: &str,
+    lines: &[usize],
+    stamp: &str,
+    all: Option<&KeptCopy>,
+) -> String {
     let mark = format!("{CRON_MARK}{stamp}: ");
     let sed = sed_lines(lines, &format!("^{mark}"), "");
     if let Some(user) = file.strip_prefix("crontab -l -u ") {
@@ -129,10 +191,15 @@ pub(super) fn cron_start_command(file: &str, lines: &[usize], all: bool, stamp: 
         return format!("crontab -l -u {u} | sed {sed} | crontab -u {u} -");
     }
     let f = shell_quote(file);
-    if all {
+    if let Some(kept) = all {
         let every = shell_quote(&format!("s/^{mark}//"));
+        // The kept copy is used only when it is the file the stop wrote
+        // (same inode, same SHA-256); else the lines are uncommented in place.
         format!(
-            "if sed -e {every} {f} | cmp -s - {kept}; then cp -p {kept} {f}; else sed -i {sed} {f}; fi"
+            "k={k}; if [ -f \"$k\" ] && [ ! -L \"$k\" ] && [ \"$(stat -c %i -- \"$k\")\" = {inode} ] && [ \"$(sha256sum < \"$k\" | cut -d' ' -f1)\" = {sha} ]; then if sed -e {every} {f} | cmp -s - \"$k\"; then cat -- \"$k\" > {f}; else sed -i {sed} {f}; fi; else echo \"kept copy $k is not the file lifeline wrote (gone, or inode or SHA-256 differ): not used; lines uncommented in place\" >&2; sed -i {sed} {f}; fi",
+            k = shell_quote(&kept.path),
+            inode = kept.inode,
+            sha = shell_quote(&kept.sha256),
         )
     } else {
         format!("sed -i {sed} {f}")
@@ -177,8 +244,7 @@ pub fn start_commands(s: &StoppedService) -> Vec<String> {
             .collect(),
         ServiceKind::Cron => match (cron_source(&s.name), &s.original_kept) {
             (Some((file, line)), Some(k)) => {
-                let stamp = k.rsplit(".lifeline-").next().unwrap_or_default();
-                vec![cron_start_command(&file, &[line], false, stamp)]
+                vec![cron_start_command(&file, &[line], stamp_of(k), None)]
             }
             _ => Vec::new(),
         },
@@ -757,24 +823,29 @@ async fn stop_all(
                 .push(*line);
         }
     }
-    let mut cron_cmd: BTreeMap<(String, String), (String, bool)> = BTreeMap::new();
+    let mut cron_cmd: BTreeMap<(String, String), (String, Option<KeptCopy>)> = BTreeMap::new();
     for ((host, file), lines) in &mut cron_files {
         lines.sort_unstable();
         lines.dedup();
         let h = transport(a, host)?;
-        let c = cron_stop_command(file, lines, stamp);
+        let c = cron_stop_command(file, lines, stamp, &a.probe.kept_dir);
         let r = run_shown(a, h, &c, out).await?;
-        if !r.success() {
+        let kept = parse_kept(&r.stdout);
+        if !r.success() || kept.is_none() {
             out.line(format!(
-                "could not comment out the lines of '{file}' on {host}; the hold will show them"
+                "could not comment out the lines of '{file}' on {host} ({}); the hold will show them",
+                r.stderr_last_line().unwrap_or("no kept copy reported")
             ));
         }
-        cron_cmd.insert((host.clone(), file.clone()), (c, r.success()));
+        cron_cmd.insert(
+            (host.clone(), file.clone()),
+            (c, kept.filter(|_| r.success())),
+        );
     }
     for it in items {
         let (commands, kept) = match &it.how {
             How::Cron { file, .. } => match cron_cmd.get(&(it.host.clone(), file.clone())) {
-                Some((c, true)) => (vec![c.clone()], Some(kept_path(file, stamp))),
+                Some((c, Some(k))) => (vec![c.clone()], Some(k.clone())),
                 _ => continue,
             },
             _ => (stop_item(a, it, out).await?, None),
@@ -796,7 +867,9 @@ async fn stop_all(
             host: it.host.clone(),
             kind: it.kind,
             commands,
-            original_kept: kept,
+            original_kept: kept.as_ref().map(|k| k.path.clone()),
+            kept_inode: kept.as_ref().map(|k| k.inode),
+            kept_sha256: kept.map(|k| k.sha256),
             hazard: it.hazard,
         });
     }
@@ -1218,25 +1291,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kept_copies_are_hidden_beside_the_file() {
+    fn kept_copies_have_safe_names_and_their_stamp() {
         assert_eq!(
-            kept_path("/etc/cron.d/db_realtime_sync", "S"),
-            "/etc/cron.d/.db_realtime_sync.lifeline-S"
+            kept_name("/etc/cron.d/db_realtime_sync"),
+            "cron-db_realtime_sync"
         );
+        assert_eq!(kept_name("crontab -l -u a b;$(x)"), "crontab-a_b___x_");
         assert_eq!(
-            kept_path("crontab -l -u app", "S"),
-            "/var/tmp/crontab-app.lifeline-S"
+            stamp_of("/var/lib/lifeline/kept/cron-x.lifeline-20261206T001500Z.Ab3dEf9h1K"),
+            "20261206T001500Z"
         );
+        let sha = "a".repeat(64);
+        assert_eq!(
+            parse_kept(&format!(
+                "noise\nkept /k/cron-x.lifeline-S.abc 4242 {sha}\n"
+            )),
+            Some(KeptCopy {
+                path: "/k/cron-x.lifeline-S.abc".into(),
+                inode: 4242,
+                sha256: sha
+            })
+        );
+        assert_eq!(parse_kept("kept /k/x 12 not-a-hash"), None);
     }
 
     #[test]
     fn cron_commands_comment_and_restore_by_line() {
-        let c = cron_stop_command("/e/cron.d/x", &[2, 5], "S");
-        assert_eq!(
-            c,
-            "[ ! -e /e/cron.d/.x.lifeline-S ] && cp -p /e/cron.d/x /e/cron.d/.x.lifeline-S && sed -i -e '2s/^/# lifeline-off S: /' -e '5s/^/# lifeline-off S: /' /e/cron.d/x"
+        let c = cron_stop_command("/e/cron.d/x", &[2, 5], "S", "/k");
+        assert!(c.starts_with("umask 077; d=/k; mkdir -p -m 0700"), "{c}");
+        assert!(
+            c.contains("k=$(mktemp -- \"$d\"/cron-x.lifeline-S.XXXXXXXXXX)"),
+            "{c}"
         );
-        let s = cron_start_command("/e/cron.d/x", &[2], false, "S");
+        assert!(
+            c.ends_with(
+                "sed -i -e '2s/^/# lifeline-off S: /' -e '5s/^/# lifeline-off S: /' /e/cron.d/x"
+            ),
+            "{c}"
+        );
+        let u = cron_stop_command("crontab -l -u app", &[1], "S", "/k");
+        assert!(u.contains("crontab -l -u app > \"$k\" || exit 3;"), "{u}");
+        assert!(
+            u.ends_with("sed -e '1s/^/# lifeline-off S: /' \"$k\" | crontab -u app -"),
+            "{u}"
+        );
+        assert!(!u.contains("/var/tmp"), "{u}");
+        let s = cron_start_command("/e/cron.d/x", &[2], "S", None);
         assert_eq!(s, "sed -i -e '2s/^# lifeline-off S: //' /e/cron.d/x");
     }
 
@@ -1248,6 +1348,8 @@ mod tests {
             kind: ServiceKind::Systemd,
             commands: unit_commands("u.service", true, false),
             original_kept: None,
+            kept_inode: None,
+            kept_sha256: None,
             hazard: false,
         };
         assert_eq!(
