@@ -183,3 +183,17 @@ fn dropped_database_is_restored_under_its_name() {
 fn migration_reset_restores_the_data_and_its_migration_history() {
     drill(Scenario::MigrationReset, false);
 }
+
+/// Two rogue-sync labs on one machine drill at the same time: the same
+/// script names, the same process names, two clusters. Each drill stops only
+/// its own lab's writers (pidfiles, evidence of its own database), both pass.
+#[test]
+fn two_labs_drill_at_the_same_time_without_touching_each_other() {
+    let one = std::thread::spawn(|| drill(Scenario::RogueSync, false));
+    let two = std::thread::spawn(|| drill(Scenario::RogueSync, true));
+    let (a, b) = (one.join(), two.join());
+    assert!(
+        a.is_ok() && b.is_ok(),
+        "a drill failed (see its panic above)"
+    );
+}

@@ -60,3 +60,22 @@ fn which(p: &str) -> bool {
         .map(|path| std::env::split_paths(&path).any(|d| d.join(p).is_file()))
         .unwrap_or(false)
 }
+
+#[path = "support/odd.rs"]
+mod odd;
+
+/// Incident 1 plus a NUL-byte payload, an ESC file name, a 10 MB script and
+/// invalid UTF-8: the probe succeeds, finds everything else and lists the
+/// odd items as unreadable.
+#[tokio::test]
+async fn odd_bytes_never_fail_the_probe() {
+    let lab = support::probe_lab();
+    let _loop = lab.start_sync_loop();
+    let odd = odd::odd_programs(&lab.dir.path().join("odd"));
+    let runner = Host::Local(LocalHost::new("box"));
+    let d = discover(&runner, &ScanCtx::bare(), &[], &lab.options())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    support::assert_incident_one(&d, &lab);
+    odd::assert_odd_items(&d, &odd);
+}

@@ -31,3 +31,22 @@ async fn unreachable_host_is_an_error_naming_it() {
         .to_string();
     assert!(e.contains("'gone'"), "{e}");
 }
+
+#[path = "support/odd.rs"]
+mod odd;
+
+/// The odd programs of probe_discovery.rs, probed over SSH: the server must
+/// never see a malformed request, the probe must succeed.
+#[tokio::test]
+async fn odd_bytes_never_fail_the_probe_over_ssh() {
+    let sshd = support::sshd();
+    let lab = support::probe_lab();
+    let _loop = lab.start_sync_loop();
+    let odd = odd::odd_programs(&lab.dir.path().join("odd"));
+    let host = support::ssh_host(&sshd, "prod");
+    let d = discover(&host, &ScanCtx::bare(), &[], &lab.options())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nsshd log: {}", sshd.log_tail()));
+    support::assert_incident_one(&d, &lab);
+    odd::assert_odd_items(&d, &odd);
+}

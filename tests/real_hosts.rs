@@ -116,6 +116,7 @@ sslmode = "disable"
         ProbeOptions {
             cron_root: self.path("etc").display().to_string(),
             user_crontabs: false,
+            kept_dir: self.path("kept").display().to_string(),
             ..Default::default()
         }
     }
@@ -163,9 +164,22 @@ fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 /// Kills the process group led by the pid in `pidfile` on drop.
 struct KillPidfile(PathBuf);
 
+/// True when `pid` runs a command naming `dir` (pids are reused quickly on
+/// a busy machine: a stale pid may be a bystander's by now).
+fn runs_from(pid: u32, dir: &Path) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains(&*dir.to_string_lossy()))
+        .unwrap_or(false)
+}
+
 impl Drop for KillPidfile {
     fn drop(&mut self) {
-        if let Some(pid) = pid_in(&self.0) {
+        let world = self
+            .0
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("/nonexistent"));
+        if let Some(pid) = pid_in(&self.0).filter(|p| runs_from(*p, world)) {
             let _ = Command::new("kill")
                 .args(["-s", "KILL", "--", &format!("-{pid}"), &pid.to_string()])
                 .stderr(Stdio::null())
@@ -233,16 +247,29 @@ async fn cron_lines_are_commented_with_the_original_kept_and_hazards_stay_off() 
     let truncate = o.stopped.iter().find(|s| s.name == line3).unwrap();
     assert!(truncate.hazard, "TRUNCATE is a hazard: {truncate:#?}");
     assert!(!o.stopped[0].hazard);
-    // The original is kept, hidden beside the file; the lines are commented.
+    // The original is kept in the private kept-copy directory (0700) under
+    // an unpredictable name (0600), its inode and SHA-256 journaled; the
+    // lines are commented.
     let kept = o.stopped[0].original_kept.clone().unwrap();
     assert!(
         kept.starts_with(&format!(
-            "{}/.app_jobs.lifeline-",
-            w.path("etc/cron.d").display()
+            "{}/cron-app_jobs.lifeline-",
+            w.path("kept").display()
         )),
         "{kept}"
     );
     assert_eq!(std::fs::read_to_string(&kept).unwrap(), original);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(Path::new(&kept)), 0o600);
+    assert_eq!(mode(&w.path("kept")), 0o700);
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            o.stopped[0].kept_inode,
+            Some(std::fs::metadata(&kept).unwrap().ino())
+        );
+    }
+    assert_eq!(o.stopped[0].kept_sha256.as_ref().map(String::len), Some(64));
     let now = std::fs::read_to_string(&cron).unwrap();
     let lines: Vec<&str> = now.lines().collect();
     assert_eq!(lines[0], "# app jobs");
@@ -1041,4 +1068,599 @@ async fn a_database_that_cannot_be_watched_stops_nothing() {
     assert!(e.contains("nothing was stopped"), "{e}");
     assert!(e.contains("LIFELINE_TEST_UNSET_VARIABLE"), "{e}");
     assert_eq!(std::fs::read_to_string(&cron).unwrap(), original);
+}
+
+#[path = "support/odd.rs"]
+mod odd;
+
+/// Odd programs on the host (a NUL-byte payload, an ESC file name, a 10 MB
+/// script, invalid UTF-8) do not blind discovery: the real writer is
+/// stopped, the hold passes, and the odd programs are left running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_programs_do_not_break_the_stop_or_its_hold() {
+    let w = World::new();
+    let odd = odd::odd_programs(&w.path("odd"));
+    w.writer_script("not-a-secret");
+    let pidfile = w.path("run/writer.pid");
+    let _writer = KillPidfile(pidfile.clone());
+    assert!(
+        Command::new("sh")
+            .arg("-c")
+            .arg(w.writer_start())
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_until(30, "the writer", || pid_in(&pidfile).is_some_and(alive));
+    wait_until(30, "rows", || w.rows() > 0);
+
+    let inv = support::inventory(&w.inventory_text(""));
+    let a = w.actions(&inv);
+    let req = StopRequest {
+        database: Some(db(&inv, "app")),
+        hosts: vec![host(&inv, "box")],
+        services: vec![],
+        hold_s: 4,
+    };
+    let (out, _rx) = output();
+    let o = a
+        .stop_services(&req, &out)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = out.kept().join("\n");
+    assert!(o.hold_passed(), "{o:#?}\n{text}");
+    assert_eq!(o.stopped.len(), 1, "{o:#?}\n{text}");
+    assert!(o.stopped[0].name.starts_with("writer.sh (pid "), "{o:#?}");
+    assert!(!pid_in(&pidfile).is_some_and(alive));
+    // The odd programs were not touched.
+    let ps = Command::new("ps").args(["-eo", "args="]).output().unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    for p in [&odd.payload, &odd.big, &odd.latin] {
+        assert!(ps.contains(p.as_str()), "'{p}' was stopped\n{text}\n{ps}");
+    }
+}
+
+/// Two copies of the same sync / restarter / watchdog trio, one writing to
+/// 'staging' and one to 'prod', told apart only by their environment.
+struct Trios {
+    staging: PathBuf,
+    prod: PathBuf,
+}
+
+impl World {
+    fn trios(&self) -> Trios {
+        for db in ["staging", "prod"] {
+            self.pg.create_db(db).unwrap();
+            self.pg.psql(db, "CREATE TABLE t(id int)").unwrap();
+        }
+        let dir = self.dir.path().display().to_string();
+        let sync = format!(
+            "#!/bin/sh\necho $$ > \"$RUN/sync.pid\"\nwhile :; do\n  {} -X -q -h 127.0.0.1 -p {} -U postgres -c 'INSERT INTO t VALUES (1)' >/dev/null 2>&1\n  sleep 0.3\ndone\n",
+            self.pg.bin("psql").display(),
+            self.pg.port()
+        );
+        let keeper = |what: &str, starts: &str| {
+            format!(
+                "#!/bin/sh\necho $$ > \"$RUN/{what}.pid\"\nwhile :; do\n  if ! kill -0 \"$(cat \"$RUN/{starts}.pid\" 2>/dev/null)\" 2>/dev/null; then setsid -f /bin/sh {dir}/{starts}.sh >/dev/null 2>&1 < /dev/null; fi\n  sleep 0.5\ndone\n"
+            )
+        };
+        std::fs::write(self.path("sync.sh"), sync).unwrap();
+        std::fs::write(self.path("restarter.sh"), keeper("restarter", "sync")).unwrap();
+        std::fs::write(self.path("watchdog.sh"), keeper("watchdog", "restarter")).unwrap();
+        let mut out = Vec::new();
+        for db in ["staging", "prod"] {
+            let run = self.path(db);
+            std::fs::create_dir_all(&run).unwrap();
+            let st = Command::new("setsid")
+                .args(["-f", "/bin/sh"])
+                .arg(self.path("watchdog.sh"))
+                .env("PGDATABASE", db)
+                .env("RUN", &run)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success());
+            // The watchdog starts the restarter, which starts the sync.
+            wait_until(30, "the trio", || {
+                ["watchdog", "restarter", "sync"]
+                    .iter()
+                    .all(|p| pid_in(&run.join(format!("{p}.pid"))).is_some_and(alive))
+            });
+            out.push(run);
+        }
+        let prod = out.pop().unwrap();
+        let staging = out.pop().unwrap();
+        Trios { staging, prod }
+    }
+}
+
+impl Trios {
+    fn pids(run: &Path) -> Vec<u32> {
+        ["watchdog", "restarter", "sync"]
+            .iter()
+            .filter_map(|p| pid_in(&run.join(format!("{p}.pid"))))
+            .collect()
+    }
+}
+
+impl Drop for Trios {
+    fn drop(&mut self) {
+        for run in [&self.staging, &self.prod] {
+            let world = run.parent().unwrap_or(Path::new("/nonexistent"));
+            for pid in Trios::pids(run)
+                .into_iter()
+                .filter(|p| runs_from(*p, world))
+            {
+                let _ = Command::new("kill")
+                    .args(["-s", "KILL", "--", &format!("-{pid}")])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+fn two_db_services(w: &World, services: &str) -> String {
+    format!(
+        "\n[[database]]\nname = \"staging\"\nurl = \"postgres://postgres@127.0.0.1:{p}/staging\"\nhost = \"box\"\nsslmode = \"disable\"\n\n[[database]]\nname = \"prod\"\nurl = \"postgres://postgres@127.0.0.1:{p}/prod\"\nhost = \"box\"\nsslmode = \"disable\"\n{services}",
+        p = w.pg.port()
+    )
+}
+
+/// Stopping prod's writers stops exactly prod's trio (the inventory's
+/// `match` finds both syncs; the environment decides); staging's trio keeps
+/// running and the hold passes. `status` shows each with its evidence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_trios_on_one_host_only_the_named_databases_is_stopped() {
+    let w = World::new();
+    let trios = w.trios();
+    let services = "\n[[service]]\nname = \"sync_prod\"\nhost = \"box\"\nkind = \"process\"\nmatch = \"sync\\\\.sh\"\ndatabases = [\"prod\"]\n";
+    let text = w.inventory_text(&two_db_services(&w, services));
+    let inv_path = w.path("lifeline.toml");
+    std::fs::write(&inv_path, &text).unwrap();
+    let inv = support::inventory(&text);
+    let prod_sync = pid_in(&trios.prod.join("sync.pid")).unwrap();
+    let staging_sync = pid_in(&trios.staging.join("sync.pid")).unwrap();
+
+    // status --json: each sync attributed to its own database, with evidence.
+    let state = tempfile::tempdir().unwrap();
+    let out = support::lifeline(state.path())
+        .arg("-i")
+        .arg(&inv_path)
+        .args(["status", "--json", "--timeout", "20"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&support::stdout(&out)).unwrap();
+    let svcs = v["hosts"][0]["services"].as_array().unwrap();
+    let by_pid = |pid: u32| {
+        svcs.iter()
+            .find(|s| s["pid"] == pid)
+            .unwrap_or_else(|| panic!("pid {pid} not in {svcs:#?}"))
+    };
+    let p = by_pid(prod_sync);
+    assert_eq!(p["name"], "sync_prod", "{p:#}");
+    let ev = |s: &serde_json::Value, db: &str| {
+        s["databases_reached"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["inventory"] == db && r["role"] != "declared")
+            .and_then(|r| r["evidence"].as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("no evidence for '{db}' in {s:#}"))
+    };
+    assert!(ev(p, "prod").contains("environment of pid"), "{p:#}");
+    let s = by_pid(staging_sync);
+    assert!(s["inventory"].is_null(), "{s:#}");
+    assert!(ev(s, "staging").contains("environment of pid"), "{s:#}");
+    let out = support::lifeline(state.path())
+        .arg("-i")
+        .arg(&inv_path)
+        .args(["status", "--timeout", "20"])
+        .output()
+        .unwrap();
+    let st = support::stdout(&out);
+    assert!(
+        st.contains("sync.sh:4 with PGDATABASE from the environment of pid"),
+        "{st}"
+    );
+    assert!(
+        st.contains("prod <- declared by inventory service 'sync_prod'"),
+        "{st}"
+    );
+
+    let a = w.actions(&inv);
+    let req = StopRequest {
+        database: Some(db(&inv, "prod")),
+        hosts: vec![host(&inv, "box")],
+        services: vec![],
+        hold_s: 4,
+    };
+    let staging_before = Trios::pids(&trios.staging);
+    let prod_before = Trios::pids(&trios.prod);
+    let (out, _rx) = output();
+    let o = a
+        .stop_services(&req, &out)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = out.kept().join("\n");
+    assert!(o.hold_passed(), "{o:#?}\n{text}");
+    for pid in &prod_before {
+        assert!(!alive(*pid), "prod's pid {pid} still runs\n{text}");
+    }
+    for pid in &staging_before {
+        assert!(alive(*pid), "staging's pid {pid} was stopped\n{text}");
+    }
+    assert_eq!(o.stopped.len(), 3, "{o:#?}\n{text}");
+    assert!(o.stopped.iter().any(|s| s.name == "sync_prod"), "{o:#?}");
+    // The plan came first: what is stopped and why, what is left alone and why.
+    let plan = text.find("stop plan: 3 item(s) to stop").expect(&text);
+    let freeze = text.find("kill -s STOP").expect(&text);
+    assert!(plan < freeze, "{text}");
+    assert!(
+        text.contains(
+            "  STOP  sync_prod on box: inventory service 'sync_prod', writes to 'prod': "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "  LEAVE sync.sh (pid {staging_sync}) on box: writes to another database ('staging')"
+        )),
+        "{text}"
+    );
+    // staging keeps being written.
+    let n = w.pg.psql("staging", "SELECT count(*) FROM t").unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_ne!(w.pg.psql("staging", "SELECT count(*) FROM t").unwrap(), n);
+}
+
+/// An inventory `match` that finds several processes none of which
+/// evidence ties to a database: target unclear, nothing stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ambiguous_match_is_target_unclear_and_never_stopped() {
+    let w = World::new();
+    std::fs::write(w.path("job.sh"), "#!/bin/sh\nwhile :; do sleep 1; done\n").unwrap();
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        let c = Command::new("/bin/sh")
+            .arg(w.path("job.sh"))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        jobs.push(KillGroup(c));
+    }
+    let services = "\n[[service]]\nname = \"job\"\nhost = \"box\"\nkind = \"process\"\nmatch = \"job\\\\.sh\"\ndatabases = [\"app\"]\n";
+    let inv = support::inventory(&w.inventory_text(services));
+    let a = w.actions(&inv);
+    let req = StopRequest {
+        database: Some(db(&inv, "app")),
+        hosts: vec![host(&inv, "box")],
+        services: vec![inv.service("job").unwrap().clone()],
+        hold_s: 2,
+    };
+    let (out, _rx) = output();
+    let o = a.stop_services(&req, &out).await.unwrap();
+    let text = out.kept().join("\n");
+    assert!(text.contains("target unclear, not stopped"), "{text}");
+    assert!(o.stopped.is_empty(), "{o:#?}\n{text}");
+    for j in &jobs {
+        assert!(alive(j.0.id()), "{text}");
+    }
+}
+
+/// A world whose cron stop command (through a slow `sed` stand-in) leaves a
+/// window right after the freeze: the writer runs, a cron line runs it.
+fn frozen_window_world() -> (World, Inventory) {
+    let w = World::new();
+    w.writer_script("not-a-secret");
+    std::fs::write(
+        w.path("etc/cron.d/writer"),
+        format!("* * * * * root /bin/sh {}\n", w.path("writer.sh").display()),
+    )
+    .unwrap();
+    let slow = w.path("slow");
+    std::fs::create_dir_all(&slow).unwrap();
+    std::fs::write(
+        slow.join("sed"),
+        "#!/bin/sh\nsleep 4\nexec /bin/sed \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(slow.join("sed"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let inv = support::inventory(&w.inventory_text(""));
+    (w, inv)
+}
+
+fn state_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next().map(str::to_string))
+        })
+        .unwrap_or_default()
+}
+
+/// Runs stop-services for 'app' and kills sshd with its sessions as soon as
+/// the writer is frozen; `restart` brings sshd back at once.
+fn stop_and_cut_after_freeze(w: &mut World, inv: &Inventory, restart: bool) -> (String, u32) {
+    let pidfile = w.path("run/writer.pid");
+    assert!(
+        Command::new("sh")
+            .arg("-c")
+            .arg(w.writer_start())
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_until(30, "the writer", || pid_in(&pidfile).is_some_and(alive));
+    let pid = pid_in(&pidfile).unwrap();
+    let mut opts = w.options();
+    opts.extra_path = Some(w.path("slow").display().to_string());
+    let r = Redactor::new();
+    let a = RealActions::new(inv.clone(), r).with_probe_options(opts);
+    let req = StopRequest {
+        database: Some(db(inv, "app")),
+        hosts: vec![host(inv, "box")],
+        services: vec![],
+        hold_s: 2,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (out, _rx) = output();
+    let out2 = out.clone();
+    let task = rt.spawn(async move { a.stop_services(&req, &out2).await });
+    wait_until(60, "the freeze", || state_of(pid) == "T");
+    w.sshd.kill_with_sessions();
+    if restart {
+        w.sshd.restart().unwrap();
+    }
+    let res = rt.block_on(task).unwrap();
+    let e = match res {
+        Ok(o) => panic!("the step succeeded: {o:#?}\n{}", out.kept().join("\n")),
+        Err(e) => e.to_string(),
+    };
+    (format!("{e}\n---\n{}", out.kept().join("\n")), pid)
+}
+
+/// Connection lost right after the freeze, and not back: the step fails
+/// saying which pids are still frozen on which host (the journal records
+/// that error), and the pids were named before the freeze.
+#[test]
+fn connection_lost_after_the_freeze_reports_the_frozen_pids() {
+    let (mut w, inv) = frozen_window_world();
+    let _writer = KillPidfile(w.path("run/writer.pid"));
+    let (text, pid) = stop_and_cut_after_freeze(&mut w, &inv, false);
+    let err = text.split("\n---\n").next().unwrap();
+    assert!(
+        err.contains(&format!("STILL FROZEN on box: -{pid}")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("freezing on box: -{pid}")), "{text}");
+    assert_eq!(state_of(pid), "T", "{text}");
+}
+
+/// Connection lost right after the freeze and back at once: the frozen
+/// writer is continued, and the error says so.
+#[test]
+fn connection_back_after_the_freeze_continues_the_frozen_pids() {
+    let (mut w, inv) = frozen_window_world();
+    let _writer = KillPidfile(w.path("run/writer.pid"));
+    let (text, pid) = stop_and_cut_after_freeze(&mut w, &inv, true);
+    let err = text.split("\n---\n").next().unwrap();
+    assert!(
+        err.contains(&format!("frozen processes continued on box: -{pid}")),
+        "{text}"
+    );
+    assert_ne!(state_of(pid), "T", "{text}");
+}
+
+/// A throwaway login-less user, removed on drop (its crontab with it).
+struct TempUser(String);
+
+impl TempUser {
+    fn new() -> TempUser {
+        let name = format!("llk{}", std::process::id() % 100_000);
+        let st = Command::new("useradd")
+            .args(["-M", "-s", "/usr/sbin/nologin", &name])
+            .status()
+            .unwrap();
+        assert!(st.success(), "useradd {name}");
+        TempUser(name)
+    }
+}
+
+impl Drop for TempUser {
+    fn drop(&mut self) {
+        let _ = Command::new("crontab")
+            .args(["-r", "-u", &self.0])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("userdel").arg(&self.0).status();
+    }
+}
+
+fn as_nobody(cmd: &str) {
+    let st = Command::new("runuser")
+        .args(["-u", "nobody", "--", "sh", "-c", cmd])
+        .status()
+        .unwrap();
+    assert!(st.success(), "as nobody: {cmd}");
+}
+
+/// The crontab hijack: `nobody` pre-plants symlinks (to a file of its own)
+/// and FIFOs at every predictable kept-copy name of the next minute. The
+/// stop never touches them: nothing of the crontab reaches the attacker,
+/// nothing of theirs is installed, and the kept copy is private.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_kept_copy_location_cannot_hijack_a_user_crontab() {
+    if Command::new("crontab").arg("-V").output().is_err() {
+        panic!("this test needs crontab (apt-get install cron; scripts/test does)");
+    }
+    let w = World::new();
+    let user = TempUser::new();
+    let u = &user.0;
+    let line = format!("*/5 * * * * {}\n", w.psql_line("INSERT INTO t VALUES (3)"));
+    let mut c = Command::new("crontab")
+        .args(["-u", u, "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin.take().unwrap().write_all(line.as_bytes()).unwrap();
+    assert!(c.wait().unwrap().success());
+    // The attacker's side: a directory of its own, a symlink or a FIFO at
+    // each old predictable name for the next 90 seconds.
+    let loot = format!("/tmp/llk-loot-{}", std::process::id());
+    as_nobody(&format!("mkdir -p {loot} && : > {loot}/stolen"));
+    let now = chrono::Utc::now();
+    let mut planted = Vec::new();
+    for s in 0..90 {
+        let stamp = (now + chrono::Duration::seconds(s)).format("%Y%m%dT%H%M%SZ");
+        let p = format!("/var/tmp/crontab-{u}.lifeline-{stamp}");
+        if s % 2 == 0 {
+            as_nobody(&format!("ln -s {loot}/stolen {p}"));
+        } else {
+            as_nobody(&format!("mkfifo {p}"));
+        }
+        planted.push(p);
+    }
+    let cleanup = Planted(planted.clone(), loot.clone());
+
+    let mut opts = w.options();
+    opts.user_crontabs = true;
+    let inv = support::inventory(&w.inventory_text(""));
+    let r = Redactor::new();
+    let a = RealActions::new(inv.clone(), r).with_probe_options(opts);
+    let (out, _rx) = output();
+    let o = tokio::time::timeout(
+        Duration::from_secs(120),
+        a.stop_services(
+            &StopRequest {
+                database: Some(db(&inv, "app")),
+                hosts: vec![host(&inv, "box")],
+                services: vec![],
+                hold_s: 2,
+            },
+            &out,
+        ),
+    )
+    .await
+    .expect("the stop hung (a FIFO opened?)")
+    .unwrap_or_else(|e| panic!("{e}\n{}", out.kept().join("\n")));
+    let text = out.kept().join("\n");
+    let s = o
+        .stopped
+        .iter()
+        .find(|s| s.name.starts_with(&format!("crontab -l -u {u}:")))
+        .unwrap_or_else(|| panic!("the user's line was not stopped: {o:#?}\n{text}"));
+    // Nothing reached the attacker; the planted names are as they were.
+    assert_eq!(
+        std::fs::read_to_string(format!("{loot}/stolen")).unwrap(),
+        "",
+        "{text}"
+    );
+    for p in &planted {
+        use std::os::unix::fs::FileTypeExt;
+        let m = std::fs::symlink_metadata(p).unwrap();
+        assert!(m.file_type().is_symlink() || m.file_type().is_fifo(), "{p}");
+    }
+    // The user's crontab: the line commented, nothing else installed.
+    let now = Command::new("crontab")
+        .args(["-l", "-u", u])
+        .output()
+        .unwrap();
+    let now = String::from_utf8_lossy(&now.stdout).to_string();
+    assert_eq!(now.lines().count(), 1, "{now}");
+    assert!(now.starts_with("# lifeline-off "), "{now}");
+    // The kept copy is private and holds the original.
+    let kept = s.original_kept.clone().unwrap();
+    assert!(
+        kept.starts_with(&format!(
+            "{}/crontab-{u}.lifeline-",
+            w.path("kept").display()
+        )),
+        "{kept}"
+    );
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), line);
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    drop(cleanup);
+}
+
+/// The kept-copy directory itself pre-planted as a symlink to a directory
+/// of `nobody`: the stop refuses to keep a copy there, changes nothing in
+/// the cron file, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_kept_copy_directory_is_refused_and_nothing_changes() {
+    let w = World::new();
+    let cron = w.path("etc/cron.d/app_jobs");
+    let original = format!(
+        "*/5 * * * * root {}\n",
+        w.psql_line("INSERT INTO t VALUES (2)")
+    );
+    std::fs::write(&cron, &original).unwrap();
+    // A world-writable parent where nobody got there first.
+    let open = w.path("open");
+    std::fs::create_dir_all(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let theirs = w.path("open/theirs");
+    as_nobody(&format!(
+        "mkdir -m 0777 {0} && ln -s {0} {1}",
+        theirs.display(),
+        w.path("open/kept").display()
+    ));
+    let mut opts = w.options();
+    opts.kept_dir = w.path("open/kept").display().to_string();
+    let inv = support::inventory(&w.inventory_text(""));
+    let a = RealActions::new(inv.clone(), Redactor::new()).with_probe_options(opts);
+    let (out, _rx) = output();
+    let o = a
+        .stop_services(
+            &StopRequest {
+                database: Some(db(&inv, "app")),
+                hosts: vec![host(&inv, "box")],
+                services: vec![],
+                hold_s: 2,
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    let text = out.kept().join("\n");
+    assert!(text.contains("is not a private directory"), "{text}");
+    assert!(!o.hold_passed(), "{o:#?}");
+    assert!(
+        o.stopped
+            .iter()
+            .all(|s| s.kind != lifeline::inventory::ServiceKind::Cron),
+        "{o:#?}"
+    );
+    assert_eq!(std::fs::read_to_string(&cron).unwrap(), original);
+    assert_eq!(
+        std::fs::read_dir(&theirs).unwrap().count(),
+        0,
+        "a copy landed in nobody's directory"
+    );
+}
+
+/// Removes the planted names and the attacker's directory on drop.
+struct Planted(Vec<String>, String);
+
+impl Drop for Planted {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
 }

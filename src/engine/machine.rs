@@ -639,6 +639,8 @@ impl State {
                                 }
                                 if x.original_kept.is_none() {
                                     x.original_kept = sv.original_kept;
+                                    x.kept_inode = sv.kept_inode;
+                                    x.kept_sha256 = sv.kept_sha256;
                                 }
                                 x.hazard |= sv.hazard;
                             }

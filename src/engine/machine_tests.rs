@@ -898,6 +898,8 @@ fn start_services_sees_what_every_attempt_of_a_stop_step_stopped() {
         kind: ServiceKind::Systemd,
         commands: cmds.iter().map(|c| c.to_string()).collect(),
         original_kept: None,
+        kept_inode: None,
+        kept_sha256: None,
         hazard: false,
     };
     // The first attempt stopped, disabled and masked the unit, then its hold

@@ -100,12 +100,8 @@ fn stop_commands(s: &ServiceSpec) -> String {
         }
         ServiceKind::Cron => {
             let f = s.cron_file.as_deref().unwrap_or("<discovered cron file>");
-            let kept = match f.rsplit_once('/') {
-                Some((d, b)) => format!("{d}/.{b}.lifeline-<stamp>"),
-                None => format!(".{f}.lifeline-<stamp>"),
-            };
             format!(
-                "{on}cp -p {f} {kept} (the original, kept), then comment out the lines of {f} ('# lifeline-off <stamp>: ' in front of each)"
+                "{on}keep the original of {f} in /var/lib/lifeline/kept (0700) under an unpredictable mktemp name (0600; inode and SHA-256 journaled), then comment out its lines ('# lifeline-off <stamp>: ' in front of each)"
             )
         }
         ServiceKind::Container => format!(
@@ -116,7 +112,9 @@ fn stop_commands(s: &ServiceSpec) -> String {
             let which = match (&s.pidfile, &s.match_) {
                 (Some(p), Some(m)) => format!("the pid in {p} (its command line matching '{m}')"),
                 (Some(p), None) => format!("the pid in {p}"),
-                (None, Some(m)) => format!("every process whose command line matches '{m}'"),
+                (None, Some(m)) => format!(
+                    "the processes matching '{m}' that evidence ties to its databases (several without evidence: target unclear, not stopped)"
+                ),
                 (None, None) => format!("process '{}'", s.name()),
             };
             format!(
@@ -152,7 +150,7 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
             let hosts: Vec<&str> = s.hosts.iter().map(|h| h.name.as_str()).collect();
             if let Some(d) = &s.database {
                 v.push(format!(
-                    "discover every other writer of {} on {}, and what starts it again (watchdogs, second cron lines), and stop them the same way",
+                    "discover every other writer evidence (arguments, scripts, environment) ties to {} on {}, and what starts it again (watchdogs, second cron lines); print the plan (STOP / LEAVE, each with why) before freezing anything; stop them the same way",
                     d.display(),
                     if hosts.is_empty() {
                         "its hosts".to_string()

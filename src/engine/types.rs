@@ -133,6 +133,12 @@ pub struct StoppedService {
     /// For cron: where the original file was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_kept: Option<String>,
+    /// For cron: the kept copy's inode and SHA-256 when it was written;
+    /// start-services uses the copy only when both still match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_inode: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_sha256: Option<String>,
     /// Discovered as a hazard (pg_dump --clean elsewhere, auto-restore, `down -v`, ...).
     #[serde(default)]
     pub hazard: bool,

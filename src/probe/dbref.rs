@@ -35,6 +35,10 @@ pub struct DbRef {
     pub context: String,
     /// The inventory database it maps to.
     pub inventory: Option<String>,
+    /// Where it was read: `file:line`, `arguments of pid N`, or an
+    /// environment variable of a process (never its value when secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 impl DbRef {
@@ -47,6 +51,7 @@ impl DbRef {
             role,
             context: "local".into(),
             inventory: None,
+            evidence: None,
         }
     }
 

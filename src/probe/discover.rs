@@ -41,6 +41,8 @@ pub struct ProbeOptions {
     pub timeout: Duration,
     /// How many levels of scripts started by scripts to read.
     pub script_depth: usize,
+    /// Where stop-services keeps originals (cron files, crontabs) on hosts.
+    pub kept_dir: String,
 }
 
 impl Default for ProbeOptions {
@@ -51,6 +53,7 @@ impl Default for ProbeOptions {
             user_crontabs: true,
             timeout: Duration::from_secs(30),
             script_depth: 2,
+            kept_dir: "/var/lib/lifeline/kept".into(),
         }
     }
 }
@@ -94,6 +97,10 @@ pub struct Service {
     pub inventory: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub notes: Vec<String>,
+    /// Set when it matches an inventory service but no evidence says which
+    /// database it writes to: never stopped unless the operator picks it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub target_unclear: Option<String>,
 }
 
 impl Service {
@@ -118,6 +125,7 @@ impl Service {
             hazards: Vec::new(),
             inventory: None,
             notes: Vec::new(),
+            target_unclear: None,
         }
     }
 }
@@ -130,6 +138,18 @@ pub struct Discovery {
     pub services: Vec<Service>,
     /// What could not be looked at, and why (systemd not running, docker daemon down...).
     pub notes: Vec<String>,
+    /// Items (scripts, programs, paths) that could not be read or quoted,
+    /// each with a short reason; the rest of the host was probed anyway.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// One item discovery could not read. `item` is shown with control bytes
+/// escaped, so printing it is safe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreadable {
+    pub item: String,
+    pub reason: String,
 }
 
 /// Internal: a service plus what is needed to relate it to others.
@@ -145,6 +165,9 @@ struct Entry {
     triggered_by_timer: bool,
     /// Counts as an independent way of starting things (see redundancy).
     mechanism: bool,
+    /// Connection variables of a running process (`/proc/PID/environ`,
+    /// whitelisted: never a password).
+    env: Vec<(String, String)>,
 }
 
 /// The script of one round: the framing prelude, the PATH prefix, `body`.
@@ -291,6 +314,50 @@ pub async fn discover(
         )
     });
 
+    // Inventory pidfiles (read as data), then which processes each
+    // inventory process service may be.
+    let pidfile_paths: Vec<String> = inventory_services
+        .iter()
+        .filter(|s| s.kind == ServiceKind::Process)
+        .filter_map(|s| s.pidfile.clone())
+        .collect();
+    let mut pidfiles: HashMap<String, Result<u32, String>> = HashMap::new();
+    if !pidfile_paths.is_empty() {
+        let secs = read_files(runner, &n, READ_PIDFILE, &pidfile_paths, opts).await?;
+        for (i, f) in pidfile_paths.iter().enumerate() {
+            let r = match get(&secs, &format!("pidfile {i}")) {
+                Some(s) if s.rc == 0 => s
+                    .body
+                    .trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("holds no pid ('{}')", short_reason(&s.body))),
+                Some(s) => Err(short_reason(&s.body)),
+                None => Err("no answer".into()),
+            };
+            pidfiles.insert(f.clone(), r);
+        }
+    }
+    let mut candidates: HashMap<String, Vec<u32>> = HashMap::new();
+    let mut pidfile_notes: HashMap<String, String> = HashMap::new();
+    for spec in inventory_services
+        .iter()
+        .filter(|s| s.kind == ServiceKind::Process)
+    {
+        let pf = spec.pidfile.as_ref().and_then(|f| pidfiles.get(f));
+        let (pids, note) = spec_candidates(spec, &procs, pf, &ours);
+        candidates.insert(spec.name().to_string(), pids);
+        if let Some(note) = note {
+            pidfile_notes.insert(spec.name().to_string(), note);
+        }
+    }
+    // Processes whose environment is read for connection variables.
+    let env_pids: BTreeSet<u32> = procs
+        .iter()
+        .filter(|p| process::interesting(&p.args) && !ours(p))
+        .map(|p| p.pid)
+        .chain(candidates.values().flatten().copied())
+        .collect();
+
     // Containers.
     let mut containers: Vec<(String, Vec<Container>)> = Vec::new();
     for tool in ["docker", "podman"] {
@@ -325,6 +392,11 @@ pub async fn discover(
             ));
         }
     }
+    for pid in &env_pids {
+        body.push_str(&format!(
+            "[ -r /proc/{pid}/environ ] && sec 'environ {pid}' cat /proc/{pid}/environ\n"
+        ));
+    }
     let s2 = if body.is_empty() {
         Vec::new()
     } else {
@@ -346,6 +418,14 @@ pub async fn discover(
             container::apply_inspect(list, &s.body);
         }
     }
+
+    let environ: HashMap<u32, Vec<(String, String)>> = env_pids
+        .iter()
+        .filter_map(|pid| {
+            let s = get(&s2, &format!("environ {pid}"))?;
+            (s.rc == 0).then(|| (*pid, env_vars(&s.body)))
+        })
+        .collect();
 
     // Entries from every source.
     let mut entries: Vec<Entry> = Vec::new();
@@ -402,10 +482,36 @@ pub async fn discover(
         .iter()
         .filter(|p| process::interesting(&p.args) && !ours(p))
     {
-        entries.push(process_entry(p, &procs, &main_pids, &offset, ctx));
+        let env = environ.get(&p.pid).map(Vec::as_slice).unwrap_or_default();
+        entries.push(process_entry(p, &procs, &main_pids, &offset, env, ctx));
     }
+    // Inventory processes: their candidates get entries now (so their
+    // scripts are read); which of them is the service is decided below,
+    // on evidence.
+    let mut deferred: Vec<(&ServiceSpec, Vec<u32>)> = Vec::new();
     for spec in inventory_services {
-        merge_inventory(&mut entries, spec, &procs, ctx);
+        if spec.kind != ServiceKind::Process {
+            merge_inventory(&mut entries, spec, ctx);
+            continue;
+        }
+        let pids = candidates.get(spec.name()).cloned().unwrap_or_default();
+        if pids.is_empty() {
+            merge_inventory(&mut entries, spec, ctx);
+            if let (Some(note), Some(e)) = (pidfile_notes.get(spec.name()), entries.last_mut()) {
+                e.svc.notes.push(note.clone());
+            }
+            continue;
+        }
+        for pid in &pids {
+            let listed = entries
+                .iter()
+                .any(|e| e.svc.kind == ServiceKind::Process && e.svc.pid == Some(*pid));
+            if !listed && let Some(p) = procs.iter().find(|p| p.pid == *pid) {
+                let env = environ.get(pid).map(Vec::as_slice).unwrap_or_default();
+                entries.push(process_entry(p, &procs, &main_pids, &offset, env, ctx));
+            }
+        }
+        deferred.push((spec, pids));
     }
 
     // Read the scripts they run, and the scripts those run.
@@ -431,31 +537,45 @@ pub async fn discover(
         if wanted.is_empty() {
             break;
         }
-        let list: Vec<String> = wanted.iter().cloned().collect();
-        let mut body = String::new();
-        for (i, p) in list.iter().enumerate() {
-            body.push_str(&format!(
-                "sec 'file {i}' sh -c 'f=$1; [ -f \"$f\" ] || {{ echo \"not a readable file\"; exit 2; }}; s=$(wc -c < \"$f\"); [ \"$s\" -le 1048576 ] || {{ echo \"too large ($s bytes)\"; exit 3; }}; case \"$f\" in *.sh|*.bash|*.py|*.pl|*.rb|*.js) ;; *) [ \"$(head -c 2 \"$f\")\" = \"#!\" ] || {{ echo \"not a script\"; exit 4; }};; esac; cat \"$f\"' _ {}\n",
-                sh_quote(p)
-            ));
+        let (list, unsendable): (Vec<String>, Vec<String>) =
+            wanted.into_iter().partition(|p| !p.contains('\0'));
+        for p in unsendable {
+            unreadable.insert(p, "its name holds a NUL byte".into());
         }
-        let s3 = round(runner, &n, &body, opts).await?;
+        if list.is_empty() {
+            continue;
+        }
+        let s3 = read_files(runner, &n, READ_ONE, &list, opts).await?;
         for (i, p) in list.into_iter().enumerate() {
             match get(&s3, &format!("file {i}")) {
+                Some(s) if s.rc == 0 && s.body.contains('\0') => {
+                    unreadable.insert(
+                        p,
+                        "binary content (NUL bytes): a program, not scanned".into(),
+                    );
+                }
                 Some(s) if s.rc == 0 => {
                     let f = scan::scan_text(&s.body, &p, &Vars::new(), ctx);
                     scripts.insert(p, f);
                 }
                 Some(s) if s.rc == 4 => {
-                    unreadable.insert(p, "a program, not a script".into());
+                    unreadable.insert(p, NOT_A_SCRIPT.into());
                 }
                 Some(s) => {
-                    unreadable.insert(p, first_line(&s.body));
+                    unreadable.insert(p, short_reason(&s.body));
                 }
                 None => {
                     unreadable.insert(p, "no answer".into());
                 }
             }
+        }
+    }
+    for (p, why) in &unreadable {
+        if why != NOT_A_SCRIPT {
+            d.unreadable.push(Unreadable {
+                item: printable(p),
+                reason: printable(why),
+            });
         }
     }
 
@@ -474,13 +594,17 @@ pub async fn discover(
         for p in &closure {
             if let Some(f) = scripts.get(p) {
                 for r in &f.refs {
-                    push_ref(&mut e.svc.databases_reached, r.clone());
+                    let r = match e.svc.pid {
+                        Some(pid) if !e.env.is_empty() => complete_from_env(r, &e.env, pid, ctx),
+                        _ => r.clone(),
+                    };
+                    push_ref(&mut e.svc.databases_reached, r);
                 }
                 for h in &f.hazards {
                     push_hazard(&mut e.svc.hazards, h.clone());
                 }
             } else if let Some(why) = unreadable.get(p)
-                && why != "a program, not a script"
+                && why != NOT_A_SCRIPT
             {
                 e.svc.notes.push(format!("script '{p}' not read: {why}"));
             }
@@ -489,6 +613,10 @@ pub async fn discover(
             .into_iter()
             .filter(|p| scripts.contains_key(p))
             .collect();
+    }
+
+    for (spec, pids) in deferred {
+        assign_process_spec(&mut entries, spec, &pids, ctx);
     }
 
     redundancy(&mut entries, &scripts, &unit_index);
@@ -502,6 +630,7 @@ pub async fn discover(
             let relevant = !e.svc.databases_reached.is_empty()
                 || !e.svc.hazards.is_empty()
                 || e.svc.inventory.is_some()
+                || e.svc.target_unclear.is_some()
                 || e.svc.notes.iter().any(|n| n.starts_with("script '"));
             match e.svc.kind {
                 ServiceKind::Systemd | ServiceKind::Timer => {
@@ -524,10 +653,126 @@ pub async fn discover(
         if k || paired {
             let mut svc = e.svc.clone();
             svc.notes.retain(|n| n != "local unit");
+            clean_service(&mut svc);
             d.services.push(svc);
         }
     }
+    d.notes = d.notes.iter().map(|n| printable(n)).collect();
+    d.hostname = d.hostname.map(|h| printable(&h));
     Ok(d)
+}
+
+const NOT_A_SCRIPT: &str = "a program, not a script";
+
+/// Checks and prints one file for `read_files` (`$1` its index, `$2` its
+/// path), framed like `sec`; exit 2-4 say why it was not printed.
+const READ_ONE: &str = "i=$1; f=$2; printf '@@%s begin file %s\\n' \"$N\" \"$i\"; \
+(   [ -f \"$f\" ] || { echo 'not a readable file'; exit 2; }; \
+    s=$(wc -c < \"$f\") || exit 2; [ \"$s\" -le 1048576 ] || { echo \"too large ($s bytes)\"; exit 3; }; \
+    case \"$f\" in *.sh|*.bash|*.py|*.pl|*.rb|*.js) ;; *) [ \"$(head -c 2 -- \"$f\")\" = '#!' ] || { echo 'not a script'; exit 4; };; esac; \
+    cat -- \"$f\" ) 2>&1; rc=$?; printf '\\n@@%s end file %s %s\\n' \"$N\" \"$i\" \"$rc\"";
+
+/// Reads one pidfile for `read_files`, framed as `pidfile INDEX`.
+const READ_PIDFILE: &str = "i=$1; f=$2; printf '@@%s begin pidfile %s\\n' \"$N\" \"$i\"; \
+( [ -f \"$f\" ] || { echo 'not a readable regular file'; exit 2; }; head -c 32 -- \"$f\" ) 2>&1; \
+rc=$?; printf '\\n@@%s end pidfile %s %s\\n' \"$N\" \"$i\" \"$rc\"";
+
+/// Reads the scripts `paths` in one round. The paths go to the host as
+/// data, NUL-separated on standard input (index, path, index, path...),
+/// never as shell text: a path may hold any byte but NUL.
+async fn read_files(
+    runner: &dyn Runner,
+    n: &str,
+    inner: &str,
+    paths: &[String],
+    opts: &ProbeOptions,
+) -> Result<Vec<Section>, ProbeError> {
+    let body = format!("export N\nxargs -0 -n 2 sh -c {} _\n", sh_quote(inner));
+    let script = round_script(n, &body, opts);
+    let mut input = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        input.extend_from_slice(i.to_string().as_bytes());
+        input.push(0);
+        input.extend_from_slice(p.as_bytes());
+        input.push(0);
+    }
+    let out = runner
+        .run_input(&script, input, opts.timeout)
+        .await
+        .map_err(|why| ProbeError::Transport {
+            host: runner.name().to_string(),
+            why,
+        })?;
+    if out.timed_out {
+        return Err(ProbeError::TimedOut {
+            host: runner.name().to_string(),
+            secs: opts.timeout.as_secs(),
+        });
+    }
+    Ok(sections(&out.stdout, n))
+}
+
+/// The first line of an answer, short and with control bytes escaped.
+fn short_reason(body: &str) -> String {
+    let l = first_line(body);
+    let l: String = l.chars().take(120).collect();
+    printable(&l)
+}
+
+/// `s` with control characters (ESC, NUL, newlines...) escaped, so a name
+/// or line read from a host is safe to print and to keep.
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(|c| c.is_control() && c != '\t') {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Escapes control bytes in every text field of `s` (names, commands,
+/// evidence lines read from scripts), so what discovery reports is safe
+/// to print, journal and compare.
+fn clean_service(s: &mut Service) {
+    let fix = |t: &mut String| {
+        if t.chars().any(|c| c.is_control() && c != '\t') {
+            *t = printable(t);
+        }
+    };
+    let fix_opt = |t: &mut Option<String>| {
+        if let Some(t) = t {
+            fix(t);
+        }
+    };
+    fix(&mut s.name);
+    fix(&mut s.state);
+    fix(&mut s.source);
+    fix_opt(&mut s.command);
+    fix_opt(&mut s.schedule);
+    fix_opt(&mut s.restart_policy);
+    fix_opt(&mut s.user);
+    fix_opt(&mut s.image);
+    fix_opt(&mut s.started_at);
+    s.mounts.iter_mut().for_each(fix);
+    s.scripts.iter_mut().for_each(fix);
+    s.notes.iter_mut().for_each(fix);
+    for h in &mut s.hazards {
+        fix(&mut h.evidence);
+        fix(&mut h.location);
+        fix(&mut h.detail);
+    }
+    for r in &mut s.databases_reached {
+        fix_opt(&mut r.host);
+        fix_opt(&mut r.dbname);
+        fix_opt(&mut r.user);
+        fix(&mut r.context);
+    }
 }
 
 /// Scripts run by a service, and by those scripts, as absolute paths.
@@ -669,6 +914,7 @@ fn unit_entry(u: &UnitProps, ctx: &ScanCtx) -> Option<Entry> {
         triggers,
         triggered_by_timer,
         mechanism: true,
+        env: Vec::new(),
     })
 }
 
@@ -718,6 +964,7 @@ fn cron_entry(c: CronEntry, ctx: &ScanCtx, cron_running: bool) -> Entry {
         triggers: None,
         triggered_by_timer: false,
         mechanism: true,
+        env: Vec::new(),
     }
 }
 
@@ -768,6 +1015,7 @@ fn container_entry(tool: &str, c: &Container, ctx: &ScanCtx) -> Entry {
         triggers: None,
         triggered_by_timer: false,
         mechanism: false,
+        env: Vec::new(),
     }
 }
 
@@ -776,6 +1024,7 @@ fn process_entry(
     procs: &[Proc],
     main_pids: &BTreeMap<u32, String>,
     offset: &str,
+    env: &[(String, String)],
     ctx: &ScanCtx,
 ) -> Entry {
     let argv: Vec<String> = super::shell::parse(&p.args, &Vars::new())
@@ -785,9 +1034,24 @@ fn process_entry(
         .map(|c| c.argv.clone())
         .unwrap_or_default();
     let loc = format!("ps pid {}", p.pid);
-    // ps prints arguments joined by spaces: re-split as a shell would.
-    let f = scan::scan_text(&p.args, &loc, &Vars::new(), ctx);
-    let f = relocate(f, &loc, &p.args);
+    // ps prints arguments joined by spaces: re-split as a shell would, with
+    // the process's own connection variables.
+    let mut vars = Vars::new();
+    for (k, v) in env {
+        vars.set(k, v);
+    }
+    let f = scan::scan_text(&p.args, &loc, &vars, ctx);
+    let mut f = relocate(f, &loc, &p.args);
+    for r in &mut f.refs {
+        r.evidence = Some(format!("arguments of pid {}", p.pid));
+    }
+    // The environment alone names a database: kept when it maps to the
+    // inventory (an unmapped PGDATABASE with no port is only noise).
+    if let Some(r) = env_ref(env, p.pid, ctx)
+        && (r.inventory.is_some() || ctx.inventory.is_none())
+    {
+        push_ref(&mut f.refs, r);
+    }
     let label = f
         .scripts
         .first()
@@ -845,6 +1109,7 @@ fn process_entry(
         triggers: None,
         triggered_by_timer: false,
         mechanism,
+        env: env.to_vec(),
     }
 }
 
@@ -857,12 +1122,8 @@ fn is_cron(args: &str) -> bool {
 
 /// Folds an inventory `[[service]]` into what was discovered: the matching
 /// entry takes its name; an undiscovered one is listed as declared.
-fn merge_inventory(entries: &mut Vec<Entry>, spec: &ServiceSpec, procs: &[Proc], ctx: &ScanCtx) {
+fn merge_inventory(entries: &mut Vec<Entry>, spec: &ServiceSpec, ctx: &ScanCtx) {
     let name = spec.name().to_string();
-    let pattern = spec
-        .match_
-        .as_deref()
-        .and_then(|m| regex::Regex::new(m).ok());
     let found = entries.iter_mut().find(|e| match spec.kind {
         ServiceKind::Systemd | ServiceKind::Timer => spec.unit.as_deref().is_some_and(|u| {
             e.unit.as_deref() == Some(u) || e.unit.as_deref() == Some(&format!("{u}.service"))
@@ -872,27 +1133,10 @@ fn merge_inventory(entries: &mut Vec<Entry>, spec: &ServiceSpec, procs: &[Proc],
             .cron_file
             .as_deref()
             .is_some_and(|f| e.svc.source.starts_with(f)),
-        ServiceKind::Process => {
-            e.svc.kind == ServiceKind::Process
-                && pattern
-                    .as_ref()
-                    .is_some_and(|re| e.svc.command.as_deref().is_some_and(|c| re.is_match(c)))
-        }
+        // Running processes are assigned on evidence (assign_process_spec).
+        ServiceKind::Process => false,
     });
-    let declared: Vec<DbRef> = spec
-        .databases
-        .iter()
-        .filter_map(|d| {
-            let u = ctx.inventory?.database(d.get_ref())?.pg_url()?;
-            let mut r = DbRef::new(super::dbref::DbRole::Declared);
-            r.host = Some(u.host.clone());
-            r.port = Some(u.port);
-            r.dbname = Some(u.dbname.clone());
-            r.user = u.user.clone();
-            r.inventory = Some(d.get_ref().clone());
-            Some(r)
-        })
-        .collect();
+    let declared = declared_refs(spec, ctx);
     if let Some(e) = found {
         if e.svc.name != name {
             e.svc.notes.push(format!("discovered as '{}'", e.svc.name));
@@ -911,24 +1155,12 @@ fn merge_inventory(entries: &mut Vec<Entry>, spec: &ServiceSpec, procs: &[Proc],
         format!("inventory service '{name}'"),
     );
     svc.inventory = Some(name);
-    let running = match (spec.kind, &pattern) {
-        (ServiceKind::Process, Some(re)) => procs.iter().find(|p| re.is_match(&p.args)),
-        _ => None,
-    };
     let mut facts = Facts::default();
-    if let Some(p) = running {
-        svc.active = true;
-        svc.state = "running".into();
-        svc.pid = Some(p.pid);
-        svc.command = Some(p.args.clone());
-        facts = scan::scan_text(&p.args, &format!("ps pid {}", p.pid), &Vars::new(), ctx);
-    } else {
-        svc.state = "not running".into();
-        if let Some(start) = &spec.start {
-            svc.command = Some(start.clone());
-            let loc = format!("inventory service '{}' (start)", spec.name());
-            facts = relocate(scan::scan_text(start, &loc, &Vars::new(), ctx), &loc, start);
-        }
+    svc.state = "not running".into();
+    if let Some(start) = &spec.start {
+        svc.command = Some(start.clone());
+        let loc = format!("inventory service '{}' (start)", spec.name());
+        facts = relocate(scan::scan_text(start, &loc, &Vars::new(), ctx), &loc, start);
     }
     svc.databases_reached = facts.refs.clone();
     for r in declared {
@@ -944,7 +1176,274 @@ fn merge_inventory(entries: &mut Vec<Entry>, spec: &ServiceSpec, procs: &[Proc],
         triggers: None,
         triggered_by_timer: false,
         mechanism: true,
+        env: Vec::new(),
     });
+}
+
+/// The inventory databases a `[[service]]` declares, as references.
+fn declared_refs(spec: &ServiceSpec, ctx: &ScanCtx) -> Vec<DbRef> {
+    spec.databases
+        .iter()
+        .filter_map(|d| {
+            let u = ctx.inventory?.database(d.get_ref())?.pg_url()?;
+            let mut r = DbRef::new(super::dbref::DbRole::Declared);
+            r.host = Some(u.host.clone());
+            r.port = Some(u.port);
+            r.dbname = Some(u.dbname.clone());
+            r.user = u.user.clone();
+            r.inventory = Some(d.get_ref().clone());
+            r.evidence = Some(format!("declared by inventory service '{}'", spec.name()));
+            Some(r)
+        })
+        .collect()
+}
+
+/// Connection variables kept from a process environment. Passwords
+/// (`PGPASSWORD`, `PGPASSFILE`) are never kept; URLs lose theirs when parsed.
+fn is_conn_var(k: &str) -> bool {
+    matches!(
+        k,
+        "PGHOST" | "PGHOSTADDR" | "PGPORT" | "PGDATABASE" | "PGUSER" | "PGSERVICE"
+    ) || k == "DATABASE_URL"
+        || k.ends_with("_DATABASE_URL")
+}
+
+/// The connection variables of `/proc/PID/environ` (NUL-separated).
+pub fn env_vars(environ: &str) -> Vec<(String, String)> {
+    environ
+        .split('\0')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            is_conn_var(k).then(|| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn env_get<'a>(env: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    env.iter()
+        .rev()
+        .find(|(a, _)| a == k)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The database a process's environment names, with that as its evidence.
+fn env_ref(env: &[(String, String)], pid: u32, ctx: &ScanCtx) -> Option<DbRef> {
+    let mut r = if let Some((k, v)) = env
+        .iter()
+        .find(|(k, _)| k == "DATABASE_URL" || k.ends_with("_DATABASE_URL"))
+    {
+        let mut r = super::dbref::parse_conn(v)?;
+        r.evidence = Some(format!("environment of pid {pid}: {k}"));
+        r
+    } else {
+        let db = env_get(env, "PGDATABASE")?;
+        let mut r = DbRef::new(super::dbref::DbRole::Query);
+        r.dbname = Some(db.to_string());
+        r.host = env_get(env, "PGHOST").map(str::to_string);
+        r.port = env_get(env, "PGPORT").and_then(|p| p.parse().ok());
+        r.user = env_get(env, "PGUSER").map(str::to_string);
+        let shown: Vec<String> = ["PGHOST", "PGPORT", "PGDATABASE"]
+            .iter()
+            .filter_map(|k| env_get(env, k).map(|v| format!("{k}={v}")))
+            .collect();
+        r.evidence = Some(format!("environment of pid {pid}: {}", shown.join(" ")));
+        r
+    };
+    r.role = super::dbref::DbRole::Query;
+    ctx.map(&mut r);
+    Some(r)
+}
+
+/// A script's reference as a process running it resolves it: what the
+/// script leaves open (host, port, database, user) comes from the
+/// process's environment, as libpq would take it.
+fn complete_from_env(r: &DbRef, env: &[(String, String)], pid: u32, ctx: &ScanCtx) -> DbRef {
+    let mut c = r.clone();
+    let mut used = Vec::new();
+    let mut fill = |slot: &mut Option<String>, k: &'static str| {
+        if slot.is_none()
+            && let Some(v) = env_get(env, k)
+        {
+            *slot = Some(v.to_string());
+            used.push(k);
+        }
+    };
+    fill(&mut c.dbname, "PGDATABASE");
+    fill(&mut c.host, "PGHOST");
+    fill(&mut c.user, "PGUSER");
+    if c.port.is_none()
+        && let Some(p) = env_get(env, "PGPORT").and_then(|p| p.parse().ok())
+    {
+        c.port = Some(p);
+        used.push("PGPORT");
+    }
+    if used.is_empty() {
+        return c;
+    }
+    c.evidence = Some(format!(
+        "{} with {} from the environment of pid {pid}",
+        r.evidence.as_deref().unwrap_or("a script"),
+        used.join(", ")
+    ));
+    ctx.map(&mut c);
+    c
+}
+
+/// Which running processes an inventory `process` service names: the pid
+/// in its pidfile when it has one (its `match` then only confirms), else
+/// every process its `match` finds. The note says why there are none.
+fn spec_candidates(
+    spec: &ServiceSpec,
+    procs: &[Proc],
+    pidfile: Option<&Result<u32, String>>,
+    ours: &dyn Fn(&Proc) -> bool,
+) -> (Vec<u32>, Option<String>) {
+    let re = spec
+        .match_
+        .as_deref()
+        .and_then(|m| regex::Regex::new(m).ok());
+    let matches = |p: &Proc| re.as_ref().is_none_or(|re| re.is_match(&p.args));
+    if let Some(f) = &spec.pidfile {
+        return match pidfile {
+            Some(Ok(pid)) => match procs.iter().find(|p| p.pid == *pid && !ours(p)) {
+                Some(p) if matches(p) => (vec![p.pid], None),
+                Some(p) => (
+                    Vec::new(),
+                    Some(format!(
+                        "pidfile '{f}' names pid {pid}, which runs something else ('{}'): not this service",
+                        printable(&p.args)
+                    )),
+                ),
+                None => (
+                    Vec::new(),
+                    Some(format!("pidfile '{f}' names pid {pid}, not running")),
+                ),
+            },
+            Some(Err(why)) => (Vec::new(), Some(format!("pidfile '{f}': {why}"))),
+            None => (Vec::new(), Some(format!("pidfile '{f}' not read"))),
+        };
+    }
+    let Some(re) = &re else {
+        return (Vec::new(), None);
+    };
+    (
+        procs
+            .iter()
+            .filter(|p| !ours(p) && re.is_match(&p.args))
+            .map(|p| p.pid)
+            .collect(),
+        None,
+    )
+}
+
+/// Decides which of an inventory process service's candidates are that
+/// service: one candidate (or a pidfile) is; of several, those whose
+/// evidence reaches a database the service declares. What stays
+/// ambiguous is marked "target unclear" and given to nobody.
+fn assign_process_spec(entries: &mut Vec<Entry>, spec: &ServiceSpec, pids: &[u32], ctx: &ScanCtx) {
+    let name = spec.name().to_string();
+    let idx: Vec<usize> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| {
+            e.svc.kind == ServiceKind::Process
+                && e.svc.inventory.is_none()
+                && e.svc.pid.is_some_and(|p| pids.contains(&p))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let declared: Vec<String> = spec.databases.iter().map(|d| d.get_ref().clone()).collect();
+    let evident = |e: &Entry| {
+        e.svc.databases_reached.iter().any(|r| {
+            r.role != super::dbref::DbRole::Declared
+                && r.inventory.as_ref().is_some_and(|i| declared.contains(i))
+        })
+    };
+    // A process whose own evidence names only other databases is not this
+    // service, whatever its command line matches (a pidfile overrides).
+    let elsewhere = |e: &Entry| {
+        let own: Vec<&String> = e
+            .svc
+            .databases_reached
+            .iter()
+            .filter(|r| r.role != super::dbref::DbRole::Declared)
+            .filter_map(|r| r.inventory.as_ref())
+            .collect();
+        !declared.is_empty() && !own.is_empty() && !own.iter().any(|i| declared.contains(i))
+    };
+    let (idx, other): (Vec<usize>, Vec<usize>) = if spec.pidfile.is_some() {
+        (idx, Vec::new())
+    } else {
+        idx.into_iter().partition(|i| !elsewhere(&entries[*i]))
+    };
+    for i in other {
+        entries[i].svc.notes.push(format!(
+            "matches inventory service '{name}' but writes to another database: not that service"
+        ));
+    }
+    if idx.is_empty() {
+        merge_inventory(entries, spec, ctx);
+        return;
+    }
+    let chosen: Vec<usize> = if idx.len() <= 1 || spec.pidfile.is_some() {
+        idx.clone()
+    } else {
+        idx.iter()
+            .copied()
+            .filter(|i| evident(&entries[*i]))
+            .collect()
+    };
+    if chosen.is_empty() {
+        let why = format!(
+            "matches inventory service '{name}' like {} other process(es); no evidence (arguments, scripts, environment) ties it to {}: never stopped unless picked",
+            idx.len().saturating_sub(1),
+            if declared.is_empty() {
+                "one database (the service declares none)".to_string()
+            } else {
+                format!("'{}'", declared.join("', '"))
+            }
+        );
+        // A candidate with evidence of its own keeps it (it is that
+        // database's writer, whichever service it is); one without is unclear.
+        for i in &idx {
+            let e = &mut entries[*i];
+            if e.svc
+                .databases_reached
+                .iter()
+                .any(|r| r.inventory.is_some())
+            {
+                e.svc.notes.push(format!(
+                    "matches inventory service '{name}' too; attributed by its own evidence"
+                ));
+            } else {
+                e.svc.target_unclear = Some(why.clone());
+            }
+        }
+        merge_inventory(entries, spec, ctx);
+        if let Some(e) = entries.last_mut() {
+            e.svc.state = format!("target unclear ({} processes match)", idx.len());
+            e.svc.target_unclear = Some(format!(
+                "{} running processes match and none is tied to it by evidence; name it with a pidfile",
+                idx.len()
+            ));
+        }
+        return;
+    }
+    // The first (lowest pid: a loop before the script it runs) takes the
+    // service's name; the others are told apart by pid.
+    for (k, i) in chosen.into_iter().enumerate() {
+        let e = &mut entries[i];
+        e.svc.notes.push(format!("discovered as '{}'", e.svc.name));
+        e.svc.name = if k > 0 {
+            format!("{name} (pid {})", e.svc.pid.unwrap_or(0))
+        } else {
+            name.clone()
+        };
+        e.svc.inventory = Some(name.clone());
+        for r in declared_refs(spec, ctx) {
+            push_ref(&mut e.svc.databases_reached, r);
+        }
+    }
 }
 
 /// Flags every script started by two or more independent mechanisms
@@ -1082,6 +1581,16 @@ fn describe(e: &Entry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_bytes_are_escaped() {
+        assert_eq!(printable("plain/path.sh"), "plain/path.sh");
+        assert_eq!(printable("a\u{1b}[2Jb\0c\nd"), "a\\u{1b}[2Jb\\u{0}c\\nd");
+        let mut s = Service::new("x\u{1b}]0;t\u{7}".into(), ServiceKind::Process, "ps".into());
+        s.command = Some("sh /tmp/\u{1b}[31m.sh".into());
+        clean_service(&mut s);
+        assert!(!s.name.contains('\u{1b}') && !s.command.unwrap().contains('\u{1b}'));
+    }
 
     #[test]
     fn resolves_script_paths() {

@@ -27,6 +27,15 @@ pub trait Runner: Send + Sync {
         script: &'a str,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<RunOutput, String>>;
+    /// Runs `script` with `input` on its standard input: how data from a
+    /// host (paths, names) goes back to it without being spliced into
+    /// shell text.
+    fn run_input<'a>(
+        &'a self,
+        script: &'a str,
+        input: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<RunOutput, String>>;
 }
 
 /// Bytes kept of one answer: discovery output (ps, `systemctl show` of
@@ -43,20 +52,49 @@ impl Runner for crate::transport::Host {
         script: &'a str,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<RunOutput, String>> {
-        Box::pin(async move {
-            let opts = crate::transport::ExecOptions::default()
-                .timeout(timeout)
-                .output_cap(OUTPUT_CAP);
-            match self.exec(script, opts).await {
-                Ok(r) => Ok(RunOutput {
-                    stdout: r.stdout,
-                    stderr: r.stderr,
-                    exit: r.exit,
-                    timed_out: r.timed_out,
-                }),
-                Err(e) => Err(e.to_string()),
-            }
-        })
+        Box::pin(host_run(self, script, None, timeout))
+    }
+    fn run_input<'a>(
+        &'a self,
+        script: &'a str,
+        input: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<RunOutput, String>> {
+        Box::pin(host_run(self, script, Some(input), timeout))
+    }
+}
+
+async fn host_run(
+    host: &crate::transport::Host,
+    script: &str,
+    input: Option<Vec<u8>>,
+    timeout: Duration,
+) -> Result<RunOutput, String> {
+    let mut opts = crate::transport::ExecOptions::default()
+        .timeout(timeout)
+        .output_cap(OUTPUT_CAP);
+    opts.stdin = input;
+    match host.exec(script, opts).await {
+        Ok(r) => Ok(RunOutput {
+            stdout: r.stdout,
+            stderr: r.stderr,
+            exit: r.exit,
+            timed_out: r.timed_out,
+        }),
+        Err(e) => Err(short_error(&e)),
+    }
+}
+
+/// A transport error in words, without the script that was running: a
+/// probe script is long and may carry bytes read from the host.
+fn short_error(e: &crate::transport::TransportError) -> String {
+    use crate::transport::TransportError as T;
+    match e {
+        T::Disconnected { host, reason, .. } => {
+            format!("host '{host}' disconnected: {reason}; the next command reconnects")
+        }
+        T::Spawn { host, source, .. } => format!("host '{host}': cannot start sh: {source}"),
+        other => other.to_string(),
     }
 }
 

@@ -80,7 +80,7 @@ impl<'a> ScanCtx<'a> {
             address: None,
         }
     }
-    fn map(&self, r: &mut DbRef) {
+    pub fn map(&self, r: &mut DbRef) {
         if let Some(inv) = self.inventory {
             r.inventory = map_to_inventory(r, inv, self.host, self.address);
         }
@@ -342,6 +342,23 @@ impl Scanner<'_> {
         if depth > 4 {
             return;
         }
+        let before = self.facts.refs.len();
+        self.line_inner(idx, line, text, vars, context, depth);
+        let at = self.loc(line.no);
+        for r in &mut self.facts.refs[before..] {
+            r.evidence.get_or_insert_with(|| at.clone());
+        }
+    }
+
+    fn line_inner(
+        &mut self,
+        idx: usize,
+        line: &Line,
+        text: &str,
+        vars: &mut Vars,
+        context: &str,
+        depth: usize,
+    ) {
         let (pipes, subs) = shell::parse(text, vars);
         vars.learn(&pipes);
         for p in &pipes {

@@ -302,6 +302,11 @@ pub async fn probe_host(inv: &Inventory, h: &Host, opts: &StatusOptions) -> Host
             st.hostname = d.hostname;
             st.services = d.services;
             st.notes = d.notes;
+            st.notes.extend(
+                d.unreadable
+                    .iter()
+                    .map(|u| format!("unreadable: '{}': {}", u.item, u.reason)),
+            );
         }
         Ok(Err(e)) => st.error = Some(e.to_string()),
         Err(_) => {
@@ -450,6 +455,20 @@ pub fn render_text(r: &StatusReport, redactor: &Redactor) -> String {
                         hz.join(", ")
                     }
                 );
+                // Why it is attributed: one line per database, with its evidence.
+                let mut shown: Vec<String> = Vec::new();
+                for d in &s.databases_reached {
+                    if let (Some(db), Some(ev)) = (&d.inventory, &d.evidence) {
+                        let line = format!("{db} <- {ev}");
+                        if !shown.contains(&line) {
+                            let _ = writeln!(o, "      {line}");
+                            shown.push(line);
+                        }
+                    }
+                }
+                if let Some(why) = &s.target_unclear {
+                    let _ = writeln!(o, "      target unclear: {why}");
+                }
             }
         }
         for n in &h.notes {
@@ -584,6 +603,7 @@ mod tests {
             hazards: hz,
             inventory: None,
             notes: vec![],
+            target_unclear: None,
         }
     }
 

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::stop::{cron_source, cron_start_command, run_shown, start_commands};
+use super::stop::{KeptCopy, cron_source, cron_start_command, run_shown, stamp_of, start_commands};
 use super::{RealActions, transport};
 use crate::engine::actions::{ActionError, Output};
 use crate::engine::types::*;
@@ -105,13 +105,26 @@ pub async fn start_services(
     }
     for ((host, file, kept), lines) in cron_lines {
         let h = transport(a, &host)?;
-        let stamp = kept
-            .rsplit(".lifeline-")
-            .next()
-            .unwrap_or_default()
-            .to_string();
         let all = cron_all.get(&kept).is_some_and(|(n, m)| n == m);
-        let c = cron_start_command(&file, &lines, all, &stamp);
+        // The kept copy as the stop journaled it (inode, SHA-256): without
+        // both it is never copied back, the lines are uncommented in place.
+        let copy = req
+            .stopped
+            .iter()
+            .find(|s| s.original_kept.as_deref() == Some(kept.as_str()))
+            .and_then(|s| {
+                Some(KeptCopy {
+                    path: kept.clone(),
+                    inode: s.kept_inode?,
+                    sha256: s.kept_sha256.clone()?,
+                })
+            });
+        let c = cron_start_command(
+            &file,
+            &lines,
+            stamp_of(&kept),
+            copy.as_ref().filter(|_| all),
+        );
         let r = run_shown(a, h, &c, out).await?;
         if !r.success() {
             for l in lines {

@@ -20,6 +20,8 @@ use crate::transport::{ExecOptions, Host, shell_quote};
 pub const STOP_GRACE_S: u64 = 10;
 /// How often the hold probes again.
 const POLL: Duration = Duration::from_secs(2);
+/// Tries to continue frozen processes after a failed stop (POLL apart).
+const CONT_ATTEMPTS: usize = 5;
 /// Limit of one stop or start command (a process stop waits up to the grace).
 const CMD_TIMEOUT: Duration = Duration::from_secs(STOP_GRACE_S + 20);
 /// What a commented-out cron line starts with (followed by the run's stamp and ": ").
@@ -61,6 +63,8 @@ struct Item {
     /// What it runs (to recognise it when it comes back under another pid or line).
     command: Option<String>,
     scripts: Vec<String>,
+    /// Why it is in the stop plan, with its evidence.
+    why: String,
 }
 
 fn unit_commands(unit: &str, active: bool, enabled: bool) -> Vec<String> {
@@ -76,16 +80,70 @@ fn unit_commands(unit: &str, active: bool, enabled: bool) -> Vec<String> {
     v
 }
 
-/// The kept original of a cron file: beside it, hidden (a leading dot), so
-/// neither cron daemons nor discovery read it as a crontab.
-fn kept_path(file: &str, stamp: &str) -> String {
-    if let Some(user) = file.strip_prefix("crontab -l -u ") {
-        return format!("/var/tmp/crontab-{user}.lifeline-{stamp}");
-    }
-    match file.rsplit_once('/') {
-        Some((dir, base)) => format!("{dir}/.{base}.lifeline-{stamp}"),
-        None => format!(".{file}.lifeline-{stamp}"),
-    }
+/// The name part of a kept copy: `crontab-USER` or `cron-BASENAME`, with
+/// anything but `[A-Za-z0-9._-]` replaced (the name goes into a template).
+fn kept_name(file: &str) -> String {
+    let raw = match file.strip_prefix("crontab -l -u ") {
+        Some(user) => format!("crontab-{user}"),
+        None => format!("cron-{}", file.rsplit('/').next().unwrap_or(file)),
+    };
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The run stamp in a kept copy's name (`NAME.lifeline-STAMP.RANDOM`).
+pub(super) fn stamp_of(kept: &str) -> &str {
+    kept.rsplit(".lifeline-")
+        .next()
+        .and_then(|t| t.split('.').next())
+        .unwrap_or_default()
+}
+
+/// Shell that makes the kept-copy directory (0700, this user's, not a
+/// symlink: else exit 3, nothing changed) and a fresh, unpredictable,
+/// exclusively created 0600 file in it, named by `$k`.
+fn kept_prelude(kept_dir: &str, file: &str, stamp: &str) -> String {
+    let d = shell_quote(kept_dir);
+    let tmpl = shell_quote(&format!("{}.lifeline-{stamp}.XXXXXXXXXX", kept_name(file)));
+    format!(
+        "umask 077; d={d}; mkdir -p -m 0700 -- \"$d\" 2>/dev/null; \
+if [ ! -d \"$d\" ] || [ -L \"$d\" ] || [ \"$(stat -c '%u %a' -- \"$d\")\" != \"$(id -u) 700\" ]; then \
+echo \"kept-copy directory $d is not a private directory of $(id -un) (mode 0700, not a symlink): nothing changed\" >&2; exit 3; fi; \
+k=$(mktemp -- \"$d\"/{tmpl}) || {{ echo 'cannot create the kept copy: nothing changed' >&2; exit 3; }}; "
+    )
+}
+
+/// Prints `kept PATH INODE SHA256` of `$k` (the journal keeps them).
+const KEPT_REPORT: &str =
+    "echo \"kept $k $(stat -c %i -- \"$k\") $(sha256sum < \"$k\" | cut -d' ' -f1)\"; ";
+
+/// A kept copy as the stop command reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptCopy {
+    pub path: String,
+    pub inode: u64,
+    pub sha256: String,
+}
+
+/// Reads `kept PATH INODE SHA256` from a stop command's output.
+fn parse_kept(stdout: &str) -> Option<KeptCopy> {
+    let l = stdout.lines().find_map(|l| l.strip_prefix("kept "))?;
+    let mut it = l.rsplitn(3, ' ');
+    let sha256 = it.next()?.to_string();
+    let inode = it.next()?.parse().ok()?;
+    let path = it.next()?.to_string();
+    (sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit())).then_some(KeptCopy {
+        path,
+        inode,
+        sha256,
+    })
 }
 
 fn sed_lines(lines: &[usize], pattern: &str, replacement: &str) -> String {
@@ -101,23 +159,31 @@ fn sed_lines(lines: &[usize], pattern: &str, replacement: &str) -> String {
         .join(" ")
 }
 
-/// Comments out `lines` of a cron file after keeping the original.
-fn cron_stop_command(file: &str, lines: &[usize], stamp: &str) -> String {
-    let kept = shell_quote(&kept_path(file, stamp));
+/// Comments out `lines` of a cron file after keeping the original in the
+/// kept-copy directory (see `kept_prelude`); a user crontab is installed
+/// back from that private copy, never from a shared location.
+fn cron_stop_command(file: &str, lines: &[usize], stamp: &str, kept_dir: &str) -> String {
     let mark = format!("{CRON_MARK}{stamp}: ");
     let sed = sed_lines(lines, "^", &mark);
+    let prelude = kept_prelude(kept_dir, file, stamp);
     if let Some(user) = file.strip_prefix("crontab -l -u ") {
         let u = shell_quote(user);
-        return format!("crontab -l -u {u} > {kept} && sed {sed} {kept} | crontab -u {u} -");
+        return format!(
+            "{prelude}crontab -l -u {u} > \"$k\" || exit 3; {KEPT_REPORT}sed {sed} \"$k\" | crontab -u {u} -"
+        );
     }
     let f = shell_quote(file);
-    format!("[ ! -e {kept} ] && cp -p {f} {kept} && sed -i {sed} {f}")
+    format!("{prelude}cat -- {f} > \"$k\" || exit 3; {KEPT_REPORT}sed -i {sed} {f}")
 }
 
 /// Uncomments `lines` again; when every line this run commented is
 /// started and nothing else changed, the kept original is copied back.
-pub(super) fn cron_start_command(file: &str, lines: &[usize], all: bool, stamp: &str) -> String {
-    let kept = shell_quote(&kept_path(file, stamp));
+pub(super) fn cron_start_command(
+    file: &str,
+    lines: &[usize],
+    stamp: &str,
+    all: Option<&KeptCopy>,
+) -> String {
     let mark = format!("{CRON_MARK}{stamp}: ");
     let sed = sed_lines(lines, &format!("^{mark}"), "");
     if let Some(user) = file.strip_prefix("crontab -l -u ") {
@@ -125,10 +191,15 @@ pub(super) fn cron_start_command(file: &str, lines: &[usize], all: bool, stamp: 
         return format!("crontab -l -u {u} | sed {sed} | crontab -u {u} -");
     }
     let f = shell_quote(file);
-    if all {
+    if let Some(kept) = all {
         let every = shell_quote(&format!("s/^{mark}//"));
+        // The kept copy is used only when it is the file the stop wrote
+        // (same inode, same SHA-256); else the lines are uncommented in place.
         format!(
-            "if sed -e {every} {f} | cmp -s - {kept}; then cp -p {kept} {f}; else sed -i {sed} {f}; fi"
+            "k={k}; if [ -f \"$k\" ] && [ ! -L \"$k\" ] && [ \"$(stat -c %i -- \"$k\")\" = {inode} ] && [ \"$(sha256sum < \"$k\" | cut -d' ' -f1)\" = {sha} ]; then if sed -e {every} {f} | cmp -s - \"$k\"; then cat -- \"$k\" > {f}; else sed -i {sed} {f}; fi; else echo \"kept copy $k is not the file lifeline wrote (gone, or inode or SHA-256 differ): not used; lines uncommented in place\" >&2; sed -i {sed} {f}; fi",
+            k = shell_quote(&kept.path),
+            inode = kept.inode,
+            sha = shell_quote(&kept.sha256),
         )
     } else {
         format!("sed -i {sed} {f}")
@@ -173,8 +244,7 @@ pub fn start_commands(s: &StoppedService) -> Vec<String> {
             .collect(),
         ServiceKind::Cron => match (cron_source(&s.name), &s.original_kept) {
             (Some((file, line)), Some(k)) => {
-                let stamp = k.rsplit(".lifeline-").next().unwrap_or_default();
-                vec![cron_start_command(&file, &[line], false, stamp)]
+                vec![cron_start_command(&file, &[line], stamp_of(k), None)]
             }
             _ => Vec::new(),
         },
@@ -211,9 +281,24 @@ fn is_db_server(s: &Service) -> bool {
 }
 
 fn reaches(s: &Service, db: &DbTarget) -> bool {
-    s.databases_reached
+    s.target_unclear.is_none()
+        && s.databases_reached
+            .iter()
+            .any(|r| r.inventory.as_deref() == Some(db.name.as_str()))
+}
+
+/// True when evidence ties `s` to inventory databases and `db` is not one
+/// of them: another database's writer, never stopped or counted for `db`.
+fn writes_elsewhere(s: &Service, db: Option<&str>) -> bool {
+    let Some(db) = db else {
+        return false;
+    };
+    let mapped: Vec<&str> = s
+        .databases_reached
         .iter()
-        .any(|r| r.inventory.as_deref() == Some(db.name.as_str()))
+        .filter_map(|r| r.inventory.as_deref())
+        .collect();
+    !mapped.is_empty() && !mapped.contains(&db)
 }
 
 /// Items for the inventory service `spec`, given its host's discovery.
@@ -236,6 +321,7 @@ fn spec_items(spec: &ServiceSpec, d: &Discovery) -> Vec<Item> {
         starts,
         command: command.clone(),
         scripts: scripts.clone(),
+        why: format!("inventory service '{}'", spec.name()),
     };
     match spec.kind {
         ServiceKind::Systemd | ServiceKind::Timer => {
@@ -278,14 +364,41 @@ fn spec_items(spec: &ServiceSpec, d: &Discovery) -> Vec<Item> {
             },
             spec.name().to_string(),
         )],
-        ServiceKind::Process => vec![base(
-            How::Process {
-                pidfile: spec.pidfile.clone(),
-                pattern: spec.match_.clone(),
-                pid: None,
-            },
-            spec.name().to_string(),
-        )],
+        // The processes discovery attributed to the service, by pid (a
+        // pattern alone would hit every process it matches); a pidfile is
+        // read again at stop time.
+        ServiceKind::Process => {
+            if found.iter().any(|s| s.target_unclear.is_some()) && spec.pidfile.is_none() {
+                return Vec::new();
+            }
+            let running: Vec<&&Service> = found.iter().filter(|s| s.pid.is_some()).collect();
+            if running.is_empty() || spec.pidfile.is_some() {
+                return vec![base(
+                    How::Process {
+                        pidfile: spec.pidfile.clone(),
+                        pattern: spec.match_.clone(),
+                        pid: None,
+                    },
+                    spec.name().to_string(),
+                )];
+            }
+            running
+                .into_iter()
+                .map(|s| {
+                    let mut it = base(
+                        How::Process {
+                            pidfile: None,
+                            pattern: spec.match_.clone(),
+                            pid: s.pid,
+                        },
+                        s.name.clone(),
+                    );
+                    it.command = s.command.clone();
+                    it.scripts = s.scripts.clone();
+                    it
+                })
+                .collect()
+        }
     }
 }
 
@@ -333,6 +446,7 @@ async fn cron_file_items(
                     starts: 0,
                     command: Some(e.command),
                     scripts: seen.map(|x| x.scripts.clone()).unwrap_or_default(),
+                    why: format!("a job line of inventory cron service '{}'", spec.name()),
                 }
             })
             .collect(),
@@ -394,7 +508,67 @@ fn discovered_item(host: &str, s: &Service) -> Option<Item> {
         starts: s.scripts.len(),
         command: s.command.clone(),
         scripts: s.scripts.clone(),
+        why: String::new(),
     })
+}
+
+/// Why `s` counts as a writer of `db`: the evidence of its references.
+fn evidence_for(s: &Service, db: &str) -> String {
+    let ev: Vec<&str> = s
+        .databases_reached
+        .iter()
+        .filter(|r| r.inventory.as_deref() == Some(db))
+        .filter_map(|r| r.evidence.as_deref())
+        .collect();
+    if ev.is_empty() {
+        format!("reaches '{db}'")
+    } else {
+        format!("writes to '{db}': {}", ev.join("; "))
+    }
+}
+
+/// Prints the plan before anything is frozen: every item to stop with why,
+/// and every discovered writer-like item left alone with why.
+fn print_plan(items: &[Item], disc: &BTreeMap<String, Discovery>, db: Option<&str>, out: &Output) {
+    out.line(format!("stop plan: {} item(s) to stop", items.len()));
+    for it in items {
+        out.line(format!("  STOP  {} on {}: {}", it.name, it.host, it.why));
+    }
+    for (h, d) in disc {
+        for s in &d.services {
+            let planned = items.iter().any(|i| {
+                &i.host == h
+                    && (i.name == s.name
+                        || i.name == s.source
+                        || s.inventory.as_deref() == Some(i.name.as_str())
+                        || matches!(i.how, How::Process { pid: Some(p), .. } if s.pid == Some(p)))
+            });
+            if planned {
+                continue;
+            }
+            let why = if let Some(u) = &s.target_unclear {
+                format!("target unclear: {u}")
+            } else if is_db_server(s) {
+                "the database server itself".to_string()
+            } else if writes_elsewhere(s, db) {
+                let mut other: Vec<&str> = s
+                    .databases_reached
+                    .iter()
+                    .filter_map(|r| r.inventory.as_deref())
+                    .collect();
+                other.dedup();
+                format!("writes to another database ('{}')", other.join("', '"))
+            } else if s.databases_reached.iter().all(|r| r.inventory.is_none()) {
+                if s.databases_reached.is_empty() {
+                    continue;
+                }
+                "reaches no inventory database".to_string()
+            } else {
+                continue;
+            };
+            out.line(format!("  LEAVE {} on {h}: {why}", s.name));
+        }
+    }
 }
 
 /// One running process of a `How::Process`.
@@ -571,10 +745,18 @@ fn still(it: &Item, detail: String) -> ActiveService {
 }
 
 /// Is `it` running (or scheduled) again? `d` is a fresh discovery of its host.
-async fn is_back(a: &RealActions, it: &Item, d: &Discovery) -> Result<Option<String>, ActionError> {
+async fn is_back(
+    a: &RealActions,
+    it: &Item,
+    d: &Discovery,
+    db: Option<&str>,
+) -> Result<Option<String>, ActionError> {
+    // The same work for the same database: another database's copy of the
+    // same script is not this item back.
     let same_work = |s: &Service| {
-        (it.command.is_some() && s.command == it.command)
-            || s.scripts.iter().any(|x| it.scripts.first() == Some(x))
+        ((it.command.is_some() && s.command == it.command)
+            || s.scripts.iter().any(|x| it.scripts.first() == Some(x)))
+            && !writes_elsewhere(s, db)
     };
     Ok(match &it.how {
         How::Unit { unit, .. } => d
@@ -623,6 +805,134 @@ async fn is_back(a: &RealActions, it: &Item, d: &Discovery) -> Result<Option<Str
     })
 }
 
+/// Stops every item, in order: timers and cron, then units and processes
+/// (those that start others first), then containers.
+async fn stop_all(
+    a: &RealActions,
+    items: &[Item],
+    stamp: &str,
+    out: &Output,
+) -> Result<Vec<StoppedService>, ActionError> {
+    let mut stopped: Vec<StoppedService> = Vec::new();
+    let mut cron_files: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for it in items {
+        if let How::Cron { file, line } = &it.how {
+            cron_files
+                .entry((it.host.clone(), file.clone()))
+                .or_default()
+                .push(*line);
+        }
+    }
+    let mut cron_cmd: BTreeMap<(String, String), (String, Option<KeptCopy>)> = BTreeMap::new();
+    for ((host, file), lines) in &mut cron_files {
+        lines.sort_unstable();
+        lines.dedup();
+        let h = transport(a, host)?;
+        let c = cron_stop_command(file, lines, stamp, &a.probe.kept_dir);
+        let r = run_shown(a, h, &c, out).await?;
+        let kept = parse_kept(&r.stdout);
+        if !r.success() || kept.is_none() {
+            out.line(format!(
+                "could not comment out the lines of '{file}' on {host} ({}); the hold will show them",
+                r.stderr_last_line().unwrap_or("no kept copy reported")
+            ));
+        }
+        cron_cmd.insert(
+            (host.clone(), file.clone()),
+            (c, kept.filter(|_| r.success())),
+        );
+    }
+    for it in items {
+        let (commands, kept) = match &it.how {
+            How::Cron { file, .. } => match cron_cmd.get(&(it.host.clone(), file.clone())) {
+                Some((c, Some(k))) => (vec![c.clone()], Some(k.clone())),
+                _ => continue,
+            },
+            _ => (stop_item(a, it, out).await?, None),
+        };
+        // An inventory process that was not running is listed (the hold
+        // watches it) with no command; start-services leaves it off.
+        let declared_process = matches!(it.how, How::Process { pid: None, .. });
+        if commands.is_empty() && !declared_process {
+            continue;
+        }
+        if commands.is_empty() {
+            out.line(format!(
+                "'{}' on {} was not running: nothing to end; the hold watches it",
+                it.name, it.host
+            ));
+        }
+        stopped.push(StoppedService {
+            name: it.name.clone(),
+            host: it.host.clone(),
+            kind: it.kind,
+            commands,
+            original_kept: kept.as_ref().map(|k| k.path.clone()),
+            kept_inode: kept.as_ref().map(|k| k.inode),
+            kept_sha256: kept.map(|k| k.sha256),
+            hazard: it.hazard,
+        });
+    }
+
+    Ok(stopped)
+}
+
+/// After a failed stop: sends CONT to every process this step froze (a
+/// lost connection is opened again for it) and says which were continued
+/// and which are still frozen, in the error the journal records.
+async fn unfreeze_after(
+    a: &RealActions,
+    frozen: &BTreeMap<String, Vec<String>>,
+    e: ActionError,
+    out: &Output,
+) -> ActionError {
+    if frozen.is_empty() {
+        return e;
+    }
+    let mut said = Vec::new();
+    for (host, args) in frozen {
+        let list = args.join(" ");
+        let cmd = format!("kill -s CONT -- {list}");
+        let mut r = Err(String::new());
+        // The connection may be coming back: try for a while before giving up.
+        for attempt in 0..CONT_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(POLL).await;
+            }
+            r = match transport(a, host) {
+                Ok(h) => match h
+                    .exec(
+                        &cmd,
+                        ExecOptions::default().timeout(Duration::from_secs(15)),
+                    )
+                    .await
+                {
+                    Ok(x) if x.success() => Ok(()),
+                    // The command ran: retrying will not change its answer.
+                    Ok(x) => {
+                        r = Err(x.stderr_last_line().unwrap_or("kill failed").to_string());
+                        break;
+                    }
+                    Err(x) => Err(x.to_string()),
+                },
+                Err(x) => Err(x.to_string()),
+            };
+            if r.is_ok() {
+                break;
+            }
+        }
+        let line = match r {
+            Ok(()) => format!("frozen processes continued on {host}: {list}"),
+            Err(why) => format!(
+                "STILL FROZEN on {host}: {list} (could not continue them: {why}); run '{cmd}' on {host}"
+            ),
+        };
+        out.line(&line);
+        said.push(line);
+    }
+    ActionError::Failed(format!("{e}; {}", said.join("; ")))
+}
+
 pub async fn stop_services(
     a: &RealActions,
     req: &StopRequest,
@@ -647,6 +957,18 @@ pub async fn stop_services(
     let mut cron_specs: Vec<ServiceSpec> = Vec::new();
     for s in &req.services {
         if let Some(d) = disc.get(s.host.get_ref()) {
+            for u in d
+                .services
+                .iter()
+                .filter(|x| x.inventory.as_deref() == Some(s.name()))
+                .filter_map(|x| x.target_unclear.as_ref())
+            {
+                out.line(format!(
+                    "'{}' on {}: target unclear, not stopped: {u}",
+                    s.name(),
+                    s.host.get_ref()
+                ));
+            }
             items.extend(spec_items(s, d));
             if s.kind == ServiceKind::Cron {
                 cron_specs.push(s.clone());
@@ -666,7 +988,12 @@ pub async fn stop_services(
                         if let Some(spec) = a.inventory().service(n) {
                             named.insert(n.clone());
                             out.line(format!("'{n}' writes to '{}' too: stopping it", db.name));
-                            items.extend(spec_items(spec, d));
+                            let why =
+                                format!("inventory service '{n}', {}", evidence_for(s, &db.name));
+                            items.extend(spec_items(spec, d).into_iter().map(|mut it| {
+                                it.why = why.clone();
+                                it
+                            }));
                             if spec.kind == ServiceKind::Cron {
                                 cron_specs.push(spec.clone());
                             }
@@ -675,9 +1002,10 @@ pub async fn stop_services(
                     }
                     None => {}
                 }
-                if let Some(it) = discovered_item(h, s)
+                if let Some(mut it) = discovered_item(h, s)
                     && !items.iter().any(|x| x.host == it.host && x.name == it.name)
                 {
+                    it.why = evidence_for(s, &db.name);
                     out.line(format!(
                         "discovered writer of '{}' on {h}: {}{}",
                         db.name,
@@ -710,13 +1038,22 @@ pub async fn stop_services(
                             .iter()
                             .any(|p| hz.detail.starts_with(&format!("'{p}' is started by")))
                 });
-                if !restarts || is_db_server(s) {
+                let db = req.database.as_ref().map(|d| d.name.as_str());
+                if !restarts || is_db_server(s) || writes_elsewhere(s, db) {
                     continue;
                 }
-                if let Some(it) = discovered_item(h, s)
+                if let Some(mut it) = discovered_item(h, s)
                     && !items.iter().any(|x| x.host == it.host && x.name == it.name)
                     && !s.inventory.as_ref().is_some_and(|n| named.contains(n))
                 {
+                    it.why = format!(
+                        "starts a writer's script again ({})",
+                        s.hazards
+                            .iter()
+                            .find(|hz| hz.kind == crate::probe::HazardKind::RedundantStart)
+                            .map(|hz| hz.location.as_str())
+                            .unwrap_or("?")
+                    );
                     out.line(format!(
                         "discovered on {h}: {} starts a writer's script again: stopping it too",
                         it.name
@@ -747,6 +1084,12 @@ pub async fn stop_services(
             }))
     });
     items.sort_by_key(|i| (rank(i.kind), std::cmp::Reverse(i.starts)));
+    print_plan(
+        &items,
+        &disc,
+        req.database.as_ref().map(|d| d.name.as_str()),
+        out,
+    );
 
     let mut watch = match &req.database {
         Some(db) => DbWatch::open(a, db, &host_names, out).await?,
@@ -785,71 +1128,32 @@ pub async fn stop_services(
         }
     }
     for (host, args) in &frozen {
-        let h = transport(a, host)?;
-        run(
-            h,
-            &format!("kill -s STOP -- {}", args.join(" ")),
-            CMD_TIMEOUT,
-            out,
-        )
-        .await?;
+        // Said before it is done: these are the pids to continue if the step ends early.
+        out.line(format!("freezing on {host}: {}", args.join(" ")));
+    }
+    for (host, args) in &frozen {
+        let froze = match transport(a, host) {
+            Ok(h) => run(
+                h,
+                &format!("kill -s STOP -- {}", args.join(" ")),
+                CMD_TIMEOUT,
+                out,
+            )
+            .await
+            .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = froze {
+            return Err(unfreeze_after(a, &frozen, e, out).await);
+        }
     }
 
-    // 3. Stop, in order: timers and cron, then units and processes (those
-    //    that start others first), then containers.
-    let mut stopped: Vec<StoppedService> = Vec::new();
-    let mut cron_files: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
-    for it in &items {
-        if let How::Cron { file, line } = &it.how {
-            cron_files
-                .entry((it.host.clone(), file.clone()))
-                .or_default()
-                .push(*line);
-        }
-    }
-    let mut cron_cmd: BTreeMap<(String, String), (String, bool)> = BTreeMap::new();
-    for ((host, file), lines) in &mut cron_files {
-        lines.sort_unstable();
-        lines.dedup();
-        let h = transport(a, host)?;
-        let c = cron_stop_command(file, lines, &stamp);
-        let r = run_shown(a, h, &c, out).await?;
-        if !r.success() {
-            out.line(format!(
-                "could not comment out the lines of '{file}' on {host}; the hold will show them"
-            ));
-        }
-        cron_cmd.insert((host.clone(), file.clone()), (c, r.success()));
-    }
-    for it in &items {
-        let (commands, kept) = match &it.how {
-            How::Cron { file, .. } => match cron_cmd.get(&(it.host.clone(), file.clone())) {
-                Some((c, true)) => (vec![c.clone()], Some(kept_path(file, &stamp))),
-                _ => continue,
-            },
-            _ => (stop_item(a, it, out).await?, None),
-        };
-        // An inventory process that was not running is listed (the hold
-        // watches it) with no command; start-services leaves it off.
-        let declared_process = matches!(it.how, How::Process { pid: None, .. });
-        if commands.is_empty() && !declared_process {
-            continue;
-        }
-        if commands.is_empty() {
-            out.line(format!(
-                "'{}' on {} was not running: nothing to end; the hold watches it",
-                it.name, it.host
-            ));
-        }
-        stopped.push(StoppedService {
-            name: it.name.clone(),
-            host: it.host.clone(),
-            kind: it.kind,
-            commands,
-            original_kept: kept,
-            hazard: it.hazard,
-        });
-    }
+    // 3. Stop. If that fails part way, the frozen processes are not left
+    //    frozen: they are continued, or reported as still frozen.
+    let stopped = match stop_all(a, &items, &stamp, out).await {
+        Ok(v) => v,
+        Err(e) => return Err(unfreeze_after(a, &frozen, e, out).await),
+    };
 
     // 4. Hold: probe again every few seconds; what comes back is stopped
     //    again (to limit the damage) and fails the hold all the same.
@@ -879,7 +1183,8 @@ pub async fn stop_services(
                 }
             };
             for it in items.iter().filter(|i| &i.host == h) {
-                if let Some(why) = is_back(a, it, &d).await? {
+                let db = req.database.as_ref().map(|d| d.name.as_str());
+                if let Some(why) = is_back(a, it, &d, db).await? {
                     out.line(format!("+{at} s: '{}' on {h} is BACK: {why}", it.name));
                     if !still_active
                         .iter()
@@ -986,25 +1291,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kept_copies_are_hidden_beside_the_file() {
+    fn kept_copies_have_safe_names_and_their_stamp() {
         assert_eq!(
-            kept_path("/etc/cron.d/db_realtime_sync", "S"),
-            "/etc/cron.d/.db_realtime_sync.lifeline-S"
+            kept_name("/etc/cron.d/db_realtime_sync"),
+            "cron-db_realtime_sync"
         );
+        assert_eq!(kept_name("crontab -l -u a b;$(x)"), "crontab-a_b___x_");
         assert_eq!(
-            kept_path("crontab -l -u app", "S"),
-            "/var/tmp/crontab-app.lifeline-S"
+            stamp_of("/var/lib/lifeline/kept/cron-x.lifeline-20261206T001500Z.Ab3dEf9h1K"),
+            "20261206T001500Z"
         );
+        let sha = "a".repeat(64);
+        assert_eq!(
+            parse_kept(&format!(
+                "noise\nkept /k/cron-x.lifeline-S.abc 4242 {sha}\n"
+            )),
+            Some(KeptCopy {
+                path: "/k/cron-x.lifeline-S.abc".into(),
+                inode: 4242,
+                sha256: sha
+            })
+        );
+        assert_eq!(parse_kept("kept /k/x 12 not-a-hash"), None);
     }
 
     #[test]
     fn cron_commands_comment_and_restore_by_line() {
-        let c = cron_stop_command("/e/cron.d/x", &[2, 5], "S");
-        assert_eq!(
-            c,
-            "[ ! -e /e/cron.d/.x.lifeline-S ] && cp -p /e/cron.d/x /e/cron.d/.x.lifeline-S && sed -i -e '2s/^/# lifeline-off S: /' -e '5s/^/# lifeline-off S: /' /e/cron.d/x"
+        let c = cron_stop_command("/e/cron.d/x", &[2, 5], "S", "/k");
+        assert!(c.starts_with("umask 077; d=/k; mkdir -p -m 0700"), "{c}");
+        assert!(
+            c.contains("k=$(mktemp -- \"$d\"/cron-x.lifeline-S.XXXXXXXXXX)"),
+            "{c}"
         );
-        let s = cron_start_command("/e/cron.d/x", &[2], false, "S");
+        assert!(
+            c.ends_with(
+                "sed -i -e '2s/^/# lifeline-off S: /' -e '5s/^/# lifeline-off S: /' /e/cron.d/x"
+            ),
+            "{c}"
+        );
+        let u = cron_stop_command("crontab -l -u app", &[1], "S", "/k");
+        assert!(u.contains("crontab -l -u app > \"$k\" || exit 3;"), "{u}");
+        assert!(
+            u.ends_with("sed -e '1s/^/# lifeline-off S: /' \"$k\" | crontab -u app -"),
+            "{u}"
+        );
+        assert!(!u.contains("/var/tmp"), "{u}");
+        let s = cron_start_command("/e/cron.d/x", &[2], "S", None);
         assert_eq!(s, "sed -i -e '2s/^# lifeline-off S: //' /e/cron.d/x");
     }
 
@@ -1016,6 +1348,8 @@ mod tests {
             kind: ServiceKind::Systemd,
             commands: unit_commands("u.service", true, false),
             original_kept: None,
+            kept_inode: None,
+            kept_sha256: None,
             hazard: false,
         };
         assert_eq!(
