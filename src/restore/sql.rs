@@ -1144,6 +1144,119 @@ pub fn copy_from_stdin_table(sql: &str) -> Option<String> {
         .then_some(raw)
 }
 
+/// Functions with effects outside the database's tables, which a READ
+/// ONLY transaction does not stop (ending sessions, files, settings,
+/// replication, connections out).
+const SIDE_EFFECT_FUNCTIONS: &[&str] = &[
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_switch_wal",
+    "pg_promote",
+    "pg_create_restore_point",
+    "pg_create_physical_replication_slot",
+    "pg_create_logical_replication_slot",
+    "pg_drop_replication_slot",
+    "pg_replication_origin_create",
+    "pg_replication_origin_drop",
+    "pg_log_backend_memory_contexts",
+    "pg_file_write",
+    "pg_file_unlink",
+    "pg_file_rename",
+    "lo_export",
+    "lo_import",
+    "dblink",
+    "dblink_exec",
+    "dblink_connect",
+    "dblink_connect_u",
+    "dblink_send_query",
+    "set_config",
+    "pg_advisory_lock",
+    "pg_advisory_xact_lock",
+    "pg_notify",
+];
+
+/// Why `sql` cannot run as a non-destructive (read-only) step, if so: it
+/// must be one statement, with no SET/RESET, transaction control, COPY, or
+/// call of a function with effects outside the tables. The server's READ
+/// ONLY transaction stops every write to tables; this stops what it does not.
+pub fn read_only_refusal(sql: &str) -> Option<String> {
+    let mut toks = tokenize(sql);
+    while matches!(toks.last(), Some((Tok::Punct(b';'), _, _))) {
+        toks.pop();
+    }
+    if toks.is_empty() {
+        return Some("the statement is empty".into());
+    }
+    if toks.iter().any(|t| matches!(t.0, Tok::Punct(b';'))) {
+        return Some("it holds more than one statement: a read-only step runs exactly one".into());
+    }
+    let first = match &toks[0].0 {
+        Tok::Word(w) => w.to_ascii_lowercase(),
+        _ => String::new(),
+    };
+    let refused_first: &[(&[&str], &str)] = &[
+        (&["set", "reset"], "SET/RESET could leave read-only mode"),
+        (
+            &[
+                "begin",
+                "start",
+                "commit",
+                "end",
+                "rollback",
+                "abort",
+                "savepoint",
+                "release",
+                "prepare",
+            ],
+            "transaction control would end lifeline's READ ONLY transaction",
+        ),
+        (
+            &["copy"],
+            "COPY runs programs or writes files on the server (COPY ... TO PROGRAM)",
+        ),
+        (
+            &["do", "call", "execute"],
+            "it runs procedural code, which a READ ONLY transaction does not confine (EXECUTE 'COPY ... TO PROGRAM ...')",
+        ),
+        (
+            &[
+                "checkpoint",
+                "load",
+                "listen",
+                "notify",
+                "discard",
+                "lock",
+                "vacuum",
+                "analyze",
+                "cluster",
+                "reindex",
+            ],
+            "it acts on the server outside a read-only query",
+        ),
+    ];
+    for (words, why) in refused_first {
+        if words.contains(&first.as_str()) {
+            return Some(format!("'{}': {why}", first.to_ascii_uppercase()));
+        }
+    }
+    for (k, t) in toks.iter().enumerate() {
+        if let Some(name) = t.0.ident()
+            && SIDE_EFFECT_FUNCTIONS.contains(&name.as_str())
+            && is_punct(&toks, k + 1, b'(')
+        {
+            return Some(format!(
+                "it calls {name}(), which acts outside the database's tables (a READ ONLY transaction does not stop it)"
+            ));
+        }
+        if t.0.is_word("copy") {
+            return Some("COPY inside the statement".into());
+        }
+    }
+    None
+}
+
 /// `SET standard_conforming_strings = on|off` (TO, quoted, true/false):
 /// the new value, else None.
 pub fn standard_conforming_strings(sql: &str) -> Option<bool> {
@@ -1370,6 +1483,35 @@ mod tests {
                 proptest::prop_assert!(matches!(classify(&sql), Class::Forbidden(_)), "{}", sql);
             }
         }
+    }
+
+    #[rstest]
+    #[case("SET default_transaction_read_only = off; CREATE TABLE x (a int);")]
+    #[case("set transaction read write")]
+    #[case("RESET default_transaction_read_only")]
+    #[case("BEGIN")]
+    #[case("COMMIT;")]
+    #[case("SELECT 1; DROP TABLE t")]
+    #[case("COPY (SELECT 1) TO PROGRAM 'touch /tmp/x'")]
+    #[case("WITH x AS (SELECT 1) SELECT * FROM x; COPY t TO '/tmp/x'")]
+    #[case("SELECT pg_terminate_backend(pid) FROM pg_stat_activity")]
+    #[case("SELECT pg_catalog.set_config('default_transaction_read_only', 'off', false)")]
+    #[case("SELECT lo_export(1, '/tmp/x')")]
+    #[case("SELECT \"pg_reload_conf\"()")]
+    #[case("DO $$ BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch /tmp/x'''; END $$")]
+    #[case("CALL public.p()")]
+    #[case("")]
+    fn read_only_refuses(#[case] sql: &str) {
+        assert!(read_only_refusal(sql).is_some(), "{sql}");
+    }
+
+    #[rstest]
+    #[case("SELECT count(*) FROM public.t")]
+    #[case("SELECT 'a;b', $$x;y$$ -- c;\n")]
+    #[case("SELECT set_configured FROM t;")]
+    #[case("WITH x AS (SELECT 1) SELECT * FROM x;")]
+    fn read_only_allows(#[case] sql: &str) {
+        assert_eq!(read_only_refusal(sql), None, "{sql}");
     }
 
     #[rstest]
