@@ -3,6 +3,8 @@
 //! `psql -f` of the same plain dump and `pg_restore -j 2` of a directory
 //! dump, each into a fresh database; and the runbook's restore action
 //! (RealActions: backup check, `cat` over the local transport, jobs=2).
+//! `prescan` times the pre-scan alone (every statement judged, no database)
+//! against the serial restore of the same run, or the recorded one.
 //!
 //! `cargo bench --bench restore -- [--cache DIR] [--sql FILE] [--fsync on|off]`
 //! Builds the database from FILE (default /work/shared/bench/app-1gb.sql),
@@ -17,10 +19,13 @@ use lifeline::engine::types::{DbTarget, HostTarget, RestoreOutcome, RestoreReque
 use lifeline::engine::{Actions, Output, RealActions};
 use lifeline::inventory::Inventory;
 use lifeline::redact::Redactor;
-use lifeline::restore::{Restore, RestoreEvent, RestoreSource, create_target};
+use lifeline::restore::{Policy, Restore, RestoreEvent, RestoreSource, create_target, prescan};
 use lifeline::sandbox::{PgCluster, PgOptions};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// lifeline serial, 2026-11-23 (BENCHMARKS.md), when this run has none.
+const RECORDED_SERIAL_S: f64 = 37.9;
 
 struct Args {
     cache: PathBuf,
@@ -28,7 +33,7 @@ struct Args {
     fsync: bool,
     /// Development aid: keep the cluster here and reuse its `app`.
     cluster_dir: Option<PathBuf>,
-    /// Development aid: run only these (psql,serial,pgr,jobs2,action).
+    /// Run only these (psql,serial,prescan,pgr,jobs2,action).
     only: Option<String>,
 }
 
@@ -267,7 +272,7 @@ fn main() -> Res<()> {
             .arg("app"))?;
         println!("pg_dump -Fp: {:.1} s", t.elapsed().as_secs_f64());
     }
-    if !dir.join("toc.dat").exists() {
+    if want("pgr") && !dir.join("toc.dat").exists() {
         let t = Instant::now();
         run(Command::new(pg.bin("pg_dump"))
             .args(conn_args(&pg))
@@ -315,6 +320,34 @@ fn main() -> Res<()> {
             format!("{events} events, lifeline CPU {cpu:.1} s"),
         ));
         println!("lifeline serial: {serial_s:.1} s ({events} events, CPU {cpu:.1} s)");
+    }
+
+    if want("prescan") {
+        let cpu0 = cpu_seconds();
+        let t = Instant::now();
+        let report = rt.block_on(async {
+            let src = RestoreSource::open(&plain).await?;
+            let policy = Policy::new("app__restore_bench").owner("postgres");
+            Ok::<_, Box<dyn std::error::Error>>(prescan(src, policy, true).await?)
+        })?;
+        let s = t.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu0;
+        let (base, which) = if serial_s.is_finite() {
+            (serial_s, "this run's serial restore")
+        } else {
+            (
+                RECORDED_SERIAL_S,
+                "the serial restore recorded in BENCHMARKS.md",
+            )
+        };
+        let note = format!(
+            "{} statements, {:.0} MB/s, lifeline CPU {cpu:.1} s; {:.1} % of {which} ({base:.1} s)",
+            report.statements,
+            report.bytes as f64 / s / 1e6,
+            100.0 * s / base
+        );
+        println!("pre-scan alone: {s:.2} s ({note})");
+        rows.push(("lifeline pre-scan alone (plain file)".into(), s, note));
     }
 
     let mut pgr_s = f64::NAN;

@@ -543,6 +543,70 @@ async fn actions_pick_restore_verify_and_the_swap_guard() {
     );
     assert!(w.databases("app__restore%").is_empty());
 
+    // Paths outside the catalog (absolute, `../`, a symlink out): refused
+    // before anything is created.
+    let backups = w.dir.path().join("backups");
+    let outside = w.dir.path().join("app_20261120_073600.sql");
+    std::fs::copy(w.backup(GOOD), &outside).unwrap();
+    let link = backups.join("app_20261120_073601.sql");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    for path in [
+        outside.display().to_string(),
+        format!("{}/../app_20261120_073600.sql", backups.display()),
+        "../app_20261120_073600.sql".to_string(),
+        link.display().to_string(),
+        "/etc/passwd".to_string(),
+    ] {
+        let e = a
+            .restore(&req(&path, "app__restore_out"), &Output::discard())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("inside its catalog's directory") && e.contains("nothing was created"),
+            "{path}: {e}"
+        );
+    }
+    assert!(w.databases("app__restore%").is_empty());
+    std::fs::remove_file(&link).unwrap();
+
+    // A hostile dump inside the catalog: the pre-scan refuses it with its
+    // line before anything is created; nothing ran on the server.
+    let marks = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        marks.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let mark = marks.path().join("pwned");
+    let text = std::fs::read_to_string(w.backup(GOOD)).unwrap();
+    let attack = format!(
+        "DO $$ BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {}'''; END $$;\n\n",
+        mark.display()
+    );
+    let at = text.find("CREATE TABLE").unwrap();
+    let line = text[..at].matches('\n').count() + 1;
+    let hostile = backups.join("app_20261120_073602.sql");
+    std::fs::write(&hostile, format!("{}{attack}{}", &text[..at], &text[at..])).unwrap();
+    let e = a
+        .restore(
+            &req(&hostile.display().to_string(), "app__restore_hostile"),
+            &Output::discard(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("refused by the pre-scan")
+            && e.contains(&format!("line {line} "))
+            && e.contains("DO block")
+            && e.contains("nothing was created"),
+        "{e}"
+    );
+    assert!(w.databases("app__restore%").is_empty());
+    assert!(!mark.exists(), "the DO block ran");
+    std::fs::remove_file(&hostile).unwrap();
+
     // restore of the good one, with progress; the manifest counts the rows.
     let (tx, mut rx) = tokio::sync::broadcast::channel(4096);
     let out = Output::new(tx, 0, "restore", Redactor::new());
@@ -576,9 +640,9 @@ async fn actions_pick_restore_verify_and_the_swap_guard() {
         .to_string();
     assert!(e.contains("already exists"), "{e}");
 
-    // Archives and gzip, outside the catalog: pg_restore -f - runs on the
-    // backup host, gzip is inflated here; same data.
-    let other = w.dir.path().join("other");
+    // Archives and gzip, in a folder of the catalog: pg_restore -f - runs
+    // on the backup host, gzip is inflated here; same data.
+    let other = w.dir.path().join("backups").join("other");
     std::fs::create_dir_all(&other).unwrap();
     let custom = other.join("good.dump");
     restore_good_into(&w, "app_good_src");

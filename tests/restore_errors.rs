@@ -201,7 +201,7 @@ async fn cancel_ends_server_work_and_leaves_target_incomplete() {
 
     // jobs=2: a long post-data statement runs on a worker connection.
     let text = dump(
-        "CREATE TABLE public.t (a integer);\n\nCOPY public.t (a) FROM stdin;\n1\n2\n\\.\n\nCREATE INDEX t_a_idx ON public.t USING btree (a);\n\nSELECT pg_sleep(600);\n",
+        "CREATE FUNCTION public.slow(integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $$BEGIN PERFORM pg_sleep(600); RETURN $1; END$$;\n\nCREATE TABLE public.t (a integer);\n\nCOPY public.t (a) FROM stdin;\n1\n2\n\\.\n\nCREATE INDEX t_a_idx ON public.t USING btree (a);\n\nCREATE INDEX t_slow_idx ON public.t USING btree (public.slow(a));\n",
     );
     let target = create_target(&admin, "src", stamp(1), None).await.unwrap();
     let cancel = CancellationToken::new();
@@ -211,8 +211,10 @@ async fn cancel_ends_server_work_and_leaves_target_incomplete() {
             .cancel(cancel.clone())
             .run(source(&text)),
     );
-    wait_for("pg_sleep to run", async || {
-        active_queries(&pg, &target.name).await.contains("pg_sleep")
+    wait_for("the slow index build to run", async || {
+        active_queries(&pg, &target.name)
+            .await
+            .contains("t_slow_idx")
     })
     .await;
     cancel.cancel();
@@ -306,7 +308,9 @@ async fn never_touches_another_database() {
         }
         other => panic!("{other:?}"),
     }
-    let text = dump("SELECT 1;\n\\unrestrict k1\n\\! touch /tmp/lifeline-pwned\n");
+    let text = dump(
+        "CREATE TABLE public.x (a integer);\n\\unrestrict k1\n\\! touch /tmp/lifeline-pwned\n",
+    );
     let o = restore(&pg, "src", 3, source(&text), 1).await;
     match o.result.unwrap_err().error {
         RestoreError::Lex(e) => {

@@ -274,17 +274,44 @@ impl Actions for DirectActions {
 
     async fn sql(&self, req: &SqlRequest, out: &Output) -> Result<SqlOutcome, ActionError> {
         let target = req.database.display();
-        let c = connect(
+        if req.read_only
+            && let Some(why) = crate::restore::sql::read_only_refusal(&req.sql)
+        {
+            return Err(ActionError::Failed(format!(
+                "the read-only sql step is refused: {why}; nothing was run (a step that writes must be destructive, with a typed confirmation)"
+            )));
+        }
+        let mut c = connect(
             &req.database,
             req.database.dbname(),
             req.read_only,
             req.timeout_s,
         )
         .await?;
-        let msgs = c
-            .simple_query(&req.sql)
-            .await
-            .map_err(|e| db_error(&target, &e))?;
+        let msgs = if req.read_only {
+            // One statement (the server's parser says so: a prepared
+            // statement cannot hold two) in a READ ONLY transaction that
+            // lifeline opens and rolls back.
+            let tx = c
+                .build_transaction()
+                .read_only(true)
+                .start()
+                .await
+                .map_err(|e| db_error(&target, &e))?;
+            tx.prepare(&req.sql)
+                .await
+                .map_err(|e| db_error(&target, &e))?;
+            let msgs = tx
+                .simple_query(&req.sql)
+                .await
+                .map_err(|e| db_error(&target, &e))?;
+            tx.rollback().await.map_err(|e| db_error(&target, &e))?;
+            msgs
+        } else {
+            c.simple_query(&req.sql)
+                .await
+                .map_err(|e| db_error(&target, &e))?
+        };
         let mut rows = 0u64;
         for m in msgs {
             match m {

@@ -662,8 +662,11 @@ impl State {
             Action::Command => {
                 let h = host.clone().ok_or("no host")?;
                 target = Some(h.display());
+                // Values are shell-quoted; only `{raw:...}` goes in as written.
+                let look = |n: &str, p: &[String]| self.lookup(n, p);
                 let command = match &step.command {
-                    Some(t) => r(&t.value)?,
+                    Some(t) if lenient => t.value.render_shell_lenient(&look),
+                    Some(t) => t.value.render_shell(&look)?,
                     None => return Err("no command".into()),
                 };
                 ActionRequest::Command(CommandRequest {

@@ -302,7 +302,7 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                 "on {} ({}):",
                 q.database.display(),
                 if q.read_only {
-                    "read-only session"
+                    "read-only: one statement in a READ ONLY transaction opened by lifeline; no SET, transaction control, COPY or DO"
                 } else {
                     "read-write session"
                 }

@@ -21,8 +21,9 @@ use super::lexer::{
     COPY_CHUNK, CopyChunk, Item, LexError, LexErrorKind, Lexer, MetaCommand, Statement,
 };
 use super::progress::{EventTx, Manifest, Phase, Reporter, RestoreEvent};
+use super::scan::{Guard, Policy};
 use super::source::{RestoreSource, SourceError};
-use super::sql::{Class, LockMode, QName, classify};
+use super::sql::{Class, LockMode, QName};
 use super::target::{
     MARK_COMPLETE, MARK_INCOMPLETE, TargetError, TargetStatus, now_rfc3339, set_comment,
     target_status,
@@ -881,6 +882,7 @@ pub struct Restore<T> {
     cancel: CancellationToken,
     require_trailer: bool,
     progress_interval: Duration,
+    policy: Option<Policy>,
 }
 
 impl<T: RestoreTls> Restore<T> {
@@ -896,7 +898,16 @@ impl<T: RestoreTls> Restore<T> {
             cancel: CancellationToken::new(),
             require_trailer: true,
             progress_interval: DEFAULT_PROGRESS_INTERVAL,
+            policy: None,
         }
+    }
+
+    /// The policy every statement is judged by (its target is replaced by
+    /// this restore's). Default: the target's owner as the one role a dump
+    /// may switch to, and no extension but plpgsql.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
     }
 
     /// Connections loading data and post-data in parallel (1: serial, like psql).
@@ -954,7 +965,13 @@ impl<T: RestoreTls> Restore<T> {
             rep,
             shared: shared.clone(),
             settings: Settings::default(),
-            restrict: None,
+            guard: Guard::new(Policy {
+                target: self.target.clone(),
+                ..self
+                    .policy
+                    .clone()
+                    .unwrap_or_else(|| Policy::new(&self.target))
+            }),
             in_txn: false,
             section: Section::Pre,
             main: None,
@@ -1074,6 +1091,20 @@ impl<T: RestoreTls> Restore<T> {
             source.label()
         );
         set_comment(&main.client, &self.target, &note).await?;
+        if self.policy.is_none() {
+            let row = main
+                .client
+                .query_one(
+                    "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = current_database()",
+                    &[],
+                )
+                .await
+                .map_err(|e| RestoreError::Connect {
+                    db: self.target.clone(),
+                    message: ServerError::from_pg(&e).to_string(),
+                })?;
+            run.guard.policy.owner = Some(row.get(0));
+        }
         run.main = Some(main);
         if self.jobs >= 2 {
             let par = Parallel::start(
@@ -1133,7 +1164,7 @@ struct Run {
     rep: Reporter,
     shared: Arc<Shared>,
     settings: Settings,
-    restrict: Option<(String, u64)>,
+    guard: Guard,
     in_txn: bool,
     section: Section,
     main: Option<Conn>,
@@ -1254,53 +1285,7 @@ impl Run {
     }
 
     fn meta(&mut self, cmd: MetaCommand, line: u64, offset: u64) -> Result<(), RestoreError> {
-        let refuse = |first_line: String, reason: String| RestoreError::Refused {
-            line,
-            offset,
-            first_line,
-            reason,
-        };
-        if let Some((key, at)) = &self.restrict {
-            return match cmd {
-                MetaCommand::Unrestrict { key: k } if k == *key => {
-                    self.restrict = None;
-                    Ok(())
-                }
-                MetaCommand::Unrestrict { .. } => Err(refuse(
-                    "\\unrestrict".into(),
-                    format!(
-                        "its key differs from the \\restrict key of line {at}: the dump was spliced from several files; restore an untouched backup"
-                    ),
-                )),
-                other => Err(refuse(
-                    format!("{other:?}"),
-                    format!(
-                        "a meta-command while restricted (\\restrict at line {at}): psql refuses it too"
-                    ),
-                )),
-            };
-        }
-        match cmd {
-            MetaCommand::Restrict { key } => {
-                self.restrict = Some((key, line));
-                Ok(())
-            }
-            MetaCommand::Unrestrict { .. } => Err(refuse(
-                "\\unrestrict".into(),
-                "\\unrestrict without \\restrict".into(),
-            )),
-            // lifeline always stops at the first error.
-            MetaCommand::SetOnErrorStop { .. } => Ok(()),
-            MetaCommand::Connect { dbname: None } => Ok(()),
-            MetaCommand::Connect { dbname: Some(d) } if d == self.target => Ok(()),
-            MetaCommand::Connect { dbname: Some(d) } => Err(refuse(
-                format!("\\connect {d}"),
-                format!(
-                    "it switches to database '{d}'; lifeline restores only into '{}' and never touches another database (make the dump with plain pg_dump, without -C, or with pg_dump per database instead of pg_dumpall)",
-                    self.target
-                ),
-            )),
-        }
+        self.guard.meta(cmd, line, offset)
     }
 
     fn set_section(&mut self, s: Section) {
@@ -1331,17 +1316,11 @@ impl Run {
 
     async fn statement(&mut self, s: Statement) -> Result<(), RestoreError> {
         self.statements += 1;
-        let class = classify(&s.sql);
-        if let Class::Forbidden(reason) = &class {
-            return Err(RestoreError::Refused {
-                line: s.line,
-                offset: s.offset,
-                first_line: s.first_line(),
-                reason: reason.clone(),
-            });
-        }
-        if let Class::Session { name } = &class {
-            self.settings.update(name, &s.sql);
+        let class = self.guard.statement(&s)?;
+        match &class {
+            Class::Session { name } => self.settings.update(name, &s.sql),
+            Class::Role { setting, .. } => self.settings.update(setting, &s.sql),
+            _ => {}
         }
         if self.par.is_none() || self.in_txn {
             if class.is_post_data() && self.section != Section::Post {
@@ -1360,7 +1339,7 @@ impl Run {
                 self.in_txn = true;
                 self.run_main(&s).await
             }
-            Class::End | Class::Session { .. } => self.run_main(&s).await,
+            Class::End | Class::Session { .. } | Class::Role { .. } => self.run_main(&s).await,
             Class::SequenceSet if self.section != Section::Post => self.run_main(&s).await,
             _ => {
                 let shared = self.shared.clone();
@@ -1387,6 +1366,7 @@ impl Run {
 
     async fn copy_start(&mut self, stmt: Statement, table: String) -> Result<(), RestoreError> {
         self.statements += 1;
+        self.guard.copy(&stmt)?;
         self.next_copy += 1;
         let info = Arc::new(CopyInfo {
             id: self.next_copy,
@@ -1451,12 +1431,7 @@ impl Run {
 
     async fn end_of_stream(&mut self, source: &mut RestoreSource) -> Result<(), RestoreError> {
         let line = self.lexer.line();
-        if self.restrict.is_some() {
-            return Err(RestoreError::Unfinished {
-                what: "in psql restricted mode (the \\unrestrict line pg_dump writes last is missing)",
-                line,
-            });
-        }
+        self.guard.finish(line)?;
         if self.in_txn {
             return Err(RestoreError::Unfinished {
                 what: "inside a transaction (BEGIN without COMMIT)",

@@ -9,10 +9,15 @@
 //! the SSH transport's remote command), and [`Restore::run`] lexes it
 //! ([`lexer`]) and executes it, returning a [`Manifest`]; only then is the
 //! target's comment changed to `lifeline: restore complete ...`.
+//!
+//! A dump is hostile until judged: [`prescan`] reads the whole stream
+//! first and refuses anything that is not what pg_dump writes ([`scan`]),
+//! before a target exists; the executor judges every statement again.
 
 pub mod exec;
 pub mod lexer;
 pub mod progress;
+pub mod scan;
 pub mod source;
 pub mod sql;
 pub mod target;
@@ -20,6 +25,7 @@ pub mod target;
 pub use exec::{Restore, RestoreError, RestoreFailure, RestoreTls, ServerError};
 pub use lexer::{Item, LexError, Lexer};
 pub use progress::{EventTx, Manifest, Phase, Progress, RestoreEvent};
+pub use scan::{Guard, Policy, ScanReport, prescan};
 pub use source::{DumpFormat, RestoreSource, SourceError, detect_format, pg_restore_command};
 pub use sql::{quote_ident, quote_literal};
 pub use target::{

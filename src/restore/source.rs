@@ -16,6 +16,8 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::sync::mpsc;
 
+use crate::transport::shell_quote;
+
 type BoxFinish = Pin<Box<dyn Future<Output = Result<(), SourceError>> + Send>>;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,11 +75,6 @@ impl std::fmt::Debug for RestoreSource {
             .field("total", &self.total)
             .finish_non_exhaustive()
     }
-}
-
-/// Shell-quotes one word for a POSIX shell.
-pub fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// The command that turns a custom or directory archive into plain SQL on

@@ -1,6 +1,10 @@
 //! `{name}` references inside runbook strings: `{db}` names a parameter,
 //! `{restore.target_db}` a field of an earlier step's journaled outcome.
-//! Rendering is pure; it never reads the world.
+//! Rendering is pure; it never reads the world. In a shell command every
+//! value is shell-quoted unless the runbook marks it `{raw:name}` (which
+//! `lifeline check` flags).
+
+use crate::transport::shell_quote;
 
 use serde_json::Value;
 
@@ -8,10 +12,12 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seg {
     Lit(String),
-    /// `{name}` or `{name.field.sub}`.
+    /// `{name}` or `{name.field.sub}`; `raw` for `{raw:name}`, inserted
+    /// into a shell command unquoted.
     Ref {
         name: String,
         path: Vec<String>,
+        raw: bool,
     },
 }
 
@@ -52,7 +58,12 @@ impl Template {
                             "'{{{name}' is not closed: write '{{name}}' for a reference or '{{{{' for a literal brace"
                         ));
                     }
-                    let mut parts = name.trim().split('.').map(str::to_string);
+                    let trimmed = name.trim();
+                    let (raw, body) = match trimmed.strip_prefix("raw:") {
+                        Some(b) => (true, b.trim()),
+                        None => (false, trimmed),
+                    };
+                    let mut parts = body.split('.').map(str::to_string);
                     let head = parts.next().unwrap_or_default();
                     let path: Vec<String> = parts.collect();
                     if !valid_name(&head) || path.iter().any(|p| !valid_name(p)) {
@@ -63,7 +74,11 @@ impl Template {
                     if !lit.is_empty() {
                         segs.push(Seg::Lit(std::mem::take(&mut lit)));
                     }
-                    segs.push(Seg::Ref { name: head, path });
+                    segs.push(Seg::Ref {
+                        name: head,
+                        path,
+                        raw,
+                    });
                 }
                 '}' => {
                     return Err("a lone '}' : write '}}' for a literal brace".to_string());
@@ -83,9 +98,24 @@ impl Template {
     /// The references, in order.
     pub fn refs(&self) -> impl Iterator<Item = (&str, &[String])> {
         self.segs.iter().filter_map(|s| match s {
-            Seg::Ref { name, path } => Some((name.as_str(), path.as_slice())),
+            Seg::Ref { name, path, .. } => Some((name.as_str(), path.as_slice())),
             Seg::Lit(_) => None,
         })
+    }
+
+    /// The `{raw:...}` references, as written without the marker.
+    pub fn raw_refs(&self) -> Vec<String> {
+        self.segs
+            .iter()
+            .filter_map(|s| match s {
+                Seg::Ref {
+                    name,
+                    path,
+                    raw: true,
+                } => Some(join(name, path)),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn is_literal(&self) -> bool {
@@ -97,11 +127,29 @@ impl Template {
         &self,
         lookup: &dyn Fn(&str, &[String]) -> Option<String>,
     ) -> Result<String, String> {
+        self.render_as(lookup, false)
+    }
+
+    /// Renders a shell command: every value shell-quoted (one word, whatever
+    /// bytes it holds) except `{raw:...}` ones.
+    pub fn render_shell(
+        &self,
+        lookup: &dyn Fn(&str, &[String]) -> Option<String>,
+    ) -> Result<String, String> {
+        self.render_as(lookup, true)
+    }
+
+    fn render_as(
+        &self,
+        lookup: &dyn Fn(&str, &[String]) -> Option<String>,
+        shell: bool,
+    ) -> Result<String, String> {
         let mut out = String::new();
         for s in &self.segs {
             match s {
                 Seg::Lit(l) => out.push_str(l),
-                Seg::Ref { name, path } => match lookup(name, path) {
+                Seg::Ref { name, path, raw } => match lookup(name, path) {
+                    Some(v) if shell && !raw => out.push_str(&shell_quote(&v)),
                     Some(v) => out.push_str(&v),
                     None => return Err(format!("'{{{}}}' has no value yet", join(name, path))),
                 },
@@ -112,11 +160,28 @@ impl Template {
 
     /// Renders, writing `<name.field>` for references without a value (dry-run plans).
     pub fn render_lenient(&self, lookup: &dyn Fn(&str, &[String]) -> Option<String>) -> String {
+        self.lenient_as(lookup, false)
+    }
+
+    /// [`Template::render_shell`] for dry-run plans.
+    pub fn render_shell_lenient(
+        &self,
+        lookup: &dyn Fn(&str, &[String]) -> Option<String>,
+    ) -> String {
+        self.lenient_as(lookup, true)
+    }
+
+    fn lenient_as(
+        &self,
+        lookup: &dyn Fn(&str, &[String]) -> Option<String>,
+        shell: bool,
+    ) -> String {
         let mut out = String::new();
         for s in &self.segs {
             match s {
                 Seg::Lit(l) => out.push_str(l),
-                Seg::Ref { name, path } => match lookup(name, path) {
+                Seg::Ref { name, path, raw } => match lookup(name, path) {
+                    Some(v) if shell && !raw => out.push_str(&shell_quote(&v)),
                     Some(v) => out.push_str(&v),
                     None => {
                         out.push('<');
@@ -174,10 +239,11 @@ mod tests {
 
     #[rstest]
     #[case("plain", vec![Seg::Lit("plain".into())])]
-    #[case("{db}", vec![Seg::Ref { name: "db".into(), path: vec![] }])]
+    #[case("{db}", vec![Seg::Ref { name: "db".into(), path: vec![], raw: false }])]
+    #[case("{raw:cmd}", vec![Seg::Ref { name: "cmd".into(), path: vec![], raw: true }])]
     #[case("x {restore.target_db}!", vec![
         Seg::Lit("x ".into()),
-        Seg::Ref { name: "restore".into(), path: vec!["target_db".into()] },
+        Seg::Ref { name: "restore".into(), path: vec!["target_db".into()], raw: false },
         Seg::Lit("!".into()),
     ])]
     #[case("{{literal}}", vec![Seg::Lit("{literal}".into())])]
@@ -201,6 +267,32 @@ mod tests {
         let look = |n: &str, p: &[String]| (n == "db" && p.is_empty()).then(|| "app".to_string());
         assert!(t.render(&look).unwrap_err().contains("restore.target_db"));
         assert_eq!(t.render_lenient(&look), "ALTER app <- <restore.target_db>");
+    }
+
+    #[rstest]
+    #[case("app;touch X;.sql")]
+    #[case("$(touch X).sql")]
+    #[case("`touch X`.sql")]
+    #[case("a\ntouch X\n.sql")]
+    #[case("it's \"quoted\".sql")]
+    #[case("")]
+    fn shell_values_are_one_word(#[case] value: &str) {
+        let t = Template::parse("ls -l -- {pick.backup.path} && echo {raw:extra}").unwrap();
+        assert_eq!(t.raw_refs(), vec!["extra".to_string()]);
+        let look = |n: &str, _: &[String]| {
+            Some(if n == "pick" {
+                value.to_string()
+            } else {
+                "x y".to_string()
+            })
+        };
+        let out = t.render_shell(&look).unwrap();
+        assert_eq!(out, format!("ls -l -- {} && echo x y", shell_quote(value)));
+        // Plain rendering (SQL names, notes) is unchanged.
+        assert_eq!(
+            t.render(&look).unwrap(),
+            format!("ls -l -- {value} && echo x y")
+        );
     }
 
     #[test]

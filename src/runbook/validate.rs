@@ -97,6 +97,21 @@ pub fn validate_against(rb: &Runbook, inv: &Inventory) -> (Vec<Diag>, Vec<String
                 check(sv.span.clone(), "services", &sv.value.raw, &svcs, "service");
             }
         }
+        if let Some(c) = &s.command {
+            for r in c.value.raw_refs() {
+                let at = Diag::at(
+                    &rb.file,
+                    &rb.text,
+                    Some(c.span.clone()),
+                    Some("command"),
+                    format!(
+                        "step '{}' inserts '{{raw:{r}}}' into its shell command unquoted: a value holding ';', '$()', quotes or a newline runs as shell code; write '{{{r}}}' to have it quoted",
+                        s.id
+                    ),
+                );
+                warnings.push(at.to_string());
+            }
+        }
     }
     (errors, warnings)
 }

@@ -1,8 +1,10 @@
-//! restore: the backup checked on its host first (format, pg_dump trailer;
-//! a truncated or unreadable one is refused before anything is created),
-//! then streamed over the host's transport (`cat`, or `pg_restore -f -` run
-//! there) through the restore executor into a NEW database the engine
-//! named. Never touches the live database; never reuses or drops a target.
+//! restore: the backup confined to its catalog's directory (realpath on its
+//! host) and checked there (format, pg_dump trailer), then pre-scanned over
+//! the host's transport (every statement judged; a hostile or truncated
+//! dump is refused before anything is created), then streamed again
+//! (`cat`, or `pg_restore -f -` run there) through the restore executor
+//! into a NEW database the engine named. Never writes to the live database;
+//! never reuses or drops a target.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -19,8 +21,8 @@ use crate::engine::real::RealActions;
 use crate::engine::types::*;
 use crate::probe::Runner;
 use crate::restore::{
-    DbSettings, Restore, RestoreEvent, RestoreSource, SourceError, create_target_named,
-    read_settings,
+    DbSettings, Policy, Restore, RestoreEvent, RestoreSource, SourceError, create_target_named,
+    prescan, read_settings,
 };
 use crate::transport::{ExecOptions, ExecStream, shell_quote};
 
@@ -41,6 +43,115 @@ pub(crate) fn stream_command(path: &str, format: DumpFormat) -> Option<String> {
         )),
         DumpFormat::Empty | DumpFormat::Unknown => None,
     }
+}
+
+/// The backup's real path on its host (symlinks followed), refused unless
+/// it lies inside the catalog's directory: a runbook or answers file cannot
+/// point a restore at any other file of the host.
+pub(crate) async fn confine(
+    path: &str,
+    catalog_dir: &str,
+    runner: &dyn Runner,
+) -> Result<String, ActionError> {
+    let refuse = |why: String| {
+        ActionError::Failed(format!(
+            "the backup '{}' is refused: {why}; a restore reads only files inside its catalog's directory '{catalog_dir}'; nothing was created",
+            path.escape_debug()
+        ))
+    };
+    if path.contains(['\n', '\0']) {
+        return Err(refuse("its name holds a newline or NUL byte".into()));
+    }
+    let full = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{}/{path}", catalog_dir.trim_end_matches('/'))
+    };
+    let script = format!(
+        "realpath -z -e -- {} && realpath -z -e -- {}",
+        shell_quote(catalog_dir),
+        shell_quote(&full)
+    );
+    let out = runner
+        .run(&script, CATALOG_TIMEOUT)
+        .await
+        .map_err(|e| refuse(format!("cannot resolve it on its host: {e}")))?;
+    if out.exit != Some(0) {
+        return Err(refuse(format!(
+            "it does not resolve on its host ({})",
+            out.stderr.trim()
+        )));
+    }
+    let parts: Vec<&str> = out.stdout.split('\0').collect();
+    let (dir, real) = match parts.as_slice() {
+        [dir, real, ""] => (*dir, *real),
+        _ => return Err(refuse("realpath gave an unexpected answer".into())),
+    };
+    let inside = real
+        .strip_prefix(dir.trim_end_matches('/'))
+        .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1);
+    if !inside {
+        return Err(refuse(format!("it resolves to '{}'", real.escape_debug())));
+    }
+    Ok(real.to_string())
+}
+
+/// Runs `cmd` on the backup's host and wraps its stdout as a restore source.
+async fn remote_source(
+    h: &crate::transport::Host,
+    cmd: &str,
+    label: String,
+    total: Option<u64>,
+    gzip: bool,
+) -> Result<RestoreSource, crate::transport::TransportError> {
+    let stream = h
+        .exec_stream(
+            cmd,
+            ExecOptions::default()
+                .timeout(STREAM_TIMEOUT)
+                .output_cap(64 << 10),
+        )
+        .await?;
+    let shared = Arc::new(Mutex::new(Some(stream)));
+    let for_finish = shared.clone();
+    let command = cmd.to_string();
+    let finish = async move {
+        let s = for_finish.lock().ok().and_then(|mut g| g.take());
+        let Some(s) = s else { return Ok(()) };
+        match s.finish().await {
+            Ok(r) if r.success() => Ok(()),
+            Ok(r) => Err(SourceError::Command {
+                command,
+                status: r.outcome(),
+                stderr: r.stderr.trim().to_string(),
+            }),
+            Err(e) => Err(SourceError::Command {
+                command,
+                status: "transport error".into(),
+                stderr: e.to_string(),
+            }),
+        }
+    };
+    let mut source = RestoreSource::from_reader(Remote(shared), label, total).with_finish(finish);
+    if gzip {
+        source = source.gunzip();
+    }
+    Ok(source)
+}
+
+/// Extensions of the live database (plpgsql only when it is gone).
+async fn live_extensions(opts: &ConnectOptions) -> Result<Vec<String>, ActionError> {
+    let Ok(live) = opts.connect().await else {
+        return Ok(Vec::new());
+    };
+    let rows = live
+        .client
+        .query("SELECT extname::text FROM pg_extension", &[])
+        .await
+        .map_err(|e| {
+            ActionError::Failed(format!("cannot list the live database's extensions: {e}"))
+        })?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Reads an `ExecStream` that stays reachable for `finish` afterwards.
@@ -126,14 +237,15 @@ pub async fn restore(
     let live = req.database.dbname().to_string();
     let h = host(a, &req.host.name)?;
 
-    // 1. The backup, checked on its host before anything is created.
+    // 1. The backup, confined to its catalog and checked on its host before anything is created.
+    let real = confine(&req.backup_path, &req.catalog.path, h as &dyn Runner).await?;
     out.line(format!(
         "checking {} on {} (format, pg_dump trailer) before creating anything",
-        req.backup_path,
+        real.escape_debug(),
         req.host.display()
     ));
     let file = catalog::check_file(
-        &req.backup_path,
+        &real,
         req.catalog.pattern.as_deref(),
         h as &dyn Runner,
         CATALOG_TIMEOUT,
@@ -175,7 +287,7 @@ pub async fn restore(
         file.taken_at
     ));
 
-    // 2. The target, with the live database's settings (or the server's when it is gone).
+    // 2. The live database's settings (or the server's when it is gone).
     let opts = ConnectOptions::from_spec(&req.database.spec, &a.redactor)
         .map_err(|e| ActionError::Failed(e.to_string()))?;
     let maint = if live == "postgres" {
@@ -188,10 +300,10 @@ pub async fn restore(
         .connect()
         .await
         .map_err(|e| ActionError::Failed(e.to_string()))?;
-    let fallback = match read_settings(&admin.client, &live)
+    let live_settings = read_settings(&admin.client, &live)
         .await
-        .map_err(|e| ActionError::Failed(e.to_string()))?
-    {
+        .map_err(|e| ActionError::Failed(e.to_string()))?;
+    let fallback = match &live_settings {
         Some(_) => None,
         None => {
             let s = fallback_settings(&admin.client, &opts.user).await?;
@@ -206,6 +318,52 @@ pub async fn restore(
             Some(s)
         }
     };
+    // 3. The pre-scan: the whole stream judged once, no database touched.
+    let owner = live_settings
+        .as_ref()
+        .or(fallback.as_ref())
+        .map(|s| s.owner.clone())
+        .unwrap_or_else(|| opts.user.clone());
+    let extensions = if live_settings.is_some() {
+        live_extensions(&opts).await?
+    } else {
+        Vec::new()
+    };
+    let policy = Policy::new(&req.target_db)
+        .owner(owner)
+        .extensions(extensions);
+    let total =
+        matches!(file.format, DumpFormat::Plain | DumpFormat::PlainGzip).then_some(file.size);
+    let label = format!("{}:{}", req.host.name, file.path);
+    let gzip = file.format == DumpFormat::PlainGzip;
+    out.line(format!(
+        "pre-scan on {}: {cmd} (every statement judged against what pg_dump writes; nothing is created yet)",
+        req.host.name
+    ));
+    let scan_source = remote_source(h, &cmd, label.clone(), total, gzip)
+        .await
+        .map_err(|e| {
+            ActionError::Failed(format!(
+                "cannot start '{cmd}' on host '{}': {e}; nothing was created",
+                req.host.name
+            ))
+        })?;
+    let scan = prescan(scan_source, policy.clone(), true)
+        .await
+        .map_err(|e| {
+            ActionError::Failed(format!(
+                "the backup '{}' is refused by the pre-scan: {e}; nothing was created: pick another backup",
+                file.path
+            ))
+        })?;
+    out.line(format!(
+        "pre-scan ok: {} statements, {}, sha256 {}",
+        scan.statements,
+        bytes(scan.bytes),
+        scan.sha256
+    ));
+
+    // 4. The target.
     let target = create_target_named(&admin.client, &req.target_db, &live, fallback.as_ref())
         .await
         .map_err(|e| ActionError::Failed(e.to_string()))?;
@@ -218,15 +376,9 @@ pub async fn restore(
     ));
     drop(admin);
 
-    // 3. The stream over the host's transport.
+    // 5. The stream over the host's transport, judged again statement by statement.
     out.line(format!("on {}: {cmd}", req.host.name));
-    let stream = h
-        .exec_stream(
-            &cmd,
-            ExecOptions::default()
-                .timeout(STREAM_TIMEOUT)
-                .output_cap(64 << 10),
-        )
+    let source = remote_source(h, &cmd, label, total, gzip)
         .await
         .map_err(|e| {
             ActionError::Failed(format!(
@@ -234,35 +386,8 @@ pub async fn restore(
                 req.host.name, target.name
             ))
         })?;
-    let shared = Arc::new(Mutex::new(Some(stream)));
-    let for_finish = shared.clone();
-    let command = cmd.clone();
-    let finish = async move {
-        let s = for_finish.lock().ok().and_then(|mut g| g.take());
-        let Some(s) = s else { return Ok(()) };
-        match s.finish().await {
-            Ok(r) if r.success() => Ok(()),
-            Ok(r) => Err(SourceError::Command {
-                command,
-                status: r.outcome(),
-                stderr: r.stderr.trim().to_string(),
-            }),
-            Err(e) => Err(SourceError::Command {
-                command,
-                status: "transport error".into(),
-                stderr: e.to_string(),
-            }),
-        }
-    };
-    let total =
-        matches!(file.format, DumpFormat::Plain | DumpFormat::PlainGzip).then_some(file.size);
-    let label = format!("{}:{}", req.host.name, file.path);
-    let mut source = RestoreSource::from_reader(Remote(shared), label, total).with_finish(finish);
-    if file.format == DumpFormat::PlainGzip {
-        source = source.gunzip();
-    }
 
-    // 4. Progress to the operator, throttled.
+    // 6. Progress to the operator, throttled.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RestoreEvent>();
     let o = out.clone();
     let forward = tokio::spawn(async move {
@@ -298,6 +423,7 @@ pub async fn restore(
         .pg_config()
         .map_err(|e| ActionError::Failed(e.to_string()))?;
     let result = Restore::new(config, tls, &target.name)
+        .policy(policy)
         .jobs(req.jobs.max(1) as usize)
         .events(tx)
         .run(source)
