@@ -4,11 +4,16 @@
 //! that SHA-256 in the state directory (0700 dir, 0600 files). Read-only on
 //! the host; the cache holds counts and names, never a row of data.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
+
+use super::label::{Baseline, DAMAGE_RATIO, DamageWindow, Label, damage_window, label};
 
 use super::scan::{ContentScan, Scanner};
 use super::{BackupFile, DumpFormat};
@@ -227,6 +232,134 @@ pub async fn scan_file(h: &Host, f: &BackupFile, cache: &ScanCache) -> Result<Fi
         scan,
         cached: false,
     })
+}
+
+/// One file of a catalog with its content and label.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssessedFile {
+    #[serde(flatten)]
+    pub file: BackupFile,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<ContentScan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan_error: Option<String>,
+    /// The content came from the scan cache.
+    pub cached: bool,
+    pub label: Label,
+    pub why: String,
+}
+
+/// A catalog's files labelled against the history, and the damage window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Assessment {
+    pub files: Vec<AssessedFile>,
+    pub baseline: Baseline,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<DamageWindow>,
+}
+
+/// One sampling round as evidence: when, and rows per `schema.name`.
+pub type SampleCounts = (DateTime<Utc>, BTreeMap<String, u64>);
+
+/// The rounds of `database` (inventory name) in an incident's samples file.
+pub fn sample_counts(samples: &[crate::samples::Sample], database: &str) -> Vec<SampleCounts> {
+    samples
+        .iter()
+        .filter(|s| s.database == database)
+        .map(|s| {
+            (
+                s.ts,
+                s.tables
+                    .iter()
+                    .map(|t| {
+                        (
+                            format!("{}.{}", t.schema, t.name),
+                            u64::try_from(t.rows).unwrap_or(0),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Scans every intact file (cached by SHA-256), builds the healthy history
+/// from the samples and the scans, labels every file and derives the window.
+pub async fn assess(
+    h: &Host,
+    files: &[BackupFile],
+    cache: &ScanCache,
+    want_db: Option<&str>,
+    watched: &[String],
+    samples: &[SampleCounts],
+) -> Assessment {
+    let mut scanned: Vec<(Option<FileScan>, Option<String>)> = Vec::new();
+    for f in files {
+        if !f.ok {
+            scanned.push((None, None));
+            continue;
+        }
+        match scan_file(h, f, cache).await {
+            Ok(s) => scanned.push((Some(s), None)),
+            Err(e) => scanned.push((None, Some(e.to_string()))),
+        }
+    }
+    let scans: Vec<&ContentScan> = scanned
+        .iter()
+        .filter_map(|(s, _)| s.as_ref().map(|s| &s.scan))
+        .collect();
+    let counts: Vec<BTreeMap<String, u64>> = samples.iter().map(|(_, c)| c.clone()).collect();
+    let baseline = Baseline::build(&counts, &scans, want_db);
+    let mut out = Vec::new();
+    let mut evidence = Vec::new();
+    for (f, (s, err)) in files.iter().zip(scanned) {
+        let lab = label(
+            f,
+            s.as_ref().map(|s| &s.scan),
+            err.as_deref(),
+            want_db,
+            watched,
+            &baseline,
+        );
+        if let Some(t) = DateTime::parse_from_rfc3339(&f.taken_at)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+        {
+            evidence.push((t, format!("backup {}", f.name), lab.label));
+        }
+        out.push(AssessedFile {
+            file: f.clone(),
+            sha256: s.as_ref().map(|s| s.sha256.clone()),
+            cached: s.as_ref().is_some_and(|s| s.cached),
+            content: s.map(|s| s.scan),
+            scan_error: err,
+            label: lab.label,
+            why: lab.why,
+        });
+    }
+    for (at, c) in samples {
+        evidence.push((
+            *at,
+            "a sample of the live database".to_string(),
+            sample_label(c, watched, &baseline),
+        ));
+    }
+    Assessment {
+        files: out,
+        window: damage_window(&evidence),
+        baseline,
+    }
+}
+
+/// A sample is damaged when a judged table is empty or far below its history.
+pub fn sample_label(c: &BTreeMap<String, u64>, watched: &[String], base: &Baseline) -> Label {
+    let bad = base.judged(watched).into_iter().any(|(t, h)| {
+        let got = c.get(t).copied().unwrap_or(0);
+        h > 0 && got.saturating_mul(DAMAGE_RATIO) < h
+    });
+    if bad { Label::Damaged } else { Label::Healthy }
 }
 
 #[cfg(test)]

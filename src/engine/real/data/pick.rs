@@ -1,22 +1,22 @@
-//! pick-backup: the catalog listed on its host, every file judged against
-//! the incident time (time from the dump header or the name, mtime only as
-//! a last resort, and said so), the newest intact one before the incident
-//! chosen. Only reads: never moves, copies or deletes a backup.
-
-use std::collections::BTreeMap;
+//! pick-backup: the catalog listed on its host, every file's content
+//! scanned and labelled against the healthy history, the incident time
+//! checked against the damage window, every file judged (time from the dump
+//! header or the name, mtime only as a last resort, and said so), the newest
+//! healthy one before the incident chosen. Only reads: never moves, copies
+//! or deletes a backup, and never picks a damaged, schema-only or
+//! other-database one.
 
 use chrono::{DateTime, Utc};
 
 use super::{CATALOG_TIMEOUT, bytes, host, span};
-use crate::catalog::{self, BackupFile, DumpFormat, TimeSource};
+use crate::catalog::content::{self, Assessment, ScanCache};
+use crate::catalog::label::{DamageWindow, Label, canon};
+use crate::catalog::{self, BackupFile, TimeSource};
 use crate::engine::actions::{ActionError, Output};
 use crate::engine::real::RealActions;
 use crate::engine::types::*;
 use crate::probe::Runner;
-use crate::transport::{ExecOptions, Host, shell_quote};
-
-/// Backups up to this size get a SHA-256 in the listing (read on their host).
-const HASH_MAX: u64 = 256 << 20;
+use crate::transport::Host;
 
 fn time_source(s: TimeSource) -> &'static str {
     match s {
@@ -74,9 +74,83 @@ pub(crate) fn judge(
                 sha256: None,
                 rpo_s,
                 excluded,
+                label: None,
+                label_why: None,
+                rows: None,
             }
         })
         .collect()
+}
+
+/// Marks every candidate with its content label; one that is not healthy
+/// is excluded (its label is the first reason given).
+pub(crate) fn apply_labels(candidates: &mut [BackupCandidate], a: &Assessment) {
+    for c in candidates.iter_mut() {
+        let Some(f) = a.files.iter().find(|f| f.file.path == c.path) else {
+            continue;
+        };
+        c.label = Some(f.label.as_str().to_string());
+        c.label_why = Some(f.why.clone());
+        c.rows = f
+            .content
+            .as_ref()
+            .map(|s| s.rows.iter().map(|(t, n)| (canon(t), *n)).collect());
+        if c.sha256.is_none() {
+            c.sha256 = f.sha256.clone();
+        }
+        // A file that failed its integrity check keeps that reason alone.
+        if f.label != Label::Healthy && f.file.ok {
+            let why = format!("labelled {}: {}", f.label.as_str(), f.why);
+            c.excluded = Some(match c.excluded.take() {
+                Some(e) if !f.why.contains(&e) => format!("{why}; also {e}"),
+                _ => why,
+            });
+        }
+    }
+}
+
+/// The incident time the evidence allows: a given time later than the
+/// first damaged evidence is moved back to the last healthy one (with a
+/// warning); no given time is taken from the window. Err when there is
+/// neither.
+pub(crate) fn incident_from_evidence(
+    given: Option<DateTime<Utc>>,
+    window: Option<&DamageWindow>,
+) -> Result<(DateTime<Utc>, Vec<String>), String> {
+    let earliest = window.and_then(|w| match (&w.after, &w.before) {
+        (Some(a), _) => Some((a.at, a.what.clone())),
+        (None, Some(b)) => Some((
+            b.at - chrono::Duration::seconds(1),
+            format!("just before {}", b.what),
+        )),
+        (None, None) => None,
+    });
+    let first_damage = window.and_then(|w| w.before.as_ref());
+    match (given, earliest, first_damage) {
+        (Some(t), Some((e, what)), Some(b)) if t > b.at => Ok((
+            e,
+            vec![format!(
+                "the incident time {} is later than the evidence allows: {} ({}) already holds the damage; using {} ({}) instead",
+                t.to_rfc3339(),
+                b.what,
+                b.at.to_rfc3339(),
+                e.to_rfc3339(),
+                what
+            )],
+        )),
+        (Some(t), _, _) => Ok((t, Vec::new())),
+        (None, Some((e, what)), _) => Ok((
+            e,
+            vec![format!(
+                "no incident time was given or journaled: using the evidence, {} ({})",
+                e.to_rfc3339(),
+                what
+            )],
+        )),
+        (None, None, _) => Err(
+            "no incident time: none was given, no row-count drop is journaled, and no backup's content shows the damage; give the step's 'incident_at' (or the answers' parameter); nothing was picked".into(),
+        ),
+    }
 }
 
 /// The newest eligible candidate.
@@ -86,33 +160,62 @@ pub(crate) fn choose(c: &[BackupCandidate]) -> Option<&BackupCandidate> {
         .max_by_key(|c| (c.taken_at, c.name.clone()))
 }
 
-/// SHA-256 of the files small enough, computed on their host in one command.
-async fn hashes(h: &Host, files: &[BackupFile]) -> BTreeMap<String, String> {
-    let mut script = String::new();
-    for f in files
-        .iter()
-        .filter(|f| f.size <= HASH_MAX && f.format != DumpFormat::Directory)
-    {
-        script.push_str(&format!(
-            "sha256sum -- {} 2>/dev/null\n",
-            shell_quote(&f.path)
+/// The backups' content labelled against the history (the incident's
+/// samples and the catalog), every label said, and the damage window.
+async fn evidence(
+    req: &PickRequest,
+    h: &Host,
+    files: &[BackupFile],
+    dbname: Option<&str>,
+    out: &Output,
+) -> Assessment {
+    let cache = req
+        .incident_dir
+        .as_deref()
+        .and_then(|d| d.parent())
+        .and_then(|d| d.parent())
+        .map(ScanCache::new)
+        .unwrap_or_else(ScanCache::none);
+    let samples = req
+        .incident_dir
+        .as_deref()
+        .map(|d| d.join(crate::state::SAMPLES_FILE))
+        .filter(|p| p.exists())
+        .and_then(|p| crate::samples::read(&p).ok())
+        .unwrap_or_default();
+    let counts = content::sample_counts(&samples, req.catalog.database.get_ref());
+    let watched = req
+        .database
+        .as_ref()
+        .map(|d| d.spec.watch.clone())
+        .unwrap_or_default();
+    out.line(format!(
+        "scanning the content of {} backup(s) (cached by SHA-256)",
+        files.iter().filter(|f| f.ok).count()
+    ));
+    let a = content::assess(h, files, &cache, dbname, &watched, &counts).await;
+    out.line(format!(
+        "healthy history from {:?}: {}",
+        a.baseline.source,
+        a.baseline
+            .rows
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    for f in &a.files {
+        out.line(format!(
+            "content {}: {}: {}",
+            f.file.name,
+            f.label.as_str(),
+            f.why
         ));
     }
-    if script.is_empty() {
-        return BTreeMap::new();
+    if let Some(w) = &a.window {
+        out.line(w.describe());
     }
-    let opts = ExecOptions::default().timeout(CATALOG_TIMEOUT);
-    let Ok(r) = h.exec(&script, opts).await else {
-        return BTreeMap::new();
-    };
-    r.stdout
-        .lines()
-        .filter_map(|l| {
-            let (hash, path) = l.split_once("  ")?;
-            (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
-                .then(|| (path.to_string(), hash.to_string()))
-        })
-        .collect()
+    a
 }
 
 pub async fn pick_backup(
@@ -120,11 +223,6 @@ pub async fn pick_backup(
     req: &PickRequest,
     out: &Output,
 ) -> Result<PickOutcome, ActionError> {
-    let incident_at = req.incident_at.ok_or_else(|| {
-        ActionError::Failed(
-            "no incident time: give the step's 'incident_at' (or the answers' parameter), or let the timeline journal a row-count drop first; nothing was picked".into(),
-        )
-    })?;
     let h = host(a, &req.host.name)?;
     out.line(format!(
         "catalog '{}' on {}: {} (pattern {}); incident at {}",
@@ -132,7 +230,9 @@ pub async fn pick_backup(
         req.host.display(),
         req.catalog.path,
         req.catalog.pattern.as_deref().unwrap_or("*"),
-        incident_at.to_rfc3339()
+        req.incident_at
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| "not known: from the evidence".into())
     ));
     let report = catalog::read_catalog(&req.catalog, h as &dyn Runner, CATALOG_TIMEOUT).await;
     if let Some(e) = &report.error {
@@ -143,11 +243,15 @@ pub async fn pick_backup(
         )));
     }
     let dbname = req.database.as_ref().map(|d| d.dbname().to_string());
-    let mut candidates = judge(&report.files, incident_at, dbname.as_deref());
-    let sums = hashes(h, &report.files).await;
-    for c in &mut candidates {
-        c.sha256 = sums.get(&c.path).cloned();
+    let assessment = evidence(req, h, &report.files, dbname.as_deref(), out).await;
+    let (incident_at, warnings) =
+        incident_from_evidence(req.incident_at, assessment.window.as_ref())
+            .map_err(ActionError::Failed)?;
+    for w in &warnings {
+        out.line(format!("warning: {w}"));
     }
+    let mut candidates = judge(&report.files, incident_at, dbname.as_deref());
+    apply_labels(&mut candidates, &assessment);
     let chosen = choose(&candidates).cloned();
     for c in &candidates {
         let mark = match (&c.excluded, &chosen) {
@@ -199,7 +303,7 @@ pub async fn pick_backup(
             })
             .collect();
         return Err(ActionError::Failed(format!(
-            "no backup in catalog '{}' on host '{}' qualifies (intact and taken before {}): {}; nothing was picked",
+            "no backup in catalog '{}' on host '{}' qualifies (intact, healthy content and taken before {}): {}; nothing was picked",
             req.catalog.name(),
             req.host.name,
             incident_at.to_rfc3339(),
@@ -212,7 +316,7 @@ pub async fn pick_backup(
     };
     let rpo_s = chosen.rpo_s.unwrap_or(0);
     out.line(format!(
-        "picked {}: the newest intact backup before the incident; {} of changes are lost",
+        "picked {}: the newest healthy backup before the incident; {} of changes are lost",
         chosen.name,
         span(rpo_s)
     ));
@@ -221,12 +325,17 @@ pub async fn pick_backup(
         candidates,
         incident_at,
         rpo_s,
+        baseline: assessment.baseline.rows.clone(),
+        baseline_source: format!("{:?}", assessment.baseline.source),
+        window: assessment.window,
+        warnings,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::DumpFormat;
 
     fn file(name: &str, t: &str, ok: bool, db: Option<&str>) -> BackupFile {
         BackupFile {
