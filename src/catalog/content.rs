@@ -306,6 +306,14 @@ pub async fn assess(
             Err(e) => scanned.push((None, Some(e.to_string()))),
         }
     }
+    // An archive names its database in its header, not in its SQL text.
+    for (f, (s, _)) in files.iter().zip(scanned.iter_mut()) {
+        if let Some(s) = s
+            && s.scan.dbname.is_none()
+        {
+            s.scan.dbname = f.dumped_db.clone();
+        }
+    }
     let scans: Vec<&ContentScan> = scanned
         .iter()
         .filter_map(|(s, _)| s.as_ref().map(|s| &s.scan))

@@ -166,7 +166,7 @@ pub fn label(
             .problem
             .as_deref()
             .unwrap_or("failed its integrity check");
-        return if p.starts_with("truncated") {
+        return if p.starts_with("truncated") || p.contains("end of file") {
             l(Label::Truncated, p)
         } else {
             l(Label::Unreadable, p)
@@ -381,6 +381,7 @@ mod tests {
     #[case::no_shared_table(file(true, None, None), Some(scan(&[("public.orders", 9)], true, true, None)), &[], Label::OtherDatabase)]
     #[case::cut(file(false, Some("truncated: no trailer"), None), None, &[], Label::Truncated)]
     #[case::cut_text(file(true, None, None), Some(scan(&[(USER, 22)], true, false, None)), &[], Label::Truncated)]
+    #[case::cut_gzip(file(false, Some("gzip -t failed: gzip: /b/x.sql.gz: unexpected end of file"), None), None, &[], Label::Truncated)]
     #[case::garbage(file(false, Some("unknown format"), None), None, &[], Label::Unreadable)]
     #[case::not_scanned(file(true, None, None), None, &[], Label::Unreadable)]
     fn labels(
