@@ -483,7 +483,7 @@ fn backups_labels(w: &World) {
 }
 
 /// One recovery run: the healthy dump picked, verified against history, swapped.
-fn recover(w: &World, answers: &str, expect_warning: &str) {
+fn recover(w: &World, answers: &str, expect_warning: &str, expect_likely: bool) {
     let (code, out, err) = w.run(&["run", "recover.toml", "--answers", answers]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
@@ -514,6 +514,18 @@ fn recover(w: &World, answers: &str, expect_warning: &str) {
             && window.contains(&w.name(WIPED1)),
         "{window}"
     );
+    // Archives carry real times: the wipe's re-created table files fall
+    // inside the window and name the most likely moment.
+    assert_eq!(
+        window.contains(", most likely ")
+            && window.contains("(table files re-created: public.User has OID"),
+        expect_likely,
+        "{window}"
+    );
+    let live = pick["live_evidence"].as_array().unwrap();
+    let user = live.iter().find(|e| e["table"] == "public.User").unwrap();
+    assert!(user["oid"].as_i64().unwrap() > 0, "{user}");
+    assert!(user["file_modified"].is_string(), "{user}");
     let warnings = pick["warnings"].to_string();
     assert!(warnings.contains(expect_warning), "{warnings}");
     let cands = pick["candidates"].as_array().unwrap();
@@ -573,7 +585,12 @@ fn late_arrival(fmt: Fmt) {
         "none.toml",
         "[confirm]\nrestore = \"app\"\nswap = \"app\"\n",
     );
-    recover(&w, &a, "no incident time was given or journaled");
+    recover(
+        &w,
+        &a,
+        "no incident time was given or journaled",
+        fmt == Fmt::Custom,
+    );
 
     // The operator gives "now": corrected to the evidence.
     w.rogue_wipe();
@@ -584,7 +601,7 @@ fn late_arrival(fmt: Fmt) {
             "[params]\nincident_at = \"{now}\"\n\n[confirm]\nrestore = \"app\"\nswap = \"app\"\n"
         ),
     );
-    recover(&w, &a, "is later than the evidence allows");
+    recover(&w, &a, "is later than the evidence allows", false);
 }
 
 #[test]

@@ -259,6 +259,9 @@ pub struct PickOutcome {
     /// Corrections the evidence forced (e.g. an incident time too late).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The live database's tables: OID, data file time, counters.
+    #[serde(default)]
+    pub live_evidence: Value,
 }
 
 #[derive(Debug, Clone)]
@@ -553,6 +556,7 @@ impl From<PickOutcome> for StepOutcome {
                 "window": o.window,
                 "window_text": o.window.as_ref().map(|w| w.describe()),
                 "warnings": o.warnings,
+                "live_evidence": o.live_evidence,
             }),
         )
     }

@@ -8,10 +8,12 @@
 
 use chrono::{DateTime, Utc};
 
+use super::evidence::{self, TableEvidence};
 use super::{CATALOG_TIMEOUT, bytes, host, span};
 use crate::catalog::content::{self, Assessment, ScanCache};
 use crate::catalog::label::{DamageWindow, Label, canon};
 use crate::catalog::{self, BackupFile, TimeSource};
+use crate::db::{ConnectOptions, DbHandle};
 use crate::engine::actions::{ActionError, Output};
 use crate::engine::real::RealActions;
 use crate::engine::types::*;
@@ -163,12 +165,13 @@ pub(crate) fn choose(c: &[BackupCandidate]) -> Option<&BackupCandidate> {
 /// The backups' content labelled against the history (the incident's
 /// samples and the catalog), every label said, and the damage window.
 async fn evidence(
+    actions: &RealActions,
     req: &PickRequest,
     h: &Host,
     files: &[BackupFile],
     dbname: Option<&str>,
     out: &Output,
-) -> Assessment {
+) -> (Assessment, Vec<TableEvidence>) {
     let cache = req
         .incident_dir
         .as_deref()
@@ -193,7 +196,8 @@ async fn evidence(
         "scanning the content of {} backup(s) (cached by SHA-256)",
         files.iter().filter(|f| f.ok).count()
     ));
-    let a = content::assess(h, files, &cache, dbname, &watched, &counts).await;
+    let assessed = content::assess(h, files, &cache, dbname, &watched, &counts).await;
+    let a = &assessed;
     out.line(format!(
         "healthy history from {:?}: {}",
         a.baseline.source,
@@ -212,10 +216,60 @@ async fn evidence(
             f.why
         ));
     }
-    if let Some(w) = &a.window {
+    let mut a = assessed;
+    let live = match (&req.database, &a.window) {
+        (Some(d), Some(_)) => live(actions, d, out).await,
+        _ => Vec::new(),
+    };
+    if let Some(w) = a.window.as_mut() {
+        let judged: Vec<String> = a
+            .baseline
+            .judged(&watched)
+            .into_iter()
+            .map(|(t, _)| t.clone())
+            .collect();
+        w.likely = evidence::likely_moment(w, &live, &judged);
         out.line(w.describe());
     }
-    a
+    (a, live)
+}
+
+/// The live database's evidence (OIDs, data file times, counters), said.
+async fn live(a: &RealActions, d: &DbTarget, out: &Output) -> Vec<TableEvidence> {
+    let opts = match ConnectOptions::from_spec(&d.spec, &a.redactor) {
+        Ok(o) => o.with_dbname(d.dbname()),
+        Err(e) => {
+            out.line(format!("no live evidence: {e}"));
+            return Vec::new();
+        }
+    };
+    match evidence::live_evidence(&DbHandle::new(opts)).await {
+        Ok(v) => {
+            for e in &v {
+                out.line(format!(
+                    "live {}: OID {}, data file written {}, {} inserted / {} deleted since {}",
+                    e.table,
+                    e.oid,
+                    e.file_modified
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_else(|| format!(
+                            "? ({})",
+                            e.file_error.as_deref().unwrap_or("not readable")
+                        )),
+                    e.inserted.unwrap_or(0),
+                    e.deleted.unwrap_or(0),
+                    e.stats_reset
+                        .map(|t| format!("the stats reset at {}", t.to_rfc3339()))
+                        .unwrap_or_else(|| "the server started (no stats reset)".into())
+                ));
+            }
+            v
+        }
+        Err(e) => {
+            out.line(format!("no live evidence from '{}': {e}", d.dbname()));
+            Vec::new()
+        }
+    }
 }
 
 pub async fn pick_backup(
@@ -243,7 +297,7 @@ pub async fn pick_backup(
         )));
     }
     let dbname = req.database.as_ref().map(|d| d.dbname().to_string());
-    let assessment = evidence(req, h, &report.files, dbname.as_deref(), out).await;
+    let (assessment, live) = evidence(a, req, h, &report.files, dbname.as_deref(), out).await;
     let (incident_at, warnings) =
         incident_from_evidence(req.incident_at, assessment.window.as_ref())
             .map_err(ActionError::Failed)?;
@@ -329,6 +383,7 @@ pub async fn pick_backup(
         baseline_source: format!("{:?}", assessment.baseline.source),
         window: assessment.window,
         warnings,
+        live_evidence: serde_json::to_value(&live).unwrap_or_default(),
     })
 }
 
