@@ -505,8 +505,24 @@ fn recover(w: &World, answers: &str, expect_warning: &str, expect_likely: bool) 
     let text = std::fs::read_to_string(&jp).unwrap();
     assert!(!text.contains(SECRET));
     let recs = lifeline::journal::read_records(&jp).unwrap();
+    // The run sampled the database at its start and journaled what it saw.
+    let start = recs
+        .iter()
+        .find(|r| r.kind == "note" && r.data["source"] == "start-sample")
+        .expect("no start-of-run sample in the journal");
+    assert!(start.seq < recs.iter().find(|r| r.kind == "step-started").unwrap().seq);
+    assert!(start.summary.contains("public.User 0"), "{}", start.summary);
+    let user = start.data["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "User")
+        .unwrap();
+    assert_eq!(user["rows"], 0);
+    assert_eq!(user["exact"], true);
     let pick = step_data(&recs, "pick");
     assert_eq!(pick["backup"]["name"], w.name(HEALTHY), "{pick}");
+    assert_eq!(pick["baseline_source"], "TimelineAndCatalog", "{pick}");
     let window = pick["window_text"].as_str().unwrap();
     assert!(
         window.starts_with("damaged between")
