@@ -522,7 +522,12 @@ fn recover(w: &World, answers: &str, expect_warning: &str, expect_likely: bool) 
     assert_eq!(user["exact"], true);
     let pick = step_data(&recs, "pick");
     assert_eq!(pick["backup"]["name"], w.name(HEALTHY), "{pick}");
-    assert_eq!(pick["baseline_source"], "TimelineAndCatalog", "{pick}");
+    assert_eq!(
+        pick["baseline_source"],
+        "the picked backup's scanned counts and the timeline's exact counts",
+        "{pick}"
+    );
+    assert_eq!(pick["baseline"]["public.User"], 40, "{pick}");
     let window = pick["window_text"].as_str().unwrap();
     assert!(
         window.starts_with("damaged between")

@@ -263,7 +263,8 @@ pub struct Assessment {
 /// One sampling round as evidence: when, and rows per `schema.name`.
 pub type SampleCounts = (DateTime<Utc>, BTreeMap<String, u64>);
 
-/// The rounds of `database` (inventory name) in an incident's samples file.
+/// The rounds of `database` (inventory name) in an incident's samples
+/// file: exact counts only (an estimate is no history).
 pub fn sample_counts(samples: &[crate::samples::Sample], database: &str) -> Vec<SampleCounts> {
     samples
         .iter()
@@ -273,6 +274,7 @@ pub fn sample_counts(samples: &[crate::samples::Sample], database: &str) -> Vec<
                 s.ts,
                 s.tables
                     .iter()
+                    .filter(|t| t.exact)
                     .map(|t| {
                         (
                             format!("{}.{}", t.schema, t.name),

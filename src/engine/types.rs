@@ -247,8 +247,9 @@ pub struct PickOutcome {
     pub candidates: Vec<BackupCandidate>,
     pub incident_at: DateTime<Utc>,
     pub rpo_s: i64,
-    /// The healthy history (`schema.name` -> rows) the labels used; verify
-    /// compares the restored tables with it.
+    /// The healthy baseline (`schema.name` -> rows) verify compares the
+    /// restored tables with: the chosen backup's scanned counts and the
+    /// timeline's exact counts.
     #[serde(default)]
     pub baseline: BTreeMap<String, u64>,
     #[serde(default)]

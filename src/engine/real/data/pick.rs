@@ -8,6 +8,8 @@
 
 use chrono::{DateTime, Utc};
 
+use std::collections::BTreeMap;
+
 use super::evidence::{self, TableEvidence};
 use super::{CATALOG_TIMEOUT, bytes, host, span};
 use crate::catalog::content::{self, Assessment, ScanCache};
@@ -179,14 +181,7 @@ async fn evidence(
         .and_then(|d| d.parent())
         .map(ScanCache::new)
         .unwrap_or_else(ScanCache::none);
-    let samples = req
-        .incident_dir
-        .as_deref()
-        .map(|d| d.join(crate::state::SAMPLES_FILE))
-        .filter(|p| p.exists())
-        .and_then(|p| crate::samples::read(&p).ok())
-        .unwrap_or_default();
-    let counts = content::sample_counts(&samples, req.catalog.database.get_ref());
+    let counts = counts_of(req);
     let watched = req
         .database
         .as_ref()
@@ -232,6 +227,41 @@ async fn evidence(
         out.line(w.describe());
     }
     (a, live)
+}
+
+/// What verify holds a restore of `chosen` to: its scanned counts, raised to
+/// the exact counts the timeline sampled (never estimates: an audit table
+/// that grew with the damage is no history).
+pub(crate) fn verify_baseline(
+    chosen: &BackupCandidate,
+    samples: &[content::SampleCounts],
+) -> (BTreeMap<String, u64>, String) {
+    let mut b = chosen.rows.clone().unwrap_or_default();
+    for (_, c) in samples {
+        for (t, n) in c {
+            let e = b.entry(t.clone()).or_default();
+            *e = (*e).max(*n);
+        }
+    }
+    let source = match (chosen.rows.is_some(), samples.is_empty()) {
+        (true, true) => "the picked backup's scanned counts",
+        (true, false) => "the picked backup's scanned counts and the timeline's exact counts",
+        (false, false) => "the timeline's exact counts",
+        (false, true) => "none",
+    };
+    (b, source.to_string())
+}
+
+/// The exact counts of the incident's samples of the catalog's database.
+fn counts_of(req: &PickRequest) -> Vec<content::SampleCounts> {
+    let samples = req
+        .incident_dir
+        .as_deref()
+        .map(|d| d.join(crate::state::SAMPLES_FILE))
+        .filter(|p| p.exists())
+        .and_then(|p| crate::samples::read(&p).ok())
+        .unwrap_or_default();
+    content::sample_counts(&samples, req.catalog.database.get_ref())
 }
 
 /// The live database's evidence (OIDs, data file times, counters), said.
@@ -374,13 +404,14 @@ pub async fn pick_backup(
         chosen.name,
         span(rpo_s)
     ));
+    let (baseline, baseline_source) = verify_baseline(&chosen, &counts_of(req));
     Ok(PickOutcome {
         chosen,
         candidates,
         incident_at,
         rpo_s,
-        baseline: assessment.baseline.rows.clone(),
-        baseline_source: format!("{:?}", assessment.baseline.source),
+        baseline,
+        baseline_source,
         window: assessment.window,
         warnings,
         live_evidence: serde_json::to_value(&live).unwrap_or_default(),
@@ -469,5 +500,78 @@ mod tests {
                 .is_none()
         );
         assert!(choose(&judge(&files[..3], at, Some("TovPlay"))).is_none());
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn window() -> DamageWindow {
+        use crate::catalog::label::Seen;
+        DamageWindow {
+            after: Some(Seen {
+                what: "backup good.sql".into(),
+                at: t("2026-12-08T07:36:00Z"),
+            }),
+            before: Some(Seen {
+                what: "backup wiped.sql".into(),
+                at: t("2026-12-10T07:36:00Z"),
+            }),
+            likely: None,
+        }
+    }
+
+    #[test]
+    fn an_incident_time_later_than_the_evidence_is_corrected() {
+        let w = window();
+        // "now": after the first damaged backup: moved back, with a warning.
+        let (at, warn) = incident_from_evidence(Some(t("2026-12-12T00:00:00Z")), Some(&w)).unwrap();
+        assert_eq!(at, t("2026-12-08T07:36:00Z"));
+        assert!(
+            warn[0].contains("later than the evidence allows"),
+            "{warn:?}"
+        );
+        // Inside the window: the operator knows better, kept.
+        let (at, warn) = incident_from_evidence(Some(t("2026-12-09T00:00:00Z")), Some(&w)).unwrap();
+        assert_eq!(at, t("2026-12-09T00:00:00Z"));
+        assert!(warn.is_empty());
+        // None given: the window's start, said.
+        let (at, warn) = incident_from_evidence(None, Some(&w)).unwrap();
+        assert_eq!(at, t("2026-12-08T07:36:00Z"));
+        assert!(warn[0].contains("using the evidence"));
+        // Only damaged evidence: just before the first of it.
+        let only = DamageWindow { after: None, ..w };
+        let (at, _) = incident_from_evidence(None, Some(&only)).unwrap();
+        assert_eq!(at, t("2026-12-10T07:35:59Z"));
+        // Nothing at all: a clear refusal.
+        let e = incident_from_evidence(None, None).unwrap_err();
+        assert!(e.contains("nothing was picked"), "{e}");
+        // A given time without evidence of damage stays.
+        assert_eq!(
+            incident_from_evidence(Some(t("2026-12-12T00:00:00Z")), None)
+                .unwrap()
+                .0,
+            t("2026-12-12T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn verify_baseline_is_the_picked_backup_raised_to_the_samples() {
+        let mut c = judge(
+            &[file("good.sql", "2026-12-08T07:36:00Z", true, None)],
+            t("2026-12-09T00:00:00Z"),
+            None,
+        )
+        .remove(0);
+        c.rows = Some([("public.User".to_string(), 40), ("public.audit".into(), 0)].into());
+        let samples = vec![(
+            t("2026-12-10T00:00:00Z"),
+            [("public.User".to_string(), 0), ("public.game".into(), 12)].into(),
+        )];
+        let (b, src) = verify_baseline(&c, &samples);
+        assert_eq!(b["public.User"], 40);
+        assert_eq!(b["public.game"], 12);
+        assert_eq!(b["public.audit"], 0);
+        assert!(src.contains("picked backup") && src.contains("timeline"));
     }
 }
