@@ -3,6 +3,7 @@
 //! The library holds the engine; `main.rs` only wires the CLI. Only `tui/`
 //! may touch the terminal.
 
+pub mod backups;
 pub mod catalog;
 pub mod console;
 pub mod db;

@@ -114,6 +114,17 @@ enum Command {
         #[arg(long, default_value_t = 20, value_name = "SECS")]
         timeout: u64,
     },
+    /// Every backup of the catalogs with its content (rows per table, scanned once and cached) and a label: healthy, damaged, schema-only, other-database, truncated, unreadable.
+    Backups {
+        /// Only this catalog (inventory name).
+        catalog: Option<String>,
+        /// Take the healthy history from this incident's samples too.
+        #[arg(long, value_name = "ID")]
+        incident: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Journal tools.
     Journal {
         #[command(subcommand)]
@@ -591,6 +602,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             &redactor,
         ))),
         Command::Status { json, timeout } => cmd_status(&cli, *json, *timeout, &redactor),
+        Command::Backups {
+            catalog,
+            incident,
+            json,
+        } => {
+            let state = cli.state_dir.clone().unwrap_or_else(default_state_dir);
+            let inventory = inventory_path(&cli);
+            let args = lifeline::backups::BackupsArgs {
+                inventory: inventory.as_deref(),
+                state_dir: &state,
+                catalog: catalog.as_deref(),
+                incident: incident.as_deref(),
+                json: *json,
+            };
+            Ok(ExitCode::from(lifeline::backups::cli(args, &redactor)))
+        }
         Command::Journal {
             command:
                 JournalCommand::Verify {

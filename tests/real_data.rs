@@ -476,6 +476,7 @@ async fn actions_pick_restore_verify_and_the_swap_guard() {
                 host: host_target(&a, "backup-box"),
                 database: Some(db.clone()),
                 incident_at: Some(incident),
+                incident_dir: None,
             },
             &Output::discard(),
         )
@@ -499,8 +500,10 @@ async fn actions_pick_restore_verify_and_the_swap_guard() {
             .unwrap_or_default()
     };
     assert!(why(CUT).starts_with("truncated"), "{}", why(CUT));
+    // The backup of the damage is labelled so from its content as well.
     assert!(
-        why(AFTER).starts_with("after the incident"),
+        why(AFTER).starts_with("labelled damaged: public.User empty")
+            && why(AFTER).contains("after the incident"),
         "{}",
         why(AFTER)
     );
@@ -514,6 +517,7 @@ async fn actions_pick_restore_verify_and_the_swap_guard() {
                 host: host_target(&a, "backup-box"),
                 database: Some(db.clone()),
                 incident_at: Some(early),
+                incident_dir: None,
             },
             &Output::discard(),
         )
@@ -708,6 +712,7 @@ async fn actions_pick_restore_verify_and_the_swap_guard() {
                 database: db.clone(),
                 dbname: "app__restore_good".into(),
                 manifest: Some(manifest.clone()),
+                baseline: None,
             },
             &Output::discard(),
         )
@@ -726,6 +731,7 @@ async fn actions_pick_restore_verify_and_the_swap_guard() {
                 database: db.clone(),
                 dbname: "app__restore_good".into(),
                 manifest: Some(manifest),
+                baseline: None,
             },
             &Output::discard(),
         )

@@ -3,7 +3,10 @@
 //! else mtime, and which one), the format and a cheap integrity check.
 //! Read-only: it lists and reads heads and tails, never moves or deletes.
 
+pub mod content;
+pub mod label;
 pub mod pattern;
+pub mod scan;
 
 use std::time::Duration;
 

@@ -292,6 +292,7 @@ pub async fn run_outcome(
         return Outcome::from(exit.code());
     }
 
+    let databases = inv.databases.clone();
     let live = match open_live(RunSpec {
         runbook: &rb,
         inventory: inv,
@@ -321,7 +322,20 @@ pub async fn run_outcome(
         live.incident,
         live.journal_path.display()
     );
-    let exit = drive(live.state, actions, live.journal, answers, redactor).await;
+    // A resumed run was sampled when it started.
+    let journal = if args.resume {
+        live.journal
+    } else {
+        let samples = state_dir.samples_path(&live.incident);
+        let Some(j) = sample_at_start(&databases, live.journal, samples, &redactor).await else {
+            crate::errln!(
+                "error: the journal could not be taken back after the start-of-run sampling; nothing was done"
+            );
+            return Outcome::from(EXIT_FAILED);
+        };
+        j
+    };
+    let exit = drive(live.state, actions, journal, answers, redactor).await;
     // The journal is closed (its last record a signed checkpoint): anchor its head.
     anchor_heads(&anchor_inv, &live.journal_path).await;
     Outcome {
@@ -330,6 +344,101 @@ pub async fn run_outcome(
         journal_path: Some(live.journal_path),
         exit: Some(exit),
     }
+}
+
+/// Samples every watched database once (every database when none names
+/// watched tables) with the timeline's sampler before the first step, and
+/// journals what each showed: a run that starts after the damage has the
+/// same evidence as the console. A database that does not answer is
+/// journaled as such; sampling never stops the run. None only when the
+/// journal cannot be taken back from the sampler.
+async fn sample_at_start(
+    databases: &[crate::inventory::DatabaseSpec],
+    journal: crate::journal::Journal,
+    samples: PathBuf,
+    redactor: &Redactor,
+) -> Option<crate::journal::Journal> {
+    use crate::journal::{Entry, kinds};
+    use serde_json::json;
+    let watched: Vec<&crate::inventory::DatabaseSpec> =
+        databases.iter().filter(|d| !d.watch.is_empty()).collect();
+    let chosen: Vec<&crate::inventory::DatabaseSpec> = if watched.is_empty() {
+        databases.iter().collect()
+    } else {
+        watched
+    };
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(journal));
+    for spec in chosen {
+        let round = match crate::timeline::Sampler::from_spec(spec, redactor) {
+            Ok(s) => {
+                let mut s = s
+                    .with_journal(shared.clone())
+                    .with_samples_file(samples.clone());
+                s.sample_once().await.map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let entry = match round {
+            Ok(r) => {
+                let t = &r.sample.tables;
+                let shown: Vec<String> = t
+                    .iter()
+                    .filter(|c| c.exact)
+                    .chain(t.iter().filter(|c| !c.exact))
+                    .take(12)
+                    .map(|c| {
+                        format!(
+                            "{}.{} {}{}",
+                            c.schema,
+                            c.name,
+                            c.rows,
+                            if c.exact { "" } else { " (estimate)" }
+                        )
+                    })
+                    .collect();
+                let summary = format!(
+                    "start of run: database '{}' ({}) sampled: {}",
+                    spec.name(),
+                    r.sample.identity.address,
+                    if shown.is_empty() {
+                        "no tables".to_string()
+                    } else {
+                        shown.join(", ")
+                    }
+                );
+                println!("{summary}");
+                Entry::new(kinds::NOTE, summary).data(json!({
+                    "source": "start-sample",
+                    "database": spec.name(),
+                    "ts": r.sample.ts,
+                    "identity": r.sample.identity,
+                    "tables": r.sample.tables,
+                }))
+            }
+            Err(e) => {
+                let summary = format!(
+                    "start of run: database '{}' could not be sampled: {e}",
+                    spec.name()
+                );
+                println!("{summary}");
+                Entry::new(kinds::NOTE, summary).data(json!({
+                    "source": "start-sample",
+                    "database": spec.name(),
+                    "error": e,
+                }))
+            }
+        };
+        let appended = match shared.lock() {
+            Ok(mut j) => j.append(entry).map(|_| ()).map_err(|e| e.to_string()),
+            Err(_) => Err("journal lock poisoned".to_string()),
+        };
+        if let Err(e) = appended {
+            crate::errln!("warning: cannot journal the start-of-run sample: {e}");
+        }
+    }
+    std::sync::Arc::try_unwrap(shared)
+        .ok()
+        .and_then(|m| m.into_inner().ok())
 }
 
 /// Runs the engine with the real actions, printing its events.

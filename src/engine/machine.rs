@@ -27,6 +27,9 @@ pub const OVERRIDE_PHRASE: &str = "proceed without snapshot";
 
 /// Default timeout of a `command` step, in seconds.
 pub const DEFAULT_COMMAND_TIMEOUT_S: u64 = 600;
+/// An incident time parameter with no alert to take it from: pick-backup
+/// derives it from the backups' content (the damage window).
+pub const EVIDENCE: &str = "evidence";
 
 /// PostgreSQL's limit on identifier length, in bytes.
 const MAX_IDENT: usize = 63;
@@ -526,6 +529,7 @@ impl State {
                 let (catalog, h) = catalog()?;
                 target = Some(format!("catalog '{}' on {}", catalog.name(), h.display()));
                 let incident_at = match &step.incident_at {
+                    Some(t) if self.render(&t.value, false)? == EVIDENCE => None,
                     Some(t) => {
                         let s = self.render(&t.value, false)?;
                         Some(
@@ -542,6 +546,7 @@ impl State {
                     host: h,
                     database,
                     incident_at,
+                    incident_dir: Some(self.ctx.incident_dir.clone()),
                 })
             }
             Action::Restore => {
@@ -572,10 +577,17 @@ impl State {
                     .filter(|(_, o)| o.get("target_db").and_then(Value::as_str) == Some(&dbname))
                     .last()
                     .and_then(|(_, o)| o.get("manifest").cloned());
+                let baseline = self
+                    .earlier_outcomes(i, Action::PickBackup)
+                    .last()
+                    .and_then(|(_, o)| o.get("baseline").cloned())
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .filter(|b: &BTreeMap<String, u64>| !b.is_empty());
                 ActionRequest::Verify(VerifyRequest {
                     database: d,
                     dbname,
                     manifest,
+                    baseline,
                 })
             }
             Action::Swap => {

@@ -85,6 +85,10 @@ pub fn resolve_params(
                 }
                 ParamFrom::Timeline => match first_drop(records) {
                     Some(t) => (Some(t.to_rfc3339()), "timeline"),
+                    // Late arrival: no alert, the backups' content decides.
+                    None if p.kind == ParamKind::Time => {
+                        (Some(super::machine::EVIDENCE.to_string()), "evidence")
+                    }
                     None => {
                         errors.push(format!(
                             "parameter '{}': no row-count drop is journaled for this incident; give the time with `{} = \"2026-11-23T12:42:00Z\"` under [params]",
@@ -122,7 +126,9 @@ pub fn resolve_params(
                 }
             }
             ParamKind::Time => {
-                if DateTime::parse_from_rfc3339(&value).is_err() {
+                if !(source == "evidence" && value == super::machine::EVIDENCE)
+                    && DateTime::parse_from_rfc3339(&value).is_err()
+                {
                     errors.push(format!(
                         "parameter '{}': '{value}' is not an RFC 3339 time (e.g. 2026-11-23T12:42:00Z)",
                         p.name

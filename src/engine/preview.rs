@@ -188,9 +188,10 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                 "incident time: {}",
                 p.incident_at
                     .map(|t| t.to_rfc3339())
-                    .unwrap_or_else(|| "the first journaled row-count drop".into())
+                    .unwrap_or_else(|| "from the evidence: the last backup whose content is healthy before the first damaged one".into())
             ),
-            "preselect the newest intact backup taken before it (time from its name or dump header, never mtime alone)".into(),
+            "scan every backup's content (rows per table, cached by SHA-256) and label it against the healthy history: healthy, damaged, schema-only, other-database, truncated, unreadable".into(),
+            "preselect the newest healthy backup taken before it (time from its name or dump header, never mtime alone); an incident time later than the first damaged backup is corrected, with a warning".into(),
         ],
         ActionRequest::Restore(r) => vec![
             format!(

@@ -215,8 +215,12 @@ pub struct PickRequest {
     pub catalog: CatalogSpec,
     pub host: HostTarget,
     pub database: Option<DbTarget>,
-    /// The incident time (given, or the first journaled row-count drop).
+    /// The incident time (given, or the first journaled row-count drop);
+    /// None: from the evidence (the backups' content).
     pub incident_at: Option<DateTime<Utc>>,
+    /// The incident's directory: its samples are history, the state
+    /// directory above it holds the scan cache.
+    pub incident_dir: Option<std::path::PathBuf>,
 }
 
 /// One backup of a catalog, judged against the incident time.
@@ -233,6 +237,14 @@ pub struct BackupCandidate {
     pub rpo_s: Option<i64>,
     /// Why it is not eligible: "after the incident", "truncated", ...
     pub excluded: Option<String>,
+    /// The content label (`healthy`, `damaged`, ...) and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_why: Option<String>,
+    /// Rows per table the content scan counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -241,6 +253,22 @@ pub struct PickOutcome {
     pub candidates: Vec<BackupCandidate>,
     pub incident_at: DateTime<Utc>,
     pub rpo_s: i64,
+    /// The healthy baseline (`schema.name` -> rows) verify compares the
+    /// restored tables with: the chosen backup's scanned counts and the
+    /// timeline's exact counts.
+    #[serde(default)]
+    pub baseline: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub baseline_source: String,
+    /// The damage window derived from the evidence, in words and as data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<crate::catalog::label::DamageWindow>,
+    /// Corrections the evidence forced (e.g. an incident time too late).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// The live database's tables: OID, data file time, counters.
+    #[serde(default)]
+    pub live_evidence: Value,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +306,8 @@ pub struct VerifyRequest {
     pub dbname: String,
     /// The restore manifest when `dbname` came from a restore step.
     pub manifest: Option<Value>,
+    /// The healthy history (`schema.name` -> rows) of an earlier pick-backup.
+    pub baseline: Option<BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -506,13 +536,21 @@ impl From<PickOutcome> for StepOutcome {
     fn from(o: PickOutcome) -> Self {
         StepOutcome::ok(
             format!(
-                "picked {} (taken {}, loses {} s of changes)",
+                "picked {} (taken {}, loses {} s of changes){}{}",
                 o.chosen.name,
                 o.chosen
                     .taken_at
                     .map(|t| t.to_rfc3339())
                     .unwrap_or_else(|| "?".into()),
-                o.rpo_s
+                o.rpo_s,
+                o.window
+                    .as_ref()
+                    .map(|w| format!("; {}", w.describe()))
+                    .unwrap_or_default(),
+                o.warnings
+                    .iter()
+                    .map(|w| format!("; warning: {w}"))
+                    .collect::<String>()
             ),
             json!({
                 "backup": { "name": o.chosen.name, "path": o.chosen.path, "taken_at": o.chosen.taken_at,
@@ -520,6 +558,12 @@ impl From<PickOutcome> for StepOutcome {
                 "incident_at": o.incident_at,
                 "rpo_s": o.rpo_s,
                 "candidates": to_value(&o.candidates),
+                "baseline": o.baseline,
+                "baseline_source": o.baseline_source,
+                "window": o.window,
+                "window_text": o.window.as_ref().map(|w| w.describe()),
+                "warnings": o.warnings,
+                "live_evidence": o.live_evidence,
             }),
         )
     }

@@ -4,6 +4,7 @@
 //! and row counts against the manifest). Never writes to the live database
 //! and never drops anything.
 
+mod evidence;
 mod pick;
 mod restore;
 mod verify;

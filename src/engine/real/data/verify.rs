@@ -1,12 +1,14 @@
 //! verify: the schema-derived integrity checks of `db::verify` on one
 //! database of the server (the live one or a restored one), exact row
-//! counts of every table, and those counts against the restore manifest.
-//! Only reads.
+//! counts of every table, and those counts against the restore manifest
+//! and the healthy history (an empty restored table fails, `expect` or
+//! not). Only reads.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::catalog::label::{DAMAGE_RATIO, canon};
 use crate::db::{ConnectOptions, DbHandle, quote_qualified};
 use crate::engine::actions::{ActionError, Output};
 use crate::engine::real::RealActions;
@@ -43,6 +45,33 @@ pub(crate) fn compare_counts(
                 target: t.clone(),
                 ok: got == Some(*want),
                 found: json!({ "manifest": want, "counted": got }),
+            }
+        })
+        .collect()
+}
+
+/// History checks: every table of the healthy baseline (`schema.name`
+/// unquoted -> rows) must not be empty, nor hold less than 1/DAMAGE_RATIO
+/// of its history, in `counts` (keyed as `format('%I.%I')` writes them).
+pub(crate) fn compare_history(
+    baseline: &BTreeMap<String, u64>,
+    counts: &BTreeMap<String, i64>,
+) -> Vec<VerifyCheck> {
+    let got: BTreeMap<String, u64> = counts
+        .iter()
+        .map(|(t, n)| (canon(t), u64::try_from(*n).unwrap_or(0)))
+        .collect();
+    baseline
+        .iter()
+        .filter(|(_, h)| **h > 0)
+        .map(|(t, h)| {
+            let n = got.get(t).copied();
+            let ok = n.is_some_and(|n| n > 0 && n.saturating_mul(DAMAGE_RATIO) >= *h);
+            VerifyCheck {
+                kind: "history".into(),
+                target: t.clone(),
+                ok,
+                found: json!({ "history": h, "counted": n }),
             }
         })
         .collect()
@@ -144,6 +173,22 @@ pub async fn verify(
         ));
         checks.extend(cmp);
     }
+    if let Some(b) = &req.baseline {
+        let cmp = compare_history(b, &counts);
+        let bad = cmp.iter().filter(|c| !c.ok).count();
+        for c in cmp.iter().filter(|c| !c.ok) {
+            out.line(format!(
+                "FAILED history {}: {} (empty or far below the healthy history)",
+                c.target, c.found
+            ));
+        }
+        out.line(format!(
+            "row counts against the healthy history: {} of {} tables consistent",
+            cmp.len() - bad,
+            cmp.len()
+        ));
+        checks.extend(cmp);
+    }
     let ok = checks.iter().all(|c| c.ok);
     Ok(VerifyOutcome {
         dbname: req.dbname.clone(),
@@ -171,5 +216,33 @@ mod tests {
         assert!(!r[0].ok && r[1].ok);
         c.remove("public.game");
         assert!(!compare_counts(&m, &c)[1].ok);
+    }
+
+    #[test]
+    fn an_empty_or_far_smaller_table_fails_against_history() {
+        let history: BTreeMap<String, u64> = [
+            ("public.User".to_string(), 22),
+            ("public.game".into(), 12),
+            ("public.log".into(), 0),
+        ]
+        .into();
+        let mut c: BTreeMap<String, i64> = [
+            ("public.\"User\"".to_string(), 22),
+            ("public.game".into(), 12),
+            ("public.log".into(), 0),
+        ]
+        .into();
+        let r = compare_history(&history, &c);
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(|c| c.ok), "{r:?}");
+        c.insert("public.\"User\"".into(), 0);
+        let r = compare_history(&history, &c);
+        assert!(!r.iter().find(|c| c.target == "public.User").unwrap().ok);
+        c.insert("public.\"User\"".into(), 2);
+        assert!(!compare_history(&history, &c)[0].ok);
+        c.insert("public.\"User\"".into(), 3);
+        assert!(compare_history(&history, &c)[0].ok);
+        c.remove("public.game");
+        assert!(!compare_history(&history, &c)[1].ok);
     }
 }
