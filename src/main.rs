@@ -75,6 +75,9 @@ enum Command {
         /// Answers for --headless (default: the scenario's shipped answers).
         #[arg(long, value_name = "FILE", requires = "headless")]
         answers: Option<PathBuf>,
+        /// When the PostgreSQL server binaries are missing, install them with apt (as root) without asking.
+        #[arg(long)]
+        install_deps: bool,
     },
     /// Validate the inventory and every runbook; exit 2 listing every error as file:line:col.
     Check,
@@ -409,6 +412,7 @@ fn cmd_lab(cli: &Cli, redactor: Redactor, command: &Command) -> ExitCode {
         ssh,
         headless,
         answers,
+        install_deps,
     } = command
     else {
         return ExitCode::from(EXIT_USAGE);
@@ -430,6 +434,7 @@ fn cmd_lab(cli: &Cli, redactor: Redactor, command: &Command) -> ExitCode {
         state_dir: cli.state_dir.clone().unwrap_or_else(default_state_dir),
         operator: cli.operator.clone().unwrap_or_else(default_operator),
         readonly: cli.readonly,
+        install_deps: *install_deps,
     };
     match lifeline::console::lab::cmd_lab(args, redactor) {
         Ok(code) => ExitCode::from(code),

@@ -16,6 +16,7 @@ use serde_json::json;
 use super::{ConsoleArgs, ConsoleError};
 use crate::engine::headless::{RunArgs, run_outcome};
 use crate::journal::{Entry, Journal, read_records};
+use crate::lab::deps::{Consent, ensure_postgres};
 use crate::lab::{Lab, LabOptions, Scenario, clean_stale_labs, score};
 use crate::redact::Redactor;
 use crate::samples::{DbIdentity, Sample, TableCount};
@@ -37,6 +38,8 @@ pub struct LabArgs {
     pub state_dir: PathBuf,
     pub operator: String,
     pub readonly: bool,
+    /// Install missing PostgreSQL server binaries with apt without asking.
+    pub install_deps: bool,
 }
 
 /// A progress line on stderr while the lab builds ("building ... 12 s").
@@ -108,6 +111,12 @@ fn build(args: &LabArgs) -> Result<Lab, ConsoleError> {
     if let Some(r) = args.rows {
         opts.rows = r;
     }
+    let consent = if args.install_deps {
+        Consent::Given
+    } else {
+        Consent::Ask
+    };
+    ensure_postgres(consent).map_err(|e| ConsoleError::Inventory(format!("lab: {e}")))?;
     eprintln!("lab '{}': {}", args.scenario, args.scenario.summary());
     let progress = Progress::start(format!("building lab '{}' ...", args.scenario));
     let lab = Lab::build(opts).map_err(|e| ConsoleError::Inventory(format!("lab: {e}")));
