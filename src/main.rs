@@ -136,6 +136,18 @@ enum Command {
         #[arg(long, value_name = "OFFSET", allow_hyphen_values = true)]
         tz: Option<String>,
     },
+    /// Print a shell completion script to stdout (see README, 'Install').
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, or with --dir write one page per command there.
+    Man {
+        /// Write lifeline.1 and lifeline-COMMAND.1 into this existing directory (e.g. ~/.local/share/man/man1).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Export the post-incident timeline: summary, row counts, every event; exit 1 if the journal's chain is broken.
     Export {
         /// An incident id under --state-dir, or a path to an incident directory or journal.
@@ -445,6 +457,52 @@ fn cmd_lab(cli: &Cli, redactor: Redactor, command: &Command) -> ExitCode {
     }
 }
 
+/// `lifeline completions SHELL`: the script for SHELL, generated from the CLI.
+fn cmd_completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    // Into memory first: clap_complete panics on a failed write (a closed pipe).
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "lifeline", &mut out);
+    write_stdout(&out, "the completion script")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_stdout(bytes: &[u8], what: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .with_context(|| format!("cannot write {what} to stdout"))
+}
+
+/// `lifeline man [--dir DIR]`: the man pages, generated from the CLI. They
+/// are documentation for every user, so written world-readable (umask).
+fn cmd_man(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    match dir {
+        None => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut out)
+                .context("cannot render the man page")?;
+            write_stdout(&out, "the man page")?;
+        }
+        Some(d) => {
+            if !d.is_dir() {
+                eprintln!(
+                    "error: '{}' is not a directory: create it first (e.g. mkdir -p ~/.local/share/man/man1)",
+                    d.display()
+                );
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+            clap_mangen::generate_to(cmd, d)
+                .with_context(|| format!("cannot write the man pages into '{}'", d.display()))?;
+            println!("man pages written to '{}'", d.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let redactor = Redactor::new();
     let command = cli.command.as_ref().unwrap_or(&Command::Console {
@@ -473,12 +531,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             return Ok(cmd_lab(&cli, redactor, command));
         }
+        Command::Completions { shell } => return cmd_completions(*shell),
+        Command::Man { dir } => return cmd_man(dir.as_deref()),
         _ => {}
     }
     lifeline::logging::init_stderr(redactor.clone());
     let operator = cli.operator.clone().unwrap_or_else(default_operator);
     match command {
-        Command::Console { .. } | Command::Lab { .. } => Ok(ExitCode::from(EXIT_USAGE)),
+        Command::Console { .. }
+        | Command::Lab { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. } => Ok(ExitCode::from(EXIT_USAGE)),
         Command::Check => cmd_check(&cli),
         Command::Runbooks => Ok(ExitCode::from(engine::headless::cmd_runbooks())),
         Command::Run {
