@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod journal;
 pub mod lab;
 pub mod logging;
+pub mod output;
 pub mod probe;
 pub mod redact;
 pub mod restore;

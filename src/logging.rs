@@ -24,12 +24,20 @@ impl<W: Write> Write for RedactingWriter<W> {
     }
 }
 
-/// Logs to stderr (headless commands). `RUST_LOG` sets the filter (default warn).
+/// Logs to stderr (headless commands). `--quiet`/`--verbose`, else
+/// `RUST_LOG`, set the filter (default warn).
 pub fn init_stderr(redactor: Redactor) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = match crate::output::tracing_directive() {
+        Some(d) => tracing_subscriber::EnvFilter::new(d),
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+    };
+    // Colours only on a terminal: piped or redirected stderr gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(move || RedactingWriter {
             inner: std::io::stderr(),
             redactor: redactor.clone(),

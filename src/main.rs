@@ -37,6 +37,12 @@ struct Cli {
     /// Probes only: every action is refused.
     #[arg(long, global = true)]
     readonly: bool,
+    /// Print only errors and the final result (no progress, no step lines).
+    #[arg(short = 'q', long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// More tracing on stderr: -v info, -vv debug, -vvv trace (overrides RUST_LOG).
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -504,6 +510,12 @@ fn cmd_man(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    use lifeline::output::{Verbosity, set_verbosity};
+    set_verbosity(match (cli.quiet, cli.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (false, 0) => Verbosity::Normal,
+        (false, n) => Verbosity::Verbose(n),
+    });
     let redactor = Redactor::new();
     let command = cli.command.as_ref().unwrap_or(&Command::Console {
         incident: None,

@@ -117,8 +117,12 @@ fn build(args: &LabArgs) -> Result<Lab, ConsoleError> {
         Consent::Ask
     };
     ensure_postgres(consent).map_err(|e| ConsoleError::Inventory(format!("lab: {e}")))?;
-    eprintln!("lab '{}': {}", args.scenario, args.scenario.summary());
-    let progress = Progress::start(format!("building lab '{}' ...", args.scenario));
+    let quiet = crate::output::quiet();
+    if !quiet {
+        eprintln!("lab '{}': {}", args.scenario, args.scenario.summary());
+    }
+    let progress =
+        (!quiet).then(|| Progress::start(format!("building lab '{}' ...", args.scenario)));
     let lab = Lab::build(opts).map_err(|e| ConsoleError::Inventory(format!("lab: {e}")));
     drop(progress);
     lab
@@ -127,12 +131,15 @@ fn build(args: &LabArgs) -> Result<Lab, ConsoleError> {
 /// Runs `lifeline lab`; returns the exit code.
 pub fn cmd_lab(args: LabArgs, redactor: Redactor) -> Result<u8, ConsoleError> {
     let lab = build(&args)?;
-    eprintln!(
-        "lab '{}' ready in {} (inventory {})",
-        lab.scenario,
-        lab.dir.display(),
-        lab.inventory_path.display()
-    );
+    let quiet = crate::output::quiet();
+    if !quiet {
+        eprintln!(
+            "lab '{}' ready in {} (inventory {})",
+            lab.scenario,
+            lab.dir.display(),
+            lab.inventory_path.display()
+        );
+    }
     let code = if args.headless {
         headless(&args, &lab, redactor)
     } else {
@@ -140,6 +147,7 @@ pub fn cmd_lab(args: LabArgs, redactor: Redactor) -> Result<u8, ConsoleError> {
     };
     let kept = lab.kept.then(|| lab.dir.clone());
     match lab.teardown() {
+        Ok(()) if quiet => {}
         Ok(()) => match kept {
             Some(d) => eprintln!("lab stopped; its directory is kept: '{}'", d.display()),
             None => eprintln!("lab stopped and removed"),
