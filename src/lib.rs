@@ -9,6 +9,7 @@ pub mod db;
 pub mod diag;
 pub mod engine;
 pub mod export;
+pub mod init;
 pub mod inventory;
 pub mod journal;
 pub mod lab;

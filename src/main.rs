@@ -142,6 +142,23 @@ enum Command {
         #[arg(long, value_name = "OFFSET", allow_hyphen_values = true)]
         tz: Option<String>,
     },
+    /// Write a commented starter inventory from ~/.ssh/config, known_hosts, ~/.pgpass, PG* variables and local sockets.
+    Init {
+        /// Where to write it (mode 0600).
+        #[arg(
+            short = 'o',
+            long = "output",
+            value_name = "FILE",
+            default_value = "lifeline.toml"
+        )]
+        output: PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+        /// Look for PostgreSQL sockets here (repeatable; default /var/run/postgresql).
+        #[arg(long, value_name = "DIR")]
+        socket_dir: Vec<PathBuf>,
+    },
     /// Print a shell completion script to stdout (see README, 'Install').
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -463,6 +480,30 @@ fn cmd_lab(cli: &Cli, redactor: Redactor, command: &Command) -> ExitCode {
     }
 }
 
+/// `lifeline init`: the starter inventory, and what is left to fill in.
+fn cmd_init(output: &Path, force: bool, socket_dirs: Vec<PathBuf>) -> ExitCode {
+    let starter = lifeline::init::starter(&lifeline::init::Sources::from_env(socket_dirs));
+    if let Err(e) = lifeline::init::write(output, &starter.text, force) {
+        eprintln!("error: {e}");
+        return ExitCode::from(e.exit_code());
+    }
+    println!(
+        "wrote '{}' (0600): {} host(s), {} database(s); no password in it",
+        output.display(),
+        starter.hosts,
+        starter.databases
+    );
+    for t in &starter.todo {
+        println!("fill in: {t}");
+    }
+    println!(
+        "next: check it with 'lifeline check -i {}', then 'lifeline status -i {}'",
+        output.display(),
+        output.display()
+    );
+    ExitCode::SUCCESS
+}
+
 /// `lifeline completions SHELL`: the script for SHELL, generated from the CLI.
 fn cmd_completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
     let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -544,6 +585,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(cmd_lab(&cli, redactor, command));
         }
         Command::Completions { shell } => return cmd_completions(*shell),
+        Command::Init {
+            output,
+            force,
+            socket_dir,
+        } => return Ok(cmd_init(output, *force, socket_dir.clone())),
         Command::Man { dir } => return cmd_man(dir.as_deref()),
         _ => {}
     }
@@ -553,6 +599,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Console { .. }
         | Command::Lab { .. }
         | Command::Completions { .. }
+        | Command::Init { .. }
         | Command::Man { .. } => Ok(ExitCode::from(EXIT_USAGE)),
         Command::Check => cmd_check(&cli),
         Command::Runbooks => Ok(ExitCode::from(engine::headless::cmd_runbooks())),
