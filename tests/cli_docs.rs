@@ -16,8 +16,9 @@ fn generate(args: &[&str]) -> String {
 }
 
 /// Subcommands every completion and man page must know.
-const COMMANDS: [&str; 7] = [
+const COMMANDS: [&str; 8] = [
     "lab",
+    "init",
     "check",
     "run",
     "status",
