@@ -26,10 +26,14 @@ impl<W: Write> Write for RedactingWriter<W> {
     }
 }
 
-/// Logs to stderr (headless commands). `RUST_LOG` sets the filter (default warn).
+/// Logs to stderr (headless commands). `--quiet`/`--verbose`, else
+/// `RUST_LOG`, set the filter (default warn).
 pub fn init_stderr(redactor: Redactor) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = match crate::output::tracing_directive() {
+        Some(d) => tracing_subscriber::EnvFilter::new(d),
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)

@@ -37,6 +37,12 @@ struct Cli {
     /// Probes only: every action is refused.
     #[arg(long, global = true)]
     readonly: bool,
+    /// Print only errors and the final result (no progress, no step lines).
+    #[arg(short = 'q', long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// More tracing on stderr: -v info, -vv debug, -vvv trace (overrides RUST_LOG).
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -75,6 +81,9 @@ enum Command {
         /// Answers for --headless (default: the scenario's shipped answers).
         #[arg(long, value_name = "FILE", requires = "headless")]
         answers: Option<PathBuf>,
+        /// When the PostgreSQL server binaries are missing, install them with apt (as root) without asking.
+        #[arg(long)]
+        install_deps: bool,
     },
     /// Validate the inventory and every runbook; exit 2 listing every error as file:line:col.
     Check,
@@ -143,6 +152,35 @@ enum Command {
         /// UTC offset --at is given in (e.g. +02:00); default this machine's zone.
         #[arg(long, value_name = "OFFSET", allow_hyphen_values = true)]
         tz: Option<String>,
+    },
+    /// Write a commented starter inventory from ~/.ssh/config, known_hosts, ~/.pgpass, PG* variables and local sockets.
+    Init {
+        /// Where to write it (mode 0600).
+        #[arg(
+            short = 'o',
+            long = "output",
+            value_name = "FILE",
+            default_value = "lifeline.toml"
+        )]
+        output: PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+        /// Look for PostgreSQL sockets here (repeatable; default /var/run/postgresql).
+        #[arg(long, value_name = "DIR")]
+        socket_dir: Vec<PathBuf>,
+    },
+    /// Print a shell completion script to stdout (see README, 'Install').
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, or with --dir write one page per command there.
+    Man {
+        /// Write lifeline.1 and lifeline-COMMAND.1 into this existing directory (e.g. ~/.local/share/man/man1).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Export the post-incident timeline: summary, row counts, every event; exit 1 if the journal's chain is broken.
     Export {
@@ -503,6 +541,7 @@ fn cmd_lab(cli: &Cli, redactor: Redactor, command: &Command) -> ExitCode {
         ssh,
         headless,
         answers,
+        install_deps,
     } = command
     else {
         return ExitCode::from(EXIT_USAGE);
@@ -524,6 +563,7 @@ fn cmd_lab(cli: &Cli, redactor: Redactor, command: &Command) -> ExitCode {
         state_dir: cli.state_dir.clone().unwrap_or_else(default_state_dir),
         operator: cli.operator.clone().unwrap_or_else(default_operator),
         readonly: cli.readonly,
+        install_deps: *install_deps,
     };
     match lifeline::console::lab::cmd_lab(args, redactor) {
         Ok(code) => ExitCode::from(code),
@@ -534,7 +574,83 @@ fn cmd_lab(cli: &Cli, redactor: Redactor, command: &Command) -> ExitCode {
     }
 }
 
+/// `lifeline init`: the starter inventory, and what is left to fill in.
+fn cmd_init(output: &Path, force: bool, socket_dirs: Vec<PathBuf>) -> ExitCode {
+    let starter = lifeline::init::starter(&lifeline::init::Sources::from_env(socket_dirs));
+    if let Err(e) = lifeline::init::write(output, &starter.text, force) {
+        eprintln!("error: {e}");
+        return ExitCode::from(e.exit_code());
+    }
+    println!(
+        "wrote '{}' (0600): {} host(s), {} database(s); no password in it",
+        output.display(),
+        starter.hosts,
+        starter.databases
+    );
+    for t in &starter.todo {
+        println!("fill in: {t}");
+    }
+    println!(
+        "next: check it with 'lifeline check -i {}', then 'lifeline status -i {}'",
+        output.display(),
+        output.display()
+    );
+    ExitCode::SUCCESS
+}
+
+/// `lifeline completions SHELL`: the script for SHELL, generated from the CLI.
+fn cmd_completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    // Into memory first: clap_complete panics on a failed write (a closed pipe).
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "lifeline", &mut out);
+    write_stdout(&out, "the completion script")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_stdout(bytes: &[u8], what: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .with_context(|| format!("cannot write {what} to stdout"))
+}
+
+/// `lifeline man [--dir DIR]`: the man pages, generated from the CLI. They
+/// are documentation for every user, so written world-readable (umask).
+fn cmd_man(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    match dir {
+        None => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut out)
+                .context("cannot render the man page")?;
+            write_stdout(&out, "the man page")?;
+        }
+        Some(d) => {
+            if !d.is_dir() {
+                eprintln!(
+                    "error: '{}' is not a directory: create it first (e.g. mkdir -p ~/.local/share/man/man1)",
+                    d.display()
+                );
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+            clap_mangen::generate_to(cmd, d)
+                .with_context(|| format!("cannot write the man pages into '{}'", d.display()))?;
+            println!("man pages written to '{}'", d.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    use lifeline::output::{Verbosity, set_verbosity};
+    set_verbosity(match (cli.quiet, cli.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (false, 0) => Verbosity::Normal,
+        (false, n) => Verbosity::Verbose(n),
+    });
     let redactor = Redactor::new();
     // Journals and snapshots are production data: say so when others can read them.
     let root = cli.state_dir.clone().unwrap_or_else(default_state_dir);
@@ -567,12 +683,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             return Ok(cmd_lab(&cli, redactor, command));
         }
+        Command::Completions { shell } => return cmd_completions(*shell),
+        Command::Init {
+            output,
+            force,
+            socket_dir,
+        } => return Ok(cmd_init(output, *force, socket_dir.clone())),
+        Command::Man { dir } => return cmd_man(dir.as_deref()),
         _ => {}
     }
     lifeline::logging::init_stderr(redactor.clone());
     let operator = cli.operator.clone().unwrap_or_else(default_operator);
     match command {
-        Command::Console { .. } | Command::Lab { .. } => Ok(ExitCode::from(EXIT_USAGE)),
+        Command::Console { .. }
+        | Command::Lab { .. }
+        | Command::Completions { .. }
+        | Command::Init { .. }
+        | Command::Man { .. } => Ok(ExitCode::from(EXIT_USAGE)),
         Command::Check => cmd_check(&cli),
         Command::Runbooks => Ok(ExitCode::from(engine::headless::cmd_runbooks())),
         Command::Run {

@@ -16,6 +16,7 @@ use serde_json::json;
 use super::{ConsoleArgs, ConsoleError};
 use crate::engine::headless::{RunArgs, run_outcome};
 use crate::journal::{Entry, Journal, read_records};
+use crate::lab::deps::{Consent, ensure_postgres};
 use crate::lab::{Lab, LabOptions, Scenario, clean_stale_labs, score};
 use crate::redact::Redactor;
 use crate::samples::{DbIdentity, Sample, TableCount};
@@ -37,6 +38,8 @@ pub struct LabArgs {
     pub state_dir: PathBuf,
     pub operator: String,
     pub readonly: bool,
+    /// Install missing PostgreSQL server binaries with apt without asking.
+    pub install_deps: bool,
 }
 
 /// A progress line on stderr while the lab builds ("building ... 12 s").
@@ -108,8 +111,18 @@ fn build(args: &LabArgs) -> Result<Lab, ConsoleError> {
     if let Some(r) = args.rows {
         opts.rows = r;
     }
-    crate::errln!("lab '{}': {}", args.scenario, args.scenario.summary());
-    let progress = Progress::start(format!("building lab '{}' ...", args.scenario));
+    let consent = if args.install_deps {
+        Consent::Given
+    } else {
+        Consent::Ask
+    };
+    ensure_postgres(consent).map_err(|e| ConsoleError::Inventory(format!("lab: {e}")))?;
+    let quiet = crate::output::quiet();
+    if !quiet {
+        crate::errln!("lab '{}': {}", args.scenario, args.scenario.summary());
+    }
+    let progress =
+        (!quiet).then(|| Progress::start(format!("building lab '{}' ...", args.scenario)));
     let lab = Lab::build(opts).map_err(|e| ConsoleError::Inventory(format!("lab: {e}")));
     drop(progress);
     lab
@@ -118,12 +131,15 @@ fn build(args: &LabArgs) -> Result<Lab, ConsoleError> {
 /// Runs `lifeline lab`; returns the exit code.
 pub fn cmd_lab(args: LabArgs, redactor: Redactor) -> Result<u8, ConsoleError> {
     let lab = build(&args)?;
-    crate::errln!(
-        "lab '{}' ready in {} (inventory {})",
-        lab.scenario,
-        lab.dir.display(),
-        lab.inventory_path.display()
-    );
+    let quiet = crate::output::quiet();
+    if !quiet {
+        crate::errln!(
+            "lab '{}' ready in {} (inventory {})",
+            lab.scenario,
+            lab.dir.display(),
+            lab.inventory_path.display()
+        );
+    }
     let code = if args.headless {
         headless(&args, &lab, redactor)
     } else {
@@ -131,6 +147,7 @@ pub fn cmd_lab(args: LabArgs, redactor: Redactor) -> Result<u8, ConsoleError> {
     };
     let kept = lab.kept.then(|| lab.dir.clone());
     match lab.teardown() {
+        Ok(()) if quiet => {}
         Ok(()) => match kept {
             Some(d) => crate::errln!("lab stopped; its directory is kept: '{}'", d.display()),
             None => crate::errln!("lab stopped and removed"),

@@ -24,8 +24,8 @@ const SWAP_ATTEMPTS: u32 = 8;
 /// every other action reports `NotWired`.
 #[derive(Debug, Clone, Default)]
 pub struct DirectActions {
-    /// Directory of pg_dump; default: `$LIFELINE_PG_BIN`, the newest
-    /// /usr/lib/postgresql/*/bin, then PATH.
+    /// Directory of pg_dump; default: the one finder (`$LIFELINE_PG_BIN`,
+    /// the newest /usr/lib/postgresql/*/bin, then PATH).
     pub pg_bin: Option<PathBuf>,
 }
 
@@ -189,31 +189,13 @@ pub async fn read_identity(db: &DbTarget) -> Result<DbIdentity, ActionError> {
     identity_on(&c, db, db.dbname()).await
 }
 
-/// pg_dump (or another PostgreSQL client program): `$LIFELINE_PG_BIN`, the
-/// newest /usr/lib/postgresql/*/bin, then PATH.
+/// pg_dump (or another PostgreSQL client program): in `dir` when given,
+/// else where the one finder (`crate::sandbox::pg_program`) finds it.
 pub fn pg_tool(name: &str, dir: Option<&Path>) -> PathBuf {
-    if let Some(d) = dir {
-        return d.join(name);
+    match dir {
+        Some(d) => d.join(name),
+        None => crate::sandbox::pg_program(name),
     }
-    if let Some(d) = std::env::var_os("LIFELINE_PG_BIN").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join(name);
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| {
-                    let v = e.file_name().to_str()?.parse::<u32>().ok()?;
-                    let p = e.path().join("bin").join(name);
-                    p.is_file().then_some((v, p))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    versions.sort();
-    versions
-        .pop()
-        .map(|(_, p)| p)
-        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {

@@ -510,8 +510,28 @@ fn plan_lines(v: &StepView, n: usize, answers: &Answers) -> Vec<String> {
 /// Prints one line per event (a dry-run plan step prints its block).
 pub async fn print_events(mut rx: broadcast::Receiver<EngineEvent>, answers: Answers) {
     let mut n = 0;
+    let quiet = crate::output::quiet();
+    let mut bar = crate::output::Bar::for_stderr();
+    let mut tick = tokio::time::interval(crate::output::TICK);
     loop {
-        let ev = match rx.recv().await {
+        let got = tokio::select! {
+            got = rx.recv() => got,
+            _ = tick.tick(), if bar.enabled() => {
+                bar.draw();
+                continue;
+            }
+        };
+        bar.clear();
+        if let Ok(ev) = &got {
+            bar.observe(ev);
+            if quiet && !crate::output::shown_when_quiet(ev) {
+                if let EngineEvent::RunStarted { steps, .. } = ev {
+                    n = *steps;
+                }
+                continue;
+            }
+        }
+        let ev = match got {
             Ok(ev) => ev,
             Err(broadcast::error::RecvError::Lagged(k)) => {
                 crate::outln!(
@@ -570,6 +590,8 @@ pub async fn print_events(mut rx: broadcast::Receiver<EngineEvent>, answers: Ans
             EngineEvent::Output { index, id, line } => {
                 crate::outln!("[{}/{n}] {id} | {line}", index + 1)
             }
+            // On a terminal the bar shows it.
+            EngineEvent::Progress { .. } if bar.enabled() => {}
             EngineEvent::Progress {
                 index,
                 id,
@@ -613,6 +635,7 @@ pub async fn print_events(mut rx: broadcast::Receiver<EngineEvent>, answers: Ans
                 crate::outln!("finished: {} (exit {code})", exit.message());
             }
         }
+        bar.draw();
     }
 }
 

@@ -9,6 +9,7 @@
 //! the directory unless it was given with `dir`.
 
 mod data;
+pub mod deps;
 mod files;
 pub mod procs;
 pub mod registry;

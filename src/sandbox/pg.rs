@@ -5,45 +5,90 @@ use std::process::{Command, Stdio};
 
 use super::{SandboxError, free_port, io_err, is_root, tail, user_ids};
 
-/// Directory of the PostgreSQL server binaries: PATH, then
-/// `pg_config --bindir`, then the newest /usr/lib/postgresql/*/bin.
-pub fn pg_bin_dir() -> Result<PathBuf, SandboxError> {
-    let has = |d: &Path| d.join("initdb").is_file() && d.join("pg_ctl").is_file();
+/// Environment variable naming the one directory of the PostgreSQL programs
+/// (skips the search).
+pub const PG_BIN_ENV: &str = "LIFELINE_PG_BIN";
+/// Environment variable (tests, unusual installs) replacing the finder's
+/// search path: `:`-separated directories, each a bin directory or a parent
+/// of `<major>/bin` directories (like /usr/lib/postgresql). When set,
+/// nothing else is searched.
+pub const PG_SEARCH_ENV: &str = "LIFELINE_PG_SEARCH";
+
+/// The directories the finder looks in, in order: `$LIFELINE_PG_BIN`; then
+/// either `$LIFELINE_PG_SEARCH` alone, or the newest /usr/lib/postgresql/*/bin,
+/// PATH, and `pg_config --bindir`.
+fn search_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os(PG_BIN_ENV).filter(|d| !d.is_empty()) {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Some(search) = std::env::var_os(PG_SEARCH_ENV) {
+        for d in std::env::split_paths(&search) {
+            dirs.extend(versioned_bins(&d));
+            dirs.push(d);
+        }
+        return dirs;
+    }
+    dirs.extend(versioned_bins(Path::new("/usr/lib/postgresql")));
     if let Some(path) = std::env::var_os("PATH") {
-        for d in std::env::split_paths(&path) {
-            if has(&d) {
-                // Often symlinks into the real bin dir, which also holds psql and pg_dump.
-                let real = std::fs::canonicalize(d.join("initdb"))
-                    .ok()
-                    .and_then(|p| p.parent().map(Path::to_path_buf))
-                    .filter(|r| has(r))
-                    .unwrap_or(d);
-                return Ok(real);
-            }
+        dirs.extend(std::env::split_paths(&path));
+    }
+    if let Ok(out) = Command::new("pg_config")
+        .arg("--bindir")
+        .stderr(Stdio::null())
+        .output()
+    {
+        let d = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !d.is_empty() {
+            dirs.push(PathBuf::from(d));
         }
     }
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        let d = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if has(&d) {
-            return Ok(d);
-        }
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+    dirs
+}
+
+/// `<root>/<major>/bin` directories, newest major first.
+fn versioned_bins(root: &Path) -> Vec<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
         .map(|rd| {
             rd.filter_map(Result::ok)
                 .filter_map(|e| {
                     let v = e.file_name().to_str()?.parse::<u32>().ok()?;
-                    let d = e.path().join("bin");
-                    has(&d).then_some((v, d))
+                    Some((v, e.path().join("bin")))
                 })
                 .collect()
         })
         .unwrap_or_default();
     versions.sort();
-    versions
-        .pop()
-        .map(|(_, d)| d)
-        .ok_or(SandboxError::NoPostgres)
+    versions.into_iter().rev().map(|(_, d)| d).collect()
+}
+
+/// Directory of the PostgreSQL server binaries (the first search directory,
+/// see [`PG_SEARCH_ENV`], holding `initdb` and `pg_ctl`). The one finder:
+/// the sandbox, the lab and the client programs all use it.
+pub fn pg_bin_dir() -> Result<PathBuf, SandboxError> {
+    let has = |d: &Path| d.join("initdb").is_file() && d.join("pg_ctl").is_file();
+    for d in search_dirs() {
+        if has(&d) {
+            // Often symlinks into the real bin dir, which also holds psql and pg_dump.
+            let real = std::fs::canonicalize(d.join("initdb"))
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+                .filter(|r| has(r))
+                .unwrap_or(d);
+            return Ok(real);
+        }
+    }
+    Err(SandboxError::NoPostgres)
+}
+
+/// A PostgreSQL program (pg_dump, pg_restore, psql, ...): the first search
+/// directory holding it, else the bare name (left to PATH).
+pub fn pg_program(name: &str) -> PathBuf {
+    search_dirs()
+        .into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 #[derive(Debug, Clone, Default)]
