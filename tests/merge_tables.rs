@@ -392,3 +392,102 @@ async fn a_failure_midway_rolls_back_and_says_where() {
         }
     }
 }
+
+const MERGE_DRILL: &str = r#"
+id = "merge-drill"
+title = "Merge a table back"
+when = "tests"
+
+[[param]]
+name = "db"
+kind = "database"
+from = "inventory"
+
+[[param]]
+name = "tables"
+kind = "text"
+from = "ask"
+
+[[step]]
+id = "snap"
+action = "snapshot"
+explain = "keep the damaged state"
+database = "{db}"
+
+[[step]]
+id = "merge"
+action = "merge-tables"
+explain = "put the lost rows back"
+database = "{db}"
+restored = "src1"
+tables = "{tables}"
+"#;
+
+/// `lifeline run` headless: the preview is printed and journaled before the
+/// typed confirmation, which must name the database and the tables.
+#[test]
+fn headless_merge_prints_and_journals_the_preview_and_wants_the_tables_typed() {
+    let pg = support::pg();
+    conflict_world(&pg, "live1", "src1");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("lifeline.toml"),
+        support::db_inventory_text(&pg, "live1", ""),
+    )
+    .unwrap();
+    std::fs::write(d.join("merge-drill.toml"), MERGE_DRILL).unwrap();
+    let run = |answers: &str, state: &str| {
+        std::fs::write(d.join("answers.toml"), answers).unwrap();
+        let o = support::lifeline(&d.join(state))
+            .current_dir(d)
+            .env_remove("LIFELINE_RUNBOOKS")
+            .args(["-i", "lifeline.toml", "run", "merge-drill.toml"])
+            .args(["--answers", "answers.toml"])
+            .output()
+            .unwrap();
+        let text = support::stdout(&o) + &support::stderr(&o);
+        let incidents = d.join(state).join("incidents");
+        let inc = std::fs::read_dir(&incidents)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let journal = std::fs::read_to_string(inc.path().join("journal.jsonl")).unwrap();
+        (o.status.code(), text, journal)
+    };
+    let before = sum(&pg, "live1", "t", "");
+    // The database name alone (what a swap wants) is not enough.
+    let (code, text, journal) = run(
+        "[params]\ndb = \"main\"\ntables = \"t\"\n[confirm]\nmerge = \"live1\"\n",
+        "s1",
+    );
+    assert_ne!(code, Some(0), "{text}");
+    assert!(
+        text.contains("typed 'live1' but the confirmation phrase is 'merge t into live1'"),
+        "{text}"
+    );
+    assert!(
+        text.contains("public.t: live 5, restored 5, to insert 2, in conflict 3 (2 differ; live row wins), live-only 2 (kept)"),
+        "{text}"
+    );
+    assert!(journal.contains("step-failed"), "{journal}");
+    assert_eq!(
+        sum(&pg, "live1", "t", ""),
+        before,
+        "written without confirmation"
+    );
+
+    let (code, text, journal) = run(
+        "[params]\ndb = \"main\"\ntables = \"t\"\n[confirm]\nmerge = \"merge t into live1\"\n",
+        "s2",
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        journal
+            .contains("to insert 2, in conflict 3 (2 differ; live row wins), live-only 2 (kept)"),
+        "{journal}"
+    );
+    assert!(journal.contains("\"inserted\":2"), "{journal}");
+    assert_eq!(sql(&pg, "live1", "SELECT count(*) FROM t"), "7");
+}

@@ -370,6 +370,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../runbooks/table-wiped.toml"),
     ),
     (
+        "table-wiped-swap",
+        include_str!("../../runbooks/table-wiped-swap.toml"),
+    ),
+    (
         "database-missing",
         include_str!("../../runbooks/database-missing.toml"),
     ),
