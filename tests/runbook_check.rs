@@ -22,7 +22,7 @@ fn shipped_runbooks_pass_check_against_the_example_inventory() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
         text.contains(
-            "ok: 5 runbook(s): database-missing, migration-reset, predeploy-gate, rogue-sync-wipe, table-wiped"
+            "ok: 6 runbook(s): database-missing, migration-reset, predeploy-gate, rogue-sync-wipe, table-wiped-swap, table-wiped"
         ),
         "{text}"
     );
@@ -86,6 +86,7 @@ fn runbooks_lists_id_title_and_when() {
     for id in [
         "rogue-sync-wipe",
         "table-wiped",
+        "table-wiped-swap",
         "database-missing",
         "migration-reset",
         "predeploy-gate",

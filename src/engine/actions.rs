@@ -192,6 +192,26 @@ pub trait Actions: Send + Sync {
         async { not_wired("swap", "a database connection") }
     }
 
+    fn merge_tables(
+        &self,
+        req: &MergeRequest,
+        out: &Output,
+    ) -> impl Future<Output = Result<MergeOutcome, ActionError>> + Send {
+        let _ = (req, out);
+        async { not_wired("merge-tables", "a database connection") }
+    }
+
+    /// Lines measured in the world that the operator must read before
+    /// confirming `req` (what a merge would write, what a swap would
+    /// discard). Nothing may be written. Default: none.
+    fn live_preview(
+        &self,
+        req: &ActionRequest,
+    ) -> impl Future<Output = Result<Vec<String>, ActionError>> + Send {
+        let _ = req;
+        async { Ok(Vec::new()) }
+    }
+
     fn start_services(
         &self,
         req: &StartRequest,
@@ -235,6 +255,7 @@ pub async fn dispatch<A: Actions>(
         ActionRequest::Restore(r) => a.restore(r, out).await?.into(),
         ActionRequest::Verify(r) => a.verify(r, out).await?.into(),
         ActionRequest::Swap(r) => a.swap(r, out).await?.into(),
+        ActionRequest::MergeTables(r) => a.merge_tables(r, out).await?.into(),
         ActionRequest::StartServices(r) => a.start_services(r, out).await?.into(),
         ActionRequest::Command(r) => a.command(r, out).await?.into(),
         ActionRequest::Sql(r) => a.sql(r, out).await?.into(),

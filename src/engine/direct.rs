@@ -29,7 +29,7 @@ pub struct DirectActions {
     pub pg_bin: Option<PathBuf>,
 }
 
-fn db_error(target: &str, e: &tokio_postgres::Error) -> ActionError {
+pub(crate) fn db_error(target: &str, e: &tokio_postgres::Error) -> ActionError {
     let message = match e.as_db_error() {
         Some(d) => {
             let mut m = format!("{} (SQLSTATE {})", d.message(), d.code().code());

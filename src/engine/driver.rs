@@ -195,12 +195,21 @@ impl<A: Actions, R: Recorder, O: Operator> Engine<A, R, O> {
                     }
                 }
                 Effect::Emit(ev) => self.emit(ev),
-                Effect::ReadIdentity { step, db } => {
+                Effect::ReadIdentity { step, db, preview } => {
                     let result = self.actions.identity(&db).await.map_err(|e| e.to_string());
+                    let preview = match (&result, preview) {
+                        (Ok(_), Some(req)) => self
+                            .actions
+                            .live_preview(&req)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        _ => Ok(Vec::new()),
+                    };
                     self.feed(
                         Input::Identity {
                             step,
                             result,
+                            preview,
                             at: Utc::now(),
                         },
                         &mut queue,

@@ -125,6 +125,9 @@ pub enum Input {
         step: usize,
         result: Result<DbIdentity, String>,
         at: DateTime<Utc>,
+        /// What the world showed for the step's preview (`Actions::live_preview`),
+        /// when the effect asked for it.
+        preview: Result<Vec<String>, String>,
     },
     /// What the operator typed (None: no answer).
     Confirmation {
@@ -161,6 +164,8 @@ pub enum Effect {
     ReadIdentity {
         step: usize,
         db: Box<DbTarget>,
+        /// Also measure this request's live preview (before the confirmation only).
+        preview: Option<Box<ActionRequest>>,
     },
     /// Ask the operator and feed the answer back.
     Ask(Question),
@@ -171,6 +176,41 @@ pub enum Effect {
     },
     Emit(EngineEvent),
     Finish(RunExit),
+}
+
+/// What the operator types to confirm a destructive step: the database
+/// name, or for a merge the phrase naming the database and its tables.
+pub fn confirm_phrase(r: &ResolvedStep) -> String {
+    match &r.request {
+        ActionRequest::MergeTables(m) => m.phrase(),
+        _ => r
+            .database
+            .as_ref()
+            .map(|d| d.dbname().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// A comma-separated table list; commas inside double quotes belong to the name.
+pub fn split_tables(list: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in list.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out.into_iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 /// The pure transition function.
@@ -198,10 +238,15 @@ pub fn apply(state: &State, input: Input) -> (State, Vec<Effect>) {
                 s.advance(&mut fx);
             }
         }
-        Input::Identity { step, result, at } => {
+        Input::Identity {
+            step,
+            result,
+            at,
+            preview,
+        } => {
             s.clock = s.clock.max(at);
             if s.current == Some(step) {
-                s.on_identity(step, result, &mut fx);
+                s.on_identity(step, result, preview, &mut fx);
             }
         }
         Input::Confirmation { step, typed } => {
@@ -616,6 +661,37 @@ impl State {
                     damaged,
                 })
             }
+            Action::MergeTables => {
+                let d = need_db()?;
+                let source = match &step.restored {
+                    Some(t) => r(&t.value)?,
+                    None => return Err("no restored database".into()),
+                };
+                if source == d.dbname() {
+                    return Err(format!(
+                        "the restored database is '{source}', the live name itself; nothing to merge from"
+                    ));
+                }
+                let list = match &step.tables {
+                    Some(t) => r(&t.value)?,
+                    None => String::new(),
+                };
+                let tables = split_tables(&list);
+                if tables.is_empty() {
+                    return Err(format!(
+                        "step '{}' names no tables to merge: give them in the `tables` parameter (comma-separated)",
+                        step.id
+                    ));
+                }
+                ActionRequest::MergeTables(MergeRequest {
+                    database: d,
+                    source,
+                    tables,
+                    replace: step.replace.clone(),
+                    policy: step.policy.unwrap_or(MergePolicy::LiveWins),
+                    transaction: step.transaction.unwrap_or(MergeTx::One),
+                })
+            }
             Action::StartServices => {
                 // Every attempt of every earlier stop-services step: a rerun
                 // after a failed hold finds units already stopped and masked,
@@ -874,6 +950,7 @@ impl State {
                 fx.push(Effect::ReadIdentity {
                     step: i,
                     db: Box::new(db.clone()),
+                    preview: Some(Box::new(resolved.request.clone())),
                 });
             }
             _ => self.start(i, fx),
@@ -881,7 +958,13 @@ impl State {
         false
     }
 
-    fn on_identity(&mut self, i: usize, result: Result<DbIdentity, String>, fx: &mut Vec<Effect>) {
+    fn on_identity(
+        &mut self,
+        i: usize,
+        result: Result<DbIdentity, String>,
+        live_preview: Result<Vec<String>, String>,
+        fx: &mut Vec<Effect>,
+    ) {
         let target = self.steps[i]
             .resolved
             .as_ref()
@@ -901,14 +984,30 @@ impl State {
                 ),
                 Ok(id) => {
                     self.steps[i].shown = Some(id.clone());
+                    let live_preview = match live_preview {
+                        Ok(l) => l,
+                        Err(e) => {
+                            self.fail(
+                                i,
+                                "preview",
+                                format!("cannot preview the step on {target}: {e}"),
+                                Value::Null,
+                                None,
+                                false,
+                                fx,
+                            );
+                            return;
+                        }
+                    };
                     // Resolve again: names stamped with this time, and what the identity showed.
-                    let resolved = match self.resolve(i, false) {
+                    let mut resolved = match self.resolve(i, false) {
                         Ok(r) => r,
                         Err(e) => {
                             self.fail(i, "resolve", e, Value::Null, None, false, fx);
                             return;
                         }
                     };
+                    resolved.preview.extend(live_preview);
                     self.steps[i].resolved = Some(resolved.clone());
                     let Some(db) = resolved.database.as_ref() else {
                         return;
@@ -918,7 +1017,7 @@ impl State {
                         index: i,
                         step: self.step(i).id.clone(),
                         action: self.step(i).action,
-                        expected: db.dbname().to_string(),
+                        expected: confirm_phrase(&resolved),
                         target: db.display(),
                         identity: id.clone(),
                         preview: resolved.preview.clone(),
@@ -927,7 +1026,7 @@ impl State {
                         i,
                         &format!(
                             "type '{}' to confirm; target {}",
-                            db.dbname(),
+                            confirm_phrase(&resolved),
                             id.describe()
                         ),
                         fx,
@@ -995,14 +1094,18 @@ impl State {
         let Some(db) = resolved.database.as_ref() else {
             return;
         };
-        let expected = db.dbname().to_string();
+        let expected = confirm_phrase(&resolved);
+        let what = match resolved.request {
+            ActionRequest::MergeTables(_) => "the confirmation phrase",
+            _ => "the database name",
+        };
         let id = self.step(i).id.clone();
         match typed {
             None => self.fail(
                 i,
                 "confirm",
                 format!(
-                    "not confirmed: type the database name '{expected}' (headless: add `{id} = \"{expected}\"` under [confirm] in the answers file); nothing was done"
+                    "not confirmed: type {what} '{expected}' (headless: add `{id} = \"{expected}\"` under [confirm] in the answers file); nothing was done"
                 ),
                 Value::Null,
                 None,
@@ -1012,7 +1115,11 @@ impl State {
             Some(t) if t.trim() != expected => self.fail(
                 i,
                 "confirm",
-                format!("typed '{}' but the database is '{expected}'; nothing was done", t.trim()),
+                format!(
+                    "typed '{}' but {} is '{expected}'; nothing was done",
+                    t.trim(),
+                    what.replace(" name", "")
+                ),
                 json!({ "typed": t.trim(), "expected": expected }),
                 None,
                 false,
@@ -1032,6 +1139,7 @@ impl State {
                         "database": db.name,
                         "typed": t.trim(),
                         "identity": shown,
+                        "preview": resolved.preview,
                     })),
                 ));
                 self.steps[i].confirmed = shown;
@@ -1040,6 +1148,7 @@ impl State {
                 fx.push(Effect::ReadIdentity {
                     step: i,
                     db: Box::new(db.clone()),
+                    preview: None,
                 });
             }
         }

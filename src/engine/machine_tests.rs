@@ -173,6 +173,7 @@ impl Sim {
                     Some(Input::Identity {
                         step,
                         result: Ok(id),
+                        preview: Ok(Vec::new()),
                         at: t0(),
                     })
                 }

@@ -50,6 +50,20 @@ pub fn first_drop(records: &[Record]) -> Option<DateTime<Utc>> {
     })
 }
 
+/// The tables (`schema.name`) of every row-count drop journaled, in the
+/// order they were first seen, each once.
+pub fn dropped_tables(records: &[Record]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in records.iter().filter(|r| r.kind == kinds::ALERT) {
+        if let Some(t) = r.data.get("table").and_then(Value::as_str)
+            && !out.iter().any(|x| x == t)
+        {
+            out.push(t.to_string());
+        }
+    }
+    out
+}
+
 /// Resolves every parameter; returns the values found and one message per
 /// parameter that has none or a bad one.
 pub fn resolve_params(
@@ -82,6 +96,17 @@ pub fn resolve_params(
                         ));
                         continue;
                     }
+                }
+                ParamFrom::Timeline if p.kind == ParamKind::Text => {
+                    let tables = dropped_tables(records);
+                    if tables.is_empty() {
+                        errors.push(format!(
+                            "parameter '{}': no row-count drop is journaled for this incident; name the tables with `{} = \"public.User\"` under [params] (comma-separated)",
+                            p.name, p.name
+                        ));
+                        continue;
+                    }
+                    (Some(tables.join(", ")), "timeline")
                 }
                 ParamFrom::Timeline => match first_drop(records) {
                     Some(t) => (Some(t.to_rfc3339()), "timeline"),
@@ -186,5 +211,22 @@ mod tests {
         assert_eq!(first_drop(&[at_only]), Some(t("2026-12-10T12:42:10Z")));
         let neither = alert(json!({}));
         assert_eq!(first_drop(&[neither]), Some(t("2026-12-10T12:43:00Z")));
+    }
+
+    #[test]
+    fn the_damaged_tables_are_every_table_that_dropped_once_each() {
+        let recs = [
+            alert(json!({"table": "public.User"})),
+            alert(json!({"table": "public.User Profile \"x\""})),
+            alert(json!({"table": "public.User"})),
+        ];
+        assert_eq!(
+            dropped_tables(&recs),
+            vec![
+                "public.User".to_string(),
+                "public.User Profile \"x\"".to_string()
+            ]
+        );
+        assert!(dropped_tables(&[]).is_empty());
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::types::{ActionRequest, DbTarget, SwapRequest};
+use super::types::{ActionRequest, DbTarget, MergePolicy, MergeTx, SwapRequest};
 use crate::inventory::{ServiceKind, ServiceSpec};
 
 /// A quoted SQL identifier: `"name"` with `"` doubled. The one helper.
@@ -253,6 +253,34 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                 "then confirm that {} is the restored database (its OID) and nothing was dropped",
                 s.database.dbname()
             ));
+            v
+        }
+        ActionRequest::MergeTables(m) => {
+            let mut v = vec![
+                format!(
+                    "merge tables {} from {} into {} on {}",
+                    m.tables.join(", "),
+                    quote_ident(&m.source),
+                    quote_ident(m.database.dbname()),
+                    m.database.server()
+                ),
+                "per table, parents before children: COPY (SELECT ...) TO STDOUT from the restored copy into a TEMPORARY staging table (COPY FROM STDIN)".into(),
+                match m.policy {
+                    MergePolicy::LiveWins => "INSERT ... SELECT ... ON CONFLICT (key) DO NOTHING: the live row wins".into(),
+                    MergePolicy::RestoredWins => "INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE SET every other column: the restored row wins".into(),
+                },
+                match m.transaction {
+                    MergeTx::One => "all tables in ONE transaction: any failure rolls everything back".into(),
+                    MergeTx::PerTable => "one transaction per table: a failure rolls back that table only".into(),
+                },
+                "sequences moved to at least the max key (setval); foreign keys checked after; counts compared with live before + inserted".into(),
+            ];
+            if !m.replace.is_empty() {
+                v.push(format!(
+                    "REPLACE WHOLE (no key; TRUNCATE + copy, their live rows are lost): {}",
+                    m.replace.join(", ")
+                ));
+            }
             v
         }
         ActionRequest::StartServices(s) => {

@@ -401,6 +401,124 @@ pub struct SqlOutcome {
     pub output: Vec<String>,
 }
 
+/// Which row wins when a key is in both the live table and the restored copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MergePolicy {
+    /// `ON CONFLICT DO NOTHING`: the live row stays (the default).
+    LiveWins,
+    /// `ON CONFLICT DO UPDATE`: every non-key column takes the restored value.
+    RestoredWins,
+}
+
+impl MergePolicy {
+    pub fn parse(s: &str) -> Option<MergePolicy> {
+        match s {
+            "live-wins" => Some(MergePolicy::LiveWins),
+            "restored-wins" => Some(MergePolicy::RestoredWins),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergePolicy::LiveWins => "live-wins",
+            MergePolicy::RestoredWins => "restored-wins",
+        }
+    }
+}
+
+/// One transaction for every table (the default), or one per table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MergeTx {
+    One,
+    PerTable,
+}
+
+impl MergeTx {
+    pub fn parse(s: &str) -> Option<MergeTx> {
+        match s {
+            "one" => Some(MergeTx::One),
+            "per-table" => Some(MergeTx::PerTable),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergeTx::One => "one",
+            MergeTx::PerTable => "per-table",
+        }
+    }
+}
+
+/// Put rows of a restored copy back into the live database.
+#[derive(Debug, Clone)]
+pub struct MergeRequest {
+    /// The live database (written to).
+    pub database: DbTarget,
+    /// The restored copy on the same server (read only).
+    pub source: String,
+    /// Tables to merge: `name` or `schema.name` (as `TableRef::parse` reads them).
+    pub tables: Vec<String>,
+    /// Tables without a key the operator agreed to replace whole (TRUNCATE + copy).
+    pub replace: Vec<String>,
+    pub policy: MergePolicy,
+    pub transaction: MergeTx,
+}
+
+impl MergeRequest {
+    /// What the operator types to confirm: names the database and every table.
+    pub fn phrase(&self) -> String {
+        let mut p = format!(
+            "merge {} into {}",
+            self.tables.join(", "),
+            self.database.dbname()
+        );
+        if !self.replace.is_empty() {
+            p.push_str(&format!("; replace {}", self.replace.join(", ")));
+        }
+        p
+    }
+}
+
+/// One table of a merge: the preview numbers, then what was done.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MergeTable {
+    /// `schema.name`.
+    pub table: String,
+    /// Key columns (primary key or a NOT NULL unique key); empty: none.
+    pub key: Vec<String>,
+    /// Replaced whole (no key, typed confirmation) instead of merged.
+    pub replace: bool,
+    pub live_rows: i64,
+    pub source_rows: i64,
+    /// Source rows whose key is not in live.
+    pub to_insert: i64,
+    /// Source rows whose key is in live.
+    pub conflicts: i64,
+    /// Of those, rows whose values differ.
+    pub conflicts_differ: i64,
+    /// Live rows whose key is not in the source (always kept by a merge).
+    pub live_only: i64,
+    /// Expected foreign-key violations of the rows that would be written.
+    pub fk_violations: Vec<String>,
+    pub inserted: i64,
+    pub updated: i64,
+    pub live_after: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergeOutcome {
+    pub source: String,
+    pub policy: MergePolicy,
+    pub transaction: MergeTx,
+    pub tables: Vec<MergeTable>,
+    /// `sequence: old -> new` for every sequence moved.
+    pub sequences: Vec<String>,
+    /// Foreign-key orphans found after the merge (empty: none).
+    pub orphans: Vec<String>,
+}
+
 /// A step with every parameter and reference resolved: what an action gets.
 #[derive(Debug, Clone)]
 pub enum ActionRequest {
@@ -412,6 +530,7 @@ pub enum ActionRequest {
     Restore(RestoreRequest),
     Verify(VerifyRequest),
     Swap(SwapRequest),
+    MergeTables(MergeRequest),
     StartServices(StartRequest),
     Command(CommandRequest),
     Sql(SqlRequest),
@@ -624,6 +743,38 @@ impl From<SwapOutcome> for StepOutcome {
             json!({ "live": o.live, "damaged": o.damaged, "restored_from": o.restored_from,
                     "after": to_value(&o.after), "damaged_oid": o.damaged_oid, "attempts": o.attempts }),
         )
+    }
+}
+
+impl From<MergeOutcome> for StepOutcome {
+    fn from(o: MergeOutcome) -> Self {
+        let inserted: i64 = o.tables.iter().map(|t| t.inserted).sum();
+        let updated: i64 = o.tables.iter().map(|t| t.updated).sum();
+        let names: Vec<&str> = o.tables.iter().map(|t| t.table.as_str()).collect();
+        let data = json!({
+            "source": o.source, "policy": o.policy, "transaction": o.transaction,
+            "tables": to_value(&o.tables), "sequences": o.sequences, "orphans": o.orphans,
+            "inserted": inserted, "updated": updated,
+        });
+        let summary = format!(
+            "merged {} table(s) from '{}' ({}): {inserted} row(s) inserted, {updated} updated",
+            names.len(),
+            o.source,
+            names.join(", ")
+        );
+        if o.orphans.is_empty() {
+            StepOutcome::ok(summary, data)
+        } else {
+            StepOutcome {
+                summary,
+                data,
+                exit: None,
+                verdict: Verdict::Damage(format!(
+                    "foreign-key orphans after the merge: {}",
+                    o.orphans.join("; ")
+                )),
+            }
+        }
     }
 }
 

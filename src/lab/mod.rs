@@ -100,7 +100,7 @@ impl Scenario {
     pub fn runbook(self) -> &'static str {
         match self {
             Scenario::RogueSync => "rogue-sync-wipe",
-            Scenario::WrongDatabase => "table-wiped",
+            Scenario::WrongDatabase => "table-wiped-swap",
             Scenario::DroppedDatabase => "database-missing",
             Scenario::MigrationReset => "migration-reset",
         }

@@ -28,13 +28,14 @@ pub enum Action {
     Restore,
     Verify,
     Swap,
+    MergeTables,
     StartServices,
     Command,
     Sql,
 }
 
 impl Action {
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 12] = [
         Action::Note,
         Action::Probe,
         Action::StopServices,
@@ -43,6 +44,7 @@ impl Action {
         Action::Restore,
         Action::Verify,
         Action::Swap,
+        Action::MergeTables,
         Action::StartServices,
         Action::Command,
         Action::Sql,
@@ -58,6 +60,7 @@ impl Action {
             Action::Restore => "restore",
             Action::Verify => "verify",
             Action::Swap => "swap",
+            Action::MergeTables => "merge-tables",
             Action::StartServices => "start-services",
             Action::Command => "command",
             Action::Sql => "sql",
@@ -68,14 +71,19 @@ impl Action {
     pub fn default_destructive(self) -> bool {
         matches!(
             self,
-            Action::Restore | Action::Swap | Action::StartServices | Action::Command | Action::Sql
+            Action::Restore
+                | Action::Swap
+                | Action::MergeTables
+                | Action::StartServices
+                | Action::Command
+                | Action::Sql
         )
     }
 
     /// Some(v): the file may not say otherwise.
     pub fn forced_destructive(self) -> Option<bool> {
         match self {
-            Action::Restore | Action::Swap => Some(true),
+            Action::Restore | Action::Swap | Action::MergeTables => Some(true),
             Action::Note | Action::Probe | Action::PickBackup => Some(false),
             _ => None,
         }
@@ -90,7 +98,7 @@ impl Action {
     pub fn forced_requires(self) -> &'static [Requirement] {
         match self {
             Action::Restore => &[Requirement::WritersStopped, Requirement::Snapshot],
-            Action::Swap => &[Requirement::Snapshot],
+            Action::Swap | Action::MergeTables => &[Requirement::Snapshot],
             _ => &[],
         }
     }
@@ -106,6 +114,14 @@ impl Action {
             Action::Restore => &["database", "catalog", "backup", "jobs"],
             Action::Verify => &["database", "restored", "compare_to"],
             Action::Swap => &["database", "restored"],
+            Action::MergeTables => &[
+                "database",
+                "restored",
+                "tables",
+                "replace",
+                "policy",
+                "transaction",
+            ],
             Action::StartServices => &["database", "services"],
             Action::Command => &["host", "command", "database"],
             Action::Sql => &["database", "sql"],
@@ -120,6 +136,7 @@ impl Action {
             Action::Restore => &["database", "catalog", "backup"],
             Action::Verify => &["database"],
             Action::Swap => &["database", "restored"],
+            Action::MergeTables => &["database", "restored", "tables"],
             Action::Command => &["host", "command"],
             Action::Sql => &["database", "sql"],
             _ => &[],
@@ -138,6 +155,16 @@ impl Action {
             Action::Restore => Some(&["target_db", "manifest"]),
             Action::Verify => Some(&["database", "ok", "checks", "counts"]),
             Action::Swap => Some(&["live", "damaged", "restored_from"]),
+            Action::MergeTables => Some(&[
+                "source",
+                "policy",
+                "transaction",
+                "tables",
+                "sequences",
+                "orphans",
+                "inserted",
+                "updated",
+            ]),
             Action::StartServices => Some(&["started", "kept_off"]),
             Action::Command => Some(&["exit", "output"]),
             Action::Sql => Some(&["rows", "output"]),
@@ -265,6 +292,12 @@ pub struct Step {
     pub backup: Option<Located<Template>>,
     pub restored: Option<Located<Template>>,
     pub compare_to: Option<String>,
+    /// merge-tables: the tables (comma-separated names; a template).
+    pub tables: Option<Located<Template>>,
+    /// merge-tables: tables without a key to replace whole.
+    pub replace: Vec<String>,
+    pub policy: Option<crate::engine::types::MergePolicy>,
+    pub transaction: Option<crate::engine::types::MergeTx>,
     pub timeout_s: Option<u64>,
     pub span: Range<usize>,
 }
@@ -335,6 +368,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "table-wiped",
         include_str!("../../runbooks/table-wiped.toml"),
+    ),
+    (
+        "table-wiped-swap",
+        include_str!("../../runbooks/table-wiped-swap.toml"),
     ),
     (
         "database-missing",

@@ -48,6 +48,10 @@ struct RawStep {
     backup: Option<Spanned<String>>,
     restored: Option<Spanned<String>>,
     compare_to: Option<Spanned<String>>,
+    tables: Option<Spanned<String>>,
+    replace: Option<Spanned<Vec<String>>>,
+    policy: Option<Spanned<String>>,
+    transaction: Option<Spanned<String>>,
 }
 
 struct Ctx<'a> {
@@ -241,12 +245,12 @@ fn convert_params(cx: &mut Ctx, raw: Vec<(Range<usize>, RawParam)>) -> Vec<Param
                 ),
             );
         }
-        if p.from == ParamFrom::Timeline && p.kind != ParamKind::Time {
+        if p.from == ParamFrom::Timeline && !matches!(p.kind, ParamKind::Time | ParamKind::Text) {
             cx.err(
                 p.name.span(),
                 "from",
                 format!(
-                    "parameter '{name}' is a {}; only a time can come from the timeline",
+                    "parameter '{name}' is a {}; only a time (the first drop) or a text (the tables that dropped) can come from the timeline",
                     p.kind.as_str()
                 ),
             );
@@ -287,7 +291,11 @@ fn present(s: &RawStep) -> Vec<(&'static str, Range<usize>)> {
         incident_at,
         backup,
         restored,
-        compare_to
+        compare_to,
+        tables,
+        replace,
+        policy,
+        transaction
     );
     v
 }
@@ -454,6 +462,30 @@ fn convert_steps(cx: &mut Ctx, raw: Vec<(Range<usize>, RawStep)>, params: &[Para
             backup: tpl(cx, "backup", s.backup),
             restored: tpl(cx, "restored", s.restored),
             compare_to: s.compare_to.as_ref().map(|c| c.get_ref().clone()),
+            tables: tpl(cx, "tables", s.tables),
+            replace: s.replace.map(Spanned::into_inner).unwrap_or_default(),
+            policy: s.policy.and_then(|p| {
+                let v = crate::engine::types::MergePolicy::parse(p.get_ref());
+                if v.is_none() {
+                    cx.err(
+                        p.span(),
+                        "policy",
+                        format!("'{}' is not a merge policy: use 'live-wins' (the default) or 'restored-wins'", p.get_ref()),
+                    );
+                }
+                v
+            }),
+            transaction: s.transaction.and_then(|p| {
+                let v = crate::engine::types::MergeTx::parse(p.get_ref());
+                if v.is_none() {
+                    cx.err(
+                        p.span(),
+                        "transaction",
+                        format!("'{}' is not a transaction mode: use 'one' (the default) or 'per-table'", p.get_ref()),
+                    );
+                }
+                v
+            }),
             timeout_s: s.timeout_s.map(Spanned::into_inner),
             span,
         };
@@ -499,6 +531,7 @@ fn check_refs(cx: &mut Ctx, step: &Step, params: &[Param], earlier: &BTreeMap<St
         ("incident_at", &step.incident_at),
         ("backup", &step.backup),
         ("restored", &step.restored),
+        ("tables", &step.tables),
     ] {
         if let Some(a) = a {
             args.push((k, a, false));

@@ -121,6 +121,24 @@ impl Actions for RealActions {
         self.direct.swap(req, out).await
     }
 
+    async fn merge_tables(
+        &self,
+        req: &MergeRequest,
+        out: &Output,
+    ) -> Result<MergeOutcome, ActionError> {
+        data::merge_tables(req, out).await
+    }
+
+    async fn live_preview(&self, req: &ActionRequest) -> Result<Vec<String>, ActionError> {
+        match req {
+            ActionRequest::MergeTables(m) => {
+                let t = data::merge_preview(m).await?;
+                Ok(data::preview_lines(m, &t))
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
     async fn start_services(
         &self,
         req: &StartRequest,

@@ -1,16 +1,19 @@
 //! Data actions: pick-backup (the catalog against the incident time),
 //! restore (the streaming executor into `<db>__restore_<stamp>`, reading
 //! the backup over the catalog host's transport), verify (integrity checks
-//! and row counts against the manifest). Never writes to the live database
-//! and never drops anything.
+//! and row counts against the manifest), merge-tables (restored rows back
+//! into the live database through staging tables). Only merge-tables writes
+//! to the live database, after a typed confirmation; nothing here drops a database.
 
 mod evidence;
+mod merge;
 mod pick;
 mod restore;
 mod verify;
 
 use std::time::Duration;
 
+pub use merge::{merge_preview, merge_tables, preview_lines};
 pub use pick::pick_backup;
 pub use restore::restore;
 pub use verify::verify;
