@@ -12,6 +12,14 @@ use super::Record;
 pub const REMOTE_DIR: &str = ".lifeline/heads";
 /// A local directory for head logs too (`<dir>/<incident>.log`), when set.
 pub const LOCAL_ENV: &str = "LIFELINE_HEAD_LOG";
+/// `off` turns the remote head logs off (the test suite does, so that only
+/// the tests of anchors write into the test user's home, and clean up).
+pub const REMOTE_SWITCH_ENV: &str = "LIFELINE_HEAD_ANCHORS";
+
+/// Whether heads are anchored on the inventory's SSH hosts.
+pub fn remote_enabled() -> bool {
+    std::env::var(REMOTE_SWITCH_ENV).map_or(true, |v| v != "off")
+}
 
 const TAG: &str = "lifeline-head v1";
 

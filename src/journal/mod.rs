@@ -254,16 +254,22 @@ impl Journal {
         }
         let mut text = Vec::new();
         // Only a regular file has history to read (a device such as /dev/full has none).
-        if file.metadata().map_err(io)?.is_file() {
+        let regular = file.metadata().map_err(io)?.is_file();
+        if regular {
             file.seek(SeekFrom::Start(0)).map_err(io)?;
             file.read_to_end(&mut text).map_err(io)?;
         }
-        let signer = match Signer::resolve(&sign::key_dir(path), operator) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!("journal checkpoints will not be signed: {e}");
-                None
+        // A key directory is made only beside a real journal file (never in /dev).
+        let signer = if regular {
+            match Signer::resolve(&sign::key_dir(path), operator) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!("journal checkpoints will not be signed: {e}");
+                    None
+                }
             }
+        } else {
+            None
         };
         // The chain, and every checkpoint against the allowed signers: a
         // forged checkpoint breaks the journal as surely as an edited line.
