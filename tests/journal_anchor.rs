@@ -332,6 +332,13 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        // heads/ and .lifeline/ too, when that left them empty (never otherwise).
+        if let Some(heads) = self.0.parent() {
+            let _ = std::fs::remove_dir(heads);
+            if let Some(dot) = heads.parent() {
+                let _ = std::fs::remove_dir(dot);
+            }
+        }
     }
 }
 
