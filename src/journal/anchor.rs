@@ -1,7 +1,6 @@
-//! Head anchors: the (seq, hash) of a journal's head appended to logs its
-//! writer does not control (a file on each SSH host, `>>` only; a local
-//! directory where configured), and the comparison that finds a journal cut
-//! short or rewritten. Never reads or changes the journal itself.
+//! Head anchors: a journal's head (seq, hash) appended (`>>` only) to logs
+//! its writer does not control, and the comparison that finds a journal cut
+//! short or rewritten. Never changes a journal or truncates a head log.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,6 @@
-//! The journal: append-only, hash-chained JSONL, one event per line,
-//! fsynced before the caller acts. It never rewrites or deletes a complete
-//! line, and every string passes through the `Redactor` before it is written.
-//! Signed `checkpoint` records anchor the chain; a broken chain is moved
-//! aside on open, never appended to.
+//! The journal: append-only, hash-chained JSONL, fsynced before the caller
+//! acts, redacted, anchored by signed `checkpoint` records. It never rewrites
+//! or deletes a complete line and never appends to a broken chain.
 
 pub mod anchor;
 pub mod sign;
