@@ -317,3 +317,27 @@ fn a_broken_chain_is_moved_aside_on_open_and_the_new_journal_names_the_break() {
     let (code, out) = verify(d.path(), &p);
     assert_eq!(code, 0, "the new journal is whole and signed: {out}");
 }
+
+/// A journal opened in a directory lifeline did not make (here a 0755 one,
+/// as /dev or a working directory would be) leaves that directory's mode
+/// alone: only what lifeline creates is made private.
+#[test]
+fn an_existing_directory_not_an_incident_is_never_chmodded() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let shared = d.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let p = shared.join("journal.jsonl");
+    let mut j = Journal::open(&p, "i", "a", Redactor::new()).unwrap();
+    j.append(Entry::new(kinds::NOTE, "x")).unwrap();
+    drop(j);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&shared), 0o755, "a directory not ours to change");
+    assert_eq!(mode(&p), 0o600);
+    assert_eq!(
+        mode(&shared.join("keys")),
+        0o700,
+        "the key directory it made"
+    );
+}

@@ -233,6 +233,7 @@ impl Journal {
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             crate::state::private_dir(dir).map_err(io)?;
+            crate::state::tighten_incident_dir(dir).map_err(io)?;
         }
         let mut file = crate::state::private_options()
             .read(true)
