@@ -341,3 +341,37 @@ fn an_existing_directory_not_an_incident_is_never_chmodded() {
         "the key directory it made"
     );
 }
+
+/// A file that is not a journal (wrong path given to `note`, say) is
+/// refused with a clear error, and left exactly where and as it was.
+#[test]
+fn a_file_that_is_not_a_journal_is_refused_and_left_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("README.md");
+    std::fs::write(&p, "# not a journal\nhello\n").unwrap();
+    let err = Journal::open(&p, "i", "a", Redactor::new()).unwrap_err();
+    assert!(err.to_string().contains("not a lifeline journal"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&p).unwrap(),
+        "# not a journal\nhello\n"
+    );
+    let names: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "nothing moved or added: {names:?}");
+}
+
+#[test]
+fn a_file_that_is_not_a_journal_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("notes.txt");
+    std::fs::write(&p, "plain text\n").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(Journal::open(&p, "i", "a", Redactor::new()).is_err());
+    assert_eq!(
+        std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+}

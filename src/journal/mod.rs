@@ -241,7 +241,6 @@ impl Journal {
             .create(true)
             .open(path)
             .map_err(io)?;
-        crate::state::make_private(&file).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -258,6 +257,27 @@ impl Journal {
             file.seek(SeekFrom::Start(0)).map_err(io)?;
             file.read_to_end(&mut text).map_err(io)?;
         }
+        // The chain, and every checkpoint against the allowed signers: a
+        // forged checkpoint breaks the journal as surely as an edited line.
+        let allowed = AllowedSigners::load(&sign::default_allowed_signers(path)).ok();
+        let check = verify::verify_text_with(&String::from_utf8_lossy(&text), allowed.as_ref());
+        let forged = check
+            .signatures
+            .problem
+            .clone()
+            .filter(|(_, why)| why.starts_with("checkpoint"));
+        if let Some((1, reason)) = &check.first_bad {
+            // Not a journal at all (or its first line was edited): refuse,
+            // never move someone's file aside.
+            return Err(JournalError::Corrupt {
+                path: path.to_path_buf(),
+                line: 1,
+                reason: format!(
+                    "{reason}: not a lifeline journal, or its first line was changed; nothing was written (run 'lifeline journal verify' and keep this file as evidence)"
+                ),
+            });
+        }
+        crate::state::make_private(&file).map_err(io)?;
         // A key directory is made only beside a real journal file (never in /dev).
         let signer = if regular {
             match Signer::resolve(&sign::key_dir(path), operator) {
@@ -270,15 +290,6 @@ impl Journal {
         } else {
             None
         };
-        // The chain, and every checkpoint against the allowed signers: a
-        // forged checkpoint breaks the journal as surely as an edited line.
-        let allowed = AllowedSigners::load(&sign::default_allowed_signers(path)).ok();
-        let check = verify::verify_text_with(&String::from_utf8_lossy(&text), allowed.as_ref());
-        let forged = check
-            .signatures
-            .problem
-            .clone()
-            .filter(|(_, why)| why.starts_with("checkpoint"));
         if let Some((line, reason)) = check.first_bad.clone().or(forged) {
             return Self::restart_broken(
                 path,
