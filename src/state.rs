@@ -77,15 +77,25 @@ fn euid() -> u32 {
         .unwrap_or(u32::MAX)
 }
 
-/// Creates `dir` (and missing parents) 0700; an existing `dir` of ours is
-/// set to 0700. Parents that already exist are left as they are.
+/// Creates `dir` (and missing parents) 0700. A directory that already
+/// exists is never changed: it may be anyone's (`/dev`, `/tmp`, a cwd).
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(DIR_MODE)
-        .create(dir)?;
-    let meta = std::fs::metadata(dir)?;
-    if ours(&meta) && meta.mode() & 0o777 != DIR_MODE {
+    DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
+}
+
+/// Brings an incident directory lifeline made (`<state>/incidents/<id>`,
+/// e.g. by an older version with a wider mode) to 0700. Any other
+/// directory is left alone.
+pub fn tighten_incident_dir(dir: &Path) -> std::io::Result<()> {
+    let in_incidents = dir
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|n| n == "incidents");
+    if !in_incidents {
+        return Ok(());
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.is_dir() && ours(&meta) && meta.mode() & 0o777 != DIR_MODE {
         std::fs::set_permissions(dir, Permissions::from_mode(DIR_MODE))?;
     }
     Ok(())
@@ -183,14 +193,23 @@ mod tests {
     #[test]
     fn private_dir_and_files_whatever_the_pre_existing_mode() {
         let t = tempfile::tempdir().unwrap();
-        let d = t.path().join("a/b");
+        let d = t.path().join("a/incidents/b");
         private_dir(&d).unwrap();
         for p in [t.path().join("a"), d.clone()] {
             assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o700);
         }
         std::fs::set_permissions(&d, Permissions::from_mode(0o755)).unwrap();
         assert!(exposure_warning(&d).unwrap().contains("chmod 700"));
+        // An existing directory is never changed by private_dir ...
         private_dir(&d).unwrap();
+        assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o777, 0o755);
+        // ... an incident directory is tightened, nothing else is.
+        let other = t.path().join("a/other");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::set_permissions(&other, Permissions::from_mode(0o755)).unwrap();
+        tighten_incident_dir(&other).unwrap();
+        assert_eq!(std::fs::metadata(&other).unwrap().mode() & 0o777, 0o755);
+        tighten_incident_dir(&d).unwrap();
         assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o777, 0o700);
         assert_eq!(exposure_warning(&d), None);
         let f = d.join("x");

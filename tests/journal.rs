@@ -317,3 +317,61 @@ fn a_broken_chain_is_moved_aside_on_open_and_the_new_journal_names_the_break() {
     let (code, out) = verify(d.path(), &p);
     assert_eq!(code, 0, "the new journal is whole and signed: {out}");
 }
+
+/// A journal opened in a directory lifeline did not make (here a 0755 one,
+/// as /dev or a working directory would be) leaves that directory's mode
+/// alone: only what lifeline creates is made private.
+#[test]
+fn an_existing_directory_not_an_incident_is_never_chmodded() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let shared = d.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let p = shared.join("journal.jsonl");
+    let mut j = Journal::open(&p, "i", "a", Redactor::new()).unwrap();
+    j.append(Entry::new(kinds::NOTE, "x")).unwrap();
+    drop(j);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&shared), 0o755, "a directory not ours to change");
+    assert_eq!(mode(&p), 0o600);
+    assert_eq!(
+        mode(&shared.join("keys")),
+        0o700,
+        "the key directory it made"
+    );
+}
+
+/// A file that is not a journal (wrong path given to `note`, say) is
+/// refused with a clear error, and left exactly where and as it was.
+#[test]
+fn a_file_that_is_not_a_journal_is_refused_and_left_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("README.md");
+    std::fs::write(&p, "# not a journal\nhello\n").unwrap();
+    let err = Journal::open(&p, "i", "a", Redactor::new()).unwrap_err();
+    assert!(err.to_string().contains("not a lifeline journal"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&p).unwrap(),
+        "# not a journal\nhello\n"
+    );
+    let names: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "nothing moved or added: {names:?}");
+}
+
+#[test]
+fn a_file_that_is_not_a_journal_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("notes.txt");
+    std::fs::write(&p, "plain text\n").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(Journal::open(&p, "i", "a", Redactor::new()).is_err());
+    assert_eq!(
+        std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+}

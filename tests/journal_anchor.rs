@@ -16,6 +16,7 @@ struct World {
     sshd: support::Sshd,
     _pg: support::PgCluster,
     dir: tempfile::TempDir,
+    cleanup: std::cell::RefCell<Vec<RemoveOnDrop>>,
 }
 
 impl World {
@@ -86,7 +87,12 @@ text = "drill ends"
         )
         .unwrap();
         std::fs::write(p("answers.toml"), "[params]\n").unwrap();
-        World { sshd, _pg: pg, dir }
+        World {
+            sshd,
+            _pg: pg,
+            dir,
+            cleanup: Default::default(),
+        }
     }
 
     fn state(&self) -> PathBuf {
@@ -110,7 +116,17 @@ text = "drill ends"
         )
     }
 
+    /// A run with head anchors on; the host's head log is removed at the end
+    /// of the test (the sshd user is this machine's user: its home is real).
     fn run(&self, incident: &str, env: &[(&str, &str)]) -> PathBuf {
+        let mut env = env.to_vec();
+        env.push((journal::anchor::REMOTE_SWITCH_ENV, "on"));
+        let env = &env[..];
+        self.cleanup.borrow_mut().push(RemoveOnDrop(
+            home_of(self.sshd.user())
+                .join(journal::anchor::REMOTE_DIR)
+                .join(format!("{incident}.log")),
+        ));
         let (code, out) = self.lifeline(
             &[
                 "run",
@@ -123,6 +139,7 @@ text = "drill ends"
             env,
         );
         assert_eq!(code, 0, "{out}");
+        assert!(out.contains("head anchored on box: seq "), "{out}");
         assert!(
             out.contains("hello from box"),
             "the command ran over sshd: {out}"
@@ -315,6 +332,13 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        // heads/ and .lifeline/ too, when that left them empty (never otherwise).
+        if let Some(heads) = self.0.parent() {
+            let _ = std::fs::remove_dir(heads);
+            if let Some(dot) = heads.parent() {
+                let _ = std::fs::remove_dir(dot);
+            }
+        }
     }
 }
 
@@ -327,12 +351,12 @@ fn tail_cut_is_detected_from_the_head_anchors() {
     let remote = home_of(w.sshd.user())
         .join(".lifeline/heads")
         .join(format!("{incident}.log"));
-    let _cleanup = RemoveOnDrop(remote.clone());
     let jp = w.run(&incident, &[(journal::anchor::LOCAL_ENV, l.as_str())]);
     let last = records(&jp).pop().unwrap();
 
     // The host's head log: appended over SSH, private, naming the last record.
-    let text = std::fs::read_to_string(&remote).unwrap();
+    let text =
+        std::fs::read_to_string(&remote).unwrap_or_else(|e| panic!("{}: {e}", remote.display()));
     assert_eq!(
         journal::anchor::parse(&text, &incident),
         vec![(last.seq, last.hash.clone())]

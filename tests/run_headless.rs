@@ -321,7 +321,10 @@ fn wrong_typed_name_stops_the_swap_and_renames_nothing() {
     );
     let failed = recs.iter().find(|r| r.kind == "step-failed").unwrap();
     assert_eq!(failed.data["phase"], "confirm");
-    assert_eq!(recs.last().unwrap().kind, "run-finished");
+    // The last event (after it, the writer's closing signed checkpoint).
+    let last = recs.iter().rev().find(|r| r.kind != "checkpoint").unwrap();
+    assert_eq!(last.kind, "run-finished");
+    assert_eq!(recs.last().unwrap().kind, "checkpoint");
 }
 
 #[test]
@@ -382,8 +385,14 @@ fn kill_9_during_a_long_sql_step_then_resume() {
     );
     assert!(out.contains("[interrupted]"), "{out}");
     let recs = lifeline::journal::read_records(&jp).unwrap();
-    // Only the resume's own run-started and run-finished were added.
-    assert_eq!(recs.len(), n_before + 2);
+    // Only the resume's own run-started and run-finished were added (and
+    // the signed checkpoint its writer leaves on closing).
+    let added: Vec<&str> = recs[n_before..].iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(
+        added,
+        ["run-started", "run-finished", "checkpoint"],
+        "{added:?}"
+    );
     assert!(!recs[n_before..].iter().any(|r| r.step.is_some()));
 
     // The operator checked; the step runs again (fast now) and the run completes.

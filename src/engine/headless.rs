@@ -653,6 +653,9 @@ async fn anchor_heads(inv: &Inventory, journal: &std::path::Path) {
         }
     };
     let Some(last) = last else { return };
+    if !anchor::remote_enabled() {
+        return;
+    }
     let line = anchor::line(&last.incident, last.seq, &last.hash, Utc::now());
     let cmd = anchor::remote_command(&last.incident, &line);
     let hosts = crate::transport::Hosts::from_inventory(inv, None);

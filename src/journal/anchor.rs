@@ -1,7 +1,6 @@
-//! Head anchors: the (seq, hash) of a journal's head appended to logs its
-//! writer does not control (a file on each SSH host, `>>` only; a local
-//! directory where configured), and the comparison that finds a journal cut
-//! short or rewritten. Never reads or changes the journal itself.
+//! Head anchors: a journal's head (seq, hash) appended (`>>` only) to logs
+//! its writer does not control, and the comparison that finds a journal cut
+//! short or rewritten. Never changes a journal or truncates a head log.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +11,14 @@ use super::Record;
 pub const REMOTE_DIR: &str = ".lifeline/heads";
 /// A local directory for head logs too (`<dir>/<incident>.log`), when set.
 pub const LOCAL_ENV: &str = "LIFELINE_HEAD_LOG";
+/// `off` turns the remote head logs off (the test suite does, so that only
+/// the tests of anchors write into the test user's home, and clean up).
+pub const REMOTE_SWITCH_ENV: &str = "LIFELINE_HEAD_ANCHORS";
+
+/// Whether heads are anchored on the inventory's SSH hosts.
+pub fn remote_enabled() -> bool {
+    std::env::var(REMOTE_SWITCH_ENV).map_or(true, |v| v != "off")
+}
 
 const TAG: &str = "lifeline-head v1";
 

@@ -1,8 +1,6 @@
-//! The journal: append-only, hash-chained JSONL, one event per line,
-//! fsynced before the caller acts. It never rewrites or deletes a complete
-//! line, and every string passes through the `Redactor` before it is written.
-//! Signed `checkpoint` records anchor the chain; a broken chain is moved
-//! aside on open, never appended to.
+//! The journal: append-only, hash-chained JSONL, fsynced before the caller
+//! acts, redacted, anchored by signed `checkpoint` records. It never rewrites
+//! or deletes a complete line and never appends to a broken chain.
 
 pub mod anchor;
 pub mod sign;
@@ -235,6 +233,7 @@ impl Journal {
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             crate::state::private_dir(dir).map_err(io)?;
+            crate::state::tighten_incident_dir(dir).map_err(io)?;
         }
         let mut file = crate::state::private_options()
             .read(true)
@@ -242,7 +241,6 @@ impl Journal {
             .create(true)
             .open(path)
             .map_err(io)?;
-        crate::state::make_private(&file).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -254,17 +252,11 @@ impl Journal {
         }
         let mut text = Vec::new();
         // Only a regular file has history to read (a device such as /dev/full has none).
-        if file.metadata().map_err(io)?.is_file() {
+        let regular = file.metadata().map_err(io)?.is_file();
+        if regular {
             file.seek(SeekFrom::Start(0)).map_err(io)?;
             file.read_to_end(&mut text).map_err(io)?;
         }
-        let signer = match Signer::resolve(&sign::key_dir(path), operator) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!("journal checkpoints will not be signed: {e}");
-                None
-            }
-        };
         // The chain, and every checkpoint against the allowed signers: a
         // forged checkpoint breaks the journal as surely as an edited line.
         let allowed = AllowedSigners::load(&sign::default_allowed_signers(path)).ok();
@@ -274,6 +266,30 @@ impl Journal {
             .problem
             .clone()
             .filter(|(_, why)| why.starts_with("checkpoint"));
+        if let Some((1, reason)) = &check.first_bad {
+            // Not a journal at all (or its first line was edited): refuse,
+            // never move someone's file aside.
+            return Err(JournalError::Corrupt {
+                path: path.to_path_buf(),
+                line: 1,
+                reason: format!(
+                    "{reason}: not a lifeline journal, or its first line was changed; nothing was written (run 'lifeline journal verify' and keep this file as evidence)"
+                ),
+            });
+        }
+        crate::state::make_private(&file).map_err(io)?;
+        // A key directory is made only beside a real journal file (never in /dev).
+        let signer = if regular {
+            match Signer::resolve(&sign::key_dir(path), operator) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!("journal checkpoints will not be signed: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         if let Some((line, reason)) = check.first_bad.clone().or(forged) {
             return Self::restart_broken(
                 path,

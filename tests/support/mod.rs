@@ -33,6 +33,9 @@ pub fn lifeline(state: &Path) -> Command {
     c.arg("--state-dir")
         .arg(state)
         .env_remove("LIFELINE_INVENTORY")
+        // Head logs go to the sshd user's real home: only the anchor tests
+        // turn them on (and remove what they wrote).
+        .env("LIFELINE_HEAD_ANCHORS", "off")
         .env("NO_COLOR", "1");
     c
 }
