@@ -1,6 +1,6 @@
 //! SQL helpers for the restore: the one identifier/literal quoting helper,
-//! a small tokenizer, and the classification of pg_dump statements that
-//! decides where a statement may run. It never executes anything.
+//! a tokenizer, and the allowlist of pg_dump's statement shapes (anything
+//! else is Forbidden). It never executes anything.
 
 use std::fmt;
 
