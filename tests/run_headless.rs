@@ -41,7 +41,7 @@ action = "sql"
 explain = "count the rows, read-only"
 database = "{db}"
 destructive = false
-sql = "SELECT count(*) AS n FROM t; SELECT 'Pl4nted-S3cret-Value' AS planted"
+sql = "SELECT count(*) AS n, 'Pl4nted-S3cret-Value' AS planted FROM t"
 
 [[step]]
 id = "snap"

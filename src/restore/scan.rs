@@ -1,8 +1,6 @@
-//! The restore's judge: decides, statement by statement, whether a dump
-//! stream stays inside its target (the allowlist of what pg_dump writes in
-//! `sql::classify`, plus the target's [`Policy`]). The pre-scan runs it over
-//! the whole stream before a target exists; the executor runs it again on
-//! every statement it sends. It never connects to a database.
+//! The restore's judge: whether each statement of a dump stays inside its
+//! target (pg_dump's allowlist plus the target's [`Policy`]), for the
+//! pre-scan and the executor alike. It never connects to a database.
 
 use std::collections::BTreeSet;
 

@@ -1,6 +1,6 @@
 //! SQL helpers for the restore: the one identifier/literal quoting helper,
-//! a small tokenizer, and the classification of pg_dump statements that
-//! decides where a statement may run. It never executes anything.
+//! a tokenizer, and the allowlist of pg_dump's statement shapes (anything
+//! else is Forbidden). It never executes anything.
 
 use std::fmt;
 
@@ -916,7 +916,11 @@ fn alter_refusal(toks: &Toks<'_>) -> Option<Class> {
             if words_at(toks, k, &["set", "data", "type"])
                 || (w(k, "alter")
                     && k > 1
-                    && (w(k + 2, "type") || (w(k + 1, "column") && w(k + 3, "type"))))
+                    && if w(k + 1, "column") {
+                        w(k + 3, "type")
+                    } else {
+                        w(k + 2, "type")
+                    })
             {
                 return Some(forbid(
                     "ALTER TABLE ... ALTER COLUMN ... TYPE rewrites rows through expressions; pg_dump never writes it",
@@ -1340,6 +1344,27 @@ mod tests {
         Class::Other
     )]
     #[case("ALTER LARGE OBJECT 16385 OWNER TO app;", Class::Other)]
+    #[case(
+        "ALTER TABLE ONLY public.t ALTER COLUMN type SET DEFAULT 'x'::text;",
+        Class::Other
+    )]
+    #[case(
+        "ALTER TABLE ONLY public.t ALTER type SET STATISTICS 100;",
+        Class::Other
+    )]
+    #[case(
+        "ALTER TABLE ONLY public.t ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME public.t_id_seq START WITH 1 INCREMENT BY 1 NO MINVALUE NO MAXVALUE CACHE 1);",
+        Class::Other
+    )]
+    #[case(
+        "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT SELECT ON TABLES TO app;",
+        Class::Other
+    )]
+    #[case(
+        "CREATE PUBLICATION p FOR ALL TABLES WITH (publish = 'insert, update');",
+        Class::Other
+    )]
+    #[case("SET transaction_timeout = 0;", Class::Session { name: "transaction_timeout".into() })]
     #[case("REVOKE ALL ON SCHEMA public FROM PUBLIC;", Class::Other)]
     #[case("SECURITY LABEL FOR dummy ON TABLE public.t IS 'x';", Class::Other)]
     #[case("DROP TABLE IF EXISTS public.t;", Class::Other)]
@@ -1422,6 +1447,8 @@ mod tests {
     #[case("CREATE LANGUAGE x HANDLER public.h;")]
     #[case("ALTER TABLE public.t ALTER COLUMN a TYPE int USING public.f(a);")]
     #[case("ALTER TABLE public.t ALTER a SET DATA TYPE text;")]
+    #[case("ALTER TABLE public.t ALTER COLUMN type TYPE int USING public.f(type);")]
+    #[case("ALTER TABLE public.t ALTER type TYPE int;")]
     #[case("ALTER EXTENSION dblink UPDATE;")]
     #[case("GRANT CONNECT ON DATABASE app TO PUBLIC;")]
     #[case("GRANT SET ON PARAMETER work_mem TO app;")]

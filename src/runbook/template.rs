@@ -1,8 +1,6 @@
-//! `{name}` references inside runbook strings: `{db}` names a parameter,
-//! `{restore.target_db}` a field of an earlier step's journaled outcome.
-//! Rendering is pure; it never reads the world. In a shell command every
-//! value is shell-quoted unless the runbook marks it `{raw:name}` (which
-//! `lifeline check` flags).
+//! `{name}` / `{step.field}` references inside runbook strings; in shell
+//! commands values are shell-quoted unless marked `{raw:name}`. Rendering is
+//! pure; it never reads the world.
 
 use crate::transport::shell_quote;
 

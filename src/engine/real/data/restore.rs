@@ -1,10 +1,7 @@
-//! restore: the backup confined to its catalog's directory (realpath on its
-//! host) and checked there (format, pg_dump trailer), then pre-scanned over
-//! the host's transport (every statement judged; a hostile or truncated
-//! dump is refused before anything is created), then streamed again
-//! (`cat`, or `pg_restore -f -` run there) through the restore executor
-//! into a NEW database the engine named. Never writes to the live database;
-//! never reuses or drops a target.
+//! restore: the backup confined to its catalog (realpath on its host),
+//! pre-scanned over the transport, then streamed into a NEW database; a
+//! hostile dump is refused before anything is created. Never writes to the
+//! live database; never reuses or drops a target.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
