@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use crate::inventory::pgpass_fields;
 
+pub mod remote;
+
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     #[error("'{0}' exists: pass --force to replace it (nothing was written)")]
@@ -231,6 +233,7 @@ pub struct Starter {
     pub text: String,
     pub hosts: usize,
     pub databases: usize,
+    pub catalogs: usize,
     /// What the operator must fill in (also in the file, as comments).
     pub todo: Vec<String>,
 }
@@ -239,8 +242,9 @@ fn read(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
-/// Builds the starter inventory from `src`. Reads no password.
-pub fn starter(src: &Sources) -> Starter {
+/// Builds the starter inventory from `src`, with what `--host` found on
+/// each named host (`remote`). Reads no password.
+pub fn starter(src: &Sources, remote: &[(String, remote::Found)]) -> Starter {
     let home = src.home.clone();
     let in_home = |rel: &str| home.as_ref().map(|h| h.join(rel));
     let ssh = in_home(".ssh/config")
@@ -403,6 +407,7 @@ pub fn starter(src: &Sources) -> Starter {
 
     let mut db_names = BTreeSet::new();
     let mut ndb = 0;
+    let mut db_index: Vec<(String, String, String)> = Vec::new();
     for d in &dbs {
         let base = d
             .dbname
@@ -436,6 +441,7 @@ pub fn starter(src: &Sources) -> Starter {
             q(&n),
             q(&url)
         ));
+        db_index.push((n.clone(), dbname.clone(), d.port.clone()));
         let on = if is_local(&d.host) {
             Some("local".to_string())
         } else {
@@ -465,6 +471,81 @@ pub fn starter(src: &Sources) -> Starter {
              # [[database]]\n# name = \"main\"\n# url = \"postgres://app@db.example.net:5432/app\"\n\n",
         );
     }
+    let mut catalogs = 0;
+    let mut catalog_names = BTreeSet::new();
+    for (host, found) in remote {
+        for c in &found.clusters {
+            let port = c
+                .port
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "5432".into());
+            if !db_index.iter().any(|(_, _, p)| *p == port) {
+                let t = format!(
+                    "a PostgreSQL server runs on '{host}' (port {port}, data {}): add a [[database]] for each of its databases",
+                    c.data_dir.as_deref().unwrap_or("?")
+                );
+                out.push_str(&format!("# {}\n", comment(&t)));
+                todo.push(t);
+            }
+        }
+        for b in &found.backups {
+            let last = b
+                .path
+                .rsplit('/')
+                .find(|p| !p.is_empty())
+                .unwrap_or("backups");
+            let n = name_for(&format!("{host}-{last}"), &mut catalog_names);
+            let prefix = b.prefix.to_ascii_lowercase();
+            let by_prefix = db_index.iter().find(|(_, dbname, _)| {
+                let d = dbname.to_ascii_lowercase();
+                !d.is_empty() && d != "postgres" && prefix.contains(&d)
+            });
+            let db = by_prefix.or(if db_index.len() == 1 {
+                db_index.first()
+            } else {
+                None
+            });
+            out.push_str(&format!(
+                "# {} backup-looking file(s) in {} on '{}'{}\n",
+                b.files,
+                comment(&b.path),
+                comment(host),
+                match &b.pattern {
+                    Some(_) => ", naming pattern guessed from their names",
+                    None => ", no date in their names (the dump header or mtime dates them)",
+                }
+            ));
+            let mut body = format!(
+                "[[backups]]\nname = {}\nhost = {}\npath = {}\n",
+                q(&n),
+                q(host),
+                q(&b.path)
+            );
+            if let Some(p) = &b.pattern {
+                body.push_str(&format!("pattern = {}\n", q(p)));
+            }
+            match db {
+                Some((name, _, _)) => {
+                    body.push_str(&format!("database = {}\n", q(name)));
+                    out.push_str(&body);
+                    catalogs += 1;
+                }
+                None => {
+                    let t = format!(
+                        "backups in '{}' on '{host}': which database are they of? uncomment the catalog and set 'database'",
+                        b.path
+                    );
+                    out.push_str(&format!("# {}\n", comment(&t)));
+                    for l in body.lines() {
+                        out.push_str(&format!("# {l}\n"));
+                    }
+                    out.push_str("# database = \"FILL_IN\"\n");
+                    todo.push(t);
+                }
+            }
+            out.push('\n');
+        }
+    }
     out.push_str(
         "# Backup catalogs: a directory of dumps on a host (README, 'Inventory').\n\
          # [[backups]]\n# name = \"nightly\"\n# host = \"HOST\"\n# path = \"/var/backups/postgres\"\n\
@@ -477,6 +558,7 @@ pub fn starter(src: &Sources) -> Starter {
         text: out,
         hosts: host_names,
         databases: ndb,
+        catalogs,
         todo,
     }
 }
