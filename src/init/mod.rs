@@ -628,6 +628,38 @@ mod tests {
     }
 
     #[test]
+    fn hostile_remote_paths_stay_inside_their_strings() {
+        let src = Sources {
+            home: None,
+            env: vec![
+                ("PGHOST".into(), "db.example".into()),
+                ("PGDATABASE".into(), "app".into()),
+            ],
+            socket_dirs: vec![],
+        };
+        let evil = "/b/x\"]\n[[host]]\nname = \"evil\" # \u{1b}[31m";
+        let found = remote::Found {
+            backups: vec![remote::BackupDir {
+                path: evil.into(),
+                files: 2,
+                pattern: Some("app\"\n_%Y%m%d.sql".into()),
+                prefix: "app".into(),
+            }],
+            clusters: vec![],
+        };
+        let st = starter(&src, &[("h\"\n[[host]]".into(), found)]);
+        let v: toml::Table = toml::from_str(&st.text).unwrap();
+        assert!(v.get("host").is_none(), "no host injected:\n{}", st.text);
+        let b = v["backups"].as_array().unwrap();
+        assert_eq!(b.len(), 1, "{}", st.text);
+        assert_eq!(b[0]["path"].as_str(), Some(evil));
+        assert!(
+            !st.text.contains('\u{1b}'),
+            "no escape code, even in comments"
+        );
+    }
+
+    #[test]
     fn names_are_safe_and_unique() {
         let mut t = BTreeSet::new();
         assert_eq!(name_for("app", &mut t), "app");
