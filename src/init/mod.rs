@@ -1,7 +1,6 @@
-//! `lifeline init`: a commented starter inventory from what this machine
-//! shows (~/.ssh/config, known_hosts, ~/.pgpass, PG* variables, local
-//! PostgreSQL sockets). It never writes a secret (passwords are referenced,
-//! never copied), never overwrites a file without --force, writes 0600.
+//! `lifeline init`: a commented starter inventory from ~/.ssh/config,
+//! known_hosts, ~/.pgpass, PG* variables and local sockets. Never writes a
+//! secret (passwords referenced, never read), never overwrites without --force.
 
 use std::collections::BTreeSet;
 use std::io::Write;

@@ -1,8 +1,6 @@
-//! `lifeline init --host NAME`: one read-only round trip to a host that
-//! lists backup-looking files (grouped by directory, naming pattern
-//! guessed) and running PostgreSQL servers. Never changes anything there;
-//! file names are data (NUL-separated, skipped when they hold control
-//! characters).
+//! `lifeline init --host NAME`: one read-only round trip listing a host's
+//! backup-looking files (by directory, naming pattern guessed) and running
+//! servers. Never changes anything there; file names are data, never code.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
