@@ -487,91 +487,24 @@ fn cmd_lab(cli: &Cli, redactor: Redactor, command: &Command) -> ExitCode {
 }
 
 /// `lifeline init`: the starter inventory, and what is left to fill in.
-fn cmd_init(
-    output: &Path,
-    force: bool,
-    socket_dirs: Vec<PathBuf>,
-    hosts: &[String],
-    look_in: &[String],
-) -> anyhow::Result<ExitCode> {
-    use lifeline::init::{remote, starter};
-    let sources = lifeline::init::Sources::from_env(socket_dirs);
-    let mut starter_text = starter(&sources, &[]);
-    if !hosts.is_empty() {
-        let mut found = Vec::new();
-        let wanted_local = hosts.iter().any(|h| h == "local");
-        // The hosts as the starter describes them (plus 'local' when asked).
-        let text = if wanted_local && !starter_text.text.contains("\nname = \"local\"\n") {
-            format!(
-                "[[host]]\nname = \"local\"\ntransport = \"local\"\n\n{}",
-                starter_text.text
-            )
-        } else {
-            starter_text.text.clone()
-        };
-        let inv = match Inventory::parse(&text, "starter") {
-            Ok(i) => i,
-            Err(d) => {
-                eprintln!("error: the starter inventory does not parse:\n{d}");
-                return Ok(ExitCode::from(EXIT_FAILED));
-            }
-        };
-        let pool = lifeline::transport::Hosts::from_inventory(&inv, None);
-        let mut dirs: Vec<String> = remote::DEFAULT_DIRS.iter().map(|d| d.to_string()).collect();
-        dirs.extend(look_in.iter().cloned());
-        let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-        for h in hosts {
-            let Some(host) = pool.get(h) else {
-                eprintln!(
-                    "error: no host '{h}' in ~/.ssh/config (or 'local'): hosts found: {}",
-                    inv.hosts
-                        .iter()
-                        .map(|x| x.name.get_ref().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                return Ok(ExitCode::from(EXIT_USAGE));
-            };
-            match rt.block_on(remote::look(host, &dirs)) {
-                Ok(f) => found.push((h.clone(), f)),
-                Err(e) => {
-                    eprintln!("error: cannot look on host '{h}': {e}");
-                    return Ok(ExitCode::from(EXIT_FAILED));
-                }
-            }
+fn cmd_init(args: &lifeline::init::InitArgs) -> ExitCode {
+    let starter = match lifeline::init::run(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(e.exit_code());
         }
-        let mut s = starter(&sources, &found);
-        if wanted_local && !s.text.contains("\nname = \"local\"\n") {
-            s.text = s.text.replacen(
-                "\n\n",
-                "\n\n# This machine.\n[[host]]\nname = \"local\"\ntransport = \"local\"\n\n",
-                1,
-            );
-            s.hosts += 1;
-        }
-        starter_text = s;
-    }
-    let starter = starter_text;
-    if let Err(e) = lifeline::init::write(output, &starter.text, force) {
-        eprintln!("error: {e}");
-        return Ok(ExitCode::from(e.exit_code()));
-    }
+    };
+    let out = args.output.display();
     println!(
-        "wrote '{}' (0600): {} host(s), {} database(s), {} backup catalog(s); no password in it",
-        output.display(),
-        starter.hosts,
-        starter.databases,
-        starter.catalogs
+        "wrote '{out}' (0600): {} host(s), {} database(s), {} backup catalog(s); no password in it",
+        starter.hosts, starter.databases, starter.catalogs
     );
     for t in &starter.todo {
         println!("fill in: {t}");
     }
-    println!(
-        "next: check it with 'lifeline check -i {}', then 'lifeline status -i {}'",
-        output.display(),
-        output.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    println!("next: check it with 'lifeline check -i {out}', then 'lifeline status -i {out}'");
+    ExitCode::SUCCESS
 }
 
 /// `lifeline completions SHELL`: the script for SHELL, generated from the CLI.
@@ -661,7 +594,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             socket_dir,
             hosts,
             look_in,
-        } => return cmd_init(output, *force, socket_dir.clone(), hosts, look_in),
+        } => {
+            return Ok(cmd_init(&lifeline::init::InitArgs {
+                output: output.clone(),
+                force: *force,
+                socket_dirs: socket_dir.clone(),
+                hosts: hosts.clone(),
+                look_in: look_in.clone(),
+            }));
+        }
         Command::Man { dir } => return cmd_man(dir.as_deref()),
         _ => {}
     }

@@ -439,3 +439,25 @@ fn init_over_ssh_finds_the_backup_directory_and_status_matches_a_hand_written_in
         "the sync job and its hazards, seen over ssh: {hz:?}"
     );
 }
+
+#[test]
+fn an_unknown_host_is_a_usage_error_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let home = home(dir, "Host known\n  HostName 127.0.0.1\n  Port 1\n", "");
+    let out = dir.join("lifeline.toml");
+    let o = lifeline(dir, &home, &[])
+        .arg("init")
+        .arg("-o")
+        .arg(&out)
+        .args(["--socket-dir", "/nonexistent", "--host", "nope"])
+        .output()
+        .unwrap();
+    let err = support::stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no host 'nope'") && err.contains("known"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

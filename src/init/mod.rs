@@ -15,6 +15,14 @@ pub mod remote;
 pub enum InitError {
     #[error("'{0}' exists: pass --force to replace it (nothing was written)")]
     Exists(PathBuf),
+    #[error("no host '{name}' in ~/.ssh/config (or 'local'); hosts found: {known}")]
+    UnknownHost { name: String, known: String },
+    #[error("cannot look on host '{host}': {why}")]
+    Remote { host: String, why: String },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("the starter inventory does not parse (a bug in init):\n{0}")]
+    Starter(String),
     #[error("cannot write '{path}': {source}")]
     Write {
         path: PathBuf,
@@ -26,8 +34,8 @@ pub enum InitError {
 impl InitError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            InitError::Exists(_) => 2,
-            InitError::Write { .. } => 1,
+            InitError::Exists(_) | InitError::UnknownHost { .. } => 2,
+            _ => 1,
         }
     }
 }
@@ -41,6 +49,8 @@ pub struct Sources {
     pub env: Vec<(String, String)>,
     /// Directories holding PostgreSQL sockets (`.s.PGSQL.<port>`).
     pub socket_dirs: Vec<PathBuf>,
+    /// Write the `local` host even when no database needs it (`--host local`).
+    pub local_host: bool,
 }
 
 impl Sources {
@@ -59,6 +69,7 @@ impl Sources {
             } else {
                 socket_dirs
             },
+            local_host: false,
         }
     }
 
@@ -345,7 +356,7 @@ pub fn starter(src: &Sources, remote: &[(String, remote::Found)]) -> Starter {
     );
     let mut taken = BTreeSet::new();
     let mut host_names = 0;
-    let local_needed = dbs.iter().any(|d| is_local(&d.host));
+    let local_needed = src.local_host || dbs.iter().any(|d| is_local(&d.host));
     if local_needed {
         let n = name_for("local", &mut taken);
         out.push_str(&format!(
@@ -574,6 +585,56 @@ fn url_host(h: &str) -> String {
     }
 }
 
+/// `lifeline init` as the CLI runs it.
+#[derive(Debug, Clone)]
+pub struct InitArgs {
+    pub output: PathBuf,
+    pub force: bool,
+    pub socket_dirs: Vec<PathBuf>,
+    /// `--host`: hosts of the starter (or `local`) to look on.
+    pub hosts: Vec<String>,
+    /// `--look-in`: more backup directories to search on them.
+    pub look_in: Vec<String>,
+}
+
+/// Builds the starter (looking on `--host` hosts) and writes it.
+pub fn run(args: &InitArgs) -> Result<Starter, InitError> {
+    let mut sources = Sources::from_env(args.socket_dirs.clone());
+    sources.local_host = args.hosts.iter().any(|h| h == "local");
+    let mut found = Vec::new();
+    if !args.hosts.is_empty() {
+        // The hosts as the starter describes them.
+        let first = starter(&sources, &[]);
+        let inv = crate::inventory::Inventory::parse(&first.text, "starter")
+            .map_err(|d| InitError::Starter(d.to_string()))?;
+        let pool = crate::transport::Hosts::from_inventory(&inv, None);
+        let mut dirs: Vec<String> = remote::DEFAULT_DIRS.iter().map(|d| d.to_string()).collect();
+        dirs.extend(args.look_in.iter().cloned());
+        let rt = tokio::runtime::Runtime::new().map_err(InitError::Runtime)?;
+        for h in &args.hosts {
+            let host = pool.get(h).ok_or_else(|| InitError::UnknownHost {
+                name: h.clone(),
+                known: inv
+                    .hosts
+                    .iter()
+                    .map(|x| x.name.get_ref().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+            let f = rt
+                .block_on(remote::look(host, &dirs))
+                .map_err(|why| InitError::Remote {
+                    host: h.clone(),
+                    why,
+                })?;
+            found.push((h.clone(), f));
+        }
+    }
+    let s = starter(&sources, &found);
+    write(&args.output, &s.text, args.force)?;
+    Ok(s)
+}
+
 /// Writes `text` to `path` (0600), refusing an existing file unless `force`.
 pub fn write(path: &Path, text: &str, force: bool) -> Result<(), InitError> {
     let mut opts = std::fs::OpenOptions::new();
@@ -635,6 +696,7 @@ mod tests {
                 ("PGDATABASE".into(), "app".into()),
             ],
             socket_dirs: vec![],
+            local_host: false,
         };
         let evil = "/b/x\"]\n[[host]]\nname = \"evil\" # \u{1b}[31m";
         let found = remote::Found {
