@@ -169,6 +169,12 @@ enum Command {
         /// Look for PostgreSQL sockets here (repeatable; default /var/run/postgresql).
         #[arg(long, value_name = "DIR")]
         socket_dir: Vec<PathBuf>,
+        /// Also look on this host (a Host of ~/.ssh/config, or 'local') for backup directories and PostgreSQL servers (repeatable; read-only).
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
+        /// With --host: a directory to search for backups besides the usual ones (repeatable).
+        #[arg(long, value_name = "DIR", requires = "hosts")]
+        look_in: Vec<String>,
     },
     /// Print a shell completion script to stdout (see README, 'Install').
     Completions {
@@ -575,26 +581,23 @@ fn cmd_lab(cli: &Cli, redactor: Redactor, command: &Command) -> ExitCode {
 }
 
 /// `lifeline init`: the starter inventory, and what is left to fill in.
-fn cmd_init(output: &Path, force: bool, socket_dirs: Vec<PathBuf>) -> ExitCode {
-    let starter = lifeline::init::starter(&lifeline::init::Sources::from_env(socket_dirs));
-    if let Err(e) = lifeline::init::write(output, &starter.text, force) {
-        eprintln!("error: {e}");
-        return ExitCode::from(e.exit_code());
-    }
+fn cmd_init(args: &lifeline::init::InitArgs) -> ExitCode {
+    let starter = match lifeline::init::run(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let out = args.output.display();
     println!(
-        "wrote '{}' (0600): {} host(s), {} database(s); no password in it",
-        output.display(),
-        starter.hosts,
-        starter.databases
+        "wrote '{out}' (0600): {} host(s), {} database(s), {} backup catalog(s); no password in it",
+        starter.hosts, starter.databases, starter.catalogs
     );
     for t in &starter.todo {
         println!("fill in: {t}");
     }
-    println!(
-        "next: check it with 'lifeline check -i {}', then 'lifeline status -i {}'",
-        output.display(),
-        output.display()
-    );
+    println!("next: check it with 'lifeline check -i {out}', then 'lifeline status -i {out}'");
     ExitCode::SUCCESS
 }
 
@@ -688,7 +691,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output,
             force,
             socket_dir,
-        } => return Ok(cmd_init(output, *force, socket_dir.clone())),
+            hosts,
+            look_in,
+        } => {
+            return Ok(cmd_init(&lifeline::init::InitArgs {
+                output: output.clone(),
+                force: *force,
+                socket_dirs: socket_dir.clone(),
+                hosts: hosts.clone(),
+                look_in: look_in.clone(),
+            }));
+        }
         Command::Man { dir } => return cmd_man(dir.as_deref()),
         _ => {}
     }

@@ -254,3 +254,210 @@ fn an_existing_file_is_kept_unless_force_and_force_makes_it_private() {
     let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "{mode:o}");
 }
+
+/// Services of `status --json` whose command or scripts mention `needle`,
+/// as (host, name, hazard kinds).
+fn services_with(json: &str, needle: &str) -> Vec<(String, String, Vec<String>)> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    let mut out = Vec::new();
+    for h in v["hosts"].as_array().unwrap() {
+        for s in h["services"].as_array().unwrap() {
+            if s.to_string().contains(needle) {
+                let mut kinds: Vec<String> = s["hazards"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|z| z["kind"].to_string())
+                    .collect();
+                kinds.sort();
+                out.push((
+                    h["name"].as_str().unwrap().to_string(),
+                    s["name"].as_str().unwrap().to_string(),
+                    kinds,
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// (name, host, path, pattern, database, file count) of every catalog.
+fn catalogs(json: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    let mut out: Vec<String> = v["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} {} {} {} {}",
+                c["name"],
+                c["host"],
+                c["path"],
+                c["pattern"],
+                c["database"],
+                c["files"].as_array().map_or(0, Vec::len)
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn init_over_ssh_finds_the_backup_directory_and_status_matches_a_hand_written_inventory() {
+    let sshd = support::sshd();
+    let pg = support::pg();
+    pg.psql("postgres", "CREATE DATABASE \"TovPlay\"").unwrap();
+    pg.psql(
+        "TovPlay",
+        "CREATE TABLE \"User\" (id int PRIMARY KEY); INSERT INTO \"User\" SELECT generate_series(1, 22)",
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // A backup directory with two real dumps and a file that is not one.
+    let backups = dir.join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    for name in ["tovplay_20261201_120000.sql", "tovplay_20261202_120000.sql"] {
+        let st = Command::new(pg.bin("pg_dump"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-p",
+                &pg.port().to_string(),
+            ])
+            .arg("-f")
+            .arg(backups.join(name))
+            .arg("TovPlay")
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    std::fs::write(backups.join("README.txt"), "not a backup\n").unwrap();
+    // The sync job of incident 1, running.
+    let lab = support::probe_lab();
+    let _sync = lab.start_sync_loop();
+
+    let port = pg.port();
+    let home = home(
+        dir,
+        &format!(
+            "Host dbhost\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n",
+            sshd.port(),
+            sshd.user(),
+            sshd.user_key().display()
+        ),
+        &format!("127.0.0.1:{port}:TovPlay:postgres:{SECRET}\n"),
+    );
+    std::fs::write(
+        home.join(".ssh/known_hosts"),
+        sshd.known_hosts_line() + "\n",
+    )
+    .unwrap();
+    let out = dir.join("lifeline.toml");
+    let o = lifeline(dir, &home, &[])
+        .arg("init")
+        .arg("-o")
+        .arg(&out)
+        .args([
+            "--socket-dir",
+            "/nonexistent",
+            "--host",
+            "dbhost",
+            "--look-in",
+        ])
+        .arg(&backups)
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(o.status.success(), "{}\n{}", support::stderr(&o), text);
+    assert!(
+        support::stdout(&o).contains("1 backup catalog(s)"),
+        "{}",
+        support::stdout(&o)
+    );
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(
+        text.contains("pattern = \"tovplay_%Y%m%d_%H%M%S.sql\""),
+        "{text}"
+    );
+    assert!(text.contains("database = \"TovPlay\""), "{text}");
+    let check = lifeline(dir, &home, &[])
+        .arg("-i")
+        .arg(&out)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "check: {}\n{text}",
+        support::stderr(&check)
+    );
+
+    // The same written by hand.
+    let hand = dir.join("hand.toml");
+    std::fs::write(
+        &hand,
+        format!(
+            "[[host]]\nname = \"local\"\ntransport = \"local\"\n\n\
+             [[host]]\nname = \"dbhost\"\naddress = \"127.0.0.1:{sp}\"\nuser = \"{user}\"\nidentity = \"{key}\"\n\n\
+             [[database]]\nname = \"TovPlay\"\nurl = \"postgres://postgres@127.0.0.1:{port}/TovPlay\"\nhost = \"local\"\nsslmode = \"disable\"\n\n\
+             [[backups]]\nname = \"dbhost-backups\"\nhost = \"dbhost\"\npath = \"{b}\"\npattern = \"tovplay_%Y%m%d_%H%M%S.sql\"\ndatabase = \"TovPlay\"\n",
+            sp = sshd.port(),
+            user = sshd.user(),
+            key = sshd.user_key().display(),
+            b = backups.display()
+        ),
+    )
+    .unwrap();
+    let status = |inv: &Path| {
+        let o = lifeline(dir, &home, &[])
+            .arg("-i")
+            .arg(inv)
+            .args(["status", "--json", "--timeout", "30"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", support::stderr(&o));
+        support::stdout(&o)
+    };
+    let (a, b) = (status(&out), status(&hand));
+    assert_eq!(databases(&a), databases(&b));
+    assert_eq!(catalogs(&a), catalogs(&b));
+    let cats = catalogs(&a);
+    assert_eq!(cats.len(), 1, "{cats:?}");
+    assert!(cats[0].ends_with(" 2"), "both dumps listed: {cats:?}");
+    let needle = lab.script("db_realtime_sync.sh");
+    let hz = services_with(&a, &needle);
+    assert_eq!(hz, services_with(&b, &needle));
+    assert!(
+        hz.iter()
+            .any(|(h, _, kinds)| h == "dbhost" && !kinds.is_empty()),
+        "the sync job and its hazards, seen over ssh: {hz:?}"
+    );
+}
+
+#[test]
+fn an_unknown_host_is_a_usage_error_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let home = home(dir, "Host known\n  HostName 127.0.0.1\n  Port 1\n", "");
+    let out = dir.join("lifeline.toml");
+    let o = lifeline(dir, &home, &[])
+        .arg("init")
+        .arg("-o")
+        .arg(&out)
+        .args(["--socket-dir", "/nonexistent", "--host", "nope"])
+        .output()
+        .unwrap();
+    let err = support::stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no host 'nope'") && err.contains("known"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

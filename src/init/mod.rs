@@ -1,7 +1,6 @@
-//! `lifeline init`: a commented starter inventory from what this machine
-//! shows (~/.ssh/config, known_hosts, ~/.pgpass, PG* variables, local
-//! PostgreSQL sockets). It never writes a secret (passwords are referenced,
-//! never copied), never overwrites a file without --force, writes 0600.
+//! `lifeline init`: a commented starter inventory from ~/.ssh/config,
+//! known_hosts, ~/.pgpass, PG* variables and local sockets. Never writes a
+//! secret (passwords referenced, never read), never overwrites without --force.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -10,10 +9,20 @@ use std::path::{Path, PathBuf};
 
 use crate::inventory::pgpass_fields;
 
+pub mod remote;
+
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     #[error("'{0}' exists: pass --force to replace it (nothing was written)")]
     Exists(PathBuf),
+    #[error("no host '{name}' in ~/.ssh/config (or 'local'); hosts found: {known}")]
+    UnknownHost { name: String, known: String },
+    #[error("cannot look on host '{host}': {why}")]
+    Remote { host: String, why: String },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("the starter inventory does not parse (a bug in init):\n{0}")]
+    Starter(String),
     #[error("cannot write '{path}': {source}")]
     Write {
         path: PathBuf,
@@ -25,8 +34,8 @@ pub enum InitError {
 impl InitError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            InitError::Exists(_) => 2,
-            InitError::Write { .. } => 1,
+            InitError::Exists(_) | InitError::UnknownHost { .. } => 2,
+            _ => 1,
         }
     }
 }
@@ -40,6 +49,8 @@ pub struct Sources {
     pub env: Vec<(String, String)>,
     /// Directories holding PostgreSQL sockets (`.s.PGSQL.<port>`).
     pub socket_dirs: Vec<PathBuf>,
+    /// Write the `local` host even when no database needs it (`--host local`).
+    pub local_host: bool,
 }
 
 impl Sources {
@@ -58,6 +69,7 @@ impl Sources {
             } else {
                 socket_dirs
             },
+            local_host: false,
         }
     }
 
@@ -231,6 +243,7 @@ pub struct Starter {
     pub text: String,
     pub hosts: usize,
     pub databases: usize,
+    pub catalogs: usize,
     /// What the operator must fill in (also in the file, as comments).
     pub todo: Vec<String>,
 }
@@ -239,8 +252,9 @@ fn read(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
-/// Builds the starter inventory from `src`. Reads no password.
-pub fn starter(src: &Sources) -> Starter {
+/// Builds the starter inventory from `src`, with what `--host` found on
+/// each named host (`remote`). Reads no password.
+pub fn starter(src: &Sources, remote: &[(String, remote::Found)]) -> Starter {
     let home = src.home.clone();
     let in_home = |rel: &str| home.as_ref().map(|h| h.join(rel));
     let ssh = in_home(".ssh/config")
@@ -342,7 +356,7 @@ pub fn starter(src: &Sources) -> Starter {
     );
     let mut taken = BTreeSet::new();
     let mut host_names = 0;
-    let local_needed = dbs.iter().any(|d| is_local(&d.host));
+    let local_needed = src.local_host || dbs.iter().any(|d| is_local(&d.host));
     if local_needed {
         let n = name_for("local", &mut taken);
         out.push_str(&format!(
@@ -403,6 +417,7 @@ pub fn starter(src: &Sources) -> Starter {
 
     let mut db_names = BTreeSet::new();
     let mut ndb = 0;
+    let mut db_index: Vec<(String, String, String)> = Vec::new();
     for d in &dbs {
         let base = d
             .dbname
@@ -436,6 +451,7 @@ pub fn starter(src: &Sources) -> Starter {
             q(&n),
             q(&url)
         ));
+        db_index.push((n.clone(), dbname.clone(), d.port.clone()));
         let on = if is_local(&d.host) {
             Some("local".to_string())
         } else {
@@ -465,6 +481,81 @@ pub fn starter(src: &Sources) -> Starter {
              # [[database]]\n# name = \"main\"\n# url = \"postgres://app@db.example.net:5432/app\"\n\n",
         );
     }
+    let mut catalogs = 0;
+    let mut catalog_names = BTreeSet::new();
+    for (host, found) in remote {
+        for c in &found.clusters {
+            let port = c
+                .port
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "5432".into());
+            if !db_index.iter().any(|(_, _, p)| *p == port) {
+                let t = format!(
+                    "a PostgreSQL server runs on '{host}' (port {port}, data {}): add a [[database]] for each of its databases",
+                    c.data_dir.as_deref().unwrap_or("?")
+                );
+                out.push_str(&format!("# {}\n", comment(&t)));
+                todo.push(t);
+            }
+        }
+        for b in &found.backups {
+            let last = b
+                .path
+                .rsplit('/')
+                .find(|p| !p.is_empty())
+                .unwrap_or("backups");
+            let n = name_for(&format!("{host}-{last}"), &mut catalog_names);
+            let prefix = b.prefix.to_ascii_lowercase();
+            let by_prefix = db_index.iter().find(|(_, dbname, _)| {
+                let d = dbname.to_ascii_lowercase();
+                !d.is_empty() && d != "postgres" && prefix.contains(&d)
+            });
+            let db = by_prefix.or(if db_index.len() == 1 {
+                db_index.first()
+            } else {
+                None
+            });
+            out.push_str(&format!(
+                "# {} backup-looking file(s) in {} on '{}'{}\n",
+                b.files,
+                comment(&b.path),
+                comment(host),
+                match &b.pattern {
+                    Some(_) => ", naming pattern guessed from their names",
+                    None => ", no date in their names (the dump header or mtime dates them)",
+                }
+            ));
+            let mut body = format!(
+                "[[backups]]\nname = {}\nhost = {}\npath = {}\n",
+                q(&n),
+                q(host),
+                q(&b.path)
+            );
+            if let Some(p) = &b.pattern {
+                body.push_str(&format!("pattern = {}\n", q(p)));
+            }
+            match db {
+                Some((name, _, _)) => {
+                    body.push_str(&format!("database = {}\n", q(name)));
+                    out.push_str(&body);
+                    catalogs += 1;
+                }
+                None => {
+                    let t = format!(
+                        "backups in '{}' on '{host}': which database are they of? uncomment the catalog and set 'database'",
+                        b.path
+                    );
+                    out.push_str(&format!("# {}\n", comment(&t)));
+                    for l in body.lines() {
+                        out.push_str(&format!("# {l}\n"));
+                    }
+                    out.push_str("# database = \"FILL_IN\"\n");
+                    todo.push(t);
+                }
+            }
+            out.push('\n');
+        }
+    }
     out.push_str(
         "# Backup catalogs: a directory of dumps on a host (README, 'Inventory').\n\
          # [[backups]]\n# name = \"nightly\"\n# host = \"HOST\"\n# path = \"/var/backups/postgres\"\n\
@@ -477,6 +568,7 @@ pub fn starter(src: &Sources) -> Starter {
         text: out,
         hosts: host_names,
         databases: ndb,
+        catalogs,
         todo,
     }
 }
@@ -491,6 +583,56 @@ fn url_host(h: &str) -> String {
     } else {
         url_part(h)
     }
+}
+
+/// `lifeline init` as the CLI runs it.
+#[derive(Debug, Clone)]
+pub struct InitArgs {
+    pub output: PathBuf,
+    pub force: bool,
+    pub socket_dirs: Vec<PathBuf>,
+    /// `--host`: hosts of the starter (or `local`) to look on.
+    pub hosts: Vec<String>,
+    /// `--look-in`: more backup directories to search on them.
+    pub look_in: Vec<String>,
+}
+
+/// Builds the starter (looking on `--host` hosts) and writes it.
+pub fn run(args: &InitArgs) -> Result<Starter, InitError> {
+    let mut sources = Sources::from_env(args.socket_dirs.clone());
+    sources.local_host = args.hosts.iter().any(|h| h == "local");
+    let mut found = Vec::new();
+    if !args.hosts.is_empty() {
+        // The hosts as the starter describes them.
+        let first = starter(&sources, &[]);
+        let inv = crate::inventory::Inventory::parse(&first.text, "starter")
+            .map_err(|d| InitError::Starter(d.to_string()))?;
+        let pool = crate::transport::Hosts::from_inventory(&inv, None);
+        let mut dirs: Vec<String> = remote::DEFAULT_DIRS.iter().map(|d| d.to_string()).collect();
+        dirs.extend(args.look_in.iter().cloned());
+        let rt = tokio::runtime::Runtime::new().map_err(InitError::Runtime)?;
+        for h in &args.hosts {
+            let host = pool.get(h).ok_or_else(|| InitError::UnknownHost {
+                name: h.clone(),
+                known: inv
+                    .hosts
+                    .iter()
+                    .map(|x| x.name.get_ref().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+            let f = rt
+                .block_on(remote::look(host, &dirs))
+                .map_err(|why| InitError::Remote {
+                    host: h.clone(),
+                    why,
+                })?;
+            found.push((h.clone(), f));
+        }
+    }
+    let s = starter(&sources, &found);
+    write(&args.output, &s.text, args.force)?;
+    Ok(s)
 }
 
 /// Writes `text` to `path` (0600), refusing an existing file unless `force`.
@@ -543,6 +685,39 @@ mod tests {
             "a.example,10.0.0.1 ssh-ed25519 AAAA\n|1|abc=|def= ssh-ed25519 AAAA\n@cert-authority * ssh-rsa AAAA\n[b.example]:2222 ssh-ed25519 AAAA\n",
         );
         assert_eq!(k, ["a.example", "10.0.0.1", "[b.example]:2222"]);
+    }
+
+    #[test]
+    fn hostile_remote_paths_stay_inside_their_strings() {
+        let src = Sources {
+            home: None,
+            env: vec![
+                ("PGHOST".into(), "db.example".into()),
+                ("PGDATABASE".into(), "app".into()),
+            ],
+            socket_dirs: vec![],
+            local_host: false,
+        };
+        let evil = "/b/x\"]\n[[host]]\nname = \"evil\" # \u{1b}[31m";
+        let found = remote::Found {
+            backups: vec![remote::BackupDir {
+                path: evil.into(),
+                files: 2,
+                pattern: Some("app\"\n_%Y%m%d.sql".into()),
+                prefix: "app".into(),
+            }],
+            clusters: vec![],
+        };
+        let st = starter(&src, &[("h\"\n[[host]]".into(), found)]);
+        let v: toml::Table = toml::from_str(&st.text).unwrap();
+        assert!(v.get("host").is_none(), "no host injected:\n{}", st.text);
+        let b = v["backups"].as_array().unwrap();
+        assert_eq!(b.len(), 1, "{}", st.text);
+        assert_eq!(b[0]["path"].as_str(), Some(evil));
+        assert!(
+            !st.text.contains('\u{1b}'),
+            "no escape code, even in comments"
+        );
     }
 
     #[test]

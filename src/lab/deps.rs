@@ -1,7 +1,6 @@
-//! The lab's first run on a fresh machine: when the PostgreSQL server
-//! binaries are missing, installs them with apt as root (after a y/N
-//! question on a terminal, or with `--install-deps`), else names the one
-//! command to run. Never installs anything without that consent.
+//! The lab's first run on a fresh machine: installs missing PostgreSQL
+//! server binaries with apt as root after a y/N answer or `--install-deps`,
+//! else names the one command. Never installs without that consent.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
