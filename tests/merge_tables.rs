@@ -491,3 +491,54 @@ fn headless_merge_prints_and_journals_the_preview_and_wants_the_tables_typed() {
     assert!(journal.contains("\"inserted\":2"), "{journal}");
     assert_eq!(sql(&pg, "live1", "SELECT count(*) FROM t"), "7");
 }
+
+/// What a swap would leave behind: live rows the restored copy lacks, by
+/// key, by count without a key, and whole tables the copy does not have.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_swap_preview_counts_the_rows_it_would_discard_per_table() {
+    use lifeline::engine::Actions;
+    use lifeline::engine::types::{ActionRequest, SwapRequest};
+    let pg = support::pg();
+    conflict_world(&pg, "live1", "src1");
+    sql(
+        &pg,
+        "src1",
+        "CREATE TABLE \"lo g\" (msg text); INSERT INTO \"lo g\" VALUES ('a'); CREATE TABLE same (id int PRIMARY KEY); INSERT INTO same VALUES (1)",
+    );
+    sql(
+        &pg,
+        "live1",
+        "CREATE TABLE \"lo g\" (msg text); INSERT INTO \"lo g\" SELECT 'm' || i FROM generate_series(1, 4) i; \
+         CREATE TABLE same (id int PRIMARY KEY); INSERT INTO same VALUES (1); \
+         CREATE TABLE newer (id int); INSERT INTO newer VALUES (1), (2)",
+    );
+    let db = target(&pg, "live1");
+    let d = lifeline::engine::real::data::swap_discards(&db, "src1")
+        .await
+        .unwrap();
+    let got: Vec<(String, i64, &str)> =
+        d.iter().map(|x| (x.table.clone(), x.rows, x.how)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("public.lo g".to_string(), 3, "count"),
+            ("public.newer".to_string(), 2, "table"),
+            ("public.t".to_string(), 2, "key"),
+        ]
+    );
+    // Wired into the confirmation of a swap step.
+    let inv = support::inventory(&support::db_inventory_text(&pg, "live1", ""));
+    let actions = lifeline::engine::RealActions::new(inv, lifeline::redact::Redactor::new());
+    let lines = actions
+        .live_preview(&ActionRequest::Swap(SwapRequest {
+            database: db,
+            restored: "src1".into(),
+            damaged: Some("live1__damaged_x".into()),
+        }))
+        .await
+        .unwrap();
+    let text = lines.join("\n");
+    assert!(text.contains("THE SWAP WOULD DISCARD"), "{text}");
+    assert!(text.contains("public.t: 2 row(s)"), "{text}");
+    assert!(text.contains("merge-tables"), "{text}");
+}
