@@ -51,14 +51,16 @@ async fn run(rows: u64) -> Res<()> {
     pg.psql(
         "src",
         &format!(
-            "INSERT INTO big SELECT i, i % 1000, (i % 100000) / 100.0, 'note ' || md5(i::text), '2026-01-01'::timestamptz + i * interval '1 second' FROM generate_series(1, {rows}) i; VACUUM ANALYZE big"
+            "INSERT INTO big SELECT i, i % 1000, (i % 100000) / 100.0, 'note ' || md5(i::text), '2026-01-01'::timestamptz + i * interval '1 second' FROM generate_series(1, {rows}) i"
         ),
     )?;
+    pg.psql("src", "VACUUM ANALYZE big")?;
     // live: the table had the rows, then every one was deleted (a wipe).
     pg.psql(
         "live",
-        &format!("INSERT INTO big SELECT i, 0, 0, '', now() FROM generate_series(1, {rows}) i; DELETE FROM big; VACUUM big"),
+        &format!("INSERT INTO big SELECT i, 0, 0, '', now() FROM generate_series(1, {rows}) i; DELETE FROM big"),
     )?;
+    pg.psql("live", "VACUUM big")?;
     pg.psql("postgres", "CHECKPOINT")?;
 
     // Plain COPY of the same rows into an empty table.
