@@ -105,6 +105,11 @@ fn forced_flags_and_requirements() {
     "[[step]]\nid = \"s\"\naction = \"snapshot\"\nexplain = \"x\"\ndatabase = \"{db}\"\n[[step]]\nid = \"r\"\naction = \"restore\"\nexplain = \"x\"\ndatabase = \"{db}\"\ncatalog = \"c\"\nbackup = \"/b\"\n",
     "requires 'writers-stopped', but no earlier stop-services step of database '{db}'"
 )]
+// merge-tables without a snapshot of the database it writes to
+#[case(
+    "[[step]]\nid = \"m\"\naction = \"merge-tables\"\nexplain = \"x\"\ndatabase = \"{db}\"\nrestored = \"r\"\ntables = \"t\"\n",
+    "requires 'snapshot', but no earlier snapshot step of database '{db}'"
+)]
 // destructive command without a database to confirm
 #[case(
     "[[step]]\nid = \"c\"\naction = \"command\"\nexplain = \"x\"\nhost = \"h\"\ncommand = \"true\"\n",
