@@ -542,3 +542,35 @@ async fn the_swap_preview_counts_the_rows_it_would_discard_per_table() {
     assert!(text.contains("public.t: 2 row(s)"), "{text}");
     assert!(text.contains("merge-tables"), "{text}");
 }
+
+/// `GENERATED ALWAYS AS IDENTITY` keys take the restored values, and the
+/// identity sequence moves past them.
+#[tokio::test(flavor = "multi_thread")]
+async fn identity_keys_are_merged_with_their_values() {
+    let pg = support::pg();
+    for db in ["live", "src"] {
+        pg.create_db(db).unwrap();
+        sql(
+            &pg,
+            db,
+            "CREATE TABLE ev (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text)",
+        );
+    }
+    sql(
+        &pg,
+        "src",
+        "INSERT INTO ev (v) SELECT 'e' || i FROM generate_series(1, 10) i",
+    );
+    let r = req(&pg, "live", "src", &["ev"]);
+    let out = merge_tables(&r, &Output::discard()).await.unwrap();
+    assert_eq!(out.tables[0].inserted, 10);
+    assert_eq!(sum(&pg, "live", "ev", ""), sum(&pg, "src", "ev", ""));
+    assert_eq!(
+        sql(
+            &pg,
+            "live",
+            "INSERT INTO ev (v) VALUES ('next') RETURNING id"
+        ),
+        "11"
+    );
+}

@@ -692,7 +692,10 @@ async fn apply_table(
             .map_err(|e| db_error(&lt, &e))?;
         let n = live
             .execute(
-                &format!("INSERT INTO {q} ({cols}) SELECT {cols} FROM {}", t.stage),
+                &format!(
+                    "INSERT INTO {q} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {}",
+                    t.stage
+                ),
                 &[],
             )
             .await
@@ -719,7 +722,7 @@ async fn apply_table(
     let n = live
         .execute(
             &format!(
-                "INSERT INTO {q} ({cols}) SELECT {cols} FROM {} ON CONFLICT ({key}) {action}",
+                "INSERT INTO {q} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {} ON CONFLICT ({key}) {action}",
                 t.stage
             ),
             &[],
