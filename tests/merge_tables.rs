@@ -574,3 +574,39 @@ async fn identity_keys_are_merged_with_their_values() {
         "11"
     );
 }
+
+/// Orphans that were there before the merge (a replica-mode delete) and
+/// that the restored copy cannot fix are listed after it, as damage; the
+/// merged rows stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn orphans_left_after_the_merge_are_listed_as_damage() {
+    use lifeline::engine::types::{StepOutcome, Verdict};
+    let pg = support::pg();
+    for db in ["live", "src"] {
+        pg.create_db(db).unwrap();
+        sql(&pg, db, FAILING);
+    }
+    sql(
+        &pg,
+        "src",
+        "INSERT INTO a SELECT i, 'a' || i FROM generate_series(1, 3) i",
+    );
+    sql(
+        &pg,
+        "live",
+        "INSERT INTO a VALUES (1, 'a1'), (99, 'gone'); INSERT INTO b VALUES (1, 99, 'x'); \
+         SET session_replication_role = replica; DELETE FROM a WHERE id = 99;",
+    );
+    let r = req(&pg, "live", "src", &["a"]);
+    let out = merge_tables(&r, &Output::discard()).await.unwrap();
+    assert_eq!(out.tables[0].inserted, 2);
+    assert_eq!(out.orphans.len(), 1, "{:?}", out.orphans);
+    assert!(
+        out.orphans[0].contains("1 orphan row(s)"),
+        "{:?}",
+        out.orphans
+    );
+    assert_eq!(sql(&pg, "live", "SELECT count(*) FROM a"), "3");
+    let step: StepOutcome = out.into();
+    assert!(matches!(step.verdict, Verdict::Damage(_)), "{step:?}");
+}
