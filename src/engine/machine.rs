@@ -1525,8 +1525,8 @@ impl State {
                 .then(|| {
                     resolved
                         .as_ref()
-                        .and_then(|r| r.database.as_ref())
-                        .map(|d| d.dbname().to_string())
+                        .filter(|r| r.database.is_some())
+                        .map(confirm_phrase)
                 })
                 .flatten(),
             preview: resolved.map(|r| r.preview).unwrap_or_default(),

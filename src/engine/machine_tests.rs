@@ -122,6 +122,8 @@ struct Sim {
     decisions: BTreeMap<String, Decision>,
     /// Journal appends of this kind (and step) fail.
     fail_append: Option<(String, String)>,
+    /// What `live_preview` answers when an identity read asks for it.
+    live_preview: Result<Vec<String>, String>,
     respond: Respond,
     ran: Vec<String>,
 }
@@ -137,6 +139,7 @@ impl Sim {
             overrides: BTreeMap::new(),
             decisions: BTreeMap::new(),
             fail_append: None,
+            live_preview: Ok(Vec::new()),
             respond: Box::new(default_respond),
             ran: Vec::new(),
         }
@@ -167,13 +170,16 @@ impl Sim {
                     self.events.push(ev);
                     None
                 }
-                Effect::ReadIdentity { step, .. } => {
+                Effect::ReadIdentity { step, preview, .. } => {
                     self.trace.push(format!("identity {step}"));
                     let id = self.identities.pop_front().unwrap_or_else(|| ident(16384));
                     Some(Input::Identity {
                         step,
                         result: Ok(id),
-                        preview: Ok(Vec::new()),
+                        preview: match preview {
+                            Some(_) => self.live_preview.clone(),
+                            None => Ok(Vec::new()),
+                        },
                         at: t0(),
                     })
                 }
@@ -259,6 +265,120 @@ fn default_respond(req: &ActionRequest) -> Result<StepOutcome, String> {
         .into(),
         other => return Err(format!("unexpected {other:?}")),
     })
+}
+
+const MERGE_RB: &str = r#"
+id = "m"
+title = "M"
+when = "w"
+[[param]]
+name = "db"
+kind = "database"
+from = "inventory"
+[[step]]
+id = "snap"
+action = "snapshot"
+explain = "snapshot"
+database = "{db}"
+[[step]]
+id = "merge"
+action = "merge-tables"
+explain = "merge"
+database = "{db}"
+restored = "app__restore_x"
+tables = 'public.User, "a,b"'
+"#;
+
+fn merge_done(req: &ActionRequest) -> Result<StepOutcome, String> {
+    match req {
+        ActionRequest::MergeTables(m) => {
+            assert_eq!(
+                m.tables,
+                vec!["public.User".to_string(), "\"a,b\"".to_string()]
+            );
+            assert_eq!(m.policy, MergePolicy::LiveWins);
+            assert_eq!(m.transaction, MergeTx::One);
+            Ok(MergeOutcome {
+                source: m.source.clone(),
+                policy: m.policy,
+                transaction: m.transaction,
+                tables: vec![],
+                sequences: vec![],
+                orphans: vec![],
+            }
+            .into())
+        }
+        other => default_respond(other),
+    }
+}
+
+#[test]
+fn a_merge_is_confirmed_by_its_phrase_after_the_live_preview() {
+    let phrase = "merge public.User, \"a,b\" into app";
+    // The database name alone does not confirm a merge.
+    let mut sim = Sim::new();
+    sim.respond = Box::new(merge_done);
+    sim.live_preview = Ok(vec!["  public.User: live 3, to insert 22".into()]);
+    sim.typed.insert("merge".into(), "app".into());
+    let (_, exit) = sim.run(fresh(MERGE_RB));
+    assert!(!sim.ran.contains(&"merge".to_string()));
+    assert!(
+        exit.message().contains(&format!(
+            "typed 'app' but the confirmation phrase is '{phrase}'"
+        )),
+        "{}",
+        exit.message()
+    );
+    // The phrase does; the live preview went with the question and into the journal.
+    let mut sim = Sim::new();
+    sim.respond = Box::new(merge_done);
+    sim.live_preview = Ok(vec!["  public.User: live 3, to insert 22".into()]);
+    sim.typed.insert("merge".into(), phrase.into());
+    let (_, exit) = sim.run(fresh(MERGE_RB));
+    assert_eq!(exit, RunExit::Completed, "{}", exit.message());
+    assert!(sim.ran.contains(&"merge".to_string()));
+    let asked = sim.events.iter().any(|e| match e {
+        EngineEvent::Question {
+            question: Question::Confirm(c),
+        } => c.expected == phrase && c.preview.iter().any(|l| l.contains("to insert 22")),
+        _ => false,
+    });
+    assert!(asked, "{:?}", sim.events);
+    for kind in ["confirmed", "step-started"] {
+        let e = sim
+            .journal
+            .iter()
+            .find(|e| e.kind == kind && e.step.as_deref() == Some("merge"))
+            .unwrap();
+        assert!(
+            e.data["preview"].to_string().contains("to insert 22"),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn a_merge_whose_preview_fails_asks_nothing_and_does_nothing() {
+    let mut sim = Sim::new();
+    sim.respond = Box::new(merge_done);
+    sim.live_preview = Err("table 'public.log' has no primary key".into());
+    sim.typed
+        .insert("merge".into(), "merge public.User, \"a,b\" into app".into());
+    let (s, exit) = sim.run(fresh(MERGE_RB));
+    assert!(!sim.ran.contains(&"merge".to_string()));
+    assert!(
+        exit.message().contains("has no primary key"),
+        "{}",
+        exit.message()
+    );
+    assert_eq!(s.steps[1].status, StepStatus::Failed);
+    let last = sim.journal.last().unwrap();
+    assert_eq!(last.data["phase"], "preview");
+    assert!(
+        !sim.events
+            .iter()
+            .any(|e| matches!(e, EngineEvent::Question { .. }))
+    );
 }
 
 fn fresh(rb: &str) -> State {

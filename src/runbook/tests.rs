@@ -17,6 +17,19 @@ fn builtins_parse() {
 }
 
 #[test]
+fn table_wiped_merges_by_default_and_the_swap_runbook_keeps_the_swap() {
+    let rb = find("table-wiped", None).unwrap();
+    let merge = rb.step("merge").unwrap();
+    assert_eq!(merge.action, Action::MergeTables);
+    assert!(merge.destructive);
+    assert!(merge.requires.contains(&Requirement::Snapshot));
+    assert!(rb.steps.iter().all(|s| s.action != Action::Swap));
+    assert_eq!(rb.param("tables").unwrap().from, ParamFrom::Timeline);
+    let swap = find("table-wiped-swap", None).unwrap();
+    assert!(swap.step("swap").is_some());
+}
+
+#[test]
 fn forced_flags_and_requirements() {
     let rb = Runbook::parse(BUILTIN[0].1, "x").unwrap();
     let restore = rb.step("restore").unwrap();
@@ -53,6 +66,21 @@ fn forced_flags_and_requirements() {
     "[[step]]\nid = \"a\"\naction = \"sql\"\nexplain = \"x\"\ndatabase = \"{db}\"\n",
     "'sql': step 'a': a sql step needs 'sql'"
 )]
+// a merge policy that does not exist
+#[case(
+    "[[step]]\nid = \"s\"\naction = \"snapshot\"\nexplain = \"x\"\ndatabase = \"{db}\"\n[[step]]\nid = \"m\"\naction = \"merge-tables\"\nexplain = \"x\"\ndatabase = \"{db}\"\nrestored = \"r\"\ntables = \"t\"\npolicy = \"mine-wins\"\n",
+    "rb.toml:20:10: 'policy': 'mine-wins' is not a merge policy"
+)]
+// a transaction mode that does not exist
+#[case(
+    "[[step]]\nid = \"s\"\naction = \"snapshot\"\nexplain = \"x\"\ndatabase = \"{db}\"\n[[step]]\nid = \"m\"\naction = \"merge-tables\"\nexplain = \"x\"\ndatabase = \"{db}\"\nrestored = \"r\"\ntables = \"t\"\ntransaction = \"some\"\n",
+    "'transaction': 'some' is not a transaction mode"
+)]
+// merge-tables needs its tables
+#[case(
+    "[[step]]\nid = \"s\"\naction = \"snapshot\"\nexplain = \"x\"\ndatabase = \"{db}\"\n[[step]]\nid = \"m\"\naction = \"merge-tables\"\nexplain = \"x\"\ndatabase = \"{db}\"\nrestored = \"r\"\n",
+    "a merge-tables step needs 'tables'"
+)]
 // swap cannot be made non-destructive
 #[case(
     "[[step]]\nid = \"s\"\naction = \"snapshot\"\nexplain = \"x\"\ndatabase = \"{db}\"\n[[step]]\nid = \"a\"\naction = \"swap\"\nexplain = \"x\"\ndatabase = \"{db}\"\nrestored = \"r\"\ndestructive = false\n",
@@ -76,6 +104,11 @@ fn forced_flags_and_requirements() {
 #[case(
     "[[step]]\nid = \"s\"\naction = \"snapshot\"\nexplain = \"x\"\ndatabase = \"{db}\"\n[[step]]\nid = \"r\"\naction = \"restore\"\nexplain = \"x\"\ndatabase = \"{db}\"\ncatalog = \"c\"\nbackup = \"/b\"\n",
     "requires 'writers-stopped', but no earlier stop-services step of database '{db}'"
+)]
+// merge-tables without a snapshot of the database it writes to
+#[case(
+    "[[step]]\nid = \"m\"\naction = \"merge-tables\"\nexplain = \"x\"\ndatabase = \"{db}\"\nrestored = \"r\"\ntables = \"t\"\n",
+    "requires 'snapshot', but no earlier snapshot step of database '{db}'"
 )]
 // destructive command without a database to confirm
 #[case(
@@ -162,5 +195,5 @@ fn shipped_runbooks_pass_against_the_example_inventory() {
     .unwrap();
     let r = check_runbooks(&inv, None).unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert_eq!(r.ok.len(), 5);
+    assert_eq!(r.ok.len(), 6);
 }

@@ -135,6 +135,26 @@ impl Actions for RealActions {
                 let t = data::merge_preview(m).await?;
                 Ok(data::preview_lines(m, &t))
             }
+            // A swap is confirmed with or without these numbers (a vanished
+            // live database has nothing to discard): a failure only says so.
+            ActionRequest::Swap(w) => {
+                let absent = self
+                    .direct
+                    .identity(&w.database)
+                    .await
+                    .is_ok_and(|id| id.oid.is_none());
+                if absent {
+                    return Ok(vec![
+                        "no live database: the swap discards nothing".to_string(),
+                    ]);
+                }
+                Ok(match data::swap_discards(&w.database, &w.restored).await {
+                    Ok(d) => data::discard_lines(&w.restored, &d),
+                    Err(e) => vec![format!(
+                        "could not count the rows the swap would discard: {e}"
+                    )],
+                })
+            }
             _ => Ok(Vec::new()),
         }
     }

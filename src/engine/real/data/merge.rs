@@ -11,7 +11,9 @@ use tokio_postgres::Client;
 use crate::db::{TableRef, quote_ident, quote_qualified};
 use crate::engine::actions::{ActionError, Output};
 use crate::engine::direct::{connect, db_error};
-use crate::engine::types::{MergeOutcome, MergePolicy, MergeRequest, MergeTable, MergeTx};
+use crate::engine::types::{
+    DbTarget, MergeOutcome, MergePolicy, MergeRequest, MergeTable, MergeTx,
+};
 
 /// A table as both databases know it.
 #[derive(Debug, Clone)]
@@ -323,6 +325,37 @@ async fn resolve(
     Ok((fk_order(out, &fks), fks))
 }
 
+/// Streams `COPY (select) TO STDOUT` of the source into `COPY stage FROM
+/// STDIN` of the live session (binary: the column types are the same).
+async fn pipe(
+    live: &Client,
+    src: &Client,
+    req_live: &str,
+    req_src: &str,
+    select: &str,
+    stage: &str,
+) -> Result<u64, ActionError> {
+    let reader = src
+        .copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
+        .await
+        .map_err(|e| db_error(req_src, &e))?;
+    let sink = live
+        .copy_in(&format!("COPY {stage} FROM STDIN (FORMAT binary)"))
+        .await
+        .map_err(|e| db_error(req_live, &e))?;
+    pin_mut!(reader);
+    pin_mut!(sink);
+    while let Some(chunk) = reader.next().await {
+        let chunk = chunk.map_err(|e| db_error(req_src, &e))?;
+        sink.send(chunk).await.map_err(|e| db_error(req_live, &e))?;
+    }
+    let n = sink.finish().await.map_err(|e| db_error(req_live, &e))?;
+    live.batch_execute(&format!("ANALYZE {stage}"))
+        .await
+        .map_err(|e| db_error(req_live, &e))?;
+    Ok(n)
+}
+
 /// Streams the source rows of `t` into its staging table; returns the rows.
 async fn stage(
     live: &Client,
@@ -340,29 +373,144 @@ async fn stage(
     ))
     .await
     .map_err(|e| db_error(&lt, &e))?;
-    let reader = src
-        .copy_out(&format!(
-            "COPY (SELECT {} FROM {}) TO STDOUT (FORMAT binary)",
-            t.col_list(""),
-            t.q()
-        ))
-        .await
-        .map_err(|e| db_error(&st, &e))?;
-    let sink = live
-        .copy_in(&format!("COPY {} FROM STDIN (FORMAT binary)", t.stage))
+    let select = format!("SELECT {} FROM {}", t.col_list(""), t.q());
+    pipe(live, src, &lt, &st, &select, &t.stage).await
+}
+
+/// Rows of one live table a swap would leave behind in the damaged copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discard {
+    /// `schema.name`.
+    pub table: String,
+    /// Live rows the restored copy lacks (by key), or how many more rows
+    /// live has (no key), or every row (no such table in the copy).
+    pub rows: i64,
+    /// "key", "count" or "table" (absent from the restored copy).
+    pub how: &'static str,
+}
+
+/// What a swap of `restored` in for the live database would discard: per
+/// live table, the rows the restored copy lacks (compared by key through a
+/// temporary table of the copy's keys; by count without a key). Writes
+/// nothing but temporary tables.
+pub async fn swap_discards(db: &DbTarget, restored: &str) -> Result<Vec<Discard>, ActionError> {
+    let lt = db.display();
+    let st = format!("{}/{restored}", db.server());
+    let live = connect(db, db.dbname(), false, None).await?;
+    let src = connect(db, restored, true, None).await?;
+    let rows = live
+        .query(
+            "SELECT n.nspname::text, c.relname::text, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2",
+            &[],
+        )
         .await
         .map_err(|e| db_error(&lt, &e))?;
-    pin_mut!(reader);
-    pin_mut!(sink);
-    while let Some(chunk) = reader.next().await {
-        let chunk = chunk.map_err(|e| db_error(&st, &e))?;
-        sink.send(chunk).await.map_err(|e| db_error(&lt, &e))?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (schema, name, oid): (String, String, u32) = (r.get(0), r.get(1), r.get(2));
+        let q = quote_qualified(&schema, &name);
+        let display = format!("{schema}.{name}");
+        let live_n = count(&live, &lt, &format!("SELECT count(*) FROM {q}")).await?;
+        let tref = TableRef {
+            schema: Some(schema.clone()),
+            name: name.clone(),
+        };
+        let Some((_, _, soid)) = find_table(&src, &st, &tref).await? else {
+            if live_n > 0 {
+                out.push(Discard {
+                    table: display,
+                    rows: live_n,
+                    how: "table",
+                });
+            }
+            continue;
+        };
+        let key = key_of(&live, &lt, oid).await?;
+        let lc = columns(&live, &lt, oid).await?;
+        let sc = columns(&src, &st, soid).await?;
+        let key_same = !key.is_empty()
+            && key.iter().all(|k| {
+                let t =
+                    |v: &[(String, String)]| v.iter().find(|(c, _)| c == k).map(|(_, t)| t.clone());
+                t(&lc).is_some() && t(&lc) == t(&sc)
+            });
+        if key_same {
+            let cols = key
+                .iter()
+                .map(|k| quote_ident(k))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let stage = "pg_temp.lifeline_swap_keys";
+            live.batch_execute(&format!(
+                "DROP TABLE IF EXISTS {stage}; CREATE TEMP TABLE {stage} AS SELECT {cols} FROM {q} WITH NO DATA"
+            ))
+            .await
+            .map_err(|e| db_error(&lt, &e))?;
+            pipe(
+                &live,
+                &src,
+                &lt,
+                &st,
+                &format!("SELECT {cols} FROM {q}"),
+                stage,
+            )
+            .await?;
+            let eq = key
+                .iter()
+                .map(|k| format!("s.{0} = l.{0}", quote_ident(k)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let n = count(
+                &live,
+                &lt,
+                &format!("SELECT count(*) FROM {q} l WHERE NOT EXISTS (SELECT 1 FROM {stage} s WHERE {eq})"),
+            )
+            .await?;
+            if n > 0 {
+                out.push(Discard {
+                    table: display,
+                    rows: n,
+                    how: "key",
+                });
+            }
+        } else {
+            let src_n = count(&src, &st, &format!("SELECT count(*) FROM {q}")).await?;
+            if live_n > src_n {
+                out.push(Discard {
+                    table: display,
+                    rows: live_n - src_n,
+                    how: "count",
+                });
+            }
+        }
     }
-    let n = sink.finish().await.map_err(|e| db_error(&lt, &e))?;
-    live.batch_execute(&format!("ANALYZE {}", t.stage))
-        .await
-        .map_err(|e| db_error(&lt, &e))?;
-    Ok(n)
+    Ok(out)
+}
+
+/// The lines a swap's confirmation shows about what it would discard.
+pub fn discard_lines(restored: &str, d: &[Discard]) -> Vec<String> {
+    if d.is_empty() {
+        return vec![format!(
+            "the swap discards no row: every live row is in '{restored}' (compared by key, by count without one)"
+        )];
+    }
+    let mut v = vec![format!(
+        "THE SWAP WOULD DISCARD rows written after the backup (kept only in the damaged copy):"
+    )];
+    for x in d {
+        let how = match x.how {
+            "key" => "live rows whose key the restored copy lacks",
+            "count" => "more rows in live than in the restored copy (no key: by count)",
+            _ => "the table is not in the restored copy",
+        };
+        v.push(format!("  {}: {} row(s) ({how})", x.table, x.rows));
+    }
+    v.push(
+        "to keep them, do not swap: merge only the damaged tables back with a merge-tables step (runbook 'table-wiped')".into(),
+    );
+    v
 }
 
 /// The preview numbers of `t` (staged), as they stand before writing.
@@ -544,7 +692,10 @@ async fn apply_table(
             .map_err(|e| db_error(&lt, &e))?;
         let n = live
             .execute(
-                &format!("INSERT INTO {q} ({cols}) SELECT {cols} FROM {}", t.stage),
+                &format!(
+                    "INSERT INTO {q} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {}",
+                    t.stage
+                ),
                 &[],
             )
             .await
@@ -571,7 +722,7 @@ async fn apply_table(
     let n = live
         .execute(
             &format!(
-                "INSERT INTO {q} ({cols}) SELECT {cols} FROM {} ON CONFLICT ({key}) {action}",
+                "INSERT INTO {q} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {} ON CONFLICT ({key}) {action}",
                 t.stage
             ),
             &[],
@@ -754,14 +905,10 @@ pub async fn merge_tables(req: &MergeRequest, out: &Output) -> Result<MergeOutco
             return Err(e);
         }
     };
+    // Orphans left now were there before (the merge only adds parents, and
+    // the rows it writes were checked above): reported, never a reason to
+    // throw the merged rows away.
     if req.transaction == MergeTx::One {
-        if !found.is_empty() {
-            let _ = live.batch_execute("ROLLBACK").await;
-            return Err(failed(format!(
-                "foreign-key orphans after the merge: {}; the whole merge was rolled back: the live database is as before",
-                found.join("; ")
-            )));
-        }
         live.batch_execute("COMMIT")
             .await
             .map_err(|e| db_error(&lt, &e))?;

@@ -13,7 +13,9 @@ mod verify;
 
 use std::time::Duration;
 
-pub use merge::{merge_preview, merge_tables, preview_lines};
+pub use merge::{
+    Discard, discard_lines, merge_preview, merge_tables, preview_lines, swap_discards,
+};
 pub use pick::pick_backup;
 pub use restore::restore;
 pub use verify::verify;
