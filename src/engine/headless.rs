@@ -406,7 +406,9 @@ async fn sample_at_start(
                         shown.join(", ")
                     }
                 );
-                println!("{summary}");
+                if !crate::output::quiet() {
+                    crate::outln!("{summary}");
+                }
                 Entry::new(kinds::NOTE, summary).data(json!({
                     "source": "start-sample",
                     "database": spec.name(),
@@ -420,7 +422,9 @@ async fn sample_at_start(
                     "start of run: database '{}' could not be sampled: {e}",
                     spec.name()
                 );
-                println!("{summary}");
+                if !crate::output::quiet() {
+                    crate::outln!("{summary}");
+                }
                 Entry::new(kinds::NOTE, summary).data(json!({
                     "source": "start-sample",
                     "database": spec.name(),
