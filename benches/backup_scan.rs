@@ -28,6 +28,8 @@ struct Args {
     cache: PathBuf,
     sql: PathBuf,
     psql: bool,
+    /// Only `wc -l` and the scanner over this existing dump (no server).
+    scan_only: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -35,6 +37,7 @@ fn args() -> Args {
         cache: PathBuf::from("target/bench-scan"),
         sql: PathBuf::from("/work/shared/bench/app-1gb.sql"),
         psql: true,
+        scan_only: None,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -49,6 +52,10 @@ fn args() -> Args {
                 i += 1;
             }
             ("--skip-psql", _) => a.psql = false,
+            ("--scan-only", Some(f)) => {
+                a.scan_only = Some(PathBuf::from(f));
+                i += 1;
+            }
             _ => {}
         }
         i += 1;
@@ -107,8 +114,34 @@ fn counts(pg: &PgCluster, db: &str) -> Res<BTreeMap<String, u64>> {
     Ok(m)
 }
 
+/// `wc -l` and the scanner, three times each, over one file.
+fn scan_only(file: &Path) -> Res<()> {
+    run(Command::new("cat")
+        .arg(file)
+        .stdout(std::process::Stdio::null()))?;
+    let (mut wc, mut scan) = (Vec::new(), Vec::new());
+    let mut rows = 0;
+    for _ in 0..3 {
+        let t = Instant::now();
+        run(Command::new("wc").arg("-l").arg(file))?;
+        wc.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        rows = scan_file(file)?.total_rows();
+        scan.push(t.elapsed().as_secs_f64());
+    }
+    let (w, s) = (median(wc.clone()), median(scan.clone()));
+    println!(
+        "wc -l: {w:.2} s {wc:.2?}; scan: {s:.2} s {scan:.2?}, {rows} rows; scan / wc -l: {:.2}x",
+        s / w
+    );
+    Ok(())
+}
+
 fn main() -> Res<()> {
     let a = args();
+    if let Some(f) = &a.scan_only {
+        return scan_only(f);
+    }
     std::fs::create_dir_all(&a.cache)?;
     let pg = PgCluster::start_with(PgOptions {
         fsync: true,

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use memchr::memmem;
 use serde::{Deserialize, Serialize};
 
 /// What a dump holds, read from its SQL text.
@@ -56,7 +55,6 @@ pub struct Scanner {
     mid_row: bool,
     /// Outside COPY: the rest of an over-long line is being skipped.
     skipping: bool,
-    end: memmem::Finder<'static>,
 }
 
 impl Default for Scanner {
@@ -73,7 +71,6 @@ impl Scanner {
             copy: None,
             mid_row: false,
             skipping: false,
-            end: memmem::Finder::new(b"\n\\.\n"),
         }
     }
 
@@ -157,16 +154,24 @@ impl Scanner {
         if !last && rest.len() < 3 && b"\\.\n".starts_with(rest) {
             return Err(i);
         }
-        if let Some(off) = self.end.find(rest) {
-            let rows = count_nl(&rest[..=off]);
-            self.add_rows(rows);
-            return Ok(i + off + 1);
+        // One pass: every newline ends a row; the line after it may be `\.`.
+        let mut rows = 0;
+        let mut last_nl = None;
+        for off in memchr::memchr_iter(b'\n', rest) {
+            rows += 1;
+            last_nl = Some(off);
+            let after = &rest[off + 1..];
+            if after.starts_with(b"\\.\n") || (last && after == b"\\.") {
+                self.add_rows(rows);
+                return Ok(i + off + 1);
+            }
+            if !last && after.len() < 3 && b"\\.\n".starts_with(after) {
+                self.add_rows(rows);
+                return Err(i + off + 1);
+            }
         }
-        let (rows, tail_at) = match memchr::memrchr(b'\n', rest) {
-            Some(nl) => (count_nl(&rest[..=nl]), i + nl + 1),
-            None => (0, i),
-        };
         self.add_rows(rows);
+        let tail_at = last_nl.map_or(i, |nl| i + nl + 1);
         let tail = &self.buf[tail_at..];
         if tail.is_empty() {
             return Err(n);
@@ -276,10 +281,6 @@ fn connect_dbname(rest: &str) -> Option<String> {
         None => rest.split_whitespace().last()?,
     };
     (!t.is_empty() && !t.starts_with('-')).then(|| t.to_string())
-}
-
-fn count_nl(s: &[u8]) -> u64 {
-    s.iter().filter(|b| **b == b'\n').count() as u64
 }
 
 /// Scans a whole text at once (tests, small files).
