@@ -217,3 +217,59 @@ fn verbose_adds_tracing_over_rust_log_and_quiet_conflicts_with_it() {
         support::stderr(&both)
     );
 }
+
+/// Processes whose arguments mention `needle` (this test's unique directory).
+fn processes_with(needle: &str) -> Vec<String> {
+    let o = Command::new("ps")
+        .args(["-eo", "pid=,args="])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.contains(needle) && !l.contains(" ps "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_closed_terminal_or_sigterm_ends_a_headless_drill_and_tears_the_lab_down() {
+    for sig in ["-HUP", "-TERM"] {
+        let _one = one_lab();
+        let tmp = tempfile::tempdir().unwrap();
+        let registry = tmp.path().join("registry");
+        std::fs::create_dir_all(&registry).unwrap();
+        let mut child = support::lifeline(&tmp.path().join("state"))
+            .env("TMPDIR", &registry)
+            .args(["lab", "--headless"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let err_reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            err.read_to_string(&mut s).unwrap();
+            s
+        });
+        let mut sent = false;
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            // The drill is under way (its first step started): signal it.
+            if !sent && line.unwrap().contains("] brief (note): ") {
+                let st = Command::new("kill")
+                    .args([sig, &child.id().to_string()])
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+                sent = true;
+            }
+        }
+        let status = child.wait().unwrap();
+        let err = err_reader.join().unwrap();
+        assert!(sent, "{sig}: the drill never started:\n{err}");
+        assert_eq!(status.code(), Some(1), "{sig}: {err}");
+        assert!(err.contains("interrupted: the drill stops"), "{sig}: {err}");
+        assert!(err.contains("lab stopped and removed"), "{sig}: {err}");
+        let left = processes_with(&registry.display().to_string());
+        assert!(left.is_empty(), "{sig}: left running: {left:?}");
+    }
+}

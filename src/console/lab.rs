@@ -233,12 +233,24 @@ fn headless(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, Console
         .build()
         .map_err(ConsoleError::Runtime)?;
     let outcome = rt.block_on(async {
-        tokio::select! {
+        use tokio::signal::unix::{SignalKind, signal};
+        // Ctrl-C, SIGTERM and a closed terminal (SIGHUP) all end the drill
+        // here, so the lab below is torn down instead of left running.
+        let (mut term, mut hup) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(t), Ok(h)) => (t, h),
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        };
+        Ok(tokio::select! {
             o = run_outcome(run, redactor.clone(), &defaults) => Some(o),
             _ = tokio::signal::ctrl_c() => None,
-        }
+            _ = term.recv() => None,
+            _ = hup.recv() => None,
+        })
     });
-    let Some(outcome) = outcome else {
+    let Some(outcome) = outcome.map_err(ConsoleError::Runtime)? else {
         crate::errln!("interrupted: the drill stops; the lab is torn down");
         return Ok(1);
     };

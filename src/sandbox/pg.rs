@@ -15,8 +15,8 @@ pub const PG_BIN_ENV: &str = "LIFELINE_PG_BIN";
 pub const PG_SEARCH_ENV: &str = "LIFELINE_PG_SEARCH";
 
 /// The directories the finder looks in, in order: `$LIFELINE_PG_BIN`; then
-/// either `$LIFELINE_PG_SEARCH` alone, or the newest /usr/lib/postgresql/*/bin,
-/// PATH, and `pg_config --bindir`.
+/// either `$LIFELINE_PG_SEARCH` alone, or the newest /usr/lib/postgresql/*/bin
+/// and PATH (then `pg_config --bindir`, see [`pg_config_dir`]).
 fn search_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(d) = std::env::var_os(PG_BIN_ENV).filter(|d| !d.is_empty()) {
@@ -33,17 +33,22 @@ fn search_dirs() -> Vec<PathBuf> {
     if let Some(path) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&path));
     }
-    if let Ok(out) = Command::new("pg_config")
+    dirs
+}
+
+/// The last resort (not with `$LIFELINE_PG_SEARCH`): `pg_config --bindir`,
+/// run only when nothing else matched.
+fn pg_config_dir() -> Option<PathBuf> {
+    if std::env::var_os(PG_SEARCH_ENV).is_some() {
+        return None;
+    }
+    let out = Command::new("pg_config")
         .arg("--bindir")
         .stderr(Stdio::null())
         .output()
-    {
-        let d = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if !d.is_empty() {
-            dirs.push(PathBuf::from(d));
-        }
-    }
-    dirs
+        .ok()?;
+    let d = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!d.is_empty()).then(|| PathBuf::from(d))
 }
 
 /// `<root>/<major>/bin` directories, newest major first.
@@ -67,7 +72,11 @@ fn versioned_bins(root: &Path) -> Vec<PathBuf> {
 /// the sandbox, the lab and the client programs all use it.
 pub fn pg_bin_dir() -> Result<PathBuf, SandboxError> {
     let has = |d: &Path| d.join("initdb").is_file() && d.join("pg_ctl").is_file();
-    for d in search_dirs() {
+    // pg_config runs only when nothing before it matched (once_with is lazy).
+    for d in search_dirs()
+        .into_iter()
+        .chain(std::iter::once_with(pg_config_dir).flatten())
+    {
         if has(&d) {
             // Often symlinks into the real bin dir, which also holds psql and pg_dump.
             let real = std::fs::canonicalize(d.join("initdb"))
@@ -88,6 +97,11 @@ pub fn pg_program(name: &str) -> PathBuf {
         .into_iter()
         .map(|d| d.join(name))
         .find(|p| p.is_file())
+        .or_else(|| {
+            pg_config_dir()
+                .map(|d| d.join(name))
+                .filter(|p| p.is_file())
+        })
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
