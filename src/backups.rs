@@ -37,7 +37,7 @@ struct Listed {
 }
 
 pub fn cli(args: BackupsArgs<'_>, redactor: &Redactor) -> u8 {
-    let say = |s: &str| eprintln!("{}", redactor.redact(s));
+    let say = |s: &str| eprintln!("{}", crate::term::visible_text(&redactor.redact(s)));
     let Some(path) = args.inventory else {
         say(
             "error: no inventory: pass -i PATH, create ./lifeline.toml, or set LIFELINE_INVENTORY (see README, 'Inventory')",
@@ -154,7 +154,10 @@ pub fn cli(args: BackupsArgs<'_>, redactor: &Redactor) -> u8 {
     if args.json {
         println!("{}", redactor.redact(&render_json(&listed)));
     } else {
-        print!("{}", redactor.redact(&render_text(&listed)));
+        print!(
+            "{}",
+            crate::term::visible_text(&redactor.redact(&render_text(&listed)))
+        );
     }
     if failed { EXIT_FAILED } else { 0 }
 }

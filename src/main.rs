@@ -585,19 +585,23 @@ fn cmd_init(args: &lifeline::init::InitArgs) -> ExitCode {
     let starter = match lifeline::init::run(args) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            lifeline::errln!("error: {e}");
             return ExitCode::from(e.exit_code());
         }
     };
     let out = args.output.display();
-    println!(
+    lifeline::outln!(
         "wrote '{out}' (0600): {} host(s), {} database(s), {} backup catalog(s); no password in it",
-        starter.hosts, starter.databases, starter.catalogs
+        starter.hosts,
+        starter.databases,
+        starter.catalogs
     );
     for t in &starter.todo {
-        println!("fill in: {t}");
+        lifeline::outln!("fill in: {t}");
     }
-    println!("next: check it with 'lifeline check -i {out}', then 'lifeline status -i {out}'");
+    lifeline::outln!(
+        "next: check it with 'lifeline check -i {out}', then 'lifeline status -i {out}'"
+    );
     ExitCode::SUCCESS
 }
 
@@ -633,7 +637,7 @@ fn cmd_man(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
         Some(d) => {
             if !d.is_dir() {
-                eprintln!(
+                lifeline::errln!(
                     "error: '{}' is not a directory: create it first (e.g. mkdir -p ~/.local/share/man/man1)",
                     d.display()
                 );
@@ -641,7 +645,7 @@ fn cmd_man(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
             }
             clap_mangen::generate_to(cmd, d)
                 .with_context(|| format!("cannot write the man pages into '{}'", d.display()))?;
-            println!("man pages written to '{}'", d.display());
+            lifeline::outln!("man pages written to '{}'", d.display());
         }
     }
     Ok(ExitCode::SUCCESS)
