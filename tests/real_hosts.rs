@@ -1295,7 +1295,16 @@ async fn two_trios_on_one_host_only_the_named_databases_is_stopped() {
     }
     assert_eq!(o.stopped.len(), 3, "{o:#?}\n{text}");
     assert!(o.stopped.iter().any(|s| s.name == "sync_prod"), "{o:#?}");
-    // The plan came first: what is stopped and why, what is left alone and why.
+    // The plan is in the outcome (journaled with the step) ...
+    assert!(
+        o.plan
+            .iter()
+            .any(|p| p.action == "leave" && p.why.contains("another database ('staging')")),
+        "{:#?}",
+        o.plan
+    );
+    assert_eq!(o.plan.iter().filter(|p| p.action == "stop").count(), 3);
+    // ... and came first: what is stopped and why, what is left alone and why.
     let plan = text.find("stop plan: 3 item(s) to stop").expect(&text);
     let freeze = text.find("kill -s STOP").expect(&text);
     assert!(plan < freeze, "{text}");

@@ -179,6 +179,20 @@ pub struct StopOutcome {
     /// Rows inserted+updated+deleted per table during the hold (`pg_stat_user_tables`).
     #[serde(default)]
     pub table_writes: BTreeMap<String, i64>,
+    /// The plan shown before anything was frozen: what was stopped and what
+    /// was left alone, each with why.
+    #[serde(default)]
+    pub plan: Vec<PlanEntry>,
+}
+
+/// One line of a stop plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanEntry {
+    /// `stop` or `leave`.
+    pub action: String,
+    pub name: String,
+    pub host: String,
+    pub why: String,
 }
 
 impl StopOutcome {
@@ -442,6 +456,7 @@ impl From<StopOutcome> for StepOutcome {
             "write_sessions": to_value(&o.write_sessions),
             "table_writes": to_value(&o.table_writes),
             "hold_passed": o.hold_passed(),
+            "plan": to_value(&o.plan),
         });
         let verdict = if o.hold_passed() {
             Verdict::Ok

@@ -1,7 +1,8 @@
 //! stop-services (stop, disable, mask; comment out cron lines; docker stop;
-//! end process groups) with its hold, and start-services, which undoes only
-//! what a stop of this run did. Never deletes a file or a container: a cron
-//! file is kept beside itself before its lines are commented out.
+//! end process groups) with its plan and hold, and start-services, which
+//! undoes only what a stop of this run did. Stops only what evidence ties
+//! to the database; never deletes a file or a container: a cron file or
+//! crontab is kept in a private directory before its lines are commented out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -529,10 +530,22 @@ fn evidence_for(s: &Service, db: &str) -> String {
 
 /// Prints the plan before anything is frozen: every item to stop with why,
 /// and every discovered writer-like item left alone with why.
-fn print_plan(items: &[Item], disc: &BTreeMap<String, Discovery>, db: Option<&str>, out: &Output) {
+fn print_plan(
+    items: &[Item],
+    disc: &BTreeMap<String, Discovery>,
+    db: Option<&str>,
+    out: &Output,
+) -> Vec<PlanEntry> {
+    let mut plan = Vec::new();
     out.line(format!("stop plan: {} item(s) to stop", items.len()));
     for it in items {
         out.line(format!("  STOP  {} on {}: {}", it.name, it.host, it.why));
+        plan.push(PlanEntry {
+            action: "stop".into(),
+            name: it.name.clone(),
+            host: it.host.clone(),
+            why: it.why.clone(),
+        });
     }
     for (h, d) in disc {
         for s in &d.services {
@@ -567,8 +580,15 @@ fn print_plan(items: &[Item], disc: &BTreeMap<String, Discovery>, db: Option<&st
                 continue;
             };
             out.line(format!("  LEAVE {} on {h}: {why}", s.name));
+            plan.push(PlanEntry {
+                action: "leave".into(),
+                name: s.name.clone(),
+                host: h.clone(),
+                why,
+            });
         }
     }
+    plan
 }
 
 /// One running process of a `How::Process`.
@@ -1084,7 +1104,7 @@ pub async fn stop_services(
             }))
     });
     items.sort_by_key(|i| (rank(i.kind), std::cmp::Reverse(i.starts)));
-    print_plan(
+    let plan = print_plan(
         &items,
         &disc,
         req.database.as_ref().map(|d| d.name.as_str()),
@@ -1278,6 +1298,7 @@ pub async fn stop_services(
         out.line(format!("{n} row write(s) to '{t}' during the hold"));
     }
     Ok(StopOutcome {
+        plan,
         stopped,
         held_s: req.hold_s,
         still_active,
