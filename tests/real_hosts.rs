@@ -1673,3 +1673,44 @@ impl Drop for Planted {
         let _ = std::fs::remove_dir_all(&self.1);
     }
 }
+
+/// The stop step cancelled right after the freeze (as the step's timeout
+/// does: its future is dropped): the frozen writer is continued.
+#[test]
+fn a_stop_cancelled_after_the_freeze_continues_the_frozen_pids() {
+    let (w, inv) = frozen_window_world();
+    let pidfile = w.path("run/writer.pid");
+    let _writer = KillPidfile(pidfile.clone());
+    assert!(
+        Command::new("sh")
+            .arg("-c")
+            .arg(w.writer_start())
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_until(30, "the writer", || pid_in(&pidfile).is_some_and(alive));
+    let pid = pid_in(&pidfile).unwrap();
+    let mut opts = w.options();
+    opts.extra_path = Some(w.path("slow").display().to_string());
+    let a = RealActions::new(inv.clone(), Redactor::new()).with_probe_options(opts);
+    let req = StopRequest {
+        database: Some(db(&inv, "app")),
+        hosts: vec![host(&inv, "box")],
+        services: vec![],
+        hold_s: 2,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let task = rt.spawn(async move {
+        let (out, _rx) = output();
+        a.stop_services(&req, &out).await
+    });
+    wait_until(60, "the freeze", || state_of(pid) == "T");
+    task.abort();
+    wait_until(30, "the writer continued", || state_of(pid) != "T");
+    assert!(alive(pid));
+}

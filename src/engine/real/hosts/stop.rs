@@ -897,6 +897,35 @@ async fn stop_all(
     Ok(stopped)
 }
 
+/// Continues the processes a stop froze when the stop is dropped before it
+/// ended them (its future cancelled by a timeout); cleared once they are
+/// ended or `unfreeze_after` has taken over.
+struct FreezeGuard {
+    a: RealActions,
+    frozen: BTreeMap<String, Vec<String>>,
+}
+
+impl Drop for FreezeGuard {
+    fn drop(&mut self) {
+        if self.frozen.is_empty() {
+            return;
+        }
+        let frozen = std::mem::take(&mut self.frozen);
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::error!("stop-services ended early; processes left frozen: {frozen:?}");
+            return;
+        };
+        let a = self.a.clone();
+        rt.spawn(async move {
+            let e = ActionError::Failed(
+                "stop-services ended before the frozen processes were ended".into(),
+            );
+            let e = unfreeze_after(&a, &frozen, e, &Output::discard()).await;
+            tracing::warn!("{e}");
+        });
+    }
+}
+
 /// After a failed stop: sends CONT to every process this step froze (a
 /// lost connection is opened again for it) and says which were continued
 /// and which are still frozen, in the error the journal records.
@@ -1151,6 +1180,12 @@ pub async fn stop_services(
         // Said before it is done: these are the pids to continue if the step ends early.
         out.line(format!("freezing on {host}: {}", args.join(" ")));
     }
+    // Should this future be dropped (the step's timeout, a cancelled run)
+    // before the stop is through, the guard continues the frozen processes.
+    let mut guard = FreezeGuard {
+        a: a.clone(),
+        frozen: frozen.clone(),
+    };
     for (host, args) in &frozen {
         let froze = match transport(a, host) {
             Ok(h) => run(
@@ -1164,6 +1199,7 @@ pub async fn stop_services(
             Err(e) => Err(e),
         };
         if let Err(e) = froze {
+            guard.frozen.clear();
             return Err(unfreeze_after(a, &frozen, e, out).await);
         }
     }
@@ -1172,8 +1208,13 @@ pub async fn stop_services(
     //    frozen: they are continued, or reported as still frozen.
     let stopped = match stop_all(a, &items, &stamp, out).await {
         Ok(v) => v,
-        Err(e) => return Err(unfreeze_after(a, &frozen, e, out).await),
+        Err(e) => {
+            guard.frozen.clear();
+            return Err(unfreeze_after(a, &frozen, e, out).await);
+        }
     };
+    // Every frozen process got TERM (with CONT) or KILL.
+    guard.frozen.clear();
 
     // 4. Hold: probe again every few seconds; what comes back is stopped
     //    again (to limit the damage) and fails the hold all the same.
