@@ -1426,7 +1426,17 @@ fn stop_and_cut_after_freeze(w: &mut World, inv: &Inventory, restart: bool) -> (
     let (out, _rx) = output();
     let out2 = out.clone();
     let task = rt.spawn(async move { a.stop_services(&req, &out2).await });
-    wait_until(60, "the freeze", || state_of(pid) == "T");
+    wait_until(120, "the freeze", || {
+        state_of(pid) == "T" || task.is_finished()
+    });
+    if task.is_finished() {
+        let r = rt.block_on(task).unwrap();
+        panic!(
+            "the step ended before the freeze was seen: {:?}\n{}",
+            r.map(|o| o.stopped.len()),
+            out.kept().join("\n")
+        );
+    }
     w.sshd.kill_with_sessions();
     if restart {
         w.sshd.restart().unwrap();
@@ -1709,7 +1719,13 @@ fn a_stop_cancelled_after_the_freeze_continues_the_frozen_pids() {
         let (out, _rx) = output();
         a.stop_services(&req, &out).await
     });
-    wait_until(60, "the freeze", || state_of(pid) == "T");
+    wait_until(120, "the freeze", || {
+        state_of(pid) == "T" || task.is_finished()
+    });
+    assert!(
+        !task.is_finished(),
+        "the step ended before the freeze was seen"
+    );
     task.abort();
     wait_until(30, "the writer continued", || state_of(pid) != "T");
     assert!(alive(pid));
