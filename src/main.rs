@@ -248,6 +248,10 @@ fn cmd_status(
         println!("{}", lifeline::status::render_json(&report, redactor));
     } else {
         print!("{}", lifeline::status::render_text(&report, redactor));
+        // Processes a run left frozen (its connection lost): `run --resume` continues them.
+        for l in lifeline::engine::real::hosts::frozen::frozen_in_state_dir(&state_dir(cli)) {
+            println!("{l} (resume the run with --resume, or 'kill -s CONT' them on the host)");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

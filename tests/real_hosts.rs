@@ -1397,6 +1397,16 @@ fn state_of(pid: u32) -> String {
 /// Runs stop-services for 'app' and kills sshd with its sessions as soon as
 /// the writer is frozen; `restart` brings sshd back at once.
 fn stop_and_cut_after_freeze(w: &mut World, inv: &Inventory, restart: bool) -> (String, u32) {
+    let (out, _rx) = output();
+    stop_and_cut_after_freeze_to(w, inv, restart, out)
+}
+
+fn stop_and_cut_after_freeze_to(
+    w: &mut World,
+    inv: &Inventory,
+    restart: bool,
+    out: Output,
+) -> (String, u32) {
     let pidfile = w.path("run/writer.pid");
     assert!(
         Command::new("sh")
@@ -1423,7 +1433,6 @@ fn stop_and_cut_after_freeze(w: &mut World, inv: &Inventory, restart: bool) -> (
         .enable_all()
         .build()
         .unwrap();
-    let (out, _rx) = output();
     let out2 = out.clone();
     let task = rt.spawn(async move { a.stop_services(&req, &out2).await });
     wait_until(120, "the freeze", || {
@@ -1464,6 +1473,93 @@ fn connection_lost_after_the_freeze_reports_the_frozen_pids() {
     );
     assert!(text.contains(&format!("freezing on box: -{pid}")), "{text}");
     assert_eq!(state_of(pid), "T", "{text}");
+}
+
+/// The frozen pids outlive the run: journaled (as a `frozen` record of
+/// their own) before the SIGSTOP, left unresolved when the connection is
+/// lost and not back, and resolved first by a resumed run, which continues
+/// them and journals it; `status` shows "frozen: PIDS on HOST" until then.
+#[test]
+fn frozen_pids_are_journaled_before_the_freeze_and_resume_continues_them() {
+    use lifeline::engine::real::hosts::frozen;
+    let (mut w, inv) = frozen_window_world();
+    let _writer = KillPidfile(w.path("run/writer.pid"));
+    let state = tempfile::tempdir().unwrap();
+    let jp = state.path().join("incidents/frz-1/journal.jsonl");
+    let journal = lifeline::journal::Journal::open(&jp, "frz-1", "t", Redactor::new()).unwrap();
+    // What the engine does for a running step: writes the action's journal lines.
+    let (jtx, mut jrx) =
+        tokio::sync::mpsc::unbounded_channel::<lifeline::engine::actions::JournalRequest>();
+    let writer = std::thread::spawn(move || {
+        let mut journal = journal;
+        while let Some((entry, ack)) = jrx.blocking_recv() {
+            let _ = ack.send(journal.append(entry).map(|_| ()).map_err(|e| e.to_string()));
+        }
+        journal
+    });
+    let (out, _rx) = output();
+    let (text, pid) = stop_and_cut_after_freeze_to(&mut w, &inv, false, out.with_journal(jtx));
+    let mut journal = writer.join().unwrap();
+    assert_eq!(state_of(pid), "T", "{text}");
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    let f = recs
+        .iter()
+        .find(|r| r.kind == "frozen")
+        .unwrap_or_else(|| panic!("no frozen record: {recs:#?}\n{text}"));
+    assert_eq!(f.data["host"], "box", "{f:?}");
+    assert_eq!(
+        f.data["pids"],
+        serde_json::json!([format!("-{pid}")]),
+        "{f:?}"
+    );
+    assert_eq!(f.step.as_deref(), Some("t"), "{f:?}");
+    assert_eq!(
+        frozen::unresolved(&recs),
+        vec![frozen::Frozen {
+            host: "box".into(),
+            pids: vec![format!("-{pid}")]
+        }],
+        "{text}"
+    );
+
+    // `status` names them while they are frozen.
+    let inv_path = w.path("lifeline.toml");
+    std::fs::write(&inv_path, w.inventory_text("")).unwrap();
+    w.sshd.restart().unwrap();
+    let st = support::lifeline(state.path())
+        .arg("-i")
+        .arg(&inv_path)
+        .args(["status", "--timeout", "20"])
+        .output()
+        .unwrap();
+    let shown = support::stdout(&st);
+    assert!(
+        shown.contains(&format!("incident frz-1: frozen: -{pid} on box")),
+        "{shown}\n{}",
+        support::stderr(&st)
+    );
+
+    // The resumed run resolves it first: continued, and journaled.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let a = w.actions(&inv);
+    let lines = rt
+        .block_on(frozen::resume_frozen(&a, &recs, &mut journal))
+        .unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("now continued: -{pid}"))),
+        "{lines:?}"
+    );
+    wait_until(10, "the writer continued", || state_of(pid) != "T");
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    assert!(frozen::unresolved(&recs).is_empty(), "{recs:#?}");
+    let r = recs.iter().rfind(|r| r.kind == "frozen-resolved").unwrap();
+    assert_eq!(r.data["how"], "continued", "{r:?}");
 }
 
 /// Connection lost right after the freeze and back at once: the frozen

@@ -291,7 +291,7 @@ pub async fn run_outcome(
         return Outcome::from(exit.code());
     }
 
-    let live = match open_live(RunSpec {
+    let mut live = match open_live(RunSpec {
         runbook: &rb,
         inventory: inv,
         answers: &answers,
@@ -320,6 +320,22 @@ pub async fn run_outcome(
         live.incident,
         live.journal_path.display()
     );
+    if args.resume {
+        // Processes an earlier run left frozen (its connection lost) come first.
+        let records = crate::journal::read_records(&live.journal_path).unwrap_or_default();
+        match super::real::hosts::frozen::resume_frozen(&actions, &records, &mut live.journal).await
+        {
+            Ok(lines) => {
+                for l in lines {
+                    println!("{l}");
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}; nothing was done");
+                return Outcome::from(1);
+            }
+        }
+    }
     let exit = drive(live.state, actions, live.journal, answers, redactor).await;
     Outcome {
         code: exit.code(),

@@ -970,6 +970,15 @@ async fn unfreeze_after(
                 break;
             }
         }
+        if r.is_ok()
+            && let Err(e) = out
+                .journal(super::frozen::resolved_entry(host, args, "continued"))
+                .await
+        {
+            out.line(format!(
+                "could not journal that the frozen pids on {host} were continued: {e}"
+            ));
+        }
         let line = match r {
             Ok(()) => format!("frozen processes continued on {host}: {list}"),
             Err(why) => format!(
@@ -1177,8 +1186,16 @@ pub async fn stop_services(
         }
     }
     for (host, args) in &frozen {
-        // Said before it is done: these are the pids to continue if the step ends early.
+        // Said and journaled (fsynced) before it is done: these are the pids
+        // to continue if the step or the connection ends early. No line, no freeze.
         out.line(format!("freezing on {host}: {}", args.join(" ")));
+        out.journal(super::frozen::frozen_entry(host, args))
+            .await
+            .map_err(|e| {
+                ActionError::Failed(format!(
+                    "could not journal the pids to freeze on {host} ({e}); nothing was frozen or stopped"
+                ))
+            })?;
     }
     // Should this future be dropped (the step's timeout, a cancelled run)
     // before the stop is through, the guard continues the frozen processes.
@@ -1215,6 +1232,16 @@ pub async fn stop_services(
     };
     // Every frozen process got TERM (with CONT) or KILL.
     guard.frozen.clear();
+    for (host, args) in &frozen {
+        if let Err(e) = out
+            .journal(super::frozen::resolved_entry(host, args, "ended"))
+            .await
+        {
+            out.line(format!(
+                "could not journal that the frozen pids on {host} were ended: {e}"
+            ));
+        }
+    }
 
     // 4. Hold: probe again every few seconds; what comes back is stopped
     //    again (to limit the damage) and fails the hold all the same.
