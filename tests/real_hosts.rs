@@ -1826,3 +1826,97 @@ fn a_stop_cancelled_after_the_freeze_continues_the_frozen_pids() {
     wait_until(30, "the writer continued", || state_of(pid) != "T");
     assert!(alive(pid));
 }
+
+/// Two processes an inventory `match` cannot tell apart: "target unclear",
+/// never stopped by default. A headless run whose answers file adds one of
+/// them by pid (`[stop_plan] add = ["pid:N"]`) stops exactly that one; a
+/// selector that matches nothing fails the step before anything is frozen.
+#[test]
+fn the_answers_file_edits_the_stop_plan() {
+    let w = World::new();
+    std::fs::write(w.path("job.sh"), "#!/bin/sh\nwhile :; do sleep 1; done\n").unwrap();
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        let c = Command::new("/bin/sh")
+            .arg(w.path("job.sh"))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        jobs.push(KillGroup(c));
+    }
+    let (picked, other) = (jobs[0].0.id(), jobs[1].0.id());
+    let services = "\n[[service]]\nname = \"job\"\nhost = \"box\"\nkind = \"process\"\nmatch = \"job\\\\.sh\"\ndatabases = [\"app\"]\n";
+    let inv_path = w.path("lifeline.toml");
+    std::fs::write(&inv_path, w.inventory_text(services)).unwrap();
+    let runbook = w.path("stop.toml");
+    std::fs::write(
+        &runbook,
+        r#"
+id = "stop-only"
+title = "Stop the writers of app"
+when = "A test."
+
+[[step]]
+id = "stop"
+action = "stop-services"
+explain = "Stop every writer of app, hold."
+database = "app"
+hold_s = 2
+"#,
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let run = |incident: &str, answers: &str| {
+        let p = w.path(&format!("{incident}.answers.toml"));
+        std::fs::write(&p, answers).unwrap();
+        let out = support::lifeline(state.path())
+            .arg("-i")
+            .arg(&inv_path)
+            .args(["run", "--incident", incident, "--answers"])
+            .arg(&p)
+            .arg(&runbook)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!("{}\n{}", support::stdout(&out), support::stderr(&out)),
+        )
+    };
+
+    // A selector that matches nothing: a clear error, nothing frozen or stopped.
+    let (ok, text) = run("plan-0", "[stop_plan]\nadd = [\"pid:4000000\"]\n");
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("[stop_plan] add 'pid:4000000' (answers file) matches nothing"),
+        "{text}"
+    );
+    assert!(!text.contains("kill -s STOP"), "{text}");
+    assert!(alive(picked) && alive(other), "{text}");
+
+    // Added by pid: that one is stopped, the other is left (target unclear).
+    let (_, text) = run(
+        "plan-1",
+        &format!("[stop_plan]\nadd = [\"pid:{picked}\"]\n"),
+    );
+    assert!(
+        text.contains(&format!(
+            "added by the answers file ([stop_plan] add 'pid:{picked}')"
+        )),
+        "{text}"
+    );
+    wait_until(20, "the picked job stopped", || !alive(picked));
+    assert!(alive(other), "the job not added was stopped\n{text}");
+    let jp = state.path().join("incidents/plan-1/journal.jsonl");
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    let fin = recs
+        .iter()
+        .find(|r| r.step.as_deref() == Some("stop") && r.data.get("plan").is_some())
+        .unwrap_or_else(|| panic!("no stop outcome with a plan: {recs:#?}"));
+    let plan = fin.data["plan"].as_array().unwrap();
+    assert!(
+        plan.iter()
+            .any(|p| p["action"] == "stop" && p["why"].as_str().unwrap().contains("added by")),
+        "{plan:#?}"
+    );
+}

@@ -243,6 +243,7 @@ pub async fn run_outcome(
         },
         None => Answers::default(),
     };
+    let actions = actions.with_stop_plan(answers.stop_plan.clone());
     let mut answers = answers;
     for (k, v) in defaults {
         if rb.param(k).is_some() && !answers.params.contains_key(k) {

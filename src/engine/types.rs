@@ -185,6 +185,19 @@ pub struct StopOutcome {
     pub plan: Vec<PlanEntry>,
 }
 
+/// Changes to stop-services' plan, from the answers file's `[stop_plan]`.
+/// A selector is `NAME` (an item's or discovered service's name, or an
+/// inventory service), `pid:N` or `unit:NAME`. `remove` leaves planned
+/// items alone; `add` stops what the plan left (e.g. "target unclear").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopPlanEdits {
+    #[serde(default)]
+    pub add: Vec<String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
 /// One line of a stop plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanEntry {

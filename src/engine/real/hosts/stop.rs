@@ -528,10 +528,87 @@ fn evidence_for(s: &Service, db: &str) -> String {
     }
 }
 
+fn item_matches(i: &Item, sel: &str) -> bool {
+    match sel.split_once(':') {
+        Some(("pid", p)) => {
+            matches!(i.how, How::Process { pid: Some(x), .. } if x.to_string() == p)
+        }
+        Some(("unit", u)) => matches!(&i.how, How::Unit { unit, .. } if unit == u),
+        _ => i.name == sel,
+    }
+}
+
+fn service_matches(s: &Service, sel: &str) -> bool {
+    match sel.split_once(':') {
+        Some(("pid", p)) => s.pid.is_some_and(|x| x.to_string() == p),
+        Some(("unit", u)) => {
+            matches!(s.kind, ServiceKind::Systemd | ServiceKind::Timer) && s.name == u
+        }
+        _ => s.name == sel || s.source == sel || s.inventory.as_deref() == Some(sel),
+    }
+}
+
+/// Applies the answers file's `[stop_plan]`: removed items are left alone
+/// (returned, for the plan's LEAVE lines); added ones are stopped with the
+/// rest. A selector that matches nothing, or adds the database server
+/// itself, fails the step before anything is frozen.
+fn edit_plan(
+    edits: &StopPlanEdits,
+    items: &mut Vec<Item>,
+    disc: &BTreeMap<String, Discovery>,
+) -> Result<Vec<Item>, ActionError> {
+    let mut removed = Vec::new();
+    for sel in &edits.remove {
+        let (gone, keep): (Vec<Item>, Vec<Item>) = std::mem::take(items)
+            .into_iter()
+            .partition(|i| item_matches(i, sel));
+        *items = keep;
+        if gone.is_empty() {
+            return Err(ActionError::Failed(format!(
+                "[stop_plan] remove '{sel}' (answers file) matches nothing in the plan; nothing was frozen or stopped"
+            )));
+        }
+        removed.extend(gone);
+    }
+    for sel in &edits.add {
+        let mut found = false;
+        for (h, d) in disc {
+            for s in d.services.iter().filter(|s| service_matches(s, sel)) {
+                if is_db_server(s) {
+                    return Err(ActionError::Failed(format!(
+                        "[stop_plan] add '{sel}' (answers file) is the database server itself on {h}; not stopped, nothing was frozen or stopped"
+                    )));
+                }
+                let planned = items.iter().any(|i| {
+                    &i.host == h
+                        && (i.name == s.name
+                            || matches!(i.how, How::Process { pid: Some(p), .. } if s.pid == Some(p)))
+                });
+                if planned {
+                    found = true;
+                    continue;
+                }
+                if let Some(mut it) = discovered_item(h, s) {
+                    it.why = format!("added by the answers file ([stop_plan] add '{sel}')");
+                    items.push(it);
+                    found = true;
+                }
+            }
+        }
+        if !found {
+            return Err(ActionError::Failed(format!(
+                "[stop_plan] add '{sel}' (answers file) matches nothing running on the hosts; nothing was frozen or stopped"
+            )));
+        }
+    }
+    Ok(removed)
+}
+
 /// Prints the plan before anything is frozen: every item to stop with why,
 /// and every discovered writer-like item left alone with why.
 fn print_plan(
     items: &[Item],
+    removed: &[Item],
     disc: &BTreeMap<String, Discovery>,
     db: Option<&str>,
     out: &Output,
@@ -547,9 +624,19 @@ fn print_plan(
             why: it.why.clone(),
         });
     }
+    for it in removed {
+        let why = "removed from the plan by the answers file ([stop_plan] remove)".to_string();
+        out.line(format!("  LEAVE {} on {}: {why}", it.name, it.host));
+        plan.push(PlanEntry {
+            action: "leave".into(),
+            name: it.name.clone(),
+            host: it.host.clone(),
+            why,
+        });
+    }
     for (h, d) in disc {
         for s in &d.services {
-            let planned = items.iter().any(|i| {
+            let planned = items.iter().chain(removed).any(|i| {
                 &i.host == h
                     && (i.name == s.name
                         || i.name == s.source
@@ -1142,8 +1229,10 @@ pub async fn stop_services(
             }))
     });
     items.sort_by_key(|i| (rank(i.kind), std::cmp::Reverse(i.starts)));
+    let removed = edit_plan(&a.stop_plan, &mut items, &disc)?;
     let plan = print_plan(
         &items,
+        &removed,
         &disc,
         req.database.as_ref().map(|d| d.name.as_str()),
         out,
