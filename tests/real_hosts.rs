@@ -1920,3 +1920,99 @@ hold_s = 2
         "{plan:#?}"
     );
 }
+
+/// `lifeline run --resume` resolves what an earlier run of the incident
+/// left frozen before anything else: the process (frozen here by the test,
+/// named by a `frozen` record as the stop writes it) is continued and the
+/// journal says so; `status` no longer lists it.
+#[test]
+fn run_resume_continues_the_pids_an_earlier_run_left_frozen() {
+    let w = World::new();
+    std::fs::write(w.path("job.sh"), "#!/bin/sh\nwhile :; do sleep 1; done\n").unwrap();
+    let job = KillGroup(
+        Command::new("/bin/sh")
+            .arg(w.path("job.sh"))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = job.0.id();
+    let inv_path = w.path("lifeline.toml");
+    std::fs::write(&inv_path, w.inventory_text("")).unwrap();
+    let runbook = w.path("note.toml");
+    std::fs::write(
+        &runbook,
+        "id = \"n\"\ntitle = \"A note\"\nwhen = \"A test.\"\n\n[[step]]\nid = \"look\"\naction = \"command\"\nexplain = \"Nothing.\"\nhost = \"box\"\ndestructive = false\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let run = |resume: bool| {
+        let mut c = support::lifeline(state.path());
+        c.arg("-i")
+            .arg(&inv_path)
+            .args(["run", "--incident", "frz-2"]);
+        if resume {
+            c.arg("--resume");
+        }
+        let out = c.arg(&runbook).output().unwrap();
+        format!("{}\n{}", support::stdout(&out), support::stderr(&out))
+    };
+    let text = run(false);
+    // The earlier run froze the job and lost its connection before continuing it.
+    let jp = state.path().join("incidents/frz-2/journal.jsonl");
+    {
+        let mut j = lifeline::journal::Journal::open(&jp, "frz-2", "t", Redactor::new()).unwrap();
+        j.append(lifeline::engine::real::hosts::frozen::frozen_entry(
+            "box",
+            &[format!("-{pid}")],
+        ))
+        .unwrap();
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-s", "STOP", "--", &format!("-{pid}")])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_until(10, "the job frozen", || state_of(pid) == "T");
+    let st = support::lifeline(state.path())
+        .arg("-i")
+        .arg(&inv_path)
+        .args(["status", "--timeout", "20"])
+        .output()
+        .unwrap();
+    assert!(
+        support::stdout(&st).contains(&format!("incident frz-2: frozen: -{pid} on box")),
+        "{text}\n{}",
+        support::stdout(&st)
+    );
+
+    let text = run(true);
+    assert!(
+        text.contains(&format!(
+            "left frozen by the earlier run on box, now continued: -{pid}"
+        )),
+        "{text}"
+    );
+    wait_until(10, "the job continued", || state_of(pid) != "T");
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    let pos = |k: &str| recs.iter().rposition(|r| r.kind == k).unwrap();
+    assert!(pos("frozen-resolved") < pos("run-finished"), "{recs:#?}");
+    assert!(
+        lifeline::engine::real::hosts::frozen::unresolved(&recs).is_empty(),
+        "{recs:#?}"
+    );
+    let st = support::lifeline(state.path())
+        .arg("-i")
+        .arg(&inv_path)
+        .args(["status", "--timeout", "20"])
+        .output()
+        .unwrap();
+    assert!(
+        !support::stdout(&st).contains("frozen:"),
+        "{}",
+        support::stdout(&st)
+    );
+}
