@@ -1919,6 +1919,18 @@ hold_s = 2
             .any(|p| p["action"] == "stop" && p["why"].as_str().unwrap().contains("added by")),
         "{plan:#?}"
     );
+
+    // Removed: left running, with a LEAVE line saying why (a removal wins over an add).
+    let (_, text) = run(
+        "plan-2",
+        &format!("[stop_plan]\nadd = [\"pid:{other}\"]\nremove = [\"pid:{other}\"]\n"),
+    );
+    assert!(
+        text.contains("removed from the plan by the answers file ([stop_plan] remove)"),
+        "{text}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(alive(other), "a removed item was stopped\n{text}");
 }
 
 /// `lifeline run --resume` resolves what an earlier run of the incident

@@ -548,7 +548,8 @@ fn service_matches(s: &Service, sel: &str) -> bool {
     }
 }
 
-/// Applies the answers file's `[stop_plan]`: removed items are left alone
+/// Applies the answers file's `[stop_plan]` (adds first, then removes: a
+/// removal wins): removed items are left alone
 /// (returned, for the plan's LEAVE lines); added ones are stopped with the
 /// rest. A selector that matches nothing, or adds the database server
 /// itself, fails the step before anything is frozen.
@@ -557,19 +558,6 @@ fn edit_plan(
     items: &mut Vec<Item>,
     disc: &BTreeMap<String, Discovery>,
 ) -> Result<Vec<Item>, ActionError> {
-    let mut removed = Vec::new();
-    for sel in &edits.remove {
-        let (gone, keep): (Vec<Item>, Vec<Item>) = std::mem::take(items)
-            .into_iter()
-            .partition(|i| item_matches(i, sel));
-        *items = keep;
-        if gone.is_empty() {
-            return Err(ActionError::Failed(format!(
-                "[stop_plan] remove '{sel}' (answers file) matches nothing in the plan; nothing was frozen or stopped"
-            )));
-        }
-        removed.extend(gone);
-    }
     for sel in &edits.add {
         let mut found = false;
         for (h, d) in disc {
@@ -600,6 +588,19 @@ fn edit_plan(
                 "[stop_plan] add '{sel}' (answers file) matches nothing running on the hosts; nothing was frozen or stopped"
             )));
         }
+    }
+    let mut removed = Vec::new();
+    for sel in &edits.remove {
+        let (gone, keep): (Vec<Item>, Vec<Item>) = std::mem::take(items)
+            .into_iter()
+            .partition(|i| item_matches(i, sel));
+        *items = keep;
+        if gone.is_empty() {
+            return Err(ActionError::Failed(format!(
+                "[stop_plan] remove '{sel}' (answers file) matches nothing in the plan; nothing was frozen or stopped"
+            )));
+        }
+        removed.extend(gone);
     }
     Ok(removed)
 }
