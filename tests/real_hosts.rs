@@ -1884,6 +1884,15 @@ hold_s = 2
         )
     };
 
+    // A malformed selector: refused with the answers file's line, before any step.
+    let (ok, text) = run("plan-x", "[stop_plan]\nremove = [\"pid:abc\"]\n");
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("[stop_plan] 'pid:abc': 'pid:' needs a process id"),
+        "{text}"
+    );
+    assert!(!text.contains("stop plan:"), "{text}");
+
     // A selector that matches nothing: a clear error, nothing frozen or stopped.
     let (ok, text) = run("plan-0", "[stop_plan]\nadd = [\"pid:4000000\"]\n");
     assert!(!ok, "{text}");
