@@ -152,7 +152,10 @@ pub fn cli(args: BackupsArgs<'_>, redactor: &Redactor) -> u8 {
     });
     let failed = listed.iter().any(|l| l.report.error.is_some());
     if args.json {
-        println!("{}", redactor.redact(&render_json(&listed)));
+        println!(
+            "{}",
+            crate::term::json_safe(&redactor.redact(&render_json(&listed)))
+        );
     } else {
         print!(
             "{}",

@@ -309,9 +309,18 @@ fn cmd_status(
         lifeline::status::collect(&inv, &hosts, &opts, redactor).await
     });
     if json {
-        lifeline::outln!("{}", lifeline::status::render_json(&report, redactor));
+        println!(
+            "{}",
+            lifeline::term::json_safe(&lifeline::status::render_json(&report, redactor))
+        );
     } else {
         lifeline::out!("{}", lifeline::status::render_text(&report, redactor));
+        // Processes a run left frozen (its connection lost): `run --resume` continues them.
+        for l in lifeline::engine::real::hosts::frozen::frozen_in_state_dir(&state_dir(cli)) {
+            lifeline::outln!(
+                "{l} (resume the run with --resume, or 'kill -s CONT' them on the host)"
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -331,7 +340,10 @@ fn cmd_journal_verify(
     let report = journal::verify_file_with(&p, allowed)
         .with_context(|| format!("cannot read journal '{}'", p.display()))?;
     if json {
-        lifeline::outln!("{}", serde_json::to_string_pretty(&report)?);
+        println!(
+            "{}",
+            lifeline::term::json_safe(&serde_json::to_string_pretty(&report)?)
+        );
     } else {
         print_report(&p, &report);
     }

@@ -47,6 +47,25 @@ pub fn visible_text(s: &str) -> Cow<'_, str> {
     render(s, true)
 }
 
+/// JSON text for a terminal: serialised JSON keeps its exact strings, but
+/// DEL, C1 controls, bidi overrides and line/paragraph separators (which
+/// serde_json leaves raw) become `\uXXXX` escapes. Valid JSON, same values.
+pub fn json_safe(s: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| hostile(c) || matches!(c, '\u{2028}' | '\u{2029}');
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// `println!` for the CLI: the formatted text passes through [`visible_text`].
 #[macro_export]
 macro_rules! outln {
@@ -92,5 +111,19 @@ mod tests {
             visible_text("a\tb\nc\x1b[31m\r\n"),
             "a\tb\nc\\x1b[31m\\x0d\n"
         );
+    }
+
+    #[test]
+    fn json_stays_json_with_the_exact_text() {
+        let v = serde_json::json!({"t": "a\u{1b}[2J\u{9b}\u{7f}\u{202e}\u{2028}z"});
+        let raw = serde_json::to_string(&v).unwrap();
+        let safe = json_safe(&raw);
+        assert!(
+            !safe
+                .chars()
+                .any(|c| c.is_control() || c == '\u{202e}' || c == '\u{2028}')
+        );
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back, v);
     }
 }

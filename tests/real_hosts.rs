@@ -1295,7 +1295,16 @@ async fn two_trios_on_one_host_only_the_named_databases_is_stopped() {
     }
     assert_eq!(o.stopped.len(), 3, "{o:#?}\n{text}");
     assert!(o.stopped.iter().any(|s| s.name == "sync_prod"), "{o:#?}");
-    // The plan came first: what is stopped and why, what is left alone and why.
+    // The plan is in the outcome (journaled with the step) ...
+    assert!(
+        o.plan
+            .iter()
+            .any(|p| p.action == "leave" && p.why.contains("another database ('staging')")),
+        "{:#?}",
+        o.plan
+    );
+    assert_eq!(o.plan.iter().filter(|p| p.action == "stop").count(), 3);
+    // ... and came first: what is stopped and why, what is left alone and why.
     let plan = text.find("stop plan: 3 item(s) to stop").expect(&text);
     let freeze = text.find("kill -s STOP").expect(&text);
     assert!(plan < freeze, "{text}");
@@ -1388,6 +1397,16 @@ fn state_of(pid: u32) -> String {
 /// Runs stop-services for 'app' and kills sshd with its sessions as soon as
 /// the writer is frozen; `restart` brings sshd back at once.
 fn stop_and_cut_after_freeze(w: &mut World, inv: &Inventory, restart: bool) -> (String, u32) {
+    let (out, _rx) = output();
+    stop_and_cut_after_freeze_to(w, inv, restart, out)
+}
+
+fn stop_and_cut_after_freeze_to(
+    w: &mut World,
+    inv: &Inventory,
+    restart: bool,
+    out: Output,
+) -> (String, u32) {
     let pidfile = w.path("run/writer.pid");
     assert!(
         Command::new("sh")
@@ -1414,10 +1433,19 @@ fn stop_and_cut_after_freeze(w: &mut World, inv: &Inventory, restart: bool) -> (
         .enable_all()
         .build()
         .unwrap();
-    let (out, _rx) = output();
     let out2 = out.clone();
     let task = rt.spawn(async move { a.stop_services(&req, &out2).await });
-    wait_until(60, "the freeze", || state_of(pid) == "T");
+    wait_until(120, "the freeze", || {
+        state_of(pid) == "T" || task.is_finished()
+    });
+    if task.is_finished() {
+        let r = rt.block_on(task).unwrap();
+        panic!(
+            "the step ended before the freeze was seen: {:?}\n{}",
+            r.map(|o| o.stopped.len()),
+            out.kept().join("\n")
+        );
+    }
     w.sshd.kill_with_sessions();
     if restart {
         w.sshd.restart().unwrap();
@@ -1445,6 +1473,93 @@ fn connection_lost_after_the_freeze_reports_the_frozen_pids() {
     );
     assert!(text.contains(&format!("freezing on box: -{pid}")), "{text}");
     assert_eq!(state_of(pid), "T", "{text}");
+}
+
+/// The frozen pids outlive the run: journaled (as a `frozen` record of
+/// their own) before the SIGSTOP, left unresolved when the connection is
+/// lost and not back, and resolved first by a resumed run, which continues
+/// them and journals it; `status` shows "frozen: PIDS on HOST" until then.
+#[test]
+fn frozen_pids_are_journaled_before_the_freeze_and_resume_continues_them() {
+    use lifeline::engine::real::hosts::frozen;
+    let (mut w, inv) = frozen_window_world();
+    let _writer = KillPidfile(w.path("run/writer.pid"));
+    let state = tempfile::tempdir().unwrap();
+    let jp = state.path().join("incidents/frz-1/journal.jsonl");
+    let journal = lifeline::journal::Journal::open(&jp, "frz-1", "t", Redactor::new()).unwrap();
+    // What the engine does for a running step: writes the action's journal lines.
+    let (jtx, mut jrx) =
+        tokio::sync::mpsc::unbounded_channel::<lifeline::engine::actions::JournalRequest>();
+    let writer = std::thread::spawn(move || {
+        let mut journal = journal;
+        while let Some((entry, ack)) = jrx.blocking_recv() {
+            let _ = ack.send(journal.append(entry).map(|_| ()).map_err(|e| e.to_string()));
+        }
+        journal
+    });
+    let (out, _rx) = output();
+    let (text, pid) = stop_and_cut_after_freeze_to(&mut w, &inv, false, out.with_journal(jtx));
+    let mut journal = writer.join().unwrap();
+    assert_eq!(state_of(pid), "T", "{text}");
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    let f = recs
+        .iter()
+        .find(|r| r.kind == "frozen")
+        .unwrap_or_else(|| panic!("no frozen record: {recs:#?}\n{text}"));
+    assert_eq!(f.data["host"], "box", "{f:?}");
+    assert_eq!(
+        f.data["pids"],
+        serde_json::json!([format!("-{pid}")]),
+        "{f:?}"
+    );
+    assert_eq!(f.step.as_deref(), Some("t"), "{f:?}");
+    assert_eq!(
+        frozen::unresolved(&recs),
+        vec![frozen::Frozen {
+            host: "box".into(),
+            pids: vec![format!("-{pid}")]
+        }],
+        "{text}"
+    );
+
+    // `status` names them while they are frozen.
+    let inv_path = w.path("lifeline.toml");
+    std::fs::write(&inv_path, w.inventory_text("")).unwrap();
+    w.sshd.restart().unwrap();
+    let st = support::lifeline(state.path())
+        .arg("-i")
+        .arg(&inv_path)
+        .args(["status", "--timeout", "20"])
+        .output()
+        .unwrap();
+    let shown = support::stdout(&st);
+    assert!(
+        shown.contains(&format!("incident frz-1: frozen: -{pid} on box")),
+        "{shown}\n{}",
+        support::stderr(&st)
+    );
+
+    // The resumed run resolves it first: continued, and journaled.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let a = w.actions(&inv);
+    let lines = rt
+        .block_on(frozen::resume_frozen(&a, &recs, &mut journal))
+        .unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("now continued: -{pid}"))),
+        "{lines:?}"
+    );
+    wait_until(10, "the writer continued", || state_of(pid) != "T");
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    assert!(frozen::unresolved(&recs).is_empty(), "{recs:#?}");
+    let r = recs.iter().rfind(|r| r.kind == "frozen-resolved").unwrap();
+    assert_eq!(r.data["how"], "continued", "{r:?}");
 }
 
 /// Connection lost right after the freeze and back at once: the frozen
@@ -1663,4 +1778,262 @@ impl Drop for Planted {
         }
         let _ = std::fs::remove_dir_all(&self.1);
     }
+}
+
+/// The stop step cancelled right after the freeze (as the step's timeout
+/// does: its future is dropped): the frozen writer is continued.
+#[test]
+fn a_stop_cancelled_after_the_freeze_continues_the_frozen_pids() {
+    let (w, inv) = frozen_window_world();
+    let pidfile = w.path("run/writer.pid");
+    let _writer = KillPidfile(pidfile.clone());
+    assert!(
+        Command::new("sh")
+            .arg("-c")
+            .arg(w.writer_start())
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_until(30, "the writer", || pid_in(&pidfile).is_some_and(alive));
+    let pid = pid_in(&pidfile).unwrap();
+    let mut opts = w.options();
+    opts.extra_path = Some(w.path("slow").display().to_string());
+    let a = RealActions::new(inv.clone(), Redactor::new()).with_probe_options(opts);
+    let req = StopRequest {
+        database: Some(db(&inv, "app")),
+        hosts: vec![host(&inv, "box")],
+        services: vec![],
+        hold_s: 2,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let task = rt.spawn(async move {
+        let (out, _rx) = output();
+        a.stop_services(&req, &out).await
+    });
+    wait_until(120, "the freeze", || {
+        state_of(pid) == "T" || task.is_finished()
+    });
+    assert!(
+        !task.is_finished(),
+        "the step ended before the freeze was seen"
+    );
+    task.abort();
+    wait_until(30, "the writer continued", || state_of(pid) != "T");
+    assert!(alive(pid));
+}
+
+/// Two processes an inventory `match` cannot tell apart: "target unclear",
+/// never stopped by default. A headless run whose answers file adds one of
+/// them by pid (`[stop_plan] add = ["pid:N"]`) stops exactly that one; a
+/// selector that matches nothing fails the step before anything is frozen.
+#[test]
+fn the_answers_file_edits_the_stop_plan() {
+    let w = World::new();
+    std::fs::write(w.path("job.sh"), "#!/bin/sh\nwhile :; do sleep 1; done\n").unwrap();
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        let c = Command::new("/bin/sh")
+            .arg(w.path("job.sh"))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        jobs.push(KillGroup(c));
+    }
+    let (picked, other) = (jobs[0].0.id(), jobs[1].0.id());
+    let services = "\n[[service]]\nname = \"job\"\nhost = \"box\"\nkind = \"process\"\nmatch = \"job\\\\.sh\"\ndatabases = [\"app\"]\n";
+    let inv_path = w.path("lifeline.toml");
+    std::fs::write(&inv_path, w.inventory_text(services)).unwrap();
+    let runbook = w.path("stop.toml");
+    std::fs::write(
+        &runbook,
+        r#"
+id = "stop-only"
+title = "Stop the writers of app"
+when = "A test."
+
+[[step]]
+id = "stop"
+action = "stop-services"
+explain = "Stop every writer of app, hold."
+database = "app"
+hold_s = 2
+"#,
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let run = |incident: &str, answers: &str| {
+        let p = w.path(&format!("{incident}.answers.toml"));
+        std::fs::write(&p, answers).unwrap();
+        let out = support::lifeline(state.path())
+            .arg("-i")
+            .arg(&inv_path)
+            .args(["run", "--incident", incident, "--answers"])
+            .arg(&p)
+            .arg(&runbook)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!("{}\n{}", support::stdout(&out), support::stderr(&out)),
+        )
+    };
+
+    // A malformed selector: refused with the answers file's line, before any step.
+    let (ok, text) = run("plan-x", "[stop_plan]\nremove = [\"pid:abc\"]\n");
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("[stop_plan] 'pid:abc': 'pid:' needs a process id"),
+        "{text}"
+    );
+    assert!(!text.contains("stop plan:"), "{text}");
+
+    // A selector that matches nothing: a clear error, nothing frozen or stopped.
+    let (ok, text) = run("plan-0", "[stop_plan]\nadd = [\"pid:4000000\"]\n");
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("[stop_plan] add 'pid:4000000' (answers file) matches nothing"),
+        "{text}"
+    );
+    assert!(!text.contains("kill -s STOP"), "{text}");
+    assert!(alive(picked) && alive(other), "{text}");
+
+    // Added by pid: that one is stopped, the other is left (target unclear).
+    let (_, text) = run(
+        "plan-1",
+        &format!("[stop_plan]\nadd = [\"pid:{picked}\"]\n"),
+    );
+    assert!(
+        text.contains(&format!(
+            "added by the answers file ([stop_plan] add 'pid:{picked}')"
+        )),
+        "{text}"
+    );
+    wait_until(20, "the picked job stopped", || !alive(picked));
+    assert!(alive(other), "the job not added was stopped\n{text}");
+    let jp = state.path().join("incidents/plan-1/journal.jsonl");
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    let fin = recs
+        .iter()
+        .find(|r| r.step.as_deref() == Some("stop") && r.data.get("plan").is_some())
+        .unwrap_or_else(|| panic!("no stop outcome with a plan: {recs:#?}"));
+    let plan = fin.data["plan"].as_array().unwrap();
+    assert!(
+        plan.iter()
+            .any(|p| p["action"] == "stop" && p["why"].as_str().unwrap().contains("added by")),
+        "{plan:#?}"
+    );
+
+    // Removed: left running, with a LEAVE line saying why (a removal wins over an add).
+    let (_, text) = run(
+        "plan-2",
+        &format!("[stop_plan]\nadd = [\"pid:{other}\"]\nremove = [\"pid:{other}\"]\n"),
+    );
+    assert!(
+        text.contains("removed from the plan by the answers file ([stop_plan] remove)"),
+        "{text}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(alive(other), "a removed item was stopped\n{text}");
+}
+
+/// `lifeline run --resume` resolves what an earlier run of the incident
+/// left frozen before anything else: the process (frozen here by the test,
+/// named by a `frozen` record as the stop writes it) is continued and the
+/// journal says so; `status` no longer lists it.
+#[test]
+fn run_resume_continues_the_pids_an_earlier_run_left_frozen() {
+    let w = World::new();
+    std::fs::write(w.path("job.sh"), "#!/bin/sh\nwhile :; do sleep 1; done\n").unwrap();
+    let job = KillGroup(
+        Command::new("/bin/sh")
+            .arg(w.path("job.sh"))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = job.0.id();
+    let inv_path = w.path("lifeline.toml");
+    std::fs::write(&inv_path, w.inventory_text("")).unwrap();
+    let runbook = w.path("note.toml");
+    std::fs::write(
+        &runbook,
+        "id = \"n\"\ntitle = \"A note\"\nwhen = \"A test.\"\n\n[[step]]\nid = \"look\"\naction = \"command\"\nexplain = \"Nothing.\"\nhost = \"box\"\ndestructive = false\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let run = |resume: bool| {
+        let mut c = support::lifeline(state.path());
+        c.arg("-i")
+            .arg(&inv_path)
+            .args(["run", "--incident", "frz-2"]);
+        if resume {
+            c.arg("--resume");
+        }
+        let out = c.arg(&runbook).output().unwrap();
+        format!("{}\n{}", support::stdout(&out), support::stderr(&out))
+    };
+    let text = run(false);
+    // The earlier run froze the job and lost its connection before continuing it.
+    let jp = state.path().join("incidents/frz-2/journal.jsonl");
+    {
+        let mut j = lifeline::journal::Journal::open(&jp, "frz-2", "t", Redactor::new()).unwrap();
+        j.append(lifeline::engine::real::hosts::frozen::frozen_entry(
+            "box",
+            &[format!("-{pid}")],
+        ))
+        .unwrap();
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-s", "STOP", "--", &format!("-{pid}")])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_until(10, "the job frozen", || state_of(pid) == "T");
+    let st = support::lifeline(state.path())
+        .arg("-i")
+        .arg(&inv_path)
+        .args(["status", "--timeout", "20"])
+        .output()
+        .unwrap();
+    assert!(
+        support::stdout(&st).contains(&format!("incident frz-2: frozen: -{pid} on box")),
+        "{text}\n{}",
+        support::stdout(&st)
+    );
+
+    let text = run(true);
+    assert!(
+        text.contains(&format!(
+            "left frozen by the earlier run on box, now continued: -{pid}"
+        )),
+        "{text}"
+    );
+    wait_until(10, "the job continued", || state_of(pid) != "T");
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    let pos = |k: &str| recs.iter().rposition(|r| r.kind == k).unwrap();
+    assert!(pos("frozen-resolved") < pos("run-finished"), "{recs:#?}");
+    assert!(
+        lifeline::engine::real::hosts::frozen::unresolved(&recs).is_empty(),
+        "{recs:#?}"
+    );
+    let st = support::lifeline(state.path())
+        .arg("-i")
+        .arg(&inv_path)
+        .args(["status", "--timeout", "20"])
+        .output()
+        .unwrap();
+    assert!(
+        !support::stdout(&st).contains("frozen:"),
+        "{}",
+        support::stdout(&st)
+    );
 }

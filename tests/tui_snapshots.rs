@@ -279,6 +279,12 @@ fn env_label_colours_the_header() {
         head.contains("READ-ONLY") && head.contains("DRILL"),
         "{head}"
     );
+    // Pids a run left frozen are named in the header until resolved.
+    let mut m = model();
+    m.header.frozen = vec!["frozen: -4242 on db1".into()];
+    let screen = text(render(&m, 100, 24).backend().buffer());
+    let head = screen.lines().next().unwrap();
+    assert!(head.contains("FROZEN: -4242 ON DB1"), "{head}");
 }
 
 #[test]

@@ -369,6 +369,15 @@ pub async fn run(
         env: inventory.env.clone(),
         readonly: args.readonly,
         inventory: inventory.name.clone(),
+        // Pids a run of this incident left frozen (`lifeline run --resume` continues them).
+        frozen: read_records(&inc.journal_path)
+            .map(|r| {
+                crate::engine::real::hosts::frozen::unresolved(&r)
+                    .iter()
+                    .map(|f| f.line())
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     model.runbooks = runbook_list();
     if args.drill {

@@ -622,7 +622,10 @@ pub fn cli(inventory: Option<&Path>, database: &str, json: bool, redactor: &Reda
             }
         };
         redactor.redact_json(&mut v);
-        crate::outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        println!(
+            "{}",
+            crate::term::json_safe(&serde_json::to_string_pretty(&v).unwrap_or_default())
+        );
     } else {
         crate::outln!("{}", redactor.redact(&render_text(&report)));
     }

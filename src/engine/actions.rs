@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::events::EngineEvent;
 use super::types::*;
@@ -44,7 +44,13 @@ pub struct Output {
     step: String,
     redactor: Redactor,
     kept: Arc<Mutex<Vec<String>>>,
+    journal: Option<JournalTx>,
 }
+
+/// A journal line an action asks the engine to write now, with where the
+/// engine says whether it was written (fsynced) or why not.
+pub type JournalRequest = (crate::journal::Entry, oneshot::Sender<Result<(), String>>);
+pub type JournalTx = mpsc::UnboundedSender<JournalRequest>;
 
 impl Output {
     pub fn new(
@@ -59,6 +65,32 @@ impl Output {
             step: step.to_string(),
             redactor,
             kept: Arc::new(Mutex::new(Vec::new())),
+            journal: None,
+        }
+    }
+
+    /// This output can also write journal lines of its own (through the engine's journal).
+    pub fn with_journal(mut self, tx: JournalTx) -> Self {
+        self.journal = Some(tx);
+        self
+    }
+
+    /// Writes a record to the run's journal before the action goes on
+    /// (e.g. the pids about to be frozen). `Ok(false)`: this output has no
+    /// journal (tests, callers outside a run). An error: the engine could
+    /// not write it, and the action must not do what it was to record.
+    pub async fn journal(&self, entry: crate::journal::Entry) -> Result<bool, String> {
+        let Some(tx) = &self.journal else {
+            return Ok(false);
+        };
+        let entry = entry.step(self.step.clone());
+        let (ack, done) = oneshot::channel();
+        tx.send((entry, ack))
+            .map_err(|_| "the run's journal is closed".to_string())?;
+        match done.await {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err("the run's journal is closed".to_string()),
         }
     }
 

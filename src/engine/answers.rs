@@ -26,6 +26,8 @@ struct RawAnswers {
     overrides: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     interrupted: BTreeMap<String, Spanned<Decision>>,
+    #[serde(default)]
+    stop_plan: Option<Spanned<crate::engine::types::StopPlanEdits>>,
 }
 
 /// A parsed, checked answers file.
@@ -40,6 +42,8 @@ pub struct Answers {
     pub overrides: BTreeMap<String, String>,
     /// Step id -> what to do when it is found interrupted on resume.
     pub interrupted: BTreeMap<String, Decision>,
+    /// `[stop_plan]`: items to add to or remove from stop-services' plan.
+    pub stop_plan: crate::engine::types::StopPlanEdits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +171,28 @@ impl Answers {
                 continue;
             }
             a.interrupted.insert(k, v.into_inner());
+        }
+        if let Some(sp) = raw.stop_plan {
+            let span = sp.span();
+            let sp = sp.into_inner();
+            for sel in sp.add.iter().chain(&sp.remove) {
+                let bad = match sel.split_once(':') {
+                    _ if sel.trim().is_empty() => Some("an empty selector"),
+                    Some(("pid", n)) if n.parse::<u32>().map_or(true, |n| n == 0) => {
+                        Some("'pid:' needs a process id (digits)")
+                    }
+                    Some(("unit", u)) if u.trim().is_empty() => Some("'unit:' needs a unit name"),
+                    _ => None,
+                };
+                if let Some(why) = bad {
+                    at(
+                        span.clone(),
+                        "stop_plan",
+                        format!("[stop_plan] '{sel}': {why} (selectors: NAME, pid:N, unit:NAME)"),
+                    );
+                }
+            }
+            a.stop_plan = sp;
         }
         if diags.is_empty() {
             Ok(a)

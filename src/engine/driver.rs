@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc, watch};
 
-use super::actions::{ActionError, Actions, Output, dispatch};
+use super::actions::{ActionError, Actions, JournalRequest, Output, dispatch};
 use super::events::{
     ConfirmRequest, EngineEvent, EngineView, InterruptedRequest, OverrideRequest, Question, RunExit,
 };
@@ -262,14 +262,38 @@ impl<A: Actions, R: Recorder, O: Operator> Engine<A, R, O> {
                 }
                 Effect::Run { step, resolved } => {
                     let id = self.state.ctx.runbook.steps[step].id.clone();
-                    let out = Output::new(self.tx.clone(), step, &id, self.redactor.clone());
+                    // The action may journal lines of its own while it runs
+                    // (written here, in order, before it goes on).
+                    let (jtx, mut jrx) = mpsc::unbounded_channel::<JournalRequest>();
+                    let out = Output::new(self.tx.clone(), step, &id, self.redactor.clone())
+                        .with_journal(jtx);
                     let t0 = Instant::now();
-                    let fut = dispatch(&self.actions, &resolved.request, &out);
-                    let result = match resolved.timeout_s {
-                        Some(t) => tokio::time::timeout(Duration::from_secs(t), fut)
-                            .await
-                            .unwrap_or(Err(ActionError::Timeout(t))),
-                        None => fut.await,
+                    let timeout_s = resolved.timeout_s;
+                    let result = {
+                        let (actions, request, out_ref) = (&self.actions, &resolved.request, &out);
+                        let fut = async move {
+                            let fut = dispatch(actions, request, out_ref);
+                            match timeout_s {
+                                Some(t) => tokio::time::timeout(Duration::from_secs(t), fut)
+                                    .await
+                                    .unwrap_or(Err(ActionError::Timeout(t))),
+                                None => fut.await,
+                            }
+                        };
+                        tokio::pin!(fut);
+                        let recorder = &mut self.recorder;
+                        loop {
+                            tokio::select! {
+                                r = &mut fut => break r,
+                                Some((entry, ack)) = jrx.recv() => {
+                                    let r = recorder.append(entry).map(|_| ()).map_err(|e| {
+                                        tracing::error!("journal append failed: {e}");
+                                        e.to_string()
+                                    });
+                                    let _ = ack.send(r);
+                                }
+                            }
+                        }
                     };
                     let duration_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
                     self.feed(

@@ -244,6 +244,7 @@ pub async fn run_outcome(
         },
         None => Answers::default(),
     };
+    let actions = actions.with_stop_plan(answers.stop_plan.clone());
     let mut answers = answers;
     for (k, v) in defaults {
         if rb.param(k).is_some() && !answers.params.contains_key(k) {
@@ -293,7 +294,7 @@ pub async fn run_outcome(
     }
 
     let databases = inv.databases.clone();
-    let live = match open_live(RunSpec {
+    let mut live = match open_live(RunSpec {
         runbook: &rb,
         inventory: inv,
         answers: &answers,
@@ -322,6 +323,22 @@ pub async fn run_outcome(
         live.incident,
         live.journal_path.display()
     );
+    if args.resume {
+        // Processes an earlier run left frozen (its connection lost) come first.
+        let records = crate::journal::read_records(&live.journal_path).unwrap_or_default();
+        match super::real::hosts::frozen::resume_frozen(&actions, &records, &mut live.journal).await
+        {
+            Ok(lines) => {
+                for l in lines {
+                    crate::outln!("{l}");
+                }
+            }
+            Err(e) => {
+                crate::errln!("error: {e}; nothing was done");
+                return Outcome::from(1);
+            }
+        }
+    }
     // A resumed run was sampled when it started.
     let journal = if args.resume {
         live.journal

@@ -240,6 +240,7 @@ fn default_respond(req: &ActionRequest) -> Result<StepOutcome, String> {
             still_active: vec![],
             write_sessions: vec![],
             table_writes: BTreeMap::new(),
+            plan: vec![],
         }
         .into(),
         ActionRequest::Snapshot(s) => SnapshotOutcome {
@@ -525,6 +526,7 @@ fn failed_hold_stops_the_run_before_anything_destructive() {
             }],
             write_sessions: vec![],
             table_writes: BTreeMap::new(),
+            plan: vec![],
         }
         .into()),
         other => default_respond(other),
@@ -1052,6 +1054,7 @@ fn start_services_sees_what_every_attempt_of_a_stop_step_stopped() {
             still_active: vec![],
             write_sessions: vec![],
             table_writes: BTreeMap::new(),
+            plan: vec![],
         }
         .into()),
         ActionRequest::StartServices(r) => {

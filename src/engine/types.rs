@@ -179,6 +179,33 @@ pub struct StopOutcome {
     /// Rows inserted+updated+deleted per table during the hold (`pg_stat_user_tables`).
     #[serde(default)]
     pub table_writes: BTreeMap<String, i64>,
+    /// The plan shown before anything was frozen: what was stopped and what
+    /// was left alone, each with why.
+    #[serde(default)]
+    pub plan: Vec<PlanEntry>,
+}
+
+/// Changes to stop-services' plan, from the answers file's `[stop_plan]`.
+/// A selector is `NAME` (an item's or discovered service's name, or an
+/// inventory service), `pid:N` or `unit:NAME`. `remove` leaves planned
+/// items alone; `add` stops what the plan left (e.g. "target unclear").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopPlanEdits {
+    #[serde(default)]
+    pub add: Vec<String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// One line of a stop plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanEntry {
+    /// `stop` or `leave`.
+    pub action: String,
+    pub name: String,
+    pub host: String,
+    pub why: String,
 }
 
 impl StopOutcome {
@@ -591,6 +618,7 @@ impl From<StopOutcome> for StepOutcome {
             "write_sessions": to_value(&o.write_sessions),
             "table_writes": to_value(&o.table_writes),
             "hold_passed": o.hold_passed(),
+            "plan": to_value(&o.plan),
         });
         let verdict = if o.hold_passed() {
             Verdict::Ok

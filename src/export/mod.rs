@@ -123,7 +123,7 @@ pub fn render(
             // Redact the value, not the text, so the JSON stays valid.
             let mut v = serde_json::to_value(report)?;
             redactor.redact_json(&mut v);
-            let mut s = serde_json::to_string_pretty(&v)?;
+            let mut s = crate::term::json_safe(&serde_json::to_string_pretty(&v)?).into_owned();
             s.push('\n');
             s
         }

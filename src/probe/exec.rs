@@ -30,12 +30,22 @@ pub trait Runner: Send + Sync {
     /// Runs `script` with `input` on its standard input: how data from a
     /// host (paths, names) goes back to it without being spliced into
     /// shell text.
+    /// The default refuses: a runner that cannot feed standard input
+    /// cannot be sent host data safely.
     fn run_input<'a>(
         &'a self,
         script: &'a str,
         input: Vec<u8>,
         timeout: Duration,
-    ) -> BoxFuture<'a, Result<RunOutput, String>>;
+    ) -> BoxFuture<'a, Result<RunOutput, String>> {
+        let _ = (script, input, timeout);
+        Box::pin(async move {
+            Err(format!(
+                "host '{}': this runner cannot send data on standard input",
+                self.name()
+            ))
+        })
+    }
 }
 
 /// Bytes kept of one answer: discovery output (ps, `systemctl show` of

@@ -323,6 +323,7 @@ pub fn model(now: DateTime<Utc>) -> Model {
         env: Some("production".into()),
         readonly: false,
         inventory: Some("tovplay".into()),
+        frozen: Vec::new(),
     };
     m.incident_at = Some(incident - Duration::seconds(6));
     m.hosts = vec![

@@ -41,6 +41,8 @@ pub struct Header {
     pub readonly: bool,
     /// Inventory name, if it has one.
     pub inventory: Option<String>,
+    /// `frozen: PIDS on HOST` for pids a run of this incident left frozen.
+    pub frozen: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -25,6 +25,8 @@ pub struct RealActions {
     pub(crate) redactor: Redactor,
     /// How discovery runs on the hosts (cron root, PATH prefix, timeouts).
     pub(crate) probe: crate::probe::ProbeOptions,
+    /// The answers file's changes to stop-services' plan.
+    pub(crate) stop_plan: StopPlanEdits,
 }
 
 impl RealActions {
@@ -39,7 +41,14 @@ impl RealActions {
             hosts: Arc::new(hosts),
             redactor,
             probe: crate::probe::ProbeOptions::default(),
+            stop_plan: StopPlanEdits::default(),
         }
+    }
+
+    /// The same actions with the answers file's `[stop_plan]` applied to every stop.
+    pub fn with_stop_plan(mut self, edits: StopPlanEdits) -> RealActions {
+        self.stop_plan = edits;
+        self
     }
 
     /// The same actions with other discovery options (tests point the cron

@@ -74,6 +74,15 @@ impl Widget for Header<'_> {
                 )],
             ));
         }
+        if !m.header.frozen.is_empty() {
+            segs.push((
+                99,
+                vec![styled(
+                    format!(" {} ", m.header.frozen.join("; ").to_uppercase()),
+                    t.badge(Role::Bad),
+                )],
+            ));
+        }
         if m.ui.disconnected {
             segs.push((
                 97,

@@ -3,6 +3,7 @@
 //! (local or SSH). Never removes a file: cron lines are commented out with
 //! the original kept beside it; containers are stopped, never removed.
 
+pub mod frozen;
 mod start;
 mod stop;
 mod watch;

@@ -1,7 +1,8 @@
 //! stop-services (stop, disable, mask; comment out cron lines; docker stop;
-//! end process groups) with its hold, and start-services, which undoes only
-//! what a stop of this run did. Never deletes a file or a container: a cron
-//! file is kept beside itself before its lines are commented out.
+//! end process groups) with its plan and hold, and start-services, which
+//! undoes only what a stop of this run did. Stops only what evidence ties
+//! to the database; never deletes a file or a container: a cron file or
+//! crontab is kept in a private directory before its lines are commented out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -527,16 +528,116 @@ fn evidence_for(s: &Service, db: &str) -> String {
     }
 }
 
+fn item_matches(i: &Item, sel: &str) -> bool {
+    match sel.split_once(':') {
+        Some(("pid", p)) => {
+            matches!(i.how, How::Process { pid: Some(x), .. } if x.to_string() == p)
+        }
+        Some(("unit", u)) => matches!(&i.how, How::Unit { unit, .. } if unit == u),
+        _ => i.name == sel,
+    }
+}
+
+fn service_matches(s: &Service, sel: &str) -> bool {
+    match sel.split_once(':') {
+        Some(("pid", p)) => s.pid.is_some_and(|x| x.to_string() == p),
+        Some(("unit", u)) => {
+            matches!(s.kind, ServiceKind::Systemd | ServiceKind::Timer) && s.name == u
+        }
+        _ => s.name == sel || s.source == sel || s.inventory.as_deref() == Some(sel),
+    }
+}
+
+/// Applies the answers file's `[stop_plan]` (adds first, then removes: a
+/// removal wins): removed items are left alone
+/// (returned, for the plan's LEAVE lines); added ones are stopped with the
+/// rest. A selector that matches nothing, or adds the database server
+/// itself, fails the step before anything is frozen.
+fn edit_plan(
+    edits: &StopPlanEdits,
+    items: &mut Vec<Item>,
+    disc: &BTreeMap<String, Discovery>,
+) -> Result<Vec<Item>, ActionError> {
+    for sel in &edits.add {
+        let mut found = false;
+        for (h, d) in disc {
+            for s in d.services.iter().filter(|s| service_matches(s, sel)) {
+                if is_db_server(s) {
+                    return Err(ActionError::Failed(format!(
+                        "[stop_plan] add '{sel}' (answers file) is the database server itself on {h}; not stopped, nothing was frozen or stopped"
+                    )));
+                }
+                let planned = items.iter().any(|i| {
+                    &i.host == h
+                        && (i.name == s.name
+                            || matches!(i.how, How::Process { pid: Some(p), .. } if s.pid == Some(p)))
+                });
+                if planned {
+                    found = true;
+                    continue;
+                }
+                if let Some(mut it) = discovered_item(h, s) {
+                    it.why = format!("added by the answers file ([stop_plan] add '{sel}')");
+                    items.push(it);
+                    found = true;
+                }
+            }
+        }
+        if !found {
+            return Err(ActionError::Failed(format!(
+                "[stop_plan] add '{sel}' (answers file) matches nothing running on the hosts; nothing was frozen or stopped"
+            )));
+        }
+    }
+    let mut removed = Vec::new();
+    for sel in &edits.remove {
+        let (gone, keep): (Vec<Item>, Vec<Item>) = std::mem::take(items)
+            .into_iter()
+            .partition(|i| item_matches(i, sel));
+        *items = keep;
+        if gone.is_empty() {
+            return Err(ActionError::Failed(format!(
+                "[stop_plan] remove '{sel}' (answers file) matches nothing in the plan; nothing was frozen or stopped"
+            )));
+        }
+        removed.extend(gone);
+    }
+    Ok(removed)
+}
+
 /// Prints the plan before anything is frozen: every item to stop with why,
 /// and every discovered writer-like item left alone with why.
-fn print_plan(items: &[Item], disc: &BTreeMap<String, Discovery>, db: Option<&str>, out: &Output) {
+fn print_plan(
+    items: &[Item],
+    removed: &[Item],
+    disc: &BTreeMap<String, Discovery>,
+    db: Option<&str>,
+    out: &Output,
+) -> Vec<PlanEntry> {
+    let mut plan = Vec::new();
     out.line(format!("stop plan: {} item(s) to stop", items.len()));
     for it in items {
         out.line(format!("  STOP  {} on {}: {}", it.name, it.host, it.why));
+        plan.push(PlanEntry {
+            action: "stop".into(),
+            name: it.name.clone(),
+            host: it.host.clone(),
+            why: it.why.clone(),
+        });
+    }
+    for it in removed {
+        let why = "removed from the plan by the answers file ([stop_plan] remove)".to_string();
+        out.line(format!("  LEAVE {} on {}: {why}", it.name, it.host));
+        plan.push(PlanEntry {
+            action: "leave".into(),
+            name: it.name.clone(),
+            host: it.host.clone(),
+            why,
+        });
     }
     for (h, d) in disc {
         for s in &d.services {
-            let planned = items.iter().any(|i| {
+            let planned = items.iter().chain(removed).any(|i| {
                 &i.host == h
                     && (i.name == s.name
                         || i.name == s.source
@@ -567,8 +668,15 @@ fn print_plan(items: &[Item], disc: &BTreeMap<String, Discovery>, db: Option<&st
                 continue;
             };
             out.line(format!("  LEAVE {} on {h}: {why}", s.name));
+            plan.push(PlanEntry {
+                action: "leave".into(),
+                name: s.name.clone(),
+                host: h.clone(),
+                why,
+            });
         }
     }
+    plan
 }
 
 /// One running process of a `How::Process`.
@@ -877,6 +985,35 @@ async fn stop_all(
     Ok(stopped)
 }
 
+/// Continues the processes a stop froze when the stop is dropped before it
+/// ended them (its future cancelled by a timeout); cleared once they are
+/// ended or `unfreeze_after` has taken over.
+struct FreezeGuard {
+    a: RealActions,
+    frozen: BTreeMap<String, Vec<String>>,
+}
+
+impl Drop for FreezeGuard {
+    fn drop(&mut self) {
+        if self.frozen.is_empty() {
+            return;
+        }
+        let frozen = std::mem::take(&mut self.frozen);
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::error!("stop-services ended early; processes left frozen: {frozen:?}");
+            return;
+        };
+        let a = self.a.clone();
+        rt.spawn(async move {
+            let e = ActionError::Failed(
+                "stop-services ended before the frozen processes were ended".into(),
+            );
+            let e = unfreeze_after(&a, &frozen, e, &Output::discard()).await;
+            tracing::warn!("{e}");
+        });
+    }
+}
+
 /// After a failed stop: sends CONT to every process this step froze (a
 /// lost connection is opened again for it) and says which were continued
 /// and which are still frozen, in the error the journal records.
@@ -920,6 +1057,15 @@ async fn unfreeze_after(
             if r.is_ok() {
                 break;
             }
+        }
+        if r.is_ok()
+            && let Err(e) = out
+                .journal(super::frozen::resolved_entry(host, args, "continued"))
+                .await
+        {
+            out.line(format!(
+                "could not journal that the frozen pids on {host} were continued: {e}"
+            ));
         }
         let line = match r {
             Ok(()) => format!("frozen processes continued on {host}: {list}"),
@@ -1084,8 +1230,10 @@ pub async fn stop_services(
             }))
     });
     items.sort_by_key(|i| (rank(i.kind), std::cmp::Reverse(i.starts)));
-    print_plan(
+    let removed = edit_plan(&a.stop_plan, &mut items, &disc)?;
+    let plan = print_plan(
         &items,
+        &removed,
         &disc,
         req.database.as_ref().map(|d| d.name.as_str()),
         out,
@@ -1128,9 +1276,23 @@ pub async fn stop_services(
         }
     }
     for (host, args) in &frozen {
-        // Said before it is done: these are the pids to continue if the step ends early.
+        // Said and journaled (fsynced) before it is done: these are the pids
+        // to continue if the step or the connection ends early. No line, no freeze.
         out.line(format!("freezing on {host}: {}", args.join(" ")));
+        out.journal(super::frozen::frozen_entry(host, args))
+            .await
+            .map_err(|e| {
+                ActionError::Failed(format!(
+                    "could not journal the pids to freeze on {host} ({e}); nothing was frozen or stopped"
+                ))
+            })?;
     }
+    // Should this future be dropped (the step's timeout, a cancelled run)
+    // before the stop is through, the guard continues the frozen processes.
+    let mut guard = FreezeGuard {
+        a: a.clone(),
+        frozen: frozen.clone(),
+    };
     for (host, args) in &frozen {
         let froze = match transport(a, host) {
             Ok(h) => run(
@@ -1144,6 +1306,7 @@ pub async fn stop_services(
             Err(e) => Err(e),
         };
         if let Err(e) = froze {
+            guard.frozen.clear();
             return Err(unfreeze_after(a, &frozen, e, out).await);
         }
     }
@@ -1152,8 +1315,23 @@ pub async fn stop_services(
     //    frozen: they are continued, or reported as still frozen.
     let stopped = match stop_all(a, &items, &stamp, out).await {
         Ok(v) => v,
-        Err(e) => return Err(unfreeze_after(a, &frozen, e, out).await),
+        Err(e) => {
+            guard.frozen.clear();
+            return Err(unfreeze_after(a, &frozen, e, out).await);
+        }
     };
+    // Every frozen process got TERM (with CONT) or KILL.
+    guard.frozen.clear();
+    for (host, args) in &frozen {
+        if let Err(e) = out
+            .journal(super::frozen::resolved_entry(host, args, "ended"))
+            .await
+        {
+            out.line(format!(
+                "could not journal that the frozen pids on {host} were ended: {e}"
+            ));
+        }
+    }
 
     // 4. Hold: probe again every few seconds; what comes back is stopped
     //    again (to limit the damage) and fails the hold all the same.
@@ -1283,6 +1461,7 @@ pub async fn stop_services(
         out.line(format!("{n} row write(s) to '{t}' during the hold"));
     }
     Ok(StopOutcome {
+        plan,
         stopped,
         held_s: req.hold_s,
         still_active,
