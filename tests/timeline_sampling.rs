@@ -471,3 +471,38 @@ async fn next(rx: &mut tokio::sync::mpsc::Receiver<TimelineEvent>) -> TimelineEv
         .expect("an event within 60 s")
         .expect("channel open")
 }
+
+/// A dropped database (SQLSTATE 3D000) and then a stopped server are each
+/// journaled as an alert when first seen, once, however many rounds fail.
+#[tokio::test]
+async fn missing_database_and_down_server_are_journaled_alerts_once() {
+    let mut s = Setup::new();
+    let mut sampler = s.sampler("watch = [\"User\"]");
+    sampler.sample_once().await.unwrap();
+    assert!(s.records(kinds::ALERT).is_empty());
+
+    s.pg.psql("postgres", "DROP DATABASE \"TovPlay\" WITH (FORCE)")
+        .unwrap();
+    for _ in 0..3 {
+        let e = sampler.sample_once().await.unwrap_err();
+        assert_eq!(
+            e.db_error().and_then(|d| d.sqlstate()),
+            Some("3D000"),
+            "{e}"
+        );
+    }
+    let recs = s.records(kinds::ALERT);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0].data["rule"], "database-missing");
+    assert_eq!(recs[0].data["database"], "main");
+    assert!(recs[0].summary.contains("MISSING"), "{}", recs[0].summary);
+    assert!(recs[0].data["before_at"].is_string(), "{:?}", recs[0].data);
+
+    s.pg.stop().unwrap();
+    for _ in 0..2 {
+        assert!(sampler.sample_once().await.is_err());
+    }
+    let recs = s.records(kinds::ALERT);
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    assert_eq!(recs[1].data["rule"], "server-down");
+}
