@@ -90,6 +90,12 @@ enum Command {
         /// The inventory to check (same as -i FILE).
         file: Option<PathBuf>,
     },
+    /// List the incidents under --state-dir: id, runbook, opened, state.
+    Incidents {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the runbooks and when to use each.
     Runbooks,
     /// Run a runbook without a terminal, answering from --answers.
@@ -718,6 +724,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Man { .. } => Ok(ExitCode::from(EXIT_USAGE)),
         Command::Check { file } => cmd_check(&cli, file.clone()),
         Command::Runbooks => Ok(ExitCode::from(engine::headless::cmd_runbooks())),
+        Command::Incidents { json } => {
+            let rows = lifeline::incidents::list(&state_dir(&cli));
+            if *json {
+                lifeline::outln!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                lifeline::outln!("{}", lifeline::incidents::render(&rows).trim_end());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run {
             runbook,
             answers,

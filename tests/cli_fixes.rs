@@ -66,3 +66,58 @@ fn check_takes_the_inventory_as_a_positional_file() {
     assert!(err.contains("inv.toml"), "{err}");
     assert!(!err.contains("unexpected argument"), "{err}");
 }
+
+#[test]
+fn incidents_lists_id_runbook_opened_and_state() {
+    use lifeline::journal::{Entry, Journal, kinds};
+    use lifeline::redact::Redactor;
+    use lifeline::state::StateDir;
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let st = StateDir::new(&state);
+    let id = "20261206-013000-table-wiped";
+    std::fs::create_dir_all(st.incident_dir(id)).unwrap();
+    let mut j = Journal::open(&st.journal_path(id), id, "op", Redactor::new()).unwrap();
+    j.append(
+        Entry::new(kinds::INCIDENT_OPENED, "opened")
+            .data(serde_json::json!({ "runbook": "table-wiped" })),
+    )
+    .unwrap();
+    j.append(
+        Entry::new("run-started", "run").data(serde_json::json!({ "runbook": "table-wiped" })),
+    )
+    .unwrap();
+    // A finished run whose summary carries terminal escapes.
+    j.append(Entry::new("run-finished", "done \u{1b}[2J now"))
+        .unwrap();
+    drop(j);
+
+    let o = support::lifeline(&state).arg("incidents").output().unwrap();
+    let out = support::stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let line = out.lines().find(|l| l.starts_with(id)).unwrap();
+    assert!(line.contains("table-wiped"), "{line}");
+    assert!(line.contains("finished: done"), "{line}");
+    assert!(
+        !out.contains('\u{1b}'),
+        "escape reached the terminal: {out:?}"
+    );
+
+    let o = support::lifeline(&state)
+        .args(["incidents", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["id"], id);
+    assert_eq!(v[0]["runbook"], "table-wiped");
+    assert!(v[0]["opened"].is_string());
+    assert!(v[0]["records"].as_u64().unwrap() >= 3, "{v}");
+
+    // No incidents at all: said in words, exit 0.
+    let o = support::lifeline(&tmp.path().join("none"))
+        .arg("incidents")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(support::stdout(&o).contains("no incidents"));
+}
