@@ -121,3 +121,37 @@ fn incidents_lists_id_runbook_opened_and_state() {
     assert_eq!(o.status.code(), Some(0));
     assert!(support::stdout(&o).contains("no incidents"));
 }
+
+/// database-missing has a `jobs` parameter: the restore uses that many
+/// connections (default 1); a value that is not a number is refused by name.
+#[test]
+fn database_missing_takes_a_jobs_parameter() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = |jobs: Option<&str>| {
+        let answers = tmp.path().join("a.toml");
+        let mut text = "[params]\nhost = \"prod\"\n".to_string();
+        if let Some(j) = jobs {
+            text.push_str(&format!("jobs = \"{j}\"\n"));
+        }
+        std::fs::write(&answers, text).unwrap();
+        let o = support::lifeline(&tmp.path().join("state"))
+            .current_dir(tmp.path())
+            .arg("-i")
+            .arg(format!("{root}/assets/example-inventory.toml"))
+            .args(["run", "database-missing", "--dry-run", "--answers"])
+            .arg(&answers)
+            .output()
+            .unwrap();
+        (support::stdout(&o), support::stderr(&o))
+    };
+    let (out, err) = plan(Some("3"));
+    assert!(out.contains("with 3 job(s)"), "{out}\n{err}");
+    let (out, err) = plan(None);
+    assert!(out.contains("with 1 job(s)"), "{out}\n{err}");
+    let (out, err) = plan(Some("many"));
+    assert!(
+        out.contains("CANNOT RESOLVE: jobs: 'many' is not a number of connections"),
+        "{out}\n{err}"
+    );
+}
