@@ -400,21 +400,34 @@ async fn spawned_sampler_reports_rounds_alerts_and_outages() {
 
     pg.stop().unwrap();
     let mut outage = None;
+    let mut down_alert = None;
     for _ in 0..10 {
-        if let TimelineEvent::Unavailable { error, .. } = next(&mut rx).await {
-            outage = Some(error);
-            break;
+        match next(&mut rx).await {
+            TimelineEvent::Unavailable { error, .. } => {
+                outage = Some(error);
+                break;
+            }
+            TimelineEvent::Alert(a) => down_alert = Some(a),
+            _ => {}
         }
     }
+    // The outage's alert comes before its Unavailable event.
+    assert_eq!(down_alert.expect("a server-down alert").rule, "server-down");
     assert_eq!(
         outage.expect("an unavailable event").class,
         lifeline::db::ErrorClass::Unreachable
     );
     let sampler = task.stop().await.expect("the sampler back");
     assert!(sampler.series().len() >= 2);
-    // The alert was journaled before it was reported.
+    // The alerts were journaled before they were reported: the drop, and
+    // the outage once however many rounds failed.
     let recs = read_records(&s.dir.path().join("journal.jsonl")).unwrap();
-    assert_eq!(recs.iter().filter(|r| r.kind == kinds::ALERT).count(), 1);
+    let rules: Vec<&str> = recs
+        .iter()
+        .filter(|r| r.kind == kinds::ALERT)
+        .filter_map(|r| r.data["rule"].as_str())
+        .collect();
+    assert_eq!(rules, vec!["drop_alert_share", "server-down"], "{recs:?}");
 }
 
 #[tokio::test]
