@@ -10,6 +10,7 @@ pub mod db;
 pub mod diag;
 pub mod engine;
 pub mod export;
+pub mod incidents;
 pub mod init;
 pub mod inventory;
 pub mod journal;

@@ -86,7 +86,16 @@ enum Command {
         install_deps: bool,
     },
     /// Validate the inventory and every runbook; exit 2 listing every error as file:line:col.
-    Check,
+    Check {
+        /// The inventory to check (same as -i FILE).
+        file: Option<PathBuf>,
+    },
+    /// List the incidents under --state-dir: id, runbook, opened, state.
+    Incidents {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the runbooks and when to use each.
     Runbooks,
     /// Run a runbook without a terminal, answering from --answers.
@@ -238,8 +247,8 @@ fn inventory_path(cli: &Cli) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-fn cmd_check(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let Some(path) = inventory_path(cli) else {
+fn cmd_check(cli: &Cli, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let Some(path) = file.or_else(|| inventory_path(cli)) else {
         lifeline::errln!(
             "error: no inventory: pass -i PATH, create ./lifeline.toml, or set LIFELINE_INVENTORY (see README, 'Inventory')"
         );
@@ -729,8 +738,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Completions { .. }
         | Command::Init { .. }
         | Command::Man { .. } => Ok(ExitCode::from(EXIT_USAGE)),
-        Command::Check => cmd_check(&cli),
+        Command::Check { file } => cmd_check(&cli, file.clone()),
         Command::Runbooks => Ok(ExitCode::from(engine::headless::cmd_runbooks())),
+        Command::Incidents { json } => {
+            let rows = lifeline::incidents::list(&state_dir(&cli));
+            if *json {
+                lifeline::outln!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                lifeline::outln!("{}", lifeline::incidents::render(&rows).trim_end());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run {
             runbook,
             answers,

@@ -479,3 +479,61 @@ fn console_shows_escapes_visibly_and_no_planted_secret_anywhere() {
     }
     assert!(n >= 3, "journal, samples, log at least");
 }
+
+/// The watched database is dropped under the running console: one
+/// `database-missing` alert is journaled however many rounds fail, the
+/// header shows it, `a` acknowledges it (journaled) and the header says so.
+#[test]
+fn a_dropped_database_alerts_once_in_the_header_and_a_acknowledges_it() {
+    let pg = support::pg();
+    let password = support::random_password();
+    prepare(&pg, &password);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("runbooks")).unwrap();
+    std::fs::write(dir.join("lifeline.toml"), inventory(&pg, "")).unwrap();
+    let t = start("alert-ack", &console_line(dir, &password, ""), 160, 48);
+    t.wait("the database sampled", |s| {
+        s.contains("healthy") && s.contains("40 rows")
+    });
+
+    pg.psql("postgres", "DROP DATABASE shop WITH (FORCE)")
+        .unwrap();
+    let s = t.wait("the alert in the header", |s| {
+        s.lines().next().is_some_and(|h| h.contains("1 alert"))
+    });
+    let head = s.lines().next().unwrap();
+    assert!(head.contains("a: acknowledge"), "{s}");
+    assert!(s.contains("MISSING"), "{s}");
+    // Several more rounds (1 s interval) fail: still one alert.
+    std::thread::sleep(Duration::from_secs(4));
+    let s = t.capture();
+    assert!(s.lines().next().unwrap().contains("1 alert"), "{s}");
+
+    t.keys(&["a"]);
+    let s = t.wait("acknowledged in the header", |s| {
+        s.lines()
+            .next()
+            .is_some_and(|h| h.contains("1 alert acknowledged"))
+    });
+    assert!(!s.lines().next().unwrap().contains('▲'), "{s}");
+
+    let state = dir.join("state");
+    let inc = only_incident(&state);
+    let recs = lifeline::journal::read_records(&inc.join("journal.jsonl")).unwrap();
+    let missing: Vec<_> = recs
+        .iter()
+        .filter(|r| r.kind == "alert" && r.data["rule"] == "database-missing")
+        .collect();
+    assert_eq!(missing.len(), 1, "{recs:?}");
+    let acks: Vec<_> = recs
+        .iter()
+        .filter(|r| r.kind == "alert-acknowledged")
+        .collect();
+    assert_eq!(acks.len(), 1, "{recs:?}");
+    assert_eq!(acks[0].operator, "oncall");
+    assert_eq!(acks[0].data["upto_seq"], missing[0].seq);
+
+    t.keys(&["q"]);
+    assert_exited_restored(&t);
+}

@@ -134,6 +134,24 @@ fn drill(scenario: Scenario, ssh: bool) {
         "{scenario}: {report:?}"
     );
     assert!(report.verified, "{scenario}: {report:?}");
+    // Every scenario's damage is detected from the journal (an alert, a
+    // re-created table or a changed identity), never "time to detect: never".
+    assert!(
+        report.time_to_detect_s.is_some(),
+        "{scenario}: no detect time: {report:?}"
+    );
+    if scenario == Scenario::DroppedDatabase {
+        let missing: Vec<_> = records
+            .iter()
+            .filter(|r| r.kind == journal::kinds::ALERT && r.data["rule"] == "database-missing")
+            .collect();
+        assert_eq!(
+            missing.len(),
+            1,
+            "{scenario}: one journaled alert: {records:?}"
+        );
+        assert_eq!(report.detected_by.as_deref(), Some(journal::kinds::ALERT));
+    }
     assert!(report.restored_at.is_some(), "{scenario}: {report:?}");
     assert!(report.mistakes.is_empty(), "{scenario}: {report:?}");
     assert!(report.writers_left.is_empty(), "{scenario}: {report:?}");

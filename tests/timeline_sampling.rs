@@ -400,21 +400,34 @@ async fn spawned_sampler_reports_rounds_alerts_and_outages() {
 
     pg.stop().unwrap();
     let mut outage = None;
+    let mut down_alert = None;
     for _ in 0..10 {
-        if let TimelineEvent::Unavailable { error, .. } = next(&mut rx).await {
-            outage = Some(error);
-            break;
+        match next(&mut rx).await {
+            TimelineEvent::Unavailable { error, .. } => {
+                outage = Some(error);
+                break;
+            }
+            TimelineEvent::Alert(a) => down_alert = Some(a),
+            _ => {}
         }
     }
+    // The outage's alert comes before its Unavailable event.
+    assert_eq!(down_alert.expect("a server-down alert").rule, "server-down");
     assert_eq!(
         outage.expect("an unavailable event").class,
         lifeline::db::ErrorClass::Unreachable
     );
     let sampler = task.stop().await.expect("the sampler back");
     assert!(sampler.series().len() >= 2);
-    // The alert was journaled before it was reported.
+    // The alerts were journaled before they were reported: the drop, and
+    // the outage once however many rounds failed.
     let recs = read_records(&s.dir.path().join("journal.jsonl")).unwrap();
-    assert_eq!(recs.iter().filter(|r| r.kind == kinds::ALERT).count(), 1);
+    let rules: Vec<&str> = recs
+        .iter()
+        .filter(|r| r.kind == kinds::ALERT)
+        .filter_map(|r| r.data["rule"].as_str())
+        .collect();
+    assert_eq!(rules, vec!["drop_alert_share", "server-down"], "{recs:?}");
 }
 
 #[tokio::test]
@@ -470,4 +483,39 @@ async fn next(rx: &mut tokio::sync::mpsc::Receiver<TimelineEvent>) -> TimelineEv
         .await
         .expect("an event within 60 s")
         .expect("channel open")
+}
+
+/// A dropped database (SQLSTATE 3D000) and then a stopped server are each
+/// journaled as an alert when first seen, once, however many rounds fail.
+#[tokio::test]
+async fn missing_database_and_down_server_are_journaled_alerts_once() {
+    let mut s = Setup::new();
+    let mut sampler = s.sampler("watch = [\"User\"]");
+    sampler.sample_once().await.unwrap();
+    assert!(s.records(kinds::ALERT).is_empty());
+
+    s.pg.psql("postgres", "DROP DATABASE \"TovPlay\" WITH (FORCE)")
+        .unwrap();
+    for _ in 0..3 {
+        let e = sampler.sample_once().await.unwrap_err();
+        assert_eq!(
+            e.db_error().and_then(|d| d.sqlstate()),
+            Some("3D000"),
+            "{e}"
+        );
+    }
+    let recs = s.records(kinds::ALERT);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0].data["rule"], "database-missing");
+    assert_eq!(recs[0].data["database"], "main");
+    assert!(recs[0].summary.contains("MISSING"), "{}", recs[0].summary);
+    assert!(recs[0].data["before_at"].is_string(), "{:?}", recs[0].data);
+
+    s.pg.stop().unwrap();
+    for _ in 0..2 {
+        assert!(sampler.sample_once().await.is_err());
+    }
+    let recs = s.records(kinds::ALERT);
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    assert_eq!(recs[1].data["rule"], "server-down");
 }

@@ -345,3 +345,114 @@ fn escapes_from_hosts_are_shown_visible_on_every_view() {
     }
     assert!(seen, "the service name is shown with visible escapes");
 }
+
+/// The header names unacknowledged alerts; `a` asks to journal an
+/// acknowledgement of every one shown, and once that record comes back the
+/// header says so (the alert does not stay red forever).
+#[test]
+fn alerts_are_acknowledged_with_a_key_and_the_header_follows() {
+    use lifeline::tui::event::UiCommand;
+    let mut m = model();
+    let n = m.alerts.len();
+    assert!(n > 0, "the demo has an alert");
+    let head = |m: &Model| {
+        text(render(m, 160, 48).backend().buffer())
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let before = head(&m);
+    assert!(before.contains(&format!("▲ {n} alert")), "{before}");
+    assert!(before.contains("a: acknowledge"), "{before}");
+    let upto = m.alerts.iter().map(|a| a.seq).max().unwrap();
+    let cmds = update(&mut m, key('a'));
+    assert_eq!(
+        cmds,
+        vec![UiCommand::AckAlerts {
+            upto_seq: upto,
+            count: n
+        }]
+    );
+    // Until the acknowledgement is journaled, nothing changes on screen.
+    assert!(head(&m).contains(&format!("▲ {n} alert")));
+    let seq = m.journal.last().unwrap().seq + 1;
+    let mut chain = demo::Chain::new("x");
+    let mut r = chain.record(
+        now(),
+        lifeline::timeline::detect::ALERT_ACK,
+        None,
+        None,
+        None,
+        None,
+        "operator acknowledged",
+        serde_json::json!({ "upto_seq": upto, "count": n }),
+    );
+    r.seq = seq;
+    m.apply(UiEvent::Journal(r));
+    let after = head(&m);
+    assert!(!after.contains('▲'), "{after}");
+    assert!(after.contains("acknowledged"), "{after}");
+    // Nothing left: the key says so instead of journaling an empty ack.
+    assert!(update(&mut m, key('a')).is_empty());
+    // A new alert after the acknowledgement is red again.
+    let mut a = chain.record(
+        now(),
+        lifeline::journal::kinds::ALERT,
+        None,
+        None,
+        None,
+        None,
+        "'main': the database is MISSING (dropped or renamed)",
+        serde_json::json!({ "database": "main", "table": "", "rule": "database-missing" }),
+    );
+    a.seq = seq + 1;
+    m.apply(UiEvent::Journal(a));
+    let again = head(&m);
+    assert!(again.contains("▲ 1 alert"), "{again}");
+}
+
+/// Identity changes and re-created tables are damage too: they count as
+/// alerts in the header, not only as journal lines.
+#[test]
+fn identity_changes_and_recreated_tables_raise_alerts() {
+    let mut m = model();
+    let n = m.unacked_alerts();
+    let mut chain = demo::Chain::new("x");
+    let base = m.journal.last().unwrap().seq;
+    for (i, kind) in [
+        lifeline::journal::kinds::IDENTITY_CHANGED,
+        lifeline::journal::kinds::TABLE_RECREATED,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = chain.record(
+            now(),
+            kind,
+            None,
+            None,
+            None,
+            None,
+            "changed",
+            serde_json::json!({ "database": "main", "table": "public.User", "rows": 0 }),
+        );
+        r.seq = base + 1 + i as u64;
+        m.apply(UiEvent::Journal(r));
+    }
+    assert_eq!(m.unacked_alerts(), n + 2);
+}
+
+/// Counts older than two sample intervals are marked STALE (a 2 s interval:
+/// stale after 4 s, not after the console's 30 s default).
+#[test]
+fn stale_within_two_sample_intervals() {
+    let mut m = model();
+    let d = m.databases.iter_mut().find(|d| d.name == "main").unwrap();
+    d.stale_after_s = 4;
+    let sampled = d.last_sample.unwrap();
+    m.apply(UiEvent::Tick(sampled + chrono::Duration::seconds(5)));
+    let screen = text(render(&m, 160, 48).backend().buffer());
+    let main = screen.lines().find(|l| l.contains("  main ")).unwrap();
+    assert!(main.contains("STALE"), "{main}");
+}

@@ -126,6 +126,8 @@ fn spawn_database(
         }
     };
     let interval = sampler.config().interval;
+    // A count older than two sample intervals is drawn STALE.
+    state.stale_after_s = stale_after(interval);
     let (stx, srx) = mpsc::channel(256);
     let task = sampler
         .with_journal(inc.journal.clone())
@@ -137,6 +139,11 @@ fn spawn_database(
     tasks.handles.push(tokio::spawn(async move {
         watch_database(state, interval, srx, tx).await
     }));
+}
+
+/// Age after which a database's counts are stale: two sample intervals.
+pub(crate) fn stale_after(interval: Duration) -> u64 {
+    (interval.as_secs() * 2).max(1)
 }
 
 /// Health from a round: empty, rows dropped (an alert since the rows were
@@ -317,5 +324,17 @@ pub fn services_of(report: &HostStatus) -> HostServices {
         host: report.name.clone(),
         services: report.services.iter().map(service_state).collect(),
         updated_at: Utc::now(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_go_stale_after_two_sample_intervals() {
+        assert_eq!(stale_after(Duration::from_secs(10)), 20);
+        assert_eq!(stale_after(Duration::from_secs(2)), 4);
+        assert_eq!(stale_after(Duration::from_millis(300)), 1);
     }
 }

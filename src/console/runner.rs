@@ -88,6 +88,21 @@ pub async fn serve(
                 };
                 let _ = tx.send(UiEvent::Status(msg)).await;
             }
+            UiCommand::AckAlerts { upto_seq, count } => {
+                let entry = Entry::new(
+                    crate::timeline::detect::ALERT_ACK,
+                    format!(
+                        "operator acknowledged {} (up to journal #{upto_seq})",
+                        crate::tui::strings::alerts(count)
+                    ),
+                )
+                .data(serde_json::json!({ "upto_seq": upto_seq, "count": count }));
+                let msg = match append(&ctl.incident.journal, entry) {
+                    Ok(rec) => crate::tui::strings::acked(count, rec.seq),
+                    Err(e) => format!("the acknowledgement was NOT journaled: {e}"),
+                };
+                let _ = tx.send(UiEvent::Status(msg)).await;
+            }
             UiCommand::Export(f) => {
                 let msg = match export(&ctl, f) {
                     Ok(p) => format!("export written to {}", p.display()),

@@ -158,7 +158,8 @@ fn load_inventory(path: Option<&Path>, redactor: &Redactor) -> Result<Inventory,
     }
 }
 
-fn load_runbook(name: &str, inv: &Inventory) -> Result<Runbook, u8> {
+/// Loads a runbook; `fit` also checks it against the inventory.
+fn load_runbook(name: &str, inv: &Inventory, fit: bool) -> Result<Runbook, u8> {
     let rb = match runbook::find(name, runbook_dir().as_deref()) {
         Ok(rb) => rb,
         Err(RunbookError::Invalid(d)) => {
@@ -170,6 +171,9 @@ fn load_runbook(name: &str, inv: &Inventory) -> Result<Runbook, u8> {
             return Err(EXIT_USAGE);
         }
     };
+    if !fit {
+        return Ok(rb);
+    }
     let (errors, warnings) = validate_against(&rb, inv);
     for w in warnings {
         crate::errln!("warning: {w}");
@@ -220,13 +224,23 @@ pub async fn run_outcome(
     redactor: Redactor,
     defaults: &BTreeMap<String, String>,
 ) -> Outcome {
-    let inv = match load_inventory(args.inventory.as_deref(), &redactor) {
-        Ok(i) => i,
-        Err(c) => return Outcome::from(c),
+    // A dry run without an inventory prints the generic plan: the steps as
+    // the runbook names its targets (nothing is resolved, nothing is run).
+    let generic = args.dry_run && args.inventory.is_none();
+    let inv = if generic {
+        crate::errln!(
+            "note: no inventory: the generic plan of the runbook (targets as the runbook names them; pass -i PATH to resolve them)"
+        );
+        Inventory::default()
+    } else {
+        match load_inventory(args.inventory.as_deref(), &redactor) {
+            Ok(i) => i,
+            Err(c) => return Outcome::from(c),
+        }
     };
     let actions = RealActions::new(inv.clone(), redactor.clone());
     let anchor_inv = inv.clone();
-    let rb = match load_runbook(&args.runbook, &inv) {
+    let rb = match load_runbook(&args.runbook, &inv, !generic) {
         Ok(rb) => rb,
         Err(c) => return Outcome::from(c),
     };
@@ -280,15 +294,16 @@ pub async fn run_outcome(
             now,
         );
         let exit = drive(state, actions, NoJournal, answers, redactor).await;
+        // The plan was printed: that is what a dry run is for. Parameters
+        // still without a value are named (a live run would ask for them).
         if !errors.is_empty() {
             for e in &errors {
-                crate::errln!("error: {e}");
+                crate::errln!("warning: {e}");
             }
             crate::errln!(
-                "error: the plan above is incomplete: {} parameter(s) without a value",
+                "warning: {} parameter(s) without a value: a live run needs them (answers file or prompt)",
                 errors.len()
             );
-            return Outcome::from(EXIT_USAGE);
         }
         return Outcome::from(exit.code());
     }
@@ -531,6 +546,7 @@ fn plan_lines(v: &StepView, n: usize, answers: &Answers) -> Vec<String> {
 /// Prints one line per event (a dry-run plan step prints its block).
 pub async fn print_events(mut rx: broadcast::Receiver<EngineEvent>, answers: Answers) {
     let mut n = 0;
+    let mut dry = false;
     let quiet = crate::output::quiet();
     let mut bar = crate::output::Bar::for_stderr();
     let mut tick = tokio::time::interval(crate::output::TICK);
@@ -573,6 +589,7 @@ pub async fn print_events(mut rx: broadcast::Receiver<EngineEvent>, answers: Ans
                 resumed,
             } => {
                 n = steps;
+                dry = dry_run;
                 let mut flags = Vec::new();
                 if dry_run {
                     flags.push("DRY RUN: nothing will be changed");
@@ -652,6 +669,10 @@ pub async fn print_events(mut rx: broadcast::Receiver<EngineEvent>, answers: Ans
                     r.step
                 ),
             },
+            // A dry run ran nothing: its end is not a run's exit.
+            EngineEvent::RunFinished { .. } if dry => {
+                crate::outln!("dry run: the plan above; nothing was run or changed");
+            }
             EngineEvent::RunFinished { exit, code } => {
                 crate::outln!("finished: {} (exit {code})", exit.message());
             }

@@ -607,7 +607,21 @@ impl State {
                     catalog,
                     host: h,
                     backup_path,
-                    jobs: step.jobs.unwrap_or(1),
+                    jobs: match &step.jobs_from {
+                        Some(t) => {
+                            let v = r(&t.value)?;
+                            v.trim()
+                                .parse::<u32>()
+                                .ok()
+                                .filter(|n| *n >= 1)
+                                .ok_or_else(|| {
+                                    format!(
+                                        "jobs: '{v}' is not a number of connections (1 or more)"
+                                    )
+                                })?
+                        }
+                        None => step.jobs.unwrap_or(1),
+                    },
                 })
             }
             Action::Verify => {

@@ -82,6 +82,18 @@ pub struct Guard {
     event_trigger: Option<u64>,
 }
 
+/// A meta-command as psql reads it in the dump (what an operator sees in a
+/// refusal), never a Rust debug rendering.
+fn meta_line(cmd: &MetaCommand) -> String {
+    match cmd {
+        MetaCommand::Connect { dbname: None } => "\\connect -".into(),
+        MetaCommand::Connect { dbname: Some(d) } => format!("\\connect {d}"),
+        MetaCommand::Restrict { key } => format!("\\restrict {key}"),
+        MetaCommand::Unrestrict { key } => format!("\\unrestrict {key}"),
+        MetaCommand::SetOnErrorStop { value } => format!("\\set ON_ERROR_STOP {value}"),
+    }
+}
+
 fn refused(line: u64, offset: u64, first_line: String, reason: String) -> RestoreError {
     RestoreError::Refused {
         line,
@@ -178,7 +190,7 @@ impl Guard {
                     ),
                 )),
                 other => Err(refuse(
-                    format!("{other:?}"),
+                    meta_line(&other),
                     format!(
                         "a meta-command while restricted (\\restrict at line {at}): psql refuses it too"
                     ),
@@ -331,5 +343,40 @@ pub async fn prescan(
             }
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `\connect` refused inside `\restrict` is shown as its line.
+    #[test]
+    fn a_refused_connect_shows_the_line_not_a_debug_string() {
+        let mut g = Guard::new(Policy::new("app__restore_x"));
+        g.meta(MetaCommand::Restrict { key: "k1".into() }, 1, 0)
+            .unwrap();
+        let e = g
+            .meta(
+                MetaCommand::Connect {
+                    dbname: Some("postgres".into()),
+                },
+                7,
+                90,
+            )
+            .unwrap_err();
+        match &e {
+            RestoreError::Refused {
+                line, first_line, ..
+            } => {
+                assert_eq!(*line, 7);
+                assert_eq!(first_line, "\\connect postgres");
+            }
+            other => panic!("{other:?}"),
+        }
+        let shown = e.to_string();
+        assert!(shown.contains("\\connect postgres"), "{shown}");
+        assert!(!shown.contains("Connect {"), "{shown}");
+        assert!(!shown.contains("Some("), "{shown}");
     }
 }

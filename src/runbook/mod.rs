@@ -287,6 +287,8 @@ pub struct Step {
     pub command: Option<Located<Template>>,
     pub catalog: Option<Located<Template>>,
     pub jobs: Option<u32>,
+    /// `jobs` given as a template (a parameter): resolved when the step runs.
+    pub jobs_from: Option<Located<Template>>,
     pub text: Option<Template>,
     pub incident_at: Option<Located<Template>>,
     pub backup: Option<Located<Template>>,

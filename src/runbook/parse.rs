@@ -42,7 +42,8 @@ struct RawStep {
     sql: Option<Spanned<String>>,
     command: Option<Spanned<String>>,
     catalog: Option<Spanned<String>>,
-    jobs: Option<Spanned<u32>>,
+    /// A number of connections, or a template naming a parameter ("{jobs}").
+    jobs: Option<Spanned<toml::Value>>,
     text: Option<Spanned<String>>,
     incident_at: Option<Spanned<String>>,
     backup: Option<Spanned<String>>,
@@ -456,7 +457,31 @@ fn convert_steps(cx: &mut Ctx, raw: Vec<(Range<usize>, RawStep)>, params: &[Para
             sql: s.sql.map(Spanned::into_inner),
             command: tpl(cx, "command", s.command),
             catalog: tpl(cx, "catalog", s.catalog),
-            jobs: s.jobs.map(Spanned::into_inner),
+            jobs: match s.jobs.as_ref().map(|j| (j.span(), j.get_ref())) {
+                Some((_, toml::Value::Integer(n))) if *n >= 1 && *n <= u32::MAX as i64 => {
+                    Some(*n as u32)
+                }
+                _ => None,
+            },
+            jobs_from: match s.jobs.as_ref().map(|j| (j.span(), j.get_ref())) {
+                Some((span, toml::Value::String(t))) => tpl(
+                    cx,
+                    "jobs",
+                    Some(Spanned::new(span, t.clone())),
+                ),
+                Some((_, toml::Value::Integer(n))) if *n >= 1 && *n <= u32::MAX as i64 => None,
+                Some((span, other)) => {
+                    cx.err(
+                        span,
+                        "jobs",
+                        format!(
+                            "'{other}' is not a number of connections: write 1 or more, or a parameter such as \"{{jobs}}\""
+                        ),
+                    );
+                    None
+                }
+                None => None,
+            },
             text: tpl(cx, "text", s.text).map(|t| t.value),
             incident_at: tpl(cx, "incident_at", s.incident_at),
             backup: tpl(cx, "backup", s.backup),
@@ -530,6 +555,7 @@ fn check_refs(cx: &mut Ctx, step: &Step, params: &[Param], earlier: &BTreeMap<St
         ("command", &step.command),
         ("incident_at", &step.incident_at),
         ("backup", &step.backup),
+        ("jobs", &step.jobs_from),
         ("restored", &step.restored),
         ("tables", &step.tables),
     ] {

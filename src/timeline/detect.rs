@@ -1,14 +1,15 @@
-//! Drop detection as a pure state machine: rounds in, events out (alerts,
-//! identity changes, re-created tables). No I/O. Estimates are never
-//! compared across OIDs, and one drop raises one alert however many rules
-//! it breaks.
+//! Drop detection as a pure state machine: rounds (and failed rounds) in,
+//! events out (alerts, identity changes, re-created tables). No I/O.
+//! Estimates are never compared across OIDs; one drop or one outage raises
+//! one alert however many rules or rounds it spans.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::db::identity::{Identity, IdentityChange};
+use crate::db::error::ErrorClass;
+use crate::db::identity::{ErrorInfo, Identity, IdentityChange};
 use crate::samples::{DbIdentity, TableCount};
 
 /// The alert rules of one watched table.
@@ -35,7 +36,9 @@ pub struct Alert {
     /// intact, so the damage happened in (`before_at`, `at`].
     pub before_at: Option<DateTime<Utc>>,
     pub after: i64,
-    /// The first rule broken: `max_drop`, `drop_alert_share`, `min` or `table-missing`.
+    /// The first rule broken: `max_drop`, `drop_alert_share`, `min`,
+    /// `table-missing`, or for a whole database `database-missing` (3D000)
+    /// and `server-down` (schema and table then empty).
     pub rule: String,
     /// Every rule this drop broke.
     pub rules: Vec<String>,
@@ -43,13 +46,41 @@ pub struct Alert {
     pub after_exact: bool,
     pub min: Option<i64>,
     pub max_share: f64,
+    /// The server's words for a database-level alert (redacted upstream).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
+/// Rule of an alert about a database that does not exist (SQLSTATE 3D000).
+pub const DATABASE_MISSING: &str = "database-missing";
+/// Rule of an alert about a server that does not answer.
+pub const SERVER_DOWN: &str = "server-down";
+/// Journal kind of an operator's acknowledgement of alerts.
+pub const ALERT_ACK: &str = "alert-acknowledged";
+
 impl Alert {
+    /// True for an alert about the whole database (no table).
+    pub fn database_level(&self) -> bool {
+        self.table.is_empty()
+    }
     pub fn qualified(&self) -> String {
+        if self.database_level() {
+            return String::new();
+        }
         format!("{}.{}", self.schema, self.table)
     }
     pub fn summary(&self) -> String {
+        if self.database_level() {
+            let what = match self.rule.as_str() {
+                DATABASE_MISSING => "the database is MISSING (dropped or renamed)",
+                _ => "the server does NOT ANSWER",
+            };
+            let mut s = format!("'{}': {what}", self.database);
+            if let Some(d) = &self.detail {
+                s.push_str(&format!(": {d}"));
+            }
+            return s;
+        }
         let what = match self.rule.as_str() {
             "table-missing" => "is gone (the table no longer exists)".to_string(),
             _ => match self.before {
@@ -123,6 +154,8 @@ pub struct Detector {
     tables: HashMap<(String, String), Known>,
     /// Time of the previous round.
     last_at: Option<DateTime<Utc>>,
+    /// Rule of the outage already alerted (until a round succeeds again).
+    down: Option<String>,
 }
 
 impl Detector {
@@ -152,6 +185,7 @@ impl Detector {
         rules: &BTreeMap<(String, String), Rule>,
     ) -> Vec<Detected> {
         let mut out = Vec::new();
+        self.down = None;
         let before_at = self.last_at.replace(at);
         let change = self.identity_change(id);
         if let (Some(ch), Some(before)) = (change, &self.identity) {
@@ -276,6 +310,7 @@ impl Detector {
                     after_exact: true,
                     min: r.min,
                     max_share: r.max_share,
+                    detail: None,
                 }));
                 k.below_min = r.min.is_some_and(|m| m > 0);
             }
@@ -288,6 +323,44 @@ impl Detector {
             }
         }
         out
+    }
+}
+
+impl Detector {
+    /// Feeds a failed round: a missing database (3D000) or a server that
+    /// does not answer is an alert, raised once per outage (again only
+    /// after a round succeeded or the kind of outage changed). Other
+    /// failures (authentication, limits) raise nothing here.
+    pub fn observe_failure(&mut self, at: DateTime<Utc>, error: &ErrorInfo) -> Option<Alert> {
+        let rule =
+            if error.sqlstate.as_deref() == Some("3D000") || error.class == ErrorClass::Missing {
+                DATABASE_MISSING
+            } else if error.class == ErrorClass::Unreachable {
+                SERVER_DOWN
+            } else {
+                return None;
+            };
+        if self.down.as_deref() == Some(rule) {
+            return None;
+        }
+        self.down = Some(rule.to_string());
+        Some(Alert {
+            at,
+            database: self.database.clone(),
+            schema: String::new(),
+            table: String::new(),
+            before: None,
+            // The last round that answered: the outage began after it.
+            before_at: self.last_at,
+            after: 0,
+            rule: rule.to_string(),
+            rules: vec![rule.to_string()],
+            before_exact: false,
+            after_exact: false,
+            min: None,
+            max_share: 0.0,
+            detail: Some(error.message.clone()),
+        })
     }
 }
 
@@ -314,6 +387,7 @@ fn self_alert(
         after_exact: c.exact,
         min: r.min,
         max_share: r.max_share,
+        detail: None,
     }
 }
 
@@ -494,6 +568,47 @@ mod tests {
             })]
         ));
         assert!(d.observe(t, &id(3, 8, 5), &[], &r).is_empty());
+    }
+
+    fn failure(class: ErrorClass, sqlstate: Option<&str>) -> ErrorInfo {
+        ErrorInfo {
+            class,
+            sqlstate: sqlstate.map(str::to_string),
+            message: "database \"app\" does not exist".into(),
+        }
+    }
+
+    #[test]
+    fn a_missing_database_or_a_down_server_alerts_once_per_outage() {
+        let mut d = Detector::new("main");
+        let r = rules(None);
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 10, 12, 0, 0).unwrap();
+        let t1 = t0 + chrono::Duration::seconds(10);
+        let i = id(1, 7, 5);
+        d.observe(t0, &i, &[tc("User", 10, 22, true)], &r);
+        let missing = failure(ErrorClass::Missing, Some("3D000"));
+        let a = d.observe_failure(t1, &missing).expect("3D000 alerts");
+        assert_eq!(a.rule, DATABASE_MISSING);
+        assert_eq!(a.before_at, Some(t0));
+        assert!(a.database_level());
+        assert!(a.summary().contains("MISSING"), "{}", a.summary());
+        assert!(a.summary().contains("does not exist"), "{}", a.summary());
+        // Every further failed round of the same outage is quiet.
+        assert!(d.observe_failure(t1, &missing).is_none());
+        assert!(d.observe_failure(t1, &missing).is_none());
+        // The server going down is another kind of outage: one more alert.
+        let down = failure(ErrorClass::Unreachable, None);
+        assert_eq!(d.observe_failure(t1, &down).unwrap().rule, SERVER_DOWN);
+        assert!(d.observe_failure(t1, &down).is_none());
+        // Back, then gone again: a new outage, a new alert.
+        d.observe(t1, &i, &[tc("User", 10, 22, true)], &r);
+        assert!(d.observe_failure(t1, &down).is_some());
+        // Refused credentials are not damage.
+        let mut e = Detector::new("main");
+        assert!(
+            e.observe_failure(t1, &failure(ErrorClass::AuthFailed, Some("28P01")))
+                .is_none()
+        );
     }
 
     #[test]

@@ -293,8 +293,36 @@ impl Sampler {
     }
 
     /// One round: identity, estimates, exact counts, sessions; detection,
-    /// journal, samples file, in-memory series.
+    /// journal, samples file, in-memory series. A round the database does
+    /// not answer (missing, server down) is journaled as an alert once per
+    /// outage before the error is returned.
     pub async fn sample_once(&mut self) -> Result<RoundReport, SampleError> {
+        match self.sample_round().await {
+            Err(SampleError::Db(e)) => {
+                self.note_failure(&e)?;
+                Err(SampleError::Db(e))
+            }
+            r => r,
+        }
+    }
+
+    /// Records a failed round with the detector; journals (and returns) the
+    /// alert it raises, if any.
+    fn note_failure(&mut self, e: &DbError) -> Result<Option<Alert>, SampleError> {
+        let mut info = ErrorInfo::from_error(e);
+        info.message = self.redactor.redact(&info.message);
+        let Some(a) = self.detector.observe_failure(Utc::now(), &info) else {
+            return Ok(None);
+        };
+        let d = Detected::Alert(a);
+        self.journal_detected(&d)?;
+        match d {
+            Detected::Alert(a) => Ok(Some(a)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn sample_round(&mut self) -> Result<RoundReport, SampleError> {
         let start = Instant::now();
         let id = identity(&self.db).await?;
         let at = Utc::now();
@@ -421,7 +449,11 @@ impl Sampler {
         };
         let entry = match d {
             Detected::Alert(a) => Entry::new(kinds::ALERT, a.summary())
-                .target(format!("{}: {}", a.database, a.qualified()))
+                .target(if a.database_level() {
+                    a.database.clone()
+                } else {
+                    format!("{}: {}", a.database, a.qualified())
+                })
                 .data(json!({
                     "database": a.database,
                     "table": a.qualified(),
@@ -432,6 +464,7 @@ impl Sampler {
                     "exact": a.after_exact,
                     "at": a.at,
                     "before_at": a.before_at,
+                    "detail": a.detail,
                 })),
             Detected::IdentityChanged(e) => Entry::new(
                 kinds::IDENTITY_CHANGED,
@@ -516,7 +549,7 @@ impl Sampler {
                 break;
             }
             let limit = self.round_limit();
-            let res = match tokio::time::timeout(limit, self.sample_once()).await {
+            let res = match tokio::time::timeout(limit, self.sample_round()).await {
                 Ok(r) => r,
                 Err(_) => {
                     self.disconnect_all().await;
@@ -526,6 +559,22 @@ impl Sampler {
                     }))
                 }
             };
+            // A failed round: its alert (once per outage) is journaled first.
+            let mut outage_alert = None;
+            if let Err(SampleError::Db(e)) = &res {
+                match self.note_failure(e) {
+                    Ok(a) => outage_alert = a,
+                    Err(err) => {
+                        tracing::error!("sampler '{}' stops: {err}", self.cfg.database);
+                        break;
+                    }
+                }
+            }
+            if let Some(a) = outage_alert
+                && tx.send(TimelineEvent::Alert(a)).await.is_err()
+            {
+                return self;
+            }
             let events: Vec<TimelineEvent> = match res {
                 Ok(mut r) => {
                     let mut ev: Vec<TimelineEvent> = r

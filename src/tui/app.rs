@@ -200,6 +200,23 @@ fn action(m: &mut Model, a: Action) -> Vec<UiCommand> {
             return select_db(m, &names[next]);
         }
         Action::Note => m.ui.input = Some(Input::Command("note ".into())),
+        Action::Ack => {
+            let open: Vec<u64> = m
+                .alerts
+                .iter()
+                .filter(|a| !a.acked)
+                .map(|a| a.seq)
+                .collect();
+            match open.iter().max() {
+                Some(&upto_seq) => {
+                    return vec![UiCommand::AckAlerts {
+                        upto_seq,
+                        count: open.len(),
+                    }];
+                }
+                None => m.ui.message = Some((strings::NOTHING_TO_ACK.into(), false)),
+            }
+        }
         Action::ZoomIn => m.ui.zoom = m.ui.zoom.saturating_sub(1),
         Action::ZoomOut => m.ui.zoom = (m.ui.zoom + 1).min(ZOOMS.len() - 1),
         Action::PanLeft | Action::PanRight => pan(m, a == Action::PanRight),

@@ -755,6 +755,10 @@ pub async fn run(
                     UiCommand::StartRunbook(name) => {
                         let _ = send(UiEvent::Status(format!("demo: runbook '{name}' is already running"))).await;
                     }
+                    UiCommand::AckAlerts { upto_seq, count } => {
+                        let r = chain.record(now, crate::timeline::detect::ALERT_ACK, None, None, None, None, &format!("operator acknowledged {count} alert(s)"), serde_json::json!({ "upto_seq": upto_seq, "count": count }));
+                        let _ = send(UiEvent::Journal(r)).await;
+                    }
                     UiCommand::SelectDb(_) => {}
                     UiCommand::Quit => return,
                 }

@@ -86,6 +86,12 @@ pub enum UiCommand {
     /// Stop the runbook at the current step.
     Abort,
     Note(String),
+    /// Journal that the operator acknowledged the alerts up to this journal
+    /// sequence number (`count` of them).
+    AckAlerts {
+        upto_seq: u64,
+        count: usize,
+    },
     Export(ExportFormat),
     /// The operator looks at (and acts on) this database now.
     SelectDb(String),

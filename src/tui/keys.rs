@@ -38,6 +38,7 @@ pub enum Action {
     Back,
     NextDb,
     Note,
+    Ack,
     ZoomIn,
     ZoomOut,
     PanLeft,
@@ -68,7 +69,7 @@ impl Scope {
 
 impl Action {
     /// Every action, in help order.
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 28] = [
         Action::Help,
         Action::Command,
         Action::Filter,
@@ -91,6 +92,7 @@ impl Action {
         Action::Back,
         Action::NextDb,
         Action::Note,
+        Action::Ack,
         Action::ZoomIn,
         Action::ZoomOut,
         Action::PanLeft,
@@ -123,6 +125,7 @@ impl Action {
             Action::Back => "back",
             Action::NextDb => "next_db",
             Action::Note => "note",
+            Action::Ack => "acknowledge",
             Action::ZoomIn => "zoom_in",
             Action::ZoomOut => "zoom_out",
             Action::PanLeft => "pan_left",
@@ -165,6 +168,7 @@ impl Action {
             Action::Back => &["esc"],
             Action::NextDb => &["d"],
             Action::Note => &["n"],
+            Action::Ack => &["a"],
             Action::ZoomIn => &["+", "="],
             Action::ZoomOut => &["-"],
             Action::PanLeft => &["h", "left"],

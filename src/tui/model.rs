@@ -266,11 +266,17 @@ impl DbSeries {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
     pub ts: DateTime<Utc>,
+    /// Journal sequence number of the record that raised it.
+    pub seq: u64,
+    /// Journal kind: `alert`, `identity-changed` or `table-recreated`.
+    pub kind: String,
     pub database: String,
     pub table: String,
     pub before: Option<i64>,
     pub after: Option<i64>,
     pub summary: String,
+    /// The operator acknowledged it (an `alert-acknowledged` record).
+    pub acked: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -652,20 +658,40 @@ impl Model {
     }
 
     fn push_record(&mut self, r: Record) {
-        if r.kind == kinds::ALERT {
+        let fresh = self.journal.last().is_none_or(|last| r.seq > last.seq);
+        let damage = [
+            kinds::ALERT,
+            kinds::IDENTITY_CHANGED,
+            kinds::TABLE_RECREATED,
+        ];
+        if fresh && damage.contains(&r.kind.as_str()) {
             let d = &r.data;
             let text = |k: &str| d.get(k).and_then(|v| v.as_str()).map(str::to_string);
             self.alerts.push(Alert {
                 ts: r.ts,
+                seq: r.seq,
+                kind: r.kind.clone(),
                 database: text("database").unwrap_or_default(),
                 table: text("table").unwrap_or_default(),
                 before: d.get("before").and_then(|v| v.as_i64()),
-                after: d.get("after").and_then(|v| v.as_i64()),
+                after: d
+                    .get("after")
+                    .and_then(|v| v.as_i64())
+                    .or_else(|| d.get("rows").and_then(|v| v.as_i64())),
                 summary: r.summary.clone(),
+                acked: false,
             });
         }
+        if fresh
+            && r.kind == crate::timeline::detect::ALERT_ACK
+            && let Some(upto) = r.data.get("upto_seq").and_then(|v| v.as_u64())
+        {
+            for a in self.alerts.iter_mut().filter(|a| a.seq <= upto) {
+                a.acked = true;
+            }
+        }
         // Records arrive in seq order; a replayed one is ignored.
-        if self.journal.last().is_none_or(|last| r.seq > last.seq) {
+        if fresh {
             self.journal.push(r);
         }
     }
@@ -701,6 +727,11 @@ impl Model {
             .and_then(|(db, _)| self.database(db))
             .and_then(|d| d.env.as_deref())
             .or(self.header.env.as_deref())
+    }
+
+    /// Alerts the operator has not acknowledged yet.
+    pub fn unacked_alerts(&self) -> usize {
+        self.alerts.iter().filter(|a| !a.acked).count()
     }
 
     pub fn alerts_for(&self, db: &str) -> usize {

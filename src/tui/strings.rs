@@ -38,6 +38,19 @@ pub const SYSTEM: &str = "system";
 pub const DB_OID: &str = "oid";
 pub const UTC: &str = "UTC";
 pub const WAITING_FOR_YOU: &str = "WAITING FOR YOU";
+/// Which key acknowledges the alerts shown in the header.
+pub fn ack_hint(key: &str) -> String {
+    format!("{key}: acknowledge")
+}
+/// Header text once every alert is acknowledged.
+pub fn alerts_acked(n: usize) -> String {
+    format!("{} acknowledged", alerts(n))
+}
+/// Status line after an acknowledgement was journaled.
+pub fn acked(n: usize, seq: u64) -> String {
+    format!("{} acknowledged (journal #{seq})", alerts(n))
+}
+pub const NOTHING_TO_ACK: &str = "no alert to acknowledge";
 pub fn alerts(n: usize) -> String {
     if n == 1 {
         "1 alert".into()
@@ -421,6 +434,7 @@ pub fn action_label(a: Action) -> &'static str {
         Action::Back => "back",
         Action::NextDb => "next db",
         Action::Note => "note",
+        Action::Ack => "acknowledge",
         Action::ZoomIn => "zoom in",
         Action::ZoomOut => "zoom out",
         Action::PanLeft => "earlier",
@@ -453,6 +467,7 @@ pub fn action_help(a: Action) -> &'static str {
         Action::Back => "back out: close a popup, clear the filter",
         Action::NextDb => "show the next database",
         Action::Note => "add a note to the journal",
+        Action::Ack => "acknowledge every alert shown (journaled with your name)",
         Action::ZoomIn => "zoom in (less time on screen)",
         Action::ZoomOut => "zoom out (more time on screen)",
         Action::PanLeft => "pan to earlier times",

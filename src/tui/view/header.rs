@@ -92,13 +92,39 @@ impl Widget for Header<'_> {
                 )],
             ));
         }
-        let n_alerts = m.alerts.len();
+        let n_alerts = m.unacked_alerts();
         if n_alerts > 0 {
+            // The newest unacknowledged alert, in words, where room allows.
+            let newest = m.alerts.iter().rev().find(|a| !a.acked);
+            let spans = vec![styled(
+                format!("{} {}", g.alert, strings::alerts(n_alerts)),
+                t.style(Role::Bad),
+            )];
+            if let Some(a) = newest {
+                segs.push((90, spans));
+                segs.push((
+                    30,
+                    vec![styled(
+                        format!("({})", strings::ack_hint(&m.keys.label(Action::Ack))),
+                        t.style(Role::Muted),
+                    )],
+                ));
+                segs.push((
+                    40,
+                    vec![styled(
+                        super::fit(&a.summary, 60, g.ellipsis),
+                        t.style(Role::Bad),
+                    )],
+                ));
+            } else {
+                segs.push((90, spans));
+            }
+        } else if !m.alerts.is_empty() {
             segs.push((
-                90,
+                20,
                 vec![styled(
-                    format!("{} {}", g.alert, strings::alerts(n_alerts)),
-                    t.style(Role::Bad),
+                    strings::alerts_acked(m.alerts.len()),
+                    t.style(Role::Muted),
                 )],
             ));
         }
