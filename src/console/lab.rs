@@ -34,7 +34,9 @@ pub struct LabArgs {
     pub ssh: bool,
     pub headless: bool,
     pub answers: Option<PathBuf>,
-    pub state_dir: PathBuf,
+    /// `--state-dir`; without it the drill's journals and snapshots go
+    /// under the lab's directory (`<lab>/state`).
+    pub state_dir: Option<PathBuf>,
     pub operator: String,
     pub readonly: bool,
 }
@@ -116,8 +118,15 @@ fn build(args: &LabArgs) -> Result<Lab, ConsoleError> {
 }
 
 /// Runs `lifeline lab`; returns the exit code.
-pub fn cmd_lab(args: LabArgs, redactor: Redactor) -> Result<u8, ConsoleError> {
-    let lab = build(&args)?;
+pub fn cmd_lab(mut args: LabArgs, redactor: Redactor) -> Result<u8, ConsoleError> {
+    let mut lab = build(&args)?;
+    let inside = args.state_dir.is_none();
+    let state_dir = args
+        .state_dir
+        .get_or_insert_with(|| lab.dir.join("state"))
+        .clone();
+    // A throwaway lab keeps its drill state when the directory goes.
+    lab.keep_state = inside.then(|| state_dir.clone());
     eprintln!(
         "lab '{}' ready in {} (inventory {})",
         lab.scenario,
@@ -137,13 +146,14 @@ pub fn cmd_lab(args: LabArgs, redactor: Redactor) -> Result<u8, ConsoleError> {
         },
         Err(e) => eprintln!("warning: lab teardown: {e}"),
     }
+    eprintln!("drill journal and snapshots: '{}'", state_dir.display());
     code
 }
 
 fn console(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, ConsoleError> {
     let mut c = ConsoleArgs::new(
         lab.inventory_path.clone(),
-        args.state_dir.clone(),
+        args.state_dir.clone().unwrap_or_default(),
         args.operator.clone(),
     );
     c.drill = true;
@@ -205,7 +215,7 @@ fn headless(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, Console
         resume: false,
         readonly: args.readonly,
         inventory: Some(lab.inventory_path.clone()),
-        state_dir: args.state_dir.clone(),
+        state_dir: args.state_dir.clone().unwrap_or_default(),
         operator: args.operator.clone(),
     };
     let mut defaults = BTreeMap::new();
@@ -248,7 +258,7 @@ fn headless(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, Console
     )?;
     drop(journal);
     println!("{report}");
-    let state = StateDir::new(&args.state_dir);
+    let state = StateDir::new(args.state_dir.clone().unwrap_or_default());
     println!(
         "incident {incident}: journal {} (export: lifeline --state-dir {} export {incident})",
         path.display(),
