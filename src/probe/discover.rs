@@ -1712,4 +1712,65 @@ mod tests {
         assert_eq!(e.svc.schedule.as_deref(), Some("*-*-* 00/4:00:00"));
         assert_eq!(e.triggers.as_deref(), Some("app-backup.service"));
     }
+
+    #[test]
+    fn only_processes_outside_the_lab_are_not_part_of_the_drill() {
+        let proc_ = |pid: u32, ppid: u32, args: &str| Proc {
+            pid,
+            ppid,
+            user: "u".into(),
+            started: String::new(),
+            args: args.into(),
+        };
+        let procs = vec![
+            proc_(10, 1, "/bin/sh /lab/x/bin/db_realtime_sync.sh"),
+            proc_(11, 10, "psql -p 5433 TovPlay"),
+            proc_(20, 1, "/bin/sh ./db_realtime_sync.sh"),
+            proc_(30, 1, "/bin/sh /other/db_realtime_sync.sh"),
+            proc_(40, 1, "/bin/sh /lab/xy/db_realtime_sync.sh"),
+            proc_(50, 1, "/bin/sh job.sh"),
+        ];
+        let entry = |pid: u32, cwd: Option<&str>| {
+            let mut svc = Service::new(format!("p{pid}"), ServiceKind::Process, "ps".into());
+            svc.pid = Some(pid);
+            svc.target_unclear = Some("unclear".into());
+            Entry {
+                svc,
+                facts: Facts::default(),
+                start_line: String::new(),
+                working_dir: cwd.map(str::to_string),
+                unit: None,
+                triggers: None,
+                triggered_by_timer: false,
+                mechanism: false,
+                env: Vec::new(),
+            }
+        };
+        let mut entries = vec![
+            entry(10, None),
+            entry(11, None),
+            entry(20, Some("/somewhere")),
+            entry(30, Some("/other")),
+            entry(40, None),
+            entry(50, Some("/lab/x/run")),
+        ];
+        let own: BTreeSet<u32> = [20].into();
+        mark_outside_drill(&mut entries, &procs, &own, "/lab/x/");
+        let outside: Vec<u32> = entries
+            .iter()
+            .filter(|e| e.svc.outside_drill.is_some())
+            .filter_map(|e| e.svc.pid)
+            .collect();
+        // The lab's script, its child, its pidfile's pid and a process in
+        // its directory are inside; a sibling directory sharing the prefix is not.
+        assert_eq!(outside, vec![30, 40]);
+        let e = &entries[3].svc;
+        assert!(
+            e.outside_drill
+                .as_deref()
+                .unwrap()
+                .starts_with("not part of this drill: pid 30 ")
+        );
+        assert_eq!(e.target_unclear, None);
+    }
 }
