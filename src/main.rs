@@ -587,7 +587,7 @@ fn cmd_lab(cli: &Cli, redactor: Redactor, command: &Command) -> ExitCode {
         ssh: *ssh,
         headless: *headless,
         answers: answers.clone(),
-        state_dir: cli.state_dir.clone().unwrap_or_else(default_state_dir),
+        state_dir: cli.state_dir.clone(),
         operator: cli.operator.clone().unwrap_or_else(default_operator),
         readonly: cli.readonly,
         install_deps: *install_deps,

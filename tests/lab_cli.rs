@@ -253,3 +253,78 @@ fn sigterm_to_the_lab_console_tears_the_lab_down() {
     }
     assert!(!Path::new(&labdir).exists(), "'{labdir}' left behind");
 }
+
+/// Kills the outside process by its pid when the test ends (never by name).
+struct Outside(std::process::Child);
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_same_named_sync_outside_the_lab_is_not_part_of_the_drill_and_keeps_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = tmp.path().join("registry");
+    std::fs::create_dir_all(&registry).unwrap();
+    // Someone else's db_realtime_sync.sh on this machine, in its own dir.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let script = other.join("db_realtime_sync.sh");
+    std::fs::write(&script, "#!/bin/sh\nwhile :; do sleep 1; done\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let child = Command::new(&script)
+        .current_dir(&other)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let outside = Outside(child);
+    let pid = outside.0.id();
+    let labdir = tmp.path().join("lab");
+    // No --state-dir: the drill's journal goes under the lab directory.
+    let o = Command::new(LIFELINE)
+        .env_remove("LIFELINE_INVENTORY")
+        .env("NO_COLOR", "1")
+        .env("TMPDIR", &registry)
+        .env("HOME", tmp.path())
+        .args(["lab", "rogue-sync", "--headless", "--dir"])
+        .arg(&labdir)
+        .output()
+        .unwrap();
+    let out = support::stdout(&o);
+    let err = support::stderr(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("finished: every step done"), "{out}");
+    // The outside process was never stopped nor frozen.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("outside process {pid} gone: {e}\n{out}\n{err}"));
+    let state = stat.rsplit(')').next().unwrap().split_whitespace().next();
+    assert_ne!(state, Some("T"), "outside process left stopped: {stat}");
+    assert!(
+        out.contains(&format!("not part of this drill: pid {pid}")),
+        "the outside process listed as not part of the drill:\n{out}"
+    );
+    // The journal is under the lab directory, and the quit message says so.
+    let incidents: Vec<_> = std::fs::read_dir(labdir.join("state/incidents"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    let journal = std::fs::read_to_string(incidents[0].join("journal.jsonl")).unwrap();
+    assert!(journal.contains("\"kind\":\"drill-report\""), "{journal}");
+    assert!(
+        journal.contains("not part of this drill"),
+        "outside process journaled as not part of the drill"
+    );
+    assert!(
+        err.contains(&format!(
+            "drill journal and snapshots: '{}'",
+            labdir.join("state").display()
+        )),
+        "{err}"
+    );
+}

@@ -35,7 +35,9 @@ pub struct LabArgs {
     pub ssh: bool,
     pub headless: bool,
     pub answers: Option<PathBuf>,
-    pub state_dir: PathBuf,
+    /// `--state-dir`; without it the drill's journals and snapshots go
+    /// under the lab's directory (`<lab>/state`).
+    pub state_dir: Option<PathBuf>,
     pub operator: String,
     pub readonly: bool,
     /// Install missing PostgreSQL server binaries with apt without asking.
@@ -129,8 +131,15 @@ fn build(args: &LabArgs) -> Result<Lab, ConsoleError> {
 }
 
 /// Runs `lifeline lab`; returns the exit code.
-pub fn cmd_lab(args: LabArgs, redactor: Redactor) -> Result<u8, ConsoleError> {
-    let lab = build(&args)?;
+pub fn cmd_lab(mut args: LabArgs, redactor: Redactor) -> Result<u8, ConsoleError> {
+    let mut lab = build(&args)?;
+    let inside = args.state_dir.is_none();
+    let state_dir = args
+        .state_dir
+        .get_or_insert_with(|| lab.dir.join("state"))
+        .clone();
+    // A throwaway lab keeps its drill state when the directory goes.
+    lab.keep_state = inside.then(|| state_dir.clone());
     let quiet = crate::output::quiet();
     if !quiet {
         crate::errln!(
@@ -154,13 +163,16 @@ pub fn cmd_lab(args: LabArgs, redactor: Redactor) -> Result<u8, ConsoleError> {
         },
         Err(e) => crate::errln!("warning: lab teardown: {e}"),
     }
+    if !quiet {
+        crate::errln!("drill journal and snapshots: '{}'", state_dir.display());
+    }
     code
 }
 
 fn console(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, ConsoleError> {
     let mut c = ConsoleArgs::new(
         lab.inventory_path.clone(),
-        args.state_dir.clone(),
+        args.state_dir.clone().unwrap_or_default(),
         args.operator.clone(),
     );
     c.drill = true;
@@ -222,7 +234,7 @@ fn headless(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, Console
         resume: false,
         readonly: args.readonly,
         inventory: Some(lab.inventory_path.clone()),
-        state_dir: args.state_dir.clone(),
+        state_dir: args.state_dir.clone().unwrap_or_default(),
         operator: args.operator.clone(),
     };
     let mut defaults = BTreeMap::new();
@@ -277,7 +289,7 @@ fn headless(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, Console
     )?;
     drop(journal);
     crate::outln!("{report}");
-    let state = StateDir::new(&args.state_dir);
+    let state = StateDir::new(args.state_dir.clone().unwrap_or_default());
     crate::outln!(
         "incident {incident}: journal {} (export: lifeline --state-dir {} export {incident})",
         path.display(),

@@ -273,6 +273,9 @@ pub struct Lab {
     pub dir: PathBuf,
     /// Given with `dir`: the directory stays after teardown.
     pub kept: bool,
+    /// A directory inside `dir` (the drill's state) that teardown keeps
+    /// when it removes the rest of a throwaway lab.
+    pub keep_state: Option<PathBuf>,
     pub scenario: Scenario,
     pub cluster: PgCluster,
     pub sshd: Option<Sshd>,
@@ -500,6 +503,7 @@ impl Lab {
             registry,
             record,
             done: false,
+            keep_state: None,
         };
         // From here on an error drops `lab`, which tears everything down.
         lab.save()?;
@@ -888,8 +892,33 @@ impl Lab {
             });
         }
         if !self.kept && self.dir.exists() {
-            std::fs::remove_dir_all(&self.dir)
-                .map_err(LabError::io(format!("remove '{}'", self.dir.display())))?;
+            let keep = self
+                .keep_state
+                .as_deref()
+                .filter(|k| k.parent() == Some(self.dir.as_path()) && k.exists());
+            match keep {
+                // Everything but the drill's state goes.
+                Some(k) => {
+                    let entries = std::fs::read_dir(&self.dir)
+                        .map_err(LabError::io(format!("read '{}'", self.dir.display())))?;
+                    for e in entries {
+                        let e =
+                            e.map_err(LabError::io(format!("read '{}'", self.dir.display())))?;
+                        let p = e.path();
+                        if p == k {
+                            continue;
+                        }
+                        let r = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                            std::fs::remove_dir_all(&p)
+                        } else {
+                            std::fs::remove_file(&p)
+                        };
+                        r.map_err(LabError::io(format!("remove '{}'", p.display())))?;
+                    }
+                }
+                None => std::fs::remove_dir_all(&self.dir)
+                    .map_err(LabError::io(format!("remove '{}'", self.dir.display())))?,
+            }
         }
         let _ = std::fs::remove_file(registry::entry_path(&self.registry, &self.id));
         Ok(())

@@ -101,6 +101,11 @@ pub struct Service {
     /// database it writes to: never stopped unless the operator picks it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub target_unclear: Option<String>,
+    /// Inside a lab drill: a process outside the lab's sandbox (not in its
+    /// pidfiles, nothing under its directory): listed, never stopped, never
+    /// "back".
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub outside_drill: Option<String>,
 }
 
 impl Service {
@@ -126,6 +131,7 @@ impl Service {
             inventory: None,
             notes: Vec::new(),
             target_unclear: None,
+            outside_drill: None,
         }
     }
 }
@@ -513,6 +519,31 @@ pub async fn discover(
         }
         deferred.push((spec, pids));
     }
+    // Inside a drill, a process the lab's `match` patterns find outside its
+    // pidfiles is listed too (as not part of the drill, below).
+    if drill_dir(ctx).is_some() {
+        for spec in inventory_services
+            .iter()
+            .filter(|s| s.kind == ServiceKind::Process)
+        {
+            let Some(re) = spec
+                .match_
+                .as_deref()
+                .and_then(|m| regex::Regex::new(m).ok())
+            else {
+                continue;
+            };
+            for p in procs.iter().filter(|p| !ours(p) && re.is_match(&p.args)) {
+                let listed = entries
+                    .iter()
+                    .any(|e| e.svc.kind == ServiceKind::Process && e.svc.pid == Some(p.pid));
+                if !listed {
+                    let env = environ.get(&p.pid).map(Vec::as_slice).unwrap_or_default();
+                    entries.push(process_entry(p, &procs, &main_pids, &offset, env, ctx));
+                }
+            }
+        }
+    }
 
     // Read the scripts they run, and the scripts those run.
     let mut scripts: HashMap<String, Facts> = HashMap::new();
@@ -618,6 +649,13 @@ pub async fn discover(
     for (spec, pids) in deferred {
         assign_process_spec(&mut entries, spec, &pids, ctx);
     }
+    if let Some(lab) = drill_dir(ctx) {
+        let own: BTreeSet<u32> = pidfiles
+            .values()
+            .filter_map(|r| r.as_ref().ok().copied())
+            .collect();
+        mark_outside_drill(&mut entries, &procs, &own, &lab);
+    }
 
     redundancy(&mut entries, &scripts, &unit_index);
 
@@ -628,6 +666,7 @@ pub async fn discover(
         .iter()
         .map(|e| {
             let relevant = !e.svc.databases_reached.is_empty()
+                || e.svc.outside_drill.is_some()
                 || !e.svc.hazards.is_empty()
                 || e.svc.inventory.is_some()
                 || e.svc.target_unclear.is_some()
@@ -660,6 +699,49 @@ pub async fn discover(
     d.notes = d.notes.iter().map(|n| printable(n)).collect();
     d.hostname = d.hostname.map(|h| printable(&h));
     Ok(d)
+}
+
+/// The lab's directory when discovery runs inside a drill: the lab's
+/// inventory (`env = "lab"`) lives at the top of it.
+fn drill_dir(ctx: &ScanCtx) -> Option<String> {
+    let inv = ctx.inventory?;
+    if inv.env.as_deref() != Some("lab") {
+        return None;
+    }
+    let dir = inv.path.as_deref()?.parent()?.to_str()?;
+    (!dir.is_empty()).then(|| format!("{}/", dir.trim_end_matches('/')))
+}
+
+/// Inside a drill, marks every discovered process outside the sandbox:
+/// not in the lab's pidfiles, its command line and working directory
+/// naming nothing under `lab`, and no ancestor of it inside.
+fn mark_outside_drill(entries: &mut [Entry], procs: &[Proc], own: &BTreeSet<u32>, lab: &str) {
+    let inside = |pid: u32| {
+        own.contains(&pid)
+            || procs
+                .iter()
+                .find(|p| p.pid == pid)
+                .is_some_and(|p| p.args.contains(lab))
+    };
+    for e in entries.iter_mut() {
+        let Some(pid) = e.svc.pid else { continue };
+        if e.svc.kind != ServiceKind::Process {
+            continue;
+        }
+        let cwd_inside = e
+            .working_dir
+            .as_deref()
+            .is_some_and(|w| format!("{}/", w.trim_end_matches('/')).starts_with(lab));
+        let ancestors = process::ancestors(procs, pid);
+        if inside(pid) || cwd_inside || ancestors.iter().any(|a| inside(*a)) {
+            continue;
+        }
+        e.svc.outside_drill = Some(format!(
+            "not part of this drill: pid {pid} runs outside the lab directory '{}' and is not in its pidfiles; never stopped",
+            lab.trim_end_matches('/')
+        ));
+        e.svc.target_unclear = None;
+    }
 }
 
 const NOT_A_SCRIPT: &str = "a program, not a script";
@@ -1629,5 +1711,66 @@ mod tests {
         assert_eq!(e.svc.kind, ServiceKind::Timer);
         assert_eq!(e.svc.schedule.as_deref(), Some("*-*-* 00/4:00:00"));
         assert_eq!(e.triggers.as_deref(), Some("app-backup.service"));
+    }
+
+    #[test]
+    fn only_processes_outside_the_lab_are_not_part_of_the_drill() {
+        let proc_ = |pid: u32, ppid: u32, args: &str| Proc {
+            pid,
+            ppid,
+            user: "u".into(),
+            started: String::new(),
+            args: args.into(),
+        };
+        let procs = vec![
+            proc_(10, 1, "/bin/sh /lab/x/bin/db_realtime_sync.sh"),
+            proc_(11, 10, "psql -p 5433 TovPlay"),
+            proc_(20, 1, "/bin/sh ./db_realtime_sync.sh"),
+            proc_(30, 1, "/bin/sh /other/db_realtime_sync.sh"),
+            proc_(40, 1, "/bin/sh /lab/xy/db_realtime_sync.sh"),
+            proc_(50, 1, "/bin/sh job.sh"),
+        ];
+        let entry = |pid: u32, cwd: Option<&str>| {
+            let mut svc = Service::new(format!("p{pid}"), ServiceKind::Process, "ps".into());
+            svc.pid = Some(pid);
+            svc.target_unclear = Some("unclear".into());
+            Entry {
+                svc,
+                facts: Facts::default(),
+                start_line: String::new(),
+                working_dir: cwd.map(str::to_string),
+                unit: None,
+                triggers: None,
+                triggered_by_timer: false,
+                mechanism: false,
+                env: Vec::new(),
+            }
+        };
+        let mut entries = vec![
+            entry(10, None),
+            entry(11, None),
+            entry(20, Some("/somewhere")),
+            entry(30, Some("/other")),
+            entry(40, None),
+            entry(50, Some("/lab/x/run")),
+        ];
+        let own: BTreeSet<u32> = [20].into();
+        mark_outside_drill(&mut entries, &procs, &own, "/lab/x/");
+        let outside: Vec<u32> = entries
+            .iter()
+            .filter(|e| e.svc.outside_drill.is_some())
+            .filter_map(|e| e.svc.pid)
+            .collect();
+        // The lab's script, its child, its pidfile's pid and a process in
+        // its directory are inside; a sibling directory sharing the prefix is not.
+        assert_eq!(outside, vec![30, 40]);
+        let e = &entries[3].svc;
+        assert!(
+            e.outside_drill
+                .as_deref()
+                .unwrap()
+                .starts_with("not part of this drill: pid 30 ")
+        );
+        assert_eq!(e.target_unclear, None);
     }
 }

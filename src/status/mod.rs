@@ -466,6 +466,9 @@ pub fn render_text(r: &StatusReport, redactor: &Redactor) -> String {
                         }
                     }
                 }
+                if let Some(why) = &s.outside_drill {
+                    let _ = writeln!(o, "      {why}");
+                }
                 if let Some(why) = &s.target_unclear {
                     let _ = writeln!(o, "      target unclear: {why}");
                 }
@@ -604,6 +607,7 @@ mod tests {
             inventory: None,
             notes: vec![],
             target_unclear: None,
+            outside_drill: None,
         }
     }
 

@@ -456,6 +456,10 @@ async fn cron_file_items(
 
 /// An item for a discovered writer, when it is running or scheduled.
 fn discovered_item(host: &str, s: &Service) -> Option<Item> {
+    // Outside the lab's sandbox during a drill: never an item to stop.
+    if s.outside_drill.is_some() {
+        return None;
+    }
     let how = match s.kind {
         ServiceKind::Systemd | ServiceKind::Timer => {
             let enabled = s.enabled == Some(true);
@@ -647,7 +651,9 @@ fn print_plan(
             if planned {
                 continue;
             }
-            let why = if let Some(u) = &s.target_unclear {
+            let why = if let Some(o) = &s.outside_drill {
+                o.clone()
+            } else if let Some(u) = &s.target_unclear {
                 format!("target unclear: {u}")
             } else if is_db_server(s) {
                 "the database server itself".to_string()
@@ -865,6 +871,7 @@ async fn is_back(
         ((it.command.is_some() && s.command == it.command)
             || s.scripts.iter().any(|x| it.scripts.first() == Some(x)))
             && !writes_elsewhere(s, db)
+            && s.outside_drill.is_none()
     };
     Ok(match &it.how {
         How::Unit { unit, .. } => d
