@@ -804,18 +804,7 @@ fn short_reason(body: &str) -> String {
 /// `s` with control characters (ESC, NUL, newlines...) escaped, so a name
 /// or line read from a host is safe to print and to keep.
 pub fn printable(s: &str) -> String {
-    if !s.chars().any(|c| c.is_control() && c != '\t') {
-        return s.to_string();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_control() && c != '\t' {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    crate::term::visible(s).into_owned()
 }
 
 /// Escapes control bytes in every text field of `s` (names, commands,
@@ -1667,7 +1656,7 @@ mod tests {
     #[test]
     fn control_bytes_are_escaped() {
         assert_eq!(printable("plain/path.sh"), "plain/path.sh");
-        assert_eq!(printable("a\u{1b}[2Jb\0c\nd"), "a\\u{1b}[2Jb\\u{0}c\\nd");
+        assert_eq!(printable("a\u{1b}[2Jb\0c\nd"), "a\\x1b[2Jb\\x00c\\x0ad");
         let mut s = Service::new("x\u{1b}]0;t\u{7}".into(), ServiceKind::Process, "ps".into());
         s.command = Some("sh /tmp/\u{1b}[31m.sh".into());
         clean_service(&mut s);
