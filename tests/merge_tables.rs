@@ -644,3 +644,28 @@ async fn user_defined_types_come_over_although_their_oids_differ() {
     merge_tables(&r, &Output::discard()).await.unwrap();
     assert_eq!(sum(&pg, "live", "m", ""), sum(&pg, "src", "m", ""));
 }
+
+/// A session that still holds the live table makes the merge fail with a
+/// lock timeout instead of hanging, and nothing is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_held_by_another_session_fails_the_merge_instead_of_hanging() {
+    let pg = support::pg();
+    conflict_world(&pg, "live1", "src1");
+    let before = sum(&pg, "live1", "t", "");
+    let holder = support::client(&pg, "live1").await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let r = req(&pg, "live1", "src1", &["t"]);
+    let res = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        merge_tables(&r, &Output::discard()),
+    )
+    .await
+    .expect("the merge hung on a held lock");
+    let e = res.unwrap_err().to_string();
+    assert!(e.contains("lock timeout"), "{e}");
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(sum(&pg, "live1", "t", ""), before);
+}

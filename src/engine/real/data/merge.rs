@@ -15,6 +15,9 @@ use crate::engine::types::{
     DbTarget, MergeOutcome, MergePolicy, MergeRequest, MergeTable, MergeTx,
 };
 
+/// How long a merge waits for a lock on a live table before it fails.
+const LOCK_TIMEOUT_S: u64 = 30;
+
 /// A table as both databases know it.
 #[derive(Debug, Clone)]
 struct Table {
@@ -647,6 +650,10 @@ struct Session {
 /// Connects, stages every table and measures it; nothing is written to a live table.
 async fn prepare(req: &MergeRequest, out: &Output) -> Result<Session, ActionError> {
     let live = connect(&req.database, req.database.dbname(), false, None).await?;
+    // A writer that still holds a table makes the merge fail, never hang.
+    live.batch_execute(&format!("SET lock_timeout = '{LOCK_TIMEOUT_S}s'"))
+        .await
+        .map_err(|e| db_error(&req.database.display(), &e))?;
     let src = connect(&req.database, &req.source, true, None).await?;
     let (tables, fks) = resolve(&live, &src, req).await?;
     let mut staged = BTreeMap::new();
