@@ -132,16 +132,14 @@ async fn find_table(
         )
         .await
         .map_err(|e| db_error(target, &e))?;
-    if r.schema.is_none() && rows.len() > 1 && rows[1].get::<_, String>(0) != "public" {
-        let first: String = rows[0].get(0);
-        if first != "public" {
-            let schemas: Vec<String> = rows.iter().map(|x| x.get(0)).collect();
-            return Err(failed(format!(
-                "table '{}' is in several schemas ({}); name it as schema.table; nothing was done",
-                r.name,
-                schemas.join(", ")
-            )));
-        }
+    // Without a schema: `public` first (sorted first); several others are ambiguous.
+    if r.schema.is_none() && rows.len() > 1 && rows[0].get::<_, String>(0) != "public" {
+        let schemas: Vec<String> = rows.iter().map(|x| x.get(0)).collect();
+        return Err(failed(format!(
+            "table '{}' is in several schemas ({}); name it as schema.table; nothing was done",
+            r.name,
+            schemas.join(", ")
+        )));
     }
     Ok(rows.first().map(|x| (x.get(0), x.get(1), x.get(2))))
 }
@@ -810,6 +808,43 @@ async fn orphans(
     Ok(v)
 }
 
+/// Writes one table, checks its count, moves its sequences (in its own
+/// transaction when `per-table`); returns (inserted, updated, rows now, sequences moved).
+async fn write_table(
+    live: &Client,
+    req: &MergeRequest,
+    t: &Table,
+    m: &MergeTable,
+) -> Result<(i64, i64, i64, Vec<String>), ActionError> {
+    let lt = req.database.display();
+    if req.transaction == MergeTx::PerTable {
+        live.batch_execute("BEGIN")
+            .await
+            .map_err(|e| db_error(&lt, &e))?;
+    }
+    let (inserted, updated) = apply_table(live, req, t, m).await?;
+    let after = count(live, &lt, &format!("SELECT count(*) FROM {}", t.q())).await?;
+    let want = if t.replace {
+        m.source_rows
+    } else {
+        m.live_rows + inserted
+    };
+    if after != want {
+        return Err(failed(format!(
+            "{} holds {after} row(s) after the merge, expected {want} (live {} + inserted {inserted})",
+            t.display(),
+            m.live_rows
+        )));
+    }
+    let moved = bump_sequences(live, req, t).await?;
+    if req.transaction == MergeTx::PerTable {
+        live.batch_execute("COMMIT")
+            .await
+            .map_err(|e| db_error(&lt, &e))?;
+    }
+    Ok((inserted, updated, after, moved))
+}
+
 /// Runs the merge the request describes; one transaction unless `per-table`.
 /// On any failure the open transaction is rolled back and the error says
 /// which table and what was already committed.
@@ -844,27 +879,7 @@ pub async fn merge_tables(req: &MergeRequest, out: &Output) -> Result<MergeOutco
             .map_err(|e| db_error(&lt, &e))?;
     }
     for (t, m) in s.tables.iter().zip(&s.measured) {
-        let step = async {
-            if req.transaction == MergeTx::PerTable {
-                live.batch_execute("BEGIN").await.map_err(|e| db_error(&lt, &e))?;
-            }
-            let (inserted, updated) = apply_table(live, req, t, m).await?;
-            let after = count(live, &lt, &format!("SELECT count(*) FROM {}", t.q())).await?;
-            let want = if t.replace { m.source_rows } else { m.live_rows + inserted };
-            if after != want {
-                return Err(failed(format!(
-                    "{} holds {after} row(s) after the merge, expected {want} (live {} + inserted {inserted})",
-                    t.display(),
-                    m.live_rows
-                )));
-            }
-            let moved = bump_sequences(live, req, t).await?;
-            if req.transaction == MergeTx::PerTable {
-                live.batch_execute("COMMIT").await.map_err(|e| db_error(&lt, &e))?;
-            }
-            Ok::<_, ActionError>((inserted, updated, after, moved))
-        }
-        .await;
+        let step = write_table(live, req, t, m).await;
         match step {
             Ok((inserted, updated, after, moved)) => {
                 out.line(format!(
