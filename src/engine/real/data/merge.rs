@@ -12,7 +12,7 @@ use crate::db::{TableRef, quote_ident, quote_qualified};
 use crate::engine::actions::{ActionError, Output};
 use crate::engine::direct::{connect, db_error};
 use crate::engine::types::{
-    DbTarget, MergeOutcome, MergePolicy, MergeRequest, MergeTable, MergeTx,
+    DbTarget, MERGE_BATCH_ROWS, MergeOutcome, MergePolicy, MergeRequest, MergeTable, MergeTx,
 };
 
 /// How long a merge waits for a lock on a live table before it fails.
@@ -351,7 +351,8 @@ async fn pipe(
         sink.send(chunk).await.map_err(|e| db_error(req_live, &e))?;
     }
     let n = sink.finish().await.map_err(|e| db_error(req_live, &e))?;
-    live.batch_execute(&format!("ANALYZE {stage}"))
+    let table = stage.split(" (").next().unwrap_or(stage);
+    live.batch_execute(&format!("ANALYZE {table}"))
         .await
         .map_err(|e| db_error(req_live, &e))?;
     Ok(n)
@@ -374,8 +375,16 @@ async fn stage(
     ))
     .await
     .map_err(|e| db_error(&lt, &e))?;
+    // `lifeline_n` numbers the staged rows 1..n (the batches of `batches`).
+    live.batch_execute(&format!(
+        "ALTER TABLE {} ADD COLUMN lifeline_n bigserial",
+        t.stage
+    ))
+    .await
+    .map_err(|e| db_error(&lt, &e))?;
     let select = format!("SELECT {} FROM {}", t.col_list(""), t.q());
-    pipe(live, src, &lt, &st, &select, &t.stage).await
+    let into = format!("{} ({})", t.stage, t.col_list(""));
+    pipe(live, src, &lt, &st, &select, &into).await
 }
 
 /// Rows of one live table a swap would leave behind in the damaged copy.
@@ -687,7 +696,12 @@ async fn apply_table(
     req: &MergeRequest,
     t: &Table,
     m: &MergeTable,
+    rows: Option<(i64, i64)>,
 ) -> Result<(i64, i64), ActionError> {
+    let range = match rows {
+        Some((lo, hi)) => format!(" WHERE lifeline_n > {lo} AND lifeline_n <= {hi}"),
+        None => String::new(),
+    };
     let lt = req.database.display();
     let q = t.q();
     let cols = t.col_list("");
@@ -727,7 +741,7 @@ async fn apply_table(
     let n = live
         .execute(
             &format!(
-                "INSERT INTO {q} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {} ON CONFLICT ({key}) {action}",
+                "INSERT INTO {q} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {}{range} ON CONFLICT ({key}) {action}",
                 t.stage
             ),
             &[],
@@ -817,12 +831,19 @@ async fn write_table(
     m: &MergeTable,
 ) -> Result<(i64, i64, i64, Vec<String>), ActionError> {
     let lt = req.database.display();
-    if req.transaction == MergeTx::PerTable {
+    // `batches` writes a replaced (keyless) table in one transaction too.
+    let own_tx =
+        req.transaction == MergeTx::PerTable || (req.transaction == MergeTx::Batches && t.replace);
+    if own_tx {
         live.batch_execute("BEGIN")
             .await
             .map_err(|e| db_error(&lt, &e))?;
     }
-    let (inserted, updated) = apply_table(live, req, t, m).await?;
+    let (inserted, updated) = if req.transaction == MergeTx::Batches && !t.replace {
+        write_batches(live, req, t, m).await?
+    } else {
+        apply_table(live, req, t, m, None).await?
+    };
     let after = count(live, &lt, &format!("SELECT count(*) FROM {}", t.q())).await?;
     let want = if t.replace {
         m.source_rows
@@ -837,12 +858,54 @@ async fn write_table(
         )));
     }
     let moved = bump_sequences(live, req, t).await?;
-    if req.transaction == MergeTx::PerTable {
+    if own_tx {
         live.batch_execute("COMMIT")
             .await
             .map_err(|e| db_error(&lt, &e))?;
     }
     Ok((inserted, updated, after, moved))
+}
+
+/// `batches`: the staged rows of `t` in transactions of `MERGE_BATCH_ROWS`;
+/// a failed batch is rolled back and the error says which batches committed.
+async fn write_batches(
+    live: &Client,
+    req: &MergeRequest,
+    t: &Table,
+    m: &MergeTable,
+) -> Result<(i64, i64), ActionError> {
+    let lt = req.database.display();
+    let n = m.source_rows.max(0);
+    let total = (n + MERGE_BATCH_ROWS - 1) / MERGE_BATCH_ROWS;
+    let mut written = 0i64;
+    for b in 0..total {
+        let lo = b * MERGE_BATCH_ROWS;
+        let step = async {
+            live.batch_execute("BEGIN")
+                .await
+                .map_err(|e| db_error(&lt, &e))?;
+            let (i, u) = apply_table(live, req, t, m, Some((lo, lo + MERGE_BATCH_ROWS))).await?;
+            live.batch_execute("COMMIT")
+                .await
+                .map_err(|e| db_error(&lt, &e))?;
+            Ok::<_, ActionError>(i + u)
+        }
+        .await;
+        match step {
+            Ok(w) => written += w,
+            Err(e) => {
+                let _ = live.batch_execute("ROLLBACK").await;
+                return Err(failed(format!(
+                    "batch {} of {total} (staged rows {}..{}) failed: {e}; batches 1..{b} are committed ({written} row(s) written)",
+                    b + 1,
+                    lo + 1,
+                    (lo + MERGE_BATCH_ROWS).min(n)
+                )));
+            }
+        }
+    }
+    let inserted = m.to_insert.min(written);
+    Ok((inserted, written - inserted))
 }
 
 /// Runs the merge the request describes; one transaction unless `per-table`.
@@ -907,7 +970,8 @@ pub async fn merge_tables(req: &MergeRequest, out: &Output) -> Result<MergeOutco
                     MergeTx::PerTable if done_tables.is_empty() => {
                         "rolled back: no table was changed".to_string()
                     }
-                    MergeTx::PerTable => format!(
+                    MergeTx::Batches if done_tables.is_empty() => "no earlier table".to_string(),
+                    MergeTx::PerTable | MergeTx::Batches => format!(
                         "this table was rolled back; already committed: {}",
                         done_tables.join(", ")
                     ),
