@@ -375,13 +375,16 @@ async fn stage(
     ))
     .await
     .map_err(|e| db_error(&lt, &e))?;
-    // `lifeline_n` numbers the staged rows 1..n (the batches of `batches`).
-    live.batch_execute(&format!(
-        "ALTER TABLE {} ADD COLUMN lifeline_n bigserial",
-        t.stage
-    ))
-    .await
-    .map_err(|e| db_error(&lt, &e))?;
+    // `lifeline_n` numbers the staged rows 1..n (the batches of `batches`;
+    // not paid for otherwise).
+    if req.transaction == MergeTx::Batches {
+        live.batch_execute(&format!(
+            "ALTER TABLE {} ADD COLUMN lifeline_n bigserial",
+            t.stage
+        ))
+        .await
+        .map_err(|e| db_error(&lt, &e))?;
+    }
     let select = format!("SELECT {} FROM {}", t.col_list(""), t.q());
     let into = format!("{} ({})", t.stage, t.col_list(""));
     pipe(live, src, &lt, &st, &select, &into).await
