@@ -190,8 +190,16 @@ fn headless_drill_journals_a_drill_report_even_when_the_drill_stops_early() {
         .find(|l| l.contains("\"kind\":\"drill-report\""))
         .unwrap();
     let v: serde_json::Value = serde_json::from_str(report).unwrap();
-    let passed = v["data"]["verified"] == true && v["data"]["restored_at"].is_string();
+    let passed = v["data"]["verified"] == true
+        && v["data"]["restored_at"].is_string()
+        && v["data"]["damage_left"].is_null();
     assert_eq!(o.status.success(), passed, "{out}\n{err}");
+    // The merge keeps every row of the tables the scenario did not damage.
+    assert!(out.contains("rows lost in undamaged tables: 0\n"), "{out}");
+    assert_eq!(
+        v["data"]["undamaged_rows_lost"]["GameRequest"], 0,
+        "{report}"
+    );
     let v = support::lifeline(&state)
         .args(["journal", "verify"])
         .arg(incidents[0].join("journal.jsonl"))

@@ -6,6 +6,10 @@
 //! the journal verifies, the drill scores clean and the export's numbers
 //! match the raw files. rogue-sync runs over a throwaway sshd (issue 6's
 //! end-to-end: a writer, its restarter and watchdog stopped for good).
+//! wrong-database merges "User" back (table-wiped): the damaged table holds
+//! the backup's rows, every other table exactly what it held before the fix,
+//! scored as 0 rows lost in undamaged tables; the same world fixed with the
+//! whole-database swap (table-wiped-swap) scores the rows the swap loses.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod export_support;
@@ -16,7 +20,7 @@ use std::process::Command;
 
 use export_support::{CheckOpts, check_export};
 use lifeline::journal;
-use lifeline::lab::{DB_NAME, Lab, LabOptions, Scenario, score};
+use lifeline::lab::{DB_NAME, DrillReport, Lab, LabOptions, Scenario, score};
 
 /// Ordered checksum of every table of `public` in `db`.
 fn checksums(lab: &Lab, db: &str) -> BTreeMap<String, String> {
@@ -45,7 +49,18 @@ fn checksums(lab: &Lab, db: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn drill(scenario: Scenario, ssh: bool) {
+/// The shipped answers of wrong-database for the whole-database swap
+/// (runbook table-wiped-swap) instead of the merge.
+const WRONG_DATABASE_SWAP_ANSWERS: &str = "[params]\ndb = \"main\"\ncatalog = \"external\"\n\n[confirm]\nrestore = \"TovPlay\"\nswap = \"TovPlay\"\nstart = \"TovPlay\"\n";
+
+fn drill(scenario: Scenario, ssh: bool) -> DrillReport {
+    drill_with(scenario, ssh, scenario.runbook(), None)
+}
+
+/// Drills `scenario` headless with `runbook` and the shipped answers (or
+/// `answers`); returns the score, with the rows lost in undamaged tables.
+fn drill_with(scenario: Scenario, ssh: bool, runbook: &str, answers: Option<&str>) -> DrillReport {
+    let merge = runbook == "table-wiped";
     let tmp = tempfile::tempdir().unwrap();
     let registry = tmp.path().join("registry");
     std::fs::create_dir_all(&registry).unwrap();
@@ -59,8 +74,9 @@ fn drill(scenario: Scenario, ssh: bool) {
     let right = lab.right_backup().unwrap().clone();
 
     // The shipped answers, with the damage time the timeline would give.
-    let answers = std::fs::read_to_string(&lab.answers_path)
-        .unwrap()
+    let answers = answers
+        .map(str::to_string)
+        .unwrap_or_else(|| std::fs::read_to_string(&lab.answers_path).unwrap())
         .replacen(
             "[params]\n",
             &format!(
@@ -71,17 +87,39 @@ fn drill(scenario: Scenario, ssh: bool) {
         );
     let answers_path = tmp.path().join("answers.toml");
     std::fs::write(&answers_path, answers).unwrap();
+    // Ground truth just before the fix, when the scenario leaves tables
+    // undamaged: every live row, and each table's content.
+    let partial = scenario.damaged_tables().is_some();
+    let rows_before = partial.then(|| lab.live_rows().unwrap());
+    let sums_before = if partial {
+        checksums(&lab, DB_NAME)
+    } else {
+        BTreeMap::new()
+    };
     let state = tmp.path().join("state");
     let o = support::lifeline(&state)
         .arg("-i")
         .arg(&lab.inventory_path)
-        .args(["run", scenario.runbook(), "--answers"])
+        .args(["run", runbook, "--answers"])
         .arg(&answers_path)
         .output()
         .unwrap();
     let out = support::stdout(&o);
     let err = support::stderr(&o);
-    assert!(o.status.success(), "{scenario}: {out}\n{err}");
+    if merge {
+        // The merge commits the backup's users, then lists as damage (exit 3)
+        // the rows that still point at users created after the backup: no
+        // backup holds those users (the swap "fixes" them by dropping the
+        // rows, counted below as lost).
+        assert_eq!(o.status.code(), Some(3), "{scenario}: {out}\n{err}");
+        assert!(
+            out.contains("foreign-key orphans after the merge")
+                || err.contains("foreign-key orphans after the merge"),
+            "{scenario}: {out}\n{err}"
+        );
+    } else {
+        assert!(o.status.success(), "{scenario}: {out}\n{err}");
+    }
 
     // The live name serves exactly the right backup's data.
     let check = "drill_check";
@@ -94,12 +132,31 @@ fn drill(scenario: Scenario, ssh: bool) {
         .output()
         .unwrap();
     assert!(st.status.success(), "{}", support::stderr(&st));
-    assert_eq!(
-        checksums(&lab, DB_NAME),
-        checksums(&lab, check),
-        "{scenario}: live data differs from {}",
-        right.name
-    );
+    let live = checksums(&lab, DB_NAME);
+    let backup = checksums(&lab, check);
+    if merge {
+        // The merge: the damaged tables hold the backup's rows; every other
+        // table exactly what it held just before the fix.
+        let damaged = scenario.damaged_tables().unwrap();
+        for (t, sum) in &live {
+            let want = if damaged.contains(&t.as_str()) {
+                &backup[t]
+            } else {
+                &sums_before[t]
+            };
+            assert_eq!(sum, want, "{scenario}: table {t} after the merge");
+        }
+        assert_eq!(
+            live.keys().collect::<Vec<_>>(),
+            sums_before.keys().collect::<Vec<_>>()
+        );
+    } else {
+        assert_eq!(
+            live, backup,
+            "{scenario}: live data differs from {}",
+            right.name
+        );
+    }
 
     // The damaged database is kept (unless the damage was its disappearance).
     let kept = lab
@@ -111,7 +168,8 @@ fn drill(scenario: Scenario, ssh: bool) {
             ),
         )
         .unwrap();
-    let want_kept = if scenario == Scenario::DroppedDatabase {
+    // A merge renames nothing: the damaged database is the live one, fixed.
+    let want_kept = if scenario == Scenario::DroppedDatabase || merge {
         "0"
     } else {
         "1"
@@ -127,7 +185,10 @@ fn drill(scenario: Scenario, ssh: bool) {
     let jpath = incidents[0].join("journal.jsonl");
     assert!(journal::verify_file(&jpath).unwrap().intact());
     let records = journal::read_records(&jpath).unwrap();
-    let report = score(&lab.facts(), &records);
+    let mut report = score(&lab.facts(), &records);
+    if let Some(before) = &rows_before {
+        report = report.with_live_rows(before, &lab.live_rows().unwrap());
+    }
     assert_eq!(
         report.backup_used.as_deref(),
         Some(right.name.as_str()),
@@ -180,6 +241,8 @@ fn drill(scenario: Scenario, ssh: bool) {
         );
     }
     lab.teardown().unwrap();
+    eprintln!("{scenario} with {runbook}:\n{report}");
+    report
 }
 
 #[test]
@@ -189,7 +252,49 @@ fn rogue_sync_over_ssh_stops_every_writer_for_good_and_restores() {
 
 #[test]
 fn wrong_database_restores_user_into_the_right_database() {
-    drill(Scenario::WrongDatabase, false);
+    assert_eq!(Scenario::WrongDatabase.runbook(), "table-wiped");
+    let report = drill(Scenario::WrongDatabase, false);
+    let lost = report.undamaged_rows_lost.clone().unwrap();
+    assert!(!lost.is_empty() && !lost.contains_key("User"), "{lost:?}");
+    assert_eq!(report.undamaged_rows_lost_total(), Some(0), "{report}");
+    // The backup's rows went into User only.
+    assert_eq!(
+        report.rows_lost.keys().collect::<Vec<_>>(),
+        ["User"],
+        "{report}"
+    );
+    // Orphans of users no backup holds are left, named, not hidden.
+    let damage = report.damage_left.clone().unwrap();
+    assert!(damage.contains("GameRequest"), "{report}");
+    assert!(!report.passed(), "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("rows lost in undamaged tables: 0\n"),
+        "{report}"
+    );
+}
+
+/// The same world fixed with the whole-database swap: the score shows the
+/// rows written since the backup that the swap threw away (why the lab
+/// drills the merge).
+#[test]
+fn wrong_database_with_the_swap_scores_the_rows_it_loses() {
+    let report = drill_with(
+        Scenario::WrongDatabase,
+        false,
+        "table-wiped-swap",
+        Some(WRONG_DATABASE_SWAP_ANSWERS),
+    );
+    let total = report.undamaged_rows_lost_total().unwrap();
+    assert!(total > 0, "{report}");
+    assert!(!report.passed(), "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains(&format!("rows lost in undamaged tables: {total}\n")),
+        "{report}"
+    );
 }
 
 #[test]

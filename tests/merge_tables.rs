@@ -385,7 +385,7 @@ async fn a_failure_midway_rolls_back_and_says_where() {
                 assert!(e.contains("the live database is as before"), "{e}");
                 assert_eq!(sum(&pg, db, "a", ""), a_before);
             }
-            MergeTx::PerTable => {
+            MergeTx::PerTable | MergeTx::Batches => {
                 assert!(e.contains("already committed: public.a"), "{e}");
                 assert_eq!(sql(&pg, db, "SELECT count(*) FROM a"), "11");
             }
@@ -643,4 +643,72 @@ async fn user_defined_types_come_over_although_their_oids_differ() {
     let r = req(&pg, "live", "src", &["m"]);
     merge_tables(&r, &Output::discard()).await.unwrap();
     assert_eq!(sum(&pg, "live", "m", ""), sum(&pg, "src", "m", ""));
+}
+
+/// A session that still holds the live table makes the merge fail with a
+/// lock timeout instead of hanging, and nothing is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_held_by_another_session_fails_the_merge_instead_of_hanging() {
+    let pg = support::pg();
+    conflict_world(&pg, "live1", "src1");
+    let before = sum(&pg, "live1", "t", "");
+    let holder = support::client(&pg, "live1").await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let r = req(&pg, "live1", "src1", &["t"]);
+    let res = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        merge_tables(&r, &Output::discard()),
+    )
+    .await
+    .expect("the merge hung on a held lock");
+    let e = res.unwrap_err().to_string();
+    assert!(e.contains("lock timeout"), "{e}");
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(sum(&pg, "live1", "t", ""), before);
+}
+
+/// `transaction = "batches"`: 50,000 staged rows per transaction; a failure
+/// in the third batch keeps the two committed ones and says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_commit_one_by_one_and_a_failed_batch_says_what_committed() {
+    let pg = support::pg();
+    pg.create_db("src").unwrap();
+    sql(&pg, "src", FAILING);
+    sql(
+        &pg,
+        "src",
+        "INSERT INTO a SELECT i, CASE WHEN i = 110000 THEN 'poison' ELSE 'a' END FROM generate_series(1, 120000) i",
+    );
+    for db in ["ok", "bad"] {
+        pg.create_db(db).unwrap();
+        sql(&pg, db, FAILING);
+    }
+    sql(
+        &pg,
+        "bad",
+        "CREATE TRIGGER refuse BEFORE INSERT ON a FOR EACH ROW EXECUTE FUNCTION refuse()",
+    );
+    let mut r = req(&pg, "ok", "src", &["a"]);
+    r.transaction = MergeTx::Batches;
+    let out = merge_tables(&r, &Output::discard()).await.unwrap();
+    assert_eq!(out.tables[0].inserted, 120000);
+    assert_eq!(sum(&pg, "ok", "a", ""), sum(&pg, "src", "a", ""));
+
+    let mut r = req(&pg, "bad", "src", &["a"]);
+    r.transaction = MergeTx::Batches;
+    let e = merge_tables(&r, &Output::discard())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("merge failed at table 'public.a'"), "{e}");
+    assert!(e.contains("batch 3 of 3"), "{e}");
+    assert!(
+        e.contains("batches 1..2 are committed (100000 row(s) written)"),
+        "{e}"
+    );
+    assert!(e.contains("row 110000 refused"), "{e}");
+    assert_eq!(sql(&pg, "bad", "SELECT count(*) FROM a"), "100000");
 }

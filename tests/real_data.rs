@@ -1036,3 +1036,68 @@ fn a_dropped_database_is_restored_under_its_name() {
     assert_eq!(owner, "app");
     journal_checks(&w, &w.journal());
 }
+
+/// The drill with merge-tables instead of the swap: the restore step's copy
+/// is the source; the wiped tables get the good backup's rows back and keep
+/// what was written after the damage; the other tables are untouched.
+#[test]
+fn run_merges_the_wiped_tables_back_from_the_restore_of_the_same_run() {
+    let w = World::new(1_000);
+    w.pg.psql(
+        "app",
+        "INSERT INTO \"User\" VALUES (30, 'after@example.net'); INSERT INTO game_request VALUES (500, 30, 2, 'after the damage'); UPDATE game SET name = 'renamed after' WHERE id = 4",
+    )
+    .unwrap();
+    let before = sums(&w.pg, "app");
+    let drill = DRILL
+        .replace("id = \"data-drill\"", "id = \"merge-drill\"")
+        .replace(
+            "[[step]]\nid = \"swap\"\naction = \"swap\"\nexplain = \"the restored database takes the live name\"\ndatabase = \"{db}\"\nrestored = \"{restore.target_db}\"",
+            "[[step]]\nid = \"merge\"\naction = \"merge-tables\"\nexplain = \"put the wiped tables back\"\ndatabase = \"{db}\"\nrestored = \"{restore.target_db}\"\ntables = \"public.User, public.game_request\"",
+        );
+    assert!(drill.contains("merge-tables"));
+    std::fs::write(w.dir.path().join("merge-drill.toml"), drill).unwrap();
+    let answers = w.answers(
+        "answers.toml",
+        &format!("[params]\nincident_at = \"{INCIDENT}\"\n\n[confirm]\nrestore = \"app\"\nmerge = \"merge public.User, public.game_request into app\"\n"),
+    );
+    let (code, out) = w.run(&["run", "merge-drill.toml", "--answers", &answers]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("public.User: live 1, restored 22, to insert 22"),
+        "{out}"
+    );
+    // No database was swapped or renamed.
+    assert!(w.databases("app__damaged_%").is_empty());
+    let q = |sql: &str| w.pg.psql("app", sql).unwrap();
+    assert_eq!(q("SELECT count(*) FROM \"User\""), "23");
+    assert_eq!(
+        q("SELECT email FROM \"User\" WHERE id = 30"),
+        "after@example.net"
+    );
+    assert_eq!(q("SELECT count(*) FROM game_request"), "183");
+    assert_eq!(
+        q("SELECT note FROM game_request WHERE id = 500"),
+        "after the damage"
+    );
+    // Rows of the good backup, by content.
+    let after = sums(&w.pg, "app");
+    let restored = w.databases("app__restore_%");
+    assert_eq!(restored.len(), 1, "{restored:?}");
+    for t in ["public.\"User\"", "public.game_request"] {
+        let f = |db: &str| {
+            w.pg.psql(
+                db,
+                &format!(
+                    "SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) FROM {t} x WHERE id NOT IN (30, 500)"
+                ),
+            )
+            .unwrap()
+        };
+        assert_eq!(f("app"), f(&restored[0]), "{t}");
+    }
+    // The undamaged tables hold exactly what they held.
+    for t in ["public.game", "public.event_log"] {
+        assert_eq!(after[t], before[t], "{t}");
+    }
+}

@@ -239,6 +239,14 @@ fn headless(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, Console
     };
     let mut defaults = BTreeMap::new();
     defaults.insert("incident_at".to_string(), lab.damage_at.to_rfc3339());
+    // Ground truth for "rows lost in undamaged tables": the live rows just
+    // before the runbook starts, read by the lab itself.
+    // Only scenarios that leave tables undamaged have them to score.
+    let rows_before = lab.scenario.damaged_tables().and_then(|_| {
+        lab.live_rows()
+            .map_err(|e| eprintln!("rows before the fix not read ({e}): rows lost not scored"))
+            .ok()
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -270,7 +278,13 @@ fn headless(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, Console
         return Ok(outcome.code);
     };
     let records = read_records(&path)?;
-    let report = score(&lab.facts(), &records);
+    let mut report = score(&lab.facts(), &records);
+    if let Some(before) = &rows_before {
+        match lab.live_rows() {
+            Ok(after) => report = report.with_live_rows(before, &after),
+            Err(e) => eprintln!("rows after the fix not read ({e}): rows lost not scored"),
+        }
+    }
     let mut journal = Journal::open(&path, &incident, &args.operator, redactor)?;
     journal.append(
         Entry::new(
@@ -295,9 +309,11 @@ fn headless(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, Console
         path.display(),
         state.root().display()
     );
-    Ok(if report.restored_at.is_some() && report.verified {
-        0
-    } else {
-        1
-    })
+    Ok(
+        if report.restored_at.is_some() && report.verified && report.damage_left.is_none() {
+            0
+        } else {
+            1
+        },
+    )
 }

@@ -272,6 +272,7 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                 match m.transaction {
                     MergeTx::One => "all tables in ONE transaction: any failure rolls everything back".into(),
                     MergeTx::PerTable => "one transaction per table: a failure rolls back that table only".into(),
+                    MergeTx::Batches => format!("one transaction per batch of {} rows: locks held for one batch only; a failure rolls back that batch only", super::types::MERGE_BATCH_ROWS),
                 },
                 "sequences moved to at least the max key (setval); foreign keys checked after; counts compared with live before + inserted".into(),
             ];

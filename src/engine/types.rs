@@ -460,13 +460,20 @@ impl MergePolicy {
 pub enum MergeTx {
     One,
     PerTable,
+    /// Each table in batches of `MERGE_BATCH_ROWS` staged rows, each batch
+    /// its own transaction: locks are held only for one batch.
+    Batches,
 }
+
+/// Staged rows per transaction in `MergeTx::Batches`.
+pub const MERGE_BATCH_ROWS: i64 = 50_000;
 
 impl MergeTx {
     pub fn parse(s: &str) -> Option<MergeTx> {
         match s {
             "one" => Some(MergeTx::One),
             "per-table" => Some(MergeTx::PerTable),
+            "batches" => Some(MergeTx::Batches),
             _ => None,
         }
     }
@@ -474,6 +481,7 @@ impl MergeTx {
         match self {
             MergeTx::One => "one",
             MergeTx::PerTable => "per-table",
+            MergeTx::Batches => "batches",
         }
     }
 }

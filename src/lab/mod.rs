@@ -13,6 +13,7 @@ pub mod deps;
 mod files;
 pub mod procs;
 pub mod registry;
+mod rows;
 pub mod score;
 
 use std::collections::BTreeMap;
@@ -28,7 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use data::{COUNTED, Migration, Sizes, WATCHED, migrations};
 pub use files::{BACKUP_PATTERN, CATALOG, DATABASE, HOST, SYNC_INTERVAL_S};
 pub use registry::{Cleaned, LabRecord, RECORD_FILE, default_registry};
-pub use score::{BackupFact, DrillReport, LabFacts, Mistake, score};
+pub use score::{BackupFact, DrillReport, LabFacts, Mistake, RowSnapshot, score};
 
 use crate::sandbox::{PgCluster, PgOptions, SandboxError, Sshd, SshdOptions};
 use registry::ClusterRecord;
@@ -100,7 +101,7 @@ impl Scenario {
     pub fn runbook(self) -> &'static str {
         match self {
             Scenario::RogueSync => "rogue-sync-wipe",
-            Scenario::WrongDatabase => "table-wiped-swap",
+            Scenario::WrongDatabase => "table-wiped",
             Scenario::DroppedDatabase => "database-missing",
             Scenario::MigrationReset => "migration-reset",
         }
@@ -969,7 +970,12 @@ mod tests {
             // The shipped answers are a real answers file for the scenario's runbook.
             let rb = crate::runbook::find(s.runbook(), None).unwrap();
             let a = crate::engine::Answers::parse(s.answers(), s.name(), &rb).unwrap();
-            assert_eq!(a.confirm.get("swap").map(String::as_str), Some("TovPlay"));
+            // wrong-database merges "User" back (typed phrase); the others swap.
+            let (key, want) = match s {
+                Scenario::WrongDatabase => ("merge", "merge public.User into TovPlay"),
+                _ => ("swap", "TovPlay"),
+            };
+            assert_eq!(a.confirm.get(key).map(String::as_str), Some(want), "{s}");
             assert_eq!(a.params.get("db").map(String::as_str), Some("main"));
         }
         let e = "rogue".parse::<Scenario>().unwrap_err().to_string();

@@ -8,12 +8,16 @@
 //! - writers stopped: `step-finished` with `data.action = "stop-services"`,
 //!   `data.stopped` = service names; the time the union covers every hazard;
 //! - backup used: `step-finished` `pick-backup`, `data.backup.name` or `.path`;
-//! - restored: `step-finished` `swap` (the live name serves restored data);
-//!   rows restored from the `restore` step's `data.manifest.tables`;
+//! - restored: `step-finished` `swap` or `merge-tables` (the live name serves
+//!   restored data); rows restored from the `restore` step's
+//!   `data.manifest.tables`;
 //! - verified: `step-finished` `verify` whose `data.ok` is not false;
 //! - mistakes: a hazard in `data.started` of `start-services`; a destructive
 //!   step (`swap`, or `data.destructive = true`) started before any snapshot;
 //!   a backup other than the right one; a decoy database named as a target.
+//!
+//! Rows lost in undamaged tables come from the lab's own reads of the live
+//! database before and after the runbook ([`DrillReport::with_live_rows`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -33,7 +37,52 @@ pub const DETECTION_KINDS: &[&str] = &[
 ];
 
 /// Step actions that change the live database in place.
-pub const DESTRUCTIVE_ACTIONS: &[&str] = &["swap"];
+pub const DESTRUCTIVE_ACTIONS: &[&str] = &["swap", "merge-tables"];
+
+/// Step actions after which the live name serves restored data.
+pub const RESTORING_ACTIONS: &[&str] = &["swap", "merge-tables"];
+
+/// Rows of a database as the lab read them: per table, md5 of each row's
+/// text -> how many rows have that text.
+pub type RowSnapshot = BTreeMap<String, BTreeMap<String, i64>>;
+
+impl Scenario {
+    /// The tables the scenario damages when it damages only some (names in
+    /// `public`); `None` when the damage is the whole database.
+    pub fn damaged_tables(self) -> Option<&'static [&'static str]> {
+        match self {
+            Scenario::WrongDatabase => Some(&["User"]),
+            Scenario::RogueSync | Scenario::DroppedDatabase | Scenario::MigrationReset => None,
+        }
+    }
+}
+
+/// Per table the scenario left undamaged: rows of `before` (the live
+/// database just before the fix) missing from `after` (right after it).
+/// A changed row counts as lost (its old text is gone). `None` when the
+/// scenario damages the whole database.
+pub fn undamaged_rows_lost(
+    scenario: Scenario,
+    before: &RowSnapshot,
+    after: &RowSnapshot,
+) -> Option<BTreeMap<String, i64>> {
+    let damaged = scenario.damaged_tables()?;
+    let empty = BTreeMap::new();
+    Some(
+        before
+            .iter()
+            .filter(|(t, _)| !damaged.contains(&t.as_str()))
+            .map(|(t, rows)| {
+                let now = after.get(t).unwrap_or(&empty);
+                let lost = rows
+                    .iter()
+                    .map(|(sum, n)| (n - now.get(sum).copied().unwrap_or(0)).max(0))
+                    .sum();
+                (t.clone(), lost)
+            })
+            .collect(),
+    )
+}
 
 /// One backup of the lab's catalog, as the lab made it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,13 +220,39 @@ pub struct DrillReport {
     /// Rows per table before the damage minus rows restored (when the restore
     /// reported its manifest).
     pub rows_lost: BTreeMap<String, i64>,
+    /// Per table the scenario did not damage: rows present in the live
+    /// database just before the fix and missing after it (ground truth read
+    /// by the lab; absent when not measured or the whole database was damaged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undamaged_rows_lost: Option<BTreeMap<String, i64>>,
+    /// Damage the restoring step left and reported (a merge that committed
+    /// with foreign-key orphans no backup row fixes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damage_left: Option<String>,
     pub mistakes: Vec<Mistake>,
 }
 
 impl DrillReport {
-    /// Restored, verified, with no mistake.
+    /// Restored, verified, with no mistake, no damage left and (when
+    /// measured) no row lost in an undamaged table.
     pub fn passed(&self) -> bool {
-        self.restored_at.is_some() && self.verified && self.mistakes.is_empty()
+        self.restored_at.is_some()
+            && self.verified
+            && self.mistakes.is_empty()
+            && self.damage_left.is_none()
+            && self.undamaged_rows_lost_total().unwrap_or(0) == 0
+    }
+
+    /// Sum of [`Self::undamaged_rows_lost`].
+    pub fn undamaged_rows_lost_total(&self) -> Option<i64> {
+        self.undamaged_rows_lost.as_ref().map(|m| m.values().sum())
+    }
+
+    /// Adds the rows lost in undamaged tables, from the lab's reads of the
+    /// live database just before the fix and right after it.
+    pub fn with_live_rows(mut self, before: &RowSnapshot, after: &RowSnapshot) -> Self {
+        self.undamaged_rows_lost = undamaged_rows_lost(self.scenario, before, after);
+        self
     }
 }
 
@@ -280,7 +355,32 @@ pub fn score(facts: &LabFacts, records: &[Record]) -> DrillReport {
         })
     });
 
-    let restored_at = records.iter().find(|r| finished(r, "swap")).map(|r| r.ts);
+    // A merge that committed and ended as damage (foreign-key orphans left
+    // that no merged row fixes): the live name serves the merged rows, and
+    // the damage is reported.
+    let merge_damage = records.iter().find(|r| {
+        r.kind == kinds::STEP_FAILED
+            && action(r) == Some("merge-tables")
+            && r.data.get("phase").and_then(Value::as_str) == Some("act")
+            && r.data
+                .get("orphans")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty())
+    });
+    let restored_at = records
+        .iter()
+        .find(|r| RESTORING_ACTIONS.iter().any(|a| finished(r, a)))
+        .map(|r| r.ts)
+        .into_iter()
+        .chain(merge_damage.map(|r| r.ts))
+        .min();
+    let damage_left = merge_damage.map(|r| {
+        r.data
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or(&r.summary)
+            .to_string()
+    });
     let verified = records
         .iter()
         .any(|r| finished(r, "verify") && r.data.get("ok").and_then(Value::as_bool) != Some(false));
@@ -296,8 +396,18 @@ pub fn score(facts: &LabFacts, records: &[Record]) -> DrillReport {
             .iter()
             .filter_map(|(k, v)| Some((table_name(k), v.as_i64()?)))
             .collect();
+        // A merge puts the backup's rows back into the damaged tables only:
+        // the other tables keep their own (scored as undamaged rows lost).
+        let merged = merge_damage.is_some() || records.iter().any(|r| finished(r, "merge-tables"));
+        let only = if merged {
+            facts.scenario.damaged_tables()
+        } else {
+            None
+        };
         for (t, before) in &facts.counts_before {
-            if let Some(n) = restored.get(t) {
+            if let Some(n) = restored.get(t)
+                && only.is_none_or(|d| d.contains(&t.as_str()))
+            {
                 rows_lost.insert(t.clone(), before - n);
             }
         }
@@ -409,6 +519,8 @@ pub fn score(facts: &LabFacts, records: &[Record]) -> DrillReport {
         backup_taken_at,
         best_possible_loss_s: facts.best_loss_s(),
         rows_lost,
+        undamaged_rows_lost: None,
+        damage_left,
         mistakes,
     }
 }
@@ -457,6 +569,17 @@ impl fmt::Display for DrillReport {
         )?;
         for (table, n) in self.rows_lost.iter().filter(|(_, n)| **n != 0) {
             writeln!(f, "  rows lost in {table}: {n}")?;
+        }
+        if let (Some(per_table), Some(total)) =
+            (&self.undamaged_rows_lost, self.undamaged_rows_lost_total())
+        {
+            writeln!(f, "  rows lost in undamaged tables: {total}")?;
+            for (table, n) in per_table.iter().filter(|(_, n)| **n != 0) {
+                writeln!(f, "    {table}: {n}")?;
+            }
+        }
+        if let Some(d) = &self.damage_left {
+            writeln!(f, "  damage left:           {d}")?;
         }
         if self.mistakes.is_empty() {
             writeln!(f, "  mistakes:              none")?;
@@ -726,6 +849,133 @@ mod tests {
             &r.mistakes[..],
             [Mistake::DestructiveWithoutSnapshot { action, .. }] if action == "swap"
         ));
+    }
+
+    fn snap(tables: &[(&str, &[&str])]) -> RowSnapshot {
+        tables
+            .iter()
+            .map(|(t, rows)| {
+                let mut m = BTreeMap::new();
+                for r in *rows {
+                    *m.entry(r.to_string()).or_insert(0) += 1;
+                }
+                (t.to_string(), m)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_lost_in_undamaged_tables_count_missing_and_changed_rows_only() {
+        let before = snap(&[
+            ("User", &[]),
+            ("Game", &["g1", "g2", "g3"]),
+            ("GameRequest", &["r1", "r1", "r2"]),
+            ("EventLog", &["e1"]),
+        ]);
+        // A merge: User back, every other row kept, new rows added.
+        let merged = snap(&[
+            ("User", &["u1", "u2"]),
+            ("Game", &["g1", "g2", "g3", "g4"]),
+            ("GameRequest", &["r1", "r1", "r2"]),
+            ("EventLog", &["e1"]),
+        ]);
+        // A swap to the backup: later rows gone, one changed back, a
+        // duplicate row once only, a table missing.
+        let swapped = snap(&[
+            ("User", &["u1", "u2"]),
+            ("Game", &["g1", "g2", "g3-old"]),
+            ("GameRequest", &["r1", "r2"]),
+        ]);
+        let s = Scenario::WrongDatabase;
+        let m = undamaged_rows_lost(s, &before, &merged).unwrap();
+        assert!(!m.contains_key("User"));
+        assert_eq!(m.values().sum::<i64>(), 0, "{m:?}");
+        let w = undamaged_rows_lost(s, &before, &swapped).unwrap();
+        assert_eq!(w["Game"], 1);
+        assert_eq!(w["GameRequest"], 1);
+        assert_eq!(w["EventLog"], 1);
+        // The whole database damaged: nothing is undamaged to count.
+        assert_eq!(
+            undamaged_rows_lost(Scenario::RogueSync, &before, &swapped),
+            None
+        );
+
+        let mut f = facts();
+        f.scenario = s;
+        let merge_drill: Vec<Record> = clean_drill()
+            .into_iter()
+            .map(|mut r| {
+                if r.step.as_deref() == Some("swap") {
+                    r.step = Some("merge".into());
+                    r.data = json!({"action": "merge-tables"});
+                }
+                r
+            })
+            .collect();
+        let r = score(&f, &merge_drill).with_live_rows(&before, &merged);
+        assert_eq!(r.time_to_restore_s, Some(155.0));
+        // The backup's rows went into User only: no manifest-based loss elsewhere.
+        assert_eq!(r.rows_lost.keys().collect::<Vec<_>>(), ["User"]);
+        assert_eq!(r.undamaged_rows_lost_total(), Some(0));
+        assert!(r.passed(), "{r}");
+        let text = r.to_string();
+        assert!(
+            text.contains("rows lost in undamaged tables: 0\n"),
+            "{text}"
+        );
+        let j = serde_json::to_value(&r).unwrap();
+        assert_eq!(j["undamaged_rows_lost"]["Game"], 0);
+
+        let r = score(&f, &clean_drill()).with_live_rows(&before, &swapped);
+        assert_eq!(r.undamaged_rows_lost_total(), Some(3));
+        assert!(!r.passed());
+        let text = r.to_string();
+        assert!(
+            text.contains("rows lost in undamaged tables: 3\n"),
+            "{text}"
+        );
+        assert!(text.contains("    GameRequest: 1\n"), "{text}");
+        assert!(!text.contains("    User:"), "{text}");
+        let back: DrillReport = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+
+        // A merge that committed and left orphans: restored, damage named.
+        let mut damaged_merge = merge_drill.clone();
+        for r in &mut damaged_merge {
+            if r.step.as_deref() == Some("merge") && r.kind == kinds::STEP_FINISHED {
+                r.kind = kinds::STEP_FAILED.into();
+                r.data = json!({"action": "merge-tables", "phase": "act",
+                    "error": "foreign-key orphans after the merge: fk: 3 orphan row(s)",
+                    "orphans": ["fk: 3 orphan row(s)"]});
+            }
+        }
+        let r = score(&f, &damaged_merge).with_live_rows(&before, &merged);
+        assert_eq!(r.time_to_restore_s, Some(155.0));
+        assert_eq!(r.undamaged_rows_lost_total(), Some(0));
+        assert!(!r.passed());
+        assert!(
+            r.to_string()
+                .contains("damage left:           foreign-key orphans after the merge"),
+            "{r}"
+        );
+        // A merge failing before it wrote (no orphans) restored nothing.
+        for r in &mut damaged_merge {
+            if r.kind == kinds::STEP_FAILED {
+                r.data = json!({"action": "merge-tables", "phase": "preview", "error": "x"});
+            }
+        }
+        let r = score(&f, &damaged_merge);
+        assert_eq!((r.restored_at, r.damage_left), (None, None));
+
+        // Not measured: not printed, not in the JSON.
+        let r = score(&f, &clean_drill());
+        assert!(!r.to_string().contains("undamaged"));
+        assert!(
+            serde_json::to_value(&r)
+                .unwrap()
+                .get("undamaged_rows_lost")
+                .is_none()
+        );
     }
 
     #[test]

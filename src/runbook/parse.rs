@@ -506,7 +506,7 @@ fn convert_steps(cx: &mut Ctx, raw: Vec<(Range<usize>, RawStep)>, params: &[Para
                     cx.err(
                         p.span(),
                         "transaction",
-                        format!("'{}' is not a transaction mode: use 'one' (the default) or 'per-table'", p.get_ref()),
+                        format!("'{}' is not a transaction mode: use 'one' (the default), 'per-table' or 'batches'", p.get_ref()),
                     );
                 }
                 v

@@ -12,8 +12,11 @@ use crate::db::{TableRef, quote_ident, quote_qualified};
 use crate::engine::actions::{ActionError, Output};
 use crate::engine::direct::{connect, db_error};
 use crate::engine::types::{
-    DbTarget, MergeOutcome, MergePolicy, MergeRequest, MergeTable, MergeTx,
+    DbTarget, MERGE_BATCH_ROWS, MergeOutcome, MergePolicy, MergeRequest, MergeTable, MergeTx,
 };
+
+/// How long a merge waits for a lock on a live table before it fails.
+const LOCK_TIMEOUT_S: u64 = 30;
 
 /// A table as both databases know it.
 #[derive(Debug, Clone)]
@@ -129,16 +132,14 @@ async fn find_table(
         )
         .await
         .map_err(|e| db_error(target, &e))?;
-    if r.schema.is_none() && rows.len() > 1 && rows[1].get::<_, String>(0) != "public" {
-        let first: String = rows[0].get(0);
-        if first != "public" {
-            let schemas: Vec<String> = rows.iter().map(|x| x.get(0)).collect();
-            return Err(failed(format!(
-                "table '{}' is in several schemas ({}); name it as schema.table; nothing was done",
-                r.name,
-                schemas.join(", ")
-            )));
-        }
+    // Without a schema: `public` first (sorted first); several others are ambiguous.
+    if r.schema.is_none() && rows.len() > 1 && rows[0].get::<_, String>(0) != "public" {
+        let schemas: Vec<String> = rows.iter().map(|x| x.get(0)).collect();
+        return Err(failed(format!(
+            "table '{}' is in several schemas ({}); name it as schema.table; nothing was done",
+            r.name,
+            schemas.join(", ")
+        )));
     }
     Ok(rows.first().map(|x| (x.get(0), x.get(1), x.get(2))))
 }
@@ -350,7 +351,8 @@ async fn pipe(
         sink.send(chunk).await.map_err(|e| db_error(req_live, &e))?;
     }
     let n = sink.finish().await.map_err(|e| db_error(req_live, &e))?;
-    live.batch_execute(&format!("ANALYZE {stage}"))
+    let table = stage.split(" (").next().unwrap_or(stage);
+    live.batch_execute(&format!("ANALYZE {table}"))
         .await
         .map_err(|e| db_error(req_live, &e))?;
     Ok(n)
@@ -373,8 +375,19 @@ async fn stage(
     ))
     .await
     .map_err(|e| db_error(&lt, &e))?;
+    // `lifeline_n` numbers the staged rows 1..n (the batches of `batches`;
+    // not paid for otherwise).
+    if req.transaction == MergeTx::Batches {
+        live.batch_execute(&format!(
+            "ALTER TABLE {} ADD COLUMN lifeline_n bigserial",
+            t.stage
+        ))
+        .await
+        .map_err(|e| db_error(&lt, &e))?;
+    }
     let select = format!("SELECT {} FROM {}", t.col_list(""), t.q());
-    pipe(live, src, &lt, &st, &select, &t.stage).await
+    let into = format!("{} ({})", t.stage, t.col_list(""));
+    pipe(live, src, &lt, &st, &select, &into).await
 }
 
 /// Rows of one live table a swap would leave behind in the damaged copy.
@@ -647,6 +660,10 @@ struct Session {
 /// Connects, stages every table and measures it; nothing is written to a live table.
 async fn prepare(req: &MergeRequest, out: &Output) -> Result<Session, ActionError> {
     let live = connect(&req.database, req.database.dbname(), false, None).await?;
+    // A writer that still holds a table makes the merge fail, never hang.
+    live.batch_execute(&format!("SET lock_timeout = '{LOCK_TIMEOUT_S}s'"))
+        .await
+        .map_err(|e| db_error(&req.database.display(), &e))?;
     let src = connect(&req.database, &req.source, true, None).await?;
     let (tables, fks) = resolve(&live, &src, req).await?;
     let mut staged = BTreeMap::new();
@@ -682,7 +699,12 @@ async fn apply_table(
     req: &MergeRequest,
     t: &Table,
     m: &MergeTable,
+    rows: Option<(i64, i64)>,
 ) -> Result<(i64, i64), ActionError> {
+    let range = match rows {
+        Some((lo, hi)) => format!(" WHERE lifeline_n > {lo} AND lifeline_n <= {hi}"),
+        None => String::new(),
+    };
     let lt = req.database.display();
     let q = t.q();
     let cols = t.col_list("");
@@ -722,7 +744,7 @@ async fn apply_table(
     let n = live
         .execute(
             &format!(
-                "INSERT INTO {q} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {} ON CONFLICT ({key}) {action}",
+                "INSERT INTO {q} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {}{range} ON CONFLICT ({key}) {action}",
                 t.stage
             ),
             &[],
@@ -803,6 +825,92 @@ async fn orphans(
     Ok(v)
 }
 
+/// Writes one table, checks its count, moves its sequences (in its own
+/// transaction when `per-table`); returns (inserted, updated, rows now, sequences moved).
+async fn write_table(
+    live: &Client,
+    req: &MergeRequest,
+    t: &Table,
+    m: &MergeTable,
+) -> Result<(i64, i64, i64, Vec<String>), ActionError> {
+    let lt = req.database.display();
+    // `batches` writes a replaced (keyless) table in one transaction too.
+    let own_tx =
+        req.transaction == MergeTx::PerTable || (req.transaction == MergeTx::Batches && t.replace);
+    if own_tx {
+        live.batch_execute("BEGIN")
+            .await
+            .map_err(|e| db_error(&lt, &e))?;
+    }
+    let (inserted, updated) = if req.transaction == MergeTx::Batches && !t.replace {
+        write_batches(live, req, t, m).await?
+    } else {
+        apply_table(live, req, t, m, None).await?
+    };
+    let after = count(live, &lt, &format!("SELECT count(*) FROM {}", t.q())).await?;
+    let want = if t.replace {
+        m.source_rows
+    } else {
+        m.live_rows + inserted
+    };
+    if after != want {
+        return Err(failed(format!(
+            "{} holds {after} row(s) after the merge, expected {want} (live {} + inserted {inserted})",
+            t.display(),
+            m.live_rows
+        )));
+    }
+    let moved = bump_sequences(live, req, t).await?;
+    if own_tx {
+        live.batch_execute("COMMIT")
+            .await
+            .map_err(|e| db_error(&lt, &e))?;
+    }
+    Ok((inserted, updated, after, moved))
+}
+
+/// `batches`: the staged rows of `t` in transactions of `MERGE_BATCH_ROWS`;
+/// a failed batch is rolled back and the error says which batches committed.
+async fn write_batches(
+    live: &Client,
+    req: &MergeRequest,
+    t: &Table,
+    m: &MergeTable,
+) -> Result<(i64, i64), ActionError> {
+    let lt = req.database.display();
+    let n = m.source_rows.max(0);
+    let total = (n + MERGE_BATCH_ROWS - 1) / MERGE_BATCH_ROWS;
+    let mut written = 0i64;
+    for b in 0..total {
+        let lo = b * MERGE_BATCH_ROWS;
+        let step = async {
+            live.batch_execute("BEGIN")
+                .await
+                .map_err(|e| db_error(&lt, &e))?;
+            let (i, u) = apply_table(live, req, t, m, Some((lo, lo + MERGE_BATCH_ROWS))).await?;
+            live.batch_execute("COMMIT")
+                .await
+                .map_err(|e| db_error(&lt, &e))?;
+            Ok::<_, ActionError>(i + u)
+        }
+        .await;
+        match step {
+            Ok(w) => written += w,
+            Err(e) => {
+                let _ = live.batch_execute("ROLLBACK").await;
+                return Err(failed(format!(
+                    "batch {} of {total} (staged rows {}..{}) failed: {e}; batches 1..{b} are committed ({written} row(s) written)",
+                    b + 1,
+                    lo + 1,
+                    (lo + MERGE_BATCH_ROWS).min(n)
+                )));
+            }
+        }
+    }
+    let inserted = m.to_insert.min(written);
+    Ok((inserted, written - inserted))
+}
+
 /// Runs the merge the request describes; one transaction unless `per-table`.
 /// On any failure the open transaction is rolled back and the error says
 /// which table and what was already committed.
@@ -837,27 +945,7 @@ pub async fn merge_tables(req: &MergeRequest, out: &Output) -> Result<MergeOutco
             .map_err(|e| db_error(&lt, &e))?;
     }
     for (t, m) in s.tables.iter().zip(&s.measured) {
-        let step = async {
-            if req.transaction == MergeTx::PerTable {
-                live.batch_execute("BEGIN").await.map_err(|e| db_error(&lt, &e))?;
-            }
-            let (inserted, updated) = apply_table(live, req, t, m).await?;
-            let after = count(live, &lt, &format!("SELECT count(*) FROM {}", t.q())).await?;
-            let want = if t.replace { m.source_rows } else { m.live_rows + inserted };
-            if after != want {
-                return Err(failed(format!(
-                    "{} holds {after} row(s) after the merge, expected {want} (live {} + inserted {inserted})",
-                    t.display(),
-                    m.live_rows
-                )));
-            }
-            let moved = bump_sequences(live, req, t).await?;
-            if req.transaction == MergeTx::PerTable {
-                live.batch_execute("COMMIT").await.map_err(|e| db_error(&lt, &e))?;
-            }
-            Ok::<_, ActionError>((inserted, updated, after, moved))
-        }
-        .await;
+        let step = write_table(live, req, t, m).await;
         match step {
             Ok((inserted, updated, after, moved)) => {
                 out.line(format!(
@@ -885,7 +973,8 @@ pub async fn merge_tables(req: &MergeRequest, out: &Output) -> Result<MergeOutco
                     MergeTx::PerTable if done_tables.is_empty() => {
                         "rolled back: no table was changed".to_string()
                     }
-                    MergeTx::PerTable => format!(
+                    MergeTx::Batches if done_tables.is_empty() => "no earlier table".to_string(),
+                    MergeTx::PerTable | MergeTx::Batches => format!(
                         "this table was rolled back; already committed: {}",
                         done_tables.join(", ")
                     ),
