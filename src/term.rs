@@ -51,7 +51,11 @@ pub fn visible_text(s: &str) -> Cow<'_, str> {
 /// DEL, C1 controls, bidi overrides and line/paragraph separators (which
 /// serde_json leaves raw) become `\uXXXX` escapes. Valid JSON, same values.
 pub fn json_safe(s: &str) -> Cow<'_, str> {
-    let unsafe_char = |c: char| hostile(c) || matches!(c, '\u{2028}' | '\u{2029}');
+    // Raw `\n`, `\t` and `\r` can only be JSON's own layout (serde escapes
+    // them inside strings): they stay.
+    let unsafe_char = |c: char| {
+        (hostile(c) && !matches!(c, '\n' | '\t' | '\r')) || matches!(c, '\u{2028}' | '\u{2029}')
+    };
     if !s.chars().any(unsafe_char) {
         return Cow::Borrowed(s);
     }
