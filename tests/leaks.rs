@@ -55,7 +55,7 @@ action = "sql"
 explain = "count the rows of the hostile table"
 database = "{db}"
 destructive = false
-sql = "SELECT count(*) AS n FROM \"evil\u001b[2Jtable\"; SELECT 'ALTER ROLE app PASSWORD ''PlantedSqlPw3x''' AS ddl, E'sql\\x1b]0;sqlpwn\\x07' AS esc"
+sql = "SELECT (SELECT count(*) FROM \"evil\u001b[2Jtable\") AS n, 'ALTER ROLE app PASSWORD ''PlantedSqlPw3x''' AS ddl, E'sql\\x1b]0;sqlpwn\\x07' AS esc"
 
 [[step]]
 id = "snap"

@@ -801,18 +801,24 @@ fn short_reason(body: &str) -> String {
     printable(&l)
 }
 
-/// `s` with control characters (ESC, NUL, newlines...) escaped, so a name
-/// or line read from a host is safe to print and to keep.
+/// `s` with its NUL bytes shown as `\x00`: NUL is the one byte that cannot
+/// travel back to a host or through a C string. Every other byte is kept
+/// exact (JSON and the journal keep the exact text); whatever reaches a
+/// terminal passes through the one sanitiser, `term::visible`, at the edge.
 pub fn printable(s: &str) -> String {
-    crate::term::visible(s).into_owned()
+    if s.contains('\0') {
+        s.replace('\0', "\\x00")
+    } else {
+        s.to_string()
+    }
 }
 
-/// Escapes control bytes in every text field of `s` (names, commands,
+/// Escapes NUL bytes in every text field of `s` (names, commands,
 /// evidence lines read from scripts), so what discovery reports is safe
 /// to print, journal and compare.
 fn clean_service(s: &mut Service) {
     let fix = |t: &mut String| {
-        if t.chars().any(|c| c.is_control() && c != '\t') {
+        if t.contains('\0') {
             *t = printable(t);
         }
     };
@@ -1654,13 +1660,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn control_bytes_are_escaped() {
+    fn nul_bytes_are_escaped_and_the_rest_kept_exact() {
         assert_eq!(printable("plain/path.sh"), "plain/path.sh");
-        assert_eq!(printable("a\u{1b}[2Jb\0c\nd"), "a\\x1b[2Jb\\x00c\\x0ad");
-        let mut s = Service::new("x\u{1b}]0;t\u{7}".into(), ServiceKind::Process, "ps".into());
+        assert_eq!(printable("a\u{1b}[2Jb\0c\nd"), "a\u{1b}[2Jb\\x00c\nd");
+        let mut s = Service::new(
+            "x\0\u{1b}]0;t\u{7}".into(),
+            ServiceKind::Process,
+            "ps".into(),
+        );
         s.command = Some("sh /tmp/\u{1b}[31m.sh".into());
         clean_service(&mut s);
-        assert!(!s.name.contains('\u{1b}') && !s.command.unwrap().contains('\u{1b}'));
+        assert_eq!(s.name, "x\\x00\u{1b}]0;t\u{7}");
+        assert_eq!(s.command.as_deref(), Some("sh /tmp/\u{1b}[31m.sh"));
+        assert_eq!(crate::term::visible(&s.name), "x\\x00\\x1b]0;t\\x07");
     }
 
     #[test]

@@ -106,11 +106,11 @@ pub fn odd_programs(dir: &Path) -> Odd {
 
 /// What discovery must say about the odd programs: the writer among them is
 /// found, the others are listed as unreadable with a short reason, and no
-/// NUL or ESC byte reaches what discovery reports.
+/// NUL byte reaches what discovery reports (ESC is kept exact).
 pub fn assert_odd_items(d: &lifeline::probe::Discovery, odd: &Odd) {
     let json = serde_json::to_string(d).unwrap();
     assert!(!json.contains("\\u0000"), "a NUL byte in the discovery");
-    assert!(!json.contains("\\u001b"), "an ESC byte in the discovery");
+    // ESC is kept exact (JSON escapes it); terminals get it through the one sanitiser.
     let latin = d
         .services
         .iter()
