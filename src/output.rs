@@ -140,6 +140,7 @@ impl Bar {
                 message,
                 index,
                 id,
+                ..
             } => {
                 if self.step.as_ref().is_none_or(|(i, _, _)| i != index) {
                     self.step = Some((*index, id.clone(), Instant::now()));
@@ -309,6 +310,7 @@ mod tests {
             id: "step2".into(),
             done: 50,
             total: Some(200),
+            unit: crate::engine::ProgressUnit::Bytes,
             message: "restore: 50 MiB of 200 MiB, ETA 9 s".into(),
         });
         let l = b.line(Instant::now()).unwrap();
@@ -340,6 +342,7 @@ mod tests {
             id: "restore".into(),
             done: 1,
             total: None,
+            unit: crate::engine::ProgressUnit::Bytes,
             message: "a\r\x1b[31mred\nline that is much longer than forty columns".into(),
         });
         let l = b.line(Instant::now()).unwrap();

@@ -434,7 +434,12 @@ impl Forwarder {
                 stderr: false,
             }),
             EngineEvent::Progress {
-                id, done, total, ..
+                id,
+                done,
+                total,
+                unit,
+                message,
+                ..
             } => {
                 let now = Utc::now();
                 let started = *self.progress_started.get_or_insert(now);
@@ -442,6 +447,7 @@ impl Forwarder {
                     step: id,
                     bytes_done: done,
                     bytes_total: total,
+                    label: (unit == crate::engine::ProgressUnit::Seconds).then_some(message),
                     tables: Vec::new(),
                     started_at: started,
                     updated_at: now,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::events::EngineEvent;
+use super::events::{EngineEvent, ProgressUnit};
 use super::types::*;
 use crate::redact::Redactor;
 
@@ -116,12 +116,29 @@ impl Output {
         });
     }
 
+    /// Bytes done of a total (a restore).
     pub fn progress(&self, done: u64, total: Option<u64>, message: impl AsRef<str>) {
+        self.progress_in(ProgressUnit::Bytes, done, total, message);
+    }
+
+    /// Seconds elapsed of a total (a hold's countdown).
+    pub fn countdown(&self, elapsed_s: u64, total_s: u64, message: impl AsRef<str>) {
+        self.progress_in(ProgressUnit::Seconds, elapsed_s, Some(total_s), message);
+    }
+
+    fn progress_in(
+        &self,
+        unit: ProgressUnit,
+        done: u64,
+        total: Option<u64>,
+        message: impl AsRef<str>,
+    ) {
         let _ = self.tx.send(EngineEvent::Progress {
             index: self.index,
             id: self.step.clone(),
             done,
             total,
+            unit,
             message: self.redactor.redact(message.as_ref()),
         });
     }

@@ -190,6 +190,15 @@ pub struct EngineView {
     pub exit: Option<RunExit>,
 }
 
+/// What a step's progress counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProgressUnit {
+    #[default]
+    Bytes,
+    Seconds,
+}
+
 /// Everything a subscriber hears.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -224,6 +233,8 @@ pub enum EngineEvent {
         id: String,
         done: u64,
         total: Option<u64>,
+        /// What `done` and `total` count: bytes (a restore) or seconds (a hold).
+        unit: ProgressUnit,
         message: String,
     },
     Question {

@@ -636,6 +636,7 @@ pub async fn print_events(mut rx: broadcast::Receiver<EngineEvent>, answers: Ans
                 done,
                 total,
                 message,
+                ..
             } => crate::outln!(
                 "[{}/{n}] {id} .. {done}{} {message}",
                 index + 1,

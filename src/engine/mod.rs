@@ -23,7 +23,7 @@ pub use actions::{ActionError, Actions, Output};
 pub use answers::{Answers, AnswersOperator};
 pub use direct::DirectActions;
 pub use driver::{Answer, ChannelOperator, Engine, NoJournal, Operator, Recorder};
-pub use events::{EngineEvent, EngineView, Question, RunExit, StepStatus, StepView};
+pub use events::{EngineEvent, EngineView, ProgressUnit, Question, RunExit, StepStatus, StepView};
 pub use machine::{
     Decision, Effect, Input, OVERRIDE_PHRASE, ParamValue, Params, ResolvedStep, RunContext, State,
     apply,

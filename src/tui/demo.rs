@@ -278,6 +278,7 @@ fn progress(now: DateTime<Utc>, done: u64) -> Progress {
         step: "restore".into(),
         bytes_done: done,
         bytes_total: Some(RESTORE_TOTAL),
+        label: None,
         tables: vec![
             TableProgress {
                 name: "User".into(),

@@ -341,6 +341,9 @@ pub struct Progress {
     pub step: String,
     pub bytes_done: u64,
     pub bytes_total: Option<u64>,
+    /// Set for progress that is not bytes (a hold's countdown): shown
+    /// instead of the byte counts, with no rate or ETA.
+    pub label: Option<String>,
     pub tables: Vec<TableProgress>,
     pub started_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -833,6 +836,7 @@ mod tests {
             step: "restore".into(),
             bytes_done: 50_000_000,
             bytes_total: Some(150_000_000),
+            label: None,
             tables: vec![],
             started_at: t0,
             updated_at: t0 + chrono::Duration::seconds(10),

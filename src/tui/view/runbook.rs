@@ -75,22 +75,28 @@ fn gauge(m: &Model, p: &Progress, w: usize) -> [Line<'static>; 2] {
             format!("{:>3.0}%  ", r * 100.0),
             t.style(Role::Title),
         ));
-        let total = p.bytes_total.map(strings::bytes).unwrap_or_default();
-        spans.push(styled(
-            strings::of_total(&strings::bytes(p.bytes_done), &total),
-            t.style(Role::Normal),
-        ));
+        if let Some(label) = &p.label {
+            spans.push(styled(label.clone(), t.style(Role::Normal)));
+        } else {
+            let total = p.bytes_total.map(strings::bytes).unwrap_or_default();
+            spans.push(styled(
+                strings::of_total(&strings::bytes(p.bytes_done), &total),
+                t.style(Role::Normal),
+            ));
+        }
+    } else if let Some(label) = &p.label {
+        spans.push(styled(label.clone(), t.style(Role::Normal)));
     } else {
         spans.push(styled(strings::bytes(p.bytes_done), t.style(Role::Normal)));
     }
     let mut second = Vec::new();
-    if let Some(rate) = p.rate() {
+    if let Some(rate) = p.rate().filter(|_| p.label.is_none()) {
         second.push(styled(
             format!("{}  ", strings::rate(rate)),
             t.style(Role::Normal),
         ));
     }
-    if let Some(eta) = p.eta_s() {
+    if let Some(eta) = p.eta_s().filter(|_| p.label.is_none()) {
         second.push(styled(
             format!("{}  ", strings::eta(eta)),
             t.style(Role::Title),
@@ -370,5 +376,44 @@ impl Widget for RunbookView<'_> {
             }
         }
         self.details(rb, detail_area, buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(lines: &[Line<'static>]) -> String {
+        lines
+            .iter()
+            .flat_map(|l| l.spans.iter().map(|s| s.content.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_countdown_shows_its_words_not_bytes() {
+        let now = chrono::Utc::now();
+        let m = Model::new(now);
+        let mut p = Progress {
+            step: "stop-writers".into(),
+            bytes_done: 107,
+            bytes_total: Some(120),
+            label: Some("hold: 13 s left of 120 s".into()),
+            tables: vec![],
+            started_at: now - chrono::Duration::seconds(107),
+            updated_at: now,
+        };
+        let shown = text(&gauge(&m, &p, 120));
+        assert!(shown.contains("hold: 13 s left of 120 s"), "{shown}");
+        assert!(
+            !shown.contains(" B") && !shown.contains("B/s") && !shown.contains("ETA"),
+            "{shown}"
+        );
+        p.label = None;
+        let shown = text(&gauge(&m, &p, 120));
+        assert!(
+            shown.contains("107 B"),
+            "a restore keeps its bytes: {shown}"
+        );
     }
 }

@@ -1448,9 +1448,9 @@ pub async fn stop_services(
         if left.is_zero() {
             break;
         }
-        out.progress(
+        out.countdown(
             t0.elapsed().as_secs(),
-            Some(req.hold_s),
+            req.hold_s,
             format!("hold: {} s left of {} s", left.as_secs(), req.hold_s),
         );
         tokio::time::sleep(left.min(POLL)).await;
