@@ -9,8 +9,8 @@
 use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt, pin_mut};
+use lifeline::actions::data::merge_tables;
 use lifeline::engine::Output;
-use lifeline::engine::real::data::merge_tables;
 use lifeline::engine::types::{DbTarget, MergePolicy, MergeRequest, MergeTx};
 use lifeline::inventory::Inventory;
 use lifeline::sandbox::PgCluster;

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use lifeline::actions::RealActions;
 use lifeline::engine::types::{DbTarget, HostTarget, RestoreOutcome, RestoreRequest};
-use lifeline::engine::{Actions, Output, RealActions};
+use lifeline::engine::{Actions, Output};
 use lifeline::inventory::Inventory;
 use lifeline::redact::Redactor;
 use lifeline::restore::{Policy, Restore, RestoreEvent, RestoreSource, create_target, prescan};

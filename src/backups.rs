@@ -213,7 +213,7 @@ fn render_text(listed: &[Listed]) -> String {
                 f.label.as_str(),
                 b.taken_at,
                 b.time_source,
-                crate::engine::real::data::bytes(b.size),
+                crate::actions::data::bytes(b.size),
                 b.format,
                 b.name,
                 if f.cached { " [cached scan]" } else { "" }

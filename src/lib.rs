@@ -3,6 +3,7 @@
 //! The library holds the engine; `main.rs` only wires the CLI. Only `tui/`
 //! may touch the terminal.
 
+pub mod actions;
 pub mod backups;
 pub mod catalog;
 pub mod console;
@@ -10,6 +11,7 @@ pub mod db;
 pub mod diag;
 pub mod engine;
 pub mod export;
+pub mod headless;
 pub mod incidents;
 pub mod init;
 pub mod inventory;

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use lifeline::engine;
 use lifeline::inventory::{Inventory, InventoryError};
 use lifeline::journal;
 use lifeline::redact::Redactor;
@@ -264,7 +263,7 @@ fn cmd_check(cli: &Cli, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                 inv.backups.len(),
                 inv.services.len()
             );
-            Ok(ExitCode::from(engine::headless::check_runbooks(&inv)))
+            Ok(ExitCode::from(lifeline::headless::check_runbooks(&inv)))
         }
         Err(InventoryError::Invalid(diags)) => {
             for d in &diags.0 {
@@ -325,7 +324,7 @@ fn cmd_status(
     } else {
         lifeline::out!("{}", lifeline::status::render_text(&report, redactor));
         // Processes a run left frozen (its connection lost): `run --resume` continues them.
-        for l in lifeline::engine::real::hosts::frozen::frozen_in_state_dir(&state_dir(cli)) {
+        for l in lifeline::actions::hosts::frozen::frozen_in_state_dir(&state_dir(cli)) {
             lifeline::outln!(
                 "{l} (resume the run with --resume, or 'kill -s CONT' them on the host)"
             );
@@ -739,7 +738,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Init { .. }
         | Command::Man { .. } => Ok(ExitCode::from(EXIT_USAGE)),
         Command::Check { file } => cmd_check(&cli, file.clone()),
-        Command::Runbooks => Ok(ExitCode::from(engine::headless::cmd_runbooks())),
+        Command::Runbooks => Ok(ExitCode::from(lifeline::headless::cmd_runbooks())),
         Command::Incidents { json } => {
             let rows = lifeline::incidents::list(&state_dir(&cli));
             if *json {
@@ -756,7 +755,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             incident,
             resume,
         } => {
-            let args = engine::headless::RunArgs {
+            let args = lifeline::headless::RunArgs {
                 runbook: runbook.clone(),
                 answers: answers.clone(),
                 dry_run: *dry_run,
@@ -767,7 +766,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 state_dir: cli.state_dir.clone().unwrap_or_else(default_state_dir),
                 operator,
             };
-            Ok(ExitCode::from(engine::headless::cmd_run(args, redactor)))
+            Ok(ExitCode::from(lifeline::headless::cmd_run(args, redactor)))
         }
         Command::Verify { database, json } => Ok(ExitCode::from(lifeline::db::verify::cli(
             inventory_path(&cli).as_deref(),

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use lifeline::actions::DirectActions;
 use lifeline::engine::{
-    Answer, Answers, AnswersOperator, ChannelOperator, DirectActions, Engine, EngineEvent,
-    ParamValue, Params, Question, RunContext, RunExit, State, StepStatus,
+    Answer, Answers, AnswersOperator, ChannelOperator, Engine, EngineEvent, ParamValue, Params,
+    Question, RunContext, RunExit, State, StepStatus,
 };
 use lifeline::inventory::Inventory;
 use lifeline::journal::{Journal, read_records};

@@ -4,8 +4,8 @@
 
 mod support;
 
+use lifeline::actions::data::{merge_preview, merge_tables};
 use lifeline::engine::Output;
-use lifeline::engine::real::data::{merge_preview, merge_tables};
 use lifeline::engine::types::{DbTarget, MergePolicy, MergeRequest, MergeTx};
 use support::PgCluster;
 
@@ -513,7 +513,7 @@ async fn the_swap_preview_counts_the_rows_it_would_discard_per_table() {
          CREATE TABLE newer (id int); INSERT INTO newer VALUES (1), (2)",
     );
     let db = target(&pg, "live1");
-    let d = lifeline::engine::real::data::swap_discards(&db, "src1")
+    let d = lifeline::actions::data::swap_discards(&db, "src1")
         .await
         .unwrap();
     let got: Vec<(String, i64, &str)> =
@@ -528,7 +528,7 @@ async fn the_swap_preview_counts_the_rows_it_would_discard_per_table() {
     );
     // Wired into the confirmation of a swap step.
     let inv = support::inventory(&support::db_inventory_text(&pg, "live1", ""));
-    let actions = lifeline::engine::RealActions::new(inv, lifeline::redact::Redactor::new());
+    let actions = lifeline::actions::RealActions::new(inv, lifeline::redact::Redactor::new());
     let lines = actions
         .live_preview(&ActionRequest::Swap(SwapRequest {
             database: db,

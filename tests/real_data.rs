@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use lifeline::actions::RealActions;
 use lifeline::engine::types::*;
-use lifeline::engine::{Actions, Output, RealActions};
+use lifeline::engine::{Actions, Output};
 use lifeline::redact::Redactor;
 use lifeline::state::StateDir;
 use support::{PgCluster, Sshd};

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use lifeline::actions::RealActions;
 use lifeline::engine::actions::{Actions, Output};
-use lifeline::engine::real::RealActions;
 use lifeline::engine::types::*;
 use lifeline::inventory::Inventory;
 use lifeline::probe::ProbeOptions;
@@ -1481,7 +1481,7 @@ fn connection_lost_after_the_freeze_reports_the_frozen_pids() {
 /// them and journals it; `status` shows "frozen: PIDS on HOST" until then.
 #[test]
 fn frozen_pids_are_journaled_before_the_freeze_and_resume_continues_them() {
-    use lifeline::engine::real::hosts::frozen;
+    use lifeline::actions::hosts::frozen;
     let (mut w, inv) = frozen_window_world();
     let _writer = KillPidfile(w.path("run/writer.pid"));
     let state = tempfile::tempdir().unwrap();
@@ -1984,7 +1984,7 @@ fn run_resume_continues_the_pids_an_earlier_run_left_frozen() {
     let jp = state.path().join("incidents/frz-2/journal.jsonl");
     {
         let mut j = lifeline::journal::Journal::open(&jp, "frz-2", "t", Redactor::new()).unwrap();
-        j.append(lifeline::engine::real::hosts::frozen::frozen_entry(
+        j.append(lifeline::actions::hosts::frozen::frozen_entry(
             "box",
             &[format!("-{pid}")],
         ))
@@ -2022,7 +2022,7 @@ fn run_resume_continues_the_pids_an_earlier_run_left_frozen() {
     let pos = |k: &str| recs.iter().rposition(|r| r.kind == k).unwrap();
     assert!(pos("frozen-resolved") < pos("run-finished"), "{recs:#?}");
     assert!(
-        lifeline::engine::real::hosts::frozen::unresolved(&recs).is_empty(),
+        lifeline::actions::hosts::frozen::unresolved(&recs).is_empty(),
         "{recs:#?}"
     );
     let st = support::lifeline(state.path())

@@ -9,8 +9,8 @@ mod support;
 
 use std::time::Duration;
 
+use lifeline::actions::RealActions;
 use lifeline::engine::actions::{Actions, Output};
-use lifeline::engine::real::RealActions;
 use lifeline::engine::types::*;
 use lifeline::inventory::Inventory;
 use lifeline::lab::{Lab, LabOptions, Scenario};

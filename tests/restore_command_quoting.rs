@@ -10,8 +10,9 @@ mod support;
 use std::path::Path;
 
 use chrono::Utc;
+use lifeline::actions::DirectActions;
 use lifeline::engine::{
-    Answers, AnswersOperator, DirectActions, Engine, ParamValue, Params, RunContext, RunExit, State,
+    Answers, AnswersOperator, Engine, ParamValue, Params, RunContext, RunExit, State,
 };
 use lifeline::inventory::Inventory;
 use lifeline::journal::{Journal, read_records};

@@ -9,9 +9,8 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 
 use chrono::Utc;
-use lifeline::engine::{
-    Answers, AnswersOperator, DirectActions, Engine, Params, RunContext, RunExit, State,
-};
+use lifeline::actions::DirectActions;
+use lifeline::engine::{Answers, AnswersOperator, Engine, Params, RunContext, RunExit, State};
 use lifeline::journal::{Journal, read_records};
 use lifeline::redact::Redactor;
 use lifeline::runbook::Runbook;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{ConsoleArgs, ConsoleError};
-use crate::engine::headless::{RunArgs, run_outcome};
+use crate::headless::{RunArgs, run_outcome};
 use crate::journal::{Entry, Journal, read_records};
 use crate::lab::deps::{Consent, ensure_postgres};
 use crate::lab::{Lab, LabOptions, Scenario, clean_stale_labs, score};

@@ -372,7 +372,7 @@ pub async fn run(
         // Pids a run of this incident left frozen (`lifeline run --resume` continues them).
         frozen: read_records(&inc.journal_path)
             .map(|r| {
-                crate::engine::real::hosts::frozen::unresolved(&r)
+                crate::actions::hosts::frozen::unresolved(&r)
                     .iter()
                     .map(|f| f.line())
                     .collect()

@@ -11,10 +11,11 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{OpenIncident, export_format};
+use crate::actions::RealActions;
 use crate::engine::driver::Answer;
 use crate::engine::{
-    Answers, ChannelOperator, Decision, Engine, EngineEvent, EngineView, Question, RealActions,
-    Recorder, RunExit, RunSpec, StepStatus,
+    Answers, ChannelOperator, Decision, Engine, EngineEvent, EngineView, Question, Recorder,
+    RunExit, RunSpec, StepStatus,
 };
 use crate::inventory::Inventory;
 use crate::journal::{Entry, JournalError, Record, kinds};

@@ -3,30 +3,25 @@
 //! `lifeline run`. It never performs an action without a journal line first.
 //!
 //! To wire an action, implement `Actions` (each method gets a fully
-//! resolved request and returns a typed outcome); `DirectActions` does
+//! resolved request and returns a typed outcome); ``actions::DirectActions` does
 //! note, sql, swap, snapshot, command and identity itself.
 
 pub mod actions;
 pub mod answers;
-pub mod direct;
 pub mod driver;
 pub mod events;
-pub mod headless;
 pub mod machine;
 pub mod params;
 pub mod preview;
-pub mod real;
 pub mod session;
 pub mod types;
 
 pub use actions::{ActionError, Actions, Output};
 pub use answers::{Answers, AnswersOperator};
-pub use direct::DirectActions;
 pub use driver::{Answer, ChannelOperator, Engine, NoJournal, Operator, Recorder};
 pub use events::{EngineEvent, EngineView, ProgressUnit, Question, RunExit, StepStatus, StepView};
 pub use machine::{
     Decision, Effect, Input, OVERRIDE_PHRASE, ParamValue, Params, ResolvedStep, RunContext, State,
     apply,
 };
-pub use real::RealActions;
 pub use session::{LiveRun, RunSpec, StartError, open_dry_run, open_live};

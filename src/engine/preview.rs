@@ -119,7 +119,7 @@ fn stop_commands(s: &ServiceSpec) -> String {
             };
             format!(
                 "{on}{which}: kill -s STOP (every process of the step first), then kill -s TERM its process group (the process alone when it leads none), kill -s KILL after {} s",
-                crate::engine::real::hosts::STOP_GRACE_S
+                crate::actions::hosts::STOP_GRACE_S
             )
         }
     }
@@ -310,7 +310,7 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                             _ => format!(
                                 "on {}: {}",
                                 x.host,
-                                crate::engine::real::hosts::start_commands(x).join("; ")
+                                crate::actions::hosts::start_commands(x).join("; ")
                             ),
                         }
                     }

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use chrono::Utc;
 use tokio::sync::broadcast;
 
-use super::answers::{Answers, AnswersError, AnswersOperator};
-use super::driver::{Engine, NoJournal, Recorder};
-use super::events::{EngineEvent, Question, RunExit, StepView};
-use super::machine::State;
-use super::real::RealActions;
-use super::session::{RunSpec, open_dry_run, open_live};
+use crate::actions::RealActions;
+use crate::engine::answers::{Answers, AnswersError, AnswersOperator};
+use crate::engine::driver::{Engine, NoJournal, Recorder};
+use crate::engine::events::{EngineEvent, Question, RunExit, StepView};
+use crate::engine::machine::State;
+use crate::engine::session::{RunSpec, open_dry_run, open_live};
 use crate::inventory::{Inventory, InventoryError};
 use crate::redact::Redactor;
 use crate::runbook::{self, Runbook, RunbookError, runbook_dir, validate_against};
@@ -341,7 +341,8 @@ pub async fn run_outcome(
     if args.resume {
         // Processes an earlier run left frozen (its connection lost) come first.
         let records = crate::journal::read_records(&live.journal_path).unwrap_or_default();
-        match super::real::hosts::frozen::resume_frozen(&actions, &records, &mut live.journal).await
+        match crate::actions::hosts::frozen::resume_frozen(&actions, &records, &mut live.journal)
+            .await
         {
             Ok(lines) => {
                 for l in lines {

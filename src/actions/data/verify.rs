@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::actions::RealActions;
 use crate::catalog::label::{DAMAGE_RATIO, canon};
 use crate::db::{ConnectOptions, DbHandle, quote_qualified};
 use crate::engine::actions::{ActionError, Output};
-use crate::engine::real::RealActions;
 use crate::engine::types::*;
 
 /// Every ordinary table (partitions included, partitioned parents not, so

@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 
 use super::evidence::{self, TableEvidence};
 use super::{CATALOG_TIMEOUT, bytes, host, span};
+use crate::actions::RealActions;
 use crate::catalog::content::{self, Assessment, ScanCache};
 use crate::catalog::label::{DamageWindow, Label, canon};
 use crate::catalog::{self, BackupFile, TimeSource};
 use crate::db::{ConnectOptions, DbHandle};
 use crate::engine::actions::{ActionError, Output};
-use crate::engine::real::RealActions;
 use crate::engine::types::*;
 use crate::probe::Runner;
 use crate::transport::Host;

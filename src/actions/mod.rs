@@ -5,16 +5,17 @@
 //! drops anything; every action is journaled by the engine before it runs.
 
 pub mod data;
+pub mod direct;
 pub mod hosts;
 
 use std::sync::Arc;
 
-use super::actions::{ActionError, Actions, Output};
-use super::direct::DirectActions;
-use super::types::*;
+use crate::engine::actions::{ActionError, Actions, Output};
+use crate::engine::types::*;
 use crate::inventory::Inventory;
 use crate::redact::Redactor;
 use crate::transport::Hosts;
+pub use direct::DirectActions;
 
 /// Everything an action needs to reach the world, shared (cheap to clone).
 #[derive(Clone)]

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::{CATALOG_TIMEOUT, bytes, host};
+use crate::actions::RealActions;
 use crate::catalog::{self, DumpFormat};
 use crate::db::ConnectOptions;
 use crate::engine::actions::{ActionError, Output};
-use crate::engine::real::RealActions;
 use crate::engine::types::*;
 use crate::probe::Runner;
 use crate::restore::{

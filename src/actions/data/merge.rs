@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures_util::{SinkExt, StreamExt, pin_mut};
 use tokio_postgres::Client;
 
+use crate::actions::direct::{connect, db_error};
 use crate::db::{TableRef, quote_ident, quote_qualified};
 use crate::engine::actions::{ActionError, Output};
-use crate::engine::direct::{connect, db_error};
 use crate::engine::types::{
     DbTarget, MERGE_BATCH_ROWS, MergeOutcome, MergePolicy, MergeRequest, MergeTable, MergeTx,
 };

@@ -11,9 +11,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-use super::actions::{ActionError, Actions, Output};
-use super::preview::{TERMINATE_SQL, pg_dump_args, shell_line, swap_renames};
-use super::types::*;
+use crate::engine::actions::{ActionError, Actions, Output};
+use crate::engine::preview::{TERMINATE_SQL, pg_dump_args, shell_line, swap_renames};
+use crate::engine::types::*;
 use crate::inventory::{DatabaseSpec, SslMode, expand_tilde};
 
 /// How many times a swap tries again when a client reconnects between
