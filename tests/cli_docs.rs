@@ -213,3 +213,403 @@ fn man_dir_writes_a_page_per_command_with_its_options() {
     assert!(support::stderr(&o).contains("is not a directory"));
     assert!(!missing.exists());
 }
+
+// ---------------------------------------------------------------------------
+// The manual covers the CLI, the runbook actions and the console keys.
+//
+// Generated from the built binary's `--help` (every command, its arguments,
+// flags and possible values), from the engine's action table
+// (`runbook::Action::ALL` with its argument keys) and from the console's key
+// map (`tui::keys::Action::ALL`, the `:` commands). Each test fails with the
+// list of everything the manual under docs/src does not mention.
+
+const GLOBAL_OPTIONS_HEADING: &str = "Global options";
+
+/// What one `--help` page declares.
+#[derive(Debug, Default)]
+struct HelpPage {
+    commands: Vec<String>,
+    arguments: Vec<String>,
+    /// Long and short flags, e.g. `--dry-run`, `-o`.
+    flags: Vec<String>,
+    /// Values a flag or argument accepts, e.g. `md`, `json`.
+    values: Vec<String>,
+}
+
+fn help_page(path: &[&str]) -> HelpPage {
+    let mut args: Vec<&str> = path.to_vec();
+    args.push("--help");
+    let text = generate(&args);
+    parse_help(&text)
+}
+
+fn parse_help(text: &str) -> HelpPage {
+    let mut page = HelpPage::default();
+    let mut section = "";
+    let mut in_values = false;
+    for line in text.lines() {
+        if !line.starts_with(' ') && line.ends_with(':') {
+            section = line.trim_end_matches(':');
+            in_values = false;
+            continue;
+        }
+        let t = line.trim();
+        if t.is_empty() {
+            in_values = false;
+            continue;
+        }
+        // The bracket form: `[possible values: a, b]`.
+        if let Some(i) = t.find("[possible values: ") {
+            let rest = &t[i + "[possible values: ".len()..];
+            let list = rest.split(']').next().unwrap_or("");
+            page.values
+                .extend(list.split(", ").map(|v| v.trim().to_string()));
+        }
+        // The long form: `Possible values:` then `- name: what`.
+        if t == "Possible values:" {
+            in_values = true;
+            continue;
+        }
+        if in_values {
+            if let Some(v) = t.strip_prefix("- ") {
+                let name = v.split(':').next().unwrap_or("").trim();
+                page.values.push(name.to_string());
+            }
+            continue;
+        }
+        // Only the head of an entry (before its description) names things.
+        let head = if line.starts_with("  ") && !line.starts_with("         ") {
+            t.split("  ").next().unwrap_or("")
+        } else {
+            ""
+        };
+        if head.is_empty() {
+            continue;
+        }
+        match section {
+            "Commands" => {
+                let name = head.split_whitespace().next().unwrap_or("");
+                if name != "help" {
+                    page.commands.push(name.to_string());
+                }
+            }
+            "Arguments" => {
+                let name =
+                    head.trim_matches(|c| c == '<' || c == '>' || c == '[' || c == ']' || c == '.');
+                page.arguments.push(name.to_string());
+            }
+            "Options" => {
+                for word in head.split([',', ' ']) {
+                    let w = word.trim_end_matches("...");
+                    let is_flag = (w.starts_with("--") && w.len() > 2)
+                        || (w.len() == 2 && w.starts_with('-'));
+                    if is_flag && !["-h", "--help", "-V", "--version"].contains(&w) {
+                        page.flags.push(w.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    page
+}
+
+/// Every command path of the CLI, `[]` (the top level) first.
+fn command_paths() -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = vec![vec![]];
+    let mut i = 0;
+    while i < out.len() {
+        let path = out[i].clone();
+        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+        for c in help_page(&refs).commands {
+            let mut p = path.clone();
+            p.push(c);
+            out.push(p);
+        }
+        i += 1;
+    }
+    out
+}
+
+fn docs_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/src")
+}
+
+fn read_doc(name: &str) -> String {
+    let p = docs_dir().join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Every chapter of the manual, concatenated.
+fn whole_manual() -> String {
+    let mut names: Vec<_> = std::fs::read_dir(docs_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The markdown headings of `text`: (level, title without backticks, line index).
+fn headings(text: &str) -> Vec<(usize, String, usize)> {
+    let mut out = Vec::new();
+    let mut fence = false;
+    for (i, line) in text.lines().enumerate() {
+        if line.starts_with("```") {
+            fence = !fence;
+            continue;
+        }
+        if fence {
+            continue;
+        }
+        let level = line.chars().take_while(|c| *c == '#').count();
+        if level > 0 && line[level..].starts_with(' ') {
+            out.push((level, line[level + 1..].replace('`', ""), i));
+        }
+    }
+    out
+}
+
+/// The text under the first heading `matches` accepts, up to the next
+/// heading of the same or a higher level.
+fn section<'a>(text: &'a str, matches: impl Fn(&str) -> bool) -> Option<String> {
+    let hs = headings(text);
+    let lines: Vec<&'a str> = text.lines().collect();
+    let (k, (level, _, start)) = hs.iter().enumerate().find(|(_, h)| matches(&h.1))?;
+    let end = hs[k + 1..]
+        .iter()
+        .find(|h| h.0 <= *level)
+        .map_or(lines.len(), |h| h.2);
+    Some(lines[*start..end].join("\n"))
+}
+
+/// `lifeline PATH` as a whole word in a heading (`lifeline journal` is in
+/// `lifeline journal verify`, `lifeline man` is not in `lifeline manual`).
+fn names_command(heading: &str, path: &str) -> bool {
+    let needle = format!("lifeline {path}");
+    heading.match_indices(&needle).any(|(i, _)| {
+        heading[i + needle.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !c.is_alphanumeric() && c != '-')
+    })
+}
+
+/// `word` in `text` as a whole token (`--json` is not in `--json-x`).
+fn mentions(text: &str, word: &str) -> bool {
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        let edge = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric() && c != '-' && c != '_');
+        edge(before) && edge(after)
+    })
+}
+
+/// Everything the CLI reference lacks: a command without its own section,
+/// or a flag, argument or value its section does not name.
+fn missing_from_cli_reference(cli_md: &str) -> Vec<String> {
+    let mut missing = Vec::new();
+    let paths = command_paths();
+    let globals = help_page(&[]).flags;
+    match section(cli_md, |h| h.contains(GLOBAL_OPTIONS_HEADING)) {
+        None => missing.push(format!("a '{GLOBAL_OPTIONS_HEADING}' section")),
+        Some(s) => {
+            for f in &globals {
+                if !mentions(&s, f) {
+                    missing.push(format!("global flag {f} (in '{GLOBAL_OPTIONS_HEADING}')"));
+                }
+            }
+        }
+    }
+    for path in paths.iter().filter(|p| !p.is_empty()) {
+        let name = path.join(" ");
+        let Some(s) = section(cli_md, |h| names_command(h, &name)) else {
+            missing.push(format!("command 'lifeline {name}' (a heading naming it)"));
+            continue;
+        };
+        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+        let page = help_page(&refs);
+        for f in page.flags.iter().filter(|f| !globals.contains(f)) {
+            if !mentions(&s, f) {
+                missing.push(format!("'lifeline {name}': flag {f}"));
+            }
+        }
+        for a in &page.arguments {
+            if !mentions(&s, a) {
+                missing.push(format!("'lifeline {name}': argument {a}"));
+            }
+        }
+        for v in &page.values {
+            if !mentions(&s, v) {
+                missing.push(format!("'lifeline {name}': value {v}"));
+            }
+        }
+    }
+    missing
+}
+
+#[test]
+fn help_parser_reads_commands_arguments_flags_and_values() {
+    let page = parse_help(
+        "About\n\nUsage: x [OPTIONS] <A>\n\nCommands:\n  go    Do it\n  help  Print this message\n\n\
+         Arguments:\n  <A>      an arg\n  [B]...   more [possible values: one, two]\n\n\
+         Options:\n  -o, --output <FILE>  out\n      --dry-run        dry\n      --format <F>\n          Possible values:\n          - md:   Markdown\n          - json: JSON\n\n  -v, --verbose...  more\n  -h, --help  Print help\n",
+    );
+    assert_eq!(page.commands, ["go"]);
+    assert_eq!(page.arguments, ["A", "B"]);
+    assert_eq!(
+        page.flags,
+        ["-o", "--output", "--dry-run", "--format", "-v", "--verbose"]
+    );
+    assert_eq!(page.values, ["one", "two", "md", "json"]);
+}
+
+#[test]
+fn cli_reference_check_names_what_is_missing() {
+    // A reference that lacks things must be reported, item by item: the
+    // check below cannot pass vacuously.
+    let partial = "# CLI\n\n## Global options\n\n`--inventory` `-i`\n\n## `lifeline run`\n\n`--dry-run` RUNBOOK\n\n## `lifeline manual`\n\n`--dir`\n\n## `lifeline export`\n\nINCIDENT `--format` md json `-o` `--output` `--tz`\n";
+    let missing = missing_from_cli_reference(partial);
+    for want in [
+        "global flag --state-dir",
+        "'lifeline run': flag --answers",
+        "'lifeline run': flag --resume",
+        "command 'lifeline man'",
+        "command 'lifeline journal verify'",
+        "'lifeline export': value html",
+    ] {
+        assert!(
+            missing.iter().any(|m| m.starts_with(want)),
+            "'{want}' not reported: {missing:#?}"
+        );
+    }
+    assert!(
+        !missing.iter().any(|m| {
+            m.contains("--dry-run")
+                || m.contains("global flag --inventory")
+                || m.contains("'lifeline export': flag")
+                || m.contains("value md")
+        }),
+        "{missing:#?}"
+    );
+}
+
+#[test]
+fn every_command_flag_argument_and_value_is_in_the_cli_reference() {
+    let missing = missing_from_cli_reference(&read_doc("cli.md"));
+    assert!(
+        missing.is_empty(),
+        "docs/src/cli.md does not document:\n  {}",
+        missing.join("\n  ")
+    );
+}
+
+#[test]
+fn every_runbook_action_and_its_arguments_are_in_the_runbooks_chapter() {
+    use lifeline::runbook::Action;
+    let text = read_doc("runbooks.md");
+    let mut missing = Vec::new();
+    for a in Action::ALL {
+        let name = a.as_str();
+        let Some(s) = section(&text, |h| {
+            mentions(h, name) && h.to_ascii_lowercase().starts_with("action")
+        }) else {
+            missing.push(format!("action '{name}' (a heading 'action `{name}`')"));
+            continue;
+        };
+        for arg in a.args() {
+            if !s.contains(&format!("`{arg}`")) {
+                missing.push(format!("action '{name}': argument `{arg}`"));
+            }
+        }
+        for field in a.outputs().unwrap_or_default() {
+            if !s.contains(&format!("`{field}`")) {
+                missing.push(format!("action '{name}': outcome field `{field}`"));
+            }
+        }
+        for r in a.forced_requires() {
+            if !s.contains(&format!("`{}`", r.as_str())) {
+                missing.push(format!("action '{name}': requirement `{}`", r.as_str()));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/src/runbooks.md does not document:\n  {}",
+        missing.join("\n  ")
+    );
+}
+
+#[test]
+fn every_console_key_action_and_command_is_in_the_console_chapter() {
+    use lifeline::tui::keys::{Action, KeyMap};
+    use lifeline::tui::strings::HELP_COMMANDS;
+    let text = read_doc("console.md");
+    let map = KeyMap::default();
+    let mut missing = Vec::new();
+    for a in Action::ALL {
+        if !text.contains(&format!("`{}`", a.name())) {
+            missing.push(format!("key map action `{}`", a.name()));
+        }
+        for k in map.keys(a) {
+            if !text.contains(&format!("`{k}`")) {
+                missing.push(format!("key `{k}` ({})", a.name()));
+            }
+        }
+    }
+    for (cmd, _) in HELP_COMMANDS {
+        for c in cmd.split_whitespace().filter(|w| w.starts_with(':')) {
+            if !mentions(&text, c) {
+                missing.push(format!("command line '{c}'"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/src/console.md does not document:\n  {}",
+        missing.join("\n  ")
+    );
+}
+
+#[test]
+fn every_chapter_is_in_the_book_summary_and_every_summary_link_exists() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let toml = std::fs::read_to_string(root.join("book.toml")).unwrap();
+    assert!(
+        toml.contains("[book]") && toml.contains("src = \"src\""),
+        "{toml}"
+    );
+    let summary = read_doc("SUMMARY.md");
+    let linked: Vec<String> = summary
+        .split("](")
+        .skip(1)
+        .map(|s| s.split(')').next().unwrap().to_string())
+        .collect();
+    let mut problems = Vec::new();
+    for l in &linked {
+        if !docs_dir().join(l).is_file() {
+            problems.push(format!("SUMMARY.md links '{l}', which does not exist"));
+        }
+    }
+    for e in std::fs::read_dir(docs_dir()).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        if name.ends_with(".md") && name != "SUMMARY.md" && !linked.contains(&name) {
+            problems.push(format!("'{name}' is not in SUMMARY.md"));
+        }
+    }
+    // Links between chapters point at files that exist.
+    let manual = whole_manual();
+    for part in manual.split("](").skip(1) {
+        let target = part.split(')').next().unwrap();
+        let file = target.split('#').next().unwrap();
+        if file.ends_with(".md") && !file.contains('/') && !docs_dir().join(file).is_file() {
+            problems.push(format!("a link to '{target}', which does not exist"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -1,5 +1,5 @@
-//! README examples run as shown: the answers-file example of section
-//! "Answers file", with `assets/example-inventory.toml`, confirms every
+//! Manual examples run as shown: the answers-file example of section
+//! "Answers file" (docs/src/runbooks.md), with `assets/example-inventory.toml`, confirms every
 //! destructive step of the shipped rogue-sync-wipe (a dry run says "the
 //! answers file types it" for each and names no open parameter).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -8,7 +8,7 @@ mod support;
 
 /// The first ```toml block after the heading `heading`.
 fn toml_block(readme: &str, heading: &str) -> String {
-    let start = readme.find(heading).expect("heading in README");
+    let start = readme.find(heading).expect("heading in the manual");
     let rest = &readme[start..];
     let open = rest.find("```toml\n").expect("a toml block") + "```toml\n".len();
     let close = rest[open..].find("```").expect("closed block");
@@ -18,10 +18,10 @@ fn toml_block(readme: &str, heading: &str) -> String {
 #[test]
 fn answers_file_example_confirms_every_destructive_step_of_rogue_sync_wipe() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let readme = std::fs::read_to_string(format!("{root}/docs/src/runbooks.md")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let answers = tmp.path().join("answers.toml");
-    std::fs::write(&answers, toml_block(&readme, "### Answers file")).unwrap();
+    std::fs::write(&answers, toml_block(&readme, "## Answers file")).unwrap();
     let o = support::lifeline(&tmp.path().join("state"))
         .current_dir(tmp.path())
         .arg("-i")
