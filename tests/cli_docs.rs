@@ -1,6 +1,8 @@
 //! Shell completions and man pages, generated from the CLI: each script is
 //! syntax-checked by its own shell (bash, zsh, fish) and the bash one really
-//! completes; the man pages render with man(1) and name every command.
+//! completes; the man pages render with man(1) and name every command. And
+//! the manual (docs/src) documents every command, flag, runbook action,
+//! inventory key, journal kind and console key, taken from the code.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -612,4 +614,165 @@ fn every_chapter_is_in_the_book_summary_and_every_summary_link_exists() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The keys a `file:line:col: 'KEY': unknown field ..., expected one of
+/// `a`, `b`` diagnostic lists, for the line naming `key`.
+fn expected_keys(stderr: &str, key: &str) -> Vec<String> {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(&format!("'{key}': unknown field")))
+        .unwrap_or_else(|| panic!("no diagnostic for '{key}':\n{stderr}"));
+    let list = line
+        .split("expected one of ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no key list: {line}"));
+    list.split(", ")
+        .map(|k| k.trim().trim_matches('`').to_string())
+        .collect()
+}
+
+/// `lifeline ARGS` with a bad file: its stderr (the diagnostics).
+fn diagnostics(args: &[&str]) -> String {
+    let o = Command::new(LIFELINE).args(args).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", support::stderr(&o));
+    support::stderr(&o)
+}
+
+fn missing_keys(text: &str, heading: &str, keys: &[String], what: &str) -> Vec<String> {
+    match section(text, |h| h.contains(heading)) {
+        None => vec![format!("a section '{heading}'")],
+        Some(s) => keys
+            .iter()
+            .filter(|k| !s.contains(&format!("`{k}`")))
+            .map(|k| format!("{what}: `{k}`"))
+            .collect(),
+    }
+}
+
+#[test]
+fn every_inventory_runbook_and_answers_key_is_documented() {
+    // The key lists come from the parsers themselves: each file below has
+    // one unknown key per table, and the diagnostic lists the known ones.
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = tmp.path().join("inv.toml");
+    std::fs::write(
+        &inv,
+        "[[host]]\nname = \"a\"\ntransport = \"local\"\nx_host = 1\n\
+         [[database]]\nname = \"d\"\nurl = \"postgres://u@h:5432/x\"\nx_database = 1\n\
+         [[backups]]\nname = \"c\"\nhost = \"a\"\npath = \"/x\"\ndatabase = \"d\"\nx_backups = 1\n\
+         [[service]]\nname = \"s\"\nhost = \"a\"\nkind = \"process\"\nx_service = 1\n",
+    )
+    .unwrap();
+    let err = diagnostics(&["check", inv.to_str().unwrap()]);
+    let inventory = read_doc("inventory.md");
+    let mut missing = Vec::new();
+    for table in ["host", "database", "backups", "service"] {
+        let keys = expected_keys(&err, &format!("x_{table}"));
+        missing.extend(missing_keys(
+            &inventory,
+            &format!("[[{table}]]"),
+            &keys,
+            &format!("inventory.md [[{table}]]"),
+        ));
+    }
+    let rb = tmp.path().join("rb.toml");
+    std::fs::write(
+        &rb,
+        "id = \"x\"\ntitle = \"t\"\nwhen = \"w\"\n[[param]]\nname = \"p\"\nkind = \"text\"\nx_param = 1\n\
+         [[step]]\nid = \"s\"\naction = \"note\"\nexplain = \"e\"\nx_step = 1\n",
+    )
+    .unwrap();
+    let err = diagnostics(&["run", rb.to_str().unwrap(), "--dry-run"]);
+    let runbooks = read_doc("runbooks.md");
+    for (key, what) in [("x_param", "[[param]] key"), ("x_step", "[[step]] key")] {
+        missing.extend(missing_keys(
+            &runbooks,
+            "Runbooks",
+            &expected_keys(&err, key),
+            &format!("runbooks.md {what}"),
+        ));
+    }
+    let answers = tmp.path().join("answers.toml");
+    std::fs::write(&answers, "[x_answers]\n").unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let o = Command::new(LIFELINE)
+        .args(["run", "rogue-sync-wipe", "--dry-run", "-i"])
+        .arg(format!("{root}/assets/example-inventory.toml"))
+        .arg("--answers")
+        .arg(&answers)
+        .output()
+        .unwrap();
+    let err = support::stderr(&o);
+    let line = err
+        .lines()
+        .find(|l| l.contains("unknown field `x_answers`"))
+        .unwrap_or_else(|| panic!("no diagnostic for the answers file:\n{err}"));
+    let sections: Vec<String> = line
+        .split("expected one of ")
+        .nth(1)
+        .unwrap()
+        .split(", ")
+        .map(|k| format!("[{}]", k.trim().trim_matches('`')))
+        .collect();
+    missing.extend(missing_keys(
+        &runbooks,
+        "Answers file",
+        &sections,
+        "runbooks.md answers file section",
+    ));
+    assert!(
+        missing.is_empty(),
+        "the manual does not document:\n  {}",
+        missing.join("\n  ")
+    );
+}
+
+#[test]
+fn every_journal_kind_is_in_the_journal_chapter() {
+    use lifeline::engine::driver::kinds as run;
+    use lifeline::journal::kinds as k;
+    // Every kind a writer in the crate uses, by its constant (a renamed or
+    // removed constant fails to compile here; a new one belongs here too).
+    let kinds = [
+        k::INCIDENT_OPENED,
+        k::JOURNAL_REPAIRED,
+        k::NOTE,
+        k::STEP_STARTED,
+        k::STEP_FINISHED,
+        k::STEP_FAILED,
+        k::STEP_SKIPPED,
+        k::CONFIRMED,
+        k::COMMAND,
+        k::ALERT,
+        k::IDENTITY_CHANGED,
+        k::TABLE_RECREATED,
+        k::HOSTKEY_ACCEPTED,
+        k::PROBE,
+        k::CHECKPOINT,
+        k::JOURNAL_BROKEN,
+        run::RUN_STARTED,
+        run::RUN_FINISHED,
+        lifeline::actions::hosts::frozen::FROZEN,
+        lifeline::actions::hosts::frozen::FROZEN_RESOLVED,
+        lifeline::timeline::detect::ALERT_ACK,
+        lifeline::export::analyze::DRILL_REPORT,
+    ];
+    let text = read_doc("journal.md");
+    let table = section(&text, |h| h == "Record kinds").expect("a 'Record kinds' section");
+    // The first cell of each row of the table names the kinds it documents.
+    let first_cells: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("| "))
+        .filter_map(|l| l.split('|').nth(1))
+        .collect();
+    let missing: Vec<&str> = kinds
+        .iter()
+        .copied()
+        .filter(|kind| !first_cells.iter().any(|c| c.contains(&format!("`{kind}`"))))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/src/journal.md 'Record kinds' has no row for: {missing:?}"
+    );
 }
