@@ -141,6 +141,7 @@ fn quiet_drill_prints_only_the_result() {
     std::fs::create_dir_all(tmp.path().join("registry")).unwrap();
     let o = support::lifeline(&tmp.path().join("state"))
         .env("TMPDIR", tmp.path().join("registry"))
+        .env("LIFELINE_RUNBOOKS", support::quick_runbooks(tmp.path(), 12))
         .args(["--quiet", "lab", "--headless"])
         .output()
         .unwrap();

@@ -129,8 +129,10 @@ fn lab_opens_the_console_on_rogue_sync_shows_the_drop_and_q_tears_it_down() {
 }
 
 fn headless(scenario: &str, state: &Path, registry: &Path) -> std::process::Output {
+    let quick = support::quick_runbooks(registry.parent().unwrap(), 12);
     support::lifeline(state)
         .env("TMPDIR", registry)
+        .env("LIFELINE_RUNBOOKS", quick)
         .args(["lab", scenario, "--headless"])
         .output()
         .unwrap()
@@ -299,6 +301,7 @@ fn a_same_named_sync_outside_the_lab_is_not_part_of_the_drill_and_keeps_running(
         .env("NO_COLOR", "1")
         .env("TMPDIR", &registry)
         .env("HOME", tmp.path())
+        .env("LIFELINE_RUNBOOKS", support::quick_runbooks(tmp.path(), 12))
         .args(["lab", "rogue-sync", "--headless", "--dir"])
         .arg(&labdir)
         .output()

@@ -208,6 +208,7 @@ fn install_deps_installs_without_asking_and_the_headless_drill_goes_on() {
     let f = Fresh::new();
     let o = f
         .command()
+        .env("LIFELINE_RUNBOOKS", support::quick_runbooks(&f.dir, 12))
         .args(["lab", "--headless", "--install-deps"])
         .output()
         .unwrap();

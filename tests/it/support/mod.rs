@@ -479,3 +479,32 @@ pub fn ssh_host(sshd: &Sshd, name: &str) -> lifeline::transport::Host {
             .connect_timeout(std::time::Duration::from_secs(10)),
     ))
 }
+
+/// The shipped runbooks (`runbooks/*.toml`) with every stop-services hold
+/// set to `hold_s` seconds, written to `dir` for `LIFELINE_RUNBOOKS`: for
+/// drills whose subject is not the hold's length. One drill in
+/// `lab_drills` keeps the shipped 120 s hold.
+pub fn quick_runbooks(dir: &Path, hold_s: u64) -> std::path::PathBuf {
+    let out = dir.join("quick-runbooks");
+    std::fs::create_dir_all(&out).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
+    for e in std::fs::read_dir(&shipped).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        let mut lines = Vec::new();
+        for l in text.lines() {
+            if l.starts_with("hold_s =") {
+                continue;
+            }
+            lines.push(l.to_string());
+            if l == "action = \"stop-services\"" {
+                lines.push(format!("hold_s = {hold_s}"));
+            }
+        }
+        std::fs::write(out.join(p.file_name().unwrap()), lines.join("\n") + "\n").unwrap();
+    }
+    out
+}
