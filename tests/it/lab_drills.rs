@@ -208,6 +208,29 @@ fn drill_held(
     let jpath = incidents[0].join("journal.jsonl");
     assert!(journal::verify_file(&jpath).unwrap().intact());
     let records = journal::read_records(&jpath).unwrap();
+    // Every stop-services step held as long as asked: 12 s, or the shipped
+    // runbook's hold.
+    let want = match hold {
+        Hold::Quick => 12,
+        Hold::Shipped => {
+            lifeline::runbook::find(runbook, None)
+                .unwrap()
+                .steps
+                .iter()
+                .find(|s| s.action == lifeline::runbook::Action::StopServices)
+                .unwrap()
+                .hold_s
+        }
+    };
+    let held: Vec<u64> = records
+        .iter()
+        .filter(|r| r.kind == journal::kinds::STEP_FINISHED)
+        .filter_map(|r| r.data["held_s"].as_u64())
+        .collect();
+    assert!(
+        !held.is_empty() && held.iter().all(|h| *h == want),
+        "{scenario}: holds {held:?}, want {want} s"
+    );
     let mut report = score(&lab.facts(), &records);
     if let Some(before) = &rows_before {
         report = report.with_live_rows(before, &lab.live_rows().unwrap());

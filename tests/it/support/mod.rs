@@ -506,5 +506,12 @@ pub fn quick_runbooks(dir: &Path, hold_s: u64) -> std::path::PathBuf {
         }
         std::fs::write(out.join(p.file_name().unwrap()), lines.join("\n") + "\n").unwrap();
     }
+    // The shipped rogue-sync-wipe must have been rewritten, or the drills
+    // would silently run the shipped holds again.
+    let rogue = std::fs::read_to_string(out.join("rogue-sync-wipe.toml")).unwrap();
+    assert!(
+        rogue.contains(&format!("action = \"stop-services\"\nhold_s = {hold_s}\n")),
+        "{rogue}"
+    );
     out
 }
