@@ -108,3 +108,37 @@ fn sshd_refuses_unknown_user_key() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// Every integration test shares one process (tests/it): a test that sets
+/// an environment variable, changes the working directory or the umask
+/// changes them under every test running beside it. Children get them
+/// through `Command` instead.
+#[test]
+fn no_test_changes_process_wide_state() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let banned = [
+        concat!("env::set", "_var("),
+        concat!("env::remove", "_var("),
+        concat!("set_current", "_dir("),
+        concat!("libc::", "umask("),
+    ];
+    let mut files = vec![root];
+    let mut found = Vec::new();
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                if banned.iter().any(|b| line.contains(b)) {
+                    found.push(format!("{}:{}: {}", p.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "process-wide changes in tests:\n{}",
+        found.join("\n")
+    );
+}
