@@ -16,14 +16,6 @@ use tmux::Tmux;
 
 const LIFELINE: &str = env!("CARGO_BIN_EXE_lifeline");
 
-/// One lab at a time in this file: each drill stops the writers it finds on
-/// the local host, and two labs at once would see each other's.
-static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_lab() -> std::sync::MutexGuard<'static, ()> {
-    ONE_LAB.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn no_control(what: &str, text: &str) {
     assert!(!text.contains('\r'), "{what} has a \\r:\n{text:?}");
     assert!(
@@ -34,7 +26,6 @@ fn no_control(what: &str, text: &str) {
 
 #[test]
 fn on_a_terminal_the_headless_drill_draws_a_progress_bar_with_the_hold_countdown() {
-    let _one = one_lab();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().display();
     std::fs::create_dir_all(tmp.path().join("registry")).unwrap();
@@ -84,7 +75,6 @@ fn on_a_terminal_the_headless_drill_draws_a_progress_bar_with_the_hold_countdown
 
 #[test]
 fn piped_the_progress_is_plain_lines_without_cr_or_escape_codes() {
-    let _one = one_lab();
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tmp.path().join("registry")).unwrap();
     let mut child = support::lifeline(&tmp.path().join("state"))
@@ -136,7 +126,6 @@ fn piped_the_progress_is_plain_lines_without_cr_or_escape_codes() {
 
 #[test]
 fn quiet_drill_prints_only_the_result() {
-    let _one = one_lab();
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tmp.path().join("registry")).unwrap();
     let o = support::lifeline(&tmp.path().join("state"))
@@ -234,7 +223,6 @@ fn processes_with(needle: &str) -> Vec<String> {
 #[test]
 fn a_closed_terminal_or_sigterm_ends_a_headless_drill_and_tears_the_lab_down() {
     for sig in ["-HUP", "-TERM"] {
-        let _one = one_lab();
         let tmp = tempfile::tempdir().unwrap();
         let registry = tmp.path().join("registry");
         std::fs::create_dir_all(&registry).unwrap();

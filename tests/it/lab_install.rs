@@ -18,14 +18,6 @@ use tmux::Tmux;
 
 const LIFELINE: &str = env!("CARGO_BIN_EXE_lifeline");
 
-/// One lab at a time in this file: a drill stops the writers it finds on
-/// the local host, and two labs at once would see each other's.
-static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_lab() -> std::sync::MutexGuard<'static, ()> {
-    ONE_LAB.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A machine where the finder sees no PostgreSQL, with an `apt-get` that
 /// records its arguments and, on `install`, makes the real binaries visible.
 struct Fresh {
@@ -111,7 +103,6 @@ fn readme_quick_start_is_two_commands_the_lab_and_the_tests() {
 
 #[test]
 fn quick_start_on_a_fresh_machine_asks_installs_and_opens_the_lab() {
-    let _one = one_lab();
     let f = Fresh::new();
     // README's first command verbatim, with the binary cargo would build.
     let first = &quick_start()[0];
@@ -204,7 +195,6 @@ fn without_a_terminal_the_lab_names_the_one_command_and_installs_nothing() {
 
 #[test]
 fn install_deps_installs_without_asking_and_the_headless_drill_goes_on() {
-    let _one = one_lab();
     let f = Fresh::new();
     let o = f
         .command()
