@@ -3,6 +3,7 @@
 //! test binary so the peak-memory reading belongs to this test only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "it/support/mod.rs"]
 mod support;
 
 use std::time::Duration;

@@ -1688,7 +1688,10 @@ mod tests {
 
     #[test]
     fn units_from_recorded_show_output() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/systemd/show/");
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/it/fixtures/systemd/show/"
+        );
         let text = std::fs::read_to_string(format!("{dir}db-realtime-sync.service")).unwrap();
         let u = &systemd::parse_show(&text)[0];
         let e = unit_entry(u, &ScanCtx::bare()).unwrap();

@@ -1341,7 +1341,7 @@ mod fixture_tests {
 
     #[test]
     fn incident_one_sync_script() {
-        let t = include_str!("../../tests/fixtures/probe/db_realtime_sync.sh");
+        let t = include_str!("../../tests/it/fixtures/probe/db_realtime_sync.sh");
         let f = scan_text(t, "/s.sh", &Vars::new(), &ScanCtx::bare());
         let h = f
             .hazards

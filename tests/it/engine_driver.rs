@@ -1,0 +1,260 @@
+//! The engine loop through the library: no action without a journal line
+//! (/dev/full), unwired actions fail loudly, command timeouts kill the whole
+//! process group, and a TUI-style channel operator confirms a real step.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use lifeline::actions::DirectActions;
+use lifeline::engine::{
+    Answer, Answers, AnswersOperator, ChannelOperator, Engine, EngineEvent, ParamValue, Params,
+    Question, RunContext, RunExit, State, StepStatus,
+};
+use lifeline::inventory::Inventory;
+use lifeline::journal::{Journal, read_records};
+use lifeline::redact::Redactor;
+use lifeline::runbook::{ParamKind, Runbook};
+
+fn ctx(rb: &str, inv: &str, params: Params, dir: &Path) -> RunContext {
+    RunContext {
+        runbook: Runbook::parse(rb, "t.toml").unwrap(),
+        inventory: Inventory::parse(inv, "inv.toml").unwrap(),
+        params,
+        incident: "i1".into(),
+        incident_dir: dir.to_path_buf(),
+        readonly: false,
+        dry_run: false,
+    }
+}
+
+const LOCAL: &str = "[[host]]\nname = \"here\"\ntransport = \"local\"\n";
+
+fn command_runbook(cmd: &str, timeout_s: u64) -> String {
+    format!(
+        "id = \"c\"\ntitle = \"C\"\nwhen = \"w\"\n[[step]]\nid = \"act\"\naction = \"command\"\nexplain = \"run it\"\nhost = \"here\"\ndestructive = false\ntimeout_s = {timeout_s}\ncommand = '''{cmd}'''\n"
+    )
+}
+
+#[tokio::test]
+async fn a_step_whose_journal_line_cannot_be_written_is_not_performed() {
+    let d = tempfile::tempdir().unwrap();
+    let marker = d.path().join("marker");
+    let jp = d.path().join("journal.jsonl");
+    std::os::unix::fs::symlink("/dev/full", &jp).unwrap();
+    let journal = Journal::open(&jp, "i1", "op", Redactor::new()).unwrap();
+    let rb = command_runbook(&format!("touch {}", marker.display()), 10);
+    let state = State::new(ctx(&rb, LOCAL, Params::new(), d.path()), Utc::now());
+    let mut engine = Engine::new(
+        state,
+        DirectActions::default(),
+        journal,
+        AnswersOperator {
+            answers: Answers::default(),
+        },
+        Redactor::new(),
+    );
+    let exit = engine.run(Utc::now()).await;
+    match &exit {
+        RunExit::Failed { step, reason } => {
+            assert_eq!(step, "act");
+            assert!(reason.contains("No space left on device"), "{reason}");
+            assert!(reason.contains("nothing was done"), "{reason}");
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert!(!marker.exists(), "the command ran without a journal line");
+    assert_eq!(engine.state().steps[0].status, StepStatus::Failed);
+}
+
+#[tokio::test]
+async fn the_same_step_runs_when_the_journal_is_writable() {
+    // The control for the test above: the command does run and is journaled.
+    let d = tempfile::tempdir().unwrap();
+    let marker = d.path().join("marker");
+    let jp = d.path().join("journal.jsonl");
+    let journal = Journal::open(&jp, "i1", "op", Redactor::new()).unwrap();
+    let rb = command_runbook(&format!("touch {} && echo made it", marker.display()), 10);
+    let state = State::new(ctx(&rb, LOCAL, Params::new(), d.path()), Utc::now());
+    let mut engine = Engine::new(
+        state,
+        DirectActions::default(),
+        journal,
+        AnswersOperator {
+            answers: Answers::default(),
+        },
+        Redactor::new(),
+    );
+    assert_eq!(engine.run(Utc::now()).await, RunExit::Completed);
+    assert!(marker.exists());
+    let recs = read_records(&jp).unwrap();
+    let fin = recs.iter().find(|r| r.kind == "step-finished").unwrap();
+    assert_eq!(fin.exit, Some(0));
+    assert_eq!(fin.data["output"][0], "made it");
+}
+
+#[tokio::test]
+async fn unwired_actions_fail_the_step_with_a_clear_message() {
+    let d = tempfile::tempdir().unwrap();
+    let jp = d.path().join("journal.jsonl");
+    let journal = Journal::open(&jp, "i1", "op", Redactor::new()).unwrap();
+    let rb = "id = \"p\"\ntitle = \"P\"\nwhen = \"w\"\n[[step]]\nid = \"look\"\naction = \"probe\"\nexplain = \"look\"\nhost = \"here\"\n[[step]]\nid = \"never\"\naction = \"note\"\nexplain = \"not reached\"\n";
+    let state = State::new(ctx(rb, LOCAL, Params::new(), d.path()), Utc::now());
+    let mut engine = Engine::new(
+        state,
+        DirectActions::default(),
+        journal,
+        AnswersOperator {
+            answers: Answers::default(),
+        },
+        Redactor::new(),
+    );
+    let exit = engine.run(Utc::now()).await;
+    assert_eq!(exit.code(), 1);
+    assert!(
+        exit.message()
+            .contains("the 'probe' action is not wired into this build yet"),
+        "{}",
+        exit.message()
+    );
+    let recs = read_records(&jp).unwrap();
+    let kinds: Vec<&str> = recs.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, ["step-started", "step-failed", "run-finished"]);
+    assert_eq!(recs[1].data["phase"], "act");
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie has exited; only count a process that still runs.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn a_command_that_times_out_is_killed_with_its_children() {
+    let d = tempfile::tempdir().unwrap();
+    let pidfile = d.path().join("pid");
+    let jp = d.path().join("journal.jsonl");
+    let journal = Journal::open(&jp, "i1", "op", Redactor::new()).unwrap();
+    let rb = command_runbook(
+        &format!(
+            "sleep 300 & echo $! > {}; echo started; wait",
+            pidfile.display()
+        ),
+        1,
+    );
+    let state = State::new(ctx(&rb, LOCAL, Params::new(), d.path()), Utc::now());
+    let mut engine = Engine::new(
+        state,
+        DirectActions::default(),
+        journal,
+        AnswersOperator {
+            answers: Answers::default(),
+        },
+        Redactor::new(),
+    );
+    let mut rx = engine.subscribe();
+    let exit = engine.run(Utc::now()).await;
+    assert!(
+        exit.message().contains("timed out after 1 s"),
+        "{}",
+        exit.message()
+    );
+    let mut lines = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        if let EngineEvent::Output { line, .. } = ev {
+            lines.push(line);
+        }
+    }
+    assert_eq!(lines, ["started"]);
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the child 'sleep 300' ({pid}) survived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn channel_operator_confirms_a_destructive_sql_step_on_a_real_database() {
+    let pg = support::pg();
+    pg.create_db("app").unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let inv = format!(
+        "{LOCAL}[[database]]\nname = \"app\"\nurl = \"postgres://postgres@127.0.0.1:{}/app\"\n",
+        pg.port()
+    );
+    let rb = "id = \"s\"\ntitle = \"S\"\nwhen = \"w\"\n[[param]]\nname = \"db\"\nkind = \"database\"\nfrom = \"inventory\"\n[[step]]\nid = \"make\"\naction = \"sql\"\nexplain = \"create a table\"\ndatabase = \"{db}\"\nsql = \"CREATE TABLE made_here (x int); INSERT INTO made_here VALUES (1)\"\n[[step]]\nid = \"ro\"\naction = \"sql\"\nexplain = \"a read-only step cannot write\"\ndatabase = \"{db}\"\ndestructive = false\nsql = \"INSERT INTO made_here VALUES (2)\"\n";
+    let mut params = Params::new();
+    params.insert(
+        "db".into(),
+        ParamValue {
+            kind: ParamKind::Database,
+            value: "app".into(),
+            source: "test".into(),
+        },
+    );
+    let jp: PathBuf = d.path().join("journal.jsonl");
+    let journal = Journal::open(&jp, "i1", "op", Redactor::new()).unwrap();
+    let (answers, operator) = ChannelOperator::new();
+    let mut engine = Engine::new(
+        State::new(ctx(rb, &inv, params, d.path()), Utc::now()),
+        DirectActions::default(),
+        journal,
+        operator,
+        Redactor::new(),
+    );
+    let mut rx = engine.subscribe();
+    let view = engine.watch();
+    let task = tokio::spawn(async move { engine.run(Utc::now()).await });
+    // The front end: answer the confirmation it is shown.
+    let mut asked = None;
+    while let Ok(ev) = rx.recv().await {
+        match ev {
+            EngineEvent::Question {
+                question: Question::Confirm(c),
+            } => {
+                assert_eq!(c.expected, "app");
+                assert!(c.identity.oid.is_some());
+                assert!(c.preview.join("\n").contains("CREATE TABLE made_here"));
+                asked = Some(c.identity.clone());
+                answers
+                    .send(Answer::Typed(Some("app".into())))
+                    .await
+                    .unwrap();
+            }
+            EngineEvent::RunFinished { .. } => break,
+            _ => {}
+        }
+    }
+    let exit = task.await.unwrap();
+    assert!(asked.is_some());
+    // The read-only step was refused by the server: the session is read-only.
+    assert_eq!(exit.code(), 1);
+    assert!(
+        exit.message().contains("read-only transaction"),
+        "{}",
+        exit.message()
+    );
+    assert_eq!(
+        pg.psql("app", "SELECT count(*) FROM made_here").unwrap(),
+        "1"
+    );
+    let v = view.borrow().clone();
+    assert_eq!(v.steps[0].status, StepStatus::Done);
+    assert_eq!(v.steps[1].status, StepStatus::Failed);
+    assert_eq!(v.exit.as_ref().map(RunExit::code), Some(1));
+    let recs = read_records(&jp).unwrap();
+    let confirmed = recs.iter().find(|r| r.kind == "confirmed").unwrap();
+    assert_eq!(confirmed.data["typed"], "app");
+}

@@ -1,0 +1,576 @@
+//! `lifeline run` headless against a real PostgreSQL cluster: a swap drill
+//! (note, sql, snapshot, swap), a wrong typed name, kill -9 and resume,
+//! --dry-run and --readonly changing nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use lifeline::state::StateDir;
+use support::PgCluster;
+
+const SECRET: &str = "Pl4nted-S3cret-Value";
+
+const SWAP_DRILL: &str = r#"
+id = "swap-drill"
+title = "Swap a restored copy in"
+when = "tests"
+
+[[param]]
+name = "db"
+kind = "database"
+from = "inventory"
+
+[[param]]
+name = "restored"
+kind = "text"
+from = "ask"
+
+[[step]]
+id = "hello"
+action = "note"
+explain = "start"
+text = "drill on {db.target}"
+
+[[step]]
+id = "count"
+action = "sql"
+explain = "count the rows, read-only"
+database = "{db}"
+destructive = false
+sql = "SELECT count(*) AS n, 'Pl4nted-S3cret-Value' AS planted FROM t"
+
+[[step]]
+id = "snap"
+action = "snapshot"
+explain = "keep the damaged state"
+database = "{db}"
+
+[[step]]
+id = "swap"
+action = "swap"
+explain = "put the restored copy in"
+database = "{db}"
+restored = "{restored}"
+
+[[step]]
+id = "after"
+action = "sql"
+explain = "count again"
+database = "{db}"
+destructive = false
+sql = "SELECT count(*) AS n FROM t"
+"#;
+
+const SLOW_DRILL: &str = r#"
+id = "slow-drill"
+title = "A slow step"
+when = "tests"
+
+[[param]]
+name = "db"
+kind = "database"
+from = "inventory"
+
+[[step]]
+id = "hello"
+action = "note"
+explain = "start"
+text = "slow drill"
+
+[[step]]
+id = "slow"
+action = "sql"
+explain = "a long query"
+database = "{db}"
+destructive = false
+sql = "SELECT pg_sleep(s) FROM sleep_conf"
+
+[[step]]
+id = "bye"
+action = "note"
+explain = "end"
+text = "done"
+"#;
+
+struct Setup {
+    pg: PgCluster,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let pg = support::pg();
+        pg.create_db("app").unwrap();
+        pg.create_db("app__restore_x").unwrap();
+        pg.psql(
+            "app",
+            "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'old' FROM generate_series(1,3) g; CREATE TABLE sleep_conf (s float8); INSERT INTO sleep_conf VALUES (30)",
+        )
+        .unwrap();
+        pg.psql(
+            "app__restore_x",
+            "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'restored' FROM generate_series(1,5) g; COMMENT ON DATABASE app__restore_x IS 'lifeline: restore complete (test fixture)'",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("lifeline.toml"),
+            format!(
+                "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n[[database]]\nname = \"app\"\nurl = \"postgres://postgres@127.0.0.1:{}/app\"\npassword_env = \"APP_PGPASSWORD\"\nhost = \"here\"\n",
+                pg.port()
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("swap-drill.toml"), SWAP_DRILL).unwrap();
+        std::fs::write(dir.path().join("slow-drill.toml"), SLOW_DRILL).unwrap();
+        Setup { pg, dir }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = support::lifeline(&self.state());
+        c.current_dir(self.dir.path())
+            .env("APP_PGPASSWORD", SECRET)
+            .env_remove("LIFELINE_RUNBOOKS")
+            .args(["-i", "lifeline.toml"])
+            .args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String) {
+        let o: Output = self.cmd(args).output().unwrap();
+        let text = support::stdout(&o) + &support::stderr(&o);
+        (o.status.code().unwrap_or(-1), text)
+    }
+
+    /// Databases (besides the templates) with the rows of `t` in each.
+    fn world(&self) -> Vec<(String, String)> {
+        let names = self
+            .pg
+            .psql(
+                "postgres",
+                "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres' ORDER BY 1",
+            )
+            .unwrap();
+        names
+            .lines()
+            .map(|n| {
+                let rows = self
+                    .pg
+                    .psql(
+                        n,
+                        "SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM t",
+                    )
+                    .unwrap();
+                (n.to_string(), rows)
+            })
+            .collect()
+    }
+
+    fn journal(&self) -> PathBuf {
+        let s = StateDir::new(self.state());
+        let ids = s.list_incidents();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        s.journal_path(&ids[0])
+    }
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/fixtures/answers")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn journal_verifies(s: &Setup, p: &Path) {
+    let o = support::lifeline(&s.state())
+        .args(["journal", "verify"])
+        .arg(p)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", support::stdout(&o));
+}
+
+#[test]
+fn swap_drill_puts_the_restored_copy_under_the_live_name_and_keeps_the_old() {
+    let s = Setup::new();
+    let (code, out) = s.run(&[
+        "run",
+        "swap-drill.toml",
+        "--answers",
+        &fixture("swap-drill.toml"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("finished: every step done (exit 0)"), "{out}");
+    assert!(!out.contains(SECRET), "secret on screen:\n{out}");
+
+    let world = s.world();
+    let names: Vec<&str> = world.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.len(), 2, "{world:?}");
+    assert_eq!(world[0].0, "app");
+    assert_eq!(
+        world[0].1,
+        "1:restored,2:restored,3:restored,4:restored,5:restored"
+    );
+    assert!(world[1].0.starts_with("app__damaged_"), "{world:?}");
+    assert_eq!(world[1].1, "1:old,2:old,3:old");
+
+    let jp = s.journal();
+    journal_verifies(&s, &jp);
+    let text = std::fs::read_to_string(&jp).unwrap();
+    assert!(!text.contains(SECRET), "secret in the journal");
+    assert!(text.contains("planted=***"), "{text}");
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    assert_eq!(recs[0].kind, "incident-opened");
+    assert_eq!(recs[1].kind, "run-started");
+    let kinds: Vec<String> = recs
+        .iter()
+        .filter(|r| r.step.is_some())
+        .map(|r| format!("{} {}", r.kind, r.step.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "step-started hello",
+            "step-finished hello",
+            "step-started count",
+            "step-finished count",
+            "step-started snap",
+            "step-finished snap",
+            "confirmed swap",
+            "step-started swap",
+            "step-finished swap",
+            "step-started after",
+            "step-finished after",
+        ]
+    );
+    let swap = recs
+        .iter()
+        .find(|r| r.kind == "step-finished" && r.step.as_deref() == Some("swap"))
+        .unwrap();
+    assert_eq!(swap.data["live"], "app");
+    assert_eq!(swap.data["damaged"].as_str().unwrap(), world[1].0);
+    assert_eq!(swap.data["restored_from"], "app__restore_x");
+    let started = recs
+        .iter()
+        .find(|r| r.kind == "step-started" && r.step.as_deref() == Some("swap"))
+        .unwrap();
+    assert!(
+        started
+            .command
+            .as_deref()
+            .unwrap()
+            .contains("ALTER DATABASE \"app\" RENAME TO")
+    );
+    assert!(started.data["identity"]["oid"].as_u64().is_some());
+    // The snapshot is on disk with the size and hash journaled, and restores the old rows.
+    let snap = recs
+        .iter()
+        .find(|r| r.kind == "step-finished" && r.step.as_deref() == Some("snap"))
+        .unwrap();
+    let path = snap.data["path"].as_str().unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(snap.data["size"].as_u64().unwrap(), bytes.len() as u64);
+    assert_eq!(
+        snap.data["sha256"].as_str().unwrap(),
+        lifeline::journal::sha256_hex(&bytes)
+    );
+    let listing = Command::new(s.pg.bin("pg_restore"))
+        .args(["-l", path])
+        .output()
+        .unwrap();
+    assert!(support::stdout(&listing).contains("TABLE DATA public t"));
+    let after = recs
+        .iter()
+        .find(|r| r.kind == "step-finished" && r.step.as_deref() == Some("after"))
+        .unwrap();
+    assert_eq!(after.data["output"][0], "n=5");
+}
+
+#[test]
+fn wrong_typed_name_stops_the_swap_and_renames_nothing() {
+    let s = Setup::new();
+    let before = s.world();
+    let (code, out) = s.run(&[
+        "run",
+        "swap-drill.toml",
+        "--answers",
+        &fixture("swap-drill-wrong-name.toml"),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("typed 'ap' but the database is 'app'; nothing was done"),
+        "{out}"
+    );
+    assert_eq!(s.world(), before);
+    let jp = s.journal();
+    journal_verifies(&s, &jp);
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    assert!(
+        !recs
+            .iter()
+            .any(|r| r.kind == "step-started" && r.step.as_deref() == Some("swap"))
+    );
+    let failed = recs.iter().find(|r| r.kind == "step-failed").unwrap();
+    assert_eq!(failed.data["phase"], "confirm");
+    // The last event (after it, the writer's closing signed checkpoint).
+    let last = recs.iter().rev().find(|r| r.kind != "checkpoint").unwrap();
+    assert_eq!(last.kind, "run-finished");
+    assert_eq!(recs.last().unwrap().kind, "checkpoint");
+}
+
+#[test]
+fn kill_9_during_a_long_sql_step_then_resume() {
+    let s = Setup::new();
+    let mut child = s
+        .cmd(&[
+            "run",
+            "slow-drill.toml",
+            "--answers",
+            &fixture("slow-drill.toml"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the slow step is journaled as started, then kill -9.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let jp = loop {
+        let ids = StateDir::new(s.state()).list_incidents();
+        if let Some(id) = ids.first() {
+            let p = StateDir::new(s.state()).journal_path(id);
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            if text.contains("\"kind\":\"step-started\",\"step\":\"slow\"") {
+                break p;
+            }
+        }
+        assert!(Instant::now() < deadline, "the slow step never started");
+        assert!(child.try_wait().unwrap().is_none(), "lifeline ended early");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let id = jp
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let n_before = lifeline::journal::read_records(&jp).unwrap().len();
+
+    // Resume without saying what to do with the interrupted step: it stops there.
+    let (code, out) = s.run(&[
+        "run",
+        "slow-drill.toml",
+        "--answers",
+        &fixture("slow-drill.toml"),
+        "--resume",
+        "--incident",
+        &id,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("slow: interrupted: check before continuing"),
+        "{out}"
+    );
+    assert!(out.contains("[interrupted]"), "{out}");
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    // Only the resume's own run-started and run-finished were added (and
+    // the signed checkpoint its writer leaves on closing).
+    let added: Vec<&str> = recs[n_before..].iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(
+        added,
+        ["run-started", "run-finished", "checkpoint"],
+        "{added:?}"
+    );
+    assert!(!recs[n_before..].iter().any(|r| r.step.is_some()));
+
+    // The operator checked; the step runs again (fast now) and the run completes.
+    s.pg.psql("app", "UPDATE sleep_conf SET s = 0").unwrap();
+    let (code, out) = s.run(&[
+        "run",
+        "slow-drill.toml",
+        "--answers",
+        &fixture("slow-drill-rerun.toml"),
+        "--resume",
+        "--incident",
+        &id,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("resumed from the journal"), "{out}");
+    journal_verifies(&s, &jp);
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    let steps: Vec<String> = recs
+        .iter()
+        .filter(|r| r.step.is_some())
+        .map(|r| format!("{} {}", r.kind, r.step.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "step-started hello",
+            "step-finished hello",
+            "step-started slow",
+            "confirmed slow",
+            "step-started slow",
+            "step-finished slow",
+            "step-started bye",
+            "step-finished bye",
+        ],
+        "the completed note is not run again"
+    );
+}
+
+#[test]
+fn dry_run_and_readonly_change_nothing() {
+    let s = Setup::new();
+    let before = s.world();
+    let (code, out) = s.run(&[
+        "run",
+        "swap-drill.toml",
+        "--answers",
+        &fixture("swap-drill.toml"),
+        "--dry-run",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    for id in ["hello", "count", "snap", "swap", "after"] {
+        assert!(
+            out.contains(&format!("] {id} (")),
+            "step {id} missing:\n{out}"
+        );
+    }
+    assert!(
+        out.contains("run: ALTER DATABASE \"app__restore_x\" RENAME TO \"app\""),
+        "{out}"
+    );
+    assert!(out.contains("run: pg_dump -Fc"), "{out}");
+    assert!(out.contains("run: SELECT count(*) AS n FROM t"), "{out}");
+    assert!(
+        out.contains("confirm: type 'app'; the answers file types it"),
+        "{out}"
+    );
+    assert!(!out.contains(SECRET), "{out}");
+    assert!(!s.state().exists(), "a dry run wrote state");
+    assert_eq!(s.world(), before);
+
+    let (code, out) = s.run(&[
+        "--readonly",
+        "run",
+        "swap-drill.toml",
+        "--answers",
+        &fixture("swap-drill.toml"),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("4 step(s) refused"), "{out}");
+    assert_eq!(s.world(), before);
+    assert!(
+        !StateDir::new(s.state())
+            .incident_dir(&StateDir::new(s.state()).list_incidents()[0])
+            .join("snapshots")
+            .exists()
+    );
+}
+
+#[test]
+fn bad_answers_file_is_a_usage_error_with_location() {
+    let s = Setup::new();
+    let (code, out) = s.run(&[
+        "run",
+        "swap-drill.toml",
+        "--answers",
+        &fixture("bad-key.toml"),
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("bad-key.toml:4:2"), "{out}");
+    assert!(out.contains("unknown field `confirmations`"), "{out}");
+    assert!(!s.state().exists());
+}
+
+#[test]
+fn kill_9_around_the_swap_leaves_old_or_new_under_the_live_name_never_none() {
+    let s = Setup::new();
+    let mut child = s
+        .cmd(&[
+            "run",
+            "swap-drill.toml",
+            "--answers",
+            &fixture("swap-drill.toml"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let jp = loop {
+        let ids = StateDir::new(s.state()).list_incidents();
+        if let Some(id) = ids.first() {
+            let p = StateDir::new(s.state()).journal_path(id);
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            if text.contains("\"kind\":\"step-started\",\"step\":\"swap\"") {
+                break p;
+            }
+        }
+        assert!(Instant::now() < deadline, "the swap never started");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let _ = child.kill();
+    child.wait().unwrap();
+    let id = jp
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let world = s.world();
+    let old = vec![
+        ("app".to_string(), "1:old,2:old,3:old".to_string()),
+        (
+            "app__restore_x".to_string(),
+            "1:restored,2:restored,3:restored,4:restored,5:restored".to_string(),
+        ),
+    ];
+    let swapped = world.len() == 2
+        && world[0] == ("app".to_string(), old[1].1.clone())
+        && world[1].0.starts_with("app__damaged_")
+        && world[1].1 == old[0].1;
+    assert!(
+        world == old || swapped,
+        "neither the old nor the new state: {world:?}"
+    );
+    eprintln!(
+        "killed {} the swap committed",
+        if swapped { "after" } else { "before" }
+    );
+    // Resume: rerun when the old database is still live, skip when the swap had committed.
+    let answers = if swapped {
+        "swap-drill-skip.toml"
+    } else {
+        "swap-drill-rerun.toml"
+    };
+    let (code, out) = s.run(&[
+        "run",
+        "swap-drill.toml",
+        "--answers",
+        &fixture(answers),
+        "--resume",
+        "--incident",
+        &id,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let world = s.world();
+    assert_eq!(world[0].1, old[1].1, "{world:?}");
+    assert!(world[1].0.starts_with("app__damaged_"), "{world:?}");
+    journal_verifies(&s, &jp);
+}
