@@ -194,6 +194,20 @@ pub fn confirm_phrase(r: &ResolvedStep) -> String {
     }
 }
 
+/// Phrases a step accepts besides [`confirm_phrase`]: a restore with a
+/// restore role also takes `<db> create role <role>` (create it if missing).
+pub fn also_phrases(r: &ResolvedStep) -> Vec<String> {
+    match &r.request {
+        ActionRequest::Restore(q) => match &q.restore_as {
+            RestoreAs::Role { name, .. } => {
+                vec![RestoreAs::create_phrase(q.database.dbname(), name)]
+            }
+            RestoreAs::Admin => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
 /// A comma-separated table list; commas inside double quotes belong to the name.
 pub fn split_tables(list: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -1083,6 +1097,7 @@ impl State {
                         step: self.step(i).id.clone(),
                         action: self.step(i).action,
                         expected: confirm_phrase(&resolved),
+                        also: also_phrases(&resolved),
                         target: db.display(),
                         identity: id.clone(),
                         preview: resolved.preview.clone(),
