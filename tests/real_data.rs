@@ -797,6 +797,108 @@ async fn actions_pick_restore_verify_and_the_swap_guard() {
     assert!(w.databases("app__damaged%").is_empty());
 }
 
+/// Who a restore logs in as: a privileged restore role is refused and a
+/// missing one fails, both before anything is created; the missing one is
+/// created (LOGIN only) when the confirmation said so; without a restore
+/// role (the confirmed superuser path) the target is the admin's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_restore_as_the_restore_role_only() {
+    let w = World::new(50);
+    let a = w.actions();
+    let db = db_target(&a);
+    let req = |target: &str, restore_as: RestoreAs| RestoreRequest {
+        database: db.clone(),
+        target_db: target.into(),
+        catalog: catalog(&a),
+        host: host_target(&a, "backup-box"),
+        backup_path: w.backup(GOOD),
+        jobs: 1,
+        restore_as,
+    };
+    let role = |name: &str, create: bool| RestoreAs::Role {
+        name: name.into(),
+        password_env: None,
+        create,
+    };
+    let roles = || {
+        w.pg.psql(
+            "postgres",
+            "SELECT string_agg(format('%s login=%s super=%s createdb=%s createrole=%s', rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole), ',' ORDER BY rolname) FROM pg_roles WHERE rolname !~ '^pg_'",
+        )
+        .unwrap()
+    };
+    let before = roles();
+
+    // 'app' is a superuser: refused, nothing created.
+    let e = a
+        .restore(
+            &req("app__restore_su", role("app", false)),
+            &Output::discard(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("restore_role 'app' is refused"), "{e}");
+    assert!(e.contains("SUPERUSER"), "{e}");
+    assert!(e.contains("nothing was created"), "{e}");
+    // Missing, not confirmed for creation: fails naming the phrase.
+    let e = a
+        .restore(
+            &req("app__restore_missing", role("fresh_restorer", false)),
+            &Output::discard(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'fresh_restorer' does not exist"), "{e}");
+    assert!(e.contains("'app create role fresh_restorer'"), "{e}");
+    assert!(w.databases("app\\_\\_restore%").is_empty());
+    assert_eq!(roles(), before, "no role was created or altered");
+
+    // Confirmed: created with LOGIN only, owns the target, sessions log in as it.
+    let (tx, mut rx) = tokio::sync::broadcast::channel(4096);
+    let out = Output::new(tx, 0, "restore", Redactor::new());
+    let r = a
+        .restore(
+            &req("app__restore_fresh", role("fresh_restorer", true)),
+            &out,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.manifest.restored_as, "fresh_restorer");
+    let mut lines = String::new();
+    while let Ok(ev) = rx.try_recv() {
+        lines.push_str(&format!("{ev:?}\n"));
+    }
+    assert!(lines.contains("CREATE ROLE"), "{lines}");
+    assert!(lines.contains("ownership skipped (--no-owner)"), "{lines}");
+    assert!(
+        roles().contains("fresh_restorer login=t super=f createdb=f createrole=f"),
+        "{}",
+        roles()
+    );
+    let owner = |d: &str| {
+        w.pg.psql(
+            "postgres",
+            &format!("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{d}'"),
+        )
+        .unwrap()
+    };
+    assert_eq!(owner("app__restore_fresh"), "fresh_restorer");
+
+    // No restore_role (the operator typed '<db> as superuser'): the admin's.
+    let r = a
+        .restore(
+            &req("app__restore_admin", RestoreAs::Admin),
+            &Output::discard(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.manifest.restored_as, "app");
+    assert!(r.manifest.owners_skipped.is_empty());
+    assert_eq!(owner("app__restore_admin"), "app");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actions_restore_a_dropped_database_and_swap_it_in_under_its_name() {
     let w = World::new(500);
