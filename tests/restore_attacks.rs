@@ -571,3 +571,89 @@ async fn a_privileged_restore_role_is_refused() {
         RoleStatus::Fit
     );
 }
+
+/// reapply-owners runs as the admin: it must not become the way a backup's
+/// code gets a superuser. An event trigger in the restored database would
+/// fire on ALTER ... OWNER TO (refused), and a SECURITY DEFINER function
+/// given to a superuser would run the backup's code as one for any caller
+/// (held). The controls show both would reach outside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reapply_owners_gives_no_superuser_to_the_backup() {
+    use lifeline::restore::{OwnersError, reapply};
+    let lab = Lab::new();
+    let pg = &lab.pg;
+    pg.psql(
+        "postgres",
+        "CREATE ROLE restorer LOGIN; CREATE ROLE caller LOGIN",
+    )
+    .unwrap();
+    let target_client = |db: String| async move {
+        let (c, conn) = tokio_postgres::connect(&pg.conninfo(&db), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        c
+    };
+
+    // 1. A SECURITY DEFINER function the dump gives to postgres.
+    let body = format!(
+        "CREATE FUNCTION public.sd() RETURNS integer\n    LANGUAGE plpgsql SECURITY DEFINER\n    AS $f$ BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {}; cat >/dev/null'''; RETURN 1; END $f$;\n\nALTER FUNCTION public.sd() OWNER TO postgres;\n\nALTER TABLE public.t OWNER TO app_owner;\n",
+        lab.marker("definer")
+    );
+    let text = dump(&body);
+    let o = restore_as(pg, "app", 50, source(&text), Some("restorer")).await;
+    let m = o.result.as_ref().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.owners_skipped.len(), 2, "{:?}", m.owners_skipped);
+    let c = target_client(o.target.clone()).await;
+    let r = reapply(&c, &m.owners_skipped, None).await.unwrap();
+    assert_eq!(r.applied, ["ALTER TABLE public.t OWNER TO \"app_owner\""]);
+    assert_eq!(r.held.len(), 1, "{r:?}");
+    assert_eq!(r.held[0].object, "public.sd()");
+    let call = || {
+        std::process::Command::new(pg.bin("psql"))
+            .args(["-X", "-q", "-h", "127.0.0.1", "-U", "caller", "-p"])
+            .arg(pg.port().to_string())
+            .args(["-d", &o.target, "-c", "SELECT public.sd()"])
+            .output()
+            .unwrap()
+    };
+    let out = call();
+    assert!(!out.status.success());
+    assert!(!Path::new(&lab.marker("definer")).exists());
+    // The control: given to postgres, any caller runs the backup's shell command.
+    c.batch_execute(&r.held[0].sql()).await.unwrap();
+    let out = call();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(Path::new(&lab.marker("definer")).exists());
+
+    // 2. An event trigger (only a superuser restore can make one).
+    let body = format!(
+        "CREATE FUNCTION public.evt() RETURNS event_trigger\n    LANGUAGE plpgsql\n    AS $f$ BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {}; cat >/dev/null'''; END $f$;\n\nALTER TABLE public.t OWNER TO app_owner;\n",
+        lab.marker("event")
+    );
+    // pg_dump writes event triggers last.
+    let index = "CREATE INDEX t_a_idx ON public.t USING btree (a);\n";
+    let text = dump(&body).replace(
+        index,
+        &format!("{index}\nCREATE EVENT TRIGGER evt ON ddl_command_end\n   EXECUTE FUNCTION public.evt();\n"),
+    );
+    let o = restore_as(pg, "app", 51, source(&text), None).await;
+    assert!(o.result.is_ok(), "{:?}", o.result.err());
+    let c = target_client(o.target.clone()).await;
+    let change =
+        lifeline::restore::owner_change("ALTER TABLE public.t OWNER TO restorer;", 1).unwrap();
+    match reapply(&c, std::slice::from_ref(&change), None).await {
+        Err(e @ OwnersError::EventTriggers(1)) => {
+            assert!(e.to_string().contains("event trigger"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!Path::new(&lab.marker("event")).exists());
+    // The control: the same ALTER as the admin fires it.
+    c.batch_execute(&change.sql()).await.unwrap();
+    assert!(Path::new(&lab.marker("event")).exists());
+}

@@ -380,6 +380,9 @@ pub struct ReapplyOutcome {
     pub applied: Vec<String>,
     pub missing_role: Vec<crate::restore::OwnerChange>,
     pub failed: Vec<(String, String)>,
+    /// Routines not given to a superuser (SECURITY DEFINER functions present).
+    #[serde(default)]
+    pub held: Vec<crate::restore::OwnerChange>,
 }
 
 #[derive(Debug, Clone)]
@@ -824,14 +827,16 @@ impl From<VerifyOutcome> for StepOutcome {
 impl From<ReapplyOutcome> for StepOutcome {
     fn from(o: ReapplyOutcome) -> Self {
         let summary = format!(
-            "'{}': {} owner(s) re-applied, {} left to the restore role (role missing), {} refused by the server",
+            "'{}': {} owner(s) re-applied, {} left to the restore role (role missing), {} held (routines for a superuser while SECURITY DEFINER functions exist: review them), {} refused by the server",
             o.database,
             o.applied.len(),
             o.missing_role.len(),
+            o.held.len(),
             o.failed.len()
         );
         let data = json!({ "database": o.database, "applied": o.applied,
-                           "missing_role": to_value(&o.missing_role), "failed": to_value(&o.failed) });
+                           "missing_role": to_value(&o.missing_role), "held": to_value(&o.held),
+                           "failed": to_value(&o.failed) });
         if o.failed.is_empty() {
             StepOutcome::ok(summary, data)
         } else {

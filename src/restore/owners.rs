@@ -164,6 +164,12 @@ pub struct ReapplyReport {
     pub missing_role: Vec<OwnerChange>,
     /// Statements the server refused, with its message.
     pub failed: Vec<(String, String)>,
+    /// Functions not given to a superuser because the database holds
+    /// SECURITY DEFINER functions: owned by a superuser, such a function
+    /// would run the backup's code with its privileges for anyone who calls
+    /// it. Review them and run [`OwnerChange::sql`] by hand if they are wanted.
+    #[serde(default)]
+    pub held: Vec<OwnerChange>,
 }
 
 /// Re-applies recorded owners in the restored database `admin` is
@@ -188,6 +194,15 @@ pub async fn reapply(
     if triggers > 0 {
         return Err(OwnersError::EventTriggers(triggers));
     }
+    let definers: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_proc WHERE prosecdef \
+             AND pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)",
+            &[],
+        )
+        .await
+        .map_err(|e| db("count SECURITY DEFINER functions", e))?
+        .get(0);
     let mut report = ReapplyReport::default();
     let db_change = database.map(|(name, owner)| OwnerChange {
         kind: "DATABASE".into(),
@@ -196,13 +211,24 @@ pub async fn reapply(
         line: 0,
     });
     for c in db_change.iter().chain(changes) {
-        let exists = admin
-            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&c.owner])
+        let role = admin
+            .query_opt(
+                "SELECT rolsuper FROM pg_roles WHERE rolname = $1",
+                &[&c.owner],
+            )
             .await
-            .map_err(|e| db("look up the role", e))?
-            .is_some();
-        if !exists {
+            .map_err(|e| db("look up the role", e))?;
+        let Some(role) = role else {
             report.missing_role.push(c.clone());
+            continue;
+        };
+        let superuser: bool = role.get(0);
+        let routine = matches!(
+            c.kind.as_str(),
+            "FUNCTION" | "PROCEDURE" | "ROUTINE" | "AGGREGATE"
+        );
+        if superuser && routine && definers > 0 {
+            report.held.push(c.clone());
             continue;
         }
         let sql = c.sql();

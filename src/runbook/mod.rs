@@ -161,7 +161,9 @@ impl Action {
             Action::Snapshot => Some(&["path", "size", "sha256", "database"]),
             Action::PickBackup => Some(&["backup", "incident_at", "rpo_s"]),
             Action::Restore => Some(&["target_db", "manifest"]),
-            Action::ReapplyOwners => Some(&["database", "applied", "missing_role", "failed"]),
+            Action::ReapplyOwners => {
+                Some(&["database", "applied", "missing_role", "held", "failed"])
+            }
             Action::Verify => Some(&["database", "ok", "checks", "counts"]),
             Action::Swap => Some(&["live", "damaged", "restored_from"]),
             Action::MergeTables => Some(&[

@@ -601,6 +601,13 @@ pub async fn reapply_owners(
             c.sql()
         ));
     }
+    for c in &report.held {
+        out.line(format!(
+            "held (SECURITY DEFINER functions exist; a superuser-owned routine would run the backup's code with its privileges): line {}: {}; review, then run it by hand if wanted",
+            c.line,
+            c.sql()
+        ));
+    }
     for (sql, why) in &report.failed {
         out.line(format!("refused by the server: {sql}: {why}"));
     }
@@ -609,6 +616,7 @@ pub async fn reapply_owners(
         applied: report.applied,
         missing_role: report.missing_role,
         failed: report.failed,
+        held: report.held,
     })
 }
 
