@@ -1057,6 +1057,37 @@ fn run_picks_the_good_backup_restores_verifies_and_swaps() {
     assert_eq!(verify["ok"], true);
     let swap = step_data(&recs, "step-finished", "swap");
     assert_eq!(swap["restored_from"], restore["target_db"]);
+    // Restored as the restore role, owners given back before the swap.
+    assert_eq!(restore["manifest"]["restored_as"], "lifeline_restore");
+    let skipped = restore["manifest"]["owners_skipped"].as_array().unwrap();
+    assert!(!skipped.is_empty(), "{restore}");
+    let confirmed = recs
+        .iter()
+        .find(|r| r.kind == "confirmed" && r.step.as_deref() == Some("restore"))
+        .unwrap();
+    assert_eq!(confirmed.data["typed"], "app");
+    let owners = step_data(&recs, "step-finished", "owners");
+    assert_eq!(
+        owners["applied"].as_array().unwrap().len(),
+        skipped.len() + 1,
+        "{owners}"
+    );
+    assert_eq!(
+        w.pg.psql(
+            "postgres",
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'app'"
+        )
+        .unwrap(),
+        "app"
+    );
+    assert_eq!(
+        w.pg.psql(
+            "app",
+            "SELECT string_agg(DISTINCT pg_get_userbyid(relowner), ',') FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+        )
+        .unwrap(),
+        "app"
+    );
 }
 
 #[test]

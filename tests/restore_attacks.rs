@@ -453,13 +453,24 @@ async fn functions_run_during_the_load_fail_for_lack_of_privilege() {
     let (session, pid) = live_session(pg).await;
     let before = world(pg, lab.marker_dir.path());
 
-    // As the restore role: the pre-scan passes, the function runs and fails.
-    for (n, (name, body)) in function_dumps(&lab, "role").into_iter().enumerate() {
+    // As the restore role (serial and 2 jobs): the pre-scan passes, the function runs and fails.
+    let cases = function_dumps(&lab, "role")
+        .into_iter()
+        .flat_map(|c| [(c.clone(), 1), (c, 2)]);
+    for (n, ((name, body), jobs)) in cases.enumerate() {
         let text = dump(&body);
         prescan(source(&text), Policy::new("t").owner("restorer"), true)
             .await
             .unwrap_or_else(|e| panic!("{name}: pg_dump's shapes pass the pre-scan: {e}"));
-        let o = restore_as(pg, "app", 20 + n as u32, source(&text), Some("restorer")).await;
+        let o = restore_as_jobs(
+            pg,
+            "app",
+            20 + n as u32,
+            source(&text),
+            Some("restorer"),
+            jobs,
+        )
+        .await;
         let f = o
             .result
             .expect_err("the hostile function must fail as the restore role");
