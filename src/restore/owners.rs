@@ -1,7 +1,6 @@
-//! Ownership a restore skipped (`--no-owner`): `ALTER ... OWNER TO role`
-//! of a dump is recorded, not run, and re-applied later by the admin
-//! session from the record, rebuilt with the one quoting helper. It never
-//! replays dump text verbatim and never gives an object to a missing role.
+//! Ownership a restore skipped (`--no-owner`): recorded, then re-applied by
+//! the admin session, rebuilt with the one quoting helper. Never replays dump
+//! text verbatim, never gives an object to a missing role.
 
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;

@@ -1,7 +1,6 @@
-//! The restore role: the one role a restore session logs in as. Judged
-//! from pg_roles, pg_auth_members and pg_database before any restore; made
-//! (LOGIN, nothing else) only when the caller says the operator confirmed.
-//! It never grants a role anything beyond LOGIN and never alters an existing role.
+//! The restore role a restore session logs in as: judged from pg_roles,
+//! pg_auth_members and pg_database; made LOGIN-only after a typed confirmation.
+//! Never grants anything beyond LOGIN, never alters an existing role.
 
 use tokio_postgres::Client;
 
