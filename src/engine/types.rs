@@ -790,9 +790,14 @@ impl From<RestoreOutcome> for StepOutcome {
         let rows: i64 = o.manifest.tables.values().sum();
         StepOutcome::ok(
             format!(
-                "restored into '{}': {} table(s), {rows} row(s)",
+                "restored into '{}': {} table(s), {rows} row(s), as '{}'{}",
                 o.target_db,
-                o.manifest.tables.len()
+                o.manifest.tables.len(),
+                o.manifest.restored_as,
+                match o.manifest.owners_skipped.len() {
+                    0 => String::new(),
+                    n => format!("; {n} OWNER TO skipped for reapply-owners"),
+                }
             ),
             json!({ "target_db": o.target_db, "manifest": to_value(&o.manifest) }),
         )
