@@ -1057,8 +1057,12 @@ fn run_picks_the_good_backup_restores_verifies_and_swaps() {
     assert_eq!(verify["ok"], true);
     let swap = step_data(&recs, "step-finished", "swap");
     assert_eq!(swap["restored_from"], restore["target_db"]);
-    // Restored as the restore role, owners given back before the swap.
+    // Restored as the restore role, read by verify as it, owners given back before the swap.
     assert_eq!(restore["manifest"]["restored_as"], "lifeline_restore");
+    assert!(
+        out.contains("reading as the restore role 'lifeline_restore'"),
+        "{out}"
+    );
     let skipped = restore["manifest"]["owners_skipped"].as_array().unwrap();
     assert!(!skipped.is_empty(), "{restore}");
     let confirmed = recs
