@@ -119,6 +119,14 @@ impl Actions for RealActions {
         data::restore(self, req, out).await
     }
 
+    async fn reapply_owners(
+        &self,
+        req: &ReapplyRequest,
+        out: &Output,
+    ) -> Result<ReapplyOutcome, ActionError> {
+        data::reapply_owners(self, req, out).await
+    }
+
     async fn verify(
         &self,
         req: &VerifyRequest,

@@ -475,12 +475,17 @@ impl Forwarder {
                     Question::Confirm(c) => PendingConfirm {
                         step: c.step.clone(),
                         prompt: format!(
-                            "{} on {}: type '{}' to go on",
+                            "{} on {}: type '{}' to go on{}",
                             c.action,
                             c.identity.describe(),
-                            c.expected
+                            c.expected,
+                            c.also
+                                .iter()
+                                .map(|a| format!(" (or '{a}', see the preview)"))
+                                .collect::<String>()
                         ),
                         expect: Some(c.expected.clone()),
+                        also: c.also.clone(),
                         database: self.database.clone(),
                     },
                     Question::Override(o) => PendingConfirm {
@@ -490,6 +495,7 @@ impl Forwarder {
                             o.database, o.reason, o.phrase
                         ),
                         expect: Some(o.phrase.clone()),
+                        also: Vec::new(),
                         database: self.database.clone(),
                     },
                     Question::Interrupted(r) => PendingConfirm {
@@ -499,6 +505,7 @@ impl Forwarder {
                             r.step
                         ),
                         expect: None,
+                        also: Vec::new(),
                         database: self.database.clone(),
                     },
                 };

@@ -138,6 +138,17 @@ impl ConnectOptions {
         }
     }
 
+    /// The same server and database as another role (the restore role):
+    /// its own password source, never the admin's; a real login as `user`,
+    /// not SET ROLE.
+    pub fn as_user(&self, user: &str, password: PasswordSource) -> ConnectOptions {
+        ConnectOptions {
+            user: user.to_string(),
+            password,
+            ..self.clone()
+        }
+    }
+
     /// Reads the password from its source and registers it with the redactor.
     pub fn resolve_password(&self) -> Result<Option<String>, DbError> {
         let pw = match &self.password {

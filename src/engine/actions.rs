@@ -223,6 +223,17 @@ pub trait Actions: Send + Sync {
         async { not_wired("restore", "src/restore") }
     }
 
+    /// Gives the objects of a restored database back to the owners the
+    /// restore skipped (as the admin connection).
+    fn reapply_owners(
+        &self,
+        req: &ReapplyRequest,
+        out: &Output,
+    ) -> impl Future<Output = Result<ReapplyOutcome, ActionError>> + Send {
+        let _ = (req, out);
+        async { not_wired("reapply-owners", "src/restore owners") }
+    }
+
     fn verify(
         &self,
         req: &VerifyRequest,
@@ -302,6 +313,7 @@ pub async fn dispatch<A: Actions>(
         ActionRequest::Snapshot(r) => a.snapshot(r, out).await?.into(),
         ActionRequest::PickBackup(r) => a.pick_backup(r, out).await?.into(),
         ActionRequest::Restore(r) => a.restore(r, out).await?.into(),
+        ActionRequest::ReapplyOwners(r) => a.reapply_owners(r, out).await?.into(),
         ActionRequest::Verify(r) => a.verify(r, out).await?.into(),
         ActionRequest::Swap(r) => a.swap(r, out).await?.into(),
         ActionRequest::MergeTables(r) => a.merge_tables(r, out).await?.into(),

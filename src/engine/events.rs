@@ -118,6 +118,10 @@ pub struct ConfirmRequest {
     pub action: Action,
     /// What must be typed: the database name on the server.
     pub expected: String,
+    /// Other phrases the step accepts, each meaning more (a restore's
+    /// `<db> create role <role>` also creates its missing restore role).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
     pub target: String,
     /// The identity shown now and compared again right before acting.
     pub identity: DbIdentity,

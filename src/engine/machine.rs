@@ -183,11 +183,28 @@ pub enum Effect {
 pub fn confirm_phrase(r: &ResolvedStep) -> String {
     match &r.request {
         ActionRequest::MergeTables(m) => m.phrase(),
+        ActionRequest::Restore(q) if q.restore_as == RestoreAs::Admin => {
+            RestoreAs::admin_phrase(q.database.dbname())
+        }
         _ => r
             .database
             .as_ref()
             .map(|d| d.dbname().to_string())
             .unwrap_or_default(),
+    }
+}
+
+/// Phrases a step accepts besides [`confirm_phrase`]: a restore with a
+/// restore role also takes `<db> create role <role>` (create it if missing).
+pub fn also_phrases(r: &ResolvedStep) -> Vec<String> {
+    match &r.request {
+        ActionRequest::Restore(q) => match &q.restore_as {
+            RestoreAs::Role { name, .. } => {
+                vec![RestoreAs::create_phrase(q.database.dbname(), name)]
+            }
+            RestoreAs::Admin => Vec::new(),
+        },
+        _ => Vec::new(),
     }
 }
 
@@ -601,7 +618,16 @@ impl State {
                     Some(t) => r(&t.value)?,
                     None => return Err("no backup".into()),
                 };
+                let restore_as = match &d.spec.restore_role {
+                    Some(role) => RestoreAs::Role {
+                        name: role.get_ref().clone(),
+                        password_env: d.spec.restore_password_env.clone(),
+                        create: false,
+                    },
+                    None => RestoreAs::Admin,
+                };
                 ActionRequest::Restore(RestoreRequest {
+                    restore_as,
                     target_db: self.derived_name(d.dbname(), "restore")?,
                     database: d,
                     catalog,
@@ -647,6 +673,45 @@ impl State {
                     dbname,
                     manifest,
                     baseline,
+                })
+            }
+            Action::ReapplyOwners => {
+                let d = need_db()?;
+                let restored = match &step.restored {
+                    Some(t) => r(&t.value)?,
+                    None => return Err("no restored database".into()),
+                };
+                if restored == d.dbname() {
+                    return Err(format!(
+                        "the restored database is '{restored}', the live name itself: owners are re-applied before the swap"
+                    ));
+                }
+                target = Some(format!("{}/{restored}", d.server()));
+                let manifest = self
+                    .earlier_outcomes(i, Action::Restore)
+                    .filter(|(_, o)| o.get("target_db").and_then(Value::as_str) == Some(&restored))
+                    .last()
+                    .and_then(|(_, o)| o.get("manifest").cloned());
+                if manifest.is_none() && !lenient {
+                    return Err(format!(
+                        "no restore step of this incident restored '{restored}': reapply-owners gives back only the owners a restore recorded"
+                    ));
+                }
+                let changes = manifest
+                    .as_ref()
+                    .and_then(|m| m.get("owners_skipped").cloned())
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or_default();
+                let database_owner = manifest
+                    .as_ref()
+                    .and_then(|m| m.get("database_owner"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                ActionRequest::ReapplyOwners(ReapplyRequest {
+                    database: d,
+                    restored,
+                    changes,
+                    database_owner,
                 })
             }
             Action::Swap => {
@@ -1032,6 +1097,7 @@ impl State {
                         step: self.step(i).id.clone(),
                         action: self.step(i).action,
                         expected: confirm_phrase(&resolved),
+                        also: also_phrases(&resolved),
                         target: db.display(),
                         identity: id.clone(),
                         preview: resolved.preview.clone(),
@@ -1114,6 +1180,20 @@ impl State {
             _ => "the database name",
         };
         let id = self.step(i).id.clone();
+        // A restore whose role may be missing: the longer phrase also lets
+        // lifeline create it (LOGIN only), and the request says so.
+        let mut expected = expected;
+        let mut updated = resolved.clone();
+        if let ActionRequest::Restore(q) = &mut updated.request
+            && let RestoreAs::Role { name, create, .. } = &mut q.restore_as
+        {
+            let phrase = RestoreAs::create_phrase(q.database.dbname(), name);
+            if typed.as_deref().map(str::trim) == Some(phrase.as_str()) {
+                *create = true;
+                expected = phrase;
+                self.steps[i].resolved = Some(updated);
+            }
+        }
         match typed {
             None => self.fail(
                 i,

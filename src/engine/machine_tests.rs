@@ -589,7 +589,7 @@ fn rec(seq: u64, kind: &str, step: &str, data: serde_json::Value) -> Record {
 
 #[test]
 fn restore_refused_until_a_journaled_hold_passed() {
-    let inv = "[[host]]\nname = \"here\"\ntransport = \"local\"\n[[database]]\nname = \"app\"\nurl = \"postgres://postgres@127.0.0.1:5432/app\"\n[[backups]]\nname = \"c\"\nhost = \"here\"\npath = \"/b\"\ndatabase = \"app\"\n";
+    let inv = "[[host]]\nname = \"here\"\ntransport = \"local\"\n[[database]]\nname = \"app\"\nurl = \"postgres://postgres@127.0.0.1:5432/app\"\nrestore_role = \"restorer\"\n[[backups]]\nname = \"c\"\nhost = \"here\"\npath = \"/b\"\ndatabase = \"app\"\n";
     let mk = || {
         let mut c = ctx_of(RESTORE_RB, false, false);
         c.inventory = Inventory::parse(inv, "inv.toml").unwrap();
@@ -641,6 +641,88 @@ fn restore_refused_until_a_journaled_hold_passed() {
     let (_, exit) = sim.run(State::replay(mk(), &records, t0()));
     assert_eq!(sim.ran, ["restore"]);
     assert!(exit.message().contains("unexpected"), "{}", exit.message());
+}
+
+/// The restore's confirmation says who its sessions log in as: with a
+/// restore_role the database name (or the longer phrase that lets lifeline
+/// create the role); without one, `<db> as superuser`.
+#[rstest]
+#[case("restore_role = \"restorer\"\n", "app", Some(false))]
+#[case(
+    "restore_role = \"restorer\"\n",
+    "app create role restorer",
+    Some(true)
+)]
+#[case("restore_role = \"restorer\"\n", "app create role other", None)]
+#[case("restore_role = \"restorer\"\n", "app as superuser", None)]
+#[case("", "app", None)]
+#[case("", "app as superuser", Some(false))]
+fn restore_confirmation_names_who_it_runs_as(
+    #[case] role_line: &str,
+    #[case] typed: &str,
+    #[case] create: Option<bool>,
+) {
+    let inv = format!(
+        "[[host]]\nname = \"here\"\ntransport = \"local\"\n[[database]]\nname = \"app\"\nurl = \"postgres://postgres@127.0.0.1:5432/app\"\n{role_line}[[backups]]\nname = \"c\"\nhost = \"here\"\npath = \"/b\"\ndatabase = \"app\"\n"
+    );
+    let mut c = ctx_of(RESTORE_RB, false, false);
+    c.inventory = Inventory::parse(&inv, "inv.toml").unwrap();
+    let records = vec![
+        rec(1, "step-started", "stop", json!({})),
+        rec(
+            2,
+            "step-finished",
+            "stop",
+            json!({"database": "app", "stopped": [], "held_s": 60}),
+        ),
+        rec(3, "step-started", "snap", json!({})),
+        rec(
+            4,
+            "step-finished",
+            "snap",
+            json!({"database": "app", "path": "/s"}),
+        ),
+    ];
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut sim = Sim::new();
+    sim.typed.insert("restore".into(), typed.into());
+    let log = seen.clone();
+    sim.respond = Box::new(move |req| {
+        if let ActionRequest::Restore(r) = req {
+            log.lock().unwrap().push(r.restore_as.clone());
+        }
+        Err("stop here".into())
+    });
+    let (_, exit) = sim.run(State::replay(c, &records, t0()));
+    let seen = seen.lock().unwrap().clone();
+    match create {
+        None => {
+            assert!(seen.is_empty(), "{typed}: {seen:?}");
+            assert!(exit.message().contains("typed"), "{}", exit.message());
+        }
+        Some(create) => {
+            assert_eq!(seen.len(), 1, "{typed}: {}", exit.message());
+            match (&seen[0], role_line.is_empty()) {
+                (RestoreAs::Admin, true) => {}
+                (
+                    RestoreAs::Role {
+                        name, create: c, ..
+                    },
+                    false,
+                ) => {
+                    assert_eq!(name, "restorer");
+                    assert_eq!(*c, create, "{typed}");
+                }
+                other => panic!("{other:?}"),
+            }
+            let confirmed = sim
+                .journal
+                .iter()
+                .find(|e| e.kind == "confirmed")
+                .expect("the typed phrase is journaled");
+            assert_eq!(confirmed.data["typed"], typed);
+        }
+    }
 }
 
 #[rstest]
@@ -880,7 +962,7 @@ fn dry_run_shows_unknown_outcomes_as_placeholders() {
     let (s, exit) = sim.run(State::new(ctx, t0()));
     assert_eq!(exit, RunExit::Planned);
     let v = s.view();
-    assert_eq!(v.steps.len(), 10);
+    assert_eq!(v.steps.len(), 11);
     let swap = v.steps.iter().find(|x| x.id == "swap").unwrap();
     assert!(
         swap.preview

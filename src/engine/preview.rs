@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use super::types::{ActionRequest, DbTarget, MergePolicy, MergeTx, SwapRequest};
+use super::types::{
+    ActionRequest, DbTarget, MergePolicy, MergeTx, RestoreAs, RestoreRequest, SwapRequest,
+};
 use crate::inventory::{ServiceKind, ServiceSpec};
 
 /// A quoted SQL identifier: `"name"` with `"` doubled. The one helper.
@@ -125,6 +127,34 @@ fn stop_commands(s: &ServiceSpec) -> String {
     }
 }
 
+/// Who the restore's sessions log in as, and what typing which phrase does.
+fn restore_as_line(r: &RestoreRequest) -> String {
+    let db = r.database.dbname();
+    match &r.restore_as {
+        RestoreAs::Role { name, create, .. } => format!(
+            "every restore session logs in AS {} (restore_role; not SET ROLE), which owns the target and nothing else: refused if it is a superuser, may create roles or databases, is a member of any role, or owns another database; ALTER ... OWNER TO other roles is skipped and listed for reapply-owners{}",
+            quote_ident(name),
+            if *create {
+                format!(
+                    "; if it does not exist it is created first: {}",
+                    crate::restore::create_role_sql(name)
+                )
+            } else {
+                format!(
+                    "; if it does not exist the step fails: type '{}' instead to create it ({})",
+                    RestoreAs::create_phrase(db, name),
+                    crate::restore::create_role_sql(name)
+                )
+            }
+        ),
+        RestoreAs::Admin => format!(
+            "NO restore_role for '{}' in the inventory: the restore runs AS THE ADMIN USER, and a hostile backup's functions (CHECK constraints, index expressions, triggers) run with its privileges; typing '{}' accepts that (journaled); add restore_role to the inventory instead",
+            r.database.name,
+            RestoreAs::admin_phrase(db)
+        ),
+    }
+}
+
 /// The preview lines of a resolved step.
 pub fn preview(req: &ActionRequest) -> Vec<String> {
     match req {
@@ -220,7 +250,28 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                 crate::restore::MARK_COMPLETE
             ),
             format!("the live database {} is not touched", r.database.display()),
+            restore_as_line(r),
         ],
+        ActionRequest::ReapplyOwners(o) => {
+            let mut v = vec![
+                format!(
+                    "on {}/{} as the admin connection ({}): refuse if it holds an event trigger",
+                    o.database.server(),
+                    o.restored,
+                    o.database.spec.pg_url().and_then(|u| u.user.as_deref()).unwrap_or("the inventory's user")
+                ),
+            ];
+            if let Some(owner) = &o.database_owner {
+                v.push(format!(
+                    "ALTER DATABASE {} OWNER TO {}",
+                    quote_ident(&o.restored),
+                    quote_ident(owner)
+                ));
+            }
+            v.extend(o.changes.iter().map(|c| c.sql()));
+            v.push("each only when its role exists on the server; the others stay the restore role's and are listed".into());
+            v
+        }
         ActionRequest::Verify(v) => {
             let mut out = vec![format!(
                 "integrity checks from the schema (foreign keys, unique indexes) and exact row counts on {}/{}",

@@ -308,6 +308,35 @@ pub struct RestoreRequest {
     pub host: HostTarget,
     pub backup_path: String,
     pub jobs: u32,
+    /// Who the restore sessions log in as.
+    pub restore_as: RestoreAs,
+}
+
+/// The role a restore's sessions log in as (never SET ROLE: a dump can RESET it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreAs {
+    /// The inventory's `restore_role`: owns the target, nothing else.
+    /// `create`: the operator typed the phrase that lets lifeline create
+    /// it when it does not exist.
+    Role {
+        name: String,
+        password_env: Option<String>,
+        create: bool,
+    },
+    /// No `restore_role`: the admin connection's user, confirmed by typing
+    /// `<db> as superuser` (journaled).
+    Admin,
+}
+
+impl RestoreAs {
+    /// The confirmation that lets the restore create a missing restore role.
+    pub fn create_phrase(dbname: &str, role: &str) -> String {
+        format!("{dbname} create role {role}")
+    }
+    /// The confirmation of a restore without a restore role.
+    pub fn admin_phrase(dbname: &str) -> String {
+        format!("{dbname} as superuser")
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -317,12 +346,43 @@ pub struct RestoreManifest {
     pub duration_ms: u64,
     pub sha256: String,
     pub bytes: u64,
+    /// `ALTER ... OWNER TO` the restore role skipped (`--no-owner`).
+    #[serde(default)]
+    pub owners_skipped: Vec<crate::restore::OwnerChange>,
+    /// The role the sessions logged in as.
+    #[serde(default)]
+    pub restored_as: String,
+    /// Owner the live database had (the target's owner after `reapply-owners`).
+    #[serde(default)]
+    pub database_owner: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RestoreOutcome {
     pub target_db: String,
     pub manifest: RestoreManifest,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReapplyRequest {
+    pub database: DbTarget,
+    /// The restored database whose owners are re-applied.
+    pub restored: String,
+    /// What the restore skipped (from its journaled manifest).
+    pub changes: Vec<crate::restore::OwnerChange>,
+    /// The owner the restored database itself gets back.
+    pub database_owner: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReapplyOutcome {
+    pub database: String,
+    pub applied: Vec<String>,
+    pub missing_role: Vec<crate::restore::OwnerChange>,
+    pub failed: Vec<(String, String)>,
+    /// Routines not given to a superuser (SECURITY DEFINER functions present).
+    #[serde(default)]
+    pub held: Vec<crate::restore::OwnerChange>,
 }
 
 #[derive(Debug, Clone)]
@@ -563,6 +623,7 @@ pub enum ActionRequest {
     Snapshot(SnapshotRequest),
     PickBackup(PickRequest),
     Restore(RestoreRequest),
+    ReapplyOwners(ReapplyRequest),
     Verify(VerifyRequest),
     Swap(SwapRequest),
     MergeTables(MergeRequest),
@@ -729,9 +790,14 @@ impl From<RestoreOutcome> for StepOutcome {
         let rows: i64 = o.manifest.tables.values().sum();
         StepOutcome::ok(
             format!(
-                "restored into '{}': {} table(s), {rows} row(s)",
+                "restored into '{}': {} table(s), {rows} row(s), as '{}'{}",
                 o.target_db,
-                o.manifest.tables.len()
+                o.manifest.tables.len(),
+                o.manifest.restored_as,
+                match o.manifest.owners_skipped.len() {
+                    0 => String::new(),
+                    n => format!("; {n} OWNER TO skipped for reapply-owners"),
+                }
             ),
             json!({ "target_db": o.target_db, "manifest": to_value(&o.manifest) }),
         )
@@ -759,6 +825,32 @@ impl From<VerifyOutcome> for StepOutcome {
             } else {
                 Verdict::Damage(format!("verification found damage: {}", bad.join("; ")))
             },
+        }
+    }
+}
+
+impl From<ReapplyOutcome> for StepOutcome {
+    fn from(o: ReapplyOutcome) -> Self {
+        let summary = format!(
+            "'{}': {} owner(s) re-applied, {} left to the restore role (role missing), {} held (routines for a superuser while SECURITY DEFINER functions exist: review them), {} refused by the server",
+            o.database,
+            o.applied.len(),
+            o.missing_role.len(),
+            o.held.len(),
+            o.failed.len()
+        );
+        let data = json!({ "database": o.database, "applied": o.applied,
+                           "missing_role": to_value(&o.missing_role), "held": to_value(&o.held),
+                           "failed": to_value(&o.failed) });
+        if o.failed.is_empty() {
+            StepOutcome::ok(summary, data)
+        } else {
+            StepOutcome {
+                summary: summary.clone(),
+                data,
+                exit: None,
+                verdict: Verdict::Failed(summary),
+            }
         }
     }
 }

@@ -104,6 +104,12 @@ pub struct DatabaseSpec {
     pub connect_timeout_s: Option<u64>,
     pub statement_timeout_ms: Option<u64>,
     pub env: Option<String>,
+    /// The role restore sessions log in as: owns the restore target and
+    /// nothing else (no SUPERUSER, CREATEROLE, CREATEDB, memberships).
+    pub restore_role: Option<Spanned<String>>,
+    /// Environment variable with the restore role's password (else
+    /// ~/.pgpass matched on the role, else none: local authentication).
+    pub restore_password_env: Option<String>,
     password: Option<Spanned<IgnoredAny>>,
     #[serde(skip)]
     parsed: Option<PgUrl>,
@@ -414,6 +420,28 @@ impl Inventory {
                 ),
                 Ok(u) => d.parsed = Some(u),
                 Err(e) => diag(d.url.span(), "url", e.0),
+            }
+            if let Some(r) = &d.restore_role {
+                let role = r.get_ref();
+                let url_user = d.parsed.as_ref().and_then(|u| u.user.as_deref());
+                let why = if role.is_empty() || role.len() > 63 || role.contains('\0') {
+                    Some("is not a role name (1 to 63 bytes, no NUL)".to_string())
+                } else if role == "postgres" || role.starts_with("pg_") {
+                    Some("is a superuser or built-in role".to_string())
+                } else if Some(role.as_str()) == url_user {
+                    Some("is the URL's user (the admin connection): restores would run with its privileges".to_string())
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    diag(
+                        r.span(),
+                        "restore_role",
+                        format!(
+                            "restore_role '{role}' {why}: name a role made only for restores (lifeline creates it, LOGIN only, after a typed confirmation)"
+                        ),
+                    );
+                }
             }
             if let Some(s) = d.drop_alert_share.filter(|s| !(0.0..=1.0).contains(s)) {
                 diag(

@@ -169,3 +169,33 @@ fn secrets_registered_from_env_and_file() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(r.redact("pw file-secret-77"), "pw ***");
 }
+
+#[test]
+fn restore_role_is_checked() {
+    let with = |role: &str| {
+        GOOD.replace(
+            "password_env = \"MAIN_PGPASSWORD\"",
+            &format!("password_env = \"MAIN_PGPASSWORD\"\nrestore_role = \"{role}\""),
+        )
+    };
+    let ok = Inventory::parse(&with("lifeline_restore"), "inv.toml").unwrap();
+    assert_eq!(
+        ok.databases[0]
+            .restore_role
+            .as_ref()
+            .map(|r| r.get_ref().as_str()),
+        Some("lifeline_restore")
+    );
+    for (role, says) in [
+        ("", "not a role name"),
+        ("postgres", "superuser or built-in"),
+        ("pg_write_server_files", "superuser or built-in"),
+        ("app", "the URL's user"),
+    ] {
+        let e = errs(&with(role));
+        assert_eq!(e.len(), 1, "{role}: {e:?}");
+        assert!(e[0].contains("'restore_role'"), "{e:?}");
+        assert!(e[0].contains(says), "{role}: {e:?}");
+        assert!(e[0].starts_with("inv.toml:"), "{e:?}");
+    }
+}

@@ -19,6 +19,8 @@ pub const RESTARTER_EVERY_S: u32 = 5;
 /// Inventory names used in the lab inventory.
 pub const HOST: &str = "lab";
 pub const DATABASE: &str = "main";
+/// The lab's restore role (made by the lab with LOGIN only; the inventory's `restore_role`).
+pub const RESTORE_ROLE: &str = "lifeline_restore";
 pub const CATALOG: &str = "external";
 pub const BACKUP_PATTERN: &str = "tovplay_external_%Y%m%d_%H%M%S.sql";
 
@@ -128,10 +130,11 @@ pub fn inventory_text(
         )),
     }
     t.push_str(&format!(
-        "\n[[database]]\nname = {}\nurl = {}\nhost = {}\nsslmode = \"disable\"\nwatch = [{}]\nexpect = {{ User = {{ min = 20 }} }}\nsample_interval_s = 2\n",
+        "\n[[database]]\nname = {}\nurl = {}\nhost = {}\nsslmode = \"disable\"\nrestore_role = {}\nwatch = [{}]\nexpect = {{ User = {{ min = 20 }} }}\nsample_interval_s = 2\n",
         q(DATABASE),
         q(&format!("postgres://postgres@127.0.0.1:{port}/{db_name}")),
         q(HOST),
+        q(RESTORE_ROLE),
         watched.iter().map(|w| q(w)).collect::<Vec<_>>().join(", "),
     ));
     t.push_str(&format!(

@@ -528,6 +528,14 @@ impl Lab {
     fn populate(&mut self, opts: &LabOptions) -> Result<(), LabError> {
         let now = self.built_at;
         self.cluster.create_db(DB_NAME)?;
+        // The inventory's restore_role: restores log in as it (LOGIN only).
+        self.psql(
+            "postgres",
+            &format!(
+                "CREATE ROLE {} LOGIN",
+                crate::restore::quote_ident(files::RESTORE_ROLE)
+            ),
+        )?;
         self.psql(DB_NAME, &data::migrate_sql("production", true))?;
         let postmaster = postmaster_pid(self.cluster.data_dir()).unwrap_or(0);
         self.pids.push(LabProcess {

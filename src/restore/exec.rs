@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::lexer::{
     COPY_CHUNK, CopyChunk, Item, LexError, LexErrorKind, Lexer, MetaCommand, Statement,
 };
+use super::owners::{OwnerChange, owner_change};
 use super::progress::{EventTx, Manifest, Phase, Reporter, RestoreEvent};
 use super::scan::{Guard, Policy};
 use super::source::{RestoreSource, SourceError};
@@ -980,6 +981,7 @@ impl<T: RestoreTls> Restore<T> {
             par: None,
             next_copy: 0,
             require_trailer: self.require_trailer,
+            owners_skipped: Vec::new(),
         };
         let mut cancels: Vec<CancelToken> = Vec::new();
         let result = self
@@ -1173,6 +1175,7 @@ struct Run {
     par: Option<Parallel>,
     next_copy: u64,
     require_trailer: bool,
+    owners_skipped: Vec<OwnerChange>,
 }
 
 impl Run {
@@ -1185,6 +1188,7 @@ impl Run {
             duration_ms: self.rep.elapsed().as_millis() as u64,
             sha256: hex::encode(self.hasher.clone().finalize()),
             complete,
+            owners_skipped: self.owners_skipped.clone(),
         }
     }
 
@@ -1317,6 +1321,15 @@ impl Run {
     async fn statement(&mut self, s: Statement) -> Result<(), RestoreError> {
         self.statements += 1;
         let class = self.guard.statement(&s)?;
+        if self.guard.policy.no_owner
+            && class == Class::Other
+            && let Some(change) = owner_change(&s.sql, s.line)
+            && self.guard.policy.owner.as_deref() != Some(change.owner.as_str())
+        {
+            // --no-owner: recorded for reapply-owners, never run as the restore role.
+            self.owners_skipped.push(change);
+            return Ok(());
+        }
         match &class {
             Class::Session { name } => self.settings.update(name, &s.sql),
             Class::Role { setting, .. } => self.settings.update(setting, &s.sql),

@@ -16,7 +16,9 @@
 
 pub mod exec;
 pub mod lexer;
+pub mod owners;
 pub mod progress;
+pub mod role;
 pub mod scan;
 pub mod source;
 pub mod sql;
@@ -24,11 +26,13 @@ pub mod target;
 
 pub use exec::{Restore, RestoreError, RestoreFailure, RestoreTls, ServerError};
 pub use lexer::{Item, LexError, Lexer};
+pub use owners::{OwnerChange, OwnersError, ReapplyReport, owner_change, reapply};
 pub use progress::{EventTx, Manifest, Phase, Progress, RestoreEvent};
+pub use role::{RoleError, RoleStatus, check_restore_role, create_restore_role, create_role_sql};
 pub use scan::{Guard, Policy, ScanReport, prescan};
 pub use source::{DumpFormat, RestoreSource, SourceError, detect_format, pg_restore_command};
 pub use sql::{quote_ident, quote_literal};
 pub use target::{
     DbSettings, MARK_COMPLETE, MARK_INCOMPLETE, Target, TargetError, TargetStatus, create_target,
-    create_target_named, read_settings, target_name, target_status,
+    create_target_named, create_target_owned, read_settings, target_name, target_status,
 };

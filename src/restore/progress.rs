@@ -31,6 +31,9 @@ pub struct Manifest {
     pub sha256: String,
     /// True only when the whole dump ran and the target is marked complete.
     pub complete: bool,
+    /// `ALTER ... OWNER TO` statements skipped (`--no-owner`, a restore
+    /// role): what a later `reapply-owners` step gives back.
+    pub owners_skipped: Vec<super::owners::OwnerChange>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -218,6 +221,7 @@ mod tests {
             duration_ms: 5,
             sha256: "ab".into(),
             complete: true,
+            owners_skipped: Vec::new(),
         };
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(v["tables"]["public.\"User\""], 22);

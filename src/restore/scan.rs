@@ -25,6 +25,9 @@ pub struct Policy {
     /// Extensions the live database has: the only ones `CREATE EXTENSION`
     /// may create (plpgsql is in every database).
     pub extensions: BTreeSet<String>,
+    /// `--no-owner`: `ALTER ... OWNER TO` another role than `owner` is
+    /// recorded in the manifest instead of run (set by [`Policy::restore_role`]).
+    pub no_owner: bool,
 }
 
 impl Policy {
@@ -33,11 +36,21 @@ impl Policy {
             target: target.into(),
             owner: None,
             extensions: BTreeSet::from(["plpgsql".to_string()]),
+            no_owner: false,
         }
     }
 
     pub fn owner(mut self, role: impl Into<String>) -> Self {
         self.owner = Some(role.into());
+        self
+    }
+
+    /// The restore runs as `role`, which owns the target: the one role a
+    /// dump may switch to, and ownership given to other roles is skipped
+    /// and recorded (`--no-owner`).
+    pub fn restore_role(mut self, role: impl Into<String>) -> Self {
+        self.owner = Some(role.into());
+        self.no_owner = true;
         self
     }
 

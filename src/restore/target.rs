@@ -133,6 +133,19 @@ pub async fn create_target_named(
     live_db: &str,
     fallback: Option<&DbSettings>,
 ) -> Result<Target, TargetError> {
+    create_target_owned(admin, name, live_db, fallback, None).await
+}
+
+/// [`create_target_named`] with the target OWNED by `owner` (the restore
+/// role) instead of the live database's owner; the settings record the
+/// owner the live database has, for `reapply-owners`.
+pub async fn create_target_owned(
+    admin: &Client,
+    name: &str,
+    live_db: &str,
+    fallback: Option<&DbSettings>,
+    owner: Option<&str>,
+) -> Result<Target, TargetError> {
     let name = name.to_string();
     if name == live_db {
         return Err(TargetError::Exists(name));
@@ -157,7 +170,7 @@ pub async fn create_target_named(
         "CREATE DATABASE {} WITH TEMPLATE = template0 ENCODING = {} OWNER = {}",
         quote_ident(&name),
         quote_literal(&settings.encoding),
-        quote_ident(&settings.owner),
+        quote_ident(owner.unwrap_or(&settings.owner)),
     );
     if settings.locale_provider.as_deref() == Some("icu") {
         sql.push_str(" LOCALE_PROVIDER = icu");

@@ -26,6 +26,7 @@ pub enum Action {
     Snapshot,
     PickBackup,
     Restore,
+    ReapplyOwners,
     Verify,
     Swap,
     MergeTables,
@@ -35,13 +36,14 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 13] = [
         Action::Note,
         Action::Probe,
         Action::StopServices,
         Action::Snapshot,
         Action::PickBackup,
         Action::Restore,
+        Action::ReapplyOwners,
         Action::Verify,
         Action::Swap,
         Action::MergeTables,
@@ -58,6 +60,7 @@ impl Action {
             Action::Snapshot => "snapshot",
             Action::PickBackup => "pick-backup",
             Action::Restore => "restore",
+            Action::ReapplyOwners => "reapply-owners",
             Action::Verify => "verify",
             Action::Swap => "swap",
             Action::MergeTables => "merge-tables",
@@ -72,6 +75,7 @@ impl Action {
         matches!(
             self,
             Action::Restore
+                | Action::ReapplyOwners
                 | Action::Swap
                 | Action::MergeTables
                 | Action::StartServices
@@ -83,7 +87,9 @@ impl Action {
     /// Some(v): the file may not say otherwise.
     pub fn forced_destructive(self) -> Option<bool> {
         match self {
-            Action::Restore | Action::Swap | Action::MergeTables => Some(true),
+            Action::Restore | Action::ReapplyOwners | Action::Swap | Action::MergeTables => {
+                Some(true)
+            }
             Action::Note | Action::Probe | Action::PickBackup => Some(false),
             _ => None,
         }
@@ -98,7 +104,7 @@ impl Action {
     pub fn forced_requires(self) -> &'static [Requirement] {
         match self {
             Action::Restore => &[Requirement::WritersStopped, Requirement::Snapshot],
-            Action::Swap | Action::MergeTables => &[Requirement::Snapshot],
+            Action::Swap | Action::MergeTables | Action::ReapplyOwners => &[Requirement::Snapshot],
             _ => &[],
         }
     }
@@ -112,6 +118,7 @@ impl Action {
             Action::Snapshot => &["database"],
             Action::PickBackup => &["catalog", "incident_at"],
             Action::Restore => &["database", "catalog", "backup", "jobs"],
+            Action::ReapplyOwners => &["database", "restored"],
             Action::Verify => &["database", "restored", "compare_to"],
             Action::Swap => &["database", "restored"],
             Action::MergeTables => &[
@@ -135,6 +142,7 @@ impl Action {
             Action::PickBackup => &["catalog"],
             Action::Restore => &["database", "catalog", "backup"],
             Action::Verify => &["database"],
+            Action::ReapplyOwners => &["database", "restored"],
             Action::Swap => &["database", "restored"],
             Action::MergeTables => &["database", "restored", "tables"],
             Action::Command => &["host", "command"],
@@ -153,6 +161,9 @@ impl Action {
             Action::Snapshot => Some(&["path", "size", "sha256", "database"]),
             Action::PickBackup => Some(&["backup", "incident_at", "rpo_s"]),
             Action::Restore => Some(&["target_db", "manifest"]),
+            Action::ReapplyOwners => {
+                Some(&["database", "applied", "missing_role", "held", "failed"])
+            }
             Action::Verify => Some(&["database", "ok", "checks", "counts"]),
             Action::Swap => Some(&["live", "damaged", "restored_from"]),
             Action::MergeTables => Some(&[

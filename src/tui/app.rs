@@ -568,7 +568,7 @@ fn confirm_key(
     let mut error = error;
     match k.code {
         KeyCode::Enter => {
-            if input == expect {
+            if input == expect || p.also.contains(&input) {
                 return confirm(m, p.step, input);
             }
             error = Some(strings::confirm_mismatch(&expect, &input));
@@ -849,6 +849,25 @@ mod tests {
     }
 
     #[test]
+    fn confirm_dialog_takes_the_phrases_the_engine_also_accepts() {
+        let mut m = model();
+        let mut p = demo::swap_confirm();
+        p.step = "restore".into();
+        p.also = vec!["TovPlay create role lifeline_restore".into()];
+        m.apply(UiEvent::Confirm(Some(p)));
+        assert!(typed(&mut m, "TovPlay create role other").is_empty());
+        assert!(update(&mut m, code(KeyCode::Enter)).is_empty());
+        typed(&mut m, "TovPlay create role lifeline_restore");
+        assert_eq!(
+            update(&mut m, code(KeyCode::Enter)),
+            vec![UiCommand::Confirm {
+                step: "restore".into(),
+                typed: "TovPlay create role lifeline_restore".into()
+            }]
+        );
+    }
+
+    #[test]
     fn confirm_put_aside_and_reopened() {
         let mut m = with_swap_pending();
         update(&mut m, code(KeyCode::Esc));
@@ -867,6 +886,7 @@ mod tests {
             step: "start-services".into(),
             prompt: "Start tovplay-backend?".into(),
             expect: None,
+            also: Vec::new(),
             database: None,
         })));
         assert!(matches!(m.ui.overlay, Overlay::Confirm { .. }));

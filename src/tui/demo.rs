@@ -639,6 +639,7 @@ pub fn swap_confirm() -> PendingConfirm {
         step: "swap".into(),
         prompt: "Swap: rename TovPlay to TovPlay__damaged_20261210T124200Z (kept as evidence) and TovPlay__restore_20261210 to TovPlay.".into(),
         expect: Some("TovPlay".into()),
+        also: Vec::new(),
         database: Some("main".into()),
     }
 }

@@ -378,6 +378,8 @@ pub struct PendingConfirm {
     /// For destructive steps, the database name that must be typed exactly
     /// (the real name, e.g. `TovPlay`); None for a yes/no question.
     pub expect: Option<String>,
+    /// Other phrases the engine accepts for this step (each says what more it does).
+    pub also: Vec<String>,
     /// Inventory name of the database concerned.
     pub database: Option<String>,
 }

@@ -51,7 +51,7 @@ fn checksums(lab: &Lab, db: &str) -> BTreeMap<String, String> {
 
 /// The shipped answers of wrong-database for the whole-database swap
 /// (runbook table-wiped-swap) instead of the merge.
-const WRONG_DATABASE_SWAP_ANSWERS: &str = "[params]\ndb = \"main\"\ncatalog = \"external\"\n\n[confirm]\nrestore = \"TovPlay\"\nswap = \"TovPlay\"\nstart = \"TovPlay\"\n";
+const WRONG_DATABASE_SWAP_ANSWERS: &str = "[params]\ndb = \"main\"\ncatalog = \"external\"\n\n[confirm]\nrestore = \"TovPlay\"\nowners = \"TovPlay\"\nswap = \"TovPlay\"\nstart = \"TovPlay\"\n";
 
 fn drill(scenario: Scenario, ssh: bool) -> DrillReport {
     drill_with(scenario, ssh, scenario.runbook(), None)

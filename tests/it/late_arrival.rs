@@ -107,6 +107,14 @@ database = "{db}"
 restored = "{restore.target_db}"
 
 [[step]]
+id = "owners"
+action = "reapply-owners"
+explain = "the owners the restore role skipped, given back"
+database = "{db}"
+restored = "{restore.target_db}"
+requires = ["verified"]
+
+[[step]]
 id = "swap"
 action = "swap"
 explain = "the restored database takes the live name"
@@ -244,6 +252,8 @@ impl World {
         pg.psql("postgres", "CREATE DATABASE app_empty OWNER app")
             .unwrap();
         pg.psql("postgres", "CREATE DATABASE shop").unwrap();
+        pg.psql("postgres", "CREATE ROLE lifeline_restore LOGIN")
+            .unwrap();
         support::require_password(&pg, "app");
         pg.psql("app", SCHEMA).unwrap();
         pg.psql("app_empty", SCHEMA).unwrap();
@@ -335,6 +345,7 @@ known_hosts = "{kh}"
 name = "main"
 url = "postgres://app@127.0.0.1:{pgport}/app"
 password_env = "APP_PGPASSWORD"
+restore_role = "lifeline_restore"
 watch = ["User"]
 
 [[backups]]
@@ -604,7 +615,7 @@ fn late_arrival(fmt: Fmt) {
     // No incident time: none given, no alert journaled.
     let a = w.answers(
         "none.toml",
-        "[confirm]\nrestore = \"app\"\nswap = \"app\"\n",
+        "[confirm]\nrestore = \"app\"\nowners = \"app\"\nswap = \"app\"\n",
     );
     recover(
         &w,
@@ -619,7 +630,7 @@ fn late_arrival(fmt: Fmt) {
     let a = w.answers(
         "now.toml",
         &format!(
-            "[params]\nincident_at = \"{now}\"\n\n[confirm]\nrestore = \"app\"\nswap = \"app\"\n"
+            "[params]\nincident_at = \"{now}\"\n\n[confirm]\nrestore = \"app\"\nowners = \"app\"\nswap = \"app\"\n"
         ),
     );
     recover(&w, &a, "is later than the evidence allows", false);

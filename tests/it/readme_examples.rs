@@ -37,7 +37,7 @@ fn answers_file_example_confirms_every_destructive_step_of_rogue_sync_wipe() {
         .lines()
         .filter(|l| l.contains("confirm: type"))
         .collect();
-    assert_eq!(confirms.len(), 3, "restore, swap, start: {out}");
+    assert_eq!(confirms.len(), 4, "restore, owners, swap, start: {out}");
     for c in &confirms {
         assert!(c.contains("the answers file types it"), "{c}\n{out}");
     }

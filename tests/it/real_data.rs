@@ -97,6 +97,14 @@ database = "{db}"
 restored = "{restore.target_db}"
 
 [[step]]
+id = "owners"
+action = "reapply-owners"
+explain = "the owners the restore role skipped, given back"
+database = "{db}"
+restored = "{restore.target_db}"
+requires = ["verified"]
+
+[[step]]
 id = "swap"
 action = "swap"
 explain = "the restored database takes the live name"
@@ -229,6 +237,15 @@ fn dump(pg: &PgCluster, to: &Path) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// The restore role of the test inventory (made by `World::new`).
+fn restorer() -> RestoreAs {
+    RestoreAs::Role {
+        name: "lifeline_restore".into(),
+        password_env: None,
+        create: false,
+    }
+}
+
 impl World {
     /// `events` rows in the big table (makes the restore last).
     fn new(events: u64) -> World {
@@ -239,6 +256,8 @@ impl World {
         )
         .unwrap();
         pg.psql("postgres", "CREATE DATABASE app OWNER app")
+            .unwrap();
+        pg.psql("postgres", "CREATE ROLE lifeline_restore LOGIN")
             .unwrap();
         support::require_password(&pg, "app");
         pg.psql("app", SCHEMA).unwrap();
@@ -287,6 +306,7 @@ transport = "local"
 name = "main"
 url = "postgres://app@127.0.0.1:{pgport}/app"
 password_env = "APP_PGPASSWORD"
+restore_role = "lifeline_restore"
 expect = {{ User = {{ min = 20 }} }}
 
 [[backups]]
@@ -536,6 +556,7 @@ async fn actions_pick_restore_verify_and_the_swap_guard() {
         host: host_target(&a, "backup-box"),
         backup_path: path.into(),
         jobs: 2,
+        restore_as: restorer(),
     };
     let e = a
         .restore(&req(&w.backup(CUT), "app__restore_cut"), &Output::discard())
@@ -776,6 +797,108 @@ async fn actions_pick_restore_verify_and_the_swap_guard() {
     assert!(w.databases("app__damaged%").is_empty());
 }
 
+/// Who a restore logs in as: a privileged restore role is refused and a
+/// missing one fails, both before anything is created; the missing one is
+/// created (LOGIN only) when the confirmation said so; without a restore
+/// role (the confirmed superuser path) the target is the admin's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_restore_as_the_restore_role_only() {
+    let w = World::new(50);
+    let a = w.actions();
+    let db = db_target(&a);
+    let req = |target: &str, restore_as: RestoreAs| RestoreRequest {
+        database: db.clone(),
+        target_db: target.into(),
+        catalog: catalog(&a),
+        host: host_target(&a, "backup-box"),
+        backup_path: w.backup(GOOD),
+        jobs: 1,
+        restore_as,
+    };
+    let role = |name: &str, create: bool| RestoreAs::Role {
+        name: name.into(),
+        password_env: None,
+        create,
+    };
+    let roles = || {
+        w.pg.psql(
+            "postgres",
+            "SELECT string_agg(format('%s login=%s super=%s createdb=%s createrole=%s', rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole), ',' ORDER BY rolname) FROM pg_roles WHERE rolname !~ '^pg_'",
+        )
+        .unwrap()
+    };
+    let before = roles();
+
+    // 'app' is a superuser: refused, nothing created.
+    let e = a
+        .restore(
+            &req("app__restore_su", role("app", false)),
+            &Output::discard(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("restore_role 'app' is refused"), "{e}");
+    assert!(e.contains("SUPERUSER"), "{e}");
+    assert!(e.contains("nothing was created"), "{e}");
+    // Missing, not confirmed for creation: fails naming the phrase.
+    let e = a
+        .restore(
+            &req("app__restore_missing", role("fresh_restorer", false)),
+            &Output::discard(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'fresh_restorer' does not exist"), "{e}");
+    assert!(e.contains("'app create role fresh_restorer'"), "{e}");
+    assert!(w.databases("app\\_\\_restore%").is_empty());
+    assert_eq!(roles(), before, "no role was created or altered");
+
+    // Confirmed: created with LOGIN only, owns the target, sessions log in as it.
+    let (tx, mut rx) = tokio::sync::broadcast::channel(4096);
+    let out = Output::new(tx, 0, "restore", Redactor::new());
+    let r = a
+        .restore(
+            &req("app__restore_fresh", role("fresh_restorer", true)),
+            &out,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.manifest.restored_as, "fresh_restorer");
+    let mut lines = String::new();
+    while let Ok(ev) = rx.try_recv() {
+        lines.push_str(&format!("{ev:?}\n"));
+    }
+    assert!(lines.contains("CREATE ROLE"), "{lines}");
+    assert!(lines.contains("ownership skipped (--no-owner)"), "{lines}");
+    assert!(
+        roles().contains("fresh_restorer login=t super=f createdb=f createrole=f"),
+        "{}",
+        roles()
+    );
+    let owner = |d: &str| {
+        w.pg.psql(
+            "postgres",
+            &format!("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{d}'"),
+        )
+        .unwrap()
+    };
+    assert_eq!(owner("app__restore_fresh"), "fresh_restorer");
+
+    // No restore_role (the operator typed '<db> as superuser'): the admin's.
+    let r = a
+        .restore(
+            &req("app__restore_admin", RestoreAs::Admin),
+            &Output::discard(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.manifest.restored_as, "app");
+    assert!(r.manifest.owners_skipped.is_empty());
+    assert_eq!(owner("app__restore_admin"), "app");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actions_restore_a_dropped_database_and_swap_it_in_under_its_name() {
     let w = World::new(500);
@@ -793,6 +916,7 @@ async fn actions_restore_a_dropped_database_and_swap_it_in_under_its_name() {
                 host: host_target(&a, "backup-box"),
                 backup_path: w.backup(GOOD),
                 jobs: 1,
+                restore_as: restorer(),
             },
             &out,
         )
@@ -811,7 +935,45 @@ async fn actions_restore_a_dropped_database_and_swap_it_in_under_its_name() {
             "SELECT pg_get_userbyid(datdba) || ' ' || pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'app__restore_back'",
         )
         .unwrap();
+    // The target is the restore role's until reapply-owners gives it back.
+    assert_eq!(owner, "lifeline_restore UTF8");
+    assert_eq!(r.manifest.restored_as, "lifeline_restore");
+    assert_eq!(r.manifest.database_owner.as_deref(), Some("app"));
+    assert!(
+        r.manifest.owners_skipped.iter().any(|c| c.owner == "app"),
+        "{:?}",
+        r.manifest.owners_skipped
+    );
+    let tables_owner = |db: &str| {
+        w.pg.psql(
+            db,
+            "SELECT string_agg(DISTINCT pg_get_userbyid(relowner), ',') FROM pg_class WHERE relnamespace = 'public'::regnamespace",
+        )
+        .unwrap()
+    };
+    assert_eq!(tables_owner("app__restore_back"), "lifeline_restore");
+    let re = a
+        .reapply_owners(
+            &ReapplyRequest {
+                database: db.clone(),
+                restored: "app__restore_back".into(),
+                changes: r.manifest.owners_skipped.clone(),
+                database_owner: r.manifest.database_owner.clone(),
+            },
+            &Output::discard(),
+        )
+        .await
+        .unwrap();
+    assert!(re.failed.is_empty() && re.missing_role.is_empty(), "{re:?}");
+    let owner = w
+        .pg
+        .psql(
+            "postgres",
+            "SELECT pg_get_userbyid(datdba) || ' ' || pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'app__restore_back'",
+        )
+        .unwrap();
     assert_eq!(owner, "app UTF8");
+    assert_eq!(tables_owner("app__restore_back"), "app");
     let s = a
         .swap(
             &SwapRequest {
@@ -870,7 +1032,7 @@ fn run_picks_the_good_backup_restores_verifies_and_swaps() {
     let w = World::new(5_000);
     let answers = w.answers(
         "answers.toml",
-        &format!("[params]\nincident_at = \"{INCIDENT}\"\n\n[confirm]\nrestore = \"app\"\nswap = \"app\"\n"),
+        &format!("[params]\nincident_at = \"{INCIDENT}\"\n\n[confirm]\nrestore = \"app\"\nowners = \"app\"\nswap = \"app\"\n"),
     );
     let (code, out) = w.run(&["run", "data-drill.toml", "--answers", &answers]);
     assert_eq!(code, 0, "{out}");
@@ -895,6 +1057,41 @@ fn run_picks_the_good_backup_restores_verifies_and_swaps() {
     assert_eq!(verify["ok"], true);
     let swap = step_data(&recs, "step-finished", "swap");
     assert_eq!(swap["restored_from"], restore["target_db"]);
+    // Restored as the restore role, read by verify as it, owners given back before the swap.
+    assert_eq!(restore["manifest"]["restored_as"], "lifeline_restore");
+    assert!(
+        out.contains("reading as the restore role 'lifeline_restore'"),
+        "{out}"
+    );
+    let skipped = restore["manifest"]["owners_skipped"].as_array().unwrap();
+    assert!(!skipped.is_empty(), "{restore}");
+    let confirmed = recs
+        .iter()
+        .find(|r| r.kind == "confirmed" && r.step.as_deref() == Some("restore"))
+        .unwrap();
+    assert_eq!(confirmed.data["typed"], "app");
+    let owners = step_data(&recs, "step-finished", "owners");
+    assert_eq!(
+        owners["applied"].as_array().unwrap().len(),
+        skipped.len() + 1,
+        "{owners}"
+    );
+    assert_eq!(
+        w.pg.psql(
+            "postgres",
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'app'"
+        )
+        .unwrap(),
+        "app"
+    );
+    assert_eq!(
+        w.pg.psql(
+            "app",
+            "SELECT string_agg(DISTINCT pg_get_userbyid(relowner), ',') FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+        )
+        .unwrap(),
+        "app"
+    );
 }
 
 #[test]
@@ -932,7 +1129,7 @@ fn a_corrupt_backup_named_explicitly_is_refused_before_anything_destructive() {
 fn kill_9_during_the_restore_then_resume_completes_with_a_new_target() {
     let w = World::new(400_000);
     let answers = format!(
-        "[params]\nincident_at = \"{INCIDENT}\"\n\n[confirm]\nrestore = \"app\"\nswap = \"app\"\n"
+        "[params]\nincident_at = \"{INCIDENT}\"\n\n[confirm]\nrestore = \"app\"\nowners = \"app\"\nswap = \"app\"\n"
     );
     let a1 = w.answers("answers.toml", &answers);
     let mut child = w
@@ -1021,7 +1218,7 @@ fn a_dropped_database_is_restored_under_its_name() {
     w.pg.psql("postgres", "DROP DATABASE app").unwrap();
     let answers = w.answers(
         "answers.toml",
-        &format!("[params]\nincident_at = \"{INCIDENT}\"\n\n[confirm]\nrestore = \"app\"\nswap = \"app\"\n"),
+        &format!("[params]\nincident_at = \"{INCIDENT}\"\n\n[confirm]\nrestore = \"app\"\nowners = \"app\"\nswap = \"app\"\n"),
     );
     let (code, out) = w.run(&["run", "data-drill.toml", "--answers", &answers]);
     assert_eq!(code, 0, "{out}");
@@ -1060,7 +1257,7 @@ fn run_merges_the_wiped_tables_back_from_the_restore_of_the_same_run() {
     std::fs::write(w.dir.path().join("merge-drill.toml"), drill).unwrap();
     let answers = w.answers(
         "answers.toml",
-        &format!("[params]\nincident_at = \"{INCIDENT}\"\n\n[confirm]\nrestore = \"app\"\nmerge = \"merge public.User, public.game_request into app\"\n"),
+        &format!("[params]\nincident_at = \"{INCIDENT}\"\n\n[confirm]\nrestore = \"app\"\nowners = \"app\"\nmerge = \"merge public.User, public.game_request into app\"\n"),
     );
     let (code, out) = w.run(&["run", "merge-drill.toml", "--answers", &answers]);
     assert_eq!(code, 0, "{out}");

@@ -417,3 +417,253 @@ async fn real_dumps_pass_the_prescan() {
         assert!(r.statements > 100, "{name}: {r:?}");
     }
 }
+
+/// A dump whose function runs during the load: in a CHECK constraint
+/// evaluated by COPY, or in an index expression evaluated by CREATE INDEX.
+/// Both pass the pre-scan (pg_dump writes exactly these shapes): only the
+/// restore role's lack of privilege contains them.
+fn function_dumps(lab: &Lab, tag: &str) -> Vec<(&'static str, String)> {
+    let check = format!(
+        "CREATE FUNCTION public.evil_check(integer) RETURNS boolean\n    LANGUAGE plpgsql\n    AS $f$ BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {}; cat >/dev/null'''; RETURN true; END $f$;\n\nCREATE TABLE public.h (a integer, CONSTRAINT h_a_check CHECK (public.evil_check(a)));\n\nCOPY public.h (a) FROM stdin;\n5\n\\.\n",
+        lab.marker(&format!("check-{tag}"))
+    );
+    let index = format!(
+        "CREATE FUNCTION public.evil_v(integer) RETURNS integer\n    LANGUAGE plpgsql\n    AS $f$ BEGIN EXECUTE 'ALTER DATABASE app CONNECTION LIMIT 0'; EXECUTE 'CREATE ROLE evil_{tag} SUPERUSER'; EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {}; cat >/dev/null'''; RETURN $1; END $f$;\n\nCREATE FUNCTION public.evil_index(integer) RETURNS integer\n    LANGUAGE plpgsql IMMUTABLE\n    AS $f$ BEGIN RETURN public.evil_v($1); END $f$;\n\nCREATE TABLE public.x (a integer);\n\nCOPY public.x (a) FROM stdin;\n5\n\\.\n\nCREATE INDEX x_evil_idx ON public.x USING btree (public.evil_index(a));\n",
+        lab.marker(&format!("index-{tag}"))
+    );
+    vec![
+        ("CHECK constraint during COPY", check),
+        ("index expression", index),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_run_during_the_load_fail_for_lack_of_privilege() {
+    let lab = Lab::new();
+    let pg = &lab.pg;
+    pg.psql("postgres", "CREATE ROLE restorer LOGIN").unwrap();
+    let admin = admin(pg).await;
+    assert_eq!(
+        lifeline::restore::check_restore_role(&admin, "restorer")
+            .await
+            .unwrap(),
+        lifeline::restore::RoleStatus::Fit
+    );
+    let (session, pid) = live_session(pg).await;
+    let before = world(pg, lab.marker_dir.path());
+
+    // As the restore role (serial and 2 jobs): the pre-scan passes, the function runs and fails.
+    let cases = function_dumps(&lab, "role")
+        .into_iter()
+        .flat_map(|c| [(c.clone(), 1), (c, 2)]);
+    for (n, ((name, body), jobs)) in cases.enumerate() {
+        let text = dump(&body);
+        prescan(source(&text), Policy::new("t").owner("restorer"), true)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: pg_dump's shapes pass the pre-scan: {e}"));
+        let o = restore_as_jobs(
+            pg,
+            "app",
+            20 + n as u32,
+            source(&text),
+            Some("restorer"),
+            jobs,
+        )
+        .await;
+        let f = o
+            .result
+            .expect_err("the hostile function must fail as the restore role");
+        let msg = f.error.to_string();
+        assert!(
+            msg.contains("permission denied") || msg.contains("must be"),
+            "{name}: {msg}"
+        );
+        let m = marker(pg, &o.target);
+        assert!(m.starts_with("lifeline: restore INCOMPLETE"), "{name}: {m}");
+        assert_eq!(
+            world(pg, lab.marker_dir.path()),
+            before,
+            "{name}: something outside the target changed"
+        );
+    }
+    let still: i32 = session
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("the live session is alive")
+        .get(0);
+    assert_eq!(still, pid);
+
+    // The control: the same dumps as a superuser do reach outside.
+    for (n, (name, body)) in function_dumps(&lab, "super").into_iter().enumerate() {
+        let o = restore_as(pg, "app", 30 + n as u32, source(&dump(&body)), None).await;
+        assert!(o.result.is_ok(), "{name}: {:?}", o.result.err());
+    }
+    assert!(
+        std::path::Path::new(&lab.marker("check-super")).exists(),
+        "as a superuser the CHECK constraint's function ran COPY TO PROGRAM"
+    );
+    assert!(std::path::Path::new(&lab.marker("index-super")).exists());
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            "SELECT datconnlimit::text FROM pg_database WHERE datname = 'app'"
+        )
+        .unwrap(),
+        "0"
+    );
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            "SELECT rolsuper::text FROM pg_roles WHERE rolname = 'evil_super'"
+        )
+        .unwrap(),
+        "true"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_privileged_restore_role_is_refused() {
+    use lifeline::restore::{RoleError, RoleStatus, check_restore_role, create_restore_role};
+    let lab = Lab::new();
+    let pg = &lab.pg;
+    pg.psql(
+        "postgres",
+        "CREATE ROLE su LOGIN SUPERUSER; CREATE ROLE cr LOGIN CREATEROLE; \
+         CREATE ROLE cd LOGIN CREATEDB; CREATE ROLE prog LOGIN; \
+         GRANT pg_execute_server_program TO prog; CREATE ROLE files LOGIN; \
+         GRANT pg_write_server_files TO files; CREATE ROLE reader LOGIN; \
+         GRANT pg_read_server_files TO reader; CREATE ROLE inherits LOGIN; \
+         GRANT app_owner TO inherits; CREATE ROLE nologin; CREATE ROLE owns LOGIN; \
+         ALTER DATABASE other OWNER TO owns",
+    )
+    .unwrap();
+    let admin = admin(pg).await;
+    for (role, says) in [
+        ("postgres", "SUPERUSER"),
+        ("su", "SUPERUSER"),
+        ("cr", "CREATEROLE"),
+        ("cd", "CREATEDB"),
+        ("prog", "'pg_execute_server_program'"),
+        ("files", "'pg_write_server_files'"),
+        ("reader", "'pg_read_server_files'"),
+        ("inherits", "'app_owner'"),
+        ("nologin", "NOLOGIN"),
+        ("owns", "'other'"),
+    ] {
+        match check_restore_role(&admin, role).await {
+            Err(e @ RoleError::Privileged { .. }) => {
+                let m = e.to_string();
+                assert!(m.contains(says), "{role}: {m}");
+                assert!(
+                    m.contains(&format!("restore_role '{role}' is refused")),
+                    "{m}"
+                );
+            }
+            other => panic!("{role}: {other:?}"),
+        }
+    }
+    // Missing: created with LOGIN and nothing else, then fit.
+    assert_eq!(
+        check_restore_role(&admin, "fresh").await.unwrap(),
+        RoleStatus::Missing
+    );
+    create_restore_role(&admin, "fresh").await.unwrap();
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            "SELECT format('%s %s %s %s', rolcanlogin, rolsuper, rolcreatedb, rolcreaterole) FROM pg_roles WHERE rolname = 'fresh'"
+        )
+        .unwrap(),
+        "t f f f"
+    );
+    assert_eq!(
+        check_restore_role(&admin, "fresh").await.unwrap(),
+        RoleStatus::Fit
+    );
+}
+
+/// reapply-owners runs as the admin: it must not become the way a backup's
+/// code gets a superuser. An event trigger in the restored database would
+/// fire on ALTER ... OWNER TO (refused), and a SECURITY DEFINER function
+/// given to a superuser would run the backup's code as one for any caller
+/// (held). The controls show both would reach outside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reapply_owners_gives_no_superuser_to_the_backup() {
+    use lifeline::restore::{OwnersError, reapply};
+    let lab = Lab::new();
+    let pg = &lab.pg;
+    pg.psql(
+        "postgres",
+        "CREATE ROLE restorer LOGIN; CREATE ROLE caller LOGIN",
+    )
+    .unwrap();
+    let target_client = |db: String| async move {
+        let (c, conn) = tokio_postgres::connect(&pg.conninfo(&db), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        c
+    };
+
+    // 1. A SECURITY DEFINER function the dump gives to postgres.
+    let body = format!(
+        "CREATE FUNCTION public.sd() RETURNS integer\n    LANGUAGE plpgsql SECURITY DEFINER\n    AS $f$ BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {}; cat >/dev/null'''; RETURN 1; END $f$;\n\nALTER FUNCTION public.sd() OWNER TO postgres;\n\nALTER TABLE public.t OWNER TO app_owner;\n",
+        lab.marker("definer")
+    );
+    let text = dump(&body);
+    let o = restore_as(pg, "app", 50, source(&text), Some("restorer")).await;
+    let m = o.result.as_ref().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.owners_skipped.len(), 2, "{:?}", m.owners_skipped);
+    let c = target_client(o.target.clone()).await;
+    let r = reapply(&c, &m.owners_skipped, None).await.unwrap();
+    assert_eq!(r.applied, ["ALTER TABLE public.t OWNER TO \"app_owner\""]);
+    assert_eq!(r.held.len(), 1, "{r:?}");
+    assert_eq!(r.held[0].object, "public.sd()");
+    let call = || {
+        std::process::Command::new(pg.bin("psql"))
+            .args(["-X", "-q", "-h", "127.0.0.1", "-U", "caller", "-p"])
+            .arg(pg.port().to_string())
+            .args(["-d", &o.target, "-c", "SELECT public.sd()"])
+            .output()
+            .unwrap()
+    };
+    let out = call();
+    assert!(!out.status.success());
+    assert!(!Path::new(&lab.marker("definer")).exists());
+    // The control: given to postgres, any caller runs the backup's shell command.
+    c.batch_execute(&r.held[0].sql()).await.unwrap();
+    let out = call();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(Path::new(&lab.marker("definer")).exists());
+
+    // 2. An event trigger (only a superuser restore can make one).
+    let body = format!(
+        "CREATE FUNCTION public.evt() RETURNS event_trigger\n    LANGUAGE plpgsql\n    AS $f$ BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {}; cat >/dev/null'''; END $f$;\n\nALTER TABLE public.t OWNER TO app_owner;\n",
+        lab.marker("event")
+    );
+    // pg_dump writes event triggers last.
+    let index = "CREATE INDEX t_a_idx ON public.t USING btree (a);\n";
+    let text = dump(&body).replace(
+        index,
+        &format!("{index}\nCREATE EVENT TRIGGER evt ON ddl_command_end\n   EXECUTE FUNCTION public.evt();\n"),
+    );
+    let o = restore_as(pg, "app", 51, source(&text), None).await;
+    assert!(o.result.is_ok(), "{:?}", o.result.err());
+    let c = target_client(o.target.clone()).await;
+    let change =
+        lifeline::restore::owner_change("ALTER TABLE public.t OWNER TO restorer;", 1).unwrap();
+    match reapply(&c, std::slice::from_ref(&change), None).await {
+        Err(e @ OwnersError::EventTriggers(1)) => {
+            assert!(e.to_string().contains("event trigger"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!Path::new(&lab.marker("event")).exists());
+    // The control: the same ALTER as the admin fires it.
+    c.batch_execute(&change.sql()).await.unwrap();
+    assert!(Path::new(&lab.marker("event")).exists());
+}

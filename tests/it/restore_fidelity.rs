@@ -231,3 +231,100 @@ async fn archives_restore_through_pg_restore_and_gzip() {
     .await;
     check_manifest(&pg, &o);
 }
+
+/// Restored as a restore role (`--no-owner`): objects owned by two roles
+/// in the source come back owned by the restore role, the skipped owners
+/// are listed, and `reapply` (as the admin) makes schema, owners and
+/// grants identical to the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_owners_are_identical_after_reapply() {
+    let pg = cluster();
+    build_fixture(&pg, "src");
+    pg.psql(
+        "postgres",
+        "CREATE ROLE app_two; CREATE ROLE restorer LOGIN; CREATE ROLE gone",
+    )
+    .unwrap();
+    pg.psql(
+        "src",
+        "ALTER TABLE public.big OWNER TO app_two; ALTER SCHEMA \"Sales\" OWNER TO app_two; \
+         ALTER FUNCTION public.audit_trigger() OWNER TO app_two; \
+         CREATE TABLE public.orphan (a int); ALTER TABLE public.orphan OWNER TO gone",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("src.sql");
+    pg_dump(&pg, "src", &["-Fp"], &plain);
+    pg.psql("src", "DROP OWNED BY gone").unwrap();
+    pg.psql("postgres", "DROP ROLE gone").unwrap();
+    pg.psql("src", "CREATE TABLE public.orphan (a int)")
+        .unwrap();
+
+    let o = restore_as(
+        &pg,
+        "src",
+        40,
+        RestoreSource::open(&plain).await.unwrap(),
+        Some("restorer"),
+    )
+    .await;
+    let m = o.result.as_ref().unwrap_or_else(|e| panic!("{e}"));
+    assert!(m.complete);
+    let owners: std::collections::BTreeSet<&str> =
+        m.owners_skipped.iter().map(|c| c.owner.as_str()).collect();
+    assert_eq!(
+        owners,
+        ["app_two", "gone", "postgres"].into_iter().collect(),
+        "{:?}",
+        m.owners_skipped
+    );
+    assert!(
+        m.owners_skipped
+            .iter()
+            .any(|c| c.kind == "TABLE" && c.object == "public.big" && c.owner == "app_two"),
+        "{:?}",
+        m.owners_skipped
+    );
+    // Before the re-apply every object belongs to the restore role.
+    assert_eq!(
+        pg.psql(
+            &o.target,
+            "SELECT string_agg(DISTINCT pg_get_userbyid(relowner), ',') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('public', 'Sales')"
+        )
+        .unwrap(),
+        "restorer"
+    );
+    assert_ne!(schema_of(&pg, "src"), schema_of(&pg, &o.target));
+
+    let (client, conn) = tokio_postgres::connect(&pg.conninfo(&o.target), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let report = lifeline::restore::reapply(&client, &m.owners_skipped, None)
+        .await
+        .unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    // Only for roles that exist: 'gone' was dropped after the dump.
+    assert_eq!(report.missing_role.len(), 1, "{:?}", report.missing_role);
+    assert_eq!(report.missing_role[0].owner, "gone");
+    assert!(
+        report
+            .applied
+            .iter()
+            .any(|s| s == "ALTER TABLE public.big OWNER TO \"app_two\""),
+        "{:?}",
+        report.applied
+    );
+    // The orphan table stays the restore role's; everything else is as in the source.
+    pg.psql("src", "ALTER TABLE public.orphan OWNER TO restorer")
+        .unwrap();
+    assert_same(&pg, "src", &o.target);
+    let acl = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT string_agg(format('%s %s %s', c.oid::regclass, pg_get_userbyid(c.relowner), c.relacl), E'\\n' ORDER BY c.oid::regclass::text) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('public', 'Sales')",
+        )
+        .unwrap()
+    };
+    assert_eq!(acl("src"), acl(&o.target));
+}

@@ -17,7 +17,7 @@ pub use merge::{
     Discard, discard_lines, merge_preview, merge_tables, preview_lines, swap_discards,
 };
 pub use pick::pick_backup;
-pub use restore::restore;
+pub use restore::{reapply_owners, restore};
 pub use verify::verify;
 
 use super::RealActions;

@@ -14,12 +14,14 @@ use super::{CATALOG_TIMEOUT, bytes, host};
 use crate::actions::RealActions;
 use crate::catalog::{self, DumpFormat};
 use crate::db::ConnectOptions;
+use crate::db::PasswordSource;
 use crate::engine::actions::{ActionError, Output};
 use crate::engine::types::*;
 use crate::probe::Runner;
 use crate::restore::{
-    DbSettings, Policy, Restore, RestoreEvent, RestoreSource, SourceError, create_target_named,
-    prescan, read_settings,
+    DbSettings, Policy, Restore, RestoreEvent, RestoreSource, RoleStatus, SourceError,
+    check_restore_role, create_restore_role, create_role_sql, create_target_owned, prescan,
+    read_settings,
 };
 use crate::transport::{ExecOptions, ExecStream, shell_quote};
 
@@ -194,6 +196,57 @@ async fn fallback_settings(
     Ok(s)
 }
 
+/// The restore role to log in as (its name and password source), judged
+/// on the server; created first when the operator typed the phrase for it.
+/// None: the admin user (the operator typed '<db> as superuser').
+async fn restore_role(
+    admin: &tokio_postgres::Client,
+    restore_as: &RestoreAs,
+    dbname: &str,
+    out: &Output,
+) -> Result<Option<(String, PasswordSource)>, ActionError> {
+    let RestoreAs::Role {
+        name,
+        password_env,
+        create,
+    } = restore_as
+    else {
+        out.line(format!(
+            "no restore_role: restoring as the admin user, as the operator confirmed by typing '{}'; a hostile backup's functions run with its privileges",
+            RestoreAs::admin_phrase(dbname)
+        ));
+        return Ok(None);
+    };
+    let fail =
+        |e: crate::restore::RoleError| ActionError::Failed(format!("{e}; nothing was created"));
+    match check_restore_role(admin, name).await.map_err(fail)? {
+        RoleStatus::Fit => out.line(format!(
+            "restore_role '{name}' checked: LOGIN, not a superuser, cannot create roles or databases, member of no role, owns no other database"
+        )),
+        RoleStatus::Missing if *create => {
+            out.line(format!(
+                "restore_role '{name}' does not exist; creating it as the operator typed '{}': {}",
+                RestoreAs::create_phrase(dbname, name),
+                create_role_sql(name)
+            ));
+            create_restore_role(admin, name).await.map_err(fail)?;
+            out.line(format!("created role '{name}' (LOGIN only)"));
+        }
+        RoleStatus::Missing => {
+            return Err(ActionError::Failed(format!(
+                "restore_role '{name}' does not exist on the server; nothing was created: run the step again and type '{}' to let lifeline create it ({}), or create it yourself",
+                RestoreAs::create_phrase(dbname, name),
+                create_role_sql(name)
+            )));
+        }
+    }
+    let pw = match password_env {
+        Some(v) => PasswordSource::Env(v.clone()),
+        None => PasswordSource::Pgpass,
+    };
+    Ok(Some((name.clone(), pw)))
+}
+
 /// `pre-data`, `data`, `post-data`, `finishing`.
 fn phase(p: crate::restore::Phase) -> String {
     serde_json::to_value(p)
@@ -315,7 +368,11 @@ pub async fn restore(
             Some(s)
         }
     };
-    // 3. The pre-scan: the whole stream judged once, no database touched.
+    // 3. Who the restore sessions log in as: the restore role, judged (and
+    //    created only when the operator typed the phrase that says so).
+    let role = restore_role(&admin.client, &req.restore_as, req.database.dbname(), out).await?;
+
+    // 4. The pre-scan: the whole stream judged once, no database touched.
     let owner = live_settings
         .as_ref()
         .or(fallback.as_ref())
@@ -326,9 +383,12 @@ pub async fn restore(
     } else {
         Vec::new()
     };
-    let policy = Policy::new(&req.target_db)
-        .owner(owner)
-        .extensions(extensions);
+    let database_owner = owner.clone();
+    let policy = match &role {
+        Some((name, _)) => Policy::new(&req.target_db).restore_role(name.clone()),
+        None => Policy::new(&req.target_db).owner(owner),
+    }
+    .extensions(extensions);
     let total =
         matches!(file.format, DumpFormat::Plain | DumpFormat::PlainGzip).then_some(file.size);
     let label = format!("{}:{}", req.host.name, file.path);
@@ -360,20 +420,30 @@ pub async fn restore(
         scan.sha256
     ));
 
-    // 4. The target.
-    let target = create_target_named(&admin.client, &req.target_db, &live, fallback.as_ref())
-        .await
-        .map_err(|e| ActionError::Failed(e.to_string()))?;
+    // 5. The target, owned by the restore role.
+    let target = create_target_owned(
+        &admin.client,
+        &req.target_db,
+        &live,
+        fallback.as_ref(),
+        role.as_ref().map(|(n, _)| n.as_str()),
+    )
+    .await
+    .map_err(|e| ActionError::Failed(e.to_string()))?;
+    let restored_as = role
+        .as_ref()
+        .map(|(n, _)| n.clone())
+        .unwrap_or_else(|| opts.user.clone());
     out.line(format!(
         "created {} (encoding {}, collation {}, owner {}), marked INCOMPLETE",
         crate::restore::quote_ident(&target.name),
         target.settings.encoding,
         target.settings.collate,
-        target.settings.owner
+        restored_as
     ));
     drop(admin);
 
-    // 5. The stream over the host's transport, judged again statement by statement.
+    // 6. The stream over the host's transport, judged again statement by statement.
     out.line(format!("on {}: {cmd}", req.host.name));
     let source = remote_source(h, &cmd, label, total, gzip)
         .await
@@ -384,7 +454,7 @@ pub async fn restore(
             ))
         })?;
 
-    // 6. Progress to the operator, throttled.
+    // 7. Progress to the operator, throttled.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RestoreEvent>();
     let o = out.clone();
     let forward = tokio::spawn(async move {
@@ -415,8 +485,20 @@ pub async fn restore(
         }
     });
 
-    let (config, tls) = opts
-        .with_dbname(&target.name)
+    let session = match &role {
+        Some((name, pw)) => opts.with_dbname(&target.name).as_user(name, pw.clone()),
+        None => opts.with_dbname(&target.name),
+    };
+    out.line(format!(
+        "restore sessions log in as '{}'{}",
+        session.user,
+        if role.is_some() {
+            " (restore_role): ALTER ... OWNER TO other roles is skipped and listed for reapply-owners"
+        } else {
+            " (the admin user: confirmed as superuser)"
+        }
+    ));
+    let (config, tls) = session
         .pg_config()
         .map_err(|e| ActionError::Failed(e.to_string()))?;
     let result = Restore::new(config, tls, &target.name)
@@ -428,6 +510,19 @@ pub async fn restore(
     let _ = forward.await;
     let m = result.map_err(|f| ActionError::Failed(f.to_string()))?;
     let rows: u64 = m.tables.values().sum();
+    if !m.owners_skipped.is_empty() {
+        let mut owners: Vec<&str> = m.owners_skipped.iter().map(|c| c.owner.as_str()).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        out.line(format!(
+            "ownership skipped (--no-owner): {} ALTER ... OWNER TO statement(s), to role(s) {}; reapply-owners gives them back:",
+            m.owners_skipped.len(),
+            owners.join(", ")
+        ));
+        for c in &m.owners_skipped {
+            out.line(format!("  line {}: {}", c.line, c.sql()));
+        }
+    }
     out.line(format!(
         "complete: {} tables, {rows} rows, {} statements, {} in {} ms, sha256 {}",
         m.tables.len(),
@@ -448,7 +543,80 @@ pub async fn restore(
             duration_ms: m.duration_ms,
             sha256: m.sha256,
             bytes: m.bytes,
+            owners_skipped: m.owners_skipped,
+            restored_as,
+            database_owner: Some(database_owner),
         },
+    })
+}
+
+/// reapply-owners: the owners a restore skipped, given back by the admin
+/// connection in the restored database (never the live one), each only
+/// when its role exists; refused while the database holds event triggers.
+pub async fn reapply_owners(
+    a: &RealActions,
+    req: &ReapplyRequest,
+    out: &Output,
+) -> Result<ReapplyOutcome, ActionError> {
+    if req.restored == req.database.dbname() {
+        return Err(ActionError::Failed(format!(
+            "'{}' is the live database: owners are re-applied in the restored database, before the swap",
+            req.restored
+        )));
+    }
+    let opts = ConnectOptions::from_spec(&req.database.spec, &a.redactor)
+        .map_err(|e| ActionError::Failed(e.to_string()))?
+        .with_dbname(&req.restored);
+    let admin = opts
+        .connect()
+        .await
+        .map_err(|e| ActionError::Failed(e.to_string()))?;
+    out.line(format!(
+        "on {} as '{}': {} recorded owner change(s){}",
+        opts.target(),
+        opts.user,
+        req.changes.len(),
+        req.database_owner
+            .as_deref()
+            .map(|o| format!(", and the database itself back to '{o}'"))
+            .unwrap_or_default()
+    ));
+    let report = crate::restore::reapply(
+        &admin.client,
+        &req.changes,
+        req.database_owner
+            .as_deref()
+            .map(|o| (req.restored.as_str(), o)),
+    )
+    .await
+    .map_err(|e| ActionError::Failed(e.to_string()))?;
+    for sql in &report.applied {
+        out.line(format!("ran: {sql}"));
+    }
+    for c in &report.missing_role {
+        out.line(format!(
+            "left to the restore role (role '{}' does not exist): line {}: {}",
+            c.owner,
+            c.line,
+            c.sql()
+        ));
+    }
+    for c in &report.held {
+        out.line(format!(
+            "held (SECURITY DEFINER functions exist; a superuser-owned routine would run the backup's code with its privileges): line {}: {}; review, then run it by hand if wanted",
+            c.line,
+            c.sql()
+        ));
+    }
+    for (sql, why) in &report.failed {
+        out.line(format!("refused by the server: {sql}: {why}"));
+    }
+    Ok(ReapplyOutcome {
+        database: req.restored.clone(),
+        applied: report.applied,
+        missing_role: report.missing_role,
+        failed: report.failed,
+        held: report.held,
     })
 }
 

@@ -82,9 +82,31 @@ pub async fn verify(
     req: &VerifyRequest,
     out: &Output,
 ) -> Result<VerifyOutcome, ActionError> {
-    let opts = ConnectOptions::from_spec(&req.database.spec, &a.redactor)
+    let mut opts = ConnectOptions::from_spec(&req.database.spec, &a.redactor)
         .map_err(db_fail)?
         .with_dbname(&req.dbname);
+    // A database the restore role loaded is read as that role (it owns every
+    // object until reapply-owners): the backup's operators and functions the
+    // checks may call never run as the admin.
+    let restored_as = req
+        .manifest
+        .as_ref()
+        .and_then(|m| m.get("restored_as"))
+        .and_then(serde_json::Value::as_str);
+    if let Some(role) = req.database.spec.restore_role.as_ref().map(|r| r.get_ref())
+        && restored_as == Some(role.as_str())
+        && req.dbname != req.database.dbname()
+    {
+        let pw = match &req.database.spec.restore_password_env {
+            Some(v) => crate::db::PasswordSource::Env(v.clone()),
+            None => crate::db::PasswordSource::Pgpass,
+        };
+        opts = opts.as_user(role, pw);
+        out.line(format!(
+            "reading as the restore role '{role}' (it loaded {}; run verify before reapply-owners)",
+            req.dbname
+        ));
+    }
     let db = DbHandle::new(opts);
     out.line(format!(
         "checking {}/{}: integrity checks from the schema, exact row counts",
