@@ -106,10 +106,85 @@ pub struct Service {
     /// "back".
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub outside_drill: Option<String>,
+    /// What stop-services and start-services act on, as data. The notes and
+    /// hazard details above are rendered from these for people; nothing
+    /// parses a sentence back.
+    #[serde(skip_serializing_if = "ServiceFacts::is_empty", default)]
+    pub facts: ServiceFacts,
+}
+
+/// Typed facts about one discovered service (its kind, pid and name are on
+/// [`Service`]): what started it, what it starts again, where it is defined.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceFacts {
+    /// The PostgreSQL server itself (a container serving a database): never stopped.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub db_server: bool,
+    /// A process: the mechanism that started it (its unit, cron, a parent).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub started_by: Option<StartedBy>,
+    /// Scripts it starts that another mechanism starts too: it is a
+    /// restarter of each (stopping one starter leaves the others).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub starter_of: Vec<StarterOf>,
+    /// A cron job line: the file (or `crontab -l -u USER`) and its line.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cron_line: Option<CronLine>,
+    /// A container: the tool that runs it (`docker`, `podman`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub container_tool: Option<String>,
+}
+
+impl ServiceFacts {
+    pub fn is_empty(&self) -> bool {
+        self == &ServiceFacts::default()
+    }
+}
+
+/// What started a process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum StartedBy {
+    /// A process of this systemd unit (its main pid or a descendant).
+    Unit {
+        unit: String,
+    },
+    Cron,
+    /// Another listed process running the same script.
+    Pid {
+        pid: u32,
+    },
+}
+
+impl std::fmt::Display for StartedBy {
+    /// The note a person reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartedBy::Unit { unit } => write!(f, "started by systemd unit {unit}"),
+            StartedBy::Cron => f.write_str("started by cron"),
+            StartedBy::Pid { pid } => write!(f, "started by pid {pid}"),
+        }
+    }
+}
+
+/// A script this service starts that other mechanisms start too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StarterOf {
+    pub script: String,
+    /// Where this service starts it (`file:line`, a unit file, `ps pid N`).
+    pub location: String,
+}
+
+/// One cron job line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronLine {
+    /// The file, or `crontab -l -u USER` for a user crontab.
+    pub file: String,
+    pub line: usize,
 }
 
 impl Service {
-    fn new(name: String, kind: ServiceKind, source: String) -> Self {
+    pub(crate) fn new(name: String, kind: ServiceKind, source: String) -> Self {
         Service {
             name,
             kind,
@@ -132,6 +207,7 @@ impl Service {
             notes: Vec::new(),
             target_unclear: None,
             outside_drill: None,
+            facts: ServiceFacts::default(),
         }
     }
 }
@@ -174,6 +250,10 @@ struct Entry {
     /// Connection variables of a running process (`/proc/PID/environ`,
     /// whitelisted: never a password).
     env: Vec<(String, String)>,
+    /// A unit an administrator installed (always listed).
+    local_unit: bool,
+    /// A script it runs could not be read (it might do anything: listed).
+    script_unread: bool,
 }
 
 /// The script of one round: the framing prelude, the PATH prefix, `body`.
@@ -638,6 +718,7 @@ pub async fn discover(
                 && why != NOT_A_SCRIPT
             {
                 e.svc.notes.push(format!("script '{p}' not read: {why}"));
+                e.script_unread = true;
             }
         }
         e.svc.scripts = closure
@@ -670,11 +751,9 @@ pub async fn discover(
                 || !e.svc.hazards.is_empty()
                 || e.svc.inventory.is_some()
                 || e.svc.target_unclear.is_some()
-                || e.svc.notes.iter().any(|n| n.starts_with("script '"));
+                || e.script_unread;
             match e.svc.kind {
-                ServiceKind::Systemd | ServiceKind::Timer => {
-                    relevant || e.svc.notes.iter().any(|n| n == "local unit")
-                }
+                ServiceKind::Systemd | ServiceKind::Timer => relevant || e.local_unit,
                 ServiceKind::Container => true,
                 ServiceKind::Cron | ServiceKind::Process => relevant,
             }
@@ -691,7 +770,6 @@ pub async fn discover(
         let paired = e.triggers.as_ref().is_some_and(|t| kept_units.contains(t));
         if k || paired {
             let mut svc = e.svc.clone();
-            svc.notes.retain(|n| n != "local unit");
             clean_service(&mut svc);
             d.services.push(svc);
         }
@@ -839,6 +917,16 @@ fn clean_service(s: &mut Service) {
     s.mounts.iter_mut().for_each(fix);
     s.scripts.iter_mut().for_each(fix);
     s.notes.iter_mut().for_each(fix);
+    for o in &mut s.facts.starter_of {
+        fix(&mut o.script);
+        fix(&mut o.location);
+    }
+    if let Some(c) = &mut s.facts.cron_line {
+        fix(&mut c.file);
+    }
+    if let Some(StartedBy::Unit { unit }) = &mut s.facts.started_by {
+        fix(unit);
+    }
     for h in &mut s.hazards {
         fix(&mut h.evidence);
         fix(&mut h.location);
@@ -922,9 +1010,7 @@ fn unit_entry(u: &UnitProps, ctx: &ScanCtx) -> Option<Entry> {
     );
     svc.state = format!("{active_state} ({})", u.get("SubState").unwrap_or("?"));
     svc.enabled = u.get("UnitFileState").map(|s| s.starts_with("enabled"));
-    if systemd::is_local_unit(u) {
-        svc.notes.push("local unit".into());
-    }
+    let local_unit = systemd::is_local_unit(u);
     svc.user = u.get("User").map(str::to_string);
     svc.started_at = u
         .get("ExecMainStartTimestamp")
@@ -992,6 +1078,8 @@ fn unit_entry(u: &UnitProps, ctx: &ScanCtx) -> Option<Entry> {
         triggered_by_timer,
         mechanism: true,
         env: Vec::new(),
+        local_unit,
+        script_unread: false,
     })
 }
 
@@ -1015,6 +1103,12 @@ fn cron_entry(c: CronEntry, ctx: &ScanCtx, cron_running: bool) -> Entry {
         format!("{}:{}", c.file, c.line)
     };
     let mut svc = Service::new(short, ServiceKind::Cron, source.clone());
+    if c.line > 0 {
+        svc.facts.cron_line = Some(CronLine {
+            file: c.file.clone(),
+            line: c.line,
+        });
+    }
     svc.active = cron_running;
     svc.state = if cron_running {
         "scheduled".into()
@@ -1042,6 +1136,8 @@ fn cron_entry(c: CronEntry, ctx: &ScanCtx, cron_running: bool) -> Entry {
         triggered_by_timer: false,
         mechanism: true,
         env: Vec::new(),
+        local_unit: false,
+        script_unread: false,
     }
 }
 
@@ -1061,7 +1157,9 @@ fn container_entry(tool: &str, c: &Container, ctx: &ScanCtx) -> Entry {
     svc.image = Some(c.image.clone()).filter(|i| !i.is_empty());
     svc.mounts = c.mounts.clone();
     svc.command = (!c.command.is_empty()).then(|| c.command.join(" "));
+    svc.facts.container_tool = Some(tool.to_string());
     if let Some(db) = &c.serves_db {
+        svc.facts.db_server = true;
         svc.notes.push(format!(
             "PostgreSQL server (database '{db}'); its data lives in: {}",
             if c.mounts.is_empty() {
@@ -1093,6 +1191,8 @@ fn container_entry(tool: &str, c: &Container, ctx: &ScanCtx) -> Entry {
         triggered_by_timer: false,
         mechanism: false,
         env: Vec::new(),
+        local_unit: false,
+        script_unread: false,
     }
 }
 
@@ -1157,8 +1257,9 @@ fn process_entry(
     // names the same script is an instance of that mechanism, not one more.
     let script = f.scripts.first().map(|(s, _)| s.clone());
     let mut mechanism = true;
+    let mut started_by = None;
     if let Some(u) = chain.iter().find_map(|pid| main_pids.get(pid)) {
-        svc.notes.push(format!("started by systemd unit {u}"));
+        started_by = Some(StartedBy::Unit { unit: u.clone() });
         mechanism = false;
     } else if let Some(c) = chain[1..].iter().find_map(|pid| {
         procs.iter().find(|q| {
@@ -1168,12 +1269,16 @@ fn process_entry(
                         && script.as_ref().is_some_and(|s| q.args.contains(s.as_str())))
         })
     }) {
-        if is_cron(&c.args) {
-            svc.notes.push("started by cron".into());
+        started_by = Some(if is_cron(&c.args) {
+            StartedBy::Cron
         } else {
-            svc.notes.push(format!("started by pid {}", c.pid));
-        }
+            StartedBy::Pid { pid: c.pid }
+        });
         mechanism = false;
+    }
+    if let Some(by) = started_by {
+        svc.notes.push(by.to_string());
+        svc.facts.started_by = Some(by);
     }
     svc.databases_reached = f.refs.clone();
     svc.hazards = f.hazards.clone();
@@ -1187,6 +1292,8 @@ fn process_entry(
         triggered_by_timer: false,
         mechanism,
         env: env.to_vec(),
+        local_unit: false,
+        script_unread: false,
     }
 }
 
@@ -1254,6 +1361,8 @@ fn merge_inventory(entries: &mut Vec<Entry>, spec: &ServiceSpec, ctx: &ScanCtx) 
         triggered_by_timer: false,
         mechanism: true,
         env: Vec::new(),
+        local_unit: false,
+        script_unread: false,
     });
 }
 
@@ -1618,6 +1727,13 @@ fn redundancy(
             names.join("; ")
         );
         for (i, _, line, loc) in &starters {
+            let of = StarterOf {
+                script: script.clone(),
+                location: loc.clone(),
+            };
+            if !entries[*i].svc.facts.starter_of.contains(&of) {
+                entries[*i].svc.facts.starter_of.push(of);
+            }
             let h = Hazard {
                 kind: HazardKind::RedundantStart,
                 evidence: line.clone(),
@@ -1745,6 +1861,8 @@ mod tests {
                 triggered_by_timer: false,
                 mechanism: false,
                 env: Vec::new(),
+                local_unit: false,
+                script_unread: false,
             }
         };
         let mut entries = vec![
