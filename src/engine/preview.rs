@@ -4,7 +4,10 @@
 
 use std::path::Path;
 
-use super::types::{ActionRequest, DbTarget, MergePolicy, MergeTx, SwapRequest};
+use super::types::{
+    ActionRequest, DbTarget, MARK_COMPLETE, MARK_INCOMPLETE, MergePolicy, MergeTx, STOP_GRACE_S,
+    SwapRequest,
+};
 use crate::inventory::{ServiceKind, ServiceSpec};
 
 /// A quoted SQL identifier: `"name"` with `"` doubled. The one helper.
@@ -119,7 +122,7 @@ fn stop_commands(s: &ServiceSpec) -> String {
             };
             format!(
                 "{on}{which}: kill -s STOP (every process of the step first), then kill -s TERM its process group (the process alone when it leads none), kill -s KILL after {} s",
-                crate::actions::hosts::STOP_GRACE_S
+                STOP_GRACE_S
             )
         }
     }
@@ -204,7 +207,7 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                 quote_ident(&r.target_db),
                 r.database.server(),
                 quote_ident(r.database.dbname()),
-                crate::restore::MARK_INCOMPLETE
+                MARK_INCOMPLETE
             ),
             format!(
                 "on {}, by the format its first bytes show: cat -- {} (plain SQL; gzip is inflated here), or pg_restore -f - -- {} (custom, directory or tar archive); the stream (catalog '{}') runs through lifeline's executor into {} with {} job(s)",
@@ -217,7 +220,7 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
             ),
             format!(
                 "only when every statement ran: mark it '{}'",
-                crate::restore::MARK_COMPLETE
+                MARK_COMPLETE
             ),
             format!("the live database {} is not touched", r.database.display()),
         ],
@@ -238,7 +241,7 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                 format!(
                     "refuse unless the comment of {} starts with '{}' (restore::target_status)",
                     quote_ident(&s.restored),
-                    crate::restore::MARK_COMPLETE
+                    MARK_COMPLETE
                 ),
                 format!(
                     "{TERMINATE_SQL}  -- $1 = {{{},{}}}",
@@ -310,7 +313,7 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                             _ => format!(
                                 "on {}: {}",
                                 x.host,
-                                crate::actions::hosts::start_commands(x).join("; ")
+                                x.undo_commands().join("; ")
                             ),
                         }
                     }

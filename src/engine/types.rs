@@ -10,6 +10,53 @@ use serde_json::{Value, json};
 
 use crate::inventory::{CatalogSpec, DatabaseSpec, HostSpec, PgUrl, ServiceKind, ServiceSpec};
 
+/// Seconds a process group gets between TERM and KILL (stop-services).
+pub const STOP_GRACE_S: u64 = 10;
+/// Start of the comment of a restore target that is not (yet) a whole restore.
+pub const MARK_INCOMPLETE: &str = "lifeline: restore INCOMPLETE";
+/// Start of the comment of a restore target whose restore finished.
+pub const MARK_COMPLETE: &str = "lifeline: restore complete";
+
+/// One end of the damage window: a backup (or sample) and its time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    pub what: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Between the last healthy evidence and the first damaged one after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DamageWindow {
+    pub after: Option<Seen>,
+    pub before: Option<Seen>,
+    /// A better guess inside the window, and how it was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub likely: Option<Seen>,
+}
+
+impl DamageWindow {
+    /// `damaged between A and B, most likely C (table files re-created)`.
+    pub fn describe(&self) -> String {
+        let t = |s: &Seen| s.at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        let mut m = match (&self.after, &self.before) {
+            (Some(a), Some(b)) => format!(
+                "damaged between {} ({}) and {} ({})",
+                t(a),
+                a.what,
+                t(b),
+                b.what
+            ),
+            (Some(a), None) => format!("damaged after {} ({})", t(a), a.what),
+            (None, Some(b)) => format!("damaged before {} ({})", t(b), b.what),
+            (None, None) => "no evidence of when the damage happened".into(),
+        };
+        if let Some(c) = &self.likely {
+            m.push_str(&format!(", most likely {} ({})", t(c), c.what));
+        }
+        m
+    }
+}
+
 /// A database as the inventory names it, resolved to where it is.
 #[derive(Debug, Clone)]
 pub struct DbTarget {
@@ -142,6 +189,39 @@ pub struct StoppedService {
     /// Discovered as a hazard (pg_dump --clean elsewhere, auto-restore, `down -v`, ...).
     #[serde(default)]
     pub hazard: bool,
+}
+
+impl StoppedService {
+    /// The commands that undo the stop of a unit (unmask, enable, start
+    /// what was masked, disabled, stopped) or a container (`TOOL start`).
+    /// Empty for cron lines and processes: start-services builds those
+    /// from the kept copy and the inventory's start command.
+    pub fn undo_commands(&self) -> Vec<String> {
+        match self.kind {
+            ServiceKind::Systemd | ServiceKind::Timer => {
+                let mut v = Vec::new();
+                for (stop, start) in [("mask", "unmask"), ("disable", "enable"), ("stop", "start")]
+                {
+                    for c in &self.commands {
+                        if let Some(u) = c.strip_prefix(&format!("systemctl {stop} ")) {
+                            v.push(format!("systemctl {start} {u}"));
+                        }
+                    }
+                }
+                v
+            }
+            ServiceKind::Container => self
+                .commands
+                .iter()
+                .filter_map(|c| {
+                    let (tool, rest) = c.split_once(' ')?;
+                    let name = rest.strip_prefix("stop ")?;
+                    Some(format!("{tool} start {name}"))
+                })
+                .collect(),
+            ServiceKind::Cron | ServiceKind::Process => Vec::new(),
+        }
+    }
 }
 
 /// Something that was active at the end of the hold.
@@ -289,7 +369,7 @@ pub struct PickOutcome {
     pub baseline_source: String,
     /// The damage window derived from the evidence, in words and as data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window: Option<crate::catalog::label::DamageWindow>,
+    pub window: Option<DamageWindow>,
     /// Corrections the evidence forced (e.g. an incident time too late).
     #[serde(default)]
     pub warnings: Vec<String>,

@@ -17,8 +17,6 @@ use crate::inventory::{Inventory, ServiceKind, ServiceSpec};
 use crate::probe::{CronLine, Discovery, Service, StartedBy};
 use crate::transport::{ExecOptions, Host, shell_quote};
 
-/// Seconds a process group gets between TERM and KILL.
-pub const STOP_GRACE_S: u64 = 10;
 /// How often the hold probes again.
 const POLL: Duration = Duration::from_secs(2);
 /// Tries to continue frozen processes after a failed stop (POLL apart).
@@ -223,26 +221,7 @@ fn kill_command(target: &str) -> String {
 /// whose start command is the inventory's).
 pub fn start_commands(s: &StoppedService) -> Vec<String> {
     match s.kind {
-        ServiceKind::Systemd | ServiceKind::Timer => {
-            let mut v = Vec::new();
-            for (stop, start) in [("mask", "unmask"), ("disable", "enable"), ("stop", "start")] {
-                for c in &s.commands {
-                    if let Some(u) = c.strip_prefix(&format!("systemctl {stop} ")) {
-                        v.push(format!("systemctl {start} {u}"));
-                    }
-                }
-            }
-            v
-        }
-        ServiceKind::Container => s
-            .commands
-            .iter()
-            .filter_map(|c| {
-                let (tool, rest) = c.split_once(' ')?;
-                let name = rest.strip_prefix("stop ")?;
-                Some(format!("{tool} start {name}"))
-            })
-            .collect(),
+        ServiceKind::Systemd | ServiceKind::Timer | ServiceKind::Container => s.undo_commands(),
         ServiceKind::Cron => match (cron_source(&s.name), &s.original_kept) {
             (Some((file, line)), Some(k)) => {
                 vec![cron_start_command(&file, &[line], stamp_of(k), None)]
@@ -929,7 +908,7 @@ async fn targets(h: &Host, how: &How) -> Result<Vec<Target>, ActionError> {
     let ps = read(h, PS_CMD).await?;
     let (me, my_group) = if h.is_local() {
         let me = std::process::id();
-        (Some(me), crate::lab::procs::pgid(me))
+        (Some(me), crate::transport::process_group(me))
     } else {
         (None, None)
     };
@@ -1694,7 +1673,12 @@ mod tests {
         // unit's process goes with its unit. The server is never stopped.
         assert_eq!(
             names,
-            ["sync-watch.timer", "/etc/cron.d/sync:3", "worker.service", "app"],
+            [
+                "sync-watch.timer",
+                "/etc/cron.d/sync:3",
+                "worker.service",
+                "app"
+            ],
             "{plan:#?}"
         );
         assert!(
