@@ -24,6 +24,7 @@ pub mod probe;
 pub mod redact;
 pub mod restore;
 pub mod runbook;
+pub mod runtime;
 pub mod samples;
 pub mod sandbox;
 pub mod state;
