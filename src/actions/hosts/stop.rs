@@ -1268,23 +1268,77 @@ async fn unfreeze_after(
     ActionError::Failed(format!("{e}; {}", said.join("; ")))
 }
 
+/// stop-services, in named phases: plan (from discovery's facts), freeze,
+/// stop, hold, writes during the hold.
 pub async fn stop_services(
     a: &RealActions,
     req: &StopRequest,
     out: &Output,
 ) -> Result<StopOutcome, ActionError> {
     let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let host_names = stop_hosts(req);
+    // 1. Look before touching anything, and say the plan.
+    let (mut items, plan) = make_plan(a, req, &host_names, out).await?;
+    let mut watch = match &req.database {
+        Some(db) => DbWatch::open(a, db, &host_names, out).await?,
+        None => None,
+    };
+    // 2. Freeze every process first, so no restarter among them can act
+    //    while the others are being stopped.
+    let (frozen, mut guard) = freeze(a, &mut items, out).await?;
+    // 3. Stop. If that fails part way, the frozen processes are not left
+    //    frozen: they are continued, or reported as still frozen.
+    let stopped = match stop_all(a, &items, &stamp, out).await {
+        Ok(v) => v,
+        Err(e) => {
+            guard.frozen.clear();
+            return Err(unfreeze_after(a, &frozen, e, out).await);
+        }
+    };
+    // Every frozen process got TERM (with CONT) or KILL.
+    guard.frozen.clear();
+    journal_frozen_ended(&frozen, out).await;
+    // 4. Hold: probe again every few seconds; what comes back is stopped
+    //    again (to limit the damage) and fails the hold all the same.
+    if let Some(w) = &mut watch
+        && !w.rebase(out).await
+    {
+        watch = None;
+    }
+    let held = hold(a, req, &host_names, &items, watch.as_ref(), out).await?;
+    // 5. What was written during the hold.
+    let table_writes = writes_during_hold(watch.as_ref(), out).await;
+    Ok(StopOutcome {
+        plan,
+        stopped,
+        held_s: req.hold_s,
+        still_active: held.still_active,
+        write_sessions: held.sessions.into_values().collect(),
+        table_writes,
+    })
+}
+
+/// The hosts a stop looks at: the step's, and those of its services.
+fn stop_hosts(req: &StopRequest) -> Vec<String> {
     let mut host_names: Vec<String> = req.hosts.iter().map(|h| h.name.clone()).collect();
     for s in &req.services {
         host_names.push(s.host.get_ref().clone());
     }
     host_names.sort();
     host_names.dedup();
+    host_names
+}
 
-    // 1. Look before touching anything: a host that cannot be seen fails the step.
-    let disc = discover_hosts(a, &host_names, out).await?;
-    // The plan is computed from discovery's typed facts only (never from
-    // the sentences it renders for people).
+/// Phase 1: discovery, the plan from its typed facts (never from the
+/// sentences it renders for people), the answers file's edits, and the
+/// plan said (STOP and LEAVE lines) before anything is touched.
+async fn make_plan(
+    a: &RealActions,
+    req: &StopRequest,
+    host_names: &[String],
+    out: &Output,
+) -> Result<(Vec<Item>, Vec<PlanEntry>), ActionError> {
+    let disc = discover_hosts(a, host_names, out).await?;
     let mut p = plan_writers(a.inventory(), req, &disc);
     p.say(out);
     plan_cron_files(a, &mut p, &disc, out).await?;
@@ -1300,14 +1354,18 @@ pub async fn stop_services(
         req.database.as_ref().map(|d| d.name.as_str()),
         out,
     );
+    Ok((items, plan))
+}
 
-    let mut watch = match &req.database {
-        Some(db) => DbWatch::open(a, db, &host_names, out).await?,
-        None => None,
-    };
-
-    // 2. Freeze every process first, so no restarter among them can act
-    //    while the others are being stopped.
+/// Phase 2: the process groups of every process item, journaled (fsynced)
+/// per host before `kill -s STOP`; a discovered process an inventory
+/// service already names is dropped as that service. The guard continues
+/// them should the stop be dropped before they are ended.
+async fn freeze(
+    a: &RealActions,
+    items: &mut Vec<Item>,
+    out: &Output,
+) -> Result<(BTreeMap<String, Vec<String>>, FreezeGuard), ActionError> {
     let mut declared: BTreeSet<(String, u32)> = BTreeSet::new();
     for it in items
         .iter()
@@ -1372,19 +1430,12 @@ pub async fn stop_services(
             return Err(unfreeze_after(a, &frozen, e, out).await);
         }
     }
+    Ok((frozen, guard))
+}
 
-    // 3. Stop. If that fails part way, the frozen processes are not left
-    //    frozen: they are continued, or reported as still frozen.
-    let stopped = match stop_all(a, &items, &stamp, out).await {
-        Ok(v) => v,
-        Err(e) => {
-            guard.frozen.clear();
-            return Err(unfreeze_after(a, &frozen, e, out).await);
-        }
-    };
-    // Every frozen process got TERM (with CONT) or KILL.
-    guard.frozen.clear();
-    for (host, args) in &frozen {
+/// After phase 3: the journal says the frozen pids were ended.
+async fn journal_frozen_ended(frozen: &BTreeMap<String, Vec<String>>, out: &Output) {
+    for (host, args) in frozen {
         if let Err(e) = out
             .journal(super::frozen::resolved_entry(host, args, "ended"))
             .await
@@ -1394,110 +1445,38 @@ pub async fn stop_services(
             ));
         }
     }
+}
 
-    // 4. Hold: probe again every few seconds; what comes back is stopped
-    //    again (to limit the damage) and fails the hold all the same.
-    if let Some(w) = &mut watch
-        && !w.rebase(out).await
-    {
-        watch = None;
-    }
+/// What the hold saw: services back or never stopped, write sessions.
+struct Held {
+    still_active: Vec<ActiveService>,
+    sessions: BTreeMap<i32, WriteSession>,
+}
+
+/// Phase 4: rounds of discovery (and of the database's write sessions)
+/// until `req.hold_s` is over.
+async fn hold(
+    a: &RealActions,
+    req: &StopRequest,
+    host_names: &[String],
+    items: &[Item],
+    watch: Option<&DbWatch>,
+    out: &Output,
+) -> Result<Held, ActionError> {
     out.line(format!("holding {} s", req.hold_s));
     let t0 = Instant::now();
     let hold = Duration::from_secs(req.hold_s);
-    let mut still_active: Vec<ActiveService> = Vec::new();
-    let mut sessions: BTreeMap<i32, WriteSession> = BTreeMap::new();
+    let mut held = Held {
+        still_active: Vec::new(),
+        sessions: BTreeMap::new(),
+    };
     loop {
         let at = t0.elapsed().as_secs();
-        for h in &host_names {
-            let d = match discover_on(a, h).await {
-                Ok(d) => d,
-                Err(e) => {
-                    still_active.push(ActiveService {
-                        name: format!("host {h}"),
-                        host: h.clone(),
-                        kind: ServiceKind::Process,
-                        detail: format!("could not be probed during the hold: {e}"),
-                    });
-                    continue;
-                }
-            };
-            for it in items.iter().filter(|i| &i.host == h) {
-                let db = req.database.as_ref().map(|d| d.name.as_str());
-                if let Some(why) = is_back(a, it, &d, db).await? {
-                    out.line(format!("+{at} s: '{}' on {h} is BACK: {why}", it.name));
-                    if !still_active
-                        .iter()
-                        .any(|s| s.name == it.name && &s.host == h)
-                    {
-                        still_active.push(still(
-                            it,
-                            format!(
-                                "{why} (+{at} s); something restarts it: find it and stop it too"
-                            ),
-                        ));
-                    }
-                    if matches!(it.how, How::Process { .. }) {
-                        stop_item(a, it, out).await?;
-                    }
-                }
-            }
-            if let Some(db) = &req.database {
-                for s in d
-                    .services
-                    .iter()
-                    .filter(|s| reaches(s, db) && !is_db_server(s))
-                {
-                    // A cron line is live while it is in a file; an inventory
-                    // service discovery did not find is "not running".
-                    let running = match s.kind {
-                        ServiceKind::Cron => s.state != "not running",
-                        _ => s.active,
-                    };
-                    let known = items.iter().any(|i| {
-                        &i.host == h
-                            && (i.name == s.name
-                                || i.name == s.source
-                                || s.inventory.as_deref() == Some(i.name.as_str()))
-                    });
-                    if running
-                        && !known
-                        && !still_active
-                            .iter()
-                            .any(|x| x.name == s.name && &x.host == h)
-                    {
-                        out.line(format!(
-                            "+{at} s: '{}' on {h} writes to '{}' and runs: {}",
-                            s.name, db.name, s.state
-                        ));
-                        still_active.push(ActiveService {
-                            name: s.name.clone(),
-                            host: h.clone(),
-                            kind: s.kind,
-                            detail: format!("{} (+{at} s), not stopped by this step", s.state),
-                        });
-                    }
-                }
-            }
+        for h in host_names {
+            hold_round_host(a, req, h, items, at, &mut held.still_active, out).await?;
         }
-        if let Some(w) = &watch {
-            match w.writers(&a.redactor).await {
-                Ok(v) => {
-                    for s in v {
-                        if !sessions.contains_key(&s.pid) {
-                            out.line(format!(
-                                "+{at} s: write session pid {} from {} ({}): {}",
-                                s.pid,
-                                s.client_addr.as_deref().unwrap_or("local socket"),
-                                s.application_name.as_deref().unwrap_or(""),
-                                s.query.as_deref().unwrap_or("")
-                            ));
-                        }
-                        sessions.insert(s.pid, s);
-                    }
-                }
-                Err(e) => out.line(format!("+{at} s: sessions not readable: {e}")),
-            }
+        if let Some(w) = watch {
+            hold_round_sessions(a, w, at, &mut held.sessions, out).await;
         }
         let left = hold.saturating_sub(t0.elapsed());
         if left.is_zero() {
@@ -1510,8 +1489,122 @@ pub async fn stop_services(
         );
         tokio::time::sleep(left.min(POLL)).await;
     }
+    Ok(held)
+}
+
+/// One hold round on host `h`: an item back is stopped again (a process)
+/// and recorded; a writer of the database the step did not stop is recorded.
+async fn hold_round_host(
+    a: &RealActions,
+    req: &StopRequest,
+    h: &String,
+    items: &[Item],
+    at: u64,
+    still_active: &mut Vec<ActiveService>,
+    out: &Output,
+) -> Result<(), ActionError> {
+    let d = match discover_on(a, h).await {
+        Ok(d) => d,
+        Err(e) => {
+            still_active.push(ActiveService {
+                name: format!("host {h}"),
+                host: h.clone(),
+                kind: ServiceKind::Process,
+                detail: format!("could not be probed during the hold: {e}"),
+            });
+            return Ok(());
+        }
+    };
+    for it in items.iter().filter(|i| &i.host == h) {
+        let db = req.database.as_ref().map(|d| d.name.as_str());
+        if let Some(why) = is_back(a, it, &d, db).await? {
+            out.line(format!("+{at} s: '{}' on {h} is BACK: {why}", it.name));
+            if !still_active
+                .iter()
+                .any(|s| s.name == it.name && &s.host == h)
+            {
+                still_active.push(still(
+                    it,
+                    format!("{why} (+{at} s); something restarts it: find it and stop it too"),
+                ));
+            }
+            if matches!(it.how, How::Process { .. }) {
+                stop_item(a, it, out).await?;
+            }
+        }
+    }
+    let Some(db) = &req.database else {
+        return Ok(());
+    };
+    for s in d
+        .services
+        .iter()
+        .filter(|s| reaches(s, db) && !is_db_server(s))
+    {
+        // A cron line is live while it is in a file; an inventory
+        // service discovery did not find is "not running".
+        let running = match s.kind {
+            ServiceKind::Cron => s.state != "not running",
+            _ => s.active,
+        };
+        let known = items.iter().any(|i| {
+            &i.host == h
+                && (i.name == s.name
+                    || i.name == s.source
+                    || s.inventory.as_deref() == Some(i.name.as_str()))
+        });
+        if running
+            && !known
+            && !still_active
+                .iter()
+                .any(|x| x.name == s.name && &x.host == h)
+        {
+            out.line(format!(
+                "+{at} s: '{}' on {h} writes to '{}' and runs: {}",
+                s.name, db.name, s.state
+            ));
+            still_active.push(ActiveService {
+                name: s.name.clone(),
+                host: h.clone(),
+                kind: s.kind,
+                detail: format!("{} (+{at} s), not stopped by this step", s.state),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One hold round of the database's write sessions (each said once).
+async fn hold_round_sessions(
+    a: &RealActions,
+    w: &DbWatch,
+    at: u64,
+    sessions: &mut BTreeMap<i32, WriteSession>,
+    out: &Output,
+) {
+    match w.writers(&a.redactor).await {
+        Ok(v) => {
+            for s in v {
+                if !sessions.contains_key(&s.pid) {
+                    out.line(format!(
+                        "+{at} s: write session pid {} from {} ({}): {}",
+                        s.pid,
+                        s.client_addr.as_deref().unwrap_or("local socket"),
+                        s.application_name.as_deref().unwrap_or(""),
+                        s.query.as_deref().unwrap_or("")
+                    ));
+                }
+                sessions.insert(s.pid, s);
+            }
+        }
+        Err(e) => out.line(format!("+{at} s: sessions not readable: {e}")),
+    }
+}
+
+/// Phase 5: the row writes per table during the hold (non-zero only).
+async fn writes_during_hold(watch: Option<&DbWatch>, out: &Output) -> BTreeMap<String, i64> {
     let mut table_writes = BTreeMap::new();
-    if let Some(w) = &watch {
+    if let Some(w) = watch {
         match w.table_writes().await {
             Ok(t) => table_writes = t,
             Err(e) => out.line(format!(
@@ -1522,14 +1615,7 @@ pub async fn stop_services(
     for (t, n) in table_writes.iter().filter(|(_, n)| **n != 0) {
         out.line(format!("{n} row write(s) to '{t}' during the hold"));
     }
-    Ok(StopOutcome {
-        plan,
-        stopped,
-        held_s: req.hold_s,
-        still_active,
-        write_sessions: sessions.into_values().collect(),
-        table_writes: table_writes.into_iter().filter(|(_, n)| *n != 0).collect(),
-    })
+    table_writes.into_iter().filter(|(_, n)| *n != 0).collect()
 }
 
 #[cfg(test)]
