@@ -189,9 +189,33 @@ pub struct StoppedService {
     /// Discovered as a hazard (pg_dump --clean elsewhere, auto-restore, `down -v`, ...).
     #[serde(default)]
     pub hazard: bool,
+    /// For cron: the line commented out, as data (start-services reads this,
+    /// never the name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_line: Option<CronLine>,
+}
+
+/// One cron job line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronLine {
+    /// The file, or `crontab -l -u USER` for a user crontab.
+    pub file: String,
+    pub line: usize,
 }
 
 impl StoppedService {
+    /// The cron line this stop commented out: the typed record; for a
+    /// record journaled before it existed (a resumed older run), the
+    /// `file:line` its name was written as.
+    pub fn cron_at(&self) -> Option<(String, usize)> {
+        if let Some(c) = &self.cron_line {
+            return Some((c.file.clone(), c.line));
+        }
+        let (f, l) = self.name.rsplit_once(':')?;
+        let n: usize = l.parse().ok()?;
+        (n > 0).then(|| (f.to_string(), n))
+    }
+
     /// The commands that undo the stop of a unit (unmask, enable, start
     /// what was masked, disabled, stopped) or a container (`TOOL start`).
     /// Empty for cron lines and processes: start-services builds those

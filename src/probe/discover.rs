@@ -175,13 +175,8 @@ pub struct StarterOf {
     pub location: String,
 }
 
-/// One cron job line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CronLine {
-    /// The file, or `crontab -l -u USER` for a user crontab.
-    pub file: String,
-    pub line: usize,
-}
+/// One cron job line (the engine's type: a stop records it as it is).
+pub use crate::engine::types::CronLine;
 
 impl Service {
     pub(crate) fn new(name: String, kind: ServiceKind, source: String) -> Self {

@@ -222,7 +222,7 @@ fn kill_command(target: &str) -> String {
 pub fn start_commands(s: &StoppedService) -> Vec<String> {
     match s.kind {
         ServiceKind::Systemd | ServiceKind::Timer | ServiceKind::Container => s.undo_commands(),
-        ServiceKind::Cron => match (cron_source(&s.name), &s.original_kept) {
+        ServiceKind::Cron => match (s.cron_at(), &s.original_kept) {
             (Some((file, line)), Some(k)) => {
                 vec![cron_start_command(&file, &[line], stamp_of(k), None)]
             }
@@ -230,13 +230,6 @@ pub fn start_commands(s: &StoppedService) -> Vec<String> {
         },
         ServiceKind::Process => Vec::new(),
     }
-}
-
-/// `file:line` of a cron entry's source.
-pub(super) fn cron_source(source: &str) -> Option<(String, usize)> {
-    let (f, l) = source.rsplit_once(':')?;
-    let n: usize = l.parse().ok()?;
-    (n > 0).then(|| (f.to_string(), n))
 }
 
 fn rank(kind: ServiceKind) -> u8 {
@@ -1168,6 +1161,13 @@ async fn stop_all(
             kept_inode: kept.as_ref().map(|k| k.inode),
             kept_sha256: kept.map(|k| k.sha256),
             hazard: it.hazard,
+            cron_line: match &it.how {
+                How::Cron { file, line } => Some(CronLine {
+                    file: file.clone(),
+                    line: *line,
+                }),
+                _ => None,
+            },
         });
     }
 
@@ -1748,6 +1748,40 @@ mod tests {
     }
 
     #[test]
+    fn start_finds_a_stopped_cron_line_by_its_record_not_its_name() {
+        let s = StoppedService {
+            name: "the sync job, as a person calls it".into(),
+            host: "h".into(),
+            kind: ServiceKind::Cron,
+            commands: vec!["(the stop command)".into()],
+            original_kept: Some(
+                "/var/lib/lifeline/kept/cron-sync.lifeline-20261206T001500Z.Ab3dEf9h1K".into(),
+            ),
+            kept_inode: Some(12),
+            kept_sha256: Some("0".repeat(64)),
+            hazard: false,
+            cron_line: Some(CronLine {
+                file: "/etc/cron.d/sync".into(),
+                line: 3,
+            }),
+        };
+        let c = start_commands(&s);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(
+            c[0].contains("3s/^# lifeline-off 20261206T001500Z: //"),
+            "{c:?}"
+        );
+        assert!(c[0].ends_with("/etc/cron.d/sync"), "{c:?}");
+        // A record journaled before the typed line existed: its name was `file:line`.
+        let old = StoppedService {
+            name: "/etc/cron.d/sync:3".into(),
+            cron_line: None,
+            ..s.clone()
+        };
+        assert_eq!(start_commands(&old), c);
+    }
+
+    #[test]
     fn the_stop_plan_is_computed_from_facts_never_from_sentences() {
         let (inv, req, disc) = seam_discovery();
         let plan = seam_plan(&inv, &req, &disc);
@@ -1878,6 +1912,7 @@ mod tests {
             kept_inode: None,
             kept_sha256: None,
             hazard: false,
+            cron_line: None,
         };
         assert_eq!(
             s.commands,
