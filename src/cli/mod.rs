@@ -1,7 +1,6 @@
-//! The CLI edge: one file per subcommand, each turning parsed arguments
-//! into a call of the library and an exit code; the shared pieces (exit
-//! codes, where the inventory and the state are, the one inventory loader
-//! with its messages) live here. Never holds logic of its own.
+//! The CLI edge: one file per subcommand turning parsed arguments into a
+//! library call and an exit code; shared here: exit codes, where the
+//! inventory and state are, the inventory loader. Never holds logic.
 
 pub mod args;
 pub mod backups;
