@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::catalog::content::{self, Assessment, SampleCounts, ScanCache};
 use crate::catalog::{self, CatalogReport};
-use crate::inventory::{Inventory, InventoryError};
+use crate::inventory::NO_INVENTORY;
 use crate::redact::Redactor;
 use crate::state::StateDir;
 use crate::transport::Hosts;
@@ -39,27 +39,23 @@ struct Listed {
 pub fn cli(args: BackupsArgs<'_>, redactor: &Redactor) -> u8 {
     let say = |s: &str| eprintln!("{}", crate::term::visible_text(&redactor.redact(s)));
     let Some(path) = args.inventory else {
-        say(
-            "error: no inventory: pass -i PATH, create ./lifeline.toml, or set LIFELINE_INVENTORY (see README, 'Inventory')",
-        );
+        say(NO_INVENTORY);
         return EXIT_USAGE;
     };
-    let inv = match Inventory::load(path) {
-        Ok(inv) => inv,
-        Err(InventoryError::Invalid(diags)) => {
-            for d in &diags.0 {
-                say(&d.to_string());
+    let inv = match crate::inventory::open(path, redactor) {
+        Ok((inv, warnings)) => {
+            for w in warnings {
+                tracing::debug!("{w}");
+            }
+            inv
+        }
+        Err(e) => {
+            for l in e.report(path, None) {
+                say(&l);
             }
             return EXIT_USAGE;
         }
-        Err(e) => {
-            say(&format!("error: {e}"));
-            return EXIT_USAGE;
-        }
     };
-    for w in inv.register_secrets(redactor) {
-        tracing::debug!("{w}");
-    }
     let specs: Vec<_> = inv
         .backups
         .iter()
@@ -105,7 +101,7 @@ pub fn cli(args: BackupsArgs<'_>, redactor: &Redactor) -> u8 {
             }
         }
     };
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = match crate::runtime::build() {
         Ok(rt) => rt,
         Err(e) => {
             say(&format!("error: cannot start the async runtime: {e}"));

@@ -14,7 +14,7 @@ use crate::engine::driver::{Engine, NoJournal, Recorder};
 use crate::engine::events::{EngineEvent, Question, RunExit, StepView};
 use crate::engine::machine::State;
 use crate::engine::session::{RunSpec, open_dry_run, open_live};
-use crate::inventory::{Inventory, InventoryError};
+use crate::inventory::{Inventory, NO_INVENTORY};
 use crate::redact::Redactor;
 use crate::runbook::{self, Runbook, RunbookError, runbook_dir, validate_against};
 use crate::state::{StateDir, valid_incident_id};
@@ -116,11 +116,7 @@ fn print_diags(e: &dyn std::fmt::Display, what: &str) {
 
 /// `lifeline run`: returns the exit code.
 pub fn cmd_run(args: RunArgs, redactor: Redactor) -> u8 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::runtime::build() {
         Ok(rt) => rt,
         Err(e) => {
             crate::errln!("error: cannot start the async runtime: {e}");
@@ -132,27 +128,20 @@ pub fn cmd_run(args: RunArgs, redactor: Redactor) -> u8 {
 
 fn load_inventory(path: Option<&Path>, redactor: &Redactor) -> Result<Inventory, u8> {
     let Some(path) = path else {
-        crate::errln!(
-            "error: no inventory: pass -i PATH, create ./lifeline.toml, or set LIFELINE_INVENTORY (see README, 'Inventory')"
-        );
+        crate::errln!("{NO_INVENTORY}");
         return Err(EXIT_USAGE);
     };
-    match Inventory::load(path) {
-        Ok(inv) => {
-            for w in inv.register_secrets(redactor) {
+    match crate::inventory::open(path, redactor) {
+        Ok((inv, warnings)) => {
+            for w in warnings {
                 crate::errln!("warning: {w}");
             }
             Ok(inv)
         }
-        Err(InventoryError::Invalid(d)) => {
-            print_diags(
-                &d,
-                &format!("{} problem(s) in {}", d.0.len(), path.display()),
-            );
-            Err(EXIT_USAGE)
-        }
         Err(e) => {
-            crate::errln!("error: {e}");
+            for l in e.report(path, Some("")) {
+                crate::errln!("{l}");
+            }
             Err(EXIT_USAGE)
         }
     }

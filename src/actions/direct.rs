@@ -29,6 +29,14 @@ pub struct DirectActions {
     pub pg_bin: Option<PathBuf>,
 }
 
+/// An action `DirectActions` cannot do: it needs the inventory (`RealActions`).
+fn needs_inventory(action: &'static str) -> ActionError {
+    ActionError::NotWired {
+        action,
+        needs: "the inventory's hosts, services and catalogs: run it through RealActions",
+    }
+}
+
 pub(crate) fn db_error(target: &str, e: &tokio_postgres::Error) -> ActionError {
     let message = match e.as_db_error() {
         Some(d) => {
@@ -595,5 +603,76 @@ impl Actions for DirectActions {
                 Err(ActionError::Timeout(req.timeout_s))
             }
         }
+    }
+
+    async fn note(&self, text: &str, out: &Output) -> Result<StepOutcome, ActionError> {
+        Ok(crate::engine::actions::note_outcome(text, out))
+    }
+
+    /// Nothing measured: the live previews need the inventory's hosts and catalogs.
+    async fn live_preview(&self, _req: &ActionRequest) -> Result<Vec<String>, ActionError> {
+        Ok(Vec::new())
+    }
+
+    // The actions below need the inventory (hosts, services, catalogs):
+    // `RealActions` does them; here they fail before anything is done.
+    async fn probe(&self, _req: &ProbeRequest, _out: &Output) -> Result<ProbeOutcome, ActionError> {
+        Err(needs_inventory("probe"))
+    }
+
+    async fn stop_services(
+        &self,
+        _req: &StopRequest,
+        _out: &Output,
+    ) -> Result<StopOutcome, ActionError> {
+        Err(needs_inventory("stop-services"))
+    }
+
+    async fn pick_backup(
+        &self,
+        _req: &PickRequest,
+        _out: &Output,
+    ) -> Result<PickOutcome, ActionError> {
+        Err(needs_inventory("pick-backup"))
+    }
+
+    async fn restore(
+        &self,
+        _req: &RestoreRequest,
+        _out: &Output,
+    ) -> Result<RestoreOutcome, ActionError> {
+        Err(needs_inventory("restore"))
+    }
+
+    async fn reapply_owners(
+        &self,
+        _req: &ReapplyRequest,
+        _out: &Output,
+    ) -> Result<ReapplyOutcome, ActionError> {
+        Err(needs_inventory("reapply-owners"))
+    }
+
+    async fn verify(
+        &self,
+        _req: &VerifyRequest,
+        _out: &Output,
+    ) -> Result<VerifyOutcome, ActionError> {
+        Err(needs_inventory("verify"))
+    }
+
+    async fn merge_tables(
+        &self,
+        _req: &MergeRequest,
+        _out: &Output,
+    ) -> Result<MergeOutcome, ActionError> {
+        Err(needs_inventory("merge-tables"))
+    }
+
+    async fn start_services(
+        &self,
+        _req: &StartRequest,
+        _out: &Output,
+    ) -> Result<StartOutcome, ActionError> {
+        Err(needs_inventory("start-services"))
     }
 }

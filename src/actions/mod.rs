@@ -79,6 +79,10 @@ impl RealActions {
 }
 
 impl Actions for RealActions {
+    async fn note(&self, text: &str, out: &Output) -> Result<StepOutcome, ActionError> {
+        Ok(crate::engine::actions::note_outcome(text, out))
+    }
+
     async fn identity(&self, db: &DbTarget) -> Result<DbIdentity, ActionError> {
         self.direct.identity(db).await
     }

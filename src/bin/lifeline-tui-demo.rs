@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("lifeline-tui-demo"));
     let _log = lifeline::logging::init_file(&log_dir, Redactor::new());
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = match lifeline::runtime::build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("lifeline-tui-demo: cannot start the runtime: {e}");

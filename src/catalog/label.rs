@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::BackupFile;
 use super::scan::ContentScan;
+/// The damage window is engine data (the core carries it in outcomes).
+pub use crate::engine::types::{DamageWindow, Seen};
 
 /// A watched table holding less than 1/DAMAGE_RATIO of its healthy history
 /// is damaged.
@@ -245,46 +247,6 @@ pub fn label(
             s.tables.len()
         ),
     )
-}
-
-/// One end of the damage window: a backup (or sample) and its time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Seen {
-    pub what: String,
-    pub at: DateTime<Utc>,
-}
-
-/// Between the last healthy evidence and the first damaged one after it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DamageWindow {
-    pub after: Option<Seen>,
-    pub before: Option<Seen>,
-    /// A better guess inside the window, and how it was found.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub likely: Option<Seen>,
-}
-
-impl DamageWindow {
-    /// `damaged between A and B, most likely C (table files re-created)`.
-    pub fn describe(&self) -> String {
-        let t = |s: &Seen| s.at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
-        let mut m = match (&self.after, &self.before) {
-            (Some(a), Some(b)) => format!(
-                "damaged between {} ({}) and {} ({})",
-                t(a),
-                a.what,
-                t(b),
-                b.what
-            ),
-            (Some(a), None) => format!("damaged after {} ({})", t(a), a.what),
-            (None, Some(b)) => format!("damaged before {} ({})", t(b), b.what),
-            (None, None) => "no evidence of when the damage happened".into(),
-        };
-        if let Some(c) = &self.likely {
-            m.push_str(&format!(", most likely {} ({})", t(c), c.what));
-        }
-        m
-    }
 }
 
 /// The window from labelled evidence in any order: the first damaged item

@@ -247,11 +247,7 @@ fn headless(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, Console
             .map_err(|e| eprintln!("rows before the fix not read ({e}): rows lost not scored"))
             .ok()
     });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(ConsoleError::Runtime)?;
+    let rt = crate::runtime::build().map_err(ConsoleError::Runtime)?;
     let outcome = rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         // Ctrl-C, SIGTERM and a closed terminal (SIGHUP) all end the drill

@@ -111,9 +111,9 @@ impl ConsoleError {
 
 /// Loads the inventory and registers its secrets with the redactor.
 pub fn load_inventory(path: &Path, redactor: &Redactor) -> Result<Inventory, ConsoleError> {
-    match Inventory::load(path) {
-        Ok(inv) => {
-            for w in inv.register_secrets(redactor) {
+    match crate::inventory::open(path, redactor) {
+        Ok((inv, warnings)) => {
+            for w in warnings {
                 tracing::warn!("{w}");
             }
             Ok(inv)
@@ -342,11 +342,7 @@ pub fn cmd_console(args: ConsoleArgs, redactor: Redactor) -> Result<u8, ConsoleE
             source,
         }
     })?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(ConsoleError::Runtime)?;
+    let rt = crate::runtime::build().map_err(ConsoleError::Runtime)?;
     rt.block_on(run(args, inventory, state, inc, redactor))
 }
 

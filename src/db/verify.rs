@@ -15,7 +15,7 @@ use super::error::DbError;
 use super::identity::{Identity, identity, migrations};
 use super::tables::{TableRef, estimates};
 use super::{quote_ident, quote_qualified};
-use crate::inventory::{Expect, Inventory, InventoryError};
+use crate::inventory::{Expect, NO_INVENTORY};
 use crate::redact::Redactor;
 
 /// Damage fails `verify` (exit 3); a warning is reported and does not.
@@ -543,32 +543,23 @@ pub const EXIT_DAMAGE: u8 = 3;
 pub fn cli(inventory: Option<&Path>, database: &str, json: bool, redactor: &Redactor) -> u8 {
     let say = |s: &str| crate::errln!("{}", redactor.redact(s));
     let Some(path) = inventory else {
-        say(
-            "error: no inventory: pass -i PATH, create ./lifeline.toml, or set LIFELINE_INVENTORY (see README, 'Inventory')",
-        );
+        say(NO_INVENTORY);
         return EXIT_USAGE;
     };
-    let inv = match Inventory::load(path) {
-        Ok(inv) => inv,
-        Err(InventoryError::Invalid(diags)) => {
-            for d in &diags.0 {
-                say(&d.to_string());
+    let inv = match crate::inventory::open(path, redactor) {
+        Ok((inv, warnings)) => {
+            for w in warnings {
+                tracing::warn!("{w}");
             }
-            say(&format!(
-                "error: {} problem(s) in {}; run 'lifeline check'",
-                diags.0.len(),
-                path.display()
-            ));
-            return EXIT_USAGE;
+            inv
         }
         Err(e) => {
-            say(&format!("error: {e}"));
+            for l in e.report(path, Some("; run 'lifeline check'")) {
+                say(&l);
+            }
             return EXIT_USAGE;
         }
     };
-    for w in inv.register_secrets(redactor) {
-        tracing::warn!("{w}");
-    }
     let Some(spec) = inv.database(database) else {
         let known: Vec<String> = inv
             .databases
@@ -594,11 +585,7 @@ pub fn cli(inventory: Option<&Path>, database: &str, json: bool, redactor: &Reda
     };
     opts.statement_timeout = Some(opts.statement_timeout.unwrap_or(VERIFY_STATEMENT_TIMEOUT));
     opts.application_name = "lifeline verify".into();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::runtime::build() {
         Ok(rt) => rt,
         Err(e) => {
             say(&format!("error: cannot start the async runtime: {e}"));

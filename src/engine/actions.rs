@@ -149,40 +149,35 @@ impl Output {
     }
 }
 
-fn not_wired<T>(action: &'static str, needs: &'static str) -> Result<T, ActionError> {
-    Err(ActionError::NotWired { action, needs })
+/// The outcome of a `note` step: the text, said and recorded. Every
+/// implementation's `note` is this (a note touches nothing).
+pub fn note_outcome(text: &str, out: &Output) -> StepOutcome {
+    out.line(text);
+    StepOutcome::ok(text.to_string(), serde_json::json!({ "text": text }))
 }
 
-/// What the engine calls to act. Every method has a default that reports
-/// `NotWired`; an implementation overrides what it can do.
+/// What the engine calls to act. Every method is required: an
+/// implementation says for each action what it does (or which error it
+/// gives), so a new action cannot silently fall back to "not wired".
 pub trait Actions: Send + Sync {
     /// The identity of a database (system identifier, OID or absent).
     fn identity(
         &self,
         db: &DbTarget,
-    ) -> impl Future<Output = Result<DbIdentity, ActionError>> + Send {
-        let _ = db;
-        async { not_wired("identity", "src/db") }
-    }
+    ) -> impl Future<Output = Result<DbIdentity, ActionError>> + Send;
 
+    /// Says the text (see [`note_outcome`]).
     fn note(
         &self,
         text: &str,
         out: &Output,
-    ) -> impl Future<Output = Result<StepOutcome, ActionError>> + Send {
-        out.line(text);
-        let o = StepOutcome::ok(text.to_string(), serde_json::json!({ "text": text }));
-        async move { Ok(o) }
-    }
+    ) -> impl Future<Output = Result<StepOutcome, ActionError>> + Send;
 
     fn probe(
         &self,
         req: &ProbeRequest,
         out: &Output,
-    ) -> impl Future<Output = Result<ProbeOutcome, ActionError>> + Send {
-        let _ = (req, out);
-        async { not_wired("probe", "src/probe and src/db") }
-    }
+    ) -> impl Future<Output = Result<ProbeOutcome, ActionError>> + Send;
 
     /// Stop, disable, mask; then hold for `req.hold_s` and report what came
     /// back and who still writes. The engine fails the step unless
@@ -191,37 +186,25 @@ pub trait Actions: Send + Sync {
         &self,
         req: &StopRequest,
         out: &Output,
-    ) -> impl Future<Output = Result<StopOutcome, ActionError>> + Send {
-        let _ = (req, out);
-        async { not_wired("stop-services", "src/probe and src/transport") }
-    }
+    ) -> impl Future<Output = Result<StopOutcome, ActionError>> + Send;
 
     fn snapshot(
         &self,
         req: &SnapshotRequest,
         out: &Output,
-    ) -> impl Future<Output = Result<SnapshotOutcome, ActionError>> + Send {
-        let _ = (req, out);
-        async { not_wired("snapshot", "pg_dump") }
-    }
+    ) -> impl Future<Output = Result<SnapshotOutcome, ActionError>> + Send;
 
     fn pick_backup(
         &self,
         req: &PickRequest,
         out: &Output,
-    ) -> impl Future<Output = Result<PickOutcome, ActionError>> + Send {
-        let _ = (req, out);
-        async { not_wired("pick-backup", "src/catalog") }
-    }
+    ) -> impl Future<Output = Result<PickOutcome, ActionError>> + Send;
 
     fn restore(
         &self,
         req: &RestoreRequest,
         out: &Output,
-    ) -> impl Future<Output = Result<RestoreOutcome, ActionError>> + Send {
-        let _ = (req, out);
-        async { not_wired("restore", "src/restore") }
-    }
+    ) -> impl Future<Output = Result<RestoreOutcome, ActionError>> + Send;
 
     /// Gives the objects of a restored database back to the owners the
     /// restore skipped (as the admin connection).
@@ -229,75 +212,51 @@ pub trait Actions: Send + Sync {
         &self,
         req: &ReapplyRequest,
         out: &Output,
-    ) -> impl Future<Output = Result<ReapplyOutcome, ActionError>> + Send {
-        let _ = (req, out);
-        async { not_wired("reapply-owners", "src/restore owners") }
-    }
+    ) -> impl Future<Output = Result<ReapplyOutcome, ActionError>> + Send;
 
     fn verify(
         &self,
         req: &VerifyRequest,
         out: &Output,
-    ) -> impl Future<Output = Result<VerifyOutcome, ActionError>> + Send {
-        let _ = (req, out);
-        async { not_wired("verify", "src/db integrity checks") }
-    }
+    ) -> impl Future<Output = Result<VerifyOutcome, ActionError>> + Send;
 
     fn swap(
         &self,
         req: &SwapRequest,
         out: &Output,
-    ) -> impl Future<Output = Result<SwapOutcome, ActionError>> + Send {
-        let _ = (req, out);
-        async { not_wired("swap", "a database connection") }
-    }
+    ) -> impl Future<Output = Result<SwapOutcome, ActionError>> + Send;
 
     fn merge_tables(
         &self,
         req: &MergeRequest,
         out: &Output,
-    ) -> impl Future<Output = Result<MergeOutcome, ActionError>> + Send {
-        let _ = (req, out);
-        async { not_wired("merge-tables", "a database connection") }
-    }
+    ) -> impl Future<Output = Result<MergeOutcome, ActionError>> + Send;
 
     /// Lines measured in the world that the operator must read before
     /// confirming `req` (what a merge would write, what a swap would
-    /// discard). Nothing may be written. Default: none.
+    /// discard). Nothing may be written.
     fn live_preview(
         &self,
         req: &ActionRequest,
-    ) -> impl Future<Output = Result<Vec<String>, ActionError>> + Send {
-        let _ = req;
-        async { Ok(Vec::new()) }
-    }
+    ) -> impl Future<Output = Result<Vec<String>, ActionError>> + Send;
 
     fn start_services(
         &self,
         req: &StartRequest,
         out: &Output,
-    ) -> impl Future<Output = Result<StartOutcome, ActionError>> + Send {
-        let _ = (req, out);
-        async { not_wired("start-services", "src/probe and src/transport") }
-    }
+    ) -> impl Future<Output = Result<StartOutcome, ActionError>> + Send;
 
     fn command(
         &self,
         req: &CommandRequest,
         out: &Output,
-    ) -> impl Future<Output = Result<CommandOutcome, ActionError>> + Send {
-        let _ = (req, out);
-        async { not_wired("command", "src/transport") }
-    }
+    ) -> impl Future<Output = Result<CommandOutcome, ActionError>> + Send;
 
     fn sql(
         &self,
         req: &SqlRequest,
         out: &Output,
-    ) -> impl Future<Output = Result<SqlOutcome, ActionError>> + Send {
-        let _ = (req, out);
-        async { not_wired("sql", "a database connection") }
-    }
+    ) -> impl Future<Output = Result<SqlOutcome, ActionError>> + Send;
 }
 
 /// Calls the action a request names and turns its outcome into a `StepOutcome`.

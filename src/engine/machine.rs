@@ -496,35 +496,24 @@ impl State {
     /// outcomes not known yet instead of failing.
     pub fn resolve(&self, i: usize, lenient: bool) -> Result<ResolvedStep, String> {
         let step = self.step(i);
-        let r = |t: &Template| self.render(t, lenient);
-        let arg =
-            |a: &Option<crate::runbook::Located<Template>>| -> Result<Option<String>, String> {
-                a.as_ref().map(|a| self.render(&a.value, false)).transpose()
-            };
-        let database = arg(&step.database)?
+        let database = self
+            .rendered(&step.database)?
             .map(|n| self.db_target(&n))
             .transpose()?;
-        let host = arg(&step.host)?.map(|n| self.host_target(&n)).transpose()?;
+        let host = self
+            .rendered(&step.host)?
+            .map(|n| self.host_target(&n))
+            .transpose()?;
         let need_db = || {
             database
                 .clone()
                 .ok_or_else(|| format!("step '{}' names no database", step.id))
         };
-        let catalog = || -> Result<(crate::inventory::CatalogSpec, HostTarget), String> {
-            let name = arg(&step.catalog)?.ok_or("no catalog")?;
-            let c = self
-                .ctx
-                .inventory
-                .catalog(&name)
-                .ok_or_else(|| format!("no backup catalog named '{name}' in the inventory"))?;
-            let h = self.host_target(c.host.get_ref())?;
-            Ok((c.clone(), h))
-        };
         let mut target = database.as_ref().map(DbTarget::display);
         let request = match step.action {
             Action::Note => ActionRequest::Note {
                 text: match &step.text {
-                    Some(t) => r(t)?,
+                    Some(t) => self.render(t, lenient)?,
                     None => step.explain.clone(),
                 },
             },
@@ -537,310 +526,45 @@ impl State {
                     database: database.clone(),
                 })
             }
-            Action::StopServices => {
-                let mut services = Vec::new();
-                for t in &step.services {
-                    let n = self.render(&t.value, false)?;
-                    let sv = self
-                        .ctx
-                        .inventory
-                        .service(&n)
-                        .ok_or_else(|| format!("no service named '{n}' in the inventory"))?;
-                    services.push(sv.clone());
-                }
-                if let Some(d) = &database {
-                    for sv in &self.ctx.inventory.services {
-                        if sv.databases.iter().any(|x| x.get_ref() == &d.name)
-                            && !services.iter().any(|x| x.name() == sv.name())
-                        {
-                            services.push(sv.clone());
-                        }
-                    }
-                }
-                let mut hosts: Vec<HostTarget> = host.clone().into_iter().collect();
-                if hosts.is_empty() {
-                    let mut names: Vec<String> =
-                        services.iter().map(|s| s.host.get_ref().clone()).collect();
-                    if let Some(h) = database.as_ref().and_then(|d| d.spec.host.as_ref()) {
-                        names.push(h.get_ref().clone());
-                    }
-                    names.sort();
-                    names.dedup();
-                    for n in names {
-                        hosts.push(self.host_target(&n)?);
-                    }
-                }
-                ActionRequest::StopServices(StopRequest {
-                    database: database.clone(),
-                    hosts,
-                    services,
-                    hold_s: step.hold_s,
-                })
-            }
-            Action::Snapshot => {
-                let d = need_db()?;
-                let path = self.ctx.incident_dir.join("snapshots").join(format!(
-                    "{}-{}-{}.dump",
-                    step.id,
-                    sanitize(d.dbname()),
-                    self.steps[i].attempts + 1
-                ));
-                ActionRequest::Snapshot(SnapshotRequest { database: d, path })
-            }
+            Action::StopServices => ActionRequest::StopServices(self.resolve_stop(
+                step,
+                database.as_ref(),
+                host.as_ref(),
+            )?),
+            Action::Snapshot => ActionRequest::Snapshot(self.resolve_snapshot(i, need_db()?)),
             Action::PickBackup => {
-                let (catalog, h) = catalog()?;
-                target = Some(format!("catalog '{}' on {}", catalog.name(), h.display()));
-                let incident_at = match &step.incident_at {
-                    Some(t) if self.render(&t.value, false)? == EVIDENCE => None,
-                    Some(t) => {
-                        let s = self.render(&t.value, false)?;
-                        Some(
-                            DateTime::parse_from_rfc3339(&s)
-                                .map_err(|_| format!("incident time '{s}' is not RFC 3339"))?
-                                .with_timezone(&Utc),
-                        )
-                    }
-                    None => None,
-                };
-                let database = self.db_target(catalog.database.get_ref()).ok();
-                ActionRequest::PickBackup(PickRequest {
-                    catalog,
-                    host: h,
-                    database,
-                    incident_at,
-                    incident_dir: Some(self.ctx.incident_dir.clone()),
-                })
+                let r = self.resolve_pick(step)?;
+                target = Some(format!(
+                    "catalog '{}' on {}",
+                    r.catalog.name(),
+                    r.host.display()
+                ));
+                ActionRequest::PickBackup(r)
             }
             Action::Restore => {
-                let d = need_db()?;
-                let (catalog, h) = catalog()?;
-                let backup_path = match &step.backup {
-                    Some(t) => r(&t.value)?,
-                    None => return Err("no backup".into()),
-                };
-                let restore_as = match &d.spec.restore_role {
-                    Some(role) => RestoreAs::Role {
-                        name: role.get_ref().clone(),
-                        password_env: d.spec.restore_password_env.clone(),
-                        create: false,
-                    },
-                    None => RestoreAs::Admin,
-                };
-                ActionRequest::Restore(RestoreRequest {
-                    restore_as,
-                    target_db: self.derived_name(d.dbname(), "restore")?,
-                    database: d,
-                    catalog,
-                    host: h,
-                    backup_path,
-                    jobs: match &step.jobs_from {
-                        Some(t) => {
-                            let v = r(&t.value)?;
-                            v.trim()
-                                .parse::<u32>()
-                                .ok()
-                                .filter(|n| *n >= 1)
-                                .ok_or_else(|| {
-                                    format!(
-                                        "jobs: '{v}' is not a number of connections (1 or more)"
-                                    )
-                                })?
-                        }
-                        None => step.jobs.unwrap_or(1),
-                    },
-                })
+                ActionRequest::Restore(self.resolve_restore(step, need_db()?, lenient)?)
             }
             Action::Verify => {
-                let d = need_db()?;
-                let dbname = match &step.restored {
-                    Some(t) => r(&t.value)?,
-                    None => d.dbname().to_string(),
-                };
-                target = Some(format!("{}/{dbname}", d.server()));
-                let manifest = self
-                    .earlier_outcomes(i, Action::Restore)
-                    .filter(|(_, o)| o.get("target_db").and_then(Value::as_str) == Some(&dbname))
-                    .last()
-                    .and_then(|(_, o)| o.get("manifest").cloned());
-                let baseline = self
-                    .earlier_outcomes(i, Action::PickBackup)
-                    .last()
-                    .and_then(|(_, o)| o.get("baseline").cloned())
-                    .and_then(|v| serde_json::from_value(v).ok())
-                    .filter(|b: &BTreeMap<String, u64>| !b.is_empty());
-                ActionRequest::Verify(VerifyRequest {
-                    database: d,
-                    dbname,
-                    manifest,
-                    baseline,
-                })
+                let r = self.resolve_verify(i, need_db()?, lenient)?;
+                target = Some(format!("{}/{}", r.database.server(), r.dbname));
+                ActionRequest::Verify(r)
             }
             Action::ReapplyOwners => {
-                let d = need_db()?;
-                let restored = match &step.restored {
-                    Some(t) => r(&t.value)?,
-                    None => return Err("no restored database".into()),
-                };
-                if restored == d.dbname() {
-                    return Err(format!(
-                        "the restored database is '{restored}', the live name itself: owners are re-applied before the swap"
-                    ));
-                }
-                target = Some(format!("{}/{restored}", d.server()));
-                let manifest = self
-                    .earlier_outcomes(i, Action::Restore)
-                    .filter(|(_, o)| o.get("target_db").and_then(Value::as_str) == Some(&restored))
-                    .last()
-                    .and_then(|(_, o)| o.get("manifest").cloned());
-                if manifest.is_none() && !lenient {
-                    return Err(format!(
-                        "no restore step of this incident restored '{restored}': reapply-owners gives back only the owners a restore recorded"
-                    ));
-                }
-                let changes = manifest
-                    .as_ref()
-                    .and_then(|m| m.get("owners_skipped").cloned())
-                    .and_then(|v| serde_json::from_value(v).ok())
-                    .unwrap_or_default();
-                let database_owner = manifest
-                    .as_ref()
-                    .and_then(|m| m.get("database_owner"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                ActionRequest::ReapplyOwners(ReapplyRequest {
-                    database: d,
-                    restored,
-                    changes,
-                    database_owner,
-                })
+                let q = self.resolve_reapply(i, need_db()?, lenient)?;
+                target = Some(format!("{}/{}", q.database.server(), q.restored));
+                ActionRequest::ReapplyOwners(q)
             }
-            Action::Swap => {
-                let d = need_db()?;
-                let restored = match &step.restored {
-                    Some(t) => r(&t.value)?,
-                    None => return Err("no restored database".into()),
-                };
-                if restored == d.dbname() {
-                    return Err(format!(
-                        "the restored database is '{restored}', the live name itself; nothing to swap"
-                    ));
-                }
-                let live_absent = self.steps[i]
-                    .shown
-                    .as_ref()
-                    .is_some_and(|id| id.oid.is_none());
-                let damaged = if live_absent {
-                    None
-                } else {
-                    Some(self.derived_name(d.dbname(), "damaged")?)
-                };
-                ActionRequest::Swap(SwapRequest {
-                    database: d,
-                    restored,
-                    damaged,
-                })
-            }
+            Action::Swap => ActionRequest::Swap(self.resolve_swap(i, need_db()?, lenient)?),
             Action::MergeTables => {
-                let d = need_db()?;
-                let source = match &step.restored {
-                    Some(t) => r(&t.value)?,
-                    None => return Err("no restored database".into()),
-                };
-                if source == d.dbname() {
-                    return Err(format!(
-                        "the restored database is '{source}', the live name itself; nothing to merge from"
-                    ));
-                }
-                let list = match &step.tables {
-                    Some(t) => r(&t.value)?,
-                    None => String::new(),
-                };
-                let tables = split_tables(&list);
-                if tables.is_empty() {
-                    return Err(format!(
-                        "step '{}' names no tables to merge: give them in the `tables` parameter (comma-separated)",
-                        step.id
-                    ));
-                }
-                ActionRequest::MergeTables(MergeRequest {
-                    database: d,
-                    source,
-                    tables,
-                    replace: step.replace.clone(),
-                    policy: step.policy.unwrap_or(MergePolicy::LiveWins),
-                    transaction: step.transaction.unwrap_or(MergeTx::One),
-                })
+                ActionRequest::MergeTables(self.resolve_merge(step, need_db()?, lenient)?)
             }
             Action::StartServices => {
-                // Every attempt of every earlier stop-services step: a rerun
-                // after a failed hold finds units already stopped and masked,
-                // so only the first attempt knows they were running.
-                let mut stopped: Vec<StoppedService> = Vec::new();
-                let reports = (0..i)
-                    .filter(|&j| self.step(j).action == Action::StopServices)
-                    .flat_map(|j| self.steps[j].stop_reports.iter());
-                for o in reports {
-                    let same_db = match (&database, o.get("database").and_then(Value::as_str)) {
-                        (Some(d), Some(x)) => d.name == x,
-                        _ => true,
-                    };
-                    if !same_db {
-                        continue;
-                    }
-                    let Some(list) = o.get("detail") else {
-                        continue;
-                    };
-                    let Ok(v) = serde_json::from_value::<Vec<StoppedService>>(list.clone()) else {
-                        continue;
-                    };
-                    for sv in v {
-                        match stopped
-                            .iter_mut()
-                            .find(|x| x.host == sv.host && x.name == sv.name && x.kind == sv.kind)
-                        {
-                            Some(x) => {
-                                for c in sv.commands {
-                                    if !x.commands.contains(&c) {
-                                        x.commands.push(c);
-                                    }
-                                }
-                                if x.original_kept.is_none() {
-                                    x.original_kept = sv.original_kept;
-                                    x.kept_inode = sv.kept_inode;
-                                    x.kept_sha256 = sv.kept_sha256;
-                                }
-                                x.hazard |= sv.hazard;
-                            }
-                            None => stopped.push(sv),
-                        }
-                    }
-                }
-                let picked = step
-                    .services
-                    .iter()
-                    .map(|t| self.render(&t.value, false))
-                    .collect::<Result<Vec<_>, _>>()?;
-                ActionRequest::StartServices(StartRequest {
-                    database: database.clone(),
-                    stopped,
-                    picked,
-                })
+                ActionRequest::StartServices(self.resolve_start(i, database.as_ref())?)
             }
             Action::Command => {
                 let h = host.clone().ok_or("no host")?;
                 target = Some(h.display());
-                // Values are shell-quoted; only `{raw:...}` goes in as written.
-                let look = |n: &str, p: &[String]| self.lookup(n, p);
-                let command = match &step.command {
-                    Some(t) if lenient => t.value.render_shell_lenient(&look),
-                    Some(t) => t.value.render_shell(&look)?,
-                    None => return Err("no command".into()),
-                };
-                ActionRequest::Command(CommandRequest {
-                    host: h,
-                    command,
-                    timeout_s: step.timeout_s.unwrap_or(DEFAULT_COMMAND_TIMEOUT_S),
-                })
+                ActionRequest::Command(self.resolve_command(step, h, lenient)?)
             }
             Action::Sql => ActionRequest::Sql(SqlRequest {
                 database: need_db()?,
@@ -856,6 +580,384 @@ impl State {
             database: if step.destructive { database } else { None },
             preview,
             timeout_s: step.timeout_s.map(|t| t + 5),
+        })
+    }
+
+    // ---- resolve, per action ----------------------------------------------
+
+    /// A step argument rendered strictly (names must resolve), if given.
+    fn rendered(
+        &self,
+        a: &Option<crate::runbook::Located<Template>>,
+    ) -> Result<Option<String>, String> {
+        a.as_ref().map(|a| self.render(&a.value, false)).transpose()
+    }
+
+    /// The step's backup catalog and the host that holds it.
+    fn step_catalog(
+        &self,
+        step: &Step,
+    ) -> Result<(crate::inventory::CatalogSpec, HostTarget), String> {
+        let name = self.rendered(&step.catalog)?.ok_or("no catalog")?;
+        let c = self
+            .ctx
+            .inventory
+            .catalog(&name)
+            .ok_or_else(|| format!("no backup catalog named '{name}' in the inventory"))?;
+        let h = self.host_target(c.host.get_ref())?;
+        Ok((c.clone(), h))
+    }
+
+    /// stop-services: the named services, every inventory service writing
+    /// to the database, and the hosts to look on.
+    fn resolve_stop(
+        &self,
+        step: &Step,
+        database: Option<&DbTarget>,
+        host: Option<&HostTarget>,
+    ) -> Result<StopRequest, String> {
+        let mut services = Vec::new();
+        for t in &step.services {
+            let n = self.render(&t.value, false)?;
+            let sv = self
+                .ctx
+                .inventory
+                .service(&n)
+                .ok_or_else(|| format!("no service named '{n}' in the inventory"))?;
+            services.push(sv.clone());
+        }
+        if let Some(d) = database {
+            for sv in &self.ctx.inventory.services {
+                if sv.databases.iter().any(|x| x.get_ref() == &d.name)
+                    && !services.iter().any(|x| x.name() == sv.name())
+                {
+                    services.push(sv.clone());
+                }
+            }
+        }
+        let mut hosts: Vec<HostTarget> = host.cloned().into_iter().collect();
+        if hosts.is_empty() {
+            let mut names: Vec<String> =
+                services.iter().map(|s| s.host.get_ref().clone()).collect();
+            if let Some(h) = database.and_then(|d| d.spec.host.as_ref()) {
+                names.push(h.get_ref().clone());
+            }
+            names.sort();
+            names.dedup();
+            for n in names {
+                hosts.push(self.host_target(&n)?);
+            }
+        }
+        Ok(StopRequest {
+            database: database.cloned(),
+            hosts,
+            services,
+            hold_s: step.hold_s,
+        })
+    }
+
+    /// snapshot: a fresh file per attempt in the incident's snapshots.
+    fn resolve_snapshot(&self, i: usize, d: DbTarget) -> SnapshotRequest {
+        let step = self.step(i);
+        let path = self.ctx.incident_dir.join("snapshots").join(format!(
+            "{}-{}-{}.dump",
+            step.id,
+            sanitize(d.dbname()),
+            self.steps[i].attempts + 1
+        ));
+        SnapshotRequest { database: d, path }
+    }
+
+    /// pick-backup: the catalog and the incident time (or the evidence's).
+    fn resolve_pick(&self, step: &Step) -> Result<PickRequest, String> {
+        let (catalog, h) = self.step_catalog(step)?;
+        let incident_at = match &step.incident_at {
+            Some(t) if self.render(&t.value, false)? == EVIDENCE => None,
+            Some(t) => {
+                let s = self.render(&t.value, false)?;
+                Some(
+                    DateTime::parse_from_rfc3339(&s)
+                        .map_err(|_| format!("incident time '{s}' is not RFC 3339"))?
+                        .with_timezone(&Utc),
+                )
+            }
+            None => None,
+        };
+        let database = self.db_target(catalog.database.get_ref()).ok();
+        Ok(PickRequest {
+            catalog,
+            host: h,
+            database,
+            incident_at,
+            incident_dir: Some(self.ctx.incident_dir.clone()),
+        })
+    }
+
+    /// restore: into a new database beside the live one.
+    fn resolve_restore(
+        &self,
+        step: &Step,
+        d: DbTarget,
+        lenient: bool,
+    ) -> Result<RestoreRequest, String> {
+        let r = |t: &Template| self.render(t, lenient);
+        let (catalog, h) = self.step_catalog(step)?;
+        let backup_path = match &step.backup {
+            Some(t) => r(&t.value)?,
+            None => return Err("no backup".into()),
+        };
+        let restore_as = match &d.spec.restore_role {
+            Some(role) => RestoreAs::Role {
+                name: role.get_ref().clone(),
+                password_env: d.spec.restore_password_env.clone(),
+                create: false,
+            },
+            None => RestoreAs::Admin,
+        };
+        Ok(RestoreRequest {
+            restore_as,
+            target_db: self.derived_name(d.dbname(), "restore")?,
+            database: d,
+            catalog,
+            host: h,
+            backup_path,
+            jobs: match &step.jobs_from {
+                Some(t) => {
+                    let v = r(&t.value)?;
+                    v.trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| {
+                            format!("jobs: '{v}' is not a number of connections (1 or more)")
+                        })?
+                }
+                None => step.jobs.unwrap_or(1),
+            },
+        })
+    }
+
+    /// verify: the database (or the restored one) with the restore's
+    /// manifest and the picked backup's baseline.
+    fn resolve_verify(
+        &self,
+        i: usize,
+        d: DbTarget,
+        lenient: bool,
+    ) -> Result<VerifyRequest, String> {
+        let step = self.step(i);
+        let dbname = match &step.restored {
+            Some(t) => self.render(&t.value, lenient)?,
+            None => d.dbname().to_string(),
+        };
+        let manifest = self
+            .earlier_outcomes(i, Action::Restore)
+            .filter(|(_, o)| o.get("target_db").and_then(Value::as_str) == Some(&dbname))
+            .last()
+            .and_then(|(_, o)| o.get("manifest").cloned());
+        let baseline = self
+            .earlier_outcomes(i, Action::PickBackup)
+            .last()
+            .and_then(|(_, o)| o.get("baseline").cloned())
+            .and_then(|v| serde_json::from_value(v).ok())
+            .filter(|b: &BTreeMap<String, u64>| !b.is_empty());
+        Ok(VerifyRequest {
+            database: d,
+            dbname,
+            manifest,
+            baseline,
+        })
+    }
+
+    /// swap: the restored database takes the live name; the live one is
+    /// kept under a derived name (none when it is gone).
+    /// reapply-owners: the restored database (never the live name) and the
+    /// owners its restore recorded as skipped.
+    fn resolve_reapply(
+        &self,
+        i: usize,
+        d: DbTarget,
+        lenient: bool,
+    ) -> Result<ReapplyRequest, String> {
+        let step = self.step(i);
+        let restored = match &step.restored {
+            Some(t) => self.render(&t.value, lenient)?,
+            None => return Err("no restored database".into()),
+        };
+        if restored == d.dbname() {
+            return Err(format!(
+                "the restored database is '{restored}', the live name itself: owners are re-applied before the swap"
+            ));
+        }
+        let manifest = self
+            .earlier_outcomes(i, Action::Restore)
+            .filter(|(_, o)| o.get("target_db").and_then(Value::as_str) == Some(&restored))
+            .last()
+            .and_then(|(_, o)| o.get("manifest").cloned());
+        if manifest.is_none() && !lenient {
+            return Err(format!(
+                "no restore step of this incident restored '{restored}': reapply-owners gives back only the owners a restore recorded"
+            ));
+        }
+        let changes = manifest
+            .as_ref()
+            .and_then(|m| m.get("owners_skipped").cloned())
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        let database_owner = manifest
+            .as_ref()
+            .and_then(|m| m.get("database_owner"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Ok(ReapplyRequest {
+            database: d,
+            restored,
+            changes,
+            database_owner,
+        })
+    }
+
+    fn resolve_swap(&self, i: usize, d: DbTarget, lenient: bool) -> Result<SwapRequest, String> {
+        let step = self.step(i);
+        let restored = match &step.restored {
+            Some(t) => self.render(&t.value, lenient)?,
+            None => return Err("no restored database".into()),
+        };
+        if restored == d.dbname() {
+            return Err(format!(
+                "the restored database is '{restored}', the live name itself; nothing to swap"
+            ));
+        }
+        let live_absent = self.steps[i]
+            .shown
+            .as_ref()
+            .is_some_and(|id| id.oid.is_none());
+        let damaged = if live_absent {
+            None
+        } else {
+            Some(self.derived_name(d.dbname(), "damaged")?)
+        };
+        Ok(SwapRequest {
+            database: d,
+            restored,
+            damaged,
+        })
+    }
+
+    /// merge-tables: the tables to copy back from the restored database.
+    fn resolve_merge(
+        &self,
+        step: &Step,
+        d: DbTarget,
+        lenient: bool,
+    ) -> Result<MergeRequest, String> {
+        let source = match &step.restored {
+            Some(t) => self.render(&t.value, lenient)?,
+            None => return Err("no restored database".into()),
+        };
+        if source == d.dbname() {
+            return Err(format!(
+                "the restored database is '{source}', the live name itself; nothing to merge from"
+            ));
+        }
+        let list = match &step.tables {
+            Some(t) => self.render(&t.value, lenient)?,
+            None => String::new(),
+        };
+        let tables = split_tables(&list);
+        if tables.is_empty() {
+            return Err(format!(
+                "step '{}' names no tables to merge: give them in the `tables` parameter (comma-separated)",
+                step.id
+            ));
+        }
+        Ok(MergeRequest {
+            database: d,
+            source,
+            tables,
+            replace: step.replace.clone(),
+            policy: step.policy.unwrap_or(MergePolicy::LiveWins),
+            transaction: step.transaction.unwrap_or(MergeTx::One),
+        })
+    }
+
+    /// start-services: what every earlier stop-services step of the run
+    /// stopped (all attempts), and the hazards the step names.
+    fn resolve_start(&self, i: usize, database: Option<&DbTarget>) -> Result<StartRequest, String> {
+        let step = self.step(i);
+        // Every attempt of every earlier stop-services step: a rerun
+        // after a failed hold finds units already stopped and masked,
+        // so only the first attempt knows they were running.
+        let mut stopped: Vec<StoppedService> = Vec::new();
+        let reports = (0..i)
+            .filter(|&j| self.step(j).action == Action::StopServices)
+            .flat_map(|j| self.steps[j].stop_reports.iter());
+        for o in reports {
+            let same_db = match (&database, o.get("database").and_then(Value::as_str)) {
+                (Some(d), Some(x)) => d.name == x,
+                _ => true,
+            };
+            if !same_db {
+                continue;
+            }
+            let Some(list) = o.get("detail") else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_value::<Vec<StoppedService>>(list.clone()) else {
+                continue;
+            };
+            for sv in v {
+                match stopped
+                    .iter_mut()
+                    .find(|x| x.host == sv.host && x.name == sv.name && x.kind == sv.kind)
+                {
+                    Some(x) => {
+                        for c in sv.commands {
+                            if !x.commands.contains(&c) {
+                                x.commands.push(c);
+                            }
+                        }
+                        if x.original_kept.is_none() {
+                            x.original_kept = sv.original_kept;
+                            x.kept_inode = sv.kept_inode;
+                            x.kept_sha256 = sv.kept_sha256;
+                        }
+                        x.hazard |= sv.hazard;
+                    }
+                    None => stopped.push(sv),
+                }
+            }
+        }
+        let picked = step
+            .services
+            .iter()
+            .map(|t| self.render(&t.value, false))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(StartRequest {
+            database: database.cloned(),
+            stopped,
+            picked,
+        })
+    }
+
+    /// command: its template rendered for the shell (values quoted).
+    fn resolve_command(
+        &self,
+        step: &Step,
+        h: HostTarget,
+        lenient: bool,
+    ) -> Result<CommandRequest, String> {
+        // Values are shell-quoted; only `{raw:...}` goes in as written.
+        let look = |n: &str, p: &[String]| self.lookup(n, p);
+        let command = match &step.command {
+            Some(t) if lenient => t.value.render_shell_lenient(&look),
+            Some(t) => t.value.render_shell(&look)?,
+            None => return Err("no command".into()),
+        };
+        Ok(CommandRequest {
+            host: h,
+            command,
+            timeout_s: step.timeout_s.unwrap_or(DEFAULT_COMMAND_TIMEOUT_S),
         })
     }
 

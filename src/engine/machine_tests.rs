@@ -1106,6 +1106,7 @@ fn start_services_sees_what_every_attempt_of_a_stop_step_stopped() {
         kept_inode: None,
         kept_sha256: None,
         hazard: false,
+        cron_line: None,
     };
     // The first attempt stopped, disabled and masked the unit, then its hold
     // failed (a watchdog); the journal holds what it did.

@@ -10,6 +10,8 @@ pub mod actions;
 pub mod answers;
 pub mod driver;
 pub mod events;
+#[cfg(test)]
+mod layering;
 pub mod machine;
 pub mod params;
 pub mod preview;

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use super::types::{
-    ActionRequest, DbTarget, MergePolicy, MergeTx, RestoreAs, RestoreRequest, SwapRequest,
+    ActionRequest, DbTarget, MARK_COMPLETE, MARK_INCOMPLETE, MergePolicy, MergeTx, RestoreAs,
+    RestoreRequest, STOP_GRACE_S, SwapRequest,
 };
 use crate::inventory::{ServiceKind, ServiceSpec};
 
@@ -121,7 +122,7 @@ fn stop_commands(s: &ServiceSpec) -> String {
             };
             format!(
                 "{on}{which}: kill -s STOP (every process of the step first), then kill -s TERM its process group (the process alone when it leads none), kill -s KILL after {} s",
-                crate::actions::hosts::STOP_GRACE_S
+                STOP_GRACE_S
             )
         }
     }
@@ -137,13 +138,13 @@ fn restore_as_line(r: &RestoreRequest) -> String {
             if *create {
                 format!(
                     "; if it does not exist it is created first: {}",
-                    crate::restore::create_role_sql(name)
+                    super::types::create_role_sql(name)
                 )
             } else {
                 format!(
                     "; if it does not exist the step fails: type '{}' instead to create it ({})",
                     RestoreAs::create_phrase(db, name),
-                    crate::restore::create_role_sql(name)
+                    super::types::create_role_sql(name)
                 )
             }
         ),
@@ -234,7 +235,7 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                 quote_ident(&r.target_db),
                 r.database.server(),
                 quote_ident(r.database.dbname()),
-                crate::restore::MARK_INCOMPLETE
+                MARK_INCOMPLETE
             ),
             format!(
                 "on {}, by the format its first bytes show: cat -- {} (plain SQL; gzip is inflated here), or pg_restore -f - -- {} (custom, directory or tar archive); the stream (catalog '{}') runs through lifeline's executor into {} with {} job(s)",
@@ -247,7 +248,7 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
             ),
             format!(
                 "only when every statement ran: mark it '{}'",
-                crate::restore::MARK_COMPLETE
+                MARK_COMPLETE
             ),
             format!("the live database {} is not touched", r.database.display()),
             restore_as_line(r),
@@ -289,7 +290,7 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                 format!(
                     "refuse unless the comment of {} starts with '{}' (restore::target_status)",
                     quote_ident(&s.restored),
-                    crate::restore::MARK_COMPLETE
+                    MARK_COMPLETE
                 ),
                 format!(
                     "{TERMINATE_SQL}  -- $1 = {{{},{}}}",
@@ -361,7 +362,7 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                             _ => format!(
                                 "on {}: {}",
                                 x.host,
-                                crate::actions::hosts::start_commands(x).join("; ")
+                                x.undo_commands().join("; ")
                             ),
                         }
                     }

@@ -10,6 +10,53 @@ use serde_json::{Value, json};
 
 use crate::inventory::{CatalogSpec, DatabaseSpec, HostSpec, PgUrl, ServiceKind, ServiceSpec};
 
+/// Seconds a process group gets between TERM and KILL (stop-services).
+pub const STOP_GRACE_S: u64 = 10;
+/// Start of the comment of a restore target that is not (yet) a whole restore.
+pub const MARK_INCOMPLETE: &str = "lifeline: restore INCOMPLETE";
+/// Start of the comment of a restore target whose restore finished.
+pub const MARK_COMPLETE: &str = "lifeline: restore complete";
+
+/// One end of the damage window: a backup (or sample) and its time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    pub what: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Between the last healthy evidence and the first damaged one after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DamageWindow {
+    pub after: Option<Seen>,
+    pub before: Option<Seen>,
+    /// A better guess inside the window, and how it was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub likely: Option<Seen>,
+}
+
+impl DamageWindow {
+    /// `damaged between A and B, most likely C (table files re-created)`.
+    pub fn describe(&self) -> String {
+        let t = |s: &Seen| s.at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        let mut m = match (&self.after, &self.before) {
+            (Some(a), Some(b)) => format!(
+                "damaged between {} ({}) and {} ({})",
+                t(a),
+                a.what,
+                t(b),
+                b.what
+            ),
+            (Some(a), None) => format!("damaged after {} ({})", t(a), a.what),
+            (None, Some(b)) => format!("damaged before {} ({})", t(b), b.what),
+            (None, None) => "no evidence of when the damage happened".into(),
+        };
+        if let Some(c) = &self.likely {
+            m.push_str(&format!(", most likely {} ({})", t(c), c.what));
+        }
+        m
+    }
+}
+
 /// A database as the inventory names it, resolved to where it is.
 #[derive(Debug, Clone)]
 pub struct DbTarget {
@@ -142,6 +189,63 @@ pub struct StoppedService {
     /// Discovered as a hazard (pg_dump --clean elsewhere, auto-restore, `down -v`, ...).
     #[serde(default)]
     pub hazard: bool,
+    /// For cron: the line commented out, as data (start-services reads this,
+    /// never the name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_line: Option<CronLine>,
+}
+
+/// One cron job line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronLine {
+    /// The file, or `crontab -l -u USER` for a user crontab.
+    pub file: String,
+    pub line: usize,
+}
+
+impl StoppedService {
+    /// The cron line this stop commented out: the typed record; for a
+    /// record journaled before it existed (a resumed older run), the
+    /// `file:line` its name was written as.
+    pub fn cron_at(&self) -> Option<(String, usize)> {
+        if let Some(c) = &self.cron_line {
+            return Some((c.file.clone(), c.line));
+        }
+        let (f, l) = self.name.rsplit_once(':')?;
+        let n: usize = l.parse().ok()?;
+        (n > 0).then(|| (f.to_string(), n))
+    }
+
+    /// The commands that undo the stop of a unit (unmask, enable, start
+    /// what was masked, disabled, stopped) or a container (`TOOL start`).
+    /// Empty for cron lines and processes: start-services builds those
+    /// from the kept copy and the inventory's start command.
+    pub fn undo_commands(&self) -> Vec<String> {
+        match self.kind {
+            ServiceKind::Systemd | ServiceKind::Timer => {
+                let mut v = Vec::new();
+                for (stop, start) in [("mask", "unmask"), ("disable", "enable"), ("stop", "start")]
+                {
+                    for c in &self.commands {
+                        if let Some(u) = c.strip_prefix(&format!("systemctl {stop} ")) {
+                            v.push(format!("systemctl {start} {u}"));
+                        }
+                    }
+                }
+                v
+            }
+            ServiceKind::Container => self
+                .commands
+                .iter()
+                .filter_map(|c| {
+                    let (tool, rest) = c.split_once(' ')?;
+                    let name = rest.strip_prefix("stop ")?;
+                    Some(format!("{tool} start {name}"))
+                })
+                .collect(),
+            ServiceKind::Cron | ServiceKind::Process => Vec::new(),
+        }
+    }
 }
 
 /// Something that was active at the end of the hold.
@@ -289,7 +393,7 @@ pub struct PickOutcome {
     pub baseline_source: String,
     /// The damage window derived from the evidence, in words and as data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window: Option<crate::catalog::label::DamageWindow>,
+    pub window: Option<DamageWindow>,
     /// Corrections the evidence forced (e.g. an incident time too late).
     #[serde(default)]
     pub warnings: Vec<String>,
@@ -348,7 +452,7 @@ pub struct RestoreManifest {
     pub bytes: u64,
     /// `ALTER ... OWNER TO` the restore role skipped (`--no-owner`).
     #[serde(default)]
-    pub owners_skipped: Vec<crate::restore::OwnerChange>,
+    pub owners_skipped: Vec<OwnerChange>,
     /// The role the sessions logged in as.
     #[serde(default)]
     pub restored_as: String,
@@ -369,7 +473,7 @@ pub struct ReapplyRequest {
     /// The restored database whose owners are re-applied.
     pub restored: String,
     /// What the restore skipped (from its journaled manifest).
-    pub changes: Vec<crate::restore::OwnerChange>,
+    pub changes: Vec<OwnerChange>,
     /// The owner the restored database itself gets back.
     pub database_owner: Option<String>,
 }
@@ -378,11 +482,11 @@ pub struct ReapplyRequest {
 pub struct ReapplyOutcome {
     pub database: String,
     pub applied: Vec<String>,
-    pub missing_role: Vec<crate::restore::OwnerChange>,
+    pub missing_role: Vec<OwnerChange>,
     pub failed: Vec<(String, String)>,
     /// Routines not given to a superuser (SECURITY DEFINER functions present).
     #[serde(default)]
-    pub held: Vec<crate::restore::OwnerChange>,
+    pub held: Vec<OwnerChange>,
 }
 
 #[derive(Debug, Clone)]
@@ -941,4 +1045,37 @@ impl From<SqlOutcome> for StepOutcome {
             json!({ "rows": o.rows, "output": o.output }),
         )
     }
+}
+
+/// One `ALTER <kind> <object> OWNER TO <owner>` the restore did not run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerChange {
+    /// Upper-case kind words, e.g. `TABLE`, `MATERIALIZED VIEW`.
+    pub kind: String,
+    /// The object as rebuilt from the dump's tokens (identifiers quoted).
+    pub object: String,
+    /// The role the dump gave the object to.
+    pub owner: String,
+    /// Line of the dump statement.
+    pub line: u64,
+}
+
+impl OwnerChange {
+    /// The statement that re-applies it: built here, never copied from the dump.
+    pub fn sql(&self) -> String {
+        format!(
+            "ALTER {} {} OWNER TO {}",
+            self.kind,
+            self.object,
+            super::preview::quote_ident(&self.owner)
+        )
+    }
+}
+
+/// The statement `restore::create_restore_role` runs (shown before the operator confirms).
+pub fn create_role_sql(role: &str) -> String {
+    format!(
+        "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
+        super::preview::quote_ident(role)
+    )
 }

@@ -113,27 +113,14 @@ fn is_step_end(kind: &str) -> bool {
     kind == kinds::STEP_FINISHED || kind == kinds::STEP_FAILED
 }
 
+/// The report of an incident, phase by phase: the steps' actions, the
+/// damage seen in the samples, the spans from it, the backup and data
+/// lost, the restore, what was kept, verification, counts, timeline.
 pub fn build(inc: &Incident, ctx: &Context<'_>) -> Report {
     let recs: Vec<&Record> = inc.records.iter().map(|l| &l.record).collect();
     let mut warnings = inc.warnings.clone();
-
-    let mut action_by_step = HashMap::new();
-    for r in &recs {
-        if r.kind == kinds::STEP_STARTED
-            && let (Some(s), Some(a)) = (&r.step, str_at(&r.data, "action"))
-        {
-            action_by_step.insert(s.clone(), a);
-        }
-    }
-    let steps = Steps { action_by_step };
-    let finished = |action: &str| -> Vec<&Record> {
-        recs.iter()
-            .copied()
-            .filter(|r| {
-                r.kind == kinds::STEP_FINISHED && steps.action(r).as_deref() == Some(action)
-            })
-            .collect()
-    };
+    let steps = steps_of(&recs);
+    let finished = |action: &str| finished_by(&recs, &steps, action);
 
     let series = row_series(&inc.samples);
     let damage = first_damage(&series, &recs, ctx.inventory);
@@ -171,9 +158,108 @@ pub fn build(inc: &Incident, ctx: &Context<'_>) -> Report {
             format!("{what} #{}", r.seq),
         ))
     };
+    let stopped_services = stopped_services(&stop);
 
+    // The backup: the last one picked before the restore finished.
+    let picks = finished("pick-backup");
+    let restore_rec = restores.first().copied();
+    let pick = picks
+        .iter()
+        .copied()
+        .rfind(|p| restore_rec.is_none_or(|r| p.seq < r.seq))
+        .or_else(|| picks.last().copied());
+    let backup = pick.map(backup_used);
+    let stated_incident_at = pick.and_then(|p| time_at(&p.data, "incident_at"));
+    let data_lost = pick.and_then(|p| {
+        data_lost(
+            p,
+            stated_incident_at,
+            backup.as_ref().and_then(|b| b.taken_at),
+            damage.as_ref(),
+            &mut warnings,
+        )
+    });
+    let restore = restore_rec.map(restore_done);
+    let kept = kept(&finished("snapshot"), &swaps);
+    let verification = verifications(&recs, &steps);
+    let step_counts = step_counts(&recs);
+
+    let opened = recs.iter().find(|r| r.kind == kinds::INCIDENT_OPENED);
+    let mut operators = Vec::new();
+    for r in &recs {
+        push_unique(&mut operators, r.operator.clone());
+    }
+
+    let (databases, hosts) = involved(&recs, &inc.samples, &steps, &stopped_services, ctx);
+
+    let summary = Summary {
+        opened_at: opened.map(|r| r.ts),
+        mode: opened.and_then(|r| str_at(&r.data, "mode")),
+        scenario: opened.and_then(|r| str_at(&r.data, "scenario")),
+        operators,
+        databases,
+        hosts,
+        stated_incident_at,
+        time_to_detect: span_from_damage(detected),
+        time_to_stop_writers: span_from_damage(stop_first),
+        stopped_services,
+        time_to_restore: span_from_damage(restored),
+        first_damage: damage.clone(),
+        data_lost,
+        backup,
+        restore,
+        kept,
+        verification,
+        steps: step_counts,
+        drill_reports: drill_reports(&recs),
+    };
+
+    let timeline = timeline(&inc.records, &steps, ctx.zone);
+    let row_counts = series
+        .into_iter()
+        .map(|s| s.finish(damage.as_ref().map(|d| d.at)))
+        .collect();
+    let first_ts = recs.first().map_or(ctx.now, |r| r.ts);
+
+    Report {
+        schema_version: SCHEMA_VERSION,
+        generator: format!("lifeline {}", env!("CARGO_PKG_VERSION")),
+        generated_at: ctx.now,
+        incident,
+        local_offset: ctx.zone.offset_at(first_ts).to_string(),
+        integrity: inc.integrity.clone(),
+        summary,
+        timeline,
+        row_counts,
+        warnings,
+    }
+}
+
+/// Step ids and the action each started as.
+fn steps_of(recs: &[&Record]) -> Steps {
+    let mut action_by_step = HashMap::new();
+    for r in recs {
+        if r.kind == kinds::STEP_STARTED
+            && let (Some(s), Some(a)) = (&r.step, str_at(&r.data, "action"))
+        {
+            action_by_step.insert(s.clone(), a);
+        }
+    }
+    Steps { action_by_step }
+}
+
+/// The records of the steps of `action` that finished.
+fn finished_by<'r>(recs: &[&'r Record], steps: &Steps, action: &str) -> Vec<&'r Record> {
+    recs.iter()
+        .copied()
+        .filter(|r| r.kind == kinds::STEP_FINISHED && steps.action(r).as_deref() == Some(action))
+        .collect()
+}
+
+/// Every service a stop-services step stopped (names, once each).
+fn stopped_services(stop: &[&Record]) -> Vec<String> {
     let mut stopped_services = Vec::new();
-    for r in &stop {
+    for r in stop {
         if let Some(list) = r.data.get("stopped").and_then(Value::as_array) {
             for s in list {
                 match s {
@@ -187,86 +273,92 @@ pub fn build(inc: &Incident, ctx: &Context<'_>) -> Report {
             }
         }
     }
+    stopped_services
+}
 
-    // The backup: the last one picked before the restore finished.
-    let picks = finished("pick-backup");
-    let restore_rec = restores.first().copied();
-    let pick = picks
-        .iter()
-        .copied()
-        .rfind(|p| restore_rec.is_none_or(|r| p.seq < r.seq))
-        .or_else(|| picks.last().copied());
-    let backup = pick.map(|p| {
-        let b = p.data.get("backup").cloned().unwrap_or(Value::Null);
-        BackupUsed {
-            name: str_at(&b, "name"),
-            path: str_at(&b, "path"),
-            taken_at: time_at(&b, "taken_at"),
-            sha256: str_at(&b, "sha256"),
-            size: u64_at(&b, "size"),
-            seq: p.seq,
-        }
-    });
-    let stated_incident_at = pick.and_then(|p| time_at(&p.data, "incident_at"));
-    let data_lost = pick.and_then(|p| {
-        let taken = backup.as_ref().and_then(|b| b.taken_at);
-        let journal_rpo = i64_at(&p.data, "rpo_s");
-        match (stated_incident_at, taken, journal_rpo) {
-            (Some(i), Some(t), j) => {
-                let secs = (i - t).num_seconds();
-                if let Some(j) = j.filter(|j| (j - secs).abs() > 1) {
-                    warnings.push(format!(
-                        "the journal's rpo_s ({j} s) differs from incident_at minus the backup's taken_at ({secs} s); this document uses the latter"
-                    ));
-                }
-                Some(DataLost {
-                    seconds: secs,
-                    backup_taken_at: Some(t),
-                    incident_at: Some(i),
-                    basis: "computed".into(),
-                })
+/// The backup a pick-backup step chose.
+fn backup_used(p: &Record) -> BackupUsed {
+    let b = p.data.get("backup").cloned().unwrap_or(Value::Null);
+    BackupUsed {
+        name: str_at(&b, "name"),
+        path: str_at(&b, "path"),
+        taken_at: time_at(&b, "taken_at"),
+        sha256: str_at(&b, "sha256"),
+        size: u64_at(&b, "size"),
+        seq: p.seq,
+    }
+}
+
+/// Data lost: incident time minus the backup's time (computed), else the
+/// journal's rpo_s, else from the first damage seen; a disagreement
+/// between journal and computation is a warning.
+fn data_lost(
+    p: &Record,
+    stated_incident_at: Option<DateTime<Utc>>,
+    taken: Option<DateTime<Utc>>,
+    damage: Option<&Damage>,
+    warnings: &mut Vec<String>,
+) -> Option<DataLost> {
+    let journal_rpo = i64_at(&p.data, "rpo_s");
+    match (stated_incident_at, taken, journal_rpo) {
+        (Some(i), Some(t), j) => {
+            let secs = (i - t).num_seconds();
+            if let Some(j) = j.filter(|j| (j - secs).abs() > 1) {
+                warnings.push(format!(
+                    "the journal's rpo_s ({j} s) differs from incident_at minus the backup's taken_at ({secs} s); this document uses the latter"
+                ));
             }
-            (i, t, Some(j)) => Some(DataLost {
-                seconds: j,
-                backup_taken_at: t,
-                incident_at: i,
-                basis: "journal".into(),
-            }),
-            (None, Some(t), None) => damage.as_ref().map(|d| DataLost {
-                seconds: (d.at - t).num_seconds(),
+            Some(DataLost {
+                seconds: secs,
                 backup_taken_at: Some(t),
-                incident_at: Some(d.at),
-                basis: "first-damage".into(),
-            }),
-            _ => None,
-        }
-    });
-
-    let restore = restore_rec.map(|r| {
-        let m = r.data.get("manifest").cloned().unwrap_or(Value::Null);
-        let tables = m
-            .get("tables")
-            .and_then(Value::as_object)
-            .map(|o| {
-                o.iter()
-                    .filter_map(|(k, v)| v.as_i64().map(|n| (k.clone(), n)))
-                    .collect::<BTreeMap<_, _>>()
+                incident_at: Some(i),
+                basis: "computed".into(),
             })
-            .unwrap_or_default();
-        RestoreDone {
-            at: r.ts,
-            target_db: str_at(&r.data, "target_db").or_else(|| r.target.clone()),
-            tables,
-            statements: u64_at(&m, "statements"),
-            bytes: u64_at(&m, "bytes"),
-            sha256: str_at(&m, "sha256"),
-            duration_ms: u64_at(&m, "duration_ms").or(r.duration_ms),
-            seq: r.seq,
         }
-    });
+        (i, t, Some(j)) => Some(DataLost {
+            seconds: j,
+            backup_taken_at: t,
+            incident_at: i,
+            basis: "journal".into(),
+        }),
+        (None, Some(t), None) => damage.map(|d| DataLost {
+            seconds: (d.at - t).num_seconds(),
+            backup_taken_at: Some(t),
+            incident_at: Some(d.at),
+            basis: "first-damage".into(),
+        }),
+        _ => None,
+    }
+}
 
+/// The restore step's manifest.
+fn restore_done(r: &Record) -> RestoreDone {
+    let m = r.data.get("manifest").cloned().unwrap_or(Value::Null);
+    let tables = m
+        .get("tables")
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| v.as_i64().map(|n| (k.clone(), n)))
+                .collect::<BTreeMap<_, _>>()
+        })
+        .unwrap_or_default();
+    RestoreDone {
+        at: r.ts,
+        target_db: str_at(&r.data, "target_db").or_else(|| r.target.clone()),
+        tables,
+        statements: u64_at(&m, "statements"),
+        bytes: u64_at(&m, "bytes"),
+        sha256: str_at(&m, "sha256"),
+        duration_ms: u64_at(&m, "duration_ms").or(r.duration_ms),
+        seq: r.seq,
+    }
+}
+
+/// What was kept: snapshots, and the damaged databases swaps set aside.
+fn kept(snapshots: &[&Record], swaps: &[&Record]) -> Kept {
     let mut kept = Kept::default();
-    for r in finished("snapshot") {
+    for r in snapshots {
         kept.snapshots.push(Snapshot {
             at: r.ts,
             path: str_at(&r.data, "path"),
@@ -275,14 +367,17 @@ pub fn build(inc: &Incident, ctx: &Context<'_>) -> Report {
             database: str_at(&r.data, "database").or_else(|| r.target.clone()),
         });
     }
-    for r in &swaps {
+    for r in swaps {
         if let Some(d) = str_at(&r.data, "damaged") {
             push_unique(&mut kept.damaged_databases, d);
         }
     }
+    kept
+}
 
-    let verification = recs
-        .iter()
+/// Every verify step that ended, with its failed checks.
+fn verifications(recs: &[&Record], steps: &Steps) -> Vec<Verification> {
+    recs.iter()
         .filter(|r| is_step_end(&r.kind) && steps.action(r).as_deref() == Some("verify"))
         .map(|r| {
             let checks = r
@@ -318,10 +413,13 @@ pub fn build(inc: &Incident, ctx: &Context<'_>) -> Report {
                 seq: r.seq,
             }
         })
-        .collect();
+        .collect()
+}
 
+/// Steps finished, failed (which) and skipped.
+fn step_counts(recs: &[&Record]) -> StepCounts {
     let mut step_counts = StepCounts::default();
-    for r in &recs {
+    for r in recs {
         match r.kind.as_str() {
             kinds::STEP_FINISHED => step_counts.finished += 1,
             kinds::STEP_FAILED => {
@@ -334,65 +432,20 @@ pub fn build(inc: &Incident, ctx: &Context<'_>) -> Report {
             _ => {}
         }
     }
+    step_counts
+}
 
-    let opened = recs.iter().find(|r| r.kind == kinds::INCIDENT_OPENED);
-    let mut operators = Vec::new();
-    for r in &recs {
-        push_unique(&mut operators, r.operator.clone());
-    }
-
-    let (databases, hosts) = involved(&recs, &inc.samples, &steps, &stopped_services, ctx);
-
-    let summary = Summary {
-        opened_at: opened.map(|r| r.ts),
-        mode: opened.and_then(|r| str_at(&r.data, "mode")),
-        scenario: opened.and_then(|r| str_at(&r.data, "scenario")),
-        operators,
-        databases,
-        hosts,
-        stated_incident_at,
-        time_to_detect: span_from_damage(detected),
-        time_to_stop_writers: span_from_damage(stop_first),
-        stopped_services,
-        time_to_restore: span_from_damage(restored),
-        first_damage: damage.clone(),
-        data_lost,
-        backup,
-        restore,
-        kept,
-        verification,
-        steps: step_counts,
-        drill_reports: recs
-            .iter()
-            .filter(|r| r.kind == DRILL_REPORT)
-            .map(|r| DrillReport {
-                at: r.ts,
-                summary: r.summary.clone(),
-                data: r.data.clone(),
-                seq: r.seq,
-            })
-            .collect(),
-    };
-
-    let timeline = timeline(&inc.records, &steps, ctx.zone);
-    let row_counts = series
-        .into_iter()
-        .map(|s| s.finish(damage.as_ref().map(|d| d.at)))
-        .collect();
-    let first_ts = recs.first().map_or(ctx.now, |r| r.ts);
-
-    Report {
-        schema_version: SCHEMA_VERSION,
-        generator: format!("lifeline {}", env!("CARGO_PKG_VERSION")),
-        generated_at: ctx.now,
-        incident,
-        local_offset: ctx.zone.offset_at(first_ts).to_string(),
-        integrity: inc.integrity.clone(),
-        summary,
-        timeline,
-        row_counts,
-        warnings,
-    }
+/// The drill reports of a lab run.
+fn drill_reports(recs: &[&Record]) -> Vec<DrillReport> {
+    recs.iter()
+        .filter(|r| r.kind == DRILL_REPORT)
+        .map(|r| DrillReport {
+            at: r.ts,
+            summary: r.summary.clone(),
+            data: r.data.clone(),
+            seq: r.seq,
+        })
+        .collect()
 }
 
 /// Databases and hosts the incident touched, in order of first mention.

@@ -610,7 +610,7 @@ pub fn run(args: &InitArgs) -> Result<Starter, InitError> {
         let pool = crate::transport::Hosts::from_inventory(&inv, None);
         let mut dirs: Vec<String> = remote::DEFAULT_DIRS.iter().map(|d| d.to_string()).collect();
         dirs.extend(args.look_in.iter().cloned());
-        let rt = tokio::runtime::Runtime::new().map_err(InitError::Runtime)?;
+        let rt = crate::runtime::build().map_err(InitError::Runtime)?;
         for h in &args.hosts {
             let host = pool.get(h).ok_or_else(|| InitError::UnknownHost {
                 name: h.clone(),

@@ -2,6 +2,7 @@
 //! read from TOML. Every error names file:line:col; nothing here connects
 //! anywhere, and no secret is ever read from the inventory text itself.
 
+mod open;
 pub mod url;
 
 use std::collections::{BTreeMap, HashSet};
@@ -14,6 +15,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::diag::{Diag, Diags, clean_message};
 use crate::redact::Redactor;
+pub use open::{NO_INVENTORY, open};
 pub use url::PgUrl;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize)]

@@ -9,30 +9,11 @@ use std::time::{Duration, Instant};
 /// Environment variable every lab script carries: `LIFELINE_LAB=<lab id>`.
 pub const MARKER: &str = "LIFELINE_LAB";
 
-/// Fields of /proc/PID/stat after the command name: index 0 is the state.
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 1..];
-    Some(rest.split_whitespace().map(str::to_string).collect())
-}
-
-/// True when `pid` is a running process (a zombie counts as gone).
-pub fn alive(pid: u32) -> bool {
-    stat_fields(pid)
-        .and_then(|f| f.first().cloned())
-        .is_some_and(|s| s != "Z" && s != "X")
-}
-
-/// Start time of `pid` in clock ticks since boot: with the pid, it names a
-/// process uniquely (a pid reused later has another start time).
-pub fn start_ticks(pid: u32) -> Option<u64> {
-    stat_fields(pid)?.get(19)?.parse().ok()
-}
-
-/// Process group of `pid`.
-pub fn pgid(pid: u32) -> Option<u32> {
-    stat_fields(pid)?.get(2)?.parse().ok()
-}
+/// Process facts from /proc (they live with the local transport: the stop
+/// step reads them too, and the product never imports the lab).
+pub use crate::transport::{
+    process_alive as alive, process_group as pgid, process_start_ticks as start_ticks,
+};
 
 /// The pid written in a pidfile, when that process is alive.
 pub fn live_pid_in(pidfile: &Path) -> Option<u32> {

@@ -106,10 +106,80 @@ pub struct Service {
     /// "back".
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub outside_drill: Option<String>,
+    /// What stop-services and start-services act on, as data. The notes and
+    /// hazard details above are rendered from these for people; nothing
+    /// parses a sentence back.
+    #[serde(skip_serializing_if = "ServiceFacts::is_empty", default)]
+    pub facts: ServiceFacts,
 }
 
+/// Typed facts about one discovered service (its kind, pid and name are on
+/// [`Service`]): what started it, what it starts again, where it is defined.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceFacts {
+    /// The PostgreSQL server itself (a container serving a database): never stopped.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub db_server: bool,
+    /// A process: the mechanism that started it (its unit, cron, a parent).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub started_by: Option<StartedBy>,
+    /// Scripts it starts that another mechanism starts too: it is a
+    /// restarter of each (stopping one starter leaves the others).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub starter_of: Vec<StarterOf>,
+    /// A cron job line: the file (or `crontab -l -u USER`) and its line.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cron_line: Option<CronLine>,
+    /// A container: the tool that runs it (`docker`, `podman`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub container_tool: Option<String>,
+}
+
+impl ServiceFacts {
+    pub fn is_empty(&self) -> bool {
+        self == &ServiceFacts::default()
+    }
+}
+
+/// What started a process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum StartedBy {
+    /// A process of this systemd unit (its main pid or a descendant).
+    Unit {
+        unit: String,
+    },
+    Cron,
+    /// Another listed process running the same script.
+    Pid {
+        pid: u32,
+    },
+}
+
+impl std::fmt::Display for StartedBy {
+    /// The note a person reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartedBy::Unit { unit } => write!(f, "started by systemd unit {unit}"),
+            StartedBy::Cron => f.write_str("started by cron"),
+            StartedBy::Pid { pid } => write!(f, "started by pid {pid}"),
+        }
+    }
+}
+
+/// A script this service starts that other mechanisms start too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StarterOf {
+    pub script: String,
+    /// Where this service starts it (`file:line`, a unit file, `ps pid N`).
+    pub location: String,
+}
+
+/// One cron job line (the engine's type: a stop records it as it is).
+pub use crate::engine::types::CronLine;
+
 impl Service {
-    fn new(name: String, kind: ServiceKind, source: String) -> Self {
+    pub(crate) fn new(name: String, kind: ServiceKind, source: String) -> Self {
         Service {
             name,
             kind,
@@ -132,6 +202,7 @@ impl Service {
             notes: Vec::new(),
             target_unclear: None,
             outside_drill: None,
+            facts: ServiceFacts::default(),
         }
     }
 }
@@ -174,6 +245,10 @@ struct Entry {
     /// Connection variables of a running process (`/proc/PID/environ`,
     /// whitelisted: never a password).
     env: Vec<(String, String)>,
+    /// A unit an administrator installed (always listed).
+    local_unit: bool,
+    /// A script it runs could not be read (it might do anything: listed).
+    script_unread: bool,
 }
 
 /// The script of one round: the framing prelude, the PATH prefix, `body`.
@@ -254,28 +329,165 @@ pub async fn discover(
     opts: &ProbeOptions,
 ) -> Result<Discovery, ProbeError> {
     let n = nonce();
-    let body = base_body(opts);
-    let s1 = round(runner, &n, &body, opts).await?;
-    let get = |secs: &[Section], name: &str| secs.iter().find(|s| s.name == name).cloned();
+    let s1 = round(runner, &n, &base_body(opts), opts).await?;
     let mut d = Discovery {
-        hostname: get(&s1, "host")
+        hostname: section(&s1, "host")
             .map(|s| s.body.trim().to_string())
             .filter(|h| !h.is_empty()),
         ..Default::default()
     };
-    let offset = get(&s1, "tz")
-        .map(|s| s.body.trim().to_string())
-        .unwrap_or_else(|| "+0000".into());
-    let self_pid: u32 = get(&s1, "self")
-        .and_then(|s| s.body.trim().parse().ok())
-        .unwrap_or(0);
+    // Round 1: units, processes, containers.
+    let unit_names = unit_names(&s1, &mut d.notes);
+    let mut seen = Seen::from_round1(&s1, n, &mut d.notes);
+    // Inventory pidfiles (read as data), then which processes each
+    // inventory process service may be.
+    let pidfiles = read_pidfiles(runner, &seen.nonce, inventory_services, opts).await?;
+    let (candidates, pidfile_notes) = process_candidates(inventory_services, &seen, &pidfiles);
+    // Round 2: systemctl show, container inspect, the connection variables
+    // of the processes that matter.
+    let env_pids: BTreeSet<u32> = seen
+        .procs
+        .iter()
+        .filter(|p| process::interesting(&p.args) && !seen.ours(p))
+        .map(|p| p.pid)
+        .chain(candidates.values().flatten().copied())
+        .collect();
+    round2(
+        runner,
+        &mut seen,
+        &unit_names,
+        &env_pids,
+        opts,
+        &mut d.notes,
+    )
+    .await?;
+    // Entries from every source.
+    let (mut entries, deferred) = entries_of(
+        &s1,
+        &seen,
+        ctx,
+        inventory_services,
+        &candidates,
+        &pidfile_notes,
+    );
+    // Read the scripts they run, and the scripts those run.
+    let (scripts, unreadable) = read_scripts(runner, &seen.nonce, &entries, opts, ctx).await?;
+    for (p, why) in &unreadable {
+        if why != NOT_A_SCRIPT {
+            d.unreadable.push(Unreadable {
+                item: printable(p),
+                reason: printable(why),
+            });
+        }
+    }
+    let unit_index = attach_scripts(&mut entries, &scripts, &unreadable, ctx);
+    // Which candidate is an inventory process service, on evidence.
+    for (spec, pids) in deferred {
+        assign_process_spec(&mut entries, spec, &pids, ctx);
+    }
+    if let Some(lab) = drill_dir(ctx) {
+        let own: BTreeSet<u32> = pidfiles
+            .values()
+            .filter_map(|r| r.as_ref().ok().copied())
+            .collect();
+        mark_outside_drill(&mut entries, &seen.procs, &own, &lab);
+    }
+    redundancy(&mut entries, &scripts, &unit_index);
+    d.services = kept_services(&entries);
+    d.notes = d.notes.iter().map(|n| printable(n)).collect();
+    d.hostname = d.hostname.map(|h| printable(&h));
+    Ok(d)
+}
 
-    // systemd unit list.
-    let mut unit_names: Vec<String> = Vec::new();
-    match (get(&s1, "units"), get(&s1, "units-plain")) {
-        (None, _) => d
-            .notes
-            .push("systemd: no systemctl on this host".to_string()),
+/// A section of a round's answer by name.
+fn section(secs: &[Section], name: &str) -> Option<Section> {
+    secs.iter().find(|s| s.name == name).cloned()
+}
+
+/// What the rounds saw on the host, parsed.
+struct Seen {
+    /// This discovery's framing nonce (its own processes carry it).
+    nonce: String,
+    self_pid: u32,
+    /// The host's UTC offset (`+0000`), for process start times.
+    offset: String,
+    procs: Vec<Proc>,
+    cron_running: bool,
+    containers: Vec<(String, Vec<Container>)>,
+    units: Vec<UnitProps>,
+    environ: HashMap<u32, Vec<(String, String)>>,
+}
+
+impl Seen {
+    /// Phase 1 (pure): processes, the cron daemon, containers of round 1.
+    fn from_round1(s1: &[Section], nonce: String, notes: &mut Vec<String>) -> Seen {
+        let offset = section(s1, "tz")
+            .map(|s| s.body.trim().to_string())
+            .unwrap_or_else(|| "+0000".into());
+        let self_pid: u32 = section(s1, "self")
+            .and_then(|s| s.body.trim().parse().ok())
+            .unwrap_or(0);
+        let procs: Vec<Proc> = match section(s1, "ps") {
+            Some(s) if s.rc == 0 => process::parse_ps(&s.body),
+            Some(s) => {
+                notes.push(format!("processes: ps failed: {}", first_line(&s.body)));
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        let cron_running = procs.iter().any(|p| {
+            matches!(
+                basename(p.args.split_whitespace().next().unwrap_or("")),
+                "cron" | "crond" | "CRON"
+            )
+        });
+        let mut containers: Vec<(String, Vec<Container>)> = Vec::new();
+        for tool in ["docker", "podman"] {
+            if let Some(s) = section(s1, &format!("{tool}-ps")) {
+                if s.rc == 0 {
+                    containers.push((tool.to_string(), container::parse_ps(&s.body)));
+                } else {
+                    notes.push(format!(
+                        "{tool}: installed but not answering: {}",
+                        first_line(&s.body)
+                    ));
+                }
+            }
+        }
+        Seen {
+            nonce,
+            self_pid,
+            offset,
+            procs,
+            cron_running,
+            containers,
+            units: Vec::new(),
+            environ: HashMap::new(),
+        }
+    }
+
+    /// A process of this discovery itself (never a service).
+    fn ours(&self, p: &Proc) -> bool {
+        p.pid == self.self_pid
+            || p.args.contains(&self.nonce)
+            || process::ancestors(&self.procs, p.pid).contains(&self.self_pid)
+    }
+
+    fn env_of(&self, pid: u32) -> &[(String, String)] {
+        self.environ
+            .get(&pid)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+}
+
+/// Phase 1 (pure): the systemd services and timers round 1 listed.
+fn unit_names(s1: &[Section], notes: &mut Vec<String>) -> Vec<String> {
+    match (section(s1, "units"), section(s1, "units-plain")) {
+        (None, _) => {
+            notes.push("systemd: no systemctl on this host".to_string());
+            Vec::new()
+        }
         (Some(u), plain) => {
             let listed = if u.rc == 0 {
                 systemd::parse_list_units_json(&u.body).map_err(|e| e.to_string())
@@ -285,43 +497,28 @@ pub async fn discover(
                 Err(first_line(&u.body))
             };
             match listed {
-                Ok(list) => {
-                    unit_names = list
-                        .into_iter()
-                        .filter(|u| u.load != "not-found")
-                        .map(|u| u.unit)
-                        .filter(|u| u.ends_with(".service") || u.ends_with(".timer"))
-                        .collect()
+                Ok(list) => list
+                    .into_iter()
+                    .filter(|u| u.load != "not-found")
+                    .map(|u| u.unit)
+                    .filter(|u| u.ends_with(".service") || u.ends_with(".timer"))
+                    .collect(),
+                Err(e) => {
+                    notes.push(format!("systemd: not answering: {e}"));
+                    Vec::new()
                 }
-                Err(e) => d.notes.push(format!("systemd: not answering: {e}")),
             }
         }
     }
+}
 
-    // Processes.
-    let procs: Vec<Proc> = match get(&s1, "ps") {
-        Some(s) if s.rc == 0 => process::parse_ps(&s.body),
-        Some(s) => {
-            d.notes
-                .push(format!("processes: ps failed: {}", first_line(&s.body)));
-            Vec::new()
-        }
-        None => Vec::new(),
-    };
-    let ours = |p: &Proc| {
-        p.pid == self_pid
-            || p.args.contains(&n)
-            || process::ancestors(&procs, p.pid).contains(&self_pid)
-    };
-    let cron_running = procs.iter().any(|p| {
-        matches!(
-            basename(p.args.split_whitespace().next().unwrap_or("")),
-            "cron" | "crond" | "CRON"
-        )
-    });
-
-    // Inventory pidfiles (read as data), then which processes each
-    // inventory process service may be.
+/// Phase 2: the inventory's pidfiles, read as data (a pid or why not).
+async fn read_pidfiles(
+    runner: &dyn Runner,
+    n: &str,
+    inventory_services: &[&ServiceSpec],
+    opts: &ProbeOptions,
+) -> Result<HashMap<String, Result<u32, String>>, ProbeError> {
     let pidfile_paths: Vec<String> = inventory_services
         .iter()
         .filter(|s| s.kind == ServiceKind::Process)
@@ -329,9 +526,9 @@ pub async fn discover(
         .collect();
     let mut pidfiles: HashMap<String, Result<u32, String>> = HashMap::new();
     if !pidfile_paths.is_empty() {
-        let secs = read_files(runner, &n, READ_PIDFILE, &pidfile_paths, opts).await?;
+        let secs = read_files(runner, n, READ_PIDFILE, &pidfile_paths, opts).await?;
         for (i, f) in pidfile_paths.iter().enumerate() {
-            let r = match get(&secs, &format!("pidfile {i}")) {
+            let r = match section(&secs, &format!("pidfile {i}")) {
                 Some(s) if s.rc == 0 => s
                     .body
                     .trim()
@@ -343,6 +540,18 @@ pub async fn discover(
             pidfiles.insert(f.clone(), r);
         }
     }
+    Ok(pidfiles)
+}
+
+/// Candidate pids (and a pidfile note) per inventory process service.
+type Candidates = (HashMap<String, Vec<u32>>, HashMap<String, String>);
+
+/// Phase 2 (pure): which processes each inventory process service may be.
+fn process_candidates(
+    inventory_services: &[&ServiceSpec],
+    seen: &Seen,
+    pidfiles: &HashMap<String, Result<u32, String>>,
+) -> Candidates {
     let mut candidates: HashMap<String, Vec<u32>> = HashMap::new();
     let mut pidfile_notes: HashMap<String, String> = HashMap::new();
     for spec in inventory_services
@@ -350,36 +559,24 @@ pub async fn discover(
         .filter(|s| s.kind == ServiceKind::Process)
     {
         let pf = spec.pidfile.as_ref().and_then(|f| pidfiles.get(f));
-        let (pids, note) = spec_candidates(spec, &procs, pf, &ours);
+        let (pids, note) = spec_candidates(spec, &seen.procs, pf, &|p: &Proc| seen.ours(p));
         candidates.insert(spec.name().to_string(), pids);
         if let Some(note) = note {
             pidfile_notes.insert(spec.name().to_string(), note);
         }
     }
-    // Processes whose environment is read for connection variables.
-    let env_pids: BTreeSet<u32> = procs
-        .iter()
-        .filter(|p| process::interesting(&p.args) && !ours(p))
-        .map(|p| p.pid)
-        .chain(candidates.values().flatten().copied())
-        .collect();
+    (candidates, pidfile_notes)
+}
 
-    // Containers.
-    let mut containers: Vec<(String, Vec<Container>)> = Vec::new();
-    for tool in ["docker", "podman"] {
-        if let Some(s) = get(&s1, &format!("{tool}-ps")) {
-            if s.rc == 0 {
-                containers.push((tool.to_string(), container::parse_ps(&s.body)));
-            } else {
-                d.notes.push(format!(
-                    "{tool}: installed but not answering: {}",
-                    first_line(&s.body)
-                ));
-            }
-        }
-    }
-
-    // Round 2: systemctl show, container inspect.
+/// Phase 3: round 2 (systemctl show, container inspect, environments).
+async fn round2(
+    runner: &dyn Runner,
+    seen: &mut Seen,
+    unit_names: &[String],
+    env_pids: &BTreeSet<u32>,
+    opts: &ProbeOptions,
+    notes: &mut Vec<String>,
+) -> Result<(), ProbeError> {
     let mut body = String::new();
     if !unit_names.is_empty() {
         let units: Vec<String> = unit_names.iter().map(|u| sh_quote(u)).collect();
@@ -389,7 +586,7 @@ pub async fn discover(
             units.join(" ")
         ));
     }
-    for (tool, list) in &containers {
+    for (tool, list) in &seen.containers {
         if !list.is_empty() {
             let ids: Vec<String> = list.iter().map(|c| sh_quote(&c.id)).collect();
             body.push_str(&format!(
@@ -398,7 +595,7 @@ pub async fn discover(
             ));
         }
     }
-    for pid in &env_pids {
+    for pid in env_pids {
         body.push_str(&format!(
             "[ -r /proc/{pid}/environ ] && sec 'environ {pid}' cat /proc/{pid}/environ\n"
         ));
@@ -406,43 +603,59 @@ pub async fn discover(
     let s2 = if body.is_empty() {
         Vec::new()
     } else {
-        round(runner, &n, &body, opts).await?
+        round(runner, &seen.nonce, &body, opts).await?
     };
-    let units: Vec<UnitProps> = match get(&s2, "show") {
+    seen.units = match section(&s2, "show") {
         Some(s) if s.rc == 0 => systemd::parse_show(&s.body),
         Some(s) => {
-            d.notes
-                .push(format!("systemd: show failed: {}", first_line(&s.body)));
+            notes.push(format!("systemd: show failed: {}", first_line(&s.body)));
             Vec::new()
         }
         None => Vec::new(),
     };
-    for (tool, list) in &mut containers {
-        if let Some(s) = get(&s2, &format!("{tool}-inspect"))
+    for (tool, list) in &mut seen.containers {
+        if let Some(s) = section(&s2, &format!("{tool}-inspect"))
             && s.rc == 0
         {
             container::apply_inspect(list, &s.body);
         }
     }
-
-    let environ: HashMap<u32, Vec<(String, String)>> = env_pids
+    seen.environ = env_pids
         .iter()
         .filter_map(|pid| {
-            let s = get(&s2, &format!("environ {pid}"))?;
+            let s = section(&s2, &format!("environ {pid}"))?;
             (s.rc == 0).then(|| (*pid, env_vars(&s.body)))
         })
         .collect();
+    Ok(())
+}
 
-    // Entries from every source.
+/// Inventory process services whose candidates are decided on evidence later.
+type Deferred<'a> = Vec<(&'a ServiceSpec, Vec<u32>)>;
+
+/// Phase 4 (pure): an entry per unit, cron line, run-parts script,
+/// container and interesting process; the inventory's services merged in.
+fn entries_of<'a>(
+    s1: &[Section],
+    seen: &Seen,
+    ctx: &ScanCtx,
+    inventory_services: &[&'a ServiceSpec],
+    candidates: &HashMap<String, Vec<u32>>,
+    pidfile_notes: &HashMap<String, String>,
+) -> (Vec<Entry>, Deferred<'a>) {
+    let procs = &seen.procs;
+    let offset = &seen.offset;
+    let cron_running = seen.cron_running;
     let mut entries: Vec<Entry> = Vec::new();
-    let main_pids: BTreeMap<u32, String> = units
+    let main_pids: BTreeMap<u32, String> = seen
+        .units
         .iter()
         .filter_map(|u| {
             let pid: u32 = u.get("MainPID")?.parse().ok()?;
             (pid > 0).then(|| (pid, u.id().to_string()))
         })
         .collect();
-    for u in &units {
+    for u in &seen.units {
         if let Some(e) = unit_entry(u, ctx) {
             entries.push(e);
         }
@@ -460,7 +673,7 @@ pub async fn discover(
             entries.push(cron_entry(c, ctx, cron_running));
         }
     }
-    if let Some(s) = get(&s1, "cronparts") {
+    if let Some(s) = section(s1, "cronparts") {
         for l in s.body.lines() {
             if let Some((period, path)) = l.split_once(' ') {
                 let c = CronEntry {
@@ -479,22 +692,22 @@ pub async fn discover(
             }
         }
     }
-    for (tool, list) in &containers {
+    for (tool, list) in &seen.containers {
         for c in list {
             entries.push(container_entry(tool, c, ctx));
         }
     }
     for p in procs
         .iter()
-        .filter(|p| process::interesting(&p.args) && !ours(p))
+        .filter(|p| process::interesting(&p.args) && !seen.ours(p))
     {
-        let env = environ.get(&p.pid).map(Vec::as_slice).unwrap_or_default();
-        entries.push(process_entry(p, &procs, &main_pids, &offset, env, ctx));
+        let env = seen.env_of(p.pid);
+        entries.push(process_entry(p, procs, &main_pids, offset, env, ctx));
     }
     // Inventory processes: their candidates get entries now (so their
-    // scripts are read); which of them is the service is decided below,
+    // scripts are read); which of them is the service is decided later,
     // on evidence.
-    let mut deferred: Vec<(&ServiceSpec, Vec<u32>)> = Vec::new();
+    let mut deferred: Deferred<'a> = Vec::new();
     for spec in inventory_services {
         if spec.kind != ServiceKind::Process {
             merge_inventory(&mut entries, spec, ctx);
@@ -513,14 +726,14 @@ pub async fn discover(
                 .iter()
                 .any(|e| e.svc.kind == ServiceKind::Process && e.svc.pid == Some(*pid));
             if !listed && let Some(p) = procs.iter().find(|p| p.pid == *pid) {
-                let env = environ.get(pid).map(Vec::as_slice).unwrap_or_default();
-                entries.push(process_entry(p, &procs, &main_pids, &offset, env, ctx));
+                let env = seen.env_of(*pid);
+                entries.push(process_entry(p, procs, &main_pids, offset, env, ctx));
             }
         }
-        deferred.push((spec, pids));
+        deferred.push((*spec, pids));
     }
     // Inside a drill, a process the lab's `match` patterns find outside its
-    // pidfiles is listed too (as not part of the drill, below).
+    // pidfiles is listed too (as not part of the drill, later).
     if drill_dir(ctx).is_some() {
         for spec in inventory_services
             .iter()
@@ -533,24 +746,40 @@ pub async fn discover(
             else {
                 continue;
             };
-            for p in procs.iter().filter(|p| !ours(p) && re.is_match(&p.args)) {
+            for p in procs
+                .iter()
+                .filter(|p| !seen.ours(p) && re.is_match(&p.args))
+            {
                 let listed = entries
                     .iter()
                     .any(|e| e.svc.kind == ServiceKind::Process && e.svc.pid == Some(p.pid));
                 if !listed {
-                    let env = environ.get(&p.pid).map(Vec::as_slice).unwrap_or_default();
-                    entries.push(process_entry(p, &procs, &main_pids, &offset, env, ctx));
+                    let env = seen.env_of(p.pid);
+                    entries.push(process_entry(p, procs, &main_pids, offset, env, ctx));
                 }
             }
         }
     }
+    (entries, deferred)
+}
 
-    // Read the scripts they run, and the scripts those run.
+/// Facts per script read, and why each other script was not.
+type Scripts = (HashMap<String, Facts>, BTreeMap<String, String>);
+
+/// Phase 5: the scripts the entries run, and those they run, to
+/// `opts.script_depth` levels.
+async fn read_scripts(
+    runner: &dyn Runner,
+    n: &str,
+    entries: &[Entry],
+    opts: &ProbeOptions,
+    ctx: &ScanCtx<'_>,
+) -> Result<Scripts, ProbeError> {
     let mut scripts: HashMap<String, Facts> = HashMap::new();
     let mut unreadable: BTreeMap<String, String> = BTreeMap::new();
     for _ in 0..opts.script_depth.max(1) {
         let mut wanted: BTreeSet<String> = BTreeSet::new();
-        for e in &entries {
+        for e in entries {
             for (p, _) in &e.facts.scripts {
                 if let Some(abs) = resolve(p, e.working_dir.as_deref()) {
                     wanted.insert(abs);
@@ -576,9 +805,9 @@ pub async fn discover(
         if list.is_empty() {
             continue;
         }
-        let s3 = read_files(runner, &n, READ_ONE, &list, opts).await?;
+        let s3 = read_files(runner, n, READ_ONE, &list, opts).await?;
         for (i, p) in list.into_iter().enumerate() {
-            match get(&s3, &format!("file {i}")) {
+            match section(&s3, &format!("file {i}")) {
                 Some(s) if s.rc == 0 && s.body.contains('\0') => {
                     unreadable.insert(
                         p,
@@ -601,16 +830,17 @@ pub async fn discover(
             }
         }
     }
-    for (p, why) in &unreadable {
-        if why != NOT_A_SCRIPT {
-            d.unreadable.push(Unreadable {
-                item: printable(p),
-                reason: printable(why),
-            });
-        }
-    }
+    Ok((scripts, unreadable))
+}
 
-    // Attach script facts (transitively) to each entry.
+/// Phase 6 (pure): each entry gets the databases and hazards of the
+/// scripts it runs (transitively); returns the index of systemd units.
+fn attach_scripts(
+    entries: &mut [Entry],
+    scripts: &HashMap<String, Facts>,
+    unreadable: &BTreeMap<String, String>,
+    ctx: &ScanCtx,
+) -> HashMap<String, usize> {
     let unit_index: HashMap<String, usize> = entries
         .iter()
         .enumerate()
@@ -620,8 +850,8 @@ pub async fn discover(
                 .flatten()
         })
         .collect();
-    for e in &mut entries {
-        let closure = script_closure(&e.facts, e.working_dir.as_deref(), &scripts);
+    for e in entries.iter_mut() {
+        let closure = script_closure(&e.facts, e.working_dir.as_deref(), scripts);
         for p in &closure {
             if let Some(f) = scripts.get(p) {
                 for r in &f.refs {
@@ -638,6 +868,7 @@ pub async fn discover(
                 && why != NOT_A_SCRIPT
             {
                 e.svc.notes.push(format!("script '{p}' not read: {why}"));
+                e.script_unread = true;
             }
         }
         e.svc.scripts = closure
@@ -645,23 +876,14 @@ pub async fn discover(
             .filter(|p| scripts.contains_key(p))
             .collect();
     }
+    unit_index
+}
 
-    for (spec, pids) in deferred {
-        assign_process_spec(&mut entries, spec, &pids, ctx);
-    }
-    if let Some(lab) = drill_dir(ctx) {
-        let own: BTreeSet<u32> = pidfiles
-            .values()
-            .filter_map(|r| r.as_ref().ok().copied())
-            .collect();
-        mark_outside_drill(&mut entries, &procs, &own, &lab);
-    }
-
-    redundancy(&mut entries, &scripts, &unit_index);
-
-    // Keep what matters: anything reaching a database, holding a hazard or
-    // declared in the inventory; administrator units and containers always;
-    // and what could not be read (it might do anything).
+/// Phase 7 (pure): keep what matters: anything reaching a database,
+/// holding a hazard or declared in the inventory; administrator units and
+/// containers always; and what could not be read (it might do anything).
+/// A timer stays with its service and the other way round.
+fn kept_services(entries: &[Entry]) -> Vec<Service> {
     let keep: Vec<bool> = entries
         .iter()
         .map(|e| {
@@ -670,35 +892,30 @@ pub async fn discover(
                 || !e.svc.hazards.is_empty()
                 || e.svc.inventory.is_some()
                 || e.svc.target_unclear.is_some()
-                || e.svc.notes.iter().any(|n| n.starts_with("script '"));
+                || e.script_unread;
             match e.svc.kind {
-                ServiceKind::Systemd | ServiceKind::Timer => {
-                    relevant || e.svc.notes.iter().any(|n| n == "local unit")
-                }
+                ServiceKind::Systemd | ServiceKind::Timer => relevant || e.local_unit,
                 ServiceKind::Container => true,
                 ServiceKind::Cron | ServiceKind::Process => relevant,
             }
         })
         .collect();
-    // A timer stays with its service and the other way round.
     let kept_units: BTreeSet<String> = entries
         .iter()
         .zip(&keep)
         .filter(|(_, k)| **k)
         .filter_map(|(e, _)| e.unit.clone())
         .collect();
+    let mut out = Vec::new();
     for (e, k) in entries.iter().zip(keep) {
         let paired = e.triggers.as_ref().is_some_and(|t| kept_units.contains(t));
         if k || paired {
             let mut svc = e.svc.clone();
-            svc.notes.retain(|n| n != "local unit");
             clean_service(&mut svc);
-            d.services.push(svc);
+            out.push(svc);
         }
     }
-    d.notes = d.notes.iter().map(|n| printable(n)).collect();
-    d.hostname = d.hostname.map(|h| printable(&h));
-    Ok(d)
+    out
 }
 
 /// The lab's directory when discovery runs inside a drill: the lab's
@@ -839,6 +1056,16 @@ fn clean_service(s: &mut Service) {
     s.mounts.iter_mut().for_each(fix);
     s.scripts.iter_mut().for_each(fix);
     s.notes.iter_mut().for_each(fix);
+    for o in &mut s.facts.starter_of {
+        fix(&mut o.script);
+        fix(&mut o.location);
+    }
+    if let Some(c) = &mut s.facts.cron_line {
+        fix(&mut c.file);
+    }
+    if let Some(StartedBy::Unit { unit }) = &mut s.facts.started_by {
+        fix(unit);
+    }
     for h in &mut s.hazards {
         fix(&mut h.evidence);
         fix(&mut h.location);
@@ -922,9 +1149,7 @@ fn unit_entry(u: &UnitProps, ctx: &ScanCtx) -> Option<Entry> {
     );
     svc.state = format!("{active_state} ({})", u.get("SubState").unwrap_or("?"));
     svc.enabled = u.get("UnitFileState").map(|s| s.starts_with("enabled"));
-    if systemd::is_local_unit(u) {
-        svc.notes.push("local unit".into());
-    }
+    let local_unit = systemd::is_local_unit(u);
     svc.user = u.get("User").map(str::to_string);
     svc.started_at = u
         .get("ExecMainStartTimestamp")
@@ -992,6 +1217,8 @@ fn unit_entry(u: &UnitProps, ctx: &ScanCtx) -> Option<Entry> {
         triggered_by_timer,
         mechanism: true,
         env: Vec::new(),
+        local_unit,
+        script_unread: false,
     })
 }
 
@@ -1015,6 +1242,12 @@ fn cron_entry(c: CronEntry, ctx: &ScanCtx, cron_running: bool) -> Entry {
         format!("{}:{}", c.file, c.line)
     };
     let mut svc = Service::new(short, ServiceKind::Cron, source.clone());
+    if c.line > 0 {
+        svc.facts.cron_line = Some(CronLine {
+            file: c.file.clone(),
+            line: c.line,
+        });
+    }
     svc.active = cron_running;
     svc.state = if cron_running {
         "scheduled".into()
@@ -1042,6 +1275,8 @@ fn cron_entry(c: CronEntry, ctx: &ScanCtx, cron_running: bool) -> Entry {
         triggered_by_timer: false,
         mechanism: true,
         env: Vec::new(),
+        local_unit: false,
+        script_unread: false,
     }
 }
 
@@ -1061,7 +1296,9 @@ fn container_entry(tool: &str, c: &Container, ctx: &ScanCtx) -> Entry {
     svc.image = Some(c.image.clone()).filter(|i| !i.is_empty());
     svc.mounts = c.mounts.clone();
     svc.command = (!c.command.is_empty()).then(|| c.command.join(" "));
+    svc.facts.container_tool = Some(tool.to_string());
     if let Some(db) = &c.serves_db {
+        svc.facts.db_server = true;
         svc.notes.push(format!(
             "PostgreSQL server (database '{db}'); its data lives in: {}",
             if c.mounts.is_empty() {
@@ -1093,6 +1330,8 @@ fn container_entry(tool: &str, c: &Container, ctx: &ScanCtx) -> Entry {
         triggered_by_timer: false,
         mechanism: false,
         env: Vec::new(),
+        local_unit: false,
+        script_unread: false,
     }
 }
 
@@ -1157,8 +1396,9 @@ fn process_entry(
     // names the same script is an instance of that mechanism, not one more.
     let script = f.scripts.first().map(|(s, _)| s.clone());
     let mut mechanism = true;
+    let mut started_by = None;
     if let Some(u) = chain.iter().find_map(|pid| main_pids.get(pid)) {
-        svc.notes.push(format!("started by systemd unit {u}"));
+        started_by = Some(StartedBy::Unit { unit: u.clone() });
         mechanism = false;
     } else if let Some(c) = chain[1..].iter().find_map(|pid| {
         procs.iter().find(|q| {
@@ -1168,12 +1408,16 @@ fn process_entry(
                         && script.as_ref().is_some_and(|s| q.args.contains(s.as_str())))
         })
     }) {
-        if is_cron(&c.args) {
-            svc.notes.push("started by cron".into());
+        started_by = Some(if is_cron(&c.args) {
+            StartedBy::Cron
         } else {
-            svc.notes.push(format!("started by pid {}", c.pid));
-        }
+            StartedBy::Pid { pid: c.pid }
+        });
         mechanism = false;
+    }
+    if let Some(by) = started_by {
+        svc.notes.push(by.to_string());
+        svc.facts.started_by = Some(by);
     }
     svc.databases_reached = f.refs.clone();
     svc.hazards = f.hazards.clone();
@@ -1187,6 +1431,8 @@ fn process_entry(
         triggered_by_timer: false,
         mechanism,
         env: env.to_vec(),
+        local_unit: false,
+        script_unread: false,
     }
 }
 
@@ -1254,6 +1500,8 @@ fn merge_inventory(entries: &mut Vec<Entry>, spec: &ServiceSpec, ctx: &ScanCtx) 
         triggered_by_timer: false,
         mechanism: true,
         env: Vec::new(),
+        local_unit: false,
+        script_unread: false,
     });
 }
 
@@ -1618,6 +1866,13 @@ fn redundancy(
             names.join("; ")
         );
         for (i, _, line, loc) in &starters {
+            let of = StarterOf {
+                script: script.clone(),
+                location: loc.clone(),
+            };
+            if !entries[*i].svc.facts.starter_of.contains(&of) {
+                entries[*i].svc.facts.starter_of.push(of);
+            }
             let h = Hazard {
                 kind: HazardKind::RedundantStart,
                 evidence: line.clone(),
@@ -1748,6 +2003,8 @@ mod tests {
                 triggered_by_timer: false,
                 mechanism: false,
                 env: Vec::new(),
+                local_unit: false,
+                script_unread: false,
             }
         };
         let mut entries = vec![

@@ -14,7 +14,8 @@ pub mod systemd;
 
 pub use dbref::{DbRef, DbRole};
 pub use discover::{
-    Discovery, ProbeError, ProbeOptions, Service, base_body, discover, round_script,
+    CronLine, Discovery, ProbeError, ProbeOptions, Service, ServiceFacts, StartedBy, StarterOf,
+    base_body, discover, round_script,
 };
 pub use exec::{RunOutput, Runner};
 pub use scan::{Hazard, HazardKind, ScanCtx};

@@ -34,30 +34,7 @@ const KINDS: &[&str] = &[
     "VIEW",
 ];
 
-/// One `ALTER <kind> <object> OWNER TO <owner>` the restore did not run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OwnerChange {
-    /// Upper-case kind words, e.g. `TABLE`, `MATERIALIZED VIEW`.
-    pub kind: String,
-    /// The object as rebuilt from the dump's tokens (identifiers quoted).
-    pub object: String,
-    /// The role the dump gave the object to.
-    pub owner: String,
-    /// Line of the dump statement.
-    pub line: u64,
-}
-
-impl OwnerChange {
-    /// The statement that re-applies it: built here, never copied from the dump.
-    pub fn sql(&self) -> String {
-        format!(
-            "ALTER {} {} OWNER TO {}",
-            self.kind,
-            self.object,
-            quote_ident(&self.owner)
-        )
-    }
-}
+pub use crate::engine::types::OwnerChange;
 
 fn is_op(c: u8) -> bool {
     matches!(

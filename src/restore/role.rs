@@ -157,13 +157,7 @@ pub async fn check_restore_role(admin: &Client, role: &str) -> Result<RoleStatus
     }
 }
 
-/// The statement [`create_restore_role`] runs (shown before the operator confirms).
-pub fn create_role_sql(role: &str) -> String {
-    format!(
-        "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
-        quote_ident(role)
-    )
-}
+pub use crate::engine::types::create_role_sql;
 
 /// Creates `role` with LOGIN and nothing else (no password: it logs in
 /// through the server's local authentication, like the inventory's user),

@@ -85,7 +85,7 @@ pub fn pg_restore_command(path: &str) -> String {
 
 /// `pg_restore` of the PostgreSQL install the sandbox would use, else the one in PATH.
 pub fn default_pg_restore() -> PathBuf {
-    crate::sandbox::pg_bin_dir()
+    crate::pgbin::pg_bin_dir()
         .map(|d| d.join("pg_restore"))
         .ok()
         .filter(|p| p.is_file())

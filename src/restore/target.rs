@@ -8,10 +8,9 @@ use tokio_postgres::Client;
 
 use super::sql::{quote_ident, quote_literal};
 
-/// Start of the comment of a target that is not (yet) a whole restore.
-pub const MARK_INCOMPLETE: &str = "lifeline: restore INCOMPLETE";
-/// Start of the comment of a target whose restore finished.
-pub const MARK_COMPLETE: &str = "lifeline: restore complete";
+/// The comment marks of a target (defined with the engine's data: its
+/// preview names them).
+pub use crate::engine::types::{MARK_COMPLETE, MARK_INCOMPLETE};
 /// PostgreSQL truncates longer names (NAMEDATALEN - 1).
 const MAX_NAME: usize = 63;
 

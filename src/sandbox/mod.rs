@@ -6,17 +6,16 @@
 mod pg;
 mod sshd;
 
-pub use pg::{PG_BIN_ENV, PG_SEARCH_ENV, PgCluster, PgOptions, pg_bin_dir, pg_program};
+pub use crate::pgbin::{PG_BIN_ENV, PG_SEARCH_ENV, pg_program};
+pub use pg::{PgCluster, PgOptions, pg_bin_dir};
 pub use sshd::{Sshd, SshdOptions};
 
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error(
-        "PostgreSQL server binaries (initdb, pg_ctl) not found in /usr/lib/postgresql/*/bin, PATH or 'pg_config --bindir' (or $LIFELINE_PG_BIN / $LIFELINE_PG_SEARCH): install the 'postgresql' package (Debian/Ubuntu: apt-get install postgresql; 'lifeline lab' offers to do it where apt-get exists)"
-    )]
-    NoPostgres,
+    #[error(transparent)]
+    NoPostgres(#[from] crate::pgbin::PgBinError),
     #[error(
         "'/usr/sbin/sshd' not found: install the 'openssh-server' package (Debian: apt-get install openssh-server)"
     )]

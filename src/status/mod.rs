@@ -608,6 +608,7 @@ mod tests {
             notes: vec![],
             target_unclear: None,
             outside_drill: None,
+            facts: Default::default(),
         }
     }
 

@@ -236,3 +236,28 @@ async fn run(
         limit: opts.timeout,
     })
 }
+
+/// Fields of /proc/PID/stat after the command name: index 0 is the state.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// True when `pid` is a running process (a zombie counts as gone).
+pub fn process_alive(pid: u32) -> bool {
+    stat_fields(pid)
+        .and_then(|f| f.first().cloned())
+        .is_some_and(|s| s != "Z" && s != "X")
+}
+
+/// Start time of `pid` in clock ticks since boot: with the pid, it names a
+/// process uniquely (a pid reused later has another start time).
+pub fn process_start_ticks(pid: u32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// Process group of `pid`.
+pub fn process_group(pid: u32) -> Option<u32> {
+    stat_fields(pid)?.get(2)?.parse().ok()
+}

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use error::{ErrorKind, KeyChange, TransportError};
-pub use local::LocalHost;
+pub use local::{LocalHost, process_alive, process_group, process_start_ticks};
 pub use pool::{HostOutcome, Hosts};
 pub use ssh::{AskPassphrase, HostKeyInfo, SshHost, SshSettings, SshTarget};
 pub use stream::ExecStream;

@@ -19,8 +19,9 @@ use crate::inventory::ServiceSpec;
 use crate::probe::{self, Discovery, ScanCtx};
 use crate::transport::{ExecOptions, ExecResult, Host};
 
+pub use crate::engine::types::STOP_GRACE_S;
 pub use start::start_services;
-pub use stop::{STOP_GRACE_S, start_commands, stop_services};
+pub use stop::{start_commands, stop_services};
 
 /// The transport of an inventory host.
 fn transport<'a>(a: &'a RealActions, name: &str) -> Result<&'a Host, ActionError> {

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::stop::{KeptCopy, cron_source, cron_start_command, run_shown, stamp_of, start_commands};
+use super::stop::{KeptCopy, cron_start_command, run_shown, stamp_of, start_commands};
 use super::{RealActions, transport};
 use crate::engine::actions::{ActionError, Output};
 use crate::engine::types::*;
@@ -21,7 +21,7 @@ pub async fn start_services(
     let picked = |s: &StoppedService| {
         req.picked.contains(&s.name)
             || (s.kind == ServiceKind::Cron
-                && cron_source(&s.name).is_some_and(|(f, _)| {
+                && s.cron_at().is_some_and(|(f, _)| {
                     a.inventory().services.iter().any(|x| {
                         x.cron_file.as_deref() == Some(f.as_str())
                             && req.picked.iter().any(|p| p == x.name())
@@ -78,7 +78,7 @@ pub async fn start_services(
                 }
             }
             ServiceKind::Cron => {
-                if let (Some((file, line)), Some(k)) = (cron_source(&s.name), &s.original_kept) {
+                if let (Some((file, line)), Some(k)) = (s.cron_at(), &s.original_kept) {
                     cron_lines
                         .entry((s.host.clone(), file, k.clone()))
                         .or_default()

@@ -13,12 +13,10 @@ use super::watch::DbWatch;
 use super::{RealActions, discover_on, run, transport};
 use crate::engine::actions::{ActionError, Output};
 use crate::engine::types::*;
-use crate::inventory::{ServiceKind, ServiceSpec};
-use crate::probe::{Discovery, Service};
+use crate::inventory::{Inventory, ServiceKind, ServiceSpec};
+use crate::probe::{CronLine, Discovery, Service, StartedBy};
 use crate::transport::{ExecOptions, Host, shell_quote};
 
-/// Seconds a process group gets between TERM and KILL.
-pub const STOP_GRACE_S: u64 = 10;
 /// How often the hold probes again.
 const POLL: Duration = Duration::from_secs(2);
 /// Tries to continue frozen processes after a failed stop (POLL apart).
@@ -223,27 +221,8 @@ fn kill_command(target: &str) -> String {
 /// whose start command is the inventory's).
 pub fn start_commands(s: &StoppedService) -> Vec<String> {
     match s.kind {
-        ServiceKind::Systemd | ServiceKind::Timer => {
-            let mut v = Vec::new();
-            for (stop, start) in [("mask", "unmask"), ("disable", "enable"), ("stop", "start")] {
-                for c in &s.commands {
-                    if let Some(u) = c.strip_prefix(&format!("systemctl {stop} ")) {
-                        v.push(format!("systemctl {start} {u}"));
-                    }
-                }
-            }
-            v
-        }
-        ServiceKind::Container => s
-            .commands
-            .iter()
-            .filter_map(|c| {
-                let (tool, rest) = c.split_once(' ')?;
-                let name = rest.strip_prefix("stop ")?;
-                Some(format!("{tool} start {name}"))
-            })
-            .collect(),
-        ServiceKind::Cron => match (cron_source(&s.name), &s.original_kept) {
+        ServiceKind::Systemd | ServiceKind::Timer | ServiceKind::Container => s.undo_commands(),
+        ServiceKind::Cron => match (s.cron_at(), &s.original_kept) {
             (Some((file, line)), Some(k)) => {
                 vec![cron_start_command(&file, &[line], stamp_of(k), None)]
             }
@@ -251,13 +230,6 @@ pub fn start_commands(s: &StoppedService) -> Vec<String> {
         },
         ServiceKind::Process => Vec::new(),
     }
-}
-
-/// `file:line` of a cron entry's source.
-pub(super) fn cron_source(source: &str) -> Option<(String, usize)> {
-    let (f, l) = source.rsplit_once(':')?;
-    let n: usize = l.parse().ok()?;
-    (n > 0).then(|| (f.to_string(), n))
 }
 
 fn rank(kind: ServiceKind) -> u8 {
@@ -271,7 +243,7 @@ fn rank(kind: ServiceKind) -> u8 {
 
 /// The database server itself is never stopped.
 fn is_db_server(s: &Service) -> bool {
-    s.notes.iter().any(|n| n.starts_with("PostgreSQL server"))
+    s.facts.db_server
         || s.command.as_deref().is_some_and(|c| {
             let first = c.split_whitespace().next().unwrap_or("");
             matches!(
@@ -345,7 +317,7 @@ fn spec_items(spec: &ServiceSpec, d: &Discovery) -> Vec<Item> {
                 .iter()
                 .filter(|s| s.kind == ServiceKind::Cron)
                 .filter_map(|s| {
-                    let (f, line) = cron_source(&s.source)?;
+                    let CronLine { file: f, line } = s.facts.cron_line.clone()?;
                     (&f == file).then(|| {
                         let mut it = base(How::Cron { file: f, line }, s.source.clone());
                         it.hazard = !s.hazards.is_empty() || hazard;
@@ -473,7 +445,7 @@ fn discovered_item(host: &str, s: &Service) -> Option<Item> {
             }
         }
         ServiceKind::Cron => {
-            let (file, line) = cron_source(&s.source)?;
+            let CronLine { file, line } = s.facts.cron_line.clone()?;
             How::Cron { file, line }
         }
         ServiceKind::Container => {
@@ -481,11 +453,11 @@ fn discovered_item(host: &str, s: &Service) -> Option<Item> {
                 return None;
             }
             How::Container {
-                tool: if s.source.contains("podman") {
-                    "podman".into()
-                } else {
-                    "docker".into()
-                },
+                tool: s
+                    .facts
+                    .container_tool
+                    .clone()
+                    .unwrap_or_else(|| "docker".into()),
                 name: s.name.clone(),
             }
         }
@@ -550,6 +522,209 @@ fn service_matches(s: &Service, sel: &str) -> bool {
         }
         _ => s.name == sel || s.source == sel || s.inventory.as_deref() == Some(sel),
     }
+}
+
+/// The stop plan while it is built: the items, the inventory services
+/// already in it, the cron services whose files are read whole, and what
+/// to tell the operator (said after each phase, in order).
+struct Planning {
+    items: Vec<Item>,
+    named: BTreeSet<String>,
+    cron_specs: Vec<ServiceSpec>,
+    said: Vec<String>,
+}
+
+impl Planning {
+    fn say(&mut self, out: &Output) {
+        for l in self.said.drain(..) {
+            out.line(l);
+        }
+    }
+    fn has(&self, it: &Item) -> bool {
+        self.items
+            .iter()
+            .any(|x| x.host == it.host && x.name == it.name)
+    }
+}
+
+/// Phase 1: discovery on every host involved; a host that cannot be seen
+/// fails the step before anything is touched.
+async fn discover_hosts(
+    a: &RealActions,
+    host_names: &[String],
+    out: &Output,
+) -> Result<BTreeMap<String, Discovery>, ActionError> {
+    let mut disc = BTreeMap::new();
+    for h in host_names {
+        out.line(format!("discovery on '{h}'"));
+        disc.insert(h.clone(), discover_on(a, h).await?);
+    }
+    Ok(disc)
+}
+
+/// Phase 2 (pure): the step's inventory services, then every discovered
+/// writer of the database (an inventory service found writing to it joins
+/// whole; a writer the inventory does not name joins by its own item).
+fn plan_writers(
+    inv: &Inventory,
+    req: &StopRequest,
+    disc: &BTreeMap<String, Discovery>,
+) -> Planning {
+    let mut p = Planning {
+        items: Vec::new(),
+        named: req.services.iter().map(|s| s.name().to_string()).collect(),
+        cron_specs: Vec::new(),
+        said: Vec::new(),
+    };
+    for s in &req.services {
+        if let Some(d) = disc.get(s.host.get_ref()) {
+            for u in d
+                .services
+                .iter()
+                .filter(|x| x.inventory.as_deref() == Some(s.name()))
+                .filter_map(|x| x.target_unclear.as_ref())
+            {
+                p.said.push(format!(
+                    "'{}' on {}: target unclear, not stopped: {u}",
+                    s.name(),
+                    s.host.get_ref()
+                ));
+            }
+            p.items.extend(spec_items(s, d));
+            if s.kind == ServiceKind::Cron {
+                p.cron_specs.push(s.clone());
+            }
+        }
+    }
+    let Some(db) = &req.database else {
+        return p;
+    };
+    for (h, d) in disc {
+        for s in d
+            .services
+            .iter()
+            .filter(|s| reaches(s, db) && !is_db_server(s))
+        {
+            match &s.inventory {
+                Some(n) if p.named.contains(n) => continue,
+                Some(n) => {
+                    if let Some(spec) = inv.service(n) {
+                        p.named.insert(n.clone());
+                        p.said
+                            .push(format!("'{n}' writes to '{}' too: stopping it", db.name));
+                        let why = format!("inventory service '{n}', {}", evidence_for(s, &db.name));
+                        p.items
+                            .extend(spec_items(spec, d).into_iter().map(|mut it| {
+                                it.why = why.clone();
+                                it
+                            }));
+                        if spec.kind == ServiceKind::Cron {
+                            p.cron_specs.push(spec.clone());
+                        }
+                    }
+                    continue;
+                }
+                None => {}
+            }
+            if let Some(mut it) = discovered_item(h, s)
+                && !p.has(&it)
+            {
+                it.why = evidence_for(s, &db.name);
+                p.said.push(format!(
+                    "discovered writer of '{}' on {h}: {}{}",
+                    db.name,
+                    it.name,
+                    if it.hazard { " (HAZARD)" } else { "" }
+                ));
+                p.items.push(it);
+            }
+        }
+    }
+    p
+}
+
+/// Phase 3 (reads the cron files): every job line of the inventory cron
+/// services in the plan.
+async fn plan_cron_files(
+    a: &RealActions,
+    p: &mut Planning,
+    disc: &BTreeMap<String, Discovery>,
+    out: &Output,
+) -> Result<(), ActionError> {
+    for spec in &p.cron_specs {
+        if let Some(d) = disc.get(spec.host.get_ref()) {
+            for it in cron_file_items(a, spec, d, out).await? {
+                if !p
+                    .items
+                    .iter()
+                    .any(|x| x.host == it.host && x.name == it.name)
+                {
+                    p.items.push(it);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Phase 4 (pure): whatever starts the scripts of the writers again (a
+/// second cron line, a watchdog timer), by discovery's `starter_of` facts,
+/// joins them when a database is given.
+fn plan_restarters(req: &StopRequest, disc: &BTreeMap<String, Discovery>, p: &mut Planning) {
+    let Some(db) = &req.database else {
+        return;
+    };
+    let scripts: BTreeSet<String> = p.items.iter().flat_map(|i| i.scripts.clone()).collect();
+    for (h, d) in disc {
+        for s in &d.services {
+            let Some(of) = s
+                .facts
+                .starter_of
+                .iter()
+                .find(|o| scripts.contains(&o.script))
+            else {
+                continue;
+            };
+            if is_db_server(s) || writes_elsewhere(s, Some(db.name.as_str())) {
+                continue;
+            }
+            if let Some(mut it) = discovered_item(h, s)
+                && !p.has(&it)
+                && !s.inventory.as_ref().is_some_and(|n| p.named.contains(n))
+            {
+                it.why = format!("starts a writer's script again ({})", of.location);
+                p.said.push(format!(
+                    "discovered on {h}: {} starts a writer's script again: stopping it too",
+                    it.name
+                ));
+                p.items.push(it);
+            }
+        }
+    }
+}
+
+/// Phase 5 (pure): a unit's own processes go with their unit (by
+/// discovery's `started_by` fact); then the order: timers and cron first,
+/// those that start the most scripts before the others.
+fn plan_order(disc: &BTreeMap<String, Discovery>, items: &mut Vec<Item>) {
+    let units: BTreeSet<String> = items
+        .iter()
+        .filter_map(|i| match &i.how {
+            How::Unit { unit, .. } => Some(unit.clone()),
+            _ => None,
+        })
+        .collect();
+    items.retain(|i| {
+        !(matches!(i.how, How::Process { pid: Some(_), .. })
+            && disc.get(&i.host).is_some_and(|d| {
+                d.services.iter().any(|s| {
+                    s.name == i.name
+                        && matches!(&s.facts.started_by,
+                            Some(StartedBy::Unit { unit }) if units.contains(unit))
+                })
+            }))
+    });
+    items.sort_by_key(|i| (rank(i.kind), std::cmp::Reverse(i.starts)));
 }
 
 /// Applies the answers file's `[stop_plan]` (adds first, then removes: a
@@ -726,7 +901,7 @@ async fn targets(h: &Host, how: &How) -> Result<Vec<Target>, ActionError> {
     let ps = read(h, PS_CMD).await?;
     let (me, my_group) = if h.is_local() {
         let me = std::process::id();
-        (Some(me), crate::lab::procs::pgid(me))
+        (Some(me), crate::transport::process_group(me))
     } else {
         (None, None)
     };
@@ -986,6 +1161,13 @@ async fn stop_all(
             kept_inode: kept.as_ref().map(|k| k.inode),
             kept_sha256: kept.map(|k| k.sha256),
             hazard: it.hazard,
+            cron_line: match &it.how {
+                How::Cron { file, line } => Some(CronLine {
+                    file: file.clone(),
+                    line: *line,
+                }),
+                _ => None,
+            },
         });
     }
 
@@ -1086,157 +1268,84 @@ async fn unfreeze_after(
     ActionError::Failed(format!("{e}; {}", said.join("; ")))
 }
 
+/// stop-services, in named phases: plan (from discovery's facts), freeze,
+/// stop, hold, writes during the hold.
 pub async fn stop_services(
     a: &RealActions,
     req: &StopRequest,
     out: &Output,
 ) -> Result<StopOutcome, ActionError> {
     let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let host_names = stop_hosts(req);
+    // 1. Look before touching anything, and say the plan.
+    let (mut items, plan) = make_plan(a, req, &host_names, out).await?;
+    let mut watch = match &req.database {
+        Some(db) => DbWatch::open(a, db, &host_names, out).await?,
+        None => None,
+    };
+    // 2. Freeze every process first, so no restarter among them can act
+    //    while the others are being stopped.
+    let (frozen, mut guard) = freeze(a, &mut items, out).await?;
+    // 3. Stop. If that fails part way, the frozen processes are not left
+    //    frozen: they are continued, or reported as still frozen.
+    let stopped = match stop_all(a, &items, &stamp, out).await {
+        Ok(v) => v,
+        Err(e) => {
+            guard.frozen.clear();
+            return Err(unfreeze_after(a, &frozen, e, out).await);
+        }
+    };
+    // Every frozen process got TERM (with CONT) or KILL.
+    guard.frozen.clear();
+    journal_frozen_ended(&frozen, out).await;
+    // 4. Hold: probe again every few seconds; what comes back is stopped
+    //    again (to limit the damage) and fails the hold all the same.
+    if let Some(w) = &mut watch
+        && !w.rebase(out).await
+    {
+        watch = None;
+    }
+    let held = hold(a, req, &host_names, &items, watch.as_ref(), out).await?;
+    // 5. What was written during the hold.
+    let table_writes = writes_during_hold(watch.as_ref(), out).await;
+    Ok(StopOutcome {
+        plan,
+        stopped,
+        held_s: req.hold_s,
+        still_active: held.still_active,
+        write_sessions: held.sessions.into_values().collect(),
+        table_writes,
+    })
+}
+
+/// The hosts a stop looks at: the step's, and those of its services.
+fn stop_hosts(req: &StopRequest) -> Vec<String> {
     let mut host_names: Vec<String> = req.hosts.iter().map(|h| h.name.clone()).collect();
     for s in &req.services {
         host_names.push(s.host.get_ref().clone());
     }
     host_names.sort();
     host_names.dedup();
+    host_names
+}
 
-    // 1. Look before touching anything: a host that cannot be seen fails the step.
-    let mut disc: BTreeMap<String, Discovery> = BTreeMap::new();
-    for h in &host_names {
-        out.line(format!("discovery on '{h}'"));
-        disc.insert(h.clone(), discover_on(a, h).await?);
-    }
-    let mut items: Vec<Item> = Vec::new();
-    let mut named: BTreeSet<String> = req.services.iter().map(|s| s.name().to_string()).collect();
-    let mut cron_specs: Vec<ServiceSpec> = Vec::new();
-    for s in &req.services {
-        if let Some(d) = disc.get(s.host.get_ref()) {
-            for u in d
-                .services
-                .iter()
-                .filter(|x| x.inventory.as_deref() == Some(s.name()))
-                .filter_map(|x| x.target_unclear.as_ref())
-            {
-                out.line(format!(
-                    "'{}' on {}: target unclear, not stopped: {u}",
-                    s.name(),
-                    s.host.get_ref()
-                ));
-            }
-            items.extend(spec_items(s, d));
-            if s.kind == ServiceKind::Cron {
-                cron_specs.push(s.clone());
-            }
-        }
-    }
-    if let Some(db) = &req.database {
-        for (h, d) in &disc {
-            for s in d
-                .services
-                .iter()
-                .filter(|s| reaches(s, db) && !is_db_server(s))
-            {
-                match &s.inventory {
-                    Some(n) if named.contains(n) => continue,
-                    Some(n) => {
-                        if let Some(spec) = a.inventory().service(n) {
-                            named.insert(n.clone());
-                            out.line(format!("'{n}' writes to '{}' too: stopping it", db.name));
-                            let why =
-                                format!("inventory service '{n}', {}", evidence_for(s, &db.name));
-                            items.extend(spec_items(spec, d).into_iter().map(|mut it| {
-                                it.why = why.clone();
-                                it
-                            }));
-                            if spec.kind == ServiceKind::Cron {
-                                cron_specs.push(spec.clone());
-                            }
-                        }
-                        continue;
-                    }
-                    None => {}
-                }
-                if let Some(mut it) = discovered_item(h, s)
-                    && !items.iter().any(|x| x.host == it.host && x.name == it.name)
-                {
-                    it.why = evidence_for(s, &db.name);
-                    out.line(format!(
-                        "discovered writer of '{}' on {h}: {}{}",
-                        db.name,
-                        it.name,
-                        if it.hazard { " (HAZARD)" } else { "" }
-                    ));
-                    items.push(it);
-                }
-            }
-        }
-    }
-    for spec in &cron_specs {
-        if let Some(d) = disc.get(spec.host.get_ref()) {
-            for it in cron_file_items(a, spec, d, out).await? {
-                if !items.iter().any(|x| x.host == it.host && x.name == it.name) {
-                    items.push(it);
-                }
-            }
-        }
-    }
-    // Whatever starts the scripts of those writers again (a second cron
-    // line, a watchdog timer) is stopped with them, when a database is given.
-    if req.database.is_some() {
-        let scripts: BTreeSet<String> = items.iter().flat_map(|i| i.scripts.clone()).collect();
-        for (h, d) in &disc {
-            for s in &d.services {
-                let restarts = s.hazards.iter().any(|hz| {
-                    hz.kind == crate::probe::HazardKind::RedundantStart
-                        && scripts
-                            .iter()
-                            .any(|p| hz.detail.starts_with(&format!("'{p}' is started by")))
-                });
-                let db = req.database.as_ref().map(|d| d.name.as_str());
-                if !restarts || is_db_server(s) || writes_elsewhere(s, db) {
-                    continue;
-                }
-                if let Some(mut it) = discovered_item(h, s)
-                    && !items.iter().any(|x| x.host == it.host && x.name == it.name)
-                    && !s.inventory.as_ref().is_some_and(|n| named.contains(n))
-                {
-                    it.why = format!(
-                        "starts a writer's script again ({})",
-                        s.hazards
-                            .iter()
-                            .find(|hz| hz.kind == crate::probe::HazardKind::RedundantStart)
-                            .map(|hz| hz.location.as_str())
-                            .unwrap_or("?")
-                    );
-                    out.line(format!(
-                        "discovered on {h}: {} starts a writer's script again: stopping it too",
-                        it.name
-                    ));
-                    items.push(it);
-                }
-            }
-        }
-    }
-    // Units' own processes go with their unit.
-    let units: BTreeSet<String> = items
-        .iter()
-        .filter_map(|i| match &i.how {
-            How::Unit { unit, .. } => Some(unit.clone()),
-            _ => None,
-        })
-        .collect();
-    items.retain(|i| {
-        !(matches!(i.how, How::Process { pid: Some(_), .. })
-            && disc.get(&i.host).is_some_and(|d| {
-                d.services.iter().any(|s| {
-                    s.name == i.name
-                        && s.notes.iter().any(|n| {
-                            n.strip_prefix("started by systemd unit ")
-                                .is_some_and(|u| units.contains(u))
-                        })
-                })
-            }))
-    });
-    items.sort_by_key(|i| (rank(i.kind), std::cmp::Reverse(i.starts)));
+/// Phase 1: discovery, the plan from its typed facts (never from the
+/// sentences it renders for people), the answers file's edits, and the
+/// plan said (STOP and LEAVE lines) before anything is touched.
+async fn make_plan(
+    a: &RealActions,
+    req: &StopRequest,
+    host_names: &[String],
+    out: &Output,
+) -> Result<(Vec<Item>, Vec<PlanEntry>), ActionError> {
+    let disc = discover_hosts(a, host_names, out).await?;
+    let mut p = plan_writers(a.inventory(), req, &disc);
+    p.say(out);
+    plan_cron_files(a, &mut p, &disc, out).await?;
+    plan_restarters(req, &disc, &mut p);
+    p.say(out);
+    let Planning { mut items, .. } = p;
+    plan_order(&disc, &mut items);
     let removed = edit_plan(&a.stop_plan, &mut items, &disc)?;
     let plan = print_plan(
         &items,
@@ -1245,14 +1354,18 @@ pub async fn stop_services(
         req.database.as_ref().map(|d| d.name.as_str()),
         out,
     );
+    Ok((items, plan))
+}
 
-    let mut watch = match &req.database {
-        Some(db) => DbWatch::open(a, db, &host_names, out).await?,
-        None => None,
-    };
-
-    // 2. Freeze every process first, so no restarter among them can act
-    //    while the others are being stopped.
+/// Phase 2: the process groups of every process item, journaled (fsynced)
+/// per host before `kill -s STOP`; a discovered process an inventory
+/// service already names is dropped as that service. The guard continues
+/// them should the stop be dropped before they are ended.
+async fn freeze(
+    a: &RealActions,
+    items: &mut Vec<Item>,
+    out: &Output,
+) -> Result<(BTreeMap<String, Vec<String>>, FreezeGuard), ActionError> {
     let mut declared: BTreeSet<(String, u32)> = BTreeSet::new();
     for it in items
         .iter()
@@ -1317,19 +1430,12 @@ pub async fn stop_services(
             return Err(unfreeze_after(a, &frozen, e, out).await);
         }
     }
+    Ok((frozen, guard))
+}
 
-    // 3. Stop. If that fails part way, the frozen processes are not left
-    //    frozen: they are continued, or reported as still frozen.
-    let stopped = match stop_all(a, &items, &stamp, out).await {
-        Ok(v) => v,
-        Err(e) => {
-            guard.frozen.clear();
-            return Err(unfreeze_after(a, &frozen, e, out).await);
-        }
-    };
-    // Every frozen process got TERM (with CONT) or KILL.
-    guard.frozen.clear();
-    for (host, args) in &frozen {
+/// After phase 3: the journal says the frozen pids were ended.
+async fn journal_frozen_ended(frozen: &BTreeMap<String, Vec<String>>, out: &Output) {
+    for (host, args) in frozen {
         if let Err(e) = out
             .journal(super::frozen::resolved_entry(host, args, "ended"))
             .await
@@ -1339,110 +1445,38 @@ pub async fn stop_services(
             ));
         }
     }
+}
 
-    // 4. Hold: probe again every few seconds; what comes back is stopped
-    //    again (to limit the damage) and fails the hold all the same.
-    if let Some(w) = &mut watch
-        && !w.rebase(out).await
-    {
-        watch = None;
-    }
+/// What the hold saw: services back or never stopped, write sessions.
+struct Held {
+    still_active: Vec<ActiveService>,
+    sessions: BTreeMap<i32, WriteSession>,
+}
+
+/// Phase 4: rounds of discovery (and of the database's write sessions)
+/// until `req.hold_s` is over.
+async fn hold(
+    a: &RealActions,
+    req: &StopRequest,
+    host_names: &[String],
+    items: &[Item],
+    watch: Option<&DbWatch>,
+    out: &Output,
+) -> Result<Held, ActionError> {
     out.line(format!("holding {} s", req.hold_s));
     let t0 = Instant::now();
     let hold = Duration::from_secs(req.hold_s);
-    let mut still_active: Vec<ActiveService> = Vec::new();
-    let mut sessions: BTreeMap<i32, WriteSession> = BTreeMap::new();
+    let mut held = Held {
+        still_active: Vec::new(),
+        sessions: BTreeMap::new(),
+    };
     loop {
         let at = t0.elapsed().as_secs();
-        for h in &host_names {
-            let d = match discover_on(a, h).await {
-                Ok(d) => d,
-                Err(e) => {
-                    still_active.push(ActiveService {
-                        name: format!("host {h}"),
-                        host: h.clone(),
-                        kind: ServiceKind::Process,
-                        detail: format!("could not be probed during the hold: {e}"),
-                    });
-                    continue;
-                }
-            };
-            for it in items.iter().filter(|i| &i.host == h) {
-                let db = req.database.as_ref().map(|d| d.name.as_str());
-                if let Some(why) = is_back(a, it, &d, db).await? {
-                    out.line(format!("+{at} s: '{}' on {h} is BACK: {why}", it.name));
-                    if !still_active
-                        .iter()
-                        .any(|s| s.name == it.name && &s.host == h)
-                    {
-                        still_active.push(still(
-                            it,
-                            format!(
-                                "{why} (+{at} s); something restarts it: find it and stop it too"
-                            ),
-                        ));
-                    }
-                    if matches!(it.how, How::Process { .. }) {
-                        stop_item(a, it, out).await?;
-                    }
-                }
-            }
-            if let Some(db) = &req.database {
-                for s in d
-                    .services
-                    .iter()
-                    .filter(|s| reaches(s, db) && !is_db_server(s))
-                {
-                    // A cron line is live while it is in a file; an inventory
-                    // service discovery did not find is "not running".
-                    let running = match s.kind {
-                        ServiceKind::Cron => s.state != "not running",
-                        _ => s.active,
-                    };
-                    let known = items.iter().any(|i| {
-                        &i.host == h
-                            && (i.name == s.name
-                                || i.name == s.source
-                                || s.inventory.as_deref() == Some(i.name.as_str()))
-                    });
-                    if running
-                        && !known
-                        && !still_active
-                            .iter()
-                            .any(|x| x.name == s.name && &x.host == h)
-                    {
-                        out.line(format!(
-                            "+{at} s: '{}' on {h} writes to '{}' and runs: {}",
-                            s.name, db.name, s.state
-                        ));
-                        still_active.push(ActiveService {
-                            name: s.name.clone(),
-                            host: h.clone(),
-                            kind: s.kind,
-                            detail: format!("{} (+{at} s), not stopped by this step", s.state),
-                        });
-                    }
-                }
-            }
+        for h in host_names {
+            hold_round_host(a, req, h, items, at, &mut held.still_active, out).await?;
         }
-        if let Some(w) = &watch {
-            match w.writers(&a.redactor).await {
-                Ok(v) => {
-                    for s in v {
-                        if !sessions.contains_key(&s.pid) {
-                            out.line(format!(
-                                "+{at} s: write session pid {} from {} ({}): {}",
-                                s.pid,
-                                s.client_addr.as_deref().unwrap_or("local socket"),
-                                s.application_name.as_deref().unwrap_or(""),
-                                s.query.as_deref().unwrap_or("")
-                            ));
-                        }
-                        sessions.insert(s.pid, s);
-                    }
-                }
-                Err(e) => out.line(format!("+{at} s: sessions not readable: {e}")),
-            }
+        if let Some(w) = watch {
+            hold_round_sessions(a, w, at, &mut held.sessions, out).await;
         }
         let left = hold.saturating_sub(t0.elapsed());
         if left.is_zero() {
@@ -1455,8 +1489,122 @@ pub async fn stop_services(
         );
         tokio::time::sleep(left.min(POLL)).await;
     }
+    Ok(held)
+}
+
+/// One hold round on host `h`: an item back is stopped again (a process)
+/// and recorded; a writer of the database the step did not stop is recorded.
+async fn hold_round_host(
+    a: &RealActions,
+    req: &StopRequest,
+    h: &String,
+    items: &[Item],
+    at: u64,
+    still_active: &mut Vec<ActiveService>,
+    out: &Output,
+) -> Result<(), ActionError> {
+    let d = match discover_on(a, h).await {
+        Ok(d) => d,
+        Err(e) => {
+            still_active.push(ActiveService {
+                name: format!("host {h}"),
+                host: h.clone(),
+                kind: ServiceKind::Process,
+                detail: format!("could not be probed during the hold: {e}"),
+            });
+            return Ok(());
+        }
+    };
+    for it in items.iter().filter(|i| &i.host == h) {
+        let db = req.database.as_ref().map(|d| d.name.as_str());
+        if let Some(why) = is_back(a, it, &d, db).await? {
+            out.line(format!("+{at} s: '{}' on {h} is BACK: {why}", it.name));
+            if !still_active
+                .iter()
+                .any(|s| s.name == it.name && &s.host == h)
+            {
+                still_active.push(still(
+                    it,
+                    format!("{why} (+{at} s); something restarts it: find it and stop it too"),
+                ));
+            }
+            if matches!(it.how, How::Process { .. }) {
+                stop_item(a, it, out).await?;
+            }
+        }
+    }
+    let Some(db) = &req.database else {
+        return Ok(());
+    };
+    for s in d
+        .services
+        .iter()
+        .filter(|s| reaches(s, db) && !is_db_server(s))
+    {
+        // A cron line is live while it is in a file; an inventory
+        // service discovery did not find is "not running".
+        let running = match s.kind {
+            ServiceKind::Cron => s.state != "not running",
+            _ => s.active,
+        };
+        let known = items.iter().any(|i| {
+            &i.host == h
+                && (i.name == s.name
+                    || i.name == s.source
+                    || s.inventory.as_deref() == Some(i.name.as_str()))
+        });
+        if running
+            && !known
+            && !still_active
+                .iter()
+                .any(|x| x.name == s.name && &x.host == h)
+        {
+            out.line(format!(
+                "+{at} s: '{}' on {h} writes to '{}' and runs: {}",
+                s.name, db.name, s.state
+            ));
+            still_active.push(ActiveService {
+                name: s.name.clone(),
+                host: h.clone(),
+                kind: s.kind,
+                detail: format!("{} (+{at} s), not stopped by this step", s.state),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One hold round of the database's write sessions (each said once).
+async fn hold_round_sessions(
+    a: &RealActions,
+    w: &DbWatch,
+    at: u64,
+    sessions: &mut BTreeMap<i32, WriteSession>,
+    out: &Output,
+) {
+    match w.writers(&a.redactor).await {
+        Ok(v) => {
+            for s in v {
+                if !sessions.contains_key(&s.pid) {
+                    out.line(format!(
+                        "+{at} s: write session pid {} from {} ({}): {}",
+                        s.pid,
+                        s.client_addr.as_deref().unwrap_or("local socket"),
+                        s.application_name.as_deref().unwrap_or(""),
+                        s.query.as_deref().unwrap_or("")
+                    ));
+                }
+                sessions.insert(s.pid, s);
+            }
+        }
+        Err(e) => out.line(format!("+{at} s: sessions not readable: {e}")),
+    }
+}
+
+/// Phase 5: the row writes per table during the hold (non-zero only).
+async fn writes_during_hold(watch: Option<&DbWatch>, out: &Output) -> BTreeMap<String, i64> {
     let mut table_writes = BTreeMap::new();
-    if let Some(w) = &watch {
+    if let Some(w) = watch {
         match w.table_writes().await {
             Ok(t) => table_writes = t,
             Err(e) => out.line(format!(
@@ -1467,19 +1615,241 @@ pub async fn stop_services(
     for (t, n) in table_writes.iter().filter(|(_, n)| **n != 0) {
         out.line(format!("{n} row write(s) to '{t}' during the hold"));
     }
-    Ok(StopOutcome {
-        plan,
-        stopped,
-        held_s: req.hold_s,
-        still_active,
-        write_sessions: sessions.into_values().collect(),
-        table_writes: table_writes.into_iter().filter(|(_, n)| *n != 0).collect(),
-    })
+    table_writes.into_iter().filter(|(_, n)| *n != 0).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A host's discovery with one of each seam the stop plan reads: a cron
+    /// writer, a timer that starts its script again, a writer unit and its
+    /// process, the database server's container, a podman compose container.
+    fn seam_discovery() -> (Inventory, StopRequest, BTreeMap<String, Discovery>) {
+        use crate::probe::{DbRef, DbRole, Hazard, HazardKind, ServiceFacts, StarterOf};
+        let inv = Inventory::parse(
+            "[[host]]\nname = \"h\"\ntransport = \"local\"\n[[database]]\nname = \"main\"\nurl = \"postgres://a@db/x\"\n",
+            "inv.toml",
+        )
+        .unwrap();
+        let spec = inv.database("main").unwrap().clone();
+        let req = StopRequest {
+            database: Some(DbTarget {
+                name: "main".into(),
+                url: spec.pg_url().unwrap().clone(),
+                spec,
+            }),
+            hosts: Vec::new(),
+            services: Vec::new(),
+            hold_s: 0,
+        };
+        let main = || {
+            let mut r = DbRef::new(DbRole::Query);
+            r.inventory = Some("main".into());
+            r.evidence = Some("/opt/sync.sh:4".into());
+            r
+        };
+        let redundant = |loc: &str| Hazard {
+            kind: HazardKind::RedundantStart,
+            evidence: "x".into(),
+            location: loc.into(),
+            detail: "'/opt/sync.sh' is started by 2 mechanisms: cron; timer; stop them all".into(),
+        };
+        let mut cron = Service::new(
+            "cron.d/sync:3".into(),
+            ServiceKind::Cron,
+            "/etc/cron.d/sync:3".into(),
+        );
+        cron.active = true;
+        cron.scripts = vec!["/opt/sync.sh".into()];
+        cron.databases_reached = vec![main()];
+        cron.hazards = vec![redundant("/etc/cron.d/sync:3")];
+        cron.facts.cron_line = Some(CronLine {
+            file: "/etc/cron.d/sync".into(),
+            line: 3,
+        });
+        let mut timer = Service::new(
+            "sync-watch.timer".into(),
+            ServiceKind::Timer,
+            "/etc/systemd/system/sync-watch.timer".into(),
+        );
+        timer.active = true;
+        timer.enabled = Some(true);
+        timer.hazards = vec![redundant("/etc/systemd/system/sync-watch.timer")];
+        timer.facts.starter_of = vec![StarterOf {
+            script: "/opt/sync.sh".into(),
+            location: "/etc/systemd/system/sync-watch.timer".into(),
+        }];
+        let mut unit = Service::new(
+            "worker.service".into(),
+            ServiceKind::Systemd,
+            "/etc/systemd/system/worker.service".into(),
+        );
+        unit.active = true;
+        unit.enabled = Some(true);
+        unit.databases_reached = vec![main()];
+        let mut proc_ = Service::new(
+            "worker.sh (pid 42)".into(),
+            ServiceKind::Process,
+            "ps pid 42".into(),
+        );
+        proc_.active = true;
+        proc_.pid = Some(42);
+        proc_.databases_reached = vec![main()];
+        proc_.facts.started_by = Some(StartedBy::Unit {
+            unit: "worker.service".into(),
+        });
+        proc_.notes = vec![proc_.facts.started_by.as_ref().unwrap().to_string()];
+        let mut pg = Service::new(
+            "pg".into(),
+            ServiceKind::Container,
+            "docker container 0123456789ab".into(),
+        );
+        pg.active = true;
+        pg.command = Some("docker-entrypoint.sh -c fsync=on".into());
+        pg.databases_reached = vec![main()];
+        pg.notes = vec!["PostgreSQL server (database 'x'); its data lives in: /var/lib/pg".into()];
+        pg.facts = ServiceFacts {
+            db_server: true,
+            container_tool: Some("docker".into()),
+            ..ServiceFacts::default()
+        };
+        let mut app = Service::new(
+            "app".into(),
+            ServiceKind::Container,
+            "/srv/app/compose.yml".into(),
+        );
+        app.active = true;
+        app.databases_reached = vec![main()];
+        app.facts.container_tool = Some("podman".into());
+        let d = Discovery {
+            hostname: Some("h".into()),
+            services: vec![cron, timer, unit, proc_, pg, app],
+            notes: Vec::new(),
+            unreadable: Vec::new(),
+        };
+        (inv, req, BTreeMap::from([("h".to_string(), d)]))
+    }
+
+    /// Phases 2, 4 and 5 of the stop plan (no cron file to read here).
+    fn seam_plan(
+        inv: &Inventory,
+        req: &StopRequest,
+        disc: &BTreeMap<String, Discovery>,
+    ) -> Vec<String> {
+        let mut p = plan_writers(inv, req, disc);
+        plan_restarters(req, disc, &mut p);
+        let mut items = p.items;
+        plan_order(disc, &mut items);
+        items
+            .iter()
+            .map(|i| format!("{} on {} {:?}: {}", i.name, i.host, i.how, i.why))
+            .collect()
+    }
+
+    #[test]
+    fn start_finds_a_stopped_cron_line_by_its_record_not_its_name() {
+        let s = StoppedService {
+            name: "the sync job, as a person calls it".into(),
+            host: "h".into(),
+            kind: ServiceKind::Cron,
+            commands: vec!["(the stop command)".into()],
+            original_kept: Some(
+                "/var/lib/lifeline/kept/cron-sync.lifeline-20261206T001500Z.Ab3dEf9h1K".into(),
+            ),
+            kept_inode: Some(12),
+            kept_sha256: Some("0".repeat(64)),
+            hazard: false,
+            cron_line: Some(CronLine {
+                file: "/etc/cron.d/sync".into(),
+                line: 3,
+            }),
+        };
+        let c = start_commands(&s);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(
+            c[0].contains("3s/^# lifeline-off 20261206T001500Z: //"),
+            "{c:?}"
+        );
+        assert!(c[0].ends_with("/etc/cron.d/sync"), "{c:?}");
+        // A record journaled before the typed line existed: its name was `file:line`.
+        let old = StoppedService {
+            name: "/etc/cron.d/sync:3".into(),
+            cron_line: None,
+            ..s.clone()
+        };
+        assert_eq!(start_commands(&old), c);
+    }
+
+    #[test]
+    fn the_stop_plan_is_computed_from_facts_never_from_sentences() {
+        let (inv, req, disc) = seam_discovery();
+        let plan = seam_plan(&inv, &req, &disc);
+        let names: Vec<&str> = plan
+            .iter()
+            .map(|l| l.split(" on ").next().unwrap())
+            .collect();
+        // The timer restarts the cron writer's script: stopped too. The
+        // unit's process goes with its unit. The server is never stopped.
+        assert_eq!(
+            names,
+            [
+                "sync-watch.timer",
+                "/etc/cron.d/sync:3",
+                "worker.service",
+                "app"
+            ],
+            "{plan:#?}"
+        );
+        assert!(
+            plan[0]
+                .ends_with("starts a writer's script again (/etc/systemd/system/sync-watch.timer)"),
+            "{plan:#?}"
+        );
+        assert!(
+            plan[1].contains("Cron { file: \"/etc/cron.d/sync\", line: 3 }"),
+            "{plan:#?}"
+        );
+        assert!(plan[3].contains("tool: \"podman\""), "{plan:#?}");
+
+        // Reword every sentence discovery rendered for people (notes, hazard
+        // details, sources): the plan stays the same, item for item.
+        let mut reworded = disc.clone();
+        for d in reworded.values_mut() {
+            for s in &mut d.services {
+                for n in &mut s.notes {
+                    *n = format!("reworded: {}", n.to_uppercase());
+                }
+                for h in &mut s.hazards {
+                    h.detail = "said another way".into();
+                }
+                if s.kind == ServiceKind::Container {
+                    s.source = "somewhere else".into();
+                }
+            }
+        }
+        assert_eq!(seam_plan(&inv, &req, &reworded), plan);
+
+        // And the facts alone decide: without them the plan changes.
+        let mut no_facts = disc.clone();
+        for d in no_facts.values_mut() {
+            for s in &mut d.services {
+                s.facts.starter_of.clear();
+                s.facts.started_by = None;
+                s.facts.db_server = false;
+            }
+        }
+        let other = seam_plan(&inv, &req, &no_facts);
+        assert!(
+            !other.iter().any(|l| l.starts_with("sync-watch.timer")),
+            "{other:#?}"
+        );
+        assert!(
+            other.iter().any(|l| l.starts_with("worker.sh (pid 42)")),
+            "{other:#?}"
+        );
+        assert!(other.iter().any(|l| l.starts_with("pg on")), "{other:#?}");
+    }
 
     #[test]
     fn kept_copies_have_safe_names_and_their_stamp() {
@@ -1542,6 +1912,7 @@ mod tests {
             kept_inode: None,
             kept_sha256: None,
             hazard: false,
+            cron_line: None,
         };
         assert_eq!(
             s.commands,

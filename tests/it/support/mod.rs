@@ -454,6 +454,31 @@ pub fn assert_incident_one(d: &lifeline::probe::Discovery, lab: &ProbeLab) {
         "{}",
         rc.evidence
     );
+    // The same, as the typed facts stop-services acts on (never the sentences).
+    for s in [unit, cron, timer] {
+        assert!(
+            s.facts.starter_of.iter().any(|o| o.script == sync),
+            "{}: {:?}",
+            s.name,
+            s.facts
+        );
+    }
+    let line = cron.facts.cron_line.as_ref().expect("cron line fact");
+    assert_eq!(
+        (line.file.clone(), line.line),
+        (
+            format!("{}/cron.d/db_realtime_sync", lab.cron_root().display()),
+            2
+        )
+    );
+    assert!(
+        matches!(
+            running.facts.started_by,
+            Some(lifeline::probe::StartedBy::Pid { .. })
+        ),
+        "{:?}",
+        running.facts
+    );
 
     // The auto-restore loop, started at boot from /etc/crontab.
     let boot = svc("crontab:5");
