@@ -203,7 +203,7 @@ impl Sim {
                     self.ran.push(id);
                     Some(Input::Done {
                         step,
-                        result: (self.respond)(&resolved.request),
+                        result: (self.respond)(&resolved.request).map_err(StepFailure::from),
                         duration_ms: 1,
                     })
                 }

@@ -406,11 +406,15 @@ pub struct Discard {
 /// live table, the rows the restored copy lacks (compared by key through a
 /// temporary table of the copy's keys; by count without a key). Writes
 /// nothing but temporary tables.
-pub async fn swap_discards(db: &DbTarget, restored: &str) -> Result<Vec<Discard>, ActionError> {
+pub async fn swap_discards(
+    db: &DbTarget,
+    restored: &str,
+    redactor: &crate::redact::Redactor,
+) -> Result<Vec<Discard>, ActionError> {
     let lt = db.display();
     let st = format!("{}/{restored}", db.server());
-    let live = connect(db, db.dbname(), false, None).await?;
-    let src = connect(db, restored, true, None).await?;
+    let live = connect(db, db.dbname(), false, None, redactor).await?;
+    let src = connect(db, restored, true, None, redactor).await?;
     let rows = live
         .query(
             "SELECT n.nspname::text, c.relname::text, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -659,12 +663,19 @@ struct Session {
 
 /// Connects, stages every table and measures it; nothing is written to a live table.
 async fn prepare(req: &MergeRequest, out: &Output) -> Result<Session, ActionError> {
-    let live = connect(&req.database, req.database.dbname(), false, None).await?;
+    let live = connect(
+        &req.database,
+        req.database.dbname(),
+        false,
+        None,
+        out.redactor(),
+    )
+    .await?;
     // A writer that still holds a table makes the merge fail, never hang.
     live.batch_execute(&format!("SET lock_timeout = '{LOCK_TIMEOUT_S}s'"))
         .await
         .map_err(|e| db_error(&req.database.display(), &e))?;
-    let src = connect(&req.database, &req.source, true, None).await?;
+    let src = connect(&req.database, &req.source, true, None, out.redactor()).await?;
     let (tables, fks) = resolve(&live, &src, req).await?;
     let mut staged = BTreeMap::new();
     for t in &tables {
