@@ -193,6 +193,7 @@ async fn action(pg: &PgCluster, plain: &Path, jobs: u32) -> Res<(f64, usize, Res
         host,
         backup_path: plain.display().to_string(),
         jobs,
+        picked: None,
     };
     let (tx, mut rx) = tokio::sync::broadcast::channel(1024);
     let out = Output::new(tx, 0, "restore", Redactor::new());

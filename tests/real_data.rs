@@ -536,6 +536,7 @@ async fn actions_pick_restore_verify_and_the_swap_guard() {
         host: host_target(&a, "backup-box"),
         backup_path: path.into(),
         jobs: 2,
+        picked: None,
     };
     let e = a
         .restore(&req(&w.backup(CUT), "app__restore_cut"), &Output::discard())
@@ -776,6 +777,138 @@ async fn actions_pick_restore_verify_and_the_swap_guard() {
     assert!(w.databases("app__damaged%").is_empty());
 }
 
+/// Picked backup == restored backup: a file replaced after pick-backup is
+/// refused with both hashes, before anything is created when the pre-scan
+/// reads it, and with the target left INCOMPLETE (never swapped in) when
+/// it is replaced while the target is being created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_replaced_between_pick_and_restore_is_refused_with_both_hashes() {
+    use sha2::Digest;
+    let w = World::new(300);
+    let a = w.actions();
+    let db = db_target(&a);
+    let pick = a
+        .pick_backup(
+            &PickRequest {
+                catalog: catalog(&a),
+                host: host_target(&a, "backup-box"),
+                database: Some(db.clone()),
+                incident_at: Some(INCIDENT.parse().unwrap()),
+                incident_dir: None,
+            },
+            &Output::discard(),
+        )
+        .await
+        .unwrap();
+    let picked = pick.picked.clone();
+    assert_eq!(picked.name, GOOD);
+    assert_eq!(picked.path, w.backup(GOOD));
+    assert_eq!(picked.source, "catalog 'nightly' on host 'backup-box'");
+    let picked_sha = picked.sha256.clone().unwrap();
+    // The journaled outcome carries the same struct.
+    let journaled = lifeline::engine::types::StepOutcome::from(pick);
+    assert_eq!(journaled.data["backup"]["sha256"], picked_sha.as_str());
+    assert_eq!(journaled.data["backup"]["source"], picked.source.as_str());
+
+    // The picked name now holds another valid dump (other bytes).
+    let good_text = std::fs::read_to_string(w.backup(GOOD)).unwrap();
+    let other = format!("{good_text}-- replaced after the pick\n");
+    let other_sha = hex::encode(sha2::Sha256::digest(other.as_bytes()));
+    assert_ne!(other_sha, picked_sha);
+    let replacement = w.dir.path().join("replacement.sql");
+    std::fs::write(&replacement, &other).unwrap();
+    std::fs::copy(&replacement, w.backup(GOOD)).unwrap();
+    let req = |target: &str| RestoreRequest {
+        database: db.clone(),
+        target_db: target.into(),
+        catalog: catalog(&a),
+        host: host_target(&a, "backup-box"),
+        backup_path: w.backup(GOOD),
+        jobs: 1,
+        picked: Some(picked.clone()),
+    };
+    let e = a
+        .restore(&req("app__restore_swapped"), &Output::discard())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.class(),
+        lifeline::engine::ErrorClass::RefusedByCheck,
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&picked_sha) && msg.contains(&other_sha),
+        "both hashes: {msg}"
+    );
+    assert!(msg.contains("Nothing was created"), "{msg}");
+    assert!(
+        w.databases("app__restore%").is_empty(),
+        "a target was created"
+    );
+
+    // The picked file back: the same request restores it.
+    std::fs::write(w.backup(GOOD), &good_text).unwrap();
+    let r = a
+        .restore(&req("app__restore_picked"), &Output::discard())
+        .await
+        .unwrap();
+    assert_eq!(r.manifest.sha256, picked_sha);
+    assert_eq!(sums(&w.pg, "app__restore_picked"), w.good);
+
+    // Replaced after the pre-scan, while the target is created: the stream
+    // read is refused at its end, before the target is marked complete.
+    let (tx, mut rx) = tokio::sync::broadcast::channel(4096);
+    let out = Output::new(tx, 0, "restore", Redactor::new());
+    let path = w.backup(GOOD);
+    let swap_in = replacement.clone();
+    let watcher = tokio::spawn(async move {
+        while let Ok(ev) = rx.recv().await {
+            if format!("{ev:?}").contains("marked INCOMPLETE") {
+                let tmp = format!("{path}.new");
+                std::fs::copy(&swap_in, &tmp).unwrap();
+                std::fs::rename(&tmp, &path).unwrap();
+                return true;
+            }
+        }
+        false
+    });
+    let e = a
+        .restore(&req("app__restore_late"), &out)
+        .await
+        .unwrap_err();
+    drop(out);
+    assert!(watcher.await.unwrap(), "the target was never created");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&picked_sha) && msg.contains(&other_sha),
+        "both hashes: {msg}"
+    );
+    assert!(
+        msg.contains("'app__restore_late' stays marked INCOMPLETE"),
+        "{msg}"
+    );
+    assert!(
+        w.comment("app__restore_late").contains("INCOMPLETE"),
+        "{}",
+        w.comment("app__restore_late")
+    );
+    // The swap refuses it (the existing completeness check).
+    let e = a
+        .swap(
+            &SwapRequest {
+                database: db.clone(),
+                restored: "app__restore_late".into(),
+                damaged: Some("app__damaged_late".into()),
+            },
+            &Output::discard(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("refusing to swap in 'app__restore_late'"), "{e}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actions_restore_a_dropped_database_and_swap_it_in_under_its_name() {
     let w = World::new(500);
@@ -793,6 +926,7 @@ async fn actions_restore_a_dropped_database_and_swap_it_in_under_its_name() {
                 host: host_target(&a, "backup-box"),
                 backup_path: w.backup(GOOD),
                 jobs: 1,
+                picked: None,
             },
             &out,
         )
@@ -926,6 +1060,8 @@ fn a_corrupt_backup_named_explicitly_is_refused_before_anything_destructive() {
             .contains("nothing was created"),
         "{failed}"
     );
+    // The journal says what kind of failure it was, not only in words.
+    assert_eq!(failed["class"], "refused-by-check", "{failed}");
 }
 
 #[test]

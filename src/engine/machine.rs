@@ -640,7 +640,15 @@ impl State {
                     Some(t) => r(&t.value)?,
                     None => return Err("no backup".into()),
                 };
+                // The restore is held to the pick when it restores the picked file.
+                let picked = self
+                    .earlier_outcomes(i, Action::PickBackup)
+                    .last()
+                    .and_then(|(_, o)| o.get("backup"))
+                    .and_then(|b| serde_json::from_value::<PickedBackup>(b.clone()).ok())
+                    .filter(|p| p.path == backup_path);
                 ActionRequest::Restore(RestoreRequest {
+                    picked,
                     target_db: self.derived_name(d.dbname(), "restore")?,
                     database: d,
                     catalog,
