@@ -232,7 +232,23 @@ fn dump(pg: &PgCluster, to: &Path) {
 impl World {
     /// `events` rows in the big table (makes the restore last).
     fn new(events: u64) -> World {
-        let pg = support::pg();
+        Self::build(events, false)
+    }
+
+    /// With `tls_only`: the server has a certificate signed by a CA made
+    /// with openssl, pg_hba.conf accepts TCP only as `hostssl`, and the
+    /// inventory connects with sslmode=verify-full against that CA.
+    fn build(events: u64, tls_only: bool) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = tls_only.then(|| support::tls_files(dir.path(), "srv"));
+        let pg = match &tls {
+            Some(t) => support::PgCluster::start_with(support::PgOptions {
+                tls: Some((t.cert.clone(), t.key.clone())),
+                ..Default::default()
+            })
+            .unwrap(),
+            None => support::pg(),
+        };
         pg.psql(
             "postgres",
             &format!("CREATE ROLE app LOGIN SUPERUSER PASSWORD '{SECRET}'"),
@@ -241,6 +257,14 @@ impl World {
         pg.psql("postgres", "CREATE DATABASE app OWNER app")
             .unwrap();
         support::require_password(&pg, "app");
+        if tls_only {
+            std::fs::write(
+                pg.data_dir().join("pg_hba.conf"),
+                "local all all trust\nhostssl all app 127.0.0.1/32 scram-sha-256\nhostssl all all 127.0.0.1/32 trust\n",
+            )
+            .unwrap();
+            pg.psql("postgres", "SELECT pg_reload_conf()").unwrap();
+        }
         pg.psql("app", SCHEMA).unwrap();
         pg.psql(
             "app",
@@ -249,7 +273,6 @@ impl World {
             ),
         )
         .unwrap();
-        let dir = tempfile::tempdir().unwrap();
         let backups = dir.path().join("backups");
         std::fs::create_dir_all(&backups).unwrap();
         let good = sums(&pg, "app");
@@ -288,6 +311,7 @@ name = "main"
 url = "postgres://app@127.0.0.1:{pgport}/app"
 password_env = "APP_PGPASSWORD"
 expect = {{ User = {{ min = 20 }} }}
+{tls}
 
 [[backups]]
 name = "nightly"
@@ -302,6 +326,13 @@ database = "main"
             kh = kh.display(),
             pgport = pg.port(),
             backups = backups.display(),
+            tls = tls
+                .as_ref()
+                .map(|t| format!(
+                    "sslmode = \"verify-full\"\nsslrootcert = \"{}\"",
+                    t.ca.display()
+                ))
+                .unwrap_or_default(),
         );
         std::fs::write(dir.path().join("lifeline.toml"), &inventory).unwrap();
         std::fs::write(dir.path().join("data-drill.toml"), DRILL).unwrap();
@@ -1029,6 +1060,65 @@ fn run_picks_the_good_backup_restores_verifies_and_swaps() {
     assert_eq!(verify["ok"], true);
     let swap = step_data(&recs, "step-finished", "swap");
     assert_eq!(swap["restored_from"], restore["target_db"]);
+}
+
+/// The TLS-only done-means: `hostssl` only in pg_hba.conf, a CA and server
+/// certificate made by openssl, sslmode=verify-full; the whole drill
+/// through the runbook engine (snapshot, pick, restore, verify, swap, then
+/// a read-only sql step) reaches the server over TLS only.
+#[test]
+fn a_tls_only_server_is_drilled_end_to_end_with_verify_full() {
+    let w = World::build(2_000, true);
+    // Plain text over TCP is refused by this server: only TLS gets in.
+    let plain = Command::new(w.pg.bin("psql"))
+        .args(["-X", "-At", "-h", "127.0.0.1", "-U", "postgres", "-p"])
+        .arg(w.pg.port().to_string())
+        .args(["-d", "postgres", "-c", "SELECT 1"])
+        .env("PGSSLMODE", "disable")
+        .output()
+        .unwrap();
+    assert!(!plain.status.success(), "plain text was accepted");
+    assert!(
+        support::stderr(&plain).contains("no encryption"),
+        "{}",
+        support::stderr(&plain)
+    );
+    let runbook = format!(
+        "{DRILL}\n[[step]]\nid = \"count\"\naction = \"sql\"\nexplain = \"read the swapped-in database over TLS\"\ndatabase = \"{{db}}\"\ndestructive = false\nsql = 'SELECT count(*) AS users, (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS tls FROM \"User\"'\n"
+    );
+    std::fs::write(w.dir.path().join("tls-drill.toml"), runbook).unwrap();
+    let answers = w.answers(
+        "answers.toml",
+        &format!("[params]\nincident_at = \"{INCIDENT}\"\n\n[confirm]\nrestore = \"app\"\nswap = \"app\"\n"),
+    );
+    let (code, out) = w.run(&["run", "tls-drill.toml", "--answers", &answers]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        sums(&w.pg, "app"),
+        w.good,
+        "the live data is the good backup's"
+    );
+    let jp = w.journal();
+    journal_checks(&w, &jp);
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    let snap = step_data(&recs, "step-finished", "snap");
+    assert!(snap["size"].as_u64().unwrap() > 0, "{snap}");
+    let restore = step_data(&recs, "step-finished", "restore");
+    assert_eq!(restore["manifest"]["tables"]["public.\"User\""], 22);
+    assert_eq!(step_data(&recs, "step-finished", "verify")["ok"], true);
+    let swap = step_data(&recs, "step-finished", "swap");
+    assert_eq!(swap["restored_from"], restore["target_db"]);
+    let count = step_data(&recs, "step-finished", "count");
+    assert_eq!(count["output"][0], "users=22 | tls=t", "{count}");
+    // Every session lifeline opened to the server was encrypted.
+    let plain_sessions = w
+        .pg
+        .psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.client_addr IS NOT NULL AND NOT s.ssl",
+        )
+        .unwrap();
+    assert_eq!(plain_sessions, "0");
 }
 
 #[test]
