@@ -14,7 +14,8 @@ use chrono::{DateTime, FixedOffset, Offset, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::CatalogSpec;
-use crate::probe::exec::{Runner, Section, nonce, prelude, sections, sh_quote};
+use crate::probe::exec::{Runner, Section, nonce, prelude, sections};
+use crate::transport::shell_quote;
 pub use pattern::NamePattern;
 
 #[derive(Debug, thiserror::Error)]
@@ -381,7 +382,7 @@ async fn read_dir(
     let n = nonce();
     let dir = path.trim_end_matches('/').to_string();
     let dir = if dir.is_empty() { "/".to_string() } else { dir };
-    let q = sh_quote(&dir);
+    let q = shell_quote(&dir);
     let list = format!(
         "sec tz date +%z\nsec list find {q} -mindepth 1 -maxdepth 1 -printf '%y\\t%s\\t%T@\\t%f\\0'\n"
     );
@@ -415,7 +416,7 @@ async fn read_dir(
     // Round 2: heads, tails, toc.dat of directories.
     let mut body = String::new();
     for (i, l) in listed.iter().enumerate() {
-        let p = sh_quote(&format!("{dir}/{}", l.name));
+        let p = shell_quote(&format!("{dir}/{}", l.name));
         if l.kind == 'd' {
             body.push_str(&format!("sec 'toc {i}' test -f {p}/toc.dat\n"));
         } else if l.size > 0 {
@@ -446,7 +447,7 @@ async fn read_dir(
     );
     let mut any = false;
     for (i, (l, f, _, _)) in files.iter().enumerate() {
-        let p = sh_quote(&format!("{dir}/{}", l.name));
+        let p = shell_quote(&format!("{dir}/{}", l.name));
         match f {
             DumpFormat::Custom | DumpFormat::Directory | DumpFormat::Tar => {
                 any = true;

@@ -20,20 +20,9 @@ pub use status::{DatabaseStatus, database_status};
 pub use tables::{TableRef, TableStat};
 pub use verify::{Check, Severity, VerifyReport};
 
-/// Quotes an SQL identifier (`"Us""er"`). The one place identifiers are
-/// turned into SQL text; values always go as parameters.
-pub fn quote_ident(name: &str) -> String {
-    let mut s = String::with_capacity(name.len() + 2);
-    s.push('"');
-    for c in name.chars() {
-        if c == '"' {
-            s.push('"');
-        }
-        s.push(c);
-    }
-    s.push('"');
-    s
-}
+/// The one SQL identifier quoting (`"Us""er"`), owned by the pure core;
+/// values always go as parameters.
+pub use crate::engine::preview::quote_ident;
 
 /// `"schema"."name"`.
 pub fn quote_qualified(schema: &str, name: &str) -> String {
