@@ -176,7 +176,7 @@ impl Actions for DirectActions {
         if req.read_only
             && let Some(why) = crate::restore::sql::read_only_refusal(&req.sql)
         {
-            return Err(ActionError::Failed(format!(
+            return Err(ActionError::Refused(format!(
                 "the read-only sql step is refused: {why}; nothing was run (a step that writes must be destructive, with a typed confirmation)"
             )));
         }
@@ -241,7 +241,7 @@ impl Actions for DirectActions {
         let server = db.server();
         let c = connect_admin(db, out.redactor()).await?;
         let restored_oid = oid_of(&c, &server, &req.restored).await?.ok_or_else(|| {
-            ActionError::Failed(format!(
+            ActionError::NotFound(format!(
                 "the restored database '{}' does not exist on {server}; nothing was done",
                 req.restored
             ))
@@ -258,28 +258,31 @@ impl Actions for DirectActions {
                     }
                     _ => "no restore marker".into(),
                 };
-                return Err(ActionError::Failed(format!(
+                return Err(ActionError::Refused(format!(
                     "refusing to swap in '{}': its completeness marker says {said}, not '{}': the restore did not finish; restore again into a new database; nothing was done",
                     req.restored,
                     crate::restore::MARK_COMPLETE
                 )));
             }
             Err(e) => {
-                return Err(ActionError::Failed(format!(
-                    "cannot read the completeness marker of '{}': {e}; nothing was done",
-                    req.restored
-                )));
+                return Err(ActionError::Restore {
+                    what: format!(
+                        "cannot read the completeness marker of '{}'; nothing was done",
+                        req.restored
+                    ),
+                    source: Box::new(e.into()),
+                });
             }
         }
         let live_oid = oid_of(&c, &server, &live).await?;
         match (&req.damaged, live_oid) {
             (None, Some(oid)) => {
-                return Err(ActionError::Failed(format!(
+                return Err(ActionError::Refused(format!(
                     "'{live}' exists now (OID {oid}) but was absent when you confirmed; nothing was done"
                 )));
             }
             (Some(d), _) if oid_of(&c, &server, d).await?.is_some() => {
-                return Err(ActionError::Failed(format!(
+                return Err(ActionError::Refused(format!(
                     "a database named '{d}' already exists; nothing was done"
                 )));
             }
@@ -338,10 +341,10 @@ impl Actions for DirectActions {
                         tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                         continue;
                     }
-                    return Err(ActionError::Failed(format!(
-                        "the swap was rolled back, nothing was renamed: {}",
-                        db_error(&server, &e)
-                    )));
+                    return Err(ActionError::DbIn {
+                        what: "the swap was rolled back, nothing was renamed".into(),
+                        source: DbError::from_query(&server, "the renames", &e),
+                    });
                 }
             }
         }
@@ -351,7 +354,7 @@ impl Actions for DirectActions {
             None => None,
         };
         if after.oid != Some(restored_oid) || damaged_oid != live_oid {
-            return Err(ActionError::Failed(format!(
+            return Err(ActionError::Refused(format!(
                 "after the swap '{live}' is OID {:?} (expected the restored {restored_oid}) and the damaged copy OID {damaged_oid:?} (expected {live_oid:?}): look before going on",
                 after.oid
             )));
@@ -396,7 +399,7 @@ impl Actions for DirectActions {
             });
         }
         if req.path.exists() {
-            return Err(ActionError::Failed(format!(
+            return Err(ActionError::Refused(format!(
                 "'{}' already exists; it is kept, and nothing was overwritten",
                 req.path.display()
             )));

@@ -93,6 +93,9 @@ pub enum ActionError {
         read: String,
         consequence: String,
     },
+    /// What the step needs is not there (a database, a backup that qualifies).
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     Failed(String),
     #[error(transparent)]
@@ -182,6 +185,7 @@ impl ActionError {
             ActionError::Refused(_) | ActionError::BackupChanged { .. } => {
                 ErrorClass::RefusedByCheck
             }
+            ActionError::NotFound(_) => ErrorClass::NotFound,
             ActionError::Failed(_) => ErrorClass::Failed,
             ActionError::Db(e) | ActionError::DbIn { source: e, .. } => db_class(e),
             ActionError::Transport { source, .. } => match source.kind() {
@@ -487,4 +491,60 @@ pub async fn dispatch<A: Actions>(
         ActionRequest::Command(r) => a.command(r, out).await?.into(),
         ActionRequest::Sql(r) => a.sql(r, out).await?.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::DbError;
+    use rstest::rstest;
+
+    fn server(code: &str) -> DbError {
+        DbError::Server {
+            target: "h:5432/app".into(),
+            what: "q".into(),
+            server: Box::new(crate::db::error::ServerMessage {
+                sqlstate: code.into(),
+                severity: "ERROR".into(),
+                message: "m".into(),
+                detail: None,
+                hint: None,
+            }),
+        }
+    }
+
+    #[rstest]
+    #[case(ActionError::Db(DbError::Unreachable { target: "t".into(), reason: "r".into() }), "unreachable")]
+    #[case(ActionError::Db(DbError::AuthFailed { target: "t".into(), user: "u".into(), reason: "r".into() }), "auth")]
+    #[case(ActionError::Db(DbError::TlsFailed { target: "t".into(), reason: "r".into() }), "tls")]
+    #[case(ActionError::Db(DbError::Missing { server: "s".into(), dbname: "d".into() }), "not-found")]
+    #[case(ActionError::Db(server("42501")), "permission-denied")]
+    #[case(ActionError::Db(server("57014")), "timeout")]
+    #[case(ActionError::Db(server("55006")), "busy")]
+    #[case(ActionError::DbIn { what: "w".into(), source: server("42P01") }, "not-found")]
+    #[case(ActionError::Db(server("23505")), "failed")]
+    #[case(ActionError::Io { what: "w".into(), source: std::io::Error::from(std::io::ErrorKind::PermissionDenied) }, "permission-denied")]
+    #[case(ActionError::Io { what: "w".into(), source: std::io::Error::from(std::io::ErrorKind::NotFound) }, "not-found")]
+    #[case(ActionError::Io { what: "w".into(), source: std::io::Error::other("x") }, "io")]
+    #[case(ActionError::from(crate::transport::TransportError::NoSuchHost("h".into())), "failed")]
+    #[case(ActionError::Refused("no".into()), "refused-by-check")]
+    #[case(ActionError::BackupChanged { path: "p".into(), picked: "a".into(), read: "b".into(), consequence: "c".into() }, "refused-by-check")]
+    #[case(ActionError::NotFound("no".into()), "not-found")]
+    #[case(ActionError::Timeout(3), "timeout")]
+    #[case(ActionError::NotWired { action: "a", needs: "n" }, "not-wired")]
+    fn every_error_has_its_class(#[case] e: ActionError, #[case] class: &str) {
+        assert_eq!(e.class().as_str(), class, "{e}");
+        assert_eq!(serde_json::to_value(e.class()).unwrap(), class);
+    }
+
+    #[test]
+    fn typed_sources_stay_reachable() {
+        let e = ActionError::DbIn {
+            what: "the swap was rolled back".into(),
+            source: server("55006"),
+        };
+        let src = std::error::Error::source(&e).unwrap();
+        assert!(src.downcast_ref::<DbError>().is_some());
+        assert!(e.to_string().starts_with("the swap was rolled back: "));
+    }
 }

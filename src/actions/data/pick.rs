@@ -386,7 +386,7 @@ pub async fn pick_backup(
                 )
             })
             .collect();
-        return Err(ActionError::Failed(format!(
+        return Err(ActionError::NotFound(format!(
             "no backup in catalog '{}' on host '{}' qualifies (intact, healthy content and taken before {}): {}; nothing was picked",
             req.catalog.name(),
             req.host.name,

@@ -228,6 +228,14 @@ fn changed(e: &crate::restore::RestoreError, path: &str, consequence: &str) -> O
     }
 }
 
+/// A target-creation error, typed, with what was being done.
+fn target_err(what: &str, e: crate::restore::TargetError) -> ActionError {
+    ActionError::Restore {
+        what: what.to_string(),
+        source: Box::new(e.into()),
+    }
+}
+
 /// Extensions of the live database (plpgsql only when it is gone).
 async fn live_extensions(opts: &ConnectOptions) -> Result<Vec<String>, ActionError> {
     let Ok(live) = opts.connect().await else {
@@ -237,8 +245,9 @@ async fn live_extensions(opts: &ConnectOptions) -> Result<Vec<String>, ActionErr
         .client
         .query("SELECT extname::text FROM pg_extension", &[])
         .await
-        .map_err(|e| {
-            ActionError::Failed(format!("cannot list the live database's extensions: {e}"))
+        .map_err(|e| ActionError::DbIn {
+            what: "cannot list the live database's extensions".into(),
+            source: crate::db::DbError::from_query(&opts.target(), "list extensions", &e),
         })?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
@@ -280,7 +289,7 @@ async fn fallback_settings(
 ) -> Result<DbSettings, ActionError> {
     let t1 = read_settings(admin, "template1")
         .await
-        .map_err(|e| ActionError::Failed(e.to_string()))?;
+        .map_err(|e| target_err("read the settings of 'template1'", e))?;
     let mut s = t1.unwrap_or(DbSettings {
         encoding: "UTF8".into(),
         collate: "C".into(),
@@ -395,7 +404,7 @@ pub async fn restore(
     let admin = opts.with_dbname(maint).connect().await?;
     let live_settings = read_settings(&admin.client, &live)
         .await
-        .map_err(|e| ActionError::Failed(e.to_string()))?;
+        .map_err(|e| target_err(&format!("read the settings of '{live}'"), e))?;
     let fallback = match &live_settings {
         Some(_) => None,
         None => {
@@ -435,11 +444,12 @@ pub async fn restore(
     ));
     let scan_source = remote_source(h, &cmd, label.clone(), total, gzip, expect.as_deref())
         .await
-        .map_err(|e| {
-            ActionError::Failed(format!(
-                "cannot start '{cmd}' on host '{}': {e}; nothing was created",
+        .map_err(|e| ActionError::Transport {
+            what: format!(
+                "cannot start '{cmd}' on host '{}'; nothing was created",
                 req.host.name
-            ))
+            ),
+            source: Box::new(e),
         })?;
     let scan = prescan(scan_source, policy.clone(), true)
         .await
@@ -462,7 +472,7 @@ pub async fn restore(
     // 4. The target.
     let target = create_target_named(&admin.client, &req.target_db, &live, fallback.as_ref())
         .await
-        .map_err(|e| ActionError::Failed(e.to_string()))?;
+        .map_err(|e| target_err("create the target", e))?;
     out.line(format!(
         "created {} (encoding {}, collation {}, owner {}), marked INCOMPLETE",
         crate::restore::quote_ident(&target.name),
@@ -476,11 +486,12 @@ pub async fn restore(
     out.line(format!("on {}: {cmd}", req.host.name));
     let source = remote_source(h, &cmd, label, total, gzip, expect.as_deref())
         .await
-        .map_err(|e| {
-            ActionError::Failed(format!(
-                "cannot start '{cmd}' on host '{}': {e}; '{}' stays marked INCOMPLETE",
+        .map_err(|e| ActionError::Transport {
+            what: format!(
+                "cannot start '{cmd}' on host '{}'; '{}' stays marked INCOMPLETE",
                 req.host.name, target.name
-            ))
+            ),
+            source: Box::new(e),
         })?;
 
     // 6. Progress to the operator, throttled.
