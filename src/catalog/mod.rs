@@ -286,6 +286,11 @@ pub fn parse_offset(s: &str) -> FixedOffset {
 
 const HEAD_BYTES: usize = 4096;
 
+/// The one finder of pg_restore on a backup's host (sh): sets `$PGR` to
+/// PATH's, else the newest /usr/lib/postgresql/*/bin one; run it as
+/// `"${PGR:-pg_restore}"`. Locally, `sandbox::pg_program` is the finder.
+pub const REMOTE_PG_RESTORE: &str = "PGR=$(command -v pg_restore 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/pg_restore 2>/dev/null | sort -V | tail -n 1)";
+
 /// Bytes from `od -An -v -tx1` output.
 fn from_od(s: &str) -> Vec<u8> {
     s.split_whitespace()
@@ -442,9 +447,7 @@ async fn read_dir(
         files.push((l, f, head, tail));
     }
     // Round 3: pg_restore --list for archives, gzip -t and the decompressed ends for gzip.
-    let mut body = String::from(
-        "PGR=$(command -v pg_restore 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/pg_restore 2>/dev/null | sort -V | tail -n 1)\n",
-    );
+    let mut body = format!("{REMOTE_PG_RESTORE}\n");
     let mut any = false;
     for (i, (l, f, _, _)) in files.iter().enumerate() {
         let p = shell_quote(&format!("{dir}/{}", l.name));

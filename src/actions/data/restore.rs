@@ -37,7 +37,8 @@ pub(crate) fn stream_command(path: &str, format: DumpFormat) -> Option<String> {
     match format {
         DumpFormat::Plain | DumpFormat::PlainGzip => Some(format!("cat -- {q}")),
         DumpFormat::Custom | DumpFormat::Directory | DumpFormat::Tar => Some(format!(
-            "PGR=$(command -v pg_restore 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/pg_restore 2>/dev/null | sort -V | tail -n 1); \"${{PGR:-pg_restore}}\" -f - -- {q}"
+            "{}; \"${{PGR:-pg_restore}}\" -f - -- {q}",
+            catalog::REMOTE_PG_RESTORE
         )),
         DumpFormat::Empty | DumpFormat::Unknown => None,
     }
