@@ -336,15 +336,64 @@ fn progress_message(p: &crate::restore::Progress) -> String {
     m
 }
 
-pub async fn restore(
-    a: &RealActions,
-    req: &RestoreRequest,
-    out: &Output,
-) -> Result<RestoreOutcome, ActionError> {
-    let live = req.database.dbname().to_string();
-    let h = host(a, &req.host.name)?;
+/// The backup as the restore will read it: confined to its catalog,
+/// checked on its host (format, pg_dump trailer), the command that streams
+/// it, and the SHA-256 the stream must have (held to the pick). Nothing is
+/// created here.
+struct CheckedBackup {
+    file: catalog::BackupFile,
+    cmd: String,
+    expect: Option<String>,
+}
 
-    // 1. The backup, confined to its catalog and checked on its host before anything is created.
+/// The restore's events as the operator's progress and lines, throttled
+/// (one progress line per `PROGRESS_EVERY`); ends when the sender is dropped.
+fn forward_progress(
+    out: &Output,
+) -> (
+    tokio::sync::mpsc::UnboundedSender<RestoreEvent>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RestoreEvent>();
+    let o = out.clone();
+    let forward = tokio::spawn(async move {
+        let mut last: Option<Instant> = None;
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                RestoreEvent::Progress(p) => {
+                    if last.is_none_or(|l| l.elapsed() >= PROGRESS_EVERY) {
+                        last = Some(Instant::now());
+                        o.progress(
+                            p.source_bytes.unwrap_or(p.bytes),
+                            p.source_total,
+                            progress_message(&p),
+                        );
+                    }
+                }
+                RestoreEvent::Phase { phase: p } => o.line(format!("phase {}", phase(p))),
+                RestoreEvent::Notice { severity, message } => {
+                    o.line(format!("server {severity}: {message}"))
+                }
+                RestoreEvent::TableLoaded { table, rows } => {
+                    o.line(format!("loaded {table}: {rows} rows"))
+                }
+                RestoreEvent::Started { .. }
+                | RestoreEvent::Finished { .. }
+                | RestoreEvent::Failed { .. } => {}
+            }
+        }
+    });
+
+    (tx, forward)
+}
+
+/// Phase 1 of a restore: the backup, before anything is created.
+async fn check_backup(
+    req: &RestoreRequest,
+    h: &crate::transport::Host,
+    live: &str,
+    out: &Output,
+) -> Result<CheckedBackup, ActionError> {
     let real = confine(&req.backup_path, &req.catalog.path, h as &dyn Runner).await?;
     out.line(format!(
         "checking {} on {} (format, pg_dump trailer) before creating anything",
@@ -375,7 +424,7 @@ pub async fn restore(
         )));
     }
     if let Some(d) = &file.dumped_db
-        && d != &live
+        && d != live
     {
         out.line(format!(
             "note: the archive says it holds database '{d}'; restoring it beside '{live}' as asked"
@@ -394,6 +443,19 @@ pub async fn restore(
         file.taken_at
     ));
     let expect = held_to_pick(req, &file, h, out).await?;
+    Ok(CheckedBackup { file, cmd, expect })
+}
+
+pub async fn restore(
+    a: &RealActions,
+    req: &RestoreRequest,
+    out: &Output,
+) -> Result<RestoreOutcome, ActionError> {
+    let live = req.database.dbname().to_string();
+    let h = host(a, &req.host.name)?;
+
+    // 1. The backup, confined to its catalog and checked on its host before anything is created.
+    let CheckedBackup { file, cmd, expect } = check_backup(req, h, &live, out).await?;
 
     // 2. The live database's settings (or the server's when it is gone).
     let opts = ConnectOptions::from_spec(&req.database.spec, &a.redactor)?;
@@ -496,35 +558,7 @@ pub async fn restore(
         })?;
 
     // 6. Progress to the operator, throttled.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RestoreEvent>();
-    let o = out.clone();
-    let forward = tokio::spawn(async move {
-        let mut last: Option<Instant> = None;
-        while let Some(ev) = rx.recv().await {
-            match ev {
-                RestoreEvent::Progress(p) => {
-                    if last.is_none_or(|l| l.elapsed() >= PROGRESS_EVERY) {
-                        last = Some(Instant::now());
-                        o.progress(
-                            p.source_bytes.unwrap_or(p.bytes),
-                            p.source_total,
-                            progress_message(&p),
-                        );
-                    }
-                }
-                RestoreEvent::Phase { phase: p } => o.line(format!("phase {}", phase(p))),
-                RestoreEvent::Notice { severity, message } => {
-                    o.line(format!("server {severity}: {message}"))
-                }
-                RestoreEvent::TableLoaded { table, rows } => {
-                    o.line(format!("loaded {table}: {rows} rows"))
-                }
-                RestoreEvent::Started { .. }
-                | RestoreEvent::Finished { .. }
-                | RestoreEvent::Failed { .. } => {}
-            }
-        }
-    });
+    let (tx, forward) = forward_progress(out);
 
     let (config, tls) = opts.with_dbname(&target.name).pg_config()?;
     let result = Restore::new(config, tls, &target.name)
