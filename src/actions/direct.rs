@@ -72,31 +72,12 @@ async fn connect_admin(db: &DbTarget, redactor: &Redactor) -> Result<Client, Act
     Err(last.unwrap_or_else(|| ActionError::Failed("no maintenance database to connect to".into())))
 }
 
-async fn oid_of(c: &Client, target: &str, name: &str) -> Result<Option<u32>, ActionError> {
-    let row = c
-        .query_opt("SELECT oid FROM pg_database WHERE datname = $1", &[&name])
-        .await
-        .map_err(|e| db_error(target, &e))?;
-    Ok(row.map(|r| r.get::<_, u32>(0)))
+async fn oid_of(c: &Client, server: &str, name: &str) -> Result<Option<u32>, ActionError> {
+    Ok(crate::db::identity::database_oid(c, server, name).await?)
 }
 
 async fn identity_on(c: &Client, db: &DbTarget, dbname: &str) -> Result<DbIdentity, ActionError> {
-    let target = db.server();
-    let row = c
-        .query_one(
-            "SELECT (SELECT system_identifier FROM pg_control_system()), pg_postmaster_start_time()",
-            &[],
-        )
-        .await
-        .map_err(|e| db_error(&target, &e))?;
-    let sysid: i64 = row.get(0);
-    Ok(DbIdentity {
-        server: target.clone(),
-        system_identifier: (sysid as u64).to_string(),
-        database: dbname.to_string(),
-        oid: oid_of(c, &target, dbname).await?,
-        server_started_at: row.get(1),
-    })
+    Ok(crate::db::identity::server_identity(c, &db.server(), dbname).await?)
 }
 
 /// The identity of `db` (read from the maintenance database, so a missing
