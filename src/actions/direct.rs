@@ -1,6 +1,6 @@
-//! The actions that need no other module: identity, note, sql and swap
-//! straight through tokio-postgres, snapshot through a local pg_dump,
-//! command on the local host. Never drops anything; swap only renames.
+//! The actions that need no host: identity, note, sql and swap over
+//! sessions src/db opens (never a connection of its own), snapshot through
+//! a local pg_dump, command on the local host. Never drops anything; swap only renames.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

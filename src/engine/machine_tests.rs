@@ -1171,3 +1171,14 @@ fn start_services_sees_what_every_attempt_of_a_stop_step_stopped() {
         ]
     );
 }
+
+/// A pick journaled before `source` was recorded still holds a resumed restore.
+#[test]
+fn a_pick_journaled_without_its_source_still_reads_as_a_picked_backup() {
+    let old = json!({"name": "x.sql", "path": "/b/x.sql", "taken_at": null,
+                     "sha256": "ab", "size": 5});
+    let p: PickedBackup = serde_json::from_value(old).unwrap();
+    assert_eq!(p.path, "/b/x.sql");
+    assert_eq!(p.sha256.as_deref(), Some("ab"));
+    assert_eq!(p.source, "");
+}

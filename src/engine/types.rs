@@ -286,7 +286,9 @@ pub struct PickedBackup {
     /// in name order), computed on its host; None when it could not be read.
     pub sha256: Option<String>,
     pub taken_at: Option<DateTime<Utc>>,
-    /// Where it was picked: `catalog 'NAME' on host 'HOST'`.
+    /// Where it was picked: `catalog 'NAME' on host 'HOST'` (empty in
+    /// journals written before it was recorded).
+    #[serde(default)]
     pub source: String,
 }
 
