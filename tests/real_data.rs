@@ -924,6 +924,73 @@ async fn a_backup_replaced_between_pick_and_restore_is_refused_with_both_hashes(
         "{}",
         w.comment("app__restore_late")
     );
+    // gzip (hashed as read, before gunzip) and custom archives (hashed on
+    // their host): the right hash restores, another is refused.
+    std::fs::write(w.backup(GOOD), &good_text).unwrap();
+    let other_dir = w.dir.path().join("backups").join("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let gz = other_dir.join("good.sql.gz");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -c < '{}' > '{}'",
+            w.backup(GOOD),
+            gz.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    restore_good_into(&w, "app_good_src");
+    let custom = other_dir.join("good.dump");
+    let o = Command::new(w.pg.bin("pg_dump"))
+        .args(["-Fc", "-h", "127.0.0.1", "-U", "postgres", "-p"])
+        .arg(w.pg.port().to_string())
+        .arg("-f")
+        .arg(&custom)
+        .arg("app_good_src")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (file, name) in [(&gz, "gz"), (&custom, "custom")] {
+        let path = file.display().to_string();
+        let sha = hex::encode(sha2::Sha256::digest(std::fs::read(file).unwrap()));
+        let held = |sha: &str, target: &str| RestoreRequest {
+            backup_path: path.clone(),
+            picked: Some(PickedBackup {
+                path: path.clone(),
+                sha256: Some(sha.to_string()),
+                ..picked.clone()
+            }),
+            ..req(target)
+        };
+        let r = a
+            .restore(
+                &held(&sha, &format!("app__restore_{name}")),
+                &Output::discard(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            r.manifest.tables.get("public.\"User\""),
+            Some(&22),
+            "{name}"
+        );
+        let e = a
+            .restore(
+                &held(&other_sha, &format!("app__restore_{name}_other")),
+                &Output::discard(),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&sha) && e.contains(&other_sha), "{name}: {e}");
+        assert!(
+            w.databases(&format!("app__restore_{name}_other"))
+                .is_empty(),
+            "{name}: a target was created"
+        );
+    }
+
     // The swap refuses it (the existing completeness check).
     let e = a
         .swap(
