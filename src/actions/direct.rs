@@ -50,9 +50,9 @@ pub async fn connect(
     let mut opts = ConnectOptions::from_spec(&db.spec, redactor)?;
     opts.url = db.url.with_dbname(dbname);
     opts.read_only = read_only;
-    if let Some(t) = statement_timeout_s {
-        opts.statement_timeout = Some(Duration::from_secs(t));
-    }
+    // The inventory's statement_timeout_ms bounds probes, not a step's own
+    // work (a merge or swap may take long): only the step's timeout applies.
+    opts.statement_timeout = statement_timeout_s.map(Duration::from_secs);
     Ok(opts.connect_owned().await?)
 }
 
