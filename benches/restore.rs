@@ -195,6 +195,7 @@ async fn action(pg: &PgCluster, plain: &Path, jobs: u32) -> Res<(f64, usize, Res
         jobs,
         // The superuser path, as measured before restore roles existed.
         restore_as: lifeline::engine::types::RestoreAs::Admin,
+        picked: None,
     };
     let (tx, mut rx) = tokio::sync::broadcast::channel(1024);
     let out = Output::new(tx, 0, "restore", Redactor::new());

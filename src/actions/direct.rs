@@ -1,6 +1,6 @@
-//! The actions that need no other module: identity, note, sql and swap
-//! straight through tokio-postgres, snapshot through a local pg_dump,
-//! command on the local host. Never drops anything; swap only renames.
+//! The actions that need no host: identity, note, sql and swap over
+//! sessions src/db opens (never a connection of its own), snapshot through
+//! a local pg_dump, command on the local host. Never drops anything; swap only renames.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -9,12 +9,14 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, SimpleQueryMessage};
 
+use crate::db::{ConnectOptions, DbError};
 use crate::engine::actions::{ActionError, Actions, Output};
 use crate::engine::preview::{TERMINATE_SQL, pg_dump_args, shell_line, swap_renames};
 use crate::engine::types::*;
-use crate::inventory::{DatabaseSpec, SslMode, expand_tilde};
+use crate::inventory::SslMode;
+use crate::redact::Redactor;
 
 /// How many times a swap tries again when a client reconnects between
 /// terminating sessions and renaming.
@@ -27,6 +29,8 @@ pub struct DirectActions {
     /// Directory of pg_dump; default: the one finder (`$LIFELINE_PG_BIN`,
     /// the newest /usr/lib/postgresql/*/bin, then PATH).
     pub pg_bin: Option<PathBuf>,
+    /// Passwords read at connect time are registered here (the run's redactor).
+    pub redactor: Redactor,
 }
 
 /// An action `DirectActions` cannot do: it needs the inventory (`RealActions`).
@@ -37,125 +41,38 @@ fn needs_inventory(action: &'static str) -> ActionError {
     }
 }
 
+/// A failed statement on `target`, with the server's own words and class.
 pub(crate) fn db_error(target: &str, e: &tokio_postgres::Error) -> ActionError {
-    let message = match e.as_db_error() {
-        Some(d) => {
-            let mut m = format!("{} (SQLSTATE {})", d.message(), d.code().code());
-            if let Some(x) = d.detail() {
-                m.push_str(&format!("; detail: {x}"));
-            }
-            if let Some(x) = d.hint() {
-                m.push_str(&format!("; hint: {x}"));
-            }
-            m
-        }
-        None => {
-            let mut m = e.to_string();
-            let mut src = std::error::Error::source(e);
-            while let Some(s) = src {
-                m.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            m
-        }
-    };
-    ActionError::Db {
-        target: target.to_string(),
-        message,
-    }
+    ActionError::Db(DbError::from_query(target, "statement", e))
 }
 
-/// The password the inventory points at, if any (read at connect time).
-fn password(spec: &DatabaseSpec) -> Result<Option<String>, ActionError> {
-    if let Some(var) = &spec.password_env {
-        return std::env::var(var).map(Some).map_err(|_| {
-            ActionError::Failed(format!(
-                "database '{}': environment variable '{var}' (password_env) is not set; export it and resume",
-                spec.name()
-            ))
-        });
-    }
-    if let Some(f) = &spec.password_file {
-        return std::fs::read_to_string(expand_tilde(f))
-            .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
-            .map_err(|source| ActionError::Io {
-                what: format!("read password_file '{f}'"),
-                source,
-            });
-    }
-    Ok(None)
-}
-
-/// Connects to `dbname` on `db`'s server. The one place a connection is
-/// made (TLS and ~/.pgpass come with src/db).
+/// Connects to `dbname` on `db`'s server through src/db (TLS per sslmode,
+/// password_env / password_file / ~/.pgpass, timeouts): the one connect path.
 pub async fn connect(
     db: &DbTarget,
     dbname: &str,
     read_only: bool,
     statement_timeout_s: Option<u64>,
+    redactor: &Redactor,
 ) -> Result<Client, ActionError> {
-    let target = format!("{}/{dbname}", db.server());
-    if matches!(
-        db.spec.ssl_mode(),
-        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
-    ) {
-        return Err(ActionError::NotWired {
-            action: "TLS connection",
-            needs: "src/db (sslmode require/verify-*)",
-        });
-    }
-    let u = &db.url;
-    let mut cfg = tokio_postgres::Config::new();
-    if u.host.starts_with('/') {
-        cfg.host_path(&u.host);
-    } else {
-        cfg.host(&u.host);
-    }
-    cfg.port(u.port);
-    let user = u
-        .user
-        .clone()
-        .or_else(|| std::env::var("PGUSER").ok())
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "postgres".into());
-    cfg.user(&user);
-    cfg.dbname(dbname);
-    cfg.application_name("lifeline");
-    cfg.connect_timeout(Duration::from_secs(db.spec.connect_timeout_s.unwrap_or(10)));
-    if let Some(pw) = password(&db.spec)? {
-        cfg.password(pw);
-    }
-    let mut options = Vec::new();
-    if read_only {
-        options.push("-c default_transaction_read_only=on".to_string());
-    }
-    if let Some(t) = statement_timeout_s {
-        options.push(format!("-c statement_timeout={}", t * 1000));
-    }
-    if !options.is_empty() {
-        cfg.options(options.join(" "));
-    }
-    let (client, conn) = cfg
-        .connect(NoTls)
-        .await
-        .map_err(|e| db_error(&target, &e))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!("connection closed: {e}");
-        }
-    });
-    Ok(client)
+    let mut opts = ConnectOptions::from_spec(&db.spec, redactor)?;
+    opts.url = db.url.with_dbname(dbname);
+    opts.read_only = read_only;
+    // The inventory's statement_timeout_ms bounds probes, not a step's own
+    // work (a merge or swap may take long): only the step's timeout applies.
+    opts.statement_timeout = statement_timeout_s.map(Duration::from_secs);
+    Ok(opts.connect_owned().await?)
 }
 
 /// A connection to the server's maintenance database (postgres, else
 /// template1): never to a database that is being renamed.
-async fn connect_admin(db: &DbTarget) -> Result<Client, ActionError> {
+async fn connect_admin(db: &DbTarget, redactor: &Redactor) -> Result<Client, ActionError> {
     let mut last = None;
     for name in ["postgres", "template1"] {
         if name == db.dbname() {
             continue;
         }
-        match connect(db, name, false, None).await {
+        match connect(db, name, false, None, redactor).await {
             Ok(c) => return Ok(c),
             Err(e) => last = Some(e),
         }
@@ -163,37 +80,18 @@ async fn connect_admin(db: &DbTarget) -> Result<Client, ActionError> {
     Err(last.unwrap_or_else(|| ActionError::Failed("no maintenance database to connect to".into())))
 }
 
-async fn oid_of(c: &Client, target: &str, name: &str) -> Result<Option<u32>, ActionError> {
-    let row = c
-        .query_opt("SELECT oid FROM pg_database WHERE datname = $1", &[&name])
-        .await
-        .map_err(|e| db_error(target, &e))?;
-    Ok(row.map(|r| r.get::<_, u32>(0)))
+async fn oid_of(c: &Client, server: &str, name: &str) -> Result<Option<u32>, ActionError> {
+    Ok(crate::db::identity::database_oid(c, server, name).await?)
 }
 
 async fn identity_on(c: &Client, db: &DbTarget, dbname: &str) -> Result<DbIdentity, ActionError> {
-    let target = db.server();
-    let row = c
-        .query_one(
-            "SELECT (SELECT system_identifier FROM pg_control_system()), pg_postmaster_start_time()",
-            &[],
-        )
-        .await
-        .map_err(|e| db_error(&target, &e))?;
-    let sysid: i64 = row.get(0);
-    Ok(DbIdentity {
-        server: target.clone(),
-        system_identifier: (sysid as u64).to_string(),
-        database: dbname.to_string(),
-        oid: oid_of(c, &target, dbname).await?,
-        server_started_at: row.get(1),
-    })
+    Ok(crate::db::identity::server_identity(c, &db.server(), dbname).await?)
 }
 
 /// The identity of `db` (read from the maintenance database, so a missing
 /// database has an identity too: its server, with no OID).
-pub async fn read_identity(db: &DbTarget) -> Result<DbIdentity, ActionError> {
-    let c = connect_admin(db).await?;
+pub async fn read_identity(db: &DbTarget, redactor: &Redactor) -> Result<DbIdentity, ActionError> {
+    let c = connect_admin(db, redactor).await?;
     identity_on(&c, db, db.dbname()).await
 }
 
@@ -259,7 +157,7 @@ async fn kill_group(pid: u32) {
 
 impl Actions for DirectActions {
     async fn identity(&self, db: &DbTarget) -> Result<DbIdentity, ActionError> {
-        read_identity(db).await
+        read_identity(db, &self.redactor).await
     }
 
     async fn sql(&self, req: &SqlRequest, out: &Output) -> Result<SqlOutcome, ActionError> {
@@ -267,7 +165,7 @@ impl Actions for DirectActions {
         if req.read_only
             && let Some(why) = crate::restore::sql::read_only_refusal(&req.sql)
         {
-            return Err(ActionError::Failed(format!(
+            return Err(ActionError::Refused(format!(
                 "the read-only sql step is refused: {why}; nothing was run (a step that writes must be destructive, with a typed confirmation)"
             )));
         }
@@ -276,6 +174,7 @@ impl Actions for DirectActions {
             req.database.dbname(),
             req.read_only,
             req.timeout_s,
+            out.redactor(),
         )
         .await?;
         let msgs = if req.read_only {
@@ -329,9 +228,9 @@ impl Actions for DirectActions {
         let db = &req.database;
         let live = db.dbname().to_string();
         let server = db.server();
-        let c = connect_admin(db).await?;
+        let c = connect_admin(db, out.redactor()).await?;
         let restored_oid = oid_of(&c, &server, &req.restored).await?.ok_or_else(|| {
-            ActionError::Failed(format!(
+            ActionError::NotFound(format!(
                 "the restored database '{}' does not exist on {server}; nothing was done",
                 req.restored
             ))
@@ -348,28 +247,31 @@ impl Actions for DirectActions {
                     }
                     _ => "no restore marker".into(),
                 };
-                return Err(ActionError::Failed(format!(
+                return Err(ActionError::Refused(format!(
                     "refusing to swap in '{}': its completeness marker says {said}, not '{}': the restore did not finish; restore again into a new database; nothing was done",
                     req.restored,
                     crate::restore::MARK_COMPLETE
                 )));
             }
             Err(e) => {
-                return Err(ActionError::Failed(format!(
-                    "cannot read the completeness marker of '{}': {e}; nothing was done",
-                    req.restored
-                )));
+                return Err(ActionError::Restore {
+                    what: format!(
+                        "cannot read the completeness marker of '{}'; nothing was done",
+                        req.restored
+                    ),
+                    source: Box::new(e.into()),
+                });
             }
         }
         let live_oid = oid_of(&c, &server, &live).await?;
         match (&req.damaged, live_oid) {
             (None, Some(oid)) => {
-                return Err(ActionError::Failed(format!(
+                return Err(ActionError::Refused(format!(
                     "'{live}' exists now (OID {oid}) but was absent when you confirmed; nothing was done"
                 )));
             }
             (Some(d), _) if oid_of(&c, &server, d).await?.is_some() => {
-                return Err(ActionError::Failed(format!(
+                return Err(ActionError::Refused(format!(
                     "a database named '{d}' already exists; nothing was done"
                 )));
             }
@@ -428,10 +330,10 @@ impl Actions for DirectActions {
                         tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                         continue;
                     }
-                    return Err(ActionError::Failed(format!(
-                        "the swap was rolled back, nothing was renamed: {}",
-                        db_error(&server, &e)
-                    )));
+                    return Err(ActionError::DbIn {
+                        what: "the swap was rolled back, nothing was renamed".into(),
+                        source: DbError::from_query(&server, "the renames", &e),
+                    });
                 }
             }
         }
@@ -441,7 +343,7 @@ impl Actions for DirectActions {
             None => None,
         };
         if after.oid != Some(restored_oid) || damaged_oid != live_oid {
-            return Err(ActionError::Failed(format!(
+            return Err(ActionError::Refused(format!(
                 "after the swap '{live}' is OID {:?} (expected the restored {restored_oid}) and the damaged copy OID {damaged_oid:?} (expected {live_oid:?}): look before going on",
                 after.oid
             )));
@@ -466,7 +368,7 @@ impl Actions for DirectActions {
         out: &Output,
     ) -> Result<SnapshotOutcome, ActionError> {
         let db = &req.database;
-        let id = read_identity(db).await?;
+        let id = read_identity(db, out.redactor()).await?;
         let prog = pg_tool("pg_dump", self.pg_bin.as_deref());
         let args = pg_dump_args(db, &req.path);
         let command = shell_line(&prog.display().to_string(), &args);
@@ -486,7 +388,7 @@ impl Actions for DirectActions {
             });
         }
         if req.path.exists() {
-            return Err(ActionError::Failed(format!(
+            return Err(ActionError::Refused(format!(
                 "'{}' already exists; it is kept, and nothing was overwritten",
                 req.path.display()
             )));
@@ -511,11 +413,24 @@ impl Actions for DirectActions {
             .env("PGAPPNAME", "lifeline-snapshot")
             .env_remove("PGPASSWORD")
             .kill_on_drop(true);
-        if let Some(pw) = password(&db.spec)? {
+        // The same password and TLS settings src/db connects with.
+        let opts = ConnectOptions::from_spec(&db.spec, out.redactor())?;
+        if let Some(pw) = opts.resolve_password()? {
             cmd.env("PGPASSWORD", pw);
         }
-        if db.spec.ssl_mode() == SslMode::Disable {
-            cmd.env("PGSSLMODE", "disable");
+        cmd.env(
+            "PGSSLMODE",
+            match opts.sslmode {
+                SslMode::Disable => "disable",
+                SslMode::Prefer => "prefer",
+                SslMode::Require => "require",
+                SslMode::VerifyCa => "verify-ca",
+                SslMode::VerifyFull => "verify-full",
+            },
+        );
+        cmd.env_remove("PGSSLROOTCERT");
+        if let Some(ca) = &opts.sslrootcert {
+            cmd.env("PGSSLROOTCERT", ca);
         }
         let mut child = cmd.spawn().map_err(|source| ActionError::Io {
             what: format!("run '{}'", prog.display()),

@@ -37,7 +37,10 @@ impl RealActions {
     pub fn new(inventory: Inventory, redactor: Redactor) -> RealActions {
         let hosts = Hosts::from_inventory(&inventory, None);
         RealActions {
-            direct: DirectActions::default(),
+            direct: DirectActions {
+                redactor: redactor.clone(),
+                ..DirectActions::default()
+            },
             inventory: Arc::new(inventory),
             hosts: Arc::new(hosts),
             redactor,
@@ -170,12 +173,14 @@ impl Actions for RealActions {
                         "no live database: the swap discards nothing".to_string(),
                     ]);
                 }
-                Ok(match data::swap_discards(&w.database, &w.restored).await {
-                    Ok(d) => data::discard_lines(&w.restored, &d),
-                    Err(e) => vec![format!(
-                        "could not count the rows the swap would discard: {e}"
-                    )],
-                })
+                Ok(
+                    match data::swap_discards(&w.database, &w.restored, &self.redactor).await {
+                        Ok(d) => data::discard_lines(&w.restored, &d),
+                        Err(e) => vec![format!(
+                            "could not count the rows the swap would discard: {e}"
+                        )],
+                    },
+                )
             }
             _ => Ok(Vec::new()),
         }

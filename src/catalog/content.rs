@@ -111,7 +111,8 @@ pub fn text_command(path: &str, format: DumpFormat) -> Option<String> {
         DumpFormat::Plain => Some(format!("cat -- {q}")),
         DumpFormat::PlainGzip => Some(format!("gzip -dc -- {q}")),
         DumpFormat::Custom | DumpFormat::Directory | DumpFormat::Tar => Some(format!(
-            "PGR=$(command -v pg_restore 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/pg_restore 2>/dev/null | sort -V | tail -n 1); \"${{PGR:-pg_restore}}\" -f - -- {q}"
+            "{}; \"${{PGR:-pg_restore}}\" -f - -- {q}",
+            super::REMOTE_PG_RESTORE
         )),
         DumpFormat::Empty | DumpFormat::Unknown => None,
     }

@@ -14,7 +14,8 @@ use chrono::{DateTime, FixedOffset, Offset, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::CatalogSpec;
-use crate::probe::exec::{Runner, Section, nonce, prelude, sections, sh_quote};
+use crate::probe::exec::{Runner, Section, nonce, prelude, sections};
+use crate::transport::shell_quote;
 pub use pattern::NamePattern;
 
 #[derive(Debug, thiserror::Error)]
@@ -285,6 +286,11 @@ pub fn parse_offset(s: &str) -> FixedOffset {
 
 const HEAD_BYTES: usize = 4096;
 
+/// The one finder of pg_restore on a backup's host (sh): sets `$PGR` to
+/// PATH's, else the newest /usr/lib/postgresql/*/bin one; run it as
+/// `"${PGR:-pg_restore}"`. Locally, `sandbox::pg_program` is the finder.
+pub const REMOTE_PG_RESTORE: &str = "PGR=$(command -v pg_restore 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/pg_restore 2>/dev/null | sort -V | tail -n 1)";
+
 /// Bytes from `od -An -v -tx1` output.
 fn from_od(s: &str) -> Vec<u8> {
     s.split_whitespace()
@@ -381,7 +387,7 @@ async fn read_dir(
     let n = nonce();
     let dir = path.trim_end_matches('/').to_string();
     let dir = if dir.is_empty() { "/".to_string() } else { dir };
-    let q = sh_quote(&dir);
+    let q = shell_quote(&dir);
     let list = format!(
         "sec tz date +%z\nsec list find {q} -mindepth 1 -maxdepth 1 -printf '%y\\t%s\\t%T@\\t%f\\0'\n"
     );
@@ -415,7 +421,7 @@ async fn read_dir(
     // Round 2: heads, tails, toc.dat of directories.
     let mut body = String::new();
     for (i, l) in listed.iter().enumerate() {
-        let p = sh_quote(&format!("{dir}/{}", l.name));
+        let p = shell_quote(&format!("{dir}/{}", l.name));
         if l.kind == 'd' {
             body.push_str(&format!("sec 'toc {i}' test -f {p}/toc.dat\n"));
         } else if l.size > 0 {
@@ -441,12 +447,10 @@ async fn read_dir(
         files.push((l, f, head, tail));
     }
     // Round 3: pg_restore --list for archives, gzip -t and the decompressed ends for gzip.
-    let mut body = String::from(
-        "PGR=$(command -v pg_restore 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/pg_restore 2>/dev/null | sort -V | tail -n 1)\n",
-    );
+    let mut body = format!("{REMOTE_PG_RESTORE}\n");
     let mut any = false;
     for (i, (l, f, _, _)) in files.iter().enumerate() {
-        let p = sh_quote(&format!("{dir}/{}", l.name));
+        let p = shell_quote(&format!("{dir}/{}", l.name));
         match f {
             DumpFormat::Custom | DumpFormat::Directory | DumpFormat::Tar => {
                 any = true;

@@ -44,6 +44,8 @@ pub struct ConnectOptions {
     pub connect_timeout: Duration,
     /// `SET statement_timeout` on every new session when given.
     pub statement_timeout: Option<Duration>,
+    /// `SET default_transaction_read_only = on` on every new session.
+    pub read_only: bool,
     pub application_name: String,
     pub redactor: Redactor,
 }
@@ -83,6 +85,7 @@ impl ConnectOptions {
                 .map(Duration::from_secs)
                 .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             statement_timeout: spec.statement_timeout_ms.map(Duration::from_millis),
+            read_only: false,
             application_name: DEFAULT_APPLICATION_NAME.to_string(),
             redactor: redactor.clone(),
             url,
@@ -110,6 +113,7 @@ impl ConnectOptions {
             sslrootcert: u.params.get("sslrootcert").map(|p| expand_tilde(p)),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             statement_timeout: None,
+            read_only: false,
             application_name: DEFAULT_APPLICATION_NAME.to_string(),
             redactor: redactor.clone(),
             url: u,
@@ -214,6 +218,20 @@ impl ConnectOptions {
 
     /// Opens one connection (connection task spawned on the current runtime).
     pub async fn connect(&self) -> Result<Connected, DbError> {
+        let (client, pid) = self.open().await?;
+        Ok(Connected {
+            client: Arc::new(client),
+            pid,
+        })
+    }
+
+    /// Opens one connection the caller owns alone (transactions need
+    /// `&mut Client`): the same path as `connect`.
+    pub async fn connect_owned(&self) -> Result<Client, DbError> {
+        Ok(self.open().await?.0)
+    }
+
+    async fn open(&self) -> Result<(Client, i32), DbError> {
         match self.connect_mode(self.sslmode).await {
             // libpq's prefer: a failed TLS handshake falls back to plain text.
             Err(DbError::TlsFailed { .. }) if self.sslmode == SslMode::Prefer => {
@@ -275,7 +293,7 @@ impl ConnectOptions {
         Ok((cfg, connector))
     }
 
-    async fn connect_mode(&self, sslmode: SslMode) -> Result<Connected, DbError> {
+    async fn connect_mode(&self, sslmode: SslMode) -> Result<(Client, i32), DbError> {
         let target = self.target();
         let (cfg, connector) = self.config_mode(sslmode)?;
         let fut = cfg.connect(connector);
@@ -310,6 +328,9 @@ impl ConnectOptions {
         if let Some(t) = self.statement_timeout {
             setup.push_str(&format!("SET statement_timeout = {}; ", t.as_millis()));
         }
+        if self.read_only {
+            setup.push_str("SET default_transaction_read_only = on; ");
+        }
         setup.push_str("SELECT pg_backend_pid()");
         let msgs = tokio::time::timeout(self.connect_timeout, client.simple_query(&setup))
             .await
@@ -325,11 +346,28 @@ impl ConnectOptions {
                 _ => None,
             })
             .unwrap_or(0);
-        Ok(Connected {
-            client: Arc::new(client),
-            pid,
-        })
+        Ok((client, pid))
     }
+}
+
+/// Opens a connection from a config and TLS connector made by
+/// [`ConnectOptions::pg_config`], keeping the `Connection` for the caller
+/// (the restore executor reads its notices). Outside this module nothing
+/// calls tokio-postgres's connect.
+pub async fn open_with<T>(
+    cfg: &tokio_postgres::Config,
+    tls: T,
+) -> Result<
+    (
+        Client,
+        tokio_postgres::Connection<tokio_postgres::Socket, T::Stream>,
+    ),
+    tokio_postgres::Error,
+>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+{
+    cfg.connect(tls).await
 }
 
 /// An open connection and its server process id.

@@ -81,6 +81,46 @@ impl Identity {
     }
 }
 
+/// The OID of database `name` on the server `c` is connected to (None:
+/// no database of that name).
+pub async fn database_oid(
+    c: &tokio_postgres::Client,
+    server: &str,
+    name: &str,
+) -> Result<Option<u32>, DbError> {
+    let row = c
+        .query_opt("SELECT oid FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .map_err(|e| DbError::from_query(server, "the database's OID", &e))?;
+    Ok(row.map(|r| r.get::<_, u32>(0)))
+}
+
+/// The identity the engine confirms and re-checks before a destructive
+/// step (the core's type, filled here): the server's system identifier and
+/// start time, and the OID of `dbname`, read over a connection to any
+/// database of that server, so a missing database has an identity too.
+pub async fn server_identity(
+    c: &tokio_postgres::Client,
+    server: &str,
+    dbname: &str,
+) -> Result<crate::engine::types::DbIdentity, DbError> {
+    let row = c
+        .query_one(
+            "SELECT (SELECT system_identifier FROM pg_control_system()), pg_postmaster_start_time()",
+            &[],
+        )
+        .await
+        .map_err(|e| DbError::from_query(server, "the server's identity", &e))?;
+    let sysid: i64 = row.get(0);
+    Ok(crate::engine::types::DbIdentity {
+        server: server.to_string(),
+        system_identifier: (sysid as u64).to_string(),
+        database: dbname.to_string(),
+        oid: database_oid(c, server, dbname).await?,
+        server_started_at: row.get(1),
+    })
+}
+
 const IDENTITY_SQL: &str = "\
 SELECT current_database()::text,
        (SELECT system_identifier FROM pg_catalog.pg_control_system()),

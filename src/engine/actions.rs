@@ -11,6 +11,65 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::events::{EngineEvent, ProgressUnit};
 use super::types::*;
 use crate::redact::Redactor;
+use serde::{Deserialize, Serialize};
+
+/// What kind of failure an action ended in: the operator's first question,
+/// journaled with every failed step (`data.class`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorClass {
+    /// The server or host did not answer (refused, down, disconnected).
+    Unreachable,
+    /// Authentication failed (password, key, pg_hba).
+    Auth,
+    /// TLS could not be set up or the certificate did not verify.
+    Tls,
+    /// Authenticated, but not allowed (SQLSTATE 42501, EACCES).
+    PermissionDenied,
+    Timeout,
+    /// A database, table, file or host that is not there.
+    NotFound,
+    /// Too many connections, or an object in use.
+    Busy,
+    /// A check of lifeline's refused to go on (marker, identity, hash,
+    /// confinement, a hostile dump); nothing was done past it.
+    RefusedByCheck,
+    /// The step was not confirmed by the operator.
+    NotConfirmed,
+    /// The runbook or its answers do not resolve to a step that can run.
+    BadInput,
+    Io,
+    NotWired,
+    /// A failure none of the above names (the server's own error, a
+    /// command's exit status).
+    Failed,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Unreachable => "unreachable",
+            ErrorClass::Auth => "auth",
+            ErrorClass::Tls => "tls",
+            ErrorClass::PermissionDenied => "permission-denied",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::NotFound => "not-found",
+            ErrorClass::Busy => "busy",
+            ErrorClass::RefusedByCheck => "refused-by-check",
+            ErrorClass::NotConfirmed => "not-confirmed",
+            ErrorClass::BadInput => "bad-input",
+            ErrorClass::Io => "io",
+            ErrorClass::NotWired => "not-wired",
+            ErrorClass::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -21,10 +80,44 @@ pub enum ActionError {
         action: &'static str,
         needs: &'static str,
     },
+    /// A check refused to go on; the sentence says what was (not) done.
+    #[error("{0}")]
+    Refused(String),
+    /// The picked backup is not the one read: refused before any swap.
+    #[error(
+        "the backup '{path}' is not the one picked: pick-backup recorded sha256 {picked}, the restore read sha256 {read}; it was replaced or changed after the pick. {consequence}; run pick-backup again"
+    )]
+    BackupChanged {
+        path: String,
+        picked: String,
+        read: String,
+        consequence: String,
+    },
+    /// What the step needs is not there (a database, a backup that qualifies).
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     Failed(String),
-    #[error("database {target}: {message}")]
-    Db { target: String, message: String },
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error("{what}: {source}")]
+    DbIn {
+        what: String,
+        #[source]
+        source: crate::db::DbError,
+    },
+    #[error("{what}: {source}")]
+    Transport {
+        what: String,
+        #[source]
+        source: Box<crate::transport::TransportError>,
+    },
+    #[error("{what}: {source}")]
+    Restore {
+        what: String,
+        #[source]
+        source: Box<crate::restore::RestoreError>,
+    },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -33,6 +126,90 @@ pub enum ActionError {
     },
     #[error("timed out after {0} s")]
     Timeout(u64),
+}
+
+impl From<crate::transport::TransportError> for ActionError {
+    fn from(source: crate::transport::TransportError) -> Self {
+        ActionError::Transport {
+            what: "transport".into(),
+            source: Box::new(source),
+        }
+    }
+}
+
+impl From<crate::restore::RestoreError> for ActionError {
+    fn from(source: crate::restore::RestoreError) -> Self {
+        ActionError::Restore {
+            what: "restore".into(),
+            source: Box::new(source),
+        }
+    }
+}
+
+fn db_class(e: &crate::db::DbError) -> ErrorClass {
+    use crate::db::ErrorClass as D;
+    match e.class() {
+        D::Unreachable => ErrorClass::Unreachable,
+        D::AuthFailed => ErrorClass::Auth,
+        D::Missing => ErrorClass::NotFound,
+        D::TooManyConnections => ErrorClass::Busy,
+        D::TlsFailed => ErrorClass::Tls,
+        D::Other => match e.sqlstate() {
+            Some("42501") => ErrorClass::PermissionDenied,
+            Some("57014") | Some("55P03") => ErrorClass::Timeout,
+            Some("3D000") | Some("42P01") | Some("42704") | Some("3F000") => ErrorClass::NotFound,
+            Some("55006") => ErrorClass::Busy,
+            Some("28000") | Some("28P01") => ErrorClass::Auth,
+            Some(s) if s.starts_with("08") || s.starts_with("57P") => ErrorClass::Unreachable,
+            _ => ErrorClass::Failed,
+        },
+    }
+}
+
+fn io_class(e: &std::io::Error) -> ErrorClass {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => ErrorClass::NotFound,
+        std::io::ErrorKind::PermissionDenied => ErrorClass::PermissionDenied,
+        std::io::ErrorKind::TimedOut => ErrorClass::Timeout,
+        std::io::ErrorKind::AlreadyExists => ErrorClass::RefusedByCheck,
+        _ => ErrorClass::Io,
+    }
+}
+
+impl ActionError {
+    /// The class the journal records with a failed step.
+    pub fn class(&self) -> ErrorClass {
+        use crate::transport::ErrorKind as T;
+        match self {
+            ActionError::NotWired { .. } => ErrorClass::NotWired,
+            ActionError::Refused(_) | ActionError::BackupChanged { .. } => {
+                ErrorClass::RefusedByCheck
+            }
+            ActionError::NotFound(_) => ErrorClass::NotFound,
+            ActionError::Failed(_) => ErrorClass::Failed,
+            ActionError::Db(e) | ActionError::DbIn { source: e, .. } => db_class(e),
+            ActionError::Transport { source, .. } => match source.kind() {
+                T::Unreachable | T::Disconnected => ErrorClass::Unreachable,
+                T::AuthFailed | T::Key => ErrorClass::Auth,
+                T::HostKeyUnknown | T::HostKeyChanged => ErrorClass::RefusedByCheck,
+                T::TimedOut => ErrorClass::Timeout,
+                T::Other => ErrorClass::Failed,
+            },
+            ActionError::Restore { source, .. } => {
+                use crate::restore::RestoreError as R;
+                match source.as_ref() {
+                    R::Refused { .. } | R::NotATarget { .. } | R::NoTrailer { .. } => {
+                        ErrorClass::RefusedByCheck
+                    }
+                    R::Connect { .. } => ErrorClass::Unreachable,
+                    R::Cancelled { .. } => ErrorClass::Timeout,
+                    _ => ErrorClass::Failed,
+                }
+            }
+            ActionError::Io { source, .. } => io_class(source),
+            ActionError::Timeout(_) => ErrorClass::Timeout,
+        }
+    }
 }
 
 /// Where an action streams its output and progress while it runs.
@@ -92,6 +269,11 @@ impl Output {
             Ok(Err(e)) => Err(e),
             Err(_) => Err("the run's journal is closed".to_string()),
         }
+    }
+
+    /// The run's redactor: a password read while acting is registered here.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// A sink that goes nowhere (tests, and callers outside a run).
@@ -280,4 +462,60 @@ pub async fn dispatch<A: Actions>(
         ActionRequest::Command(r) => a.command(r, out).await?.into(),
         ActionRequest::Sql(r) => a.sql(r, out).await?.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::DbError;
+    use rstest::rstest;
+
+    fn server(code: &str) -> DbError {
+        DbError::Server {
+            target: "h:5432/app".into(),
+            what: "q".into(),
+            server: Box::new(crate::db::error::ServerMessage {
+                sqlstate: code.into(),
+                severity: "ERROR".into(),
+                message: "m".into(),
+                detail: None,
+                hint: None,
+            }),
+        }
+    }
+
+    #[rstest]
+    #[case(ActionError::Db(DbError::Unreachable { target: "t".into(), reason: "r".into() }), "unreachable")]
+    #[case(ActionError::Db(DbError::AuthFailed { target: "t".into(), user: "u".into(), reason: "r".into() }), "auth")]
+    #[case(ActionError::Db(DbError::TlsFailed { target: "t".into(), reason: "r".into() }), "tls")]
+    #[case(ActionError::Db(DbError::Missing { server: "s".into(), dbname: "d".into() }), "not-found")]
+    #[case(ActionError::Db(server("42501")), "permission-denied")]
+    #[case(ActionError::Db(server("57014")), "timeout")]
+    #[case(ActionError::Db(server("55006")), "busy")]
+    #[case(ActionError::DbIn { what: "w".into(), source: server("42P01") }, "not-found")]
+    #[case(ActionError::Db(server("23505")), "failed")]
+    #[case(ActionError::Io { what: "w".into(), source: std::io::Error::from(std::io::ErrorKind::PermissionDenied) }, "permission-denied")]
+    #[case(ActionError::Io { what: "w".into(), source: std::io::Error::from(std::io::ErrorKind::NotFound) }, "not-found")]
+    #[case(ActionError::Io { what: "w".into(), source: std::io::Error::other("x") }, "io")]
+    #[case(ActionError::from(crate::transport::TransportError::NoSuchHost("h".into())), "failed")]
+    #[case(ActionError::Refused("no".into()), "refused-by-check")]
+    #[case(ActionError::BackupChanged { path: "p".into(), picked: "a".into(), read: "b".into(), consequence: "c".into() }, "refused-by-check")]
+    #[case(ActionError::NotFound("no".into()), "not-found")]
+    #[case(ActionError::Timeout(3), "timeout")]
+    #[case(ActionError::NotWired { action: "a", needs: "n" }, "not-wired")]
+    fn every_error_has_its_class(#[case] e: ActionError, #[case] class: &str) {
+        assert_eq!(e.class().as_str(), class, "{e}");
+        assert_eq!(serde_json::to_value(e.class()).unwrap(), class);
+    }
+
+    #[test]
+    fn typed_sources_stay_reachable() {
+        let e = ActionError::DbIn {
+            what: "the swap was rolled back".into(),
+            source: server("55006"),
+        };
+        let src = std::error::Error::source(&e).unwrap();
+        assert!(src.downcast_ref::<DbError>().is_some());
+        assert!(e.to_string().starts_with("the swap was rolled back: "));
+    }
 }

@@ -14,7 +14,7 @@ use super::actions::{ActionError, Actions, JournalRequest, Output, dispatch};
 use super::events::{
     ConfirmRequest, EngineEvent, EngineView, InterruptedRequest, OverrideRequest, Question, RunExit,
 };
-use super::machine::{Decision, Effect, Input, State, apply};
+use super::machine::{Decision, Effect, Input, State, StepFailure, apply};
 use crate::journal::{Entry, Journal, JournalError, Record};
 use crate::redact::Redactor;
 
@@ -299,7 +299,7 @@ impl<A: Actions, R: Recorder, O: Operator> Engine<A, R, O> {
                     self.feed(
                         Input::Done {
                             step,
-                            result: result.map_err(|e| e.to_string()),
+                            result: result.map_err(|e| StepFailure::from(&e)),
                             duration_ms,
                         },
                         &mut queue,

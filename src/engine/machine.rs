@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::actions::{ActionError, ErrorClass};
 use super::events::{
     ConfirmRequest, EngineEvent, EngineView, InterruptedRequest, OverrideRequest, Question,
     RunExit, StepStatus, StepView,
@@ -144,7 +145,7 @@ pub enum Input {
     },
     Done {
         step: usize,
-        result: Result<StepOutcome, String>,
+        result: Result<StepOutcome, StepFailure>,
         duration_ms: u64,
     },
     /// An append failed; the driver dropped the rest of that batch.
@@ -153,6 +154,44 @@ pub enum Input {
         step: Option<usize>,
         error: String,
     },
+}
+
+/// A failed action as the machine sees it: the class (journaled as
+/// `data.class` of `step-failed`) and the sentence for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFailure {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+impl StepFailure {
+    /// The class of a failure the machine finds itself (not an action's).
+    pub fn class_of_phase(phase: &str) -> ErrorClass {
+        match phase {
+            "guard" | "identity" => ErrorClass::RefusedByCheck,
+            "confirm" => ErrorClass::NotConfirmed,
+            "resolve" | "preview" => ErrorClass::BadInput,
+            _ => ErrorClass::Failed,
+        }
+    }
+}
+
+impl From<&ActionError> for StepFailure {
+    fn from(e: &ActionError) -> Self {
+        StepFailure {
+            class: e.class(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<String> for StepFailure {
+    fn from(message: String) -> Self {
+        StepFailure {
+            class: ErrorClass::Failed,
+            message,
+        }
+    }
 }
 
 /// What the driver must do, in order. A failed `Journal` cancels the
@@ -542,7 +581,7 @@ impl State {
                 ActionRequest::PickBackup(r)
             }
             Action::Restore => {
-                ActionRequest::Restore(self.resolve_restore(step, need_db()?, lenient)?)
+                ActionRequest::Restore(self.resolve_restore(i, step, need_db()?, lenient)?)
             }
             Action::Verify => {
                 let r = self.resolve_verify(i, need_db()?, lenient)?;
@@ -696,6 +735,7 @@ impl State {
     /// restore: into a new database beside the live one.
     fn resolve_restore(
         &self,
+        i: usize,
         step: &Step,
         d: DbTarget,
         lenient: bool,
@@ -714,8 +754,16 @@ impl State {
             },
             None => RestoreAs::Admin,
         };
+        // The restore is held to the pick when it restores the picked file.
+        let picked = self
+            .earlier_outcomes(i, Action::PickBackup)
+            .last()
+            .and_then(|(_, o)| o.get("backup"))
+            .and_then(|b| serde_json::from_value::<PickedBackup>(b.clone()).ok())
+            .filter(|p| p.path == backup_path);
         Ok(RestoreRequest {
             restore_as,
+            picked,
             target_db: self.derived_name(d.dbname(), "restore")?,
             database: d,
             catalog,
@@ -1382,7 +1430,7 @@ impl State {
     fn on_done(
         &mut self,
         i: usize,
-        result: Result<StepOutcome, String>,
+        result: Result<StepOutcome, StepFailure>,
         duration_ms: u64,
         fx: &mut Vec<Effect>,
     ) {
@@ -1391,7 +1439,8 @@ impl State {
             Ok(o) => o,
             Err(e) => {
                 let snapshot = step.action == Action::Snapshot;
-                self.fail(i, "act", e, Value::Null, Some(duration_ms), snapshot, fx);
+                let data = json!({ "class": e.class });
+                self.fail(i, "act", e.message, data, Some(duration_ms), snapshot, fx);
                 return;
             }
         };
@@ -1608,6 +1657,8 @@ impl State {
         d.insert("action".into(), json!(step.action.as_str()));
         d.insert("phase".into(), json!(phase));
         d.insert("error".into(), json!(msg));
+        d.entry("class")
+            .or_insert_with(|| json!(StepFailure::class_of_phase(phase)));
         if let Some(db) = self.step_db_name(i) {
             d.entry("database").or_insert(json!(db));
         }

@@ -203,7 +203,7 @@ impl Sim {
                     self.ran.push(id);
                     Some(Input::Done {
                         step,
-                        result: (self.respond)(&resolved.request),
+                        result: (self.respond)(&resolved.request).map_err(StepFailure::from),
                         duration_ms: 1,
                     })
                 }
@@ -725,6 +725,97 @@ fn restore_confirmation_names_who_it_runs_as(
     }
 }
 
+const PICK_RB: &str = r#"
+id = "p"
+title = "P"
+when = "w"
+[[param]]
+name = "db"
+kind = "database"
+from = "inventory"
+[[step]]
+id = "stop"
+action = "stop-services"
+explain = "stop"
+database = "{db}"
+[[step]]
+id = "snap"
+action = "snapshot"
+explain = "snap"
+database = "{db}"
+[[step]]
+id = "pick"
+action = "pick-backup"
+explain = "pick"
+catalog = "c"
+[[step]]
+id = "restore"
+action = "restore"
+explain = "restore"
+database = "{db}"
+catalog = "c"
+backup = "BACKUP"
+"#;
+
+/// The restore request carries the pick's `PickedBackup` (with its
+/// SHA-256) when it restores the picked file, and none for another file.
+#[rstest]
+#[case("{pick.backup.path}", true)]
+#[case("/b/other.sql", false)]
+fn the_restore_is_held_to_the_picked_backup(#[case] backup: &str, #[case] held: bool) {
+    let inv = "[[host]]\nname = \"here\"\ntransport = \"local\"\n[[database]]\nname = \"app\"\nurl = \"postgres://postgres@127.0.0.1:5432/app\"\n[[backups]]\nname = \"c\"\nhost = \"here\"\npath = \"/b\"\ndatabase = \"app\"\n";
+    let mut c = ctx_of(&PICK_RB.replace("BACKUP", backup), false, false);
+    c.inventory = Inventory::parse(inv, "inv.toml").unwrap();
+    let chosen = BackupCandidate {
+        name: "x.sql".into(),
+        path: "/b/x.sql".into(),
+        taken_at: Some(t0()),
+        time_source: "name".into(),
+        size: 42,
+        sha256: Some("5ca1ab1e".repeat(8)),
+        rpo_s: Some(60),
+        excluded: None,
+        label: None,
+        label_why: None,
+        rows: None,
+    };
+    let picked = PickedBackup::from_candidate(&chosen, "catalog 'c' on host 'here'".into());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen2 = seen.clone();
+    let outcome = PickOutcome {
+        picked: picked.clone(),
+        chosen: chosen.clone(),
+        candidates: vec![chosen],
+        incident_at: t0(),
+        rpo_s: 60,
+        baseline: BTreeMap::new(),
+        baseline_source: String::new(),
+        window: None,
+        warnings: vec![],
+        live_evidence: serde_json::Value::Null,
+    };
+    let mut sim = Sim::new();
+    sim.typed.insert("restore".into(), "app".into());
+    sim.respond = Box::new(move |req: &ActionRequest| match req {
+        ActionRequest::PickBackup(_) => Ok(outcome.clone().into()),
+        ActionRequest::Restore(r) => {
+            *seen2.lock().unwrap() = Some(r.picked.clone());
+            Err("stop here".into())
+        }
+        other => default_respond(other),
+    });
+    let (_, exit) = sim.run(State::new(c, t0()));
+    assert!(exit.message().contains("stop here"), "{}", exit.message());
+    let got = seen.lock().unwrap().clone().expect("the restore ran");
+    if held {
+        assert_eq!(got, Some(picked));
+    } else {
+        assert_eq!(got, None);
+    }
+    // A failed action's journal record carries its class.
+    assert_eq!(sim.journal.last().unwrap().data["class"], "failed");
+}
+
 #[rstest]
 #[case(None, vec!["hello", "look", "stop", "snap"], 1)]
 #[case(Some("proceed without snap"), vec!["hello", "look", "stop", "snap"], 1)]
@@ -1162,4 +1253,15 @@ fn start_services_sees_what_every_attempt_of_a_stop_step_stopped() {
             "systemctl mask x"
         ]
     );
+}
+
+/// A pick journaled before `source` was recorded still holds a resumed restore.
+#[test]
+fn a_pick_journaled_without_its_source_still_reads_as_a_picked_backup() {
+    let old = json!({"name": "x.sql", "path": "/b/x.sql", "taken_at": null,
+                     "sha256": "ab", "size": 5});
+    let p: PickedBackup = serde_json::from_value(old).unwrap();
+    assert_eq!(p.path, "/b/x.sql");
+    assert_eq!(p.sha256.as_deref(), Some("ab"));
+    assert_eq!(p.source, "");
 }

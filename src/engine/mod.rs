@@ -18,12 +18,12 @@ pub mod preview;
 pub mod session;
 pub mod types;
 
-pub use actions::{ActionError, Actions, Output};
+pub use actions::{ActionError, Actions, ErrorClass, Output};
 pub use answers::{Answers, AnswersOperator};
 pub use driver::{Answer, ChannelOperator, Engine, NoJournal, Operator, Recorder};
 pub use events::{EngineEvent, EngineView, ProgressUnit, Question, RunExit, StepStatus, StepView};
 pub use machine::{
     Decision, Effect, Input, OVERRIDE_PHRASE, ParamValue, Params, ResolvedStep, RunContext, State,
-    apply,
+    StepFailure, apply,
 };
 pub use session::{LiveRun, RunSpec, StartError, open_dry_run, open_live};

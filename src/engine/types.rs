@@ -378,8 +378,41 @@ pub struct BackupCandidate {
     pub rows: Option<BTreeMap<String, u64>>,
 }
 
+/// The backup pick-backup chose, as the restore must find it: the restore
+/// hashes the bytes it reads and refuses when they are not these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PickedBackup {
+    pub name: String,
+    /// The path in its catalog, as the restore step is given it.
+    pub path: String,
+    pub size: u64,
+    /// SHA-256 of the file (of a directory archive: of its files' hashes,
+    /// in name order), computed on its host; None when it could not be read.
+    pub sha256: Option<String>,
+    pub taken_at: Option<DateTime<Utc>>,
+    /// Where it was picked: `catalog 'NAME' on host 'HOST'` (empty in
+    /// journals written before it was recorded).
+    #[serde(default)]
+    pub source: String,
+}
+
+impl PickedBackup {
+    pub fn from_candidate(c: &BackupCandidate, source: String) -> PickedBackup {
+        PickedBackup {
+            name: c.name.clone(),
+            path: c.path.clone(),
+            size: c.size,
+            sha256: c.sha256.clone(),
+            taken_at: c.taken_at,
+            source,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PickOutcome {
+    /// What the restore is held to (journaled as the outcome's `backup`).
+    pub picked: PickedBackup,
     pub chosen: BackupCandidate,
     pub candidates: Vec<BackupCandidate>,
     pub incident_at: DateTime<Utc>,
@@ -414,6 +447,9 @@ pub struct RestoreRequest {
     pub jobs: u32,
     /// Who the restore sessions log in as.
     pub restore_as: RestoreAs,
+    /// The earlier pick-backup's choice when `backup_path` is its path: the
+    /// restore refuses a stream whose SHA-256 differs.
+    pub picked: Option<PickedBackup>,
 }
 
 /// The role a restore's sessions log in as (never SET ROLE: a dump can RESET it).
@@ -873,8 +909,7 @@ impl From<PickOutcome> for StepOutcome {
                     .collect::<String>()
             ),
             json!({
-                "backup": { "name": o.chosen.name, "path": o.chosen.path, "taken_at": o.chosen.taken_at,
-                            "sha256": o.chosen.sha256, "size": o.chosen.size },
+                "backup": to_value(&o.picked),
                 "incident_at": o.incident_at,
                 "rpo_s": o.rpo_s,
                 "candidates": to_value(&o.candidates),

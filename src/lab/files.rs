@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::{LabError, Scenario};
+use crate::transport::shell_quote;
 
 pub const SYNC_TEMPLATE: &str = include_str!("../../assets/lab/scripts/db_realtime_sync.sh");
 pub const RESTARTER_TEMPLATE: &str = include_str!("../../assets/lab/scripts/sync_restarter.sh");
@@ -55,11 +56,6 @@ pub const MECHANISMS: [Mechanism; 3] = [
         writes: false,
     },
 ];
-
-/// `'text'` for sh, with embedded quotes escaped.
-pub fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
 
 /// A TOML basic string.
 fn q(s: &str) -> String {

@@ -11,12 +11,13 @@ use serde::{Deserialize, Serialize};
 use super::container::{self, Container};
 use super::cron::{self, CronEntry};
 use super::dbref::DbRef;
-use super::exec::{Runner, Section, nonce, prelude, sections, sh_quote};
+use super::exec::{Runner, Section, nonce, prelude, sections};
 use super::process::{self, Proc};
 use super::scan::{self, Facts, Hazard, HazardKind, ScanCtx, push_hazard, push_ref};
 use super::shell::{Vars, basename};
 use super::systemd::{self, UnitProps};
 use crate::inventory::{ServiceKind, ServiceSpec};
+use crate::transport::shell_quote;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -255,7 +256,7 @@ struct Entry {
 pub fn round_script(n: &str, body: &str, opts: &ProbeOptions) -> String {
     let mut script = prelude(n);
     if let Some(p) = &opts.extra_path {
-        script.push_str(&format!("PATH={}:$PATH; export PATH\n", sh_quote(p)));
+        script.push_str(&format!("PATH={}:$PATH; export PATH\n", shell_quote(p)));
     }
     script.push_str(body);
     script
@@ -286,7 +287,7 @@ async fn round(
 
 /// The first round: host name, zone, systemd lists, cron files, ps, containers.
 pub fn base_body(opts: &ProbeOptions) -> String {
-    let root = sh_quote(&opts.cron_root);
+    let root = shell_quote(&opts.cron_root);
     let mut body = String::from(
         "sec host uname -n\nsec tz date +%z\nsec self echo $$\n\
          if command -v systemctl >/dev/null 2>&1; then\n\
@@ -579,7 +580,7 @@ async fn round2(
 ) -> Result<(), ProbeError> {
     let mut body = String::new();
     if !unit_names.is_empty() {
-        let units: Vec<String> = unit_names.iter().map(|u| sh_quote(u)).collect();
+        let units: Vec<String> = unit_names.iter().map(|u| shell_quote(u)).collect();
         body.push_str(&format!(
             "sec show systemctl show --no-pager --property={} -- {}\n",
             systemd::SHOW_PROPERTIES.join(","),
@@ -588,7 +589,7 @@ async fn round2(
     }
     for (tool, list) in &seen.containers {
         if !list.is_empty() {
-            let ids: Vec<String> = list.iter().map(|c| sh_quote(&c.id)).collect();
+            let ids: Vec<String> = list.iter().map(|c| shell_quote(&c.id)).collect();
             body.push_str(&format!(
                 "sec '{tool}-inspect' {tool} inspect {}\n",
                 ids.join(" ")
@@ -986,7 +987,7 @@ async fn read_files(
     paths: &[String],
     opts: &ProbeOptions,
 ) -> Result<Vec<Section>, ProbeError> {
-    let body = format!("export N\nxargs -0 -n 2 sh -c {} _\n", sh_quote(inner));
+    let body = format!("export N\nxargs -0 -n 2 sh -c {} _\n", shell_quote(inner));
     let script = round_script(n, &body, opts);
     let mut input = Vec::new();
     for (i, p) in paths.iter().enumerate() {

@@ -108,11 +108,6 @@ fn short_error(e: &crate::transport::TransportError) -> String {
     }
 }
 
-/// Quotes a string for POSIX sh.
-pub fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
 /// A fresh marker for section framing, so file contents cannot fake one.
 pub fn nonce() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
@@ -128,7 +123,7 @@ pub fn nonce() -> String {
 pub fn prelude(nonce: &str) -> String {
     format!(
         "N={n}\nsec() {{ _n=$1; shift; printf '@@%s begin %s\\n' \"$N\" \"$_n\"; \"$@\" 2>&1; rc=$?; printf '\\n@@%s end %s %s\\n' \"$N\" \"$_n\" \"$rc\"; return 0; }}\n",
-        n = sh_quote(nonce)
+        n = crate::transport::shell_quote(nonce)
     )
 }
 
@@ -234,10 +229,5 @@ mod tests {
             .await
             .unwrap();
         assert!(out.timed_out);
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(sh_quote("a'b"), "'a'\\''b'");
     }
 }

@@ -248,8 +248,7 @@ async fn connect<T: RestoreTls>(
         db: target.to_string(),
         message,
     };
-    let (client, mut connection) = cfg
-        .connect(tls)
+    let (client, mut connection) = crate::db::connect::open_with(&cfg, tls)
         .await
         .map_err(|e| connect_err(ServerError::from_pg(&e).to_string()))?;
     let task = tokio::spawn(async move {

@@ -44,6 +44,13 @@ pub enum SourceError {
     },
     #[error("the gzip stream of '{label}' is damaged: {message}")]
     Gzip { label: String, message: String },
+    /// The bytes read are not the ones expected (a backup replaced after it was picked).
+    #[error("the bytes read from '{label}' have sha256 {read}, not the expected {expected}")]
+    Changed {
+        label: String,
+        expected: String,
+        read: String,
+    },
 }
 
 /// Format of a local backup, from its first bytes.

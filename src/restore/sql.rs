@@ -4,10 +4,8 @@
 
 use std::fmt;
 
-/// `"name"` with `"` doubled: the one way the restore quotes an identifier.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+/// `"name"` with `"` doubled: the one identifier quoting (the core's).
+pub use crate::engine::preview::quote_ident;
 
 /// A string literal: `'text'` with `'` doubled, or `E'...'` when the text
 /// holds a backslash (correct whatever `standard_conforming_strings` is).

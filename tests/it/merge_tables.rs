@@ -513,7 +513,7 @@ async fn the_swap_preview_counts_the_rows_it_would_discard_per_table() {
          CREATE TABLE newer (id int); INSERT INTO newer VALUES (1), (2)",
     );
     let db = target(&pg, "live1");
-    let d = lifeline::actions::data::swap_discards(&db, "src1")
+    let d = lifeline::actions::data::swap_discards(&db, "src1", &lifeline::redact::Redactor::new())
         .await
         .unwrap();
     let got: Vec<(String, i64, &str)> =

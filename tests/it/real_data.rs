@@ -249,7 +249,23 @@ fn restorer() -> RestoreAs {
 impl World {
     /// `events` rows in the big table (makes the restore last).
     fn new(events: u64) -> World {
-        let pg = support::pg();
+        Self::build(events, false)
+    }
+
+    /// With `tls_only`: the server has a certificate signed by a CA made
+    /// with openssl, pg_hba.conf accepts TCP only as `hostssl`, and the
+    /// inventory connects with sslmode=verify-full against that CA.
+    fn build(events: u64, tls_only: bool) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = tls_only.then(|| support::tls_files(dir.path(), "srv"));
+        let pg = match &tls {
+            Some(t) => support::PgCluster::start_with(support::PgOptions {
+                tls: Some((t.cert.clone(), t.key.clone())),
+                ..Default::default()
+            })
+            .unwrap(),
+            None => support::pg(),
+        };
         pg.psql(
             "postgres",
             &format!("CREATE ROLE app LOGIN SUPERUSER PASSWORD '{SECRET}'"),
@@ -260,6 +276,14 @@ impl World {
         pg.psql("postgres", "CREATE ROLE lifeline_restore LOGIN")
             .unwrap();
         support::require_password(&pg, "app");
+        if tls_only {
+            std::fs::write(
+                pg.data_dir().join("pg_hba.conf"),
+                "local all all trust\nhostssl all app 127.0.0.1/32 scram-sha-256\nhostssl all all 127.0.0.1/32 trust\n",
+            )
+            .unwrap();
+            pg.psql("postgres", "SELECT pg_reload_conf()").unwrap();
+        }
         pg.psql("app", SCHEMA).unwrap();
         pg.psql(
             "app",
@@ -268,7 +292,6 @@ impl World {
             ),
         )
         .unwrap();
-        let dir = tempfile::tempdir().unwrap();
         let backups = dir.path().join("backups");
         std::fs::create_dir_all(&backups).unwrap();
         let good = sums(&pg, "app");
@@ -308,6 +331,7 @@ url = "postgres://app@127.0.0.1:{pgport}/app"
 password_env = "APP_PGPASSWORD"
 restore_role = "lifeline_restore"
 expect = {{ User = {{ min = 20 }} }}
+{tls}
 
 [[backups]]
 name = "nightly"
@@ -322,6 +346,13 @@ database = "main"
             kh = kh.display(),
             pgport = pg.port(),
             backups = backups.display(),
+            tls = tls
+                .as_ref()
+                .map(|t| format!(
+                    "sslmode = \"verify-full\"\nsslrootcert = \"{}\"",
+                    t.ca.display()
+                ))
+                .unwrap_or_default(),
         );
         std::fs::write(dir.path().join("lifeline.toml"), &inventory).unwrap();
         std::fs::write(dir.path().join("data-drill.toml"), DRILL).unwrap();
@@ -557,6 +588,7 @@ async fn actions_pick_restore_verify_and_the_swap_guard() {
         backup_path: path.into(),
         jobs: 2,
         restore_as: restorer(),
+        picked: None,
     };
     let e = a
         .restore(&req(&w.backup(CUT), "app__restore_cut"), &Output::discard())
@@ -814,6 +846,7 @@ async fn actions_restore_as_the_restore_role_only() {
         backup_path: w.backup(GOOD),
         jobs: 1,
         restore_as,
+        picked: None,
     };
     let role = |name: &str, create: bool| RestoreAs::Role {
         name: name.into(),
@@ -899,6 +932,206 @@ async fn actions_restore_as_the_restore_role_only() {
     assert_eq!(owner("app__restore_admin"), "app");
 }
 
+/// Picked backup == restored backup: a file replaced after pick-backup is
+/// refused with both hashes, before anything is created when the pre-scan
+/// reads it, and with the target left INCOMPLETE (never swapped in) when
+/// it is replaced while the target is being created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_replaced_between_pick_and_restore_is_refused_with_both_hashes() {
+    use sha2::Digest;
+    let w = World::new(300);
+    let a = w.actions();
+    let db = db_target(&a);
+    let pick = a
+        .pick_backup(
+            &PickRequest {
+                catalog: catalog(&a),
+                host: host_target(&a, "backup-box"),
+                database: Some(db.clone()),
+                incident_at: Some(INCIDENT.parse().unwrap()),
+                incident_dir: None,
+            },
+            &Output::discard(),
+        )
+        .await
+        .unwrap();
+    let picked = pick.picked.clone();
+    assert_eq!(picked.name, GOOD);
+    assert_eq!(picked.path, w.backup(GOOD));
+    assert_eq!(picked.source, "catalog 'nightly' on host 'backup-box'");
+    let picked_sha = picked.sha256.clone().unwrap();
+    // The journaled outcome carries the same struct.
+    let journaled = lifeline::engine::types::StepOutcome::from(pick);
+    assert_eq!(journaled.data["backup"]["sha256"], picked_sha.as_str());
+    assert_eq!(journaled.data["backup"]["source"], picked.source.as_str());
+
+    // The picked name now holds another valid dump (other bytes).
+    let good_text = std::fs::read_to_string(w.backup(GOOD)).unwrap();
+    let other = format!("{good_text}-- replaced after the pick\n");
+    let other_sha = hex::encode(sha2::Sha256::digest(other.as_bytes()));
+    assert_ne!(other_sha, picked_sha);
+    let replacement = w.dir.path().join("replacement.sql");
+    std::fs::write(&replacement, &other).unwrap();
+    std::fs::copy(&replacement, w.backup(GOOD)).unwrap();
+    let req = |target: &str| RestoreRequest {
+        database: db.clone(),
+        target_db: target.into(),
+        catalog: catalog(&a),
+        host: host_target(&a, "backup-box"),
+        backup_path: w.backup(GOOD),
+        jobs: 1,
+        picked: Some(picked.clone()),
+        restore_as: restorer(),
+    };
+    let e = a
+        .restore(&req("app__restore_swapped"), &Output::discard())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.class(),
+        lifeline::engine::ErrorClass::RefusedByCheck,
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&picked_sha) && msg.contains(&other_sha),
+        "both hashes: {msg}"
+    );
+    assert!(msg.contains("Nothing was created"), "{msg}");
+    assert!(
+        w.databases("app__restore%").is_empty(),
+        "a target was created"
+    );
+
+    // The picked file back: the same request restores it.
+    std::fs::write(w.backup(GOOD), &good_text).unwrap();
+    let r = a
+        .restore(&req("app__restore_picked"), &Output::discard())
+        .await
+        .unwrap();
+    assert_eq!(r.manifest.sha256, picked_sha);
+    assert_eq!(sums(&w.pg, "app__restore_picked"), w.good);
+
+    // Replaced after the pre-scan, while the target is created: the stream
+    // read is refused at its end, before the target is marked complete.
+    let (tx, mut rx) = tokio::sync::broadcast::channel(4096);
+    let out = Output::new(tx, 0, "restore", Redactor::new());
+    let path = w.backup(GOOD);
+    let swap_in = replacement.clone();
+    let watcher = tokio::spawn(async move {
+        while let Ok(ev) = rx.recv().await {
+            if format!("{ev:?}").contains("marked INCOMPLETE") {
+                let tmp = format!("{path}.new");
+                std::fs::copy(&swap_in, &tmp).unwrap();
+                std::fs::rename(&tmp, &path).unwrap();
+                return true;
+            }
+        }
+        false
+    });
+    let e = a
+        .restore(&req("app__restore_late"), &out)
+        .await
+        .unwrap_err();
+    drop(out);
+    assert!(watcher.await.unwrap(), "the target was never created");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&picked_sha) && msg.contains(&other_sha),
+        "both hashes: {msg}"
+    );
+    assert!(
+        msg.contains("'app__restore_late' stays marked INCOMPLETE"),
+        "{msg}"
+    );
+    assert!(
+        w.comment("app__restore_late").contains("INCOMPLETE"),
+        "{}",
+        w.comment("app__restore_late")
+    );
+    // gzip (hashed as read, before gunzip) and custom archives (hashed on
+    // their host): the right hash restores, another is refused.
+    std::fs::write(w.backup(GOOD), &good_text).unwrap();
+    let other_dir = w.dir.path().join("backups").join("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let gz = other_dir.join("good.sql.gz");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -c < '{}' > '{}'",
+            w.backup(GOOD),
+            gz.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    restore_good_into(&w, "app_good_src");
+    let custom = other_dir.join("good.dump");
+    let o = Command::new(w.pg.bin("pg_dump"))
+        .args(["-Fc", "-h", "127.0.0.1", "-U", "postgres", "-p"])
+        .arg(w.pg.port().to_string())
+        .arg("-f")
+        .arg(&custom)
+        .arg("app_good_src")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (file, name) in [(&gz, "gz"), (&custom, "custom")] {
+        let path = file.display().to_string();
+        let sha = hex::encode(sha2::Sha256::digest(std::fs::read(file).unwrap()));
+        let held = |sha: &str, target: &str| RestoreRequest {
+            backup_path: path.clone(),
+            picked: Some(PickedBackup {
+                path: path.clone(),
+                sha256: Some(sha.to_string()),
+                ..picked.clone()
+            }),
+            ..req(target)
+        };
+        let r = a
+            .restore(
+                &held(&sha, &format!("app__restore_{name}")),
+                &Output::discard(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            r.manifest.tables.get("public.\"User\""),
+            Some(&22),
+            "{name}"
+        );
+        let e = a
+            .restore(
+                &held(&other_sha, &format!("app__restore_{name}_other")),
+                &Output::discard(),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&sha) && e.contains(&other_sha), "{name}: {e}");
+        assert!(
+            w.databases(&format!("app__restore_{name}_other"))
+                .is_empty(),
+            "{name}: a target was created"
+        );
+    }
+
+    // The swap refuses it (the existing completeness check).
+    let e = a
+        .swap(
+            &SwapRequest {
+                database: db.clone(),
+                restored: "app__restore_late".into(),
+                damaged: Some("app__damaged_late".into()),
+            },
+            &Output::discard(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("refusing to swap in 'app__restore_late'"), "{e}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actions_restore_a_dropped_database_and_swap_it_in_under_its_name() {
     let w = World::new(500);
@@ -917,6 +1150,7 @@ async fn actions_restore_a_dropped_database_and_swap_it_in_under_its_name() {
                 backup_path: w.backup(GOOD),
                 jobs: 1,
                 restore_as: restorer(),
+                picked: None,
             },
             &out,
         )
@@ -1094,6 +1328,65 @@ fn run_picks_the_good_backup_restores_verifies_and_swaps() {
     );
 }
 
+/// The TLS-only done-means: `hostssl` only in pg_hba.conf, a CA and server
+/// certificate made by openssl, sslmode=verify-full; the whole drill
+/// through the runbook engine (snapshot, pick, restore, verify, swap, then
+/// a read-only sql step) reaches the server over TLS only.
+#[test]
+fn a_tls_only_server_is_drilled_end_to_end_with_verify_full() {
+    let w = World::build(2_000, true);
+    // Plain text over TCP is refused by this server: only TLS gets in.
+    let plain = Command::new(w.pg.bin("psql"))
+        .args(["-X", "-At", "-h", "127.0.0.1", "-U", "postgres", "-p"])
+        .arg(w.pg.port().to_string())
+        .args(["-d", "postgres", "-c", "SELECT 1"])
+        .env("PGSSLMODE", "disable")
+        .output()
+        .unwrap();
+    assert!(!plain.status.success(), "plain text was accepted");
+    assert!(
+        support::stderr(&plain).contains("no encryption"),
+        "{}",
+        support::stderr(&plain)
+    );
+    let runbook = format!(
+        "{DRILL}\n[[step]]\nid = \"count\"\naction = \"sql\"\nexplain = \"read the swapped-in database over TLS\"\ndatabase = \"{{db}}\"\ndestructive = false\nsql = 'SELECT count(*) AS users, (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS tls FROM \"User\"'\n"
+    );
+    std::fs::write(w.dir.path().join("tls-drill.toml"), runbook).unwrap();
+    let answers = w.answers(
+        "answers.toml",
+        &format!("[params]\nincident_at = \"{INCIDENT}\"\n\n[confirm]\nrestore = \"app\"\nswap = \"app\"\n"),
+    );
+    let (code, out) = w.run(&["run", "tls-drill.toml", "--answers", &answers]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        sums(&w.pg, "app"),
+        w.good,
+        "the live data is the good backup's"
+    );
+    let jp = w.journal();
+    journal_checks(&w, &jp);
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    let snap = step_data(&recs, "step-finished", "snap");
+    assert!(snap["size"].as_u64().unwrap() > 0, "{snap}");
+    let restore = step_data(&recs, "step-finished", "restore");
+    assert_eq!(restore["manifest"]["tables"]["public.\"User\""], 22);
+    assert_eq!(step_data(&recs, "step-finished", "verify")["ok"], true);
+    let swap = step_data(&recs, "step-finished", "swap");
+    assert_eq!(swap["restored_from"], restore["target_db"]);
+    let count = step_data(&recs, "step-finished", "count");
+    assert_eq!(count["output"][0], "users=22 | tls=t", "{count}");
+    // Every session lifeline opened to the server was encrypted.
+    let plain_sessions = w
+        .pg
+        .psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.client_addr IS NOT NULL AND NOT s.ssl",
+        )
+        .unwrap();
+    assert_eq!(plain_sessions, "0");
+}
+
 #[test]
 fn a_corrupt_backup_named_explicitly_is_refused_before_anything_destructive() {
     let w = World::new(100);
@@ -1123,6 +1416,8 @@ fn a_corrupt_backup_named_explicitly_is_refused_before_anything_destructive() {
             .contains("nothing was created"),
         "{failed}"
     );
+    // The journal says what kind of failure it was, not only in words.
+    assert_eq!(failed["class"], "refused-by-check", "{failed}");
 }
 
 #[test]

@@ -149,3 +149,16 @@ async fn every_write_attempt_fails_and_is_reported() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The inventory's statement_timeout_ms bounds probes only: a step's own
+/// statement runs under the step's timeout, not the probes' (the one
+/// connect path must not bring the probe timeout to a merge, swap or sql).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_statement_timeout_does_not_bound_a_step() {
+    let pg = support::pg();
+    pg.create_db("app").unwrap();
+    let inv = support::db_inventory_text(&pg, "app", "statement_timeout_ms = 50");
+    let d = tempfile::tempdir().unwrap();
+    let (exit, lines) = run(&inv, "SELECT pg_sleep(0.4) IS NULL AS slept", d.path()).await;
+    assert_eq!(exit, RunExit::Completed, "{lines:?}");
+}

@@ -109,6 +109,16 @@ fn failed(msg: impl Into<String>) -> ActionError {
     ActionError::Failed(msg.into())
 }
 
+/// A merge check refused to go on (class refused-by-check).
+fn refused(msg: impl Into<String>) -> ActionError {
+    ActionError::Refused(msg.into())
+}
+
+/// A table the merge needs is not there (class not-found).
+fn not_found(msg: impl Into<String>) -> ActionError {
+    ActionError::NotFound(msg.into())
+}
+
 async fn count(c: &Client, target: &str, sql: &str) -> Result<i64, ActionError> {
     let row = c
         .query_one(sql, &[])
@@ -135,7 +145,7 @@ async fn find_table(
     // Without a schema: `public` first (sorted first); several others are ambiguous.
     if r.schema.is_none() && rows.len() > 1 && rows[0].get::<_, String>(0) != "public" {
         let schemas: Vec<String> = rows.iter().map(|x| x.get(0)).collect();
-        return Err(failed(format!(
+        return Err(refused(format!(
             "table '{}' is in several schemas ({}); name it as schema.table; nothing was done",
             r.name,
             schemas.join(", ")
@@ -247,7 +257,7 @@ async fn resolve(
     let lt = req.database.display();
     let st = format!("{}/{}", req.database.server(), req.source);
     if req.tables.is_empty() {
-        return Err(failed(
+        return Err(refused(
             "no tables to merge: name them in the step's `tables` (or the runbook parameter); nothing was done",
         ));
     }
@@ -256,7 +266,7 @@ async fn resolve(
     for (i, name) in req.tables.iter().enumerate() {
         let r = TableRef::parse(name);
         let Some((schema, tname, oid)) = find_table(live, &lt, &r).await? else {
-            return Err(failed(format!(
+            return Err(not_found(format!(
                 "table '{name}' does not exist in the live database '{}': a merge only fills existing tables (a dropped table needs the swap); nothing was done",
                 req.database.dbname()
             )));
@@ -271,7 +281,7 @@ async fn resolve(
         )
         .await?
         else {
-            return Err(failed(format!(
+            return Err(not_found(format!(
                 "table '{schema}.{tname}' does not exist in the restored copy '{}'; nothing was done",
                 req.source
             )));
@@ -285,7 +295,7 @@ async fn resolve(
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            return Err(failed(format!(
+            return Err(refused(format!(
                 "table '{ss}.{sn}' has other columns in the restored copy ({}) than live ({}); merge it by hand; nothing was done",
                 show(&sc),
                 show(&lc)
@@ -308,13 +318,13 @@ async fn resolve(
     }
     for t in &out {
         if t.key.is_empty() && !t.replace {
-            return Err(failed(format!(
+            return Err(refused(format!(
                 "table '{}' has no primary key and no NOT NULL unique key: rows cannot be matched, so it is refused for merge; to replace it whole with the restored rows (TRUNCATE + copy, live rows of it are lost), add it to the step's `replace` list and type the confirmation again; nothing was done",
                 t.display()
             )));
         }
         if t.replace && !t.key.is_empty() {
-            return Err(failed(format!(
+            return Err(refused(format!(
                 "table '{}' has a key ({}): merge it instead of replacing it; take it out of `replace`; nothing was done",
                 t.display(),
                 t.key.join(", ")
@@ -406,11 +416,15 @@ pub struct Discard {
 /// live table, the rows the restored copy lacks (compared by key through a
 /// temporary table of the copy's keys; by count without a key). Writes
 /// nothing but temporary tables.
-pub async fn swap_discards(db: &DbTarget, restored: &str) -> Result<Vec<Discard>, ActionError> {
+pub async fn swap_discards(
+    db: &DbTarget,
+    restored: &str,
+    redactor: &crate::redact::Redactor,
+) -> Result<Vec<Discard>, ActionError> {
     let lt = db.display();
     let st = format!("{}/{restored}", db.server());
-    let live = connect(db, db.dbname(), false, None).await?;
-    let src = connect(db, restored, true, None).await?;
+    let live = connect(db, db.dbname(), false, None, redactor).await?;
+    let src = connect(db, restored, true, None, redactor).await?;
     let rows = live
         .query(
             "SELECT n.nspname::text, c.relname::text, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -659,12 +673,19 @@ struct Session {
 
 /// Connects, stages every table and measures it; nothing is written to a live table.
 async fn prepare(req: &MergeRequest, out: &Output) -> Result<Session, ActionError> {
-    let live = connect(&req.database, req.database.dbname(), false, None).await?;
+    let live = connect(
+        &req.database,
+        req.database.dbname(),
+        false,
+        None,
+        out.redactor(),
+    )
+    .await?;
     // A writer that still holds a table makes the merge fail, never hang.
     live.batch_execute(&format!("SET lock_timeout = '{LOCK_TIMEOUT_S}s'"))
         .await
         .map_err(|e| db_error(&req.database.display(), &e))?;
-    let src = connect(&req.database, &req.source, true, None).await?;
+    let src = connect(&req.database, &req.source, true, None, out.redactor()).await?;
     let (tables, fks) = resolve(&live, &src, req).await?;
     let mut staged = BTreeMap::new();
     for t in &tables {
@@ -854,7 +875,7 @@ async fn write_table(
         m.live_rows + inserted
     };
     if after != want {
-        return Err(failed(format!(
+        return Err(refused(format!(
             "{} holds {after} row(s) after the merge, expected {want} (live {} + inserted {inserted})",
             t.display(),
             m.live_rows
@@ -929,7 +950,7 @@ pub async fn merge_tables(req: &MergeRequest, out: &Output) -> Result<MergeOutco
         })
         .collect();
     if !expected.is_empty() {
-        return Err(failed(format!(
+        return Err(refused(format!(
             "the merge would break foreign keys: {}; merge the parent tables too (add them to `tables`); nothing was written",
             expected.join("; ")
         )));

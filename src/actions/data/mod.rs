@@ -29,10 +29,9 @@ const CATALOG_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The transport of an inventory host.
 fn host<'a>(a: &'a RealActions, name: &str) -> Result<&'a Host, ActionError> {
-    a.hosts.require(name).map_err(|e| {
-        ActionError::Failed(format!(
-            "host '{name}': {e}; check the inventory's [[host]] entry"
-        ))
+    a.hosts.require(name).map_err(|e| ActionError::Transport {
+        what: format!("host '{name}' (check the inventory's [[host]] entry)"),
+        source: Box::new(e),
     })
 }
 

@@ -386,7 +386,7 @@ pub async fn pick_backup(
                 )
             })
             .collect();
-        return Err(ActionError::Failed(format!(
+        return Err(ActionError::NotFound(format!(
             "no backup in catalog '{}' on host '{}' qualifies (intact, healthy content and taken before {}): {}; nothing was picked",
             req.catalog.name(),
             req.host.name,
@@ -405,7 +405,16 @@ pub async fn pick_backup(
         span(rpo_s)
     ));
     let (baseline, baseline_source) = verify_baseline(&chosen, &counts_of(req));
+    let picked = PickedBackup::from_candidate(
+        &chosen,
+        format!(
+            "catalog '{}' on host '{}'",
+            req.catalog.name(),
+            req.host.name
+        ),
+    );
     Ok(PickOutcome {
+        picked,
         chosen,
         candidates,
         incident_at,

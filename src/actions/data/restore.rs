@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::{CATALOG_TIMEOUT, bytes, host};
@@ -38,7 +39,8 @@ pub(crate) fn stream_command(path: &str, format: DumpFormat) -> Option<String> {
     match format {
         DumpFormat::Plain | DumpFormat::PlainGzip => Some(format!("cat -- {q}")),
         DumpFormat::Custom | DumpFormat::Directory | DumpFormat::Tar => Some(format!(
-            "PGR=$(command -v pg_restore 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/pg_restore 2>/dev/null | sort -V | tail -n 1); \"${{PGR:-pg_restore}}\" -f - -- {q}"
+            "{}; \"${{PGR:-pg_restore}}\" -f - -- {q}",
+            catalog::REMOTE_PG_RESTORE
         )),
         DumpFormat::Empty | DumpFormat::Unknown => None,
     }
@@ -53,7 +55,7 @@ pub(crate) async fn confine(
     runner: &dyn Runner,
 ) -> Result<String, ActionError> {
     let refuse = |why: String| {
-        ActionError::Failed(format!(
+        ActionError::Refused(format!(
             "the backup '{}' is refused: {why}; a restore reads only files inside its catalog's directory '{catalog_dir}'; nothing was created",
             path.escape_debug()
         ))
@@ -96,12 +98,16 @@ pub(crate) async fn confine(
 }
 
 /// Runs `cmd` on the backup's host and wraps its stdout as a restore source.
+/// With `expect_sha256`, the bytes are hashed as they arrive (before any
+/// gunzip) and the source's end fails with `SourceError::Changed` when
+/// they are not the expected ones: before the restore marks anything complete.
 async fn remote_source(
     h: &crate::transport::Host,
     cmd: &str,
     label: String,
     total: Option<u64>,
     gzip: bool,
+    expect_sha256: Option<&str>,
 ) -> Result<RestoreSource, crate::transport::TransportError> {
     let stream = h
         .exec_stream(
@@ -114,9 +120,25 @@ async fn remote_source(
     let shared = Arc::new(Mutex::new(Some(stream)));
     let for_finish = shared.clone();
     let command = cmd.to_string();
+    let hasher = expect_sha256.map(|_| Arc::new(Mutex::new(Sha256::new())));
+    let check = expect_sha256.map(str::to_string).zip(hasher.clone());
+    let changed_label = label.clone();
     let finish = async move {
         let s = for_finish.lock().ok().and_then(|mut g| g.take());
         let Some(s) = s else { return Ok(()) };
+        if let Some((expected, h)) = &check {
+            let read = h
+                .lock()
+                .map(|h| hex::encode(h.clone().finalize()))
+                .unwrap_or_default();
+            if !read.eq_ignore_ascii_case(expected) {
+                return Err(SourceError::Changed {
+                    label: changed_label,
+                    expected: expected.clone(),
+                    read,
+                });
+            }
+        }
         match s.finish().await {
             Ok(r) if r.success() => Ok(()),
             Ok(r) => Err(SourceError::Command {
@@ -131,11 +153,90 @@ async fn remote_source(
             }),
         }
     };
-    let mut source = RestoreSource::from_reader(Remote(shared), label, total).with_finish(finish);
+    let mut source =
+        RestoreSource::from_reader(Remote(shared, hasher), label, total).with_finish(finish);
     if gzip {
         source = source.gunzip();
     }
     Ok(source)
+}
+
+/// What the restore is held to: the SHA-256 the stream must have (plain
+/// and gzip dumps: the bytes are hashed as they are read, before any
+/// gunzip). An archive (custom, tar, directory) streams as pg_restore's
+/// output, so it is hashed on its host here instead, before anything is
+/// created.
+async fn held_to_pick(
+    req: &RestoreRequest,
+    file: &catalog::BackupFile,
+    h: &crate::transport::Host,
+    out: &Output,
+) -> Result<Option<String>, ActionError> {
+    let Some(p) = &req.picked else {
+        out.line(format!(
+            "'{}' was not chosen by a pick-backup step of this run: its bytes are not compared with a pick",
+            req.backup_path
+        ));
+        return Ok(None);
+    };
+    let Some(want) = p.sha256.as_deref() else {
+        return Err(ActionError::Refused(format!(
+            "pick-backup recorded no SHA-256 for '{}' ({}): the restore cannot prove it reads the picked backup; nothing was created; run pick-backup again",
+            p.path, p.source
+        )));
+    };
+    match file.format {
+        DumpFormat::Plain | DumpFormat::PlainGzip => {
+            out.line(format!(
+                "held to the pick: the bytes read must have sha256 {want} ({} from {})",
+                p.name, p.source
+            ));
+            Ok(Some(want.to_string()))
+        }
+        _ => {
+            let now = catalog::content::file_sha256(h, file).await.map_err(|e| {
+                ActionError::Failed(format!(
+                    "cannot hash the backup '{}' on its host to compare it with the pick: {e}; nothing was created",
+                    p.path
+                ))
+            })?;
+            if !now.eq_ignore_ascii_case(want) {
+                return Err(ActionError::BackupChanged {
+                    path: p.path.clone(),
+                    picked: want.to_string(),
+                    read: now,
+                    consequence: "Nothing was created".into(),
+                });
+            }
+            out.line(format!(
+                "held to the pick: sha256 {want} on its host (an archive is hashed there, before the restore reads it)"
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// A stream whose bytes are not the picked backup's, as the error that says so.
+fn changed(e: &crate::restore::RestoreError, path: &str, consequence: &str) -> Option<ActionError> {
+    match e {
+        crate::restore::RestoreError::Source(SourceError::Changed { expected, read, .. }) => {
+            Some(ActionError::BackupChanged {
+                path: path.to_string(),
+                picked: expected.clone(),
+                read: read.clone(),
+                consequence: consequence.to_string(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A target-creation error, typed, with what was being done.
+fn target_err(what: &str, e: crate::restore::TargetError) -> ActionError {
+    ActionError::Restore {
+        what: what.to_string(),
+        source: Box::new(e.into()),
+    }
 }
 
 /// Extensions of the live database (plpgsql only when it is gone).
@@ -147,14 +248,16 @@ async fn live_extensions(opts: &ConnectOptions) -> Result<Vec<String>, ActionErr
         .client
         .query("SELECT extname::text FROM pg_extension", &[])
         .await
-        .map_err(|e| {
-            ActionError::Failed(format!("cannot list the live database's extensions: {e}"))
+        .map_err(|e| ActionError::DbIn {
+            what: "cannot list the live database's extensions".into(),
+            source: crate::db::DbError::from_query(&opts.target(), "list extensions", &e),
         })?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// Reads an `ExecStream` that stays reachable for `finish` afterwards.
-struct Remote(Arc<Mutex<Option<ExecStream>>>);
+/// Reads an `ExecStream` that stays reachable for `finish` afterwards,
+/// hashing what it reads when asked to.
+struct Remote(Arc<Mutex<Option<ExecStream>>>, Option<Arc<Mutex<Sha256>>>);
 
 impl AsyncRead for Remote {
     fn poll_read(
@@ -166,10 +269,17 @@ impl AsyncRead for Remote {
             Ok(g) => g,
             Err(_) => return Poll::Ready(Err(std::io::Error::other("stream lock poisoned"))),
         };
-        match g.as_mut() {
+        let before = buf.filled().len();
+        let r = match g.as_mut() {
             Some(s) => Pin::new(s).poll_read(cx, buf),
             None => Poll::Ready(Ok(())),
+        };
+        if let (Poll::Ready(Ok(())), Some(h)) = (&r, &self.1)
+            && let Ok(mut h) = h.lock()
+        {
+            h.update(&buf.filled()[before..]);
         }
+        r
     }
 }
 
@@ -182,7 +292,7 @@ async fn fallback_settings(
 ) -> Result<DbSettings, ActionError> {
     let t1 = read_settings(admin, "template1")
         .await
-        .map_err(|e| ActionError::Failed(e.to_string()))?;
+        .map_err(|e| target_err("read the settings of 'template1'", e))?;
     let mut s = t1.unwrap_or(DbSettings {
         encoding: "UTF8".into(),
         collate: "C".into(),
@@ -279,15 +389,64 @@ fn progress_message(p: &crate::restore::Progress) -> String {
     m
 }
 
-pub async fn restore(
-    a: &RealActions,
-    req: &RestoreRequest,
-    out: &Output,
-) -> Result<RestoreOutcome, ActionError> {
-    let live = req.database.dbname().to_string();
-    let h = host(a, &req.host.name)?;
+/// The backup as the restore will read it: confined to its catalog,
+/// checked on its host (format, pg_dump trailer), the command that streams
+/// it, and the SHA-256 the stream must have (held to the pick). Nothing is
+/// created here.
+struct CheckedBackup {
+    file: catalog::BackupFile,
+    cmd: String,
+    expect: Option<String>,
+}
 
-    // 1. The backup, confined to its catalog and checked on its host before anything is created.
+/// The restore's events as the operator's progress and lines, throttled
+/// (one progress line per `PROGRESS_EVERY`); ends when the sender is dropped.
+fn forward_progress(
+    out: &Output,
+) -> (
+    tokio::sync::mpsc::UnboundedSender<RestoreEvent>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RestoreEvent>();
+    let o = out.clone();
+    let forward = tokio::spawn(async move {
+        let mut last: Option<Instant> = None;
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                RestoreEvent::Progress(p) => {
+                    if last.is_none_or(|l| l.elapsed() >= PROGRESS_EVERY) {
+                        last = Some(Instant::now());
+                        o.progress(
+                            p.source_bytes.unwrap_or(p.bytes),
+                            p.source_total,
+                            progress_message(&p),
+                        );
+                    }
+                }
+                RestoreEvent::Phase { phase: p } => o.line(format!("phase {}", phase(p))),
+                RestoreEvent::Notice { severity, message } => {
+                    o.line(format!("server {severity}: {message}"))
+                }
+                RestoreEvent::TableLoaded { table, rows } => {
+                    o.line(format!("loaded {table}: {rows} rows"))
+                }
+                RestoreEvent::Started { .. }
+                | RestoreEvent::Finished { .. }
+                | RestoreEvent::Failed { .. } => {}
+            }
+        }
+    });
+
+    (tx, forward)
+}
+
+/// Phase 1 of a restore: the backup, before anything is created.
+async fn check_backup(
+    req: &RestoreRequest,
+    h: &crate::transport::Host,
+    live: &str,
+    out: &Output,
+) -> Result<CheckedBackup, ActionError> {
     let real = confine(&req.backup_path, &req.catalog.path, h as &dyn Runner).await?;
     out.line(format!(
         "checking {} on {} (format, pg_dump trailer) before creating anything",
@@ -308,7 +467,7 @@ pub async fn restore(
         ))
     })?;
     if !file.ok {
-        return Err(ActionError::Failed(format!(
+        return Err(ActionError::Refused(format!(
             "the backup '{}' on host '{}' is not usable: {}; nothing was created: pick another backup",
             req.backup_path,
             req.host.name,
@@ -318,14 +477,14 @@ pub async fn restore(
         )));
     }
     if let Some(d) = &file.dumped_db
-        && d != &live
+        && d != live
     {
         out.line(format!(
             "note: the archive says it holds database '{d}'; restoring it beside '{live}' as asked"
         ));
     }
     let Some(cmd) = stream_command(&file.path, file.format) else {
-        return Err(ActionError::Failed(format!(
+        return Err(ActionError::Refused(format!(
             "the backup '{}' has format {:?}, which cannot be restored; nothing was created",
             req.backup_path, file.format
         )));
@@ -336,23 +495,32 @@ pub async fn restore(
         bytes(file.size),
         file.taken_at
     ));
+    let expect = held_to_pick(req, &file, h, out).await?;
+    Ok(CheckedBackup { file, cmd, expect })
+}
+
+pub async fn restore(
+    a: &RealActions,
+    req: &RestoreRequest,
+    out: &Output,
+) -> Result<RestoreOutcome, ActionError> {
+    let live = req.database.dbname().to_string();
+    let h = host(a, &req.host.name)?;
+
+    // 1. The backup, confined to its catalog and checked on its host before anything is created.
+    let CheckedBackup { file, cmd, expect } = check_backup(req, h, &live, out).await?;
 
     // 2. The live database's settings (or the server's when it is gone).
-    let opts = ConnectOptions::from_spec(&req.database.spec, &a.redactor)
-        .map_err(|e| ActionError::Failed(e.to_string()))?;
+    let opts = ConnectOptions::from_spec(&req.database.spec, &a.redactor)?;
     let maint = if live == "postgres" {
         "template1"
     } else {
         "postgres"
     };
-    let admin = opts
-        .with_dbname(maint)
-        .connect()
-        .await
-        .map_err(|e| ActionError::Failed(e.to_string()))?;
+    let admin = opts.with_dbname(maint).connect().await?;
     let live_settings = read_settings(&admin.client, &live)
         .await
-        .map_err(|e| ActionError::Failed(e.to_string()))?;
+        .map_err(|e| target_err(&format!("read the settings of '{live}'"), e))?;
     let fallback = match &live_settings {
         Some(_) => None,
         None => {
@@ -397,18 +565,22 @@ pub async fn restore(
         "pre-scan on {}: {cmd} (every statement judged against what pg_dump writes; nothing is created yet)",
         req.host.name
     ));
-    let scan_source = remote_source(h, &cmd, label.clone(), total, gzip)
+    let scan_source = remote_source(h, &cmd, label.clone(), total, gzip, expect.as_deref())
         .await
-        .map_err(|e| {
-            ActionError::Failed(format!(
-                "cannot start '{cmd}' on host '{}': {e}; nothing was created",
+        .map_err(|e| ActionError::Transport {
+            what: format!(
+                "cannot start '{cmd}' on host '{}'; nothing was created",
                 req.host.name
-            ))
+            ),
+            source: Box::new(e),
         })?;
     let scan = prescan(scan_source, policy.clone(), true)
         .await
         .map_err(|e| {
-            ActionError::Failed(format!(
+            if let Some(c) = changed(&e, &req.backup_path, "Nothing was created") {
+                return c;
+            }
+            ActionError::Refused(format!(
                 "the backup '{}' is refused by the pre-scan: {e}; nothing was created: pick another backup",
                 file.path
             ))
@@ -429,7 +601,7 @@ pub async fn restore(
         role.as_ref().map(|(n, _)| n.as_str()),
     )
     .await
-    .map_err(|e| ActionError::Failed(e.to_string()))?;
+    .map_err(|e| target_err("create the target", e))?;
     let restored_as = role
         .as_ref()
         .map(|(n, _)| n.clone())
@@ -445,45 +617,18 @@ pub async fn restore(
 
     // 6. The stream over the host's transport, judged again statement by statement.
     out.line(format!("on {}: {cmd}", req.host.name));
-    let source = remote_source(h, &cmd, label, total, gzip)
+    let source = remote_source(h, &cmd, label, total, gzip, expect.as_deref())
         .await
-        .map_err(|e| {
-            ActionError::Failed(format!(
-                "cannot start '{cmd}' on host '{}': {e}; '{}' stays marked INCOMPLETE",
+        .map_err(|e| ActionError::Transport {
+            what: format!(
+                "cannot start '{cmd}' on host '{}'; '{}' stays marked INCOMPLETE",
                 req.host.name, target.name
-            ))
+            ),
+            source: Box::new(e),
         })?;
 
     // 7. Progress to the operator, throttled.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RestoreEvent>();
-    let o = out.clone();
-    let forward = tokio::spawn(async move {
-        let mut last: Option<Instant> = None;
-        while let Some(ev) = rx.recv().await {
-            match ev {
-                RestoreEvent::Progress(p) => {
-                    if last.is_none_or(|l| l.elapsed() >= PROGRESS_EVERY) {
-                        last = Some(Instant::now());
-                        o.progress(
-                            p.source_bytes.unwrap_or(p.bytes),
-                            p.source_total,
-                            progress_message(&p),
-                        );
-                    }
-                }
-                RestoreEvent::Phase { phase: p } => o.line(format!("phase {}", phase(p))),
-                RestoreEvent::Notice { severity, message } => {
-                    o.line(format!("server {severity}: {message}"))
-                }
-                RestoreEvent::TableLoaded { table, rows } => {
-                    o.line(format!("loaded {table}: {rows} rows"))
-                }
-                RestoreEvent::Started { .. }
-                | RestoreEvent::Finished { .. }
-                | RestoreEvent::Failed { .. } => {}
-            }
-        }
-    });
+    let (tx, forward) = forward_progress(out);
 
     let session = match &role {
         Some((name, pw)) => opts.with_dbname(&target.name).as_user(name, pw.clone()),
@@ -498,9 +643,7 @@ pub async fn restore(
             " (the admin user: confirmed as superuser)"
         }
     ));
-    let (config, tls) = session
-        .pg_config()
-        .map_err(|e| ActionError::Failed(e.to_string()))?;
+    let (config, tls) = session.pg_config()?;
     let result = Restore::new(config, tls, &target.name)
         .policy(policy)
         .jobs(req.jobs.max(1) as usize)
@@ -508,7 +651,22 @@ pub async fn restore(
         .run(source)
         .await;
     let _ = forward.await;
-    let m = result.map_err(|f| ActionError::Failed(f.to_string()))?;
+    let m = result.map_err(|f| {
+        let consequence = format!(
+            "'{}' stays marked INCOMPLETE and cannot be swapped in",
+            target.name
+        );
+        match changed(&f.error, &req.backup_path, &consequence) {
+            Some(c) => c,
+            None => ActionError::Restore {
+                what: format!(
+                    "restore into '{}' failed (the target is marked INCOMPLETE and must not be used as a whole restore)",
+                    target.name
+                ),
+                source: Box::new(f.error),
+            },
+        }
+    })?;
     let rows: u64 = m.tables.values().sum();
     if !m.owners_skipped.is_empty() {
         let mut owners: Vec<&str> = m.owners_skipped.iter().map(|c| c.owner.as_str()).collect();

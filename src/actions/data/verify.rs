@@ -26,8 +26,8 @@ SELECT format('%I.%I', n.nspname, c.relname), n.nspname::text, c.relname::text
    AND n.nspname NOT LIKE 'pg_temp%'
  ORDER BY 1";
 
-fn db_fail(e: impl std::fmt::Display) -> ActionError {
-    ActionError::Failed(e.to_string())
+fn db_fail(e: crate::db::DbError) -> ActionError {
+    ActionError::Db(e)
 }
 
 /// Row-count checks: every table of the manifest must hold exactly the

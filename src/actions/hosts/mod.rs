@@ -25,10 +25,9 @@ pub use stop::{start_commands, stop_services};
 
 /// The transport of an inventory host.
 fn transport<'a>(a: &'a RealActions, name: &str) -> Result<&'a Host, ActionError> {
-    a.hosts.require(name).map_err(|e| {
-        ActionError::Failed(format!(
-            "{e}; add host '{name}' to the inventory or fix the step"
-        ))
+    a.hosts.require(name).map_err(|e| ActionError::Transport {
+        what: format!("add host '{name}' to the inventory or fix the step"),
+        source: Box::new(e),
     })
 }
 
@@ -68,7 +67,10 @@ async fn run(
     let r = h
         .exec(cmd, ExecOptions::default().timeout(timeout))
         .await
-        .map_err(|e| ActionError::Failed(format!("on host '{}': {e}", h.name())))?;
+        .map_err(|e| ActionError::Transport {
+            what: format!("on host '{}'", h.name()),
+            source: Box::new(e),
+        })?;
     for l in r.stdout.lines().chain(r.stderr.lines()) {
         if !l.trim().is_empty() {
             out.line(format!("  {l}"));
@@ -225,8 +227,9 @@ pub async fn command(
         return a.direct.command(req, out).await;
     }
     let h = transport(a, &req.host.name)?;
-    let fail = |e: crate::transport::TransportError| {
-        ActionError::Failed(format!("on host '{}': {e}", req.host.name))
+    let fail = |e: crate::transport::TransportError| ActionError::Transport {
+        what: format!("on host '{}'", req.host.name),
+        source: Box::new(e),
     };
     let mut stream = h
         .exec_stream(

@@ -57,11 +57,12 @@ impl DbWatch {
         hosts: &[String],
         out: &Output,
     ) -> Result<Option<DbWatch>, ActionError> {
-        let fail = |e: crate::db::DbError| {
-            ActionError::Failed(format!(
-                "cannot watch database '{}' for writes during the hold: {e}; nothing was stopped",
+        let fail = |e: crate::db::DbError| ActionError::DbIn {
+            what: format!(
+                "cannot watch database '{}' for writes during the hold; nothing was stopped",
                 db.name
-            ))
+            ),
+            source: e,
         };
         let mut opts = crate::db::ConnectOptions::from_spec(&db.spec, &a.redactor).map_err(fail)?;
         opts.application_name = "lifeline hold".into();
