@@ -763,7 +763,7 @@ backup = "BACKUP"
 #[case("{pick.backup.path}", true)]
 #[case("/b/other.sql", false)]
 fn the_restore_is_held_to_the_picked_backup(#[case] backup: &str, #[case] held: bool) {
-    let inv = "[[host]]\nname = \"here\"\ntransport = \"local\"\n[[database]]\nname = \"app\"\nurl = \"postgres://postgres@127.0.0.1:5432/app\"\n[[backups]]\nname = \"c\"\nhost = \"here\"\npath = \"/b\"\ndatabase = \"app\"\n";
+    let inv = "[[host]]\nname = \"here\"\ntransport = \"local\"\n[[database]]\nname = \"app\"\nurl = \"postgres://postgres@127.0.0.1:5432/app\"\nrestore_role = \"restorer\"\n[[backups]]\nname = \"c\"\nhost = \"here\"\npath = \"/b\"\ndatabase = \"app\"\n";
     let mut c = ctx_of(&PICK_RB.replace("BACKUP", backup), false, false);
     c.inventory = Inventory::parse(inv, "inv.toml").unwrap();
     let chosen = BackupCandidate {

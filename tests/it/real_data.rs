@@ -1355,7 +1355,7 @@ fn a_tls_only_server_is_drilled_end_to_end_with_verify_full() {
     std::fs::write(w.dir.path().join("tls-drill.toml"), runbook).unwrap();
     let answers = w.answers(
         "answers.toml",
-        &format!("[params]\nincident_at = \"{INCIDENT}\"\n\n[confirm]\nrestore = \"app\"\nswap = \"app\"\n"),
+        &format!("[params]\nincident_at = \"{INCIDENT}\"\n\n[confirm]\nrestore = \"app\"\nowners = \"app\"\nswap = \"app\"\n"),
     );
     let (code, out) = w.run(&["run", "tls-drill.toml", "--answers", &answers]);
     assert_eq!(code, 0, "{out}");
