@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::OpenIncident;
+use crate::actions::hosts::frozen;
 use crate::db::error::ErrorClass;
 use crate::inventory::ServiceKind as ProbeKind;
 use crate::inventory::{DatabaseSpec, Inventory};
@@ -95,11 +96,28 @@ async fn tail_journal(path: PathBuf, tx: mpsc::Sender<UiEvent>) {
         };
         last_len = len;
         let from = last_seq;
+        // The header's frozen list follows the journal (a run freezing now, a resolution).
+        let frozen = records
+            .iter()
+            .any(|r| {
+                r.seq > from && (r.kind == frozen::FROZEN || r.kind == frozen::FROZEN_RESOLVED)
+            })
+            .then(|| {
+                frozen::unresolved(&records)
+                    .iter()
+                    .map(|f| f.line())
+                    .collect()
+            });
         for r in records.into_iter().filter(|r| r.seq > from) {
             last_seq = r.seq;
             if tx.send(UiEvent::Journal(r)).await.is_err() {
                 return;
             }
+        }
+        if let Some(lines) = frozen
+            && tx.send(UiEvent::Frozen(lines)).await.is_err()
+        {
+            return;
         }
     }
 }
@@ -315,6 +333,11 @@ fn service_state(s: &Service) -> ServiceState {
             })
             .collect(),
         stopped_by_runbook: false,
+        set_aside: s.outside_drill.clone().or_else(|| {
+            s.target_unclear
+                .as_ref()
+                .map(|u| format!("target unclear: {u}"))
+        }),
     }
 }
 
