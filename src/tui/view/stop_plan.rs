@@ -41,6 +41,10 @@ fn row_item(m: &Model, c: &Checklist, i: usize, w: usize) -> Item<'static> {
         ),
         styled(format!("  {}", r.kind), t.style(Role::Muted)),
     ];
+    // The pid or unit tells apart items of the same name (two copies of a script).
+    if let Some(sel) = r.selector.as_deref().filter(|s| *s != r.name) {
+        spans.push(styled(format!("  {sel}"), t.style(Role::Muted)));
+    }
     if ticked != r.stop {
         spans.push(styled(
             format!("  {}", strings::STOP_PLAN_EDITED),
