@@ -655,6 +655,7 @@ impl Forwarder {
             EngineEvent::RunFinished { exit, code } => {
                 self.questions.send_replace(None);
                 let _ = self.tx.send(UiEvent::Confirm(None)).await;
+                let _ = self.tx.send(UiEvent::StopPlan(None)).await;
                 Some(UiEvent::Status(format!(
                     "runbook finished: {} (exit {code})",
                     exit.message()
