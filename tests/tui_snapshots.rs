@@ -586,6 +586,29 @@ fn set_aside_services_are_dimmed_with_their_reason() {
         },
     );
     snap("services_set_aside_80x24", &m, 80, 24);
+    // A set-aside service's hazard is listed after the live ones, dimmed, with why.
+    let mut o = m.clone();
+    o.ui.view = View::Overview;
+    o.services[0].services[0]
+        .hazards
+        .push(lifeline::tui::model::Hazard {
+            what: "pg_dump --clean of 'local' piped into 'main'".into(),
+            evidence: "/tmp/lab-a/db_realtime_sync.sh:14".into(),
+        });
+    let screen = text(render(&o, 120, 40).backend().buffer());
+    let line = screen
+        .lines()
+        .find(|l| l.contains("db_realtime_sync.sh (process)"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(
+        line.contains("(set aside: not part of this drill)"),
+        "{line}"
+    );
+    let live = screen.find("tovplay-postgres").unwrap();
+    assert!(
+        screen.find("db_realtime_sync.sh (process)").unwrap() > live,
+        "{screen}"
+    );
     let t = render(&m, 80, 24);
     let buf = t.backend().buffer();
     let screen = text(buf);
