@@ -355,6 +355,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn set_aside_services_carry_their_reason_to_the_console() {
+        let svc = |name: &str, extra: serde_json::Value| {
+            let mut v = serde_json::json!({
+                "name": name, "kind": "process", "active": true, "state": "running",
+                "enabled": null, "restart_policy": null, "command": null, "schedule": null,
+                "source": "ps", "pid": 42, "started_at": null, "user": null, "image": null,
+                "mounts": [], "scripts": [], "databases_reached": [], "hazards": [],
+                "inventory": null, "notes": [], "target_unclear": null, "outside_drill": null,
+            });
+            for (k, x) in extra.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            serde_json::from_value::<Service>(v).unwrap()
+        };
+        let report = HostStatus {
+            name: "box".into(),
+            services: vec![
+                svc(
+                    "a",
+                    serde_json::json!({"outside_drill": "not part of this drill: pid 42 runs outside the lab directory '/l/'"}),
+                ),
+                svc(
+                    "b",
+                    serde_json::json!({"target_unclear": "2 processes match 'job'"}),
+                ),
+                svc("c", serde_json::json!({})),
+            ],
+            address: "local".into(),
+            reachable: true,
+            error: None,
+            latency_ms: None,
+            hostname: None,
+            notes: Vec::new(),
+        };
+        let hs = services_of(&report);
+        let aside: Vec<Option<&str>> = hs.services.iter().map(|s| s.set_aside.as_deref()).collect();
+        assert_eq!(
+            aside,
+            vec![
+                Some("not part of this drill: pid 42 runs outside the lab directory '/l/'"),
+                Some("target unclear: 2 processes match 'job'"),
+                None
+            ]
+        );
+    }
+
+    #[test]
     fn counts_go_stale_after_two_sample_intervals() {
         assert_eq!(stale_after(Duration::from_secs(10)), 20);
         assert_eq!(stale_after(Duration::from_secs(2)), 4);
