@@ -2285,6 +2285,24 @@ fn the_console_checklist_edits_the_stop_plan_before_anything_is_frozen() {
         "{:#?}",
         &recs[before..]
     );
+
+    // Abort while the plan waits: the same, nothing frozen or stopped.
+    let before = con.records().len();
+    con.send(start());
+    con.until(90, plan_of);
+    con.send(UiCommand::Abort);
+    let (fin, seen) = con.until(60, finished);
+    let text = format!("{}\n{fin}", seen.join("\n"));
+    assert!(
+        text.contains("the stop plan was not confirmed (the operator aborted the runbook)"),
+        "{text}"
+    );
+    assert!(alive(other) && state_of(other) != "T", "{text}");
+    let recs = con.records();
+    assert!(
+        !recs[before..].iter().any(|r| r.kind == "frozen"),
+        "{recs:#?}"
+    );
 }
 
 /// Pids an earlier run left frozen are resolved from the console:
