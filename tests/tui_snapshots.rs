@@ -565,6 +565,18 @@ fn stop_plan_checklist() {
         Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
     );
     snap("stop_plan_confirm_80x24", &m, 80, 24);
+    // Put aside: the Runbook view says the step waits for it.
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::NONE)),
+    );
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
+    );
+    let screen = text(render(&m, 120, 40).backend().buffer());
+    assert!(screen.contains("STOP PLAN WAITING"), "{screen}");
+    assert!(!screen.contains("space tick/untick"), "{screen}");
 }
 
 #[test]

@@ -538,6 +538,8 @@ pub const STOP_PLAN_ASIDE: &str =
 pub const STOP_PLAN_CANCELLED: &str =
     "Stop plan cancelled: nothing will be frozen or stopped; the step fails.";
 pub const STOP_PLAN_EDITED: &str = "edited";
+pub const WAITING_STOP_PLAN: &str =
+    "STOP PLAN WAITING: nothing is frozen until you confirm it (Enter reviews it)";
 pub const NOTHING_FROZEN: &str = "No pids of this incident are left frozen.";
 
 pub fn stop_plan_sent(n: usize) -> String {
