@@ -2325,8 +2325,8 @@ fn the_console_continues_or_ends_pids_an_earlier_run_left_frozen() {
                 .unwrap(),
         )
     };
-    let (a, b, bystander) = (spawn(), spawn(), spawn());
-    let (a, b, by) = (a.0.id(), b.0.id(), bystander.0.id());
+    let (a, b, bystander, young) = (spawn(), spawn(), spawn(), spawn());
+    let (a, b, by, y) = (a.0.id(), b.0.id(), bystander.0.id(), young.0.id());
     let inv_path = w.path("lifeline.toml");
     std::fs::write(&inv_path, w.inventory_text("")).unwrap();
     let state = tempfile::tempdir().unwrap();
@@ -2371,15 +2371,37 @@ fn the_console_continues_or_ends_pids_an_earlier_run_left_frozen() {
     con.close();
 
     // End: b is frozen and ended; the bystander's pid is named frozen but runs: left alone.
+    // The group of y is frozen, but a process joined it after the freeze
+    // (as a reused pid would be): not the one frozen, left alone.
     freeze(b);
     {
         let mut j = lifeline::journal::Journal::open(&jp, "frz-c", "t", Redactor::new()).unwrap();
-        j.append(lifeline::actions::hosts::frozen::frozen_entry(
-            "box",
-            &[format!("-{by}")],
-        ))
-        .unwrap();
+        for p in [by, y] {
+            j.append(lifeline::actions::hosts::frozen::frozen_entry(
+                "box",
+                &[format!("-{p}")],
+            ))
+            .unwrap();
+        }
     }
+    std::thread::sleep(Duration::from_secs(4));
+    let mut late = Command::new("/bin/sh")
+        .arg(w.path("job.sh"))
+        .process_group(y as i32)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let late_pid = late.id();
+    assert!(
+        Command::new("kill")
+            .args(["-s", "STOP", "--", &format!("-{y}")])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_until(10, "y's group frozen", || {
+        state_of(y) == "T" && state_of(late_pid) == "T"
+    });
     let mut con = Console::open(&inv_path, state.path(), Some("frz-c"));
     con.send(UiCommand::ResolveFrozen { end: true });
     let (lines, seen) = con.until(90, header);
@@ -2400,5 +2422,15 @@ fn the_console_continues_or_ends_pids_an_earlier_run_left_frozen() {
     assert_eq!(how(a).as_deref(), Some("continued"), "{recs:#?}");
     assert_eq!(how(b).as_deref(), Some("ended"), "{recs:#?}");
     assert_eq!(how(by).as_deref(), Some("running"), "{recs:#?}");
+    assert_eq!(how(y).as_deref(), Some("running"), "{recs:#?}");
+    assert!(
+        alive(y) && alive(late_pid),
+        "a group with a process younger than the freeze was ended"
+    );
     assert!(lifeline::actions::hosts::frozen::unresolved(&recs).is_empty());
+    let _ = Command::new("kill")
+        .args(["-s", "CONT", "--", &format!("-{y}")])
+        .status();
+    drop(young);
+    let _ = late.wait();
 }

@@ -125,14 +125,31 @@ pub async fn resume_frozen<R: crate::engine::driver::Recorder>(
 }
 
 /// Shell that ends `$p` (`PID` or `-PGID`) only while it is still frozen:
-/// every live process it names in state T. One it names that runs (someone
-/// continued it, or the pid was reused) is left alone: `running $p`.
-fn end_script(args: &[String]) -> String {
+/// every live process it names in state T and older than the freeze
+/// (running for at least `age_s` seconds). One it names that runs, or that
+/// started after the freeze (the pid reused), is left alone: `running $p`.
+fn end_script(args: &[String], age_s: i64) -> String {
     let kill = super::stop::kill_command("\"$p\"");
     format!(
-        "for p in {}; do t=${{p#-}}; if [ \"$p\" != \"$t\" ]; then s=$(ps -eo pgid=,stat= | awk -v g=\"$t\" '$1 == g {{ print substr($2, 1, 1) }}'); else s=$(ps -o stat= -p \"$t\" | cut -c1); fi; if [ -z \"$s\" ]; then echo \"gone $p\"; elif printf '%s\\n' \"$s\" | grep -qv '^[TZ]'; then echo \"running $p\"; elif ( {kill} ) >/dev/null 2>&1; then echo \"ended $p\"; else echo \"failed $p\"; fi; done",
+        "a={age_s}; for p in {}; do t=${{p#-}}; if [ \"$p\" != \"$t\" ]; then s=$(ps -eo pgid=,stat=,etimes= | awk -v g=\"$t\" -v a=\"$a\" '$1 == g {{ print ($3 + 0 < a) ? \"Y\" : substr($2, 1, 1) }}'); else s=$(ps -o stat=,etimes= -p \"$t\" | awk -v a=\"$a\" '{{ print ($2 + 0 < a) ? \"Y\" : substr($1, 1, 1) }}'); fi; if [ -z \"$s\" ]; then echo \"gone $p\"; elif printf '%s\\n' \"$s\" | grep -qv '^[TZ]'; then echo \"running $p\"; elif ( {kill} ) >/dev/null 2>&1; then echo \"ended $p\"; else echo \"failed $p\"; fi; done",
         args.join(" ")
     )
+}
+
+/// Seconds since the latest `frozen` record naming one of `f`'s pids on
+/// its host (less a little slack for clocks): a process running for less
+/// was started after the freeze and is not the one frozen.
+fn frozen_age_s(records: &[Record], f: &Frozen, now: chrono::DateTime<chrono::Utc>) -> i64 {
+    records
+        .iter()
+        .filter(|r| r.kind == FROZEN)
+        .filter(|r| {
+            parse(&r.data)
+                .is_some_and(|x| x.host == f.host && x.pids.iter().any(|p| f.pids.contains(p)))
+        })
+        .map(|r| r.ts)
+        .max()
+        .map_or(0, |t| ((now - t).num_seconds() - 2).max(0))
 }
 
 /// Every pid an earlier run left frozen, continued (`end` false: CONT, as
@@ -151,7 +168,7 @@ pub async fn resolve_frozen<R: crate::engine::driver::Recorder>(
     for f in unresolved(records) {
         let args: Vec<String> = f.pids.iter().map(|p| shell_quote(p)).collect();
         let cmd = if end {
-            end_script(&args)
+            end_script(&args, frozen_age_s(records, &f, chrono::Utc::now()))
         } else {
             format!(
                 "for p in {}; do if kill -s 0 -- \"$p\" 2>/dev/null; then kill -s CONT -- \"$p\" && echo \"continued $p\"; else echo \"gone $p\"; fi; done",
