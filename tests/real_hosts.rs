@@ -2325,7 +2325,17 @@ fn the_console_continues_or_ends_pids_an_earlier_run_left_frozen() {
                 .unwrap(),
         )
     };
-    let (a, b, bystander, young) = (spawn(), spawn(), spawn(), spawn());
+    // y's group does not fork (a SIGSTOP landing mid-fork can leave a
+    // shell in D state, never T).
+    let sleeper = |group: i32| {
+        Command::new("sleep")
+            .arg("600")
+            .process_group(group)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b, bystander, young) = (spawn(), spawn(), spawn(), KillGroup(sleeper(0)));
     let (a, b, by, y) = (a.0.id(), b.0.id(), bystander.0.id(), young.0.id());
     let inv_path = w.path("lifeline.toml");
     std::fs::write(&inv_path, w.inventory_text("")).unwrap();
@@ -2385,12 +2395,7 @@ fn the_console_continues_or_ends_pids_an_earlier_run_left_frozen() {
         }
     }
     std::thread::sleep(Duration::from_secs(4));
-    let mut late = Command::new("/bin/sh")
-        .arg(w.path("job.sh"))
-        .process_group(y as i32)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut late = sleeper(y as i32);
     let late_pid = late.id();
     assert!(
         Command::new("kill")
@@ -2399,9 +2404,17 @@ fn the_console_continues_or_ends_pids_an_earlier_run_left_frozen() {
             .unwrap()
             .success()
     );
-    wait_until(10, "y's group frozen", || {
-        state_of(y) == "T" && state_of(late_pid) == "T"
-    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(state_of(y) == "T" && state_of(late_pid) == "T") {
+        assert!(
+            Instant::now() < deadline,
+            "y's group not frozen: y {} late {} (pgid {:?})",
+            state_of(y),
+            state_of(late_pid),
+            std::fs::read_to_string(format!("/proc/{late_pid}/stat")).ok()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let mut con = Console::open(&inv_path, state.path(), Some("frz-c"));
     con.send(UiCommand::ResolveFrozen { end: true });
     let (lines, seen) = con.until(90, header);
