@@ -2180,7 +2180,7 @@ fn the_console_checklist_edits_the_stop_plan_before_anything_is_frozen() {
     };
 
     con.send(start());
-    let (plan, seen) = con.until(90, plan_of);
+    let (plan, seen) = con.until(240, plan_of);
     assert_eq!(plan.step, "stop");
     assert_eq!(plan.database.as_deref(), Some("app"));
     for pid in [picked, other] {
@@ -2215,7 +2215,7 @@ fn the_console_checklist_edits_the_stop_plan_before_anything_is_frozen() {
         step: "stop".into(),
         edits: Some(edits),
     });
-    let (fin, seen) = con.until(120, finished);
+    let (fin, seen) = con.until(300, finished);
     let text = format!("{}\n{fin}", seen.join("\n"));
     assert!(
         text.contains(&format!(
@@ -2223,7 +2223,7 @@ fn the_console_checklist_edits_the_stop_plan_before_anything_is_frozen() {
         )),
         "{text}"
     );
-    wait_until(20, "the picked job stopped", || !alive(picked));
+    wait_until(60, "the picked job stopped", || !alive(picked));
     assert!(alive(other), "the job left unticked was stopped\n{text}");
     let recs = con.records();
     let frozen: Vec<_> = recs.iter().filter(|r| r.kind == "frozen").collect();
@@ -2255,7 +2255,7 @@ fn the_console_checklist_edits_the_stop_plan_before_anything_is_frozen() {
     // Stop nothing: the step fails, nothing is frozen or stopped.
     let before = con.records().len();
     con.send(start());
-    let (plan, _) = con.until(90, plan_of);
+    let (plan, _) = con.until(240, plan_of);
     assert!(
         plan.rows
             .iter()
@@ -2265,7 +2265,7 @@ fn the_console_checklist_edits_the_stop_plan_before_anything_is_frozen() {
         step: "stop".into(),
         edits: None,
     });
-    let (fin, seen) = con.until(60, finished);
+    let (fin, seen) = con.until(240, finished);
     let text = format!("{}\n{fin}", seen.join("\n"));
     assert!(
         text.contains("the stop plan was not confirmed (the operator chose to stop nothing)"),
@@ -2289,9 +2289,9 @@ fn the_console_checklist_edits_the_stop_plan_before_anything_is_frozen() {
     // Abort while the plan waits: the same, nothing frozen or stopped.
     let before = con.records().len();
     con.send(start());
-    con.until(90, plan_of);
+    con.until(240, plan_of);
     con.send(UiCommand::Abort);
-    let (fin, seen) = con.until(60, finished);
+    let (fin, seen) = con.until(240, finished);
     let text = format!("{}\n{fin}", seen.join("\n"));
     assert!(
         text.contains("the stop plan was not confirmed (the operator aborted the runbook)"),
