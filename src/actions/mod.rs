@@ -28,6 +28,8 @@ pub struct RealActions {
     pub(crate) probe: crate::probe::ProbeOptions,
     /// The answers file's changes to stop-services' plan.
     pub(crate) stop_plan: StopPlanEdits,
+    /// Where stop-services sends its plan for the operator's review (the console).
+    pub(crate) plan_review: Option<hosts::review::PlanReviewer>,
 }
 
 impl RealActions {
@@ -46,12 +48,20 @@ impl RealActions {
             redactor,
             probe: crate::probe::ProbeOptions::default(),
             stop_plan: StopPlanEdits::default(),
+            plan_review: None,
         }
     }
 
     /// The same actions with the answers file's `[stop_plan]` applied to every stop.
     pub fn with_stop_plan(mut self, edits: StopPlanEdits) -> RealActions {
         self.stop_plan = edits;
+        self
+    }
+
+    /// The same actions with every stop plan sent to `r` for the operator's
+    /// review (edits or cancel) before anything is frozen.
+    pub fn with_plan_review(mut self, r: hosts::review::PlanReviewer) -> RealActions {
+        self.plan_review = Some(r);
         self
     }
 

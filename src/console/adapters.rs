@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::OpenIncident;
+use crate::actions::hosts::frozen;
 use crate::db::error::ErrorClass;
 use crate::inventory::ServiceKind as ProbeKind;
 use crate::inventory::{DatabaseSpec, Inventory};
@@ -95,11 +96,28 @@ async fn tail_journal(path: PathBuf, tx: mpsc::Sender<UiEvent>) {
         };
         last_len = len;
         let from = last_seq;
+        // The header's frozen list follows the journal (a run freezing now, a resolution).
+        let frozen = records
+            .iter()
+            .any(|r| {
+                r.seq > from && (r.kind == frozen::FROZEN || r.kind == frozen::FROZEN_RESOLVED)
+            })
+            .then(|| {
+                frozen::unresolved(&records)
+                    .iter()
+                    .map(|f| f.line())
+                    .collect()
+            });
         for r in records.into_iter().filter(|r| r.seq > from) {
             last_seq = r.seq;
             if tx.send(UiEvent::Journal(r)).await.is_err() {
                 return;
             }
+        }
+        if let Some(lines) = frozen
+            && tx.send(UiEvent::Frozen(lines)).await.is_err()
+        {
+            return;
         }
     }
 }
@@ -315,6 +333,11 @@ fn service_state(s: &Service) -> ServiceState {
             })
             .collect(),
         stopped_by_runbook: false,
+        set_aside: s.outside_drill.clone().or_else(|| {
+            s.target_unclear
+                .as_ref()
+                .map(|u| format!("target unclear: {u}"))
+        }),
     }
 }
 
@@ -330,6 +353,53 @@ pub fn services_of(report: &HostStatus) -> HostServices {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_aside_services_carry_their_reason_to_the_console() {
+        let svc = |name: &str, extra: serde_json::Value| {
+            let mut v = serde_json::json!({
+                "name": name, "kind": "process", "active": true, "state": "running",
+                "enabled": null, "restart_policy": null, "command": null, "schedule": null,
+                "source": "ps", "pid": 42, "started_at": null, "user": null, "image": null,
+                "mounts": [], "scripts": [], "databases_reached": [], "hazards": [],
+                "inventory": null, "notes": [], "target_unclear": null, "outside_drill": null,
+            });
+            for (k, x) in extra.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            serde_json::from_value::<Service>(v).unwrap()
+        };
+        let report = HostStatus {
+            name: "box".into(),
+            services: vec![
+                svc(
+                    "a",
+                    serde_json::json!({"outside_drill": "not part of this drill: pid 42 runs outside the lab directory '/l/'"}),
+                ),
+                svc(
+                    "b",
+                    serde_json::json!({"target_unclear": "2 processes match 'job'"}),
+                ),
+                svc("c", serde_json::json!({})),
+            ],
+            address: "local".into(),
+            reachable: true,
+            error: None,
+            latency_ms: None,
+            hostname: None,
+            notes: Vec::new(),
+        };
+        let hs = services_of(&report);
+        let aside: Vec<Option<&str>> = hs.services.iter().map(|s| s.set_aside.as_deref()).collect();
+        assert_eq!(
+            aside,
+            vec![
+                Some("not part of this drill: pid 42 runs outside the lab directory '/l/'"),
+                Some("target unclear: 2 processes match 'job'"),
+                None
+            ]
+        );
+    }
 
     #[test]
     fn counts_go_stale_after_two_sample_intervals() {

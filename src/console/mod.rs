@@ -392,6 +392,13 @@ pub async fn run(
         args.probe_interval,
         args.probe_timeout,
     );
+    if !model.header.frozen.is_empty() {
+        // Said at once, with what to do: these processes hold their locks until resolved.
+        model.ui.message = Some((
+            crate::tui::strings::frozen_banner(&model.header.frozen),
+            true,
+        ));
+    }
     let in_flight = read_records(&inc.journal_path)
         .map(|r| runs_in_flight(&r))
         .unwrap_or_default();

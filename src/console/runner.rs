@@ -5,13 +5,16 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::{OpenIncident, export_format};
 use crate::actions::RealActions;
+use crate::actions::hosts::frozen;
+use crate::actions::hosts::review::{PlanReviewer, Review, ReviewRequest, StopPlanProposal};
 use crate::engine::driver::Answer;
 use crate::engine::{
     Answers, ChannelOperator, Decision, Engine, EngineEvent, EngineView, Question, Recorder,
@@ -24,6 +27,7 @@ use crate::runbook::{self, Runbook};
 use crate::state::StateDir;
 use crate::timeline::SharedJournal;
 use crate::tui::model::{PendingConfirm, Progress, RunbookState, StepState, StepView};
+use crate::tui::stop_plan::{PlanRow, StopPlanView};
 use crate::tui::{ExportFormat, UiCommand, UiEvent};
 
 /// The engine's recorder on the console's shared journal.
@@ -59,9 +63,15 @@ pub struct Controller {
     pub params: std::collections::BTreeMap<String, String>,
 }
 
+/// A stop plan waiting for the operator: its step and where the answer goes.
+type PendingPlan = Arc<Mutex<Option<(String, oneshot::Sender<Review>)>>>;
+
 /// A runbook being run.
 struct Running {
     answers: mpsc::Sender<Answer>,
+    /// A stop plan the engine's stop-services waits on (the checklist).
+    plan: PendingPlan,
+    review: JoinHandle<()>,
     /// What the pending question is (confirm/override vs interrupted).
     pending: watch::Receiver<Option<Question>>,
     join: JoinHandle<RunExit>,
@@ -127,6 +137,10 @@ pub async fn serve(
                         .await;
                     continue;
                 }
+                // Pids an earlier run left frozen are continued first (as `run --resume` does).
+                if !ctl.readonly {
+                    resolve_frozen(&ctl, false, &tx).await;
+                }
                 match start(&mut ctl, &name, &tx) {
                     Ok(r) => running = Some(r),
                     Err(lines) => {
@@ -156,10 +170,71 @@ pub async fn serve(
                 let _ = r.answers.send(answer).await;
                 let _ = tx.send(UiEvent::Confirm(None)).await;
             }
+            UiCommand::StopPlan { step, edits } => {
+                let slot = running
+                    .as_ref()
+                    .and_then(|r| r.plan.lock().ok().and_then(|mut p| p.take()));
+                let Some((waiting, ack)) = slot else {
+                    let _ = tx
+                        .send(UiEvent::Status(format!(
+                            "no stop plan of '{step}' waits for an answer"
+                        )))
+                        .await;
+                    continue;
+                };
+                if waiting != step {
+                    // Not this plan's answer: it keeps waiting.
+                    if let Some(r) = &running
+                        && let Ok(mut p) = r.plan.lock()
+                    {
+                        *p = Some((waiting.clone(), ack));
+                    }
+                    let _ = tx
+                        .send(UiEvent::Status(format!(
+                            "the stop plan waiting is that of '{waiting}', not '{step}'"
+                        )))
+                        .await;
+                    continue;
+                }
+                let answer = match edits {
+                    Some(e) => Review::Go(e),
+                    None => Review::Cancel("the operator chose to stop nothing".into()),
+                };
+                let _ = ack.send(answer);
+                let _ = tx.send(UiEvent::StopPlan(None)).await;
+            }
+            UiCommand::ResolveFrozen { end } => {
+                if running.is_some() {
+                    let _ = tx
+                        .send(UiEvent::Status(
+                            "a runbook is running: finish or abort it before resolving frozen pids"
+                                .into(),
+                        ))
+                        .await;
+                    continue;
+                }
+                if ctl.readonly {
+                    let _ = tx
+                        .send(UiEvent::Status(
+                            "--readonly: frozen pids are not signalled".into(),
+                        ))
+                        .await;
+                    continue;
+                }
+                resolve_frozen(&ctl, end, &tx).await;
+            }
             UiCommand::Abort => {
                 let Some(r) = running.take() else {
                     continue;
                 };
+                // A stop plan under review: nothing is frozen yet; the step fails, journaled.
+                let plan = r.plan.lock().ok().and_then(|mut p| p.take());
+                if let Some((_, ack)) = plan {
+                    let _ = ack.send(Review::Cancel("the operator aborted the runbook".into()));
+                    let _ = tx.send(UiEvent::StopPlan(None)).await;
+                    running = Some(r);
+                    continue;
+                }
                 let waiting = r.pending.borrow().is_some();
                 if waiting {
                     // Unanswered: the engine stops the step, journaled, and ends.
@@ -189,9 +264,75 @@ pub async fn serve(
     if let Some(r) = running {
         // The console is closing: an unanswered question stops the run
         // cleanly; a step still running is left to the journal (resume).
+        let plan = r.plan.lock().ok().and_then(|mut p| p.take());
+        if let Some((_, ack)) = plan {
+            let _ = ack.send(Review::Cancel("the console closed".into()));
+        }
+        r.review.abort();
         let _ = r.answers.send(Answer::Typed(None)).await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), r.join).await;
     }
+}
+
+/// The checklist's rows: the plan as stop-services built it.
+pub fn plan_view(p: &StopPlanProposal) -> StopPlanView {
+    StopPlanView {
+        step: p.step.clone(),
+        database: p.database.clone(),
+        rows: p
+            .items
+            .iter()
+            .map(|i| PlanRow {
+                stop: i.stop,
+                name: i.name.clone(),
+                host: i.host.clone(),
+                kind: format!("{:?}", i.kind).to_lowercase(),
+                why: i.why.clone(),
+                selector: i.selector.clone(),
+                locked: i.locked.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Stop plans from the run's stop-services to the checklist; the answer
+/// goes back through `plan` when the operator sends it.
+async fn forward_plans(
+    mut rx: mpsc::Receiver<ReviewRequest>,
+    plan: PendingPlan,
+    tx: mpsc::Sender<UiEvent>,
+) {
+    while let Some((p, ack)) = rx.recv().await {
+        let view = plan_view(&p);
+        match plan.lock() {
+            Ok(mut slot) => *slot = Some((p.step.clone(), ack)),
+            // Unanswerable: dropping `ack` cancels the stop (nothing frozen).
+            Err(_) => continue,
+        }
+        if tx.send(UiEvent::StopPlan(Some(view))).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Continues (or ends) the pids an earlier run of this incident left
+/// frozen, journaled `frozen-resolved`; tells the operator and refreshes
+/// the header's list.
+async fn resolve_frozen(ctl: &Controller, end: bool, tx: &mpsc::Sender<UiEvent>) {
+    let records = crate::journal::read_records(&ctl.incident.journal_path).unwrap_or_default();
+    if frozen::unresolved(&records).is_empty() {
+        return;
+    }
+    let actions = RealActions::new(ctl.inventory.clone(), ctl.redactor.clone());
+    let mut rec = SharedRecorder(ctl.incident.journal.clone());
+    let msg = match frozen::resolve_frozen(&actions, &records, &mut rec, end).await {
+        Ok(lines) => lines.join("; "),
+        Err(e) => format!("frozen pids: could not journal ({e}); nothing more was done"),
+    };
+    let _ = tx.send(UiEvent::Status(msg)).await;
+    let now = crate::journal::read_records(&ctl.incident.journal_path).unwrap_or_default();
+    let lines = frozen::unresolved(&now).iter().map(|f| f.line()).collect();
+    let _ = tx.send(UiEvent::Frozen(lines)).await;
 }
 
 fn append(j: &SharedJournal, e: Entry) -> Result<Record, String> {
@@ -288,7 +429,11 @@ fn start(
         .values()
         .find(|p| p.kind == runbook::ParamKind::Database)
         .map(|p| p.value.clone());
-    let actions = RealActions::new(ctl.inventory.clone(), ctl.redactor.clone());
+    let (reviewer, review_rx) = PlanReviewer::new();
+    let actions =
+        RealActions::new(ctl.inventory.clone(), ctl.redactor.clone()).with_plan_review(reviewer);
+    let plan: PendingPlan = Arc::new(Mutex::new(None));
+    let review = tokio::spawn(forward_plans(review_rx, plan.clone(), tx.clone()));
     let (answer_tx, operator) = ChannelOperator::new();
     let mut engine = Engine::new(
         state,
@@ -312,6 +457,8 @@ fn start(
     let join = tokio::spawn(async move { engine.run(Utc::now()).await });
     Ok(Running {
         answers: answer_tx,
+        plan,
+        review,
         pending: q_rx,
         join,
         forward,
@@ -515,6 +662,7 @@ impl Forwarder {
             EngineEvent::RunFinished { exit, code } => {
                 self.questions.send_replace(None);
                 let _ = self.tx.send(UiEvent::Confirm(None)).await;
+                let _ = self.tx.send(UiEvent::StopPlan(None)).await;
                 Some(UiEvent::Status(format!(
                     "runbook finished: {} (exit {code})",
                     exit.message()

@@ -276,6 +276,11 @@ impl Output {
         &self.redactor
     }
 
+    /// The id of the step this output belongs to.
+    pub fn step(&self) -> &str {
+        &self.step
+    }
+
     /// A sink that goes nowhere (tests, and callers outside a run).
     pub fn discard() -> Self {
         let (tx, _) = broadcast::channel(1);

@@ -339,7 +339,9 @@ fn open(m: &mut Model) -> Vec<UiCommand> {
         }
         View::Timeline => {}
         View::Runbook => {
-            if m.pending.is_some() {
+            if m.stop_plan.is_some() {
+                super::stop_plan::reopen(m);
+            } else if m.pending.is_some() {
                 m.ui.dismissed_confirm = None;
                 m.ui.overlay = Overlay::Confirm {
                     input: String::new(),
@@ -455,6 +457,7 @@ pub fn run_command(m: &mut Model, line: &str) -> Vec<UiCommand> {
             vec![UiCommand::Note(rest.to_string())]
         }
         "abort" => ask_abort(m),
+        "frozen" => resolve_frozen(m, rest),
         "help" => {
             m.ui.overlay = Overlay::Help { scroll: 0 };
             Vec::new()
@@ -480,6 +483,28 @@ pub fn run_command(m: &mut Model, line: &str) -> Vec<UiCommand> {
             Vec::new()
         }
     }
+}
+
+/// `:frozen continue|end`: pids an earlier run of this incident left frozen.
+fn resolve_frozen(m: &mut Model, how: &str) -> Vec<UiCommand> {
+    if m.header.readonly {
+        say(m, strings::READONLY_REFUSED, true);
+        return Vec::new();
+    }
+    let end = match how {
+        "continue" | "cont" => false,
+        "end" => true,
+        _ => {
+            say(m, strings::frozen_usage(how), true);
+            return Vec::new();
+        }
+    };
+    if m.header.frozen.is_empty() {
+        say(m, strings::NOTHING_FROZEN, true);
+        return Vec::new();
+    }
+    say(m, strings::frozen_sent(end), false);
+    vec![UiCommand::ResolveFrozen { end }]
 }
 
 fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
@@ -529,6 +554,10 @@ fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
             _ => m.ui.overlay = Overlay::Abort,
         },
         Overlay::Confirm { input, error } => return confirm_key(m, k, input, error),
+        Overlay::StopPlan => {
+            m.ui.overlay = Overlay::StopPlan;
+            return super::stop_plan::key(m, k);
+        }
     }
     Vec::new()
 }
@@ -1048,6 +1077,32 @@ mod tests {
             update(&mut m, code(KeyCode::Enter)),
             vec![UiCommand::StartRunbook("wrong-database".into())]
         );
+    }
+
+    #[test]
+    fn frozen_pids_are_resolved_from_the_command_line() {
+        let mut m = model();
+        // Nothing frozen: said so, nothing sent.
+        assert!(command(&mut m, "frozen continue").is_empty());
+        assert!(m.ui.message.as_ref().unwrap().1);
+        // The journal tailer reports pids left frozen: the header shows them.
+        m.apply(UiEvent::Frozen(vec!["frozen: -4242 on box".into()]));
+        assert_eq!(m.header.frozen, vec!["frozen: -4242 on box".to_string()]);
+        assert_eq!(
+            command(&mut m, "frozen continue"),
+            vec![UiCommand::ResolveFrozen { end: false }]
+        );
+        assert_eq!(
+            command(&mut m, "frozen end"),
+            vec![UiCommand::ResolveFrozen { end: true }]
+        );
+        assert!(command(&mut m, "frozen kill").is_empty());
+        assert!(m.ui.message.as_ref().unwrap().0.contains("':frozen kill'"));
+        m.header.readonly = true;
+        assert!(command(&mut m, "frozen end").is_empty());
+        // Resolved: the header clears.
+        m.apply(UiEvent::Frozen(Vec::new()));
+        assert!(m.header.frozen.is_empty());
     }
 
     #[test]

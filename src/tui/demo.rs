@@ -403,6 +403,7 @@ pub fn model(now: DateTime<Utc>) -> Model {
                 databases: dbs.iter().map(|s| s.to_string()).collect(),
                 hazards,
                 stopped_by_runbook: stopped,
+                set_aside: None,
             }
         };
     let hz = |what: &str, evidence: &str| Hazard {
@@ -761,7 +762,7 @@ pub async fn run(
                         let r = chain.record(now, crate::timeline::detect::ALERT_ACK, None, None, None, None, &format!("operator acknowledged {count} alert(s)"), serde_json::json!({ "upto_seq": upto_seq, "count": count }));
                         let _ = send(UiEvent::Journal(r)).await;
                     }
-                    UiCommand::SelectDb(_) => {}
+                    UiCommand::SelectDb(_) | UiCommand::StopPlan { .. } | UiCommand::ResolveFrozen { .. } => {}
                     UiCommand::Quit => return,
                 }
             }

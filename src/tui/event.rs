@@ -47,6 +47,10 @@ pub enum UiEvent {
     Progress(Option<Progress>),
     /// The engine waits for the operator (None: no longer).
     Confirm(Option<PendingConfirm>),
+    /// A stop plan waits for the operator's review (None: no longer).
+    StopPlan(Option<super::stop_plan::StopPlanView>),
+    /// `frozen: PIDS on HOST` for every pid of this incident left frozen (replaces the list).
+    Frozen(Vec<String>),
     /// When the damage happened (the Timeline's incident line).
     IncidentTime(Option<DateTime<Utc>>),
     /// A one-line message from the engine ("export written to ...").
@@ -82,6 +86,16 @@ pub enum UiCommand {
     Confirm {
         step: String,
         typed: String,
+    },
+    /// The operator's answer to a stop plan: the edits (the answers
+    /// file's `[stop_plan]`) to go on with, or None to stop nothing.
+    StopPlan {
+        step: String,
+        edits: Option<crate::engine::types::StopPlanEdits>,
+    },
+    /// What to do with pids an earlier run left frozen: continue them (CONT) or end them.
+    ResolveFrozen {
+        end: bool,
     },
     /// Stop the runbook at the current step.
     Abort,

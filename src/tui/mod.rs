@@ -17,6 +17,7 @@ pub mod event;
 pub mod keys;
 pub mod model;
 pub mod rows;
+pub mod stop_plan;
 pub mod strings;
 pub mod theme;
 pub mod view;

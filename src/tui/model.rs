@@ -123,6 +123,9 @@ pub struct ServiceState {
     pub databases: Vec<String>,
     pub hazards: Vec<Hazard>,
     pub stopped_by_runbook: bool,
+    /// Why no step acts on it (not part of this drill, target unclear):
+    /// drawn dimmed with this reason, never stopped unless picked.
+    pub set_aside: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -443,6 +446,8 @@ pub enum Overlay {
         target: DetailTarget,
         scroll: usize,
     },
+    /// The stop plan checklist (`Model::stop_plan`).
+    StopPlan,
 }
 
 /// A line of text being typed at the bottom.
@@ -538,6 +543,8 @@ pub struct Model {
     pub output: VecDeque<OutputLine>,
     pub progress: Option<Progress>,
     pub pending: Option<PendingConfirm>,
+    /// A stop plan waiting for the operator's review.
+    pub stop_plan: Option<super::stop_plan::Checklist>,
     pub journal: Vec<Record>,
     /// Rounds kept per database (0: unbounded).
     pub max_rounds: usize,
@@ -583,6 +590,7 @@ impl Model {
                 if r.is_none() {
                     self.progress = None;
                     self.pending = None;
+                    super::stop_plan::apply_event(self, None);
                 }
                 self.runbook = r;
             }
@@ -641,6 +649,8 @@ impl Model {
                     }
                 }
             }
+            UiEvent::StopPlan(p) => super::stop_plan::apply_event(self, p),
+            UiEvent::Frozen(lines) => self.header.frozen = lines,
             UiEvent::IncidentTime(t) => self.incident_at = t,
             UiEvent::Status(text) => self.ui.message = Some((text, false)),
             UiEvent::Tick(now) => self.now = now,

@@ -37,7 +37,8 @@ pub fn overview(m: &Model) -> Vec<OvRow> {
             for (zi, z) in s.hazards.iter().enumerate() {
                 if matches(f, &[&hs.host, &s.name, &z.what, &s.databases.join(" ")]) {
                     let row = OvRow::Hazard(hi, si, zi);
-                    if s.stopped_by_runbook {
+                    // Stopped, or set aside (outside the drill, target unclear): after the live ones.
+                    if s.stopped_by_runbook || s.set_aside.is_some() {
                         stopped.push(row)
                     } else {
                         live.push(row)

@@ -482,7 +482,7 @@ pub const HELP_SECTION_TIMELINE: &str = "Timeline";
 pub const HELP_SECTION_RUNBOOK: &str = "Runbook";
 pub const HELP_SECTION_COMMANDS: &str = "Command line (:)";
 pub const HELP_SECTION_SYMBOLS: &str = "Symbols";
-pub const HELP_COMMANDS: [(&str, &str); 8] = [
+pub const HELP_COMMANDS: [(&str, &str); 9] = [
     (
         ":runbook NAME",
         "start a runbook (:runbook alone shows the Runbook view)",
@@ -491,6 +491,10 @@ pub const HELP_COMMANDS: [(&str, &str); 8] = [
     (":export md|json|html", "export the post-incident timeline"),
     (":note TEXT", "add a note to the journal"),
     (":abort", "abort the running runbook"),
+    (
+        ":frozen continue|end",
+        "continue (CONT) or end pids a run left frozen",
+    ),
     (":overview :services :timeline :journal", "switch view"),
     (":help", "this help"),
     (":q  :q!", "quit (:q! without asking)"),
@@ -523,6 +527,59 @@ pub fn keymap_bad_key(k: &str) -> String {
 }
 pub fn keymap_conflict(k: &str, a: &str, b: &str) -> String {
     format!("key '{k}' is bound to both '{a}' and '{b}'; give one of them another key")
+}
+
+// ---------- stop plan checklist and frozen pids (issue 13) ----------
+
+pub const STOP_PLAN_TITLE: &str = "Stop plan";
+pub const STOP_PLAN_HINT: &str = "space tick/untick  Enter confirm  Esc put aside  X stop nothing";
+pub const STOP_PLAN_ASIDE: &str =
+    "Stop plan put aside: nothing is frozen until you confirm it (4, Enter reopens it).";
+pub const STOP_PLAN_CANCELLED: &str =
+    "Stop plan cancelled: nothing will be frozen or stopped; the step fails.";
+pub const STOP_PLAN_EDITED: &str = "edited";
+pub const WAITING_STOP_PLAN: &str =
+    "STOP PLAN WAITING: nothing is frozen until you confirm it (Enter reviews it)";
+pub const NOTHING_FROZEN: &str = "No pids of this incident are left frozen.";
+
+pub fn stop_plan_sent(n: usize) -> String {
+    format!("Stop plan confirmed: {n} item(s) to stop.")
+}
+
+pub fn stop_plan_heading(step: &str, db: Option<&str>, stop: usize, total: usize) -> String {
+    match db {
+        Some(db) => format!("step '{step}': stop the writers of '{db}': {stop} of {total} ticked"),
+        None => format!("step '{step}': {stop} of {total} ticked"),
+    }
+}
+
+pub fn stop_plan_confirm(n: usize, edits: usize) -> String {
+    format!("Stop {n} item(s) ({edits} change(s) to the plan)? y/Enter: yes, any other key: back")
+}
+
+pub fn frozen_usage(how: &str) -> String {
+    format!(
+        "':frozen {how}': say ':frozen continue' (send CONT) or ':frozen end' (TERM, then KILL)"
+    )
+}
+
+pub fn frozen_sent(end: bool) -> String {
+    if end {
+        "Ending the frozen pids (TERM, then KILL); the journal records it.".into()
+    } else {
+        "Continuing the frozen pids (CONT); the journal records it.".into()
+    }
+}
+
+pub fn frozen_banner(lines: &[String]) -> String {
+    format!(
+        "{}  (':frozen continue' or ':frozen end')",
+        lines.join("; ").to_uppercase()
+    )
+}
+
+pub fn set_aside(why: &str) -> String {
+    format!("set aside: {why}")
 }
 
 #[cfg(test)]

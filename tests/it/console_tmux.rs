@@ -536,3 +536,113 @@ fn a_dropped_database_alerts_once_in_the_header_and_a_acknowledges_it() {
     t.keys(&["q"]);
     assert_exited_restored(&t);
 }
+
+/// The stop plan in the real console: `:runbook` reaches stop-services,
+/// the checklist pops up before anything is frozen with both copies of a
+/// job (target unclear, told apart by pid), space ticks the one under the
+/// cursor, Enter and y confirm: exactly that pid is stopped, the other
+/// keeps running, the journal's plan names the operator's edit.
+#[test]
+fn the_stop_plan_checklist_picks_one_of_two_unclear_jobs() {
+    use std::os::unix::process::CommandExt;
+    let pg = support::pg();
+    let password = support::random_password();
+    prepare(&pg, &password);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("runbooks")).unwrap();
+    let script = dir.join("job.sh");
+    std::fs::write(&script, "#!/bin/sh\nwhile :; do sleep 1; done\n").unwrap();
+    let jobs: Vec<support::KillGroup> = (0..2)
+        .map(|_| {
+            support::KillGroup(
+                Command::new("/bin/sh")
+                    .arg(&script)
+                    .process_group(0)
+                    .stdin(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let pids: Vec<u32> = jobs.iter().map(|j| j.0.id()).collect();
+    // Matched by this test's own path only (other runs on this machine have jobs too).
+    let service = format!(
+        "\n[[service]]\nname = \"job\"\nhost = \"here\"\nkind = \"process\"\nmatch = '{}'\ndatabases = [\"main\"]\n",
+        regex::escape(&script.display().to_string())
+    );
+    std::fs::write(
+        dir.join("lifeline.toml"),
+        format!("{}{service}", inventory(&pg, "")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("runbooks/stop-only.toml"),
+        "id = \"stop-only\"\ntitle = \"Stop the writers of main\"\nwhen = \"Only in this test.\"\n\n[[step]]\nid = \"stop\"\naction = \"stop-services\"\nexplain = \"Stop every writer of main, hold.\"\ndatabase = \"main\"\nhold_s = 2\n",
+    )
+    .unwrap();
+    let t = start("plan", &console_line(dir, &password, ""), 120, 40);
+    t.wait("the database sampled", |s| s.contains("healthy"));
+    t.command("runbook stop-only");
+    let s = t.wait("the checklist", |s| {
+        s.contains("Stop plan") && pids.iter().all(|p| s.contains(&format!("pid:{p}")))
+    });
+    assert!(s.contains("target unclear"), "{s}");
+    let state = dir.join("state");
+    let journal = || std::fs::read_to_string(only_incident(&state).join("journal.jsonl")).unwrap();
+    assert!(
+        !journal().contains("\"kind\":\"frozen\""),
+        "frozen before the plan was confirmed"
+    );
+    // Move the cursor to the first job row, tick it.
+    let mut picked = None;
+    for _ in 0..40 {
+        let s = t.capture();
+        let cur = s
+            .lines()
+            .find(|l| l.contains("▶ ["))
+            .unwrap_or("")
+            .to_string();
+        if let Some(p) = pids.iter().find(|p| cur.contains(&format!("pid:{p}"))) {
+            picked = Some(*p);
+            break;
+        }
+        t.keys(&["j"]);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let picked = picked.expect("no job row reached with the cursor");
+    let other = *pids.iter().find(|p| **p != picked).unwrap();
+    t.keys(&["Space"]);
+    t.wait("ticked", |s| {
+        s.lines().any(|l| {
+            l.contains("[x]") && l.contains(&format!("pid:{picked}")) && l.contains("edited")
+        })
+    });
+    t.keys(&["Enter"]);
+    t.wait_for("change(s) to the plan");
+    t.keys(&["y"]);
+    t.wait_for("runbook finished");
+    let gone = |p: u32| {
+        std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .map(|s| s.contains(") Z") || s.contains(") X"))
+            .unwrap_or(true)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !gone(picked) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ticked job still runs"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!gone(other), "the job left unticked was stopped");
+    let j = journal();
+    assert!(
+        j.contains(&format!(
+            "added by the operator in the console ([stop_plan] add 'pid:{picked}')"
+        )),
+        "{j}"
+    );
+    t.keys(&["q"]);
+    assert_exited_restored(&t);
+}

@@ -2036,3 +2036,413 @@ fn run_resume_continues_the_pids_an_earlier_run_left_frozen() {
         support::stdout(&st)
     );
 }
+
+/// The console's side of a runbook, without the terminal: the runner that
+/// turns the operator's commands into engine runs, on an incident of its own.
+struct Console {
+    rt: tokio::runtime::Runtime,
+    cmd: tokio::sync::mpsc::Sender<lifeline::tui::UiCommand>,
+    ev: tokio::sync::mpsc::Receiver<lifeline::tui::UiEvent>,
+    journal: PathBuf,
+    _serve: tokio::task::JoinHandle<()>,
+}
+
+impl Console {
+    fn open(inv_path: &Path, state: &Path, incident: Option<&str>) -> Console {
+        use lifeline::console::{load_inventory, open_incident, runner};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let redactor = Redactor::new();
+        let inventory = load_inventory(inv_path, &redactor).unwrap();
+        let sd = lifeline::state::StateDir::new(state.to_path_buf());
+        let inc = open_incident(
+            &sd, incident, "t", &redactor, "console", "console", inv_path,
+        )
+        .unwrap();
+        let journal = inc.journal_path.clone();
+        let (cmd, cmd_rx) = tokio::sync::mpsc::channel(16);
+        let (ev_tx, ev) = tokio::sync::mpsc::channel(4096);
+        let ctl = runner::Controller {
+            inventory,
+            inventory_path: inv_path.to_path_buf(),
+            state: sd,
+            incident: inc,
+            redactor,
+            operator: "t".into(),
+            readonly: false,
+            in_flight: Vec::new(),
+            selected_db: None,
+            params: Default::default(),
+        };
+        let _serve = rt.spawn(runner::serve(ctl, cmd_rx, ev_tx));
+        Console {
+            rt,
+            cmd,
+            ev,
+            journal,
+            _serve,
+        }
+    }
+
+    fn send(&self, c: lifeline::tui::UiCommand) {
+        self.rt.block_on(self.cmd.send(c)).unwrap();
+    }
+
+    /// Events until `f` picks one (its value), within `secs`; the texts seen on the way.
+    fn until<T>(
+        &mut self,
+        secs: u64,
+        mut f: impl FnMut(&lifeline::tui::UiEvent) -> Option<T>,
+    ) -> (T, Vec<String>) {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ev = self
+                .rt
+                .block_on(async { tokio::time::timeout(left, self.ev.recv()).await })
+                .unwrap_or_else(|_| panic!("timed out; seen:\n{}", seen.join("\n")))
+                .expect("the runner went away");
+            match &ev {
+                lifeline::tui::UiEvent::Output { line, .. } => seen.push(line.clone()),
+                lifeline::tui::UiEvent::Status(s) => seen.push(format!("status: {s}")),
+                _ => {}
+            }
+            if let Some(v) = f(&ev) {
+                return (v, seen);
+            }
+        }
+    }
+
+    fn records(&self) -> Vec<lifeline::journal::Record> {
+        lifeline::journal::read_records(&self.journal).unwrap()
+    }
+
+    /// Quits the runner (its journal lock goes with it).
+    fn close(self) {
+        self.send(lifeline::tui::UiCommand::Quit);
+        let Console { rt, _serve, .. } = self;
+        rt.block_on(async {
+            let _ = tokio::time::timeout(Duration::from_secs(10), _serve).await;
+        });
+    }
+}
+
+fn finished(ev: &lifeline::tui::UiEvent) -> Option<String> {
+    match ev {
+        lifeline::tui::UiEvent::Status(s) if s.starts_with("runbook finished") => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The console shows the stop plan as a checklist before anything is
+/// frozen: two indistinguishable `job.sh` processes are listed "target
+/// unclear" with their pids, nothing is frozen while the operator looks;
+/// ticking one (the answers file's `add`, from the console) stops exactly
+/// that one, journaled in the step's plan as the operator's; "stop
+/// nothing" fails the step with nothing frozen or stopped.
+#[test]
+fn the_console_checklist_edits_the_stop_plan_before_anything_is_frozen() {
+    use lifeline::tui::stop_plan::Checklist;
+    use lifeline::tui::{UiCommand, UiEvent};
+    let w = World::new();
+    std::fs::write(w.path("job.sh"), "#!/bin/sh\nwhile :; do sleep 1; done\n").unwrap();
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        let c = Command::new("/bin/sh")
+            .arg(w.path("job.sh"))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        jobs.push(KillGroup(c));
+    }
+    let (picked, other) = (jobs[0].0.id(), jobs[1].0.id());
+    let services = "\n[[service]]\nname = \"job\"\nhost = \"box\"\nkind = \"process\"\nmatch = \"job\\\\.sh\"\ndatabases = [\"app\"]\n";
+    let inv_path = w.path("lifeline.toml");
+    std::fs::write(&inv_path, w.inventory_text(services)).unwrap();
+    let runbook = w.path("stop.toml");
+    std::fs::write(
+        &runbook,
+        "id = \"stop-only\"\ntitle = \"Stop the writers of app\"\nwhen = \"A test.\"\n\n[[step]]\nid = \"stop\"\naction = \"stop-services\"\nexplain = \"Stop every writer of app, hold.\"\ndatabase = \"app\"\nhold_s = 2\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut con = Console::open(&inv_path, state.path(), None);
+    let start = || UiCommand::StartRunbook(runbook.display().to_string());
+    let plan_of = |ev: &UiEvent| match ev {
+        UiEvent::StopPlan(Some(p)) => Some(p.clone()),
+        _ => None,
+    };
+
+    con.send(start());
+    let (plan, seen) = con.until(240, plan_of);
+    assert_eq!(plan.step, "stop");
+    assert_eq!(plan.database.as_deref(), Some("app"));
+    for pid in [picked, other] {
+        let r = plan
+            .rows
+            .iter()
+            .find(|r| r.selector.as_deref() == Some(&format!("pid:{pid}")))
+            .unwrap_or_else(|| panic!("pid {pid} not in the plan: {plan:#?}"));
+        assert!(!r.stop, "an unclear job is ticked by default: {r:#?}");
+        assert!(r.why.contains("target unclear"), "{r:#?}");
+        assert!(r.locked.is_none(), "{r:#?}");
+    }
+    // While the operator looks, nothing is frozen or journaled as frozen.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(state_of(picked) != "T" && state_of(other) != "T");
+    assert!(
+        !con.records().iter().any(|r| r.kind == "frozen"),
+        "frozen before the plan was confirmed\n{}",
+        seen.join("\n")
+    );
+    // Tick the picked job, as the checklist does, and confirm.
+    let mut c = Checklist::new(plan.clone());
+    c.cursor = plan
+        .rows
+        .iter()
+        .position(|r| r.selector.as_deref() == Some(&format!("pid:{picked}")))
+        .unwrap();
+    c.toggle().unwrap();
+    let edits = c.edits();
+    assert_eq!(edits.add, vec![format!("pid:{picked}")]);
+    con.send(UiCommand::StopPlan {
+        step: "stop".into(),
+        edits: Some(edits),
+    });
+    let (fin, seen) = con.until(300, finished);
+    let text = format!("{}\n{fin}", seen.join("\n"));
+    assert!(
+        text.contains(&format!(
+            "added by the operator in the console ([stop_plan] add 'pid:{picked}')"
+        )),
+        "{text}"
+    );
+    wait_until(60, "the picked job stopped", || !alive(picked));
+    assert!(alive(other), "the job left unticked was stopped\n{text}");
+    let recs = con.records();
+    let frozen: Vec<_> = recs.iter().filter(|r| r.kind == "frozen").collect();
+    assert_eq!(frozen.len(), 1, "{recs:#?}");
+    assert_eq!(
+        frozen[0].data["pids"],
+        serde_json::json!([format!("-{picked}")])
+    );
+    let plan_rec = recs
+        .iter()
+        .find(|r| r.step.as_deref() == Some("stop") && r.data.get("plan").is_some())
+        .unwrap_or_else(|| panic!("no stop outcome with a plan: {recs:#?}"));
+    let entries = plan_rec.data["plan"].as_array().unwrap();
+    assert!(
+        entries.iter().any(|p| p["action"] == "stop"
+            && p["why"]
+                .as_str()
+                .unwrap()
+                .contains("operator in the console")),
+        "{entries:#?}"
+    );
+    assert!(
+        entries.iter().any(
+            |p| p["action"] == "leave" && p["why"].as_str().unwrap().contains("target unclear")
+        ),
+        "{entries:#?}"
+    );
+
+    // Stop nothing: the step fails, nothing is frozen or stopped.
+    let before = con.records().len();
+    con.send(start());
+    let (plan, _) = con.until(240, plan_of);
+    assert!(
+        plan.rows
+            .iter()
+            .any(|r| r.selector.as_deref() == Some(&format!("pid:{other}")))
+    );
+    con.send(UiCommand::StopPlan {
+        step: "stop".into(),
+        edits: None,
+    });
+    let (fin, seen) = con.until(240, finished);
+    let text = format!("{}\n{fin}", seen.join("\n"));
+    assert!(
+        text.contains("the stop plan was not confirmed (the operator chose to stop nothing)"),
+        "{text}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(alive(other) && state_of(other) != "T", "{text}");
+    let recs = con.records();
+    assert!(
+        !recs[before..].iter().any(|r| r.kind == "frozen"),
+        "{recs:#?}"
+    );
+    assert!(
+        recs[before..]
+            .iter()
+            .any(|r| r.kind == "step-failed" && r.summary.contains("not confirmed")),
+        "{:#?}",
+        &recs[before..]
+    );
+
+    // Abort while the plan waits: the same, nothing frozen or stopped.
+    let before = con.records().len();
+    con.send(start());
+    con.until(240, plan_of);
+    con.send(UiCommand::Abort);
+    let (fin, seen) = con.until(240, finished);
+    let text = format!("{}\n{fin}", seen.join("\n"));
+    assert!(
+        text.contains("the stop plan was not confirmed (the operator aborted the runbook)"),
+        "{text}"
+    );
+    assert!(alive(other) && state_of(other) != "T", "{text}");
+    let recs = con.records();
+    assert!(
+        !recs[before..].iter().any(|r| r.kind == "frozen"),
+        "{recs:#?}"
+    );
+}
+
+/// Pids an earlier run left frozen are resolved from the console:
+/// `:frozen continue` sends CONT, `:frozen end` ends them (TERM, KILL), each
+/// journaled `frozen-resolved`, and the header's list follows. A pid named
+/// frozen that runs now (continued by someone, or reused by a bystander) is
+/// never ended: left alone and journaled `running`.
+#[test]
+fn the_console_continues_or_ends_pids_an_earlier_run_left_frozen() {
+    use lifeline::tui::{UiCommand, UiEvent};
+    let w = World::new();
+    std::fs::write(w.path("job.sh"), "#!/bin/sh\nwhile :; do sleep 1; done\n").unwrap();
+    let spawn = || {
+        KillGroup(
+            Command::new("/bin/sh")
+                .arg(w.path("job.sh"))
+                .process_group(0)
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    // y's group does not fork (a SIGSTOP landing mid-fork can leave a
+    // shell in D state, never T).
+    let sleeper = |group: i32| {
+        Command::new("sleep")
+            .arg("600")
+            .process_group(group)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b, bystander, young) = (spawn(), spawn(), spawn(), KillGroup(sleeper(0)));
+    let (a, b, by, y) = (a.0.id(), b.0.id(), bystander.0.id(), young.0.id());
+    let inv_path = w.path("lifeline.toml");
+    std::fs::write(&inv_path, w.inventory_text("")).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let jp = state.path().join("incidents/frz-c/journal.jsonl");
+    std::fs::create_dir_all(jp.parent().unwrap()).unwrap();
+    let freeze = |pid: u32| {
+        let mut j = lifeline::journal::Journal::open(&jp, "frz-c", "t", Redactor::new()).unwrap();
+        j.append(lifeline::actions::hosts::frozen::frozen_entry(
+            "box",
+            &[format!("-{pid}")],
+        ))
+        .unwrap();
+        drop(j);
+        assert!(
+            Command::new("kill")
+                .args(["-s", "STOP", "--", &format!("-{pid}")])
+                .status()
+                .unwrap()
+                .success()
+        );
+        wait_until(10, "frozen", || state_of(pid) == "T");
+    };
+    freeze(a);
+    let mut con = Console::open(&inv_path, state.path(), Some("frz-c"));
+    let header = |ev: &UiEvent| match ev {
+        UiEvent::Frozen(l) => Some(l.clone()),
+        _ => None,
+    };
+
+    con.send(UiCommand::ResolveFrozen { end: false });
+    let (lines, seen) = con.until(60, header);
+    assert!(lines.is_empty(), "{lines:?}\n{}", seen.join("\n"));
+    assert!(
+        seen.iter()
+            .any(|l| l.contains(&format!("now continued: -{a}"))),
+        "{}",
+        seen.join("\n")
+    );
+    wait_until(10, "a continued", || state_of(a) != "T");
+    assert!(alive(a), "continue ended it");
+
+    con.close();
+
+    // End: b is frozen and ended; the bystander's pid is named frozen but runs: left alone.
+    // The group of y is frozen, but a process joined it after the freeze
+    // (as a reused pid would be): not the one frozen, left alone.
+    freeze(b);
+    {
+        let mut j = lifeline::journal::Journal::open(&jp, "frz-c", "t", Redactor::new()).unwrap();
+        for p in [by, y] {
+            j.append(lifeline::actions::hosts::frozen::frozen_entry(
+                "box",
+                &[format!("-{p}")],
+            ))
+            .unwrap();
+        }
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    let mut late = sleeper(y as i32);
+    let late_pid = late.id();
+    assert!(
+        Command::new("kill")
+            .args(["-s", "STOP", "--", &format!("-{y}")])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(state_of(y) == "T" && state_of(late_pid) == "T") {
+        assert!(
+            Instant::now() < deadline,
+            "y's group not frozen: y {} late {} (pgid {:?})",
+            state_of(y),
+            state_of(late_pid),
+            std::fs::read_to_string(format!("/proc/{late_pid}/stat")).ok()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut con = Console::open(&inv_path, state.path(), Some("frz-c"));
+    con.send(UiCommand::ResolveFrozen { end: true });
+    let (lines, seen) = con.until(90, header);
+    assert!(lines.is_empty(), "{lines:?}\n{}", seen.join("\n"));
+    wait_until(20, "b ended", || !alive(b));
+    assert!(
+        alive(by) && state_of(by) != "T",
+        "a running pid named frozen was ended\n{}",
+        seen.join("\n")
+    );
+    let recs = con.records();
+    let how = |pid: u32| {
+        recs.iter()
+            .filter(|r| r.kind == "frozen-resolved")
+            .find(|r| r.data["pids"] == serde_json::json!([format!("-{pid}")]))
+            .map(|r| r.data["how"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(how(a).as_deref(), Some("continued"), "{recs:#?}");
+    assert_eq!(how(b).as_deref(), Some("ended"), "{recs:#?}");
+    assert_eq!(how(by).as_deref(), Some("running"), "{recs:#?}");
+    assert_eq!(how(y).as_deref(), Some("running"), "{recs:#?}");
+    assert!(
+        alive(y) && alive(late_pid),
+        "a group with a process younger than the freeze was ended"
+    );
+    assert!(lifeline::actions::hosts::frozen::unresolved(&recs).is_empty());
+    let _ = Command::new("kill")
+        .args(["-s", "CONT", "--", &format!("-{y}")])
+        .status();
+    drop(young);
+    let _ = late.wait();
+}

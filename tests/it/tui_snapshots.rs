@@ -456,3 +456,184 @@ fn stale_within_two_sample_intervals() {
     let main = screen.lines().find(|l| l.contains("  main ")).unwrap();
     assert!(main.contains("STALE"), "{main}");
 }
+
+/// The stop plan of outage 1's host as the checklist shows it: prod's trio
+/// ticked with the evidence that ties each to prod, staging's copy left
+/// (another database), an unclear job, and a process outside the drill
+/// dimmed and locked.
+fn stop_plan() -> lifeline::tui::stop_plan::StopPlanView {
+    use lifeline::tui::stop_plan::{PlanRow, StopPlanView};
+    let row =
+        |stop: bool, name: &str, why: &str, sel: Option<&str>, locked: Option<&str>| PlanRow {
+            stop,
+            name: name.into(),
+            host: "prod".into(),
+            kind: "process".into(),
+            why: why.into(),
+            selector: sel.map(str::to_string),
+            locked: locked.map(str::to_string),
+        };
+    StopPlanView {
+        step: "stop-writers".into(),
+        database: Some("main".into()),
+        rows: vec![
+            row(
+                true,
+                "watchdog.sh",
+                "starts a writer's script again (/opt/prod/watchdog.sh:3)",
+                Some("pid:4101"),
+                None,
+            ),
+            row(
+                true,
+                "restarter.sh",
+                "starts a writer's script again (/opt/prod/restarter.sh:3)",
+                Some("pid:4102"),
+                None,
+            ),
+            row(
+                true,
+                "sync.sh",
+                "writes to 'main': environment of pid 4103: PGDATABASE=TovPlay",
+                Some("pid:4103"),
+                None,
+            ),
+            row(
+                false,
+                "sync.sh",
+                "writes to another database ('staging')",
+                Some("pid:5103"),
+                None,
+            ),
+            row(
+                false,
+                "job.sh",
+                "target unclear: 2 processes match 'job\\.sh' and no evidence tells them apart",
+                Some("pid:6001"),
+                None,
+            ),
+            row(
+                false,
+                "db_realtime_sync.sh",
+                "not part of this drill: pid 7001 runs outside the lab directory '/tmp/lab-a/' and is not in its pidfiles; never stopped",
+                None,
+                Some("not part of this drill: never stopped"),
+            ),
+        ],
+    }
+}
+
+#[test]
+fn stop_plan_checklist() {
+    let mut m = model();
+    m.apply(UiEvent::StopPlan(Some(stop_plan())));
+    assert_eq!(
+        m.ui.view,
+        View::Runbook,
+        "the plan pops up over the Runbook view"
+    );
+    // Untick restarter, tick the unclear job, leave the cursor on the locked row.
+    let down = || Msg::Key(KeyEvent::new(KeyCode::Char('j'), KeyModifiers::NONE));
+    update(&mut m, down());
+    update(&mut m, key(' '));
+    for _ in 0..3 {
+        update(&mut m, down());
+    }
+    update(&mut m, key(' '));
+    update(&mut m, down());
+    snap("stop_plan_80x24", &m, 80, 24);
+    // The locked (outside the drill) row is drawn dimmed.
+    let t = render(&m, 80, 24);
+    let buf = t.backend().buffer();
+    let muted = m.theme.style(lifeline::tui::theme::Role::Muted).fg;
+    let screen = text(buf);
+    let y = screen
+        .lines()
+        .position(|l| l.contains("db_realtime_sync.sh on prod"))
+        .expect("locked row on screen") as u16;
+    let x = screen
+        .lines()
+        .nth(y as usize)
+        .unwrap()
+        .find("db_realtime")
+        .unwrap();
+    let x = screen.lines().nth(y as usize).unwrap()[..x].chars().count() as u16;
+    assert_eq!(buf[(x, y)].fg, muted.unwrap(), "locked row not dimmed");
+    // Enter asks before anything is sent.
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    snap("stop_plan_confirm_80x24", &m, 80, 24);
+    // Put aside: the Runbook view says the step waits for it.
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::NONE)),
+    );
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
+    );
+    let screen = text(render(&m, 120, 40).backend().buffer());
+    assert!(screen.contains("STOP PLAN WAITING"), "{screen}");
+    assert!(!screen.contains("space tick/untick"), "{screen}");
+}
+
+#[test]
+fn set_aside_services_are_dimmed_with_their_reason() {
+    use lifeline::tui::model::{ServiceKind, ServiceState};
+    let mut m = view(View::Services);
+    let outside = "not part of this drill: pid 7001 runs outside the lab directory '/tmp/lab-a/' and is not in its pidfiles; never stopped";
+    m.services[0].services.insert(
+        0,
+        ServiceState {
+            name: "db_realtime_sync.sh".into(),
+            kind: ServiceKind::Process,
+            active: Some(true),
+            state: "running (pid 7001)".into(),
+            databases: vec!["main".into()],
+            hazards: Vec::new(),
+            stopped_by_runbook: false,
+            set_aside: Some(outside.into()),
+        },
+    );
+    snap("services_set_aside_80x24", &m, 80, 24);
+    // A set-aside service's hazard is listed after the live ones, dimmed, with why.
+    let mut o = m.clone();
+    o.ui.view = View::Overview;
+    o.services[0].services[0]
+        .hazards
+        .push(lifeline::tui::model::Hazard {
+            what: "pg_dump --clean of 'local' piped into 'main'".into(),
+            evidence: "/tmp/lab-a/db_realtime_sync.sh:14".into(),
+        });
+    let screen = text(render(&o, 120, 40).backend().buffer());
+    let line = screen
+        .lines()
+        .find(|l| l.contains("db_realtime_sync.sh (process)"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(
+        line.contains("(set aside: not part of this drill)"),
+        "{line}"
+    );
+    let live = screen.find("tovplay-postgres").unwrap();
+    assert!(
+        screen.find("db_realtime_sync.sh (process)").unwrap() > live,
+        "{screen}"
+    );
+    let t = render(&m, 80, 24);
+    let buf = t.backend().buffer();
+    let screen = text(buf);
+    assert!(
+        screen.contains("set aside: not part of this drill"),
+        "{screen}"
+    );
+    let y = screen
+        .lines()
+        .position(|l| l.contains("db_realtime_sync.sh"))
+        .unwrap();
+    let line = screen.lines().nth(y).unwrap();
+    let x = line[..line.find("db_realtime").unwrap()].chars().count() as u16;
+    let muted = m.theme.style(lifeline::tui::theme::Role::Muted).fg.unwrap();
+    assert_eq!(buf[(x, y as u16)].fg, muted, "set-aside service not dimmed");
+}

@@ -1,7 +1,8 @@
 //! Frozen processes in the journal: the `frozen` record written (fsynced)
 //! before a SIGSTOP, the `frozen-resolved` record once they are continued or
-//! ended, and what `--resume` does with one left open. Never signals a pid
-//! that no `frozen` record of this incident names, and only ever with CONT.
+//! ended, and what `--resume` (CONT) and the console (CONT, or end) do with
+//! one left open. Never signals a pid that no `frozen` record of this
+//! incident names, and never ends one that is no longer frozen.
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use crate::transport::{ExecOptions, shell_quote};
 /// Journaled before the pids are frozen: `{ "host", "pids": ["-PGID" | "PID"] }`.
 pub const FROZEN: &str = "frozen";
 /// Journaled when those pids are continued or ended:
-/// `{ "host", "pids", "how": "ended" | "continued" | "gone" }`.
+/// `{ "host", "pids", "how": "ended" | "continued" | "gone" | "running" }`.
 pub const FROZEN_RESOLVED: &str = "frozen-resolved";
 
 /// Pids a `frozen` record names on a host and no later record resolved.
@@ -120,19 +121,68 @@ pub async fn resume_frozen<R: crate::engine::driver::Recorder>(
     records: &[Record],
     journal: &mut R,
 ) -> Result<Vec<String>, JournalError> {
+    resolve_frozen(a, records, journal, false).await
+}
+
+/// Shell that ends `$p` (`PID` or `-PGID`) only while it is still frozen:
+/// every live process it names in state T and older than the freeze
+/// (running for at least `age_s` seconds). One it names that runs, or that
+/// started after the freeze (the pid reused), is left alone: `running $p`.
+fn end_script(args: &[String], age_s: i64) -> String {
+    let kill = super::stop::kill_command("\"$p\"");
+    format!(
+        "a={age_s}; for p in {}; do t=${{p#-}}; if [ \"$p\" != \"$t\" ]; then s=$(ps -eo pgid=,stat=,etimes= | awk -v g=\"$t\" -v a=\"$a\" '$1 == g {{ print ($3 + 0 < a) ? \"Y\" : substr($2, 1, 1) }}'); else s=$(ps -o stat=,etimes= -p \"$t\" | awk -v a=\"$a\" '{{ print ($2 + 0 < a) ? \"Y\" : substr($1, 1, 1) }}'); fi; if [ -z \"$s\" ]; then echo \"gone $p\"; elif printf '%s\\n' \"$s\" | grep -qv '^[TZ]'; then echo \"running $p\"; elif ( {kill} ) >/dev/null 2>&1; then echo \"ended $p\"; else echo \"failed $p\"; fi; done",
+        args.join(" ")
+    )
+}
+
+/// Seconds since the latest `frozen` record naming one of `f`'s pids on
+/// its host (less a little slack for clocks): a process running for less
+/// was started after the freeze and is not the one frozen.
+fn frozen_age_s(records: &[Record], f: &Frozen, now: chrono::DateTime<chrono::Utc>) -> i64 {
+    records
+        .iter()
+        .filter(|r| r.kind == FROZEN)
+        .filter(|r| {
+            parse(&r.data)
+                .is_some_and(|x| x.host == f.host && x.pids.iter().any(|p| f.pids.contains(p)))
+        })
+        .map(|r| r.ts)
+        .max()
+        .map_or(0, |t| ((now - t).num_seconds() - 2).max(0))
+}
+
+/// Every pid an earlier run left frozen, continued (`end` false: CONT, as
+/// `--resume` does) or ended (`end` true: TERM with CONT, KILL after the
+/// grace, only while still frozen), each outcome journaled
+/// `frozen-resolved` (`continued`, `ended`, `gone`, or `running`: found
+/// running, not frozen, and left alone). Lines for the operator; what could
+/// not be reached stays unresolved. A journal error stops it.
+pub async fn resolve_frozen<R: crate::engine::driver::Recorder>(
+    a: &RealActions,
+    records: &[Record],
+    journal: &mut R,
+    end: bool,
+) -> Result<Vec<String>, JournalError> {
     let mut lines = Vec::new();
     for f in unresolved(records) {
         let args: Vec<String> = f.pids.iter().map(|p| shell_quote(p)).collect();
-        let cmd = format!(
-            "for p in {}; do if kill -s 0 -- \"$p\" 2>/dev/null; then kill -s CONT -- \"$p\" && echo \"continued $p\"; else echo \"gone $p\"; fi; done",
-            args.join(" ")
-        );
+        let cmd = if end {
+            end_script(&args, frozen_age_s(records, &f, chrono::Utc::now()))
+        } else {
+            format!(
+                "for p in {}; do if kill -s 0 -- \"$p\" 2>/dev/null; then kill -s CONT -- \"$p\" && echo \"continued $p\"; else echo \"gone $p\"; fi; done",
+                args.join(" ")
+            )
+        };
+        let limit = if end {
+            Duration::from_secs(super::STOP_GRACE_S * f.pids.len() as u64 + 20)
+        } else {
+            Duration::from_secs(20)
+        };
         let r = match transport(a, &f.host) {
             Ok(h) => h
-                .exec(
-                    &cmd,
-                    ExecOptions::default().timeout(Duration::from_secs(20)),
-                )
+                .exec(&cmd, ExecOptions::default().timeout(limit))
                 .await
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -141,8 +191,9 @@ pub async fn resume_frozen<R: crate::engine::driver::Recorder>(
             Ok(x) if x.success() => x.stdout,
             Ok(x) => {
                 lines.push(format!(
-                    "{}: STILL FROZEN, could not continue them: {}",
+                    "{}: STILL FROZEN, could not {} them: {}",
                     f.line(),
+                    if end { "end" } else { "continue" },
                     x.stderr_last_line().unwrap_or("kill failed")
                 ));
                 continue;
@@ -156,21 +207,39 @@ pub async fn resume_frozen<R: crate::engine::driver::Recorder>(
                 continue;
             }
         };
-        for how in ["continued", "gone"] {
+        for how in ["continued", "ended", "gone", "running", "failed"] {
             let pids: Vec<String> = out
                 .lines()
                 .filter_map(|l| l.strip_prefix(how)?.strip_prefix(' '))
                 .filter(|p| f.pids.iter().any(|x| x == p))
                 .map(str::to_string)
                 .collect();
-            if !pids.is_empty() {
-                journal.append(resolved_entry(&f.host, &pids, how))?;
+            if pids.is_empty() {
+                continue;
+            }
+            if how == "failed" {
                 lines.push(format!(
-                    "left frozen by the earlier run on {}, now {how}: {}",
+                    "{}: STILL FROZEN on {}, could not end: {}",
+                    f.line(),
                     f.host,
                     pids.join(" ")
                 ));
+                continue;
             }
+            journal.append(resolved_entry(&f.host, &pids, how))?;
+            lines.push(if how == "running" {
+                format!(
+                    "not frozen any more on {} (running: continued by someone, or the pid was reused), left alone: {}",
+                    f.host,
+                    pids.join(" ")
+                )
+            } else {
+                format!(
+                    "left frozen by the earlier run on {}, now {how}: {}",
+                    f.host,
+                    pids.join(" ")
+                )
+            });
         }
     }
     Ok(lines)

@@ -4,6 +4,7 @@
 //! the original kept beside it; containers are stopped, never removed.
 
 pub mod frozen;
+pub mod review;
 mod start;
 mod stop;
 mod watch;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::watch::DbWatch;
-use super::{RealActions, discover_on, run, transport};
+use super::{RealActions, discover_on, review, run, transport};
 use crate::engine::actions::{ActionError, Output};
 use crate::engine::types::*;
 use crate::inventory::{Inventory, ServiceKind, ServiceSpec};
@@ -210,7 +210,7 @@ const ALIVE_FN: &str = "alive() { ps -eo pid=,pgid=,stat= | awk -v t=\"$1\" '((t
 
 /// Ends a process group (`-PGID`) or a process (`PID`): TERM (and CONT, in
 /// case it was frozen), KILL after the grace.
-fn kill_command(target: &str) -> String {
+pub(super) fn kill_command(target: &str) -> String {
     let ticks = STOP_GRACE_S * 2;
     format!(
         "{ALIVE_FN}; kill -s TERM -- {target}; kill -s CONT -- {target} 2>/dev/null; i=0; while alive {target} && [ $i -lt {ticks} ]; do sleep 0.5; i=$((i+1)); done; if alive {target}; then echo 'still running after {STOP_GRACE_S} s: sending KILL'; kill -s KILL -- {target}; sleep 0.5; fi; if alive {target}; then echo 'still running after KILL'; exit 1; fi; echo 'ended'"
@@ -734,6 +734,7 @@ fn plan_order(disc: &BTreeMap<String, Discovery>, items: &mut Vec<Item>) {
 /// itself, fails the step before anything is frozen.
 fn edit_plan(
     edits: &StopPlanEdits,
+    by: &str,
     items: &mut Vec<Item>,
     disc: &BTreeMap<String, Discovery>,
 ) -> Result<Vec<Item>, ActionError> {
@@ -743,7 +744,7 @@ fn edit_plan(
             for s in d.services.iter().filter(|s| service_matches(s, sel)) {
                 if is_db_server(s) {
                     return Err(ActionError::Failed(format!(
-                        "[stop_plan] add '{sel}' (answers file) is the database server itself on {h}; not stopped, nothing was frozen or stopped"
+                        "[stop_plan] add '{sel}' ({by}) is the database server itself on {h}; not stopped, nothing was frozen or stopped"
                     )));
                 }
                 let planned = items.iter().any(|i| {
@@ -756,7 +757,7 @@ fn edit_plan(
                     continue;
                 }
                 if let Some(mut it) = discovered_item(h, s) {
-                    it.why = format!("added by the answers file ([stop_plan] add '{sel}')");
+                    it.why = format!("added by the {by} ([stop_plan] add '{sel}')");
                     items.push(it);
                     found = true;
                 }
@@ -764,7 +765,7 @@ fn edit_plan(
         }
         if !found {
             return Err(ActionError::Failed(format!(
-                "[stop_plan] add '{sel}' (answers file) matches nothing running on the hosts; nothing was frozen or stopped"
+                "[stop_plan] add '{sel}' ({by}) matches nothing running on the hosts; nothing was frozen or stopped"
             )));
         }
     }
@@ -776,12 +777,134 @@ fn edit_plan(
         *items = keep;
         if gone.is_empty() {
             return Err(ActionError::Failed(format!(
-                "[stop_plan] remove '{sel}' (answers file) matches nothing in the plan; nothing was frozen or stopped"
+                "[stop_plan] remove '{sel}' ({by}) matches nothing in the plan; nothing was frozen or stopped"
             )));
         }
-        removed.extend(gone);
+        removed.extend(gone.into_iter().map(|mut it| {
+            it.why = format!("removed from the plan by the {by} ([stop_plan] remove)");
+            it
+        }));
     }
     Ok(removed)
+}
+
+/// Is discovered service `s` of host `h` one of the plan's items (stopped or removed)?
+fn in_plan(items: &[Item], removed: &[Item], h: &str, s: &Service) -> bool {
+    items.iter().chain(removed).any(|i| {
+        i.host == h
+            && (i.name == s.name
+                || i.name == s.source
+                || s.inventory.as_deref() == Some(i.name.as_str())
+                || matches!(i.how, How::Process { pid: Some(p), .. } if s.pid == Some(p)))
+    })
+}
+
+/// Why a discovered service outside the plan is left alone, or None when
+/// it is not writer-like enough to be listed.
+fn leave_reason(s: &Service, db: Option<&str>) -> Option<String> {
+    Some(if let Some(o) = &s.outside_drill {
+        o.clone()
+    } else if let Some(u) = &s.target_unclear {
+        format!("target unclear: {u}")
+    } else if is_db_server(s) {
+        "the database server itself".to_string()
+    } else if writes_elsewhere(s, db) {
+        let mut other: Vec<&str> = s
+            .databases_reached
+            .iter()
+            .filter_map(|r| r.inventory.as_deref())
+            .collect();
+        other.dedup();
+        format!("writes to another database ('{}')", other.join("', '"))
+    } else if s.databases_reached.iter().all(|r| r.inventory.is_none()) {
+        if s.databases_reached.is_empty() {
+            return None;
+        }
+        "reaches no inventory database".to_string()
+    } else {
+        return None;
+    })
+}
+
+/// How an edit (`[stop_plan]`, the console's checklist) names a planned item.
+fn item_selector(i: &Item) -> String {
+    match &i.how {
+        How::Process { pid: Some(p), .. } => format!("pid:{p}"),
+        How::Unit { unit, .. } => format!("unit:{unit}"),
+        _ => i.name.clone(),
+    }
+}
+
+/// How an edit names a discovered service, so that `service_matches` finds it.
+fn service_selector(s: &Service) -> String {
+    match (s.pid, s.kind) {
+        (Some(p), _) => format!("pid:{p}"),
+        (None, ServiceKind::Systemd | ServiceKind::Timer) => format!("unit:{}", s.name),
+        (None, ServiceKind::Cron) => s.source.clone(),
+        _ => s.name.clone(),
+    }
+}
+
+/// The plan as the operator reviews it: every item to stop and every
+/// writer-like item left alone, each with why and how an edit names it.
+fn proposal(
+    step: &str,
+    items: &[Item],
+    removed: &[Item],
+    disc: &BTreeMap<String, Discovery>,
+    db: Option<&str>,
+) -> review::StopPlanProposal {
+    let mut out: Vec<review::ProposedItem> = items
+        .iter()
+        .map(|i| review::ProposedItem {
+            stop: true,
+            name: i.name.clone(),
+            host: i.host.clone(),
+            kind: i.kind,
+            why: i.why.clone(),
+            selector: Some(item_selector(i)),
+            locked: None,
+        })
+        .collect();
+    out.extend(removed.iter().map(|i| review::ProposedItem {
+        stop: false,
+        name: i.name.clone(),
+        host: i.host.clone(),
+        kind: i.kind,
+        why: i.why.clone(),
+        selector: Some(item_selector(i)),
+        locked: None,
+    }));
+    for (h, d) in disc {
+        for s in d.services.iter().filter(|s| !in_plan(items, removed, h, s)) {
+            let Some(why) = leave_reason(s, db) else {
+                continue;
+            };
+            let locked = if s.outside_drill.is_some() {
+                Some("not part of this drill: never stopped".to_string())
+            } else if is_db_server(s) {
+                Some("the database server itself: never stopped".to_string())
+            } else if discovered_item(h, s).is_none() {
+                Some("nothing running or scheduled to stop".to_string())
+            } else {
+                None
+            };
+            out.push(review::ProposedItem {
+                stop: false,
+                name: s.name.clone(),
+                host: h.clone(),
+                kind: s.kind,
+                why,
+                selector: locked.is_none().then(|| service_selector(s)),
+                locked,
+            });
+        }
+    }
+    review::StopPlanProposal {
+        step: step.to_string(),
+        database: db.map(str::to_string),
+        items: out,
+    }
 }
 
 /// Prints the plan before anything is frozen: every item to stop with why,
@@ -805,47 +928,17 @@ fn print_plan(
         });
     }
     for it in removed {
-        let why = "removed from the plan by the answers file ([stop_plan] remove)".to_string();
-        out.line(format!("  LEAVE {} on {}: {why}", it.name, it.host));
+        out.line(format!("  LEAVE {} on {}: {}", it.name, it.host, it.why));
         plan.push(PlanEntry {
             action: "leave".into(),
             name: it.name.clone(),
             host: it.host.clone(),
-            why,
+            why: it.why.clone(),
         });
     }
     for (h, d) in disc {
-        for s in &d.services {
-            let planned = items.iter().chain(removed).any(|i| {
-                &i.host == h
-                    && (i.name == s.name
-                        || i.name == s.source
-                        || s.inventory.as_deref() == Some(i.name.as_str())
-                        || matches!(i.how, How::Process { pid: Some(p), .. } if s.pid == Some(p)))
-            });
-            if planned {
-                continue;
-            }
-            let why = if let Some(o) = &s.outside_drill {
-                o.clone()
-            } else if let Some(u) = &s.target_unclear {
-                format!("target unclear: {u}")
-            } else if is_db_server(s) {
-                "the database server itself".to_string()
-            } else if writes_elsewhere(s, db) {
-                let mut other: Vec<&str> = s
-                    .databases_reached
-                    .iter()
-                    .filter_map(|r| r.inventory.as_deref())
-                    .collect();
-                other.dedup();
-                format!("writes to another database ('{}')", other.join("', '"))
-            } else if s.databases_reached.iter().all(|r| r.inventory.is_none()) {
-                if s.databases_reached.is_empty() {
-                    continue;
-                }
-                "reaches no inventory database".to_string()
-            } else {
+        for s in d.services.iter().filter(|s| !in_plan(items, removed, h, s)) {
+            let Some(why) = leave_reason(s, db) else {
                 continue;
             };
             out.line(format!("  LEAVE {} on {h}: {why}", s.name));
@@ -1346,7 +1439,26 @@ async fn make_plan(
     p.say(out);
     let Planning { mut items, .. } = p;
     plan_order(&disc, &mut items);
-    let removed = edit_plan(&a.stop_plan, &mut items, &disc)?;
+    let mut removed = edit_plan(&a.stop_plan, "answers file", &mut items, &disc)?;
+    if let Some(r) = &a.plan_review {
+        // The console's checklist: the operator sees this plan and edits it
+        // (same selectors as the answers file) before anything is frozen.
+        let db = req.database.as_ref().map(|d| d.name.as_str());
+        out.line("stop plan: waiting for the operator's review");
+        match r
+            .ask(proposal(out.step(), &items, &removed, &disc, db))
+            .await
+        {
+            review::Review::Go(edits) => {
+                removed.extend(edit_plan(&edits, review::BY_CONSOLE, &mut items, &disc)?);
+            }
+            review::Review::Cancel(why) => {
+                return Err(ActionError::Failed(format!(
+                    "the stop plan was not confirmed ({why}); nothing was frozen or stopped"
+                )));
+            }
+        }
+    }
     let plan = print_plan(
         &items,
         &removed,

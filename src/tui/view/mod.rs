@@ -8,6 +8,7 @@ mod overview;
 mod popup;
 mod runbook;
 mod services;
+mod stop_plan;
 mod timeline;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -77,6 +78,7 @@ impl Widget for Console<'_> {
             }
             Overlay::Quit => popup::quit(m, area, buf),
             Overlay::Abort => popup::abort(m, area, buf),
+            Overlay::StopPlan => stop_plan::checklist(m, area, buf),
         }
     }
 }

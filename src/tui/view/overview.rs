@@ -215,6 +215,8 @@ impl Widget for OverviewView<'_> {
             let z = &s.hazards[zi];
             let (sym, role) = if s.stopped_by_runbook {
                 (g.stopped, Role::Muted)
+            } else if s.set_aside.is_some() {
+                (g.pending, Role::Muted)
             } else {
                 (g.warn, Role::Hazard)
             };
@@ -239,6 +241,16 @@ impl Widget for OverviewView<'_> {
                     format!("  {}", strings::STOPPED_BY_RUNBOOK),
                     t.style(Role::Ok),
                 ));
+            } else if let Some(why) = &s.set_aside {
+                // The reason's first clause ("not part of this drill", "target unclear").
+                let short = why.split(':').next().unwrap_or(why);
+                spans.insert(
+                    4,
+                    styled(
+                        format!("  ({})", strings::set_aside(short)),
+                        t.style(Role::Muted),
+                    ),
+                );
             }
             items.push(Item::row(vec![Line::from(spans)]));
         }

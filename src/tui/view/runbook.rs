@@ -204,6 +204,16 @@ impl RunbookView<'_> {
                 )),
             );
         }
+        if m.stop_plan.is_some() {
+            put(
+                buf,
+                &mut y,
+                &Line::from(styled(
+                    format!(" {} ", strings::WAITING_STOP_PLAN),
+                    t.badge(Role::Warn),
+                )),
+            );
+        }
         let progress = m
             .progress
             .as_ref()

@@ -33,13 +33,47 @@ pub(crate) fn service_mark(t: &Theme, s: &ServiceState) -> (&'static str, Role) 
     }
 }
 
+/// Why a service is drawn dimmed: set aside by discovery (not part of this
+/// drill, target unclear), or evidence ties it only to databases other
+/// than the loaded runbook's target (hazards excepted).
+pub(crate) fn dimmed_because(m: &Model, s: &ServiceState) -> Option<String> {
+    if let Some(why) = &s.set_aside {
+        return Some(why.clone());
+    }
+    match m.acting_on() {
+        // A hazard stays bright whatever it writes to: it may be the cause.
+        Some((db, true))
+            if s.hazards.is_empty()
+                && !s.databases.is_empty()
+                && !s.databases.iter().any(|d| d == db) =>
+        {
+            Some(format!(
+                "not attributed to the target '{db}': evidence ties it to '{}'",
+                s.databases.join("', '")
+            ))
+        }
+        _ => None,
+    }
+}
+
 fn service_item(m: &Model, s: &ServiceState, width: usize) -> Item<'static> {
     let t = &m.theme;
     let g = t.glyphs();
     let wide = width >= 120;
     let name_w = if wide { 34 } else { 26 };
     let state_w = if wide { 22 } else { 14 };
+    let dim = dimmed_because(m, s);
     let (sym, role) = service_mark(t, s);
+    let (sym, role) = if dim.is_some() && !s.stopped_by_runbook {
+        (g.pending, Role::Muted)
+    } else {
+        (sym, role)
+    };
+    let title = if dim.is_some() {
+        Role::Muted
+    } else {
+        Role::Title
+    };
     let active = match s.active {
         Some(true) => strings::ACTIVE,
         Some(false) => strings::INACTIVE,
@@ -53,7 +87,7 @@ fn service_item(m: &Model, s: &ServiceState, width: usize) -> Item<'static> {
     };
     let mut spans = vec![
         styled(format!("{sym} "), t.style(role)),
-        styled(pad(&s.name, name_w, g.ellipsis), t.style(Role::Title)),
+        styled(pad(&s.name, name_w, g.ellipsis), t.style(title)),
         Span::raw(" "),
         styled(
             pad(strings::service_kind(s.kind), 9, g.ellipsis),
@@ -62,7 +96,7 @@ fn service_item(m: &Model, s: &ServiceState, width: usize) -> Item<'static> {
         Span::raw(" "),
         styled(
             pad(state, state_w, g.ellipsis),
-            t.style(if s.active == Some(true) {
+            t.style(if s.active == Some(true) && dim.is_none() {
                 Role::Normal
             } else {
                 Role::Muted
@@ -71,7 +105,7 @@ fn service_item(m: &Model, s: &ServiceState, width: usize) -> Item<'static> {
         styled(format!(" {} ", g.arrow), t.style(Role::Muted)),
         styled(
             dbs,
-            t.style(if s.databases.is_empty() {
+            t.style(if s.databases.is_empty() || dim.is_some() {
                 Role::Muted
             } else {
                 Role::Normal
@@ -85,6 +119,19 @@ fn service_item(m: &Model, s: &ServiceState, width: usize) -> Item<'static> {
         ));
     }
     let mut lines = vec![Line::from(spans)];
+    if let Some(why) = &dim {
+        lines.push(Line::from(vec![
+            Span::raw("    "),
+            styled(
+                super::fit(
+                    &strings::set_aside(why),
+                    width.saturating_sub(6),
+                    g.ellipsis,
+                ),
+                t.style(Role::Muted),
+            ),
+        ]));
+    }
     for z in &s.hazards {
         let zrole = if s.stopped_by_runbook {
             Role::Muted
