@@ -117,6 +117,137 @@ fn confirm_dialog() {
     snap("confirm_wrong_name_160x48", &m, 160, 48);
 }
 
+/// The demo with no runbook running, its sync hazards typed as the scanner
+/// types them and the shipped rogue-sync-wipe runbook known.
+fn before_start() -> Model {
+    use lifeline::tui::model::RunbookInfo;
+    let mut m = model();
+    m.apply(UiEvent::RunbookUpdate(None));
+    for hs in &mut m.services {
+        for s in &mut hs.services {
+            for h in &mut s.hazards {
+                if h.what.starts_with("pg_dump --clean") {
+                    h.kind = "dump-clean-restore".into();
+                } else if h.what.starts_with("auto-restore") {
+                    h.kind = "auto-restore".into();
+                }
+            }
+        }
+    }
+    m.runbooks.push(RunbookInfo {
+        name: "rogue-sync-wipe".into(),
+        title: "A sync job keeps wiping the database: stop every writer, then restore".into(),
+        when: "a job keeps overwriting a database (pg_dump --clean, restore loops)".into(),
+    });
+    m
+}
+
+fn plan() -> lifeline::tui::plan::PlanPreview {
+    use lifeline::tui::plan::{PlanPreview, PlanStep};
+    let step = |id: &str, action: &str, explain: &str, target: &str, preview: &[&str]| PlanStep {
+        id: id.into(),
+        action: action.into(),
+        explain: explain.into(),
+        target: Some(target.into()),
+        preview: preview.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let mut stop = step(
+        "stop-writers",
+        "stop-services",
+        "Stops every job that writes to TovPlay for good (stop, disable, mask), then holds 120 s to prove none comes back.",
+        "prod",
+        &[
+            "on prod: systemctl stop db-realtime-sync.service (when active); systemctl disable db-realtime-sync.service (when enabled); systemctl mask db-realtime-sync.service",
+        ],
+    );
+    stop.destructive = true;
+    stop.confirm = Some("TovPlay".into());
+    let mut restore = step(
+        "restore",
+        "restore",
+        "Restores the picked backup into a new database beside the live one; the live one is not touched.",
+        "db.tovplay.example:5432/TovPlay__restore_20261210",
+        &[],
+    );
+    restore.destructive = true;
+    restore.requires = vec!["stopped".into(), "backup-picked".into()];
+    restore.error = Some("no backup was picked yet".into());
+    let mut swap = step(
+        "swap",
+        "swap",
+        "Renames the damaged database aside (kept) and the verified copy into its place.",
+        "db.tovplay.example:5432/TovPlay",
+        &[
+            "ALTER DATABASE \"TovPlay\" RENAME TO \"TovPlay__damaged_20261210T124200Z\"",
+            "ALTER DATABASE \"TovPlay__restore_20261210\" RENAME TO \"TovPlay\"",
+        ],
+    );
+    swap.destructive = true;
+    swap.requires = vec!["verified".into()];
+    swap.confirm = Some("TovPlay".into());
+    PlanPreview {
+        runbook: "rogue-sync-wipe".into(),
+        title: "A sync job keeps wiping the database: stop every writer, then restore".into(),
+        database: Some("main".into()),
+        steps: vec![
+            step(
+                "probe",
+                "probe",
+                "Looks at every host and the database before anything changes.",
+                "prod",
+                &[
+                    "probe host prod: systemd units and timers, cron entries, containers, processes; the databases each reaches; hazards",
+                ],
+            ),
+            stop,
+            step(
+                "pick",
+                "pick-backup",
+                "Picks the newest backup taken before the damage whose content is judged whole.",
+                "catalog nightly",
+                &[],
+            ),
+            restore,
+            swap,
+        ],
+        notes: vec![],
+        refused: vec![],
+    }
+}
+
+#[test]
+fn suggested_runbook_and_plan_before_start() {
+    let mut m = before_start();
+    update(&mut m, key('4'));
+    // The cursor starts on the suggested runbook, its reason beside it.
+    snap("runbook_suggested_80x24", &m, 80, 24);
+    snap("runbook_suggested_160x48", &m, 160, 48);
+    let cmds = update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    assert_eq!(
+        cmds,
+        vec![lifeline::tui::UiCommand::PreviewRunbook(
+            "rogue-sync-wipe".into()
+        )]
+    );
+    m.apply(UiEvent::Plan(Box::new(plan())));
+    snap("plan_80x24", &m, 80, 24);
+    snap("plan_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    for want in [
+        "Plan: rogue-sync-wipe (nothing has run)",
+        "suggested: 2 sync-loop hazard(s) on prod",
+        "CHANGES: asks you to type 'TovPlay' first",
+        "reads only, no confirmation",
+        "s: start",
+    ] {
+        assert!(t.contains(want), "{want}:\n{t}");
+    }
+}
+
 #[test]
 fn quit_dialog_and_details() {
     let mut m = model();

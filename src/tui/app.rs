@@ -7,6 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::event::{ExportFormat, Msg, Scroll, UiCommand};
 use super::keys::Action;
 use super::model::{DetailTarget, Input, Model, Overlay, StepState, View, ZOOMS};
+use super::plan;
 use super::rows::{self, OvRow};
 use super::strings;
 
@@ -24,7 +25,9 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<UiCommand> {
         Msg::Scroll(dir) => {
             let step: isize = if dir == Scroll::Up { -3 } else { 3 };
             match &mut m.ui.overlay {
-                Overlay::Help { scroll } | Overlay::Details { scroll, .. } => {
+                Overlay::Help { scroll }
+                | Overlay::Details { scroll, .. }
+                | Overlay::Plan { scroll, .. } => {
                     *scroll = scroll.saturating_add_signed(step);
                 }
                 Overlay::None if m.ui.input.is_none() => move_cursor(m, step),
@@ -122,6 +125,9 @@ fn set_cursor(m: &mut Model, v: View, i: usize) {
         }
         View::Runbook => {
             m.ui.step_follow = false;
+            if m.runbook.is_none() {
+                m.ui.runbook_cursor_moved = true;
+            }
             m.ui.cursor[v.index()] = i;
         }
         _ => m.ui.cursor[v.index()] = i,
@@ -138,6 +144,97 @@ fn set_filter(m: &mut Model, f: String) {
 
 fn switch(m: &mut Model, v: View) {
     m.ui.view = v;
+    if v == View::Runbook {
+        cursor_on_suggestion(m);
+    }
+}
+
+/// Places the runbook list's cursor on the suggested runbook until the
+/// operator moves it.
+fn cursor_on_suggestion(m: &mut Model) {
+    if m.runbook.is_some() || m.ui.runbook_cursor_moved {
+        return;
+    }
+    if let Some(s) = plan::suggest(m)
+        && let Some(i) = m.runbooks.iter().position(|r| r.name == s.runbook)
+    {
+        m.ui.cursor[View::Runbook.index()] = i;
+    }
+}
+
+/// Opens the plan of a runbook: asks the engine side for it (nothing runs)
+/// and shows it; `s` in the plan starts the runbook.
+fn preview_runbook(m: &mut Model, name: &str) -> Vec<UiCommand> {
+    if !m.runbooks.is_empty() && !m.runbooks.iter().any(|r| r.name == name) {
+        let known: Vec<&str> = m.runbooks.iter().map(|r| r.name.as_str()).collect();
+        let text = strings::unknown_runbook(name, &known.join(", "));
+        say(m, text, true);
+        return Vec::new();
+    }
+    m.ui.view = View::Runbook;
+    m.plan = None;
+    m.ui.overlay = Overlay::Plan {
+        runbook: name.to_string(),
+        scroll: 0,
+    };
+    say(m, strings::plan_sent(name), false);
+    vec![UiCommand::PreviewRunbook(name.to_string())]
+}
+
+/// Keys of the plan popup: scroll, `s` starts, Esc closes.
+fn plan_key(
+    m: &mut Model,
+    k: KeyEvent,
+    action: Option<Action>,
+    runbook: String,
+    scroll: usize,
+) -> Vec<UiCommand> {
+    let p = page(m) as usize;
+    let keep = |m: &mut Model, scroll: usize| {
+        m.ui.overlay = Overlay::Plan {
+            runbook: runbook.clone(),
+            scroll,
+        }
+    };
+    let plain = !k
+        .modifiers
+        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+    if k.code == KeyCode::Char('s') && plain {
+        let ready = m
+            .plan
+            .as_ref()
+            .filter(|p| p.runbook == runbook)
+            .map(|p| p.refused.is_empty());
+        return match ready {
+            Some(true) => start_runbook(m, &runbook),
+            Some(false) => {
+                keep(m, scroll);
+                say(m, strings::PLAN_HINT_REFUSED, true);
+                Vec::new()
+            }
+            None => {
+                keep(m, scroll);
+                say(m, strings::PLAN_BUILDING, false);
+                Vec::new()
+            }
+        };
+    }
+    match action {
+        _ if k.code == KeyCode::Esc || is_ctrl(&k, 'c') => {}
+        Some(Action::Back | Action::Quit) => {}
+        Some(Action::ForceQuit) => return ask_quit(m),
+        Some(Action::Down) => keep(m, scroll + 1),
+        Some(Action::Up) => keep(m, scroll.saturating_sub(1)),
+        Some(Action::PageDown) => keep(m, scroll + p),
+        Some(Action::PageUp) => keep(m, scroll.saturating_sub(p)),
+        Some(Action::Top) => keep(m, 0),
+        Some(Action::Open) => {
+            keep(m, scroll);
+            say(m, strings::PLAN_START_NOW, false);
+        }
+        _ => keep(m, scroll),
+    }
+    Vec::new()
 }
 
 fn action(m: &mut Model, a: Action) -> Vec<UiCommand> {
@@ -353,7 +450,7 @@ fn open(m: &mut Model) -> Vec<UiCommand> {
                     };
                 }
             } else if let Some(name) = m.runbooks.get(cur).map(|r| r.name.clone()) {
-                return start_runbook(m, &name);
+                return preview_runbook(m, &name);
             }
         }
         View::Journal => {
@@ -431,6 +528,14 @@ pub fn run_command(m: &mut Model, line: &str) -> Vec<UiCommand> {
             Vec::new()
         }
         "runbook" | "rb" => start_runbook(m, rest),
+        "plan" if rest.is_empty() => match plan::suggest(m) {
+            Some(s) => preview_runbook(m, &s.runbook),
+            None => {
+                m.ui.view = View::Runbook;
+                Vec::new()
+            }
+        },
+        "plan" => preview_runbook(m, rest),
         "db" if rest.is_empty() => {
             say(m, strings::DB_REQUIRED, true);
             Vec::new()
@@ -529,6 +634,7 @@ fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
             _ => m.ui.overlay = Overlay::Abort,
         },
         Overlay::Confirm { input, error } => return confirm_key(m, k, input, error),
+        Overlay::Plan { runbook, scroll } => return plan_key(m, k, action, runbook, scroll),
     }
     Vec::new()
 }
@@ -1018,15 +1124,96 @@ mod tests {
         );
     }
 
+    fn plan_of(name: &str, refused: bool) -> crate::tui::plan::PlanPreview {
+        crate::tui::plan::PlanPreview {
+            runbook: name.into(),
+            title: "t".into(),
+            refused: if refused { vec!["no".into()] } else { vec![] },
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn runbook_enter_starts_a_runbook_when_none_runs() {
+    fn runbook_enter_opens_the_plan_and_s_starts_it() {
         let mut m = model();
         m.apply(UiEvent::RunbookUpdate(None));
         update(&mut m, key('4'));
         update(&mut m, key('j'));
+        // Enter never starts: it asks for the plan and shows it.
         assert_eq!(
             update(&mut m, code(KeyCode::Enter)),
+            vec![UiCommand::PreviewRunbook("wrong-database".into())]
+        );
+        assert_eq!(
+            m.ui.overlay,
+            Overlay::Plan {
+                runbook: "wrong-database".into(),
+                scroll: 0
+            }
+        );
+        // A second Enter does not start it either; nor does s before the
+        // plan is there to read.
+        assert!(update(&mut m, code(KeyCode::Enter)).is_empty());
+        assert!(update(&mut m, key('s')).is_empty());
+        assert!(matches!(m.ui.overlay, Overlay::Plan { .. }));
+        // A plan of another runbook is not this one's.
+        m.apply(UiEvent::Plan(Box::new(plan_of("rogue-sync", false))));
+        assert!(update(&mut m, key('s')).is_empty());
+        m.apply(UiEvent::Plan(Box::new(plan_of("wrong-database", false))));
+        update(&mut m, key('j'));
+        assert!(matches!(m.ui.overlay, Overlay::Plan { scroll: 1, .. }));
+        assert_eq!(
+            update(&mut m, key('s')),
             vec![UiCommand::StartRunbook("wrong-database".into())]
+        );
+        assert_eq!(m.ui.overlay, Overlay::None);
+
+        // Esc closes the plan; nothing starts.
+        let mut m = model();
+        m.apply(UiEvent::RunbookUpdate(None));
+        assert_eq!(command(&mut m, "plan wrong-database").len(), 1);
+        m.apply(UiEvent::Plan(Box::new(plan_of("wrong-database", false))));
+        assert!(update(&mut m, code(KeyCode::Esc)).is_empty());
+        assert_eq!(m.ui.overlay, Overlay::None);
+        assert!(update(&mut m, key('s')).is_empty());
+        // A refused plan cannot be started.
+        assert_eq!(command(&mut m, "plan wrong-database").len(), 1);
+        m.apply(UiEvent::Plan(Box::new(plan_of("wrong-database", true))));
+        assert!(update(&mut m, key('s')).is_empty());
+        assert!(m.ui.message.as_ref().unwrap().1);
+        // An unknown runbook gets no plan.
+        update(&mut m, code(KeyCode::Esc));
+        assert!(command(&mut m, "plan nope").is_empty());
+        assert!(m.ui.message.as_ref().unwrap().0.contains("'nope'"));
+    }
+
+    #[test]
+    fn the_runbook_list_cursor_starts_on_the_suggested_runbook() {
+        let mut m = model();
+        m.apply(UiEvent::RunbookUpdate(None));
+        let names: Vec<String> = m.runbooks.iter().map(|r| r.name.clone()).collect();
+        let target = names.len() - 1;
+        let name = names[target].clone();
+        // One table lost its rows: table-wiped is suggested when known.
+        m.runbooks[target].name = "table-wiped".into();
+        m.alerts.retain(|a| !a.table.is_empty());
+        m.alerts.truncate(1);
+        assert_eq!(
+            crate::tui::plan::suggest(&m).map(|s| s.runbook).as_deref(),
+            Some("table-wiped"),
+            "{name}"
+        );
+        update(&mut m, key('4'));
+        assert_eq!(rows::cursor(&m, View::Runbook), target);
+        // Once the operator moves it, the suggestion leaves it alone.
+        update(&mut m, key('g'));
+        update(&mut m, key('1'));
+        update(&mut m, key('4'));
+        assert_eq!(rows::cursor(&m, View::Runbook), 0);
+        // :plan alone opens the suggested runbook's plan.
+        assert_eq!(
+            command(&mut m, "plan"),
+            vec![UiCommand::PreviewRunbook("table-wiped".into())]
         );
     }
 

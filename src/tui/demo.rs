@@ -406,6 +406,7 @@ pub fn model(now: DateTime<Utc>) -> Model {
             }
         };
     let hz = |what: &str, evidence: &str| Hazard {
+        kind: String::new(),
         what: what.into(),
         evidence: evidence.into(),
     };
@@ -752,6 +753,13 @@ pub async fn run(
                     }
                     UiCommand::Export(f) => {
                         let _ = send(UiEvent::Status(format!("demo: export as {f:?} would be written now"))).await;
+                    }
+                    UiCommand::PreviewRunbook(name) => {
+                        let _ = send(UiEvent::Plan(Box::new(crate::tui::plan::PlanPreview {
+                            refused: vec![format!("demo: runbook '{name}' is already running; its steps are in the Runbook view")],
+                            runbook: name,
+                            ..Default::default()
+                        }))).await;
                     }
                     UiCommand::StartRunbook(name) => {
                         let _ = send(UiEvent::Status(format!("demo: runbook '{name}' is already running"))).await;

@@ -47,6 +47,8 @@ pub enum UiEvent {
     Progress(Option<Progress>),
     /// The engine waits for the operator (None: no longer).
     Confirm(Option<PendingConfirm>),
+    /// The plan of a runbook before it starts (answer to `PreviewRunbook`).
+    Plan(Box<super::plan::PlanPreview>),
     /// When the damage happened (the Timeline's incident line).
     IncidentTime(Option<DateTime<Utc>>),
     /// A one-line message from the engine ("export written to ...").
@@ -77,6 +79,9 @@ impl ExportFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UiCommand {
     StartRunbook(String),
+    /// Build the plan of a runbook (every step resolved, nothing run) and
+    /// answer with `UiEvent::Plan`.
+    PreviewRunbook(String),
     /// Answer to a `PendingConfirm`; `typed` is what the operator typed
     /// (the database name, or "yes").
     Confirm {

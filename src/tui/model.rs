@@ -105,6 +105,8 @@ pub enum ServiceKind {
 /// A dangerous pattern found in a service, with the line that proves it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hazard {
+    /// Scanner kind (`dump-clean-restore`, `schema-reset`, ...; empty if unknown).
+    pub kind: String,
     /// What it does, e.g. "pg_dump --clean into another database".
     pub what: String,
     /// Where it was seen: `file:line: text` or a command line.
@@ -441,6 +443,11 @@ pub enum Overlay {
         target: DetailTarget,
         scroll: usize,
     },
+    /// The plan of a runbook before it starts (`s` starts it).
+    Plan {
+        runbook: String,
+        scroll: usize,
+    },
 }
 
 /// A line of text being typed at the bottom.
@@ -493,6 +500,9 @@ pub struct UiState {
     pub disconnected: bool,
     /// Terminal size, for paging.
     pub size: (u16, u16),
+    /// The operator moved the runbook list's cursor (the suggestion no
+    /// longer places it).
+    pub runbook_cursor_moved: bool,
 }
 
 impl Default for UiState {
@@ -514,6 +524,7 @@ impl Default for UiState {
             quit: false,
             disconnected: false,
             size: (80, 24),
+            runbook_cursor_moved: false,
         }
     }
 }
@@ -540,6 +551,8 @@ pub struct Model {
     /// Rounds kept per database (0: unbounded).
     pub max_rounds: usize,
     pub stale_after_s: u64,
+    /// The plan of the runbook the operator opened (before it starts).
+    pub plan: Option<super::plan::PlanPreview>,
     pub ui: UiState,
     pub theme: Theme,
     pub keys: KeyMap,
@@ -638,6 +651,11 @@ impl Model {
                         }
                     }
                 }
+            }
+            UiEvent::Plan(p) => {
+                // The "building the plan" message has been answered.
+                self.ui.message = None;
+                self.plan = Some(*p);
             }
             UiEvent::IncidentTime(t) => self.incident_at = t,
             UiEvent::Status(text) => self.ui.message = Some((text, false)),

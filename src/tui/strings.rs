@@ -272,10 +272,42 @@ pub const PREVIEW: &str = "Exactly what runs";
 pub const PROGRESS: &str = "Progress";
 pub const OUTPUT: &str = "Output";
 pub const NO_OUTPUT: &str = "no output yet";
-pub const NO_RUNBOOK: &str = "No runbook running. Pick one and press Enter, or type :runbook NAME.";
+pub const NO_RUNBOOK: &str = "No runbook running. Pick one and press Enter to see its plan (s starts it), or type :runbook NAME.";
 pub const NO_RUNBOOKS: &str = "No runbooks known yet.";
 pub const WHEN: &str = "when";
 pub const WAITING_CONFIRM: &str = "Waiting for your confirmation: press Enter to answer.";
+// Plan before start and the suggested runbook (issue 19).
+pub const SUGGESTED: &str = "suggested";
+pub fn suggested(reason: &str) -> String {
+    format!("suggested: {reason}")
+}
+pub fn plan_title(runbook: &str) -> String {
+    format!("Plan: {runbook} (nothing has run)")
+}
+pub const PLAN_HINT: &str = "s: start  j/k PgUp/PgDn: scroll  Esc: close";
+pub const PLAN_HINT_REFUSED: &str = "cannot start  Esc: close";
+pub const PLAN_BUILDING: &str = "building the plan (every step resolved, nothing run)...";
+pub fn plan_summary(steps: usize, destructive: usize, db: Option<&str>) -> String {
+    let on = db
+        .map(|d| format!(" on database '{d}'"))
+        .unwrap_or_default();
+    format!(
+        "{steps} step(s){on}; {destructive} change something and ask for a typed confirmation; the others only read or wait"
+    )
+}
+pub const PLAN_READS: &str = "reads only, no confirmation";
+pub fn plan_confirm(typed: &str) -> String {
+    format!("CHANGES: asks you to type '{typed}' first")
+}
+pub const PLAN_CONFIRM_LATER: &str = "CHANGES: asks for a typed confirmation first";
+pub const PLAN_TARGET: &str = "touches";
+pub const PLAN_REQUIRES: &str = "requires";
+pub const PLAN_RUNS: &str = "runs";
+pub const PLAN_LATER: &str = "resolved when it runs";
+pub const PLAN_START_NOW: &str = "press s to start it, Esc to close";
+pub fn plan_sent(name: &str) -> String {
+    format!("building the plan of '{name}'...")
+}
 pub fn step_of(n: usize, total: usize) -> String {
     format!("Step {n}/{total}")
 }
@@ -482,10 +514,14 @@ pub const HELP_SECTION_TIMELINE: &str = "Timeline";
 pub const HELP_SECTION_RUNBOOK: &str = "Runbook";
 pub const HELP_SECTION_COMMANDS: &str = "Command line (:)";
 pub const HELP_SECTION_SYMBOLS: &str = "Symbols";
-pub const HELP_COMMANDS: [(&str, &str); 8] = [
+pub const HELP_COMMANDS: [(&str, &str); 9] = [
     (
         ":runbook NAME",
         "start a runbook (:runbook alone shows the Runbook view)",
+    ),
+    (
+        ":plan NAME",
+        "show a runbook's plan, every step resolved, nothing run (s starts it)",
     ),
     (":db NAME", "view and act on this database"),
     (":export md|json|html", "export the post-incident timeline"),

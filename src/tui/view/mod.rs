@@ -5,6 +5,7 @@
 mod header;
 mod journal;
 mod overview;
+mod plan;
 mod popup;
 mod runbook;
 mod services;
@@ -77,6 +78,7 @@ impl Widget for Console<'_> {
             }
             Overlay::Quit => popup::quit(m, area, buf),
             Overlay::Abort => popup::abort(m, area, buf),
+            Overlay::Plan { runbook, scroll } => plan::popup(m, runbook, *scroll, area, buf),
         }
     }
 }

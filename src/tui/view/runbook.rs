@@ -294,21 +294,20 @@ impl Widget for RunbookView<'_> {
         let t = &m.theme;
         let sel = rows::cursor(m, View::Runbook);
         let Some(rb) = &m.runbook else {
-            let mut items = vec![
-                Item::text(Line::from(styled(
-                    strings::NO_RUNBOOK,
-                    t.style(Role::Title),
-                ))),
-                Item::text(Line::raw("")),
-            ];
+            let mut items: Vec<Item<'static>> = wrap(strings::NO_RUNBOOK, area.width as usize)
+                .into_iter()
+                .map(|l| Item::text(Line::from(styled(l, t.style(Role::Title)))))
+                .collect();
+            items.push(Item::text(Line::raw("")));
             if m.runbooks.is_empty() {
                 items.push(Item::text(Line::from(styled(
                     strings::NO_RUNBOOKS,
                     t.style(Role::Muted),
                 ))));
             }
+            let suggestion = crate::tui::plan::suggest(m);
             for r in &m.runbooks {
-                items.push(Item::row(vec![
+                let mut lines = vec![
                     Line::from(vec![
                         styled(r.name.clone(), t.style(Role::Title)),
                         styled(format!("  {}", r.title), t.style(Role::Normal)),
@@ -317,7 +316,21 @@ impl Widget for RunbookView<'_> {
                         format!("  {}: {}", strings::WHEN, r.when),
                         t.style(Role::Muted),
                     )),
-                ]));
+                ];
+                if let Some(s) = suggestion.as_ref().filter(|s| s.runbook == r.name) {
+                    lines[0].spans.insert(
+                        1,
+                        styled(format!(" {} ", strings::SUGGESTED), t.badge(Role::Info)),
+                    );
+                    lines[0].spans.insert(1, Span::raw(" "));
+                    for l in wrap(
+                        &strings::suggested(&s.reason),
+                        area.width.saturating_sub(4) as usize,
+                    ) {
+                        lines.push(Line::from(styled(format!("  {l}"), t.style(Role::Info))));
+                    }
+                }
+                items.push(Item::row(lines));
             }
             let s = (!m.runbooks.is_empty()).then_some(sel);
             draw_list(t, &items, s, area, buf);
