@@ -537,3 +537,66 @@ fn a_dropped_database_alerts_once_in_the_header_and_a_acknowledges_it() {
     t.keys(&["q"]);
     assert_exited_restored(&t);
 }
+
+/// Issue 19: a runbook is never started blind. `:plan NAME` (and Enter on
+/// the list) shows every step as the engine resolves it against the real
+/// inventory, what each touches and runs and which ask for a typed name;
+/// nothing is journaled or run while the plan is open, Enter there does
+/// not start it, Esc closes it; `s` starts it.
+#[test]
+fn the_plan_is_shown_before_a_runbook_starts_and_s_starts_it() {
+    let pg = support::pg();
+    let password = support::random_password();
+    prepare(&pg, &password);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("runbooks")).unwrap();
+    std::fs::write(dir.join("runbooks/console-drill.toml"), RUNBOOK).unwrap();
+    std::fs::write(dir.join("lifeline.toml"), inventory(&pg, "")).unwrap();
+    let t = start("plan", &console_line(dir, &password, "console"), 120, 40);
+    t.wait_for("healthy");
+    let state = dir.join("state");
+    let inc = only_incident(&state);
+    let journal_now = || std::fs::read_to_string(inc.join("journal.jsonl")).unwrap();
+
+    t.command("plan console-drill");
+    let s = t.wait("the plan", |s| {
+        s.contains("Plan: console-drill (nothing has run)") && s.contains("4 step(s)")
+    });
+    assert!(s.contains("on database 'main'"), "{s}");
+    assert!(s.contains("reads only, no confirmation"), "{s}");
+    assert!(
+        s.contains("runs $ SELECT count(*) AS accounts FROM \"Account\""),
+        "the sql step's exact statement:\n{s}"
+    );
+    assert!(s.contains(&format!("127.0.0.1:{}/shop", pg.port())), "{s}");
+    // Scroll to the swap: its renames and the name it will ask for.
+    t.keys(&["C-d", "C-d"]);
+    let s = t.wait("the swap in the plan", |s| {
+        s.contains("RENAME TO") && s.contains("asks you to type 'shop' first")
+    });
+    assert!(!s.contains(&password), "{s}");
+    // Enter in the plan does not start it; nothing ran, nothing journaled.
+    t.keys(&["Enter"]);
+    t.wait_for("press s to start it");
+    std::thread::sleep(Duration::from_millis(500));
+    let j = journal_now();
+    assert!(!j.contains("run-started"), "started without s:\n{j}");
+    // Esc closes it; still nothing started.
+    t.keys(&["Escape"]);
+    t.wait("the plan closed", |s| !s.contains("nothing has run"));
+    assert!(!journal_now().contains("run-started"));
+
+    // Opened again, s starts it: the run goes to the swap's typed name.
+    t.command("plan console-drill");
+    t.wait_for("4 step(s)");
+    t.keys(&["s"]);
+    t.wait("the swap confirmation", |s| s.contains("type 'shop'"));
+    let j = journal_now();
+    assert_eq!(j.matches("\"kind\":\"run-started\"").count(), 1, "{j}");
+    t.text("shop");
+    t.keys(&["Enter"]);
+    t.wait_for("runbook finished: every step done");
+    t.keys(&["q"]);
+    assert_exited_restored(&t);
+}
