@@ -177,10 +177,17 @@ fn console_against_real_postgres_note_export_runbook_to_swap_and_quit() {
 
     // Our runbook: note, sql, snapshot run; the swap asks for the name.
     t.command("runbook console-drill");
-    let s = t.wait("the swap confirmation", |s| {
+    t.wait("the swap confirmation", |s| {
         s.contains("swap") && s.contains("type 'shop'")
     });
+    // Put aside, the Output behind it reads; Enter brings it back.
+    t.keys(&["Escape"]);
+    let s = t.wait("the confirmation put aside", |s| {
+        !s.contains("(case matters)")
+    });
     assert!(s.contains("accounts=30"), "the sql step's output:\n{s}");
+    t.keys(&["Enter"]);
+    t.wait_for("(case matters)");
     let journal = std::fs::read_to_string(inc.join("journal.jsonl")).unwrap();
     for step in ["brief", "count", "snapshot"] {
         assert!(
@@ -542,7 +549,9 @@ fn a_dropped_database_alerts_once_in_the_header_and_a_acknowledges_it() {
 /// the list) shows every step as the engine resolves it against the real
 /// inventory, what each touches and runs and which ask for a typed name;
 /// nothing is journaled or run while the plan is open, Enter there does
-/// not start it, Esc closes it; `s` starts it.
+/// not start it, Esc closes it; `s` starts it. The swap's typed
+/// confirmation then says which rows it would discard (live rows the
+/// restored copy lacks), before the name is typed.
 #[test]
 fn the_plan_is_shown_before_a_runbook_starts_and_s_starts_it() {
     let pg = support::pg();
@@ -587,11 +596,22 @@ fn the_plan_is_shown_before_a_runbook_starts_and_s_starts_it() {
     t.wait("the plan closed", |s| !s.contains("nothing has run"));
     assert!(!journal_now().contains("run-started"));
 
-    // Opened again, s starts it: the run goes to the swap's typed name.
+    // Orders written after the copy was made: the swap would discard them.
+    pg.psql(
+        "shop",
+        "INSERT INTO \"Orders\" SELECT g, g - 10 FROM generate_series(11, 15) g",
+    )
+    .unwrap();
+    // Opened again, s starts it: the run goes to the swap's typed name, and
+    // the confirmation says what the swap throws away before the name is typed.
     t.command("plan console-drill");
     t.wait_for("4 step(s)");
     t.keys(&["s"]);
-    t.wait("the swap confirmation", |s| s.contains("type 'shop'"));
+    let s = t.wait("the swap confirmation with its discards", |s| {
+        s.contains("type 'shop'") && s.contains("What this will do:")
+    });
+    assert!(s.contains("THE SWAP WOULD DISCARD"), "{s}");
+    assert!(s.contains("Orders: 5 row(s)"), "{s}");
     let j = journal_now();
     assert_eq!(j.matches("\"kind\":\"run-started\"").count(), 1, "{j}");
     t.text("shop");

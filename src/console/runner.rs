@@ -571,6 +571,7 @@ impl Forwarder {
                         ),
                         expect: Some(c.expected.clone()),
                         database: self.database.clone(),
+                        changes: c.preview.clone(),
                     },
                     Question::Override(o) => PendingConfirm {
                         step: o.step.clone(),
@@ -580,6 +581,7 @@ impl Forwarder {
                         ),
                         expect: Some(o.phrase.clone()),
                         database: self.database.clone(),
+                        changes: Vec::new(),
                     },
                     Question::Interrupted(r) => PendingConfirm {
                         step: r.step.clone(),
@@ -589,6 +591,7 @@ impl Forwarder {
                         ),
                         expect: None,
                         database: self.database.clone(),
+                        changes: Vec::new(),
                     },
                 };
                 self.questions.send_replace(Some(question));

@@ -974,6 +974,7 @@ mod tests {
             prompt: "Start tovplay-backend?".into(),
             expect: None,
             database: None,
+            changes: vec![],
         })));
         assert!(matches!(m.ui.overlay, Overlay::Confirm { .. }));
         assert_eq!(

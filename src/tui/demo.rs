@@ -641,6 +641,14 @@ pub fn swap_confirm() -> PendingConfirm {
         prompt: "Swap: rename TovPlay to TovPlay__damaged_20261210T124200Z (kept as evidence) and TovPlay__restore_20261210 to TovPlay.".into(),
         expect: Some("TovPlay".into()),
         database: Some("main".into()),
+        changes: vec![
+            crate::engine::preview::TERMINATE_SQL.into(),
+            "ALTER DATABASE \"TovPlay\" RENAME TO \"TovPlay__damaged_20261210T124200Z\"".into(),
+            "ALTER DATABASE \"TovPlay__restore_20261210\" RENAME TO \"TovPlay\"".into(),
+            "THE SWAP WOULD DISCARD rows written after the backup (kept only in the damaged copy):".into(),
+            "  public.\"GameRequest\": 3 row(s) (live rows whose key the restored copy lacks)".into(),
+            "to keep them, do not swap: merge only the damaged tables back with a merge-tables step (runbook 'table-wiped')".into(),
+        ],
     }
 }
 

@@ -382,6 +382,9 @@ pub struct PendingConfirm {
     pub expect: Option<String>,
     /// Inventory name of the database concerned.
     pub database: Option<String>,
+    /// What the step will change, as the engine measured it before asking:
+    /// its exact commands and, for a swap, the rows it would discard.
+    pub changes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -295,6 +295,12 @@ pub fn plan_summary(steps: usize, destructive: usize, db: Option<&str>) -> Strin
         "{steps} step(s){on}; {destructive} change something and ask for a typed confirmation; the others only read or wait"
     )
 }
+pub const CONFIRM_CHANGES: &str = "What this will do:";
+pub const CONFIRM_COMMANDS_ELSEWHERE: &str =
+    "the exact commands: Runbook view, 'Exactly what runs' (Esc puts this aside)";
+pub fn confirm_more(n: usize) -> String {
+    format!("... {n} more line(s): Esc puts this aside, the Runbook view shows them all")
+}
 pub const PLAN_READS: &str = "reads only, no confirmation";
 pub fn plan_confirm(typed: &str) -> String {
     format!("CHANGES: asks you to type '{typed}' first")

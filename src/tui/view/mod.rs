@@ -2,6 +2,7 @@
 //! the current view, footer, popups). Views are borrowed widgets; drawing
 //! never mutates the model and never waits on anything.
 
+mod changes;
 mod header;
 mod journal;
 mod overview;

@@ -287,13 +287,15 @@ pub fn details(m: &Model, target: &DetailTarget, scroll: usize, area: Rect, buf:
 pub fn confirm(m: &Model, input: &str, error: Option<&str>, area: Rect, buf: &mut Buffer) {
     let t = &m.theme;
     let Some(p) = &m.pending else { return };
-    let w = area.width.saturating_sub(4).min(76);
+    let widest = if p.changes.is_empty() { 76 } else { 110 };
+    let w = area.width.saturating_sub(4).min(widest);
     let inner_w = w.saturating_sub(4) as usize;
     let mut lines: Vec<Line<'static>> = Vec::new();
     for l in wrap(&p.prompt, inner_w) {
         lines.push(Line::from(styled(l, t.style(Role::Title))));
     }
     lines.push(Line::raw(""));
+    let changes_at = lines.len();
     if let Some(db) = &p.database {
         let mut spans = vec![styled(format!("{db} "), t.style(Role::Title))];
         if let Some(id) = m.identity_of(db) {
@@ -340,6 +342,16 @@ pub fn confirm(m: &Model, input: &str, error: Option<&str>, area: Rect, buf: &mu
         for l in wrap(e, inner_w) {
             lines.push(Line::from(styled(l, t.style(Role::Bad))));
         }
+    }
+    // What the step will change goes under the prompt, in the room the
+    // rest leaves (the typed line always stays on screen).
+    let room = (area.height as usize)
+        .saturating_sub(2 + 2 + 1)
+        .saturating_sub(lines.len());
+    let block = super::changes::change_lines(m, &p.changes, inner_w, room);
+    if !block.is_empty() {
+        let at = changes_at;
+        lines.splice(at..at, block.into_iter().chain([Line::raw("")]));
     }
     let h = lines.len() as u16 + 2;
     Popup {
