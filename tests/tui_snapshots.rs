@@ -249,6 +249,32 @@ fn suggested_runbook_and_plan_before_start() {
 }
 
 #[test]
+fn backup_panel() {
+    let mut m = model();
+    update(&mut m, key(':'));
+    for c in "backups".chars() {
+        update(&mut m, key(c));
+    }
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    snap("backups_80x24", &m, 80, 24);
+    snap("backups_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    for want in [
+        "3 candidate(s) judged by step 'pick-backup'",
+        "excluded tovplay_external_20261210_124500.sql",
+        "why: taken after the incident",
+        "chosen tovplay_external_20261208_073600.sql",
+        "loses 2 d 5 h of changes",
+        "content: healthy",
+    ] {
+        assert!(t.contains(want), "{want}:\n{t}");
+    }
+}
+
+#[test]
 fn quit_dialog_and_details() {
     let mut m = model();
     update(&mut m, key('q'));

@@ -27,6 +27,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<UiCommand> {
             match &mut m.ui.overlay {
                 Overlay::Help { scroll }
                 | Overlay::Details { scroll, .. }
+                | Overlay::Backups { scroll }
                 | Overlay::Plan { scroll, .. } => {
                     *scroll = scroll.saturating_add_signed(step);
                 }
@@ -444,6 +445,11 @@ fn open(m: &mut Model) -> Vec<UiCommand> {
                 };
             } else if let Some(r) = &m.runbook {
                 if let Some(s) = r.steps.get(cur) {
+                    // A finished pick opens the backup panel.
+                    if s.action == "pick-backup" && s.state == StepState::Done {
+                        m.ui.overlay = Overlay::Backups { scroll: 0 };
+                        return Vec::new();
+                    }
                     m.ui.overlay = Overlay::Details {
                         target: DetailTarget::Step(s.id.clone()),
                         scroll: 0,
@@ -536,6 +542,10 @@ pub fn run_command(m: &mut Model, line: &str) -> Vec<UiCommand> {
             }
         },
         "plan" => preview_runbook(m, rest),
+        "backups" => {
+            m.ui.overlay = Overlay::Backups { scroll: 0 };
+            Vec::new()
+        }
         "db" if rest.is_empty() => {
             say(m, strings::DB_REQUIRED, true);
             Vec::new()
@@ -592,7 +602,9 @@ fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
     let overlay = std::mem::take(&mut m.ui.overlay);
     match overlay {
         Overlay::None => {}
-        Overlay::Help { scroll } | Overlay::Details { scroll, .. }
+        Overlay::Help { scroll }
+        | Overlay::Details { scroll, .. }
+        | Overlay::Backups { scroll }
             if matches!(
                 action,
                 Some(Action::Down | Action::Up | Action::PageDown | Action::PageUp | Action::Top)
@@ -608,19 +620,24 @@ fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
             };
             m.ui.overlay = match overlay {
                 Overlay::Details { target, .. } => Overlay::Details { target, scroll: s },
+                Overlay::Backups { .. } => Overlay::Backups { scroll: s },
                 _ => Overlay::Help { scroll: s },
             };
         }
-        Overlay::Help { .. } | Overlay::Details { .. }
+        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Backups { .. }
             if k.code == KeyCode::Esc
                 || matches!(
                     action,
                     Some(Action::Back | Action::Help | Action::Quit | Action::Open)
                 ) => {}
-        Overlay::Help { .. } | Overlay::Details { .. } if action == Some(Action::ForceQuit) => {
+        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Backups { .. }
+            if action == Some(Action::ForceQuit) =>
+        {
             return ask_quit(m);
         }
-        Overlay::Help { .. } | Overlay::Details { .. } => m.ui.overlay = overlay,
+        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Backups { .. } => {
+            m.ui.overlay = overlay
+        }
         Overlay::Quit => match k.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => return quit(m),
             _ if is_ctrl(&k, 'c') => return quit(m),
@@ -1186,6 +1203,39 @@ mod tests {
         update(&mut m, code(KeyCode::Esc));
         assert!(command(&mut m, "plan nope").is_empty());
         assert!(m.ui.message.as_ref().unwrap().0.contains("'nope'"));
+    }
+
+    #[test]
+    fn enter_on_the_finished_pick_opens_the_backup_panel() {
+        let mut m = model();
+        update(&mut m, key('4'));
+        let i = m
+            .runbook
+            .as_ref()
+            .unwrap()
+            .steps
+            .iter()
+            .position(|s| s.action == "pick-backup")
+            .unwrap();
+        update(&mut m, key('g'));
+        for _ in 0..i {
+            update(&mut m, key('j'));
+        }
+        update(&mut m, code(KeyCode::Enter));
+        assert_eq!(m.ui.overlay, Overlay::Backups { scroll: 0 });
+        update(&mut m, key('j'));
+        assert_eq!(m.ui.overlay, Overlay::Backups { scroll: 1 });
+        update(&mut m, code(KeyCode::Esc));
+        assert_eq!(m.ui.overlay, Overlay::None);
+        // Another step still opens its details.
+        update(&mut m, key('g'));
+        update(&mut m, code(KeyCode::Enter));
+        assert!(matches!(m.ui.overlay, Overlay::Details { .. }));
+        update(&mut m, code(KeyCode::Esc));
+        // :backups from anywhere.
+        update(&mut m, key('1'));
+        command(&mut m, "backups");
+        assert_eq!(m.ui.overlay, Overlay::Backups { scroll: 0 });
     }
 
     #[test]

@@ -446,6 +446,10 @@ pub enum Overlay {
         target: DetailTarget,
         scroll: usize,
     },
+    /// The backup candidates of the last pick-backup step.
+    Backups {
+        scroll: usize,
+    },
     /// The plan of a runbook before it starts (`s` starts it).
     Plan {
         runbook: String,

@@ -301,6 +301,36 @@ pub const CONFIRM_COMMANDS_ELSEWHERE: &str =
 pub fn confirm_more(n: usize) -> String {
     format!("... {n} more line(s): Esc puts this aside, the Runbook view shows them all")
 }
+// The backup panel (issue 19).
+pub const BACKUPS_TITLE: &str = "Backups: the candidates of the last pick";
+pub const NO_PICK_YET: &str =
+    "no backup was picked yet: a runbook's pick-backup step judges the candidates";
+pub const NO_CANDIDATES: &str = "the catalog listed no backup";
+pub const CHOSEN: &str = "chosen";
+pub const EXCLUDED: &str = "excluded";
+pub const ELIGIBLE: &str = "eligible";
+pub const TAKEN: &str = "taken";
+pub const TAKEN_UNKNOWN: &str = "at an unknown time";
+pub const FROM_NAME: &str = "from its name";
+pub const FROM_HEADER: &str = "from its dump header";
+pub const FROM_MTIME: &str = "from the file's mtime only: a hint, not proof";
+pub const CONTENT: &str = "content";
+pub const ROWS_PER_TABLE: &str = "rows";
+pub fn excluded_because(why: &str) -> String {
+    format!("why: {why}")
+}
+pub fn loses(rpo_s: i64) -> String {
+    format!(
+        "loses {} of changes (incident time - backup time)",
+        duration(rpo_s)
+    )
+}
+pub fn backups_head(n: usize, step: &str, seq: u64, incident: Option<String>) -> String {
+    let at = incident
+        .map(|t| format!(", against the incident time {t}"))
+        .unwrap_or_default();
+    format!("{n} candidate(s) judged by step '{step}' (journal #{seq}){at}")
+}
 pub const PLAN_READS: &str = "reads only, no confirmation";
 pub fn plan_confirm(typed: &str) -> String {
     format!("CHANGES: asks you to type '{typed}' first")
@@ -520,7 +550,7 @@ pub const HELP_SECTION_TIMELINE: &str = "Timeline";
 pub const HELP_SECTION_RUNBOOK: &str = "Runbook";
 pub const HELP_SECTION_COMMANDS: &str = "Command line (:)";
 pub const HELP_SECTION_SYMBOLS: &str = "Symbols";
-pub const HELP_COMMANDS: [(&str, &str); 9] = [
+pub const HELP_COMMANDS: [(&str, &str); 10] = [
     (
         ":runbook NAME",
         "start a runbook (:runbook alone shows the Runbook view)",
@@ -528,6 +558,10 @@ pub const HELP_COMMANDS: [(&str, &str); 9] = [
     (
         ":plan NAME",
         "show a runbook's plan, every step resolved, nothing run (s starts it)",
+    ),
+    (
+        ":backups",
+        "the backup candidates of the last pick, with times, labels, losses, reasons",
     ),
     (":db NAME", "view and act on this database"),
     (":export md|json|html", "export the post-incident timeline"),

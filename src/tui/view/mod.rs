@@ -2,6 +2,7 @@
 //! the current view, footer, popups). Views are borrowed widgets; drawing
 //! never mutates the model and never waits on anything.
 
+mod backups;
 mod changes;
 mod header;
 mod journal;
@@ -80,6 +81,7 @@ impl Widget for Console<'_> {
             Overlay::Quit => popup::quit(m, area, buf),
             Overlay::Abort => popup::abort(m, area, buf),
             Overlay::Plan { runbook, scroll } => plan::popup(m, runbook, *scroll, area, buf),
+            Overlay::Backups { scroll } => backups::popup(m, *scroll, area, buf),
         }
     }
 }
