@@ -275,6 +275,62 @@ fn backup_panel() {
 }
 
 #[test]
+fn live_hold_countdown_hosts_and_what_came_back() {
+    use lifeline::tui::model::{OutputLine, Progress, StepState};
+    let mut m = view(View::Runbook);
+    let t0 = now() - chrono::Duration::seconds(13);
+    if let Some(rb) = &mut m.runbook {
+        for (i, st) in rb.steps.iter_mut().enumerate() {
+            st.state = match i {
+                0 => StepState::Done,
+                1 => StepState::Running,
+                _ => StepState::Pending,
+            };
+        }
+        rb.steps[1].started_at = Some(t0);
+        rb.current = Some(1);
+        rb.explanation = "Stops every writer to main for good, then holds 120 s: what comes back is stopped again and fails the hold.".into();
+        rb.preview = vec![
+            "on prod: systemctl stop db-realtime-sync.service (when active); systemctl disable db-realtime-sync.service (when enabled); systemctl mask db-realtime-sync.service".into(),
+            "on prod: the pid in /run/ultimate_protection.pid: kill -s STOP, then kill -s TERM its process group, kill -s KILL after 10 s".into(),
+            "on ext-db: docker stop tovplay-sync (never 'down -v' or 'rm')".into(),
+        ];
+    }
+    m.output.clear();
+    for line in [
+        "holding 120 s",
+        "+10 s: 'ultimate_protection.sh' on prod is BACK: running as pid 4188 (started by sync-monitor.timer)",
+    ] {
+        m.output.push_back(OutputLine {
+            step: "stop-writers".into(),
+            line: line.into(),
+            stderr: false,
+        });
+    }
+    m.progress = Some(Progress {
+        step: "stop-writers".into(),
+        bytes_done: 13,
+        bytes_total: Some(120),
+        label: Some("hold: 107 s left of 120 s".into()),
+        tables: vec![],
+        started_at: t0,
+        updated_at: now() - chrono::Duration::seconds(1),
+    });
+    snap("hold_80x24", &m, 80, 24);
+    snap("hold_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    for want in [
+        "hold: 107 s left of 120 s",
+        "watching 3 service(s) on prod, ext-db",
+        "prod: answered",
+        "1 came back during the hold",
+        "is BACK: running as pid 4188",
+    ] {
+        assert!(t.contains(want), "{want}:\n{t}");
+    }
+}
+
+#[test]
 fn quit_dialog_and_details() {
     let mut m = model();
     update(&mut m, key('q'));

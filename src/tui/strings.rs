@@ -331,6 +331,22 @@ pub fn backups_head(n: usize, step: &str, seq: u64, incident: Option<String>) ->
         .unwrap_or_default();
     format!("{n} candidate(s) judged by step '{step}' (journal #{seq}){at}")
 }
+// The live hold (issue 19).
+pub fn hold_watching(services: usize, hosts: &str) -> String {
+    if hosts.is_empty() {
+        "watching the database's sessions and table writes".to_string()
+    } else {
+        format!(
+            "watching {services} service(s) on {hosts} (probed again every few seconds) and the database's sessions and table writes"
+        )
+    }
+}
+pub fn hold_nothing_back(last_probe_s: i64) -> String {
+    format!("nothing came back so far (last probe {last_probe_s} s ago)")
+}
+pub fn hold_came_back(n: usize) -> String {
+    format!("{n} came back during the hold (stopped again; the hold fails):")
+}
 pub const PLAN_READS: &str = "reads only, no confirmation";
 pub fn plan_confirm(typed: &str) -> String {
     format!("CHANGES: asks you to type '{typed}' first")

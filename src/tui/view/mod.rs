@@ -5,6 +5,7 @@
 mod backups;
 mod changes;
 mod header;
+mod hold;
 mod journal;
 mod overview;
 mod plan;

@@ -208,8 +208,19 @@ impl RunbookView<'_> {
             .progress
             .as_ref()
             .filter(|p| cur.is_some_and(|(_, s)| s.id == p.step));
-        let prog_lines = progress.map(|p| table_lines(m, p, w)).unwrap_or_default();
-        let prog_h = progress.map_or(0, |_| 3 + prog_lines.len().min(3));
+        // A hold shows what it watches and what came back (issue 19).
+        let hold = progress.is_some_and(super::hold::is_hold);
+        let prog_cap = if hold { 8 } else { 3 };
+        let prog_lines = progress
+            .map(|p| {
+                if hold {
+                    super::hold::lines(m, p, w)
+                } else {
+                    table_lines(m, p, w)
+                }
+            })
+            .unwrap_or_default();
+        let prog_h = progress.map_or(0, |_| 3 + prog_lines.len().min(prog_cap));
         let expl = wrap(&rb.explanation, w);
         let remaining = bottom.saturating_sub(y) as usize;
         let wide = area.height >= 30;
@@ -260,7 +271,7 @@ impl RunbookView<'_> {
             for l in gauge(m, p, w) {
                 put(buf, &mut y, &l);
             }
-            for l in prog_lines.iter().take(3) {
+            for l in prog_lines.iter().take(prog_cap) {
                 put(buf, &mut y, l);
             }
         }
