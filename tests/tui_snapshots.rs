@@ -331,6 +331,28 @@ fn live_hold_countdown_hosts_and_what_came_back() {
 }
 
 #[test]
+fn an_active_filter_and_a_pause_are_always_on_screen() {
+    let mut m = view(View::Journal);
+    update(&mut m, key('/'));
+    for c in "stop".chars() {
+        update(&mut m, key(c));
+    }
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    update(&mut m, key('p'));
+    // The footer's message goes with the next key; the filter and the pause stay.
+    update(&mut m, key('k'));
+    for (w, h) in [(80, 24), (160, 48)] {
+        let t = text(render(&m, w, h).backend().buffer());
+        assert!(t.contains("filter 'stop' (esc clears)"), "{w}x{h}:\n{t}");
+        assert!(t.contains("PAUSED"), "{w}x{h}:\n{t}");
+    }
+    snap("filter_paused_80x24", &m, 80, 24);
+}
+
+#[test]
 fn quit_dialog_and_details() {
     let mut m = model();
     update(&mut m, key('q'));

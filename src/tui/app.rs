@@ -4,7 +4,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::event::{ExportFormat, Msg, Scroll, UiCommand};
+use super::event::{ExportFormat, Msg, Scroll, UiCommand, UiEvent};
 use super::keys::Action;
 use super::model::{DetailTarget, Input, Model, Overlay, StepState, View, ZOOMS};
 use super::plan;
@@ -15,7 +15,24 @@ use super::strings;
 pub fn update(m: &mut Model, msg: Msg) -> Vec<UiCommand> {
     match msg {
         Msg::Ui(ev) => {
-            m.apply(*ev);
+            // Paused: numbers stay still; questions, the journal and the
+            // clock still arrive (a confirmation is never held back).
+            let data = matches!(
+                *ev,
+                UiEvent::Sample(_)
+                    | UiEvent::DatabaseUpdate(_)
+                    | UiEvent::HostUpdate(_)
+                    | UiEvent::ServicesUpdate(_)
+            );
+            if data && let Some(held) = &mut m.held {
+                held.push(*ev);
+                if held.len() > HELD_MAX {
+                    resume(m);
+                    say(m, strings::PAUSE_OVERFLOW, true);
+                }
+            } else {
+                m.apply(*ev);
+            }
             Vec::new()
         }
         Msg::Resize(w, h) => {
@@ -319,8 +336,30 @@ fn action(m: &mut Model, a: Action) -> Vec<UiCommand> {
         Action::ZoomOut => m.ui.zoom = (m.ui.zoom + 1).min(ZOOMS.len() - 1),
         Action::PanLeft | Action::PanRight => pan(m, a == Action::PanRight),
         Action::Abort => return ask_abort(m),
+        Action::Pause => {
+            if m.held.is_some() {
+                let n = resume(m);
+                say(m, strings::resumed(n), false);
+            } else {
+                m.held = Some(Vec::new());
+                say(m, strings::paused(0), false);
+            }
+        }
     }
     Vec::new()
+}
+
+/// Updates held while paused before the pause ends by itself.
+const HELD_MAX: usize = 20_000;
+
+/// Ends a pause: applies what was held, in order; returns how many.
+fn resume(m: &mut Model) -> usize {
+    let held = m.held.take().unwrap_or_default();
+    let n = held.len();
+    for ev in held {
+        m.apply(ev);
+    }
+    n
 }
 
 fn pan(m: &mut Model, later: bool) {
@@ -1203,6 +1242,55 @@ mod tests {
         update(&mut m, code(KeyCode::Esc));
         assert!(command(&mut m, "plan nope").is_empty());
         assert!(m.ui.message.as_ref().unwrap().0.contains("'nope'"));
+    }
+
+    #[test]
+    fn p_pauses_the_numbers_but_never_a_question_or_the_journal() {
+        let mut m = model();
+        let rounds = |m: &Model| m.series_of("main").map_or(0, |s| s.times.len());
+        let before = rounds(&m);
+        let t = m.now + chrono::Duration::seconds(10);
+        update(&mut m, key('p'));
+        assert!(m.held.is_some());
+        assert!(m.ui.message.as_ref().unwrap().0.starts_with("paused"));
+        let mut s = demo::sample(t, t - chrono::Duration::seconds(600), false);
+        s.database = "main".into();
+        update(&mut m, Msg::Ui(Box::new(UiEvent::Sample(s))));
+        assert_eq!(rounds(&m), before, "held while paused");
+        // A question and a journal line are not held.
+        m.ui.overlay = Overlay::None;
+        update(
+            &mut m,
+            Msg::Ui(Box::new(UiEvent::Confirm(Some(demo::swap_confirm())))),
+        );
+        assert!(matches!(m.ui.overlay, Overlay::Confirm { .. }));
+        update(&mut m, code(KeyCode::Esc));
+        let n = m.journal.len();
+        let mut c = demo::Chain::new("x");
+        let mut r = c.record(
+            m.now,
+            "note",
+            None,
+            None,
+            None,
+            None,
+            "x",
+            serde_json::Value::Null,
+        );
+        r.seq = 10_000;
+        update(&mut m, Msg::Ui(Box::new(UiEvent::Journal(r))));
+        assert_eq!(m.journal.len(), n + 1);
+        // p again applies what was held, in order.
+        update(&mut m, key('p'));
+        assert!(m.held.is_none());
+        assert_eq!(rounds(&m), before + 1);
+        assert!(
+            m.ui.message
+                .as_ref()
+                .unwrap()
+                .0
+                .contains("1 held update(s)")
+        );
     }
 
     #[test]

@@ -558,6 +558,8 @@ pub struct Model {
     /// Rounds kept per database (0: unbounded).
     pub max_rounds: usize,
     pub stale_after_s: u64,
+    /// `p`: data updates held while the operator reads (applied on resume).
+    pub held: Option<Vec<UiEvent>>,
     /// The plan of the runbook the operator opened (before it starts).
     pub plan: Option<super::plan::PlanPreview>,
     pub ui: UiState,

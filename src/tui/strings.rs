@@ -347,6 +347,19 @@ pub fn hold_nothing_back(last_probe_s: i64) -> String {
 pub fn hold_came_back(n: usize) -> String {
     format!("{n} came back during the hold (stopped again; the hold fails):")
 }
+// Reading (issue 19).
+pub const PAUSED: &str = "PAUSED (p resumes)";
+pub fn paused(held: usize) -> String {
+    format!("paused: numbers frozen, {held} update(s) held (p resumes)")
+}
+pub fn resumed(n: usize) -> String {
+    format!("resumed: {n} held update(s) applied")
+}
+pub fn filter_shown(f: &str) -> String {
+    format!(" filter '{f}' (esc clears) ")
+}
+pub const PAUSE_OVERFLOW: &str =
+    "resumed: too many updates held while paused; they are all applied now";
 pub const PLAN_READS: &str = "reads only, no confirmation";
 pub fn plan_confirm(typed: &str) -> String {
     format!("CHANGES: asks you to type '{typed}' first")
@@ -524,6 +537,7 @@ pub fn action_label(a: Action) -> &'static str {
         Action::PanLeft => "earlier",
         Action::PanRight => "later",
         Action::Abort => "abort",
+        Action::Pause => "pause",
     }
 }
 
@@ -557,6 +571,9 @@ pub fn action_help(a: Action) -> &'static str {
         Action::PanLeft => "pan to earlier times",
         Action::PanRight => "pan to later times (back to following now)",
         Action::Abort => "abort the running runbook (asks first)",
+        Action::Pause => {
+            "pause the screen's numbers to read them (p again resumes; confirmations and the journal still arrive)"
+        }
     }
 }
 
