@@ -99,6 +99,21 @@ fn lab_opens_the_console_on_rogue_sync_shows_the_drop_and_q_tears_it_down() {
     let err = std::fs::read_to_string(dir.join("err")).unwrap();
     assert!(err.contains("building lab 'rogue-sync'"), "{err}");
     assert!(!processes_with(&labdir.display().to_string()).is_empty());
+    // Issue 19: the evidence suggests rogue-sync-wipe, with its reason; Enter
+    // opens its plan (nothing runs), Esc closes it.
+    t.tmux().args(["send-keys", "4"]).status().unwrap();
+    let s = t.wait("the suggested runbook", |s| {
+        s.contains("suggested: ") && s.contains("sync-loop hazard(s)")
+    });
+    assert!(s.contains("▶ rogue-sync-wipe  suggested"), "{s}");
+    t.tmux().args(["send-keys", "Enter"]).status().unwrap();
+    let s = t.wait("the plan", |s| {
+        s.contains("Plan: rogue-sync-wipe (nothing has run)") && s.contains("step(s) on database")
+    });
+    // The stop step acts at once: the plan says so (it does not read only).
+    assert!(s.contains("ACTS without a typed confirmation"), "{s}");
+    t.tmux().args(["send-keys", "Escape"]).status().unwrap();
+    t.wait("the plan closed", |s| !s.contains("nothing has run"));
 
     t.tmux().args(["send-keys", "q"]).status().unwrap();
     let s = t.wait("exit", |s| s.contains("EXITED"));

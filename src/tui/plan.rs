@@ -42,10 +42,28 @@ pub struct PlanPreview {
     pub refused: Vec<String>,
 }
 
+/// Actions that only read (the world is not changed by them).
+const READ_ONLY: [&str; 4] = ["note", "probe", "pick-backup", "verify"];
+
+impl PlanStep {
+    /// Only reads: a note, a probe, a pick or a verification.
+    pub fn reads_only(&self) -> bool {
+        !self.destructive && READ_ONLY.contains(&self.action.as_str())
+    }
+}
+
 impl PlanPreview {
-    /// Steps that change something (a typed confirmation is asked for them).
+    /// Steps that ask for a typed confirmation before they change something.
     pub fn destructive(&self) -> usize {
         self.steps.iter().filter(|s| s.destructive).count()
+    }
+    /// Steps that act without a typed confirmation (stop or start
+    /// services, snapshots, commands, SQL).
+    pub fn acting(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| !s.destructive && !s.reads_only())
+            .count()
     }
 }
 
@@ -256,6 +274,32 @@ mod tests {
         let s = suggest(&m).unwrap();
         assert_eq!(s.runbook, "table-wiped");
         assert!(s.reason.contains("'User'"), "{}", s.reason);
+    }
+
+    #[test]
+    fn a_step_that_acts_without_confirmation_is_not_called_read_only() {
+        let step = |action: &str, destructive: bool| PlanStep {
+            action: action.into(),
+            destructive,
+            ..Default::default()
+        };
+        let p = PlanPreview {
+            steps: vec![
+                step("note", false),
+                step("probe", false),
+                step("stop-services", false),
+                step("snapshot", false),
+                step("command", false),
+                step("pick-backup", false),
+                step("restore", true),
+                step("swap", true),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(p.destructive(), 2);
+        assert_eq!(p.acting(), 3);
+        assert!(!p.steps[2].reads_only(), "stopping services is not reading");
+        assert!(p.steps[5].reads_only());
     }
 
     #[test]

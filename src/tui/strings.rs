@@ -287,12 +287,13 @@ pub fn plan_title(runbook: &str) -> String {
 pub const PLAN_HINT: &str = "s: start  j/k PgUp/PgDn: scroll  Esc: close";
 pub const PLAN_HINT_REFUSED: &str = "cannot start  Esc: close";
 pub const PLAN_BUILDING: &str = "building the plan (every step resolved, nothing run)...";
-pub fn plan_summary(steps: usize, destructive: usize, db: Option<&str>) -> String {
+pub fn plan_summary(steps: usize, destructive: usize, acting: usize, db: Option<&str>) -> String {
     let on = db
         .map(|d| format!(" on database '{d}'"))
         .unwrap_or_default();
     format!(
-        "{steps} step(s){on}; {destructive} change something and ask for a typed confirmation; the others only read or wait"
+        "{steps} step(s){on}: {destructive} ask for a typed confirmation first; {acting} act without one (stop or start services, snapshot, commands); {} only read",
+        steps.saturating_sub(destructive + acting)
     )
 }
 pub const CONFIRM_CHANGES: &str = "What this will do:";
@@ -361,6 +362,7 @@ pub fn filter_shown(f: &str) -> String {
 pub const PAUSE_OVERFLOW: &str =
     "resumed: too many updates held while paused; they are all applied now";
 pub const PLAN_READS: &str = "reads only, no confirmation";
+pub const PLAN_ACTS: &str = "ACTS without a typed confirmation (runs as soon as it is reached)";
 pub fn plan_confirm(typed: &str) -> String {
     format!("CHANGES: asks you to type '{typed}' first")
 }

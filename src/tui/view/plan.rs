@@ -37,7 +37,12 @@ pub(crate) fn plan_lines(m: &Model, p: &PlanPreview, w: usize) -> Vec<Line<'stat
         t,
         &mut out,
         0,
-        &strings::plan_summary(p.steps.len(), p.destructive(), p.database.as_deref()),
+        &strings::plan_summary(
+            p.steps.len(),
+            p.destructive(),
+            p.acting(),
+            p.database.as_deref(),
+        ),
         w,
         Role::Normal,
     );
@@ -112,7 +117,8 @@ pub(crate) fn plan_lines(m: &Model, p: &PlanPreview, w: usize) -> Vec<Line<'stat
         let (text, role) = match (s.destructive, &s.confirm) {
             (true, Some(c)) => (strings::plan_confirm(c), Role::Warn),
             (true, None) => (strings::PLAN_CONFIRM_LATER.to_string(), Role::Warn),
-            (false, _) => (strings::PLAN_READS.to_string(), Role::Ok),
+            (false, _) if s.reads_only() => (strings::PLAN_READS.to_string(), Role::Ok),
+            (false, _) => (strings::PLAN_ACTS.to_string(), Role::Warn),
         };
         para(t, &mut out, 4, &text, w, role);
     }
@@ -226,7 +232,7 @@ mod tests {
         let p = plan();
         let all = text(&plan_lines(&m, &p, 200));
         assert!(
-            all.contains("2 step(s) on database 'main'; 1 change"),
+            all.contains("2 step(s) on database 'main': 1 ask for a typed confirmation first; 0 act without one"),
             "{all}"
         );
         assert!(all.contains("reads only, no confirmation"), "{all}");
