@@ -277,6 +277,22 @@ mod tests {
     }
 
     #[test]
+    fn the_overview_has_one_row_per_job_whatever_its_hazard_count() {
+        let mut m = model(&ALL);
+        with_hazards(&mut m, &["dump-clean-restore", "auto-restore", "truncate"]);
+        let rows = crate::tui::rows::overview(&m);
+        let hazards = rows
+            .iter()
+            .filter(|r| matches!(r, crate::tui::rows::OvRow::Hazard(..)))
+            .count();
+        assert_eq!(hazards, 1, "one job, three hazards: one row");
+        // A filter matching only its second hazard still shows the job once.
+        m.ui.filter[crate::tui::model::View::Overview.index()] = "auto-restore".into();
+        let rows = crate::tui::rows::overview(&m);
+        assert!(matches!(rows[0], crate::tui::rows::OvRow::Hazard(0, 0, 1)));
+    }
+
+    #[test]
     fn a_step_that_acts_without_confirmation_is_not_called_read_only() {
         let step = |action: &str, destructive: bool| PlanStep {
             action: action.into(),

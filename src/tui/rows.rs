@@ -34,14 +34,18 @@ pub fn overview(m: &Model) -> Vec<OvRow> {
     let mut stopped = Vec::new();
     for (hi, hs) in m.services.iter().enumerate() {
         for (si, s) in hs.services.iter().enumerate() {
-            for (zi, z) in s.hazards.iter().enumerate() {
-                if matches(f, &[&hs.host, &s.name, &z.what, &s.databases.join(" ")]) {
-                    let row = OvRow::Hazard(hi, si, zi);
-                    if s.stopped_by_runbook {
-                        stopped.push(row)
-                    } else {
-                        live.push(row)
-                    }
+            // One row per job (its first matching hazard; the row says how
+            // many more it has), not one per job x hazard.
+            let first = s
+                .hazards
+                .iter()
+                .position(|z| matches(f, &[&hs.host, &s.name, &z.what, &s.databases.join(" ")]));
+            if let Some(zi) = first {
+                let row = OvRow::Hazard(hi, si, zi);
+                if s.stopped_by_runbook {
+                    stopped.push(row)
+                } else {
+                    live.push(row)
                 }
             }
         }

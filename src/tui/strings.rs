@@ -349,6 +349,9 @@ pub fn hold_came_back(n: usize) -> String {
     format!("{n} came back during the hold (stopped again; the hold fails):")
 }
 // Reading (issue 19).
+pub fn more_hazards(n: usize) -> String {
+    format!("(+{n} more hazard(s): Enter)")
+}
 pub const PAUSED: &str = "PAUSED (p resumes)";
 pub fn paused(held: usize) -> String {
     format!("paused: numbers frozen, {held} update(s) held (p resumes)")
