@@ -89,11 +89,11 @@ fn lab_opens_the_console_on_rogue_sync_shows_the_drop_and_q_tears_it_down() {
         s.contains("db-realtime-sync"),
         "the sync job as a hazard:\n{s}"
     );
-    // Timeline: the tables as they were before the damage, gone (re-created
-    // by pg_dump --clean), and the new ones at 0.
+    // Timeline: the tables re-created by pg_dump --clean, each one line
+    // across its old and new OIDs, marked re-created (issue 19).
     t.tmux().args(["send-keys", "3"]).status().unwrap();
     let s = t.wait("the drop on the timeline", |s| {
-        s.contains("User") && s.contains("GONE") && s.contains("incident")
+        s.contains("User") && s.contains("re-created") && s.contains("incident")
     });
     assert!(s.contains("GameRequest"), "{s}");
     let err = std::fs::read_to_string(dir.join("err")).unwrap();

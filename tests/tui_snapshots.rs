@@ -353,6 +353,58 @@ fn an_active_filter_and_a_pause_are_always_on_screen() {
 }
 
 #[test]
+fn a_recreated_table_is_one_timeline_line_across_its_oids() {
+    use lifeline::samples::{Sample, TableCount};
+    let mut m = view(View::Timeline);
+    let last = m.series_of("main").unwrap().clone();
+    let identity = last.identity.clone();
+    let user = last.tables.iter().find(|t| t.name == "User").unwrap();
+    let old_oid = user.oid;
+    // Two rounds after "now": User re-created with a new OID, 0 then 19 rows.
+    for (k, rows) in [(1i64, 0i64), (2, 19)] {
+        let tables = last
+            .tables
+            .iter()
+            .filter(|t| t.name != "User")
+            .map(|t| TableCount {
+                schema: t.schema.clone(),
+                name: t.name.clone(),
+                oid: t.oid,
+                rows: t.last().unwrap_or(0),
+                exact: true,
+            })
+            .chain([TableCount {
+                schema: "public".into(),
+                name: "User".into(),
+                oid: old_oid + 50_000,
+                rows,
+                exact: true,
+            }])
+            .collect();
+        m.apply(UiEvent::Sample(Sample {
+            ts: now() + chrono::Duration::seconds(10 * k),
+            database: "main".into(),
+            identity: identity.clone(),
+            tables,
+        }));
+    }
+    m.now = now() + chrono::Duration::seconds(25);
+    snap("timeline_recreated_80x24", &m, 80, 24);
+    snap("timeline_recreated_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    let user_rows = t.lines().filter(|l| l.contains(" User ")).count();
+    assert!(t.contains("User (re-created)"), "{t}");
+    assert!(t.contains("re-created: 2 OIDs merged into one line"), "{t}");
+    assert_eq!(
+        t.lines()
+            .filter(|l| l.contains("User (re-created)"))
+            .count(),
+        1,
+        "one line for User across its OIDs ({user_rows} lines name it):\n{t}"
+    );
+}
+
+#[test]
 fn quit_dialog_and_details() {
     let mut m = model();
     update(&mut m, key('q'));

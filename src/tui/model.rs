@@ -246,6 +246,46 @@ impl DbSeries {
         }
     }
 
+    /// A newer series of the same table (re-created: a new OID) exists.
+    pub fn superseded(&self, i: usize) -> bool {
+        let t = &self.tables[i];
+        self.tables[i + 1..]
+            .iter()
+            .any(|x| x.name == t.name && x.schema == t.schema)
+    }
+
+    /// How many OIDs the table of series `i` had up to it (1: never re-created).
+    pub fn oids(&self, i: usize) -> usize {
+        let t = &self.tables[i];
+        self.tables[..=i]
+            .iter()
+            .filter(|x| x.name == t.name && x.schema == t.schema)
+            .count()
+    }
+
+    /// The values of series `i` with its earlier OIDs' values filled in
+    /// where it has none: one line per table name across re-creations
+    /// (reads "250 -> 0 -> 225"). Borrowed when never re-created.
+    pub fn merged(&self, i: usize) -> std::borrow::Cow<'_, [i64]> {
+        if self.oids(i) == 1 {
+            return std::borrow::Cow::Borrowed(&self.tables[i].values);
+        }
+        let t = &self.tables[i];
+        let mut v = t.values.clone();
+        for older in self.tables[..i]
+            .iter()
+            .rev()
+            .filter(|x| x.name == t.name && x.schema == t.schema)
+        {
+            for (slot, o) in v.iter_mut().zip(&older.values) {
+                if *slot == MISSING {
+                    *slot = *o;
+                }
+            }
+        }
+        std::borrow::Cow::Owned(v)
+    }
+
     pub fn find(&self, name: &str, oid: u32) -> Option<usize> {
         self.tables
             .iter()
@@ -842,6 +882,23 @@ mod tests {
         // Out of order rounds are ignored.
         s.push(&sample(25, &[("User", 3, 5)]), 0);
         assert_eq!(s.times.len(), 3);
+    }
+
+    #[test]
+    fn a_recreated_table_reads_as_one_line_across_its_oids() {
+        let mut s = DbSeries::default();
+        s.push(&sample(10, &[("User", 1, 250)]), 0);
+        s.push(&sample(20, &[("User", 1, 250)]), 0);
+        s.push(&sample(30, &[("User", 3, 0)]), 0);
+        s.push(&sample(40, &[("User", 3, 225)]), 0);
+        assert!(s.superseded(0));
+        assert!(!s.superseded(1));
+        assert_eq!(s.oids(1), 2);
+        assert_eq!(&*s.merged(1), &[250, 250, 0, 225]);
+        // Never re-created: its own values, borrowed.
+        let mut one = DbSeries::default();
+        one.push(&sample(10, &[("Game", 2, 12)]), 0);
+        assert!(matches!(one.merged(0), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

@@ -127,7 +127,10 @@ pub fn tables(m: &Model) -> Vec<usize> {
         .map(|a| a.table.as_str())
         .collect();
     let f = filter(m, View::Timeline);
+    // One row per table name: a re-created table's older OIDs are merged
+    // into its newest series (`DbSeries::merged`).
     let mut idx: Vec<usize> = (0..s.tables.len())
+        .filter(|i| !s.superseded(*i))
         .filter(|i| matches(f, &[&s.tables[*i].name, &s.tables[*i].schema]))
         .collect();
     idx.sort_by(|a, b| {

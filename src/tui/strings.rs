@@ -349,6 +349,10 @@ pub fn hold_came_back(n: usize) -> String {
     format!("{n} came back during the hold (stopped again; the hold fails):")
 }
 // Reading (issue 19).
+pub const RECREATED_MARK: &str = "(re-created)";
+pub fn recreated(oids: usize) -> String {
+    format!("re-created: {oids} OIDs merged into one line")
+}
 pub fn more_hazards(n: usize) -> String {
     format!("(+{n} more hazard(s): Enter)")
 }
