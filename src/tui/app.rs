@@ -332,6 +332,11 @@ fn action(m: &mut Model, a: Action) -> Vec<UiCommand> {
                 None => m.ui.message = Some((strings::NOTHING_TO_ACK.into(), false)),
             }
         }
+        // At either end the zoom says so instead of stopping silently.
+        Action::ZoomIn if m.ui.zoom == 0 => say(m, strings::zoom_limit(ZOOMS[0], true), false),
+        Action::ZoomOut if m.ui.zoom + 1 >= ZOOMS.len() => {
+            say(m, strings::zoom_limit(ZOOMS[ZOOMS.len() - 1], false), false)
+        }
         Action::ZoomIn => m.ui.zoom = m.ui.zoom.saturating_sub(1),
         Action::ZoomOut => m.ui.zoom = (m.ui.zoom + 1).min(ZOOMS.len() - 1),
         Action::PanLeft | Action::PanRight => pan(m, a == Action::PanRight),
@@ -1152,6 +1157,30 @@ mod tests {
         assert_eq!(m.ui.zoom, 3);
         update(&mut m, key('+'));
         update(&mut m, key('+'));
+        // At the closest zoom '+' says so (it never stops silently).
+        let z = m.ui.zoom;
+        for _ in 0..10 {
+            update(&mut m, key('+'));
+        }
+        assert_eq!(m.ui.zoom, 0);
+        assert!(
+            m.ui.message
+                .as_ref()
+                .unwrap()
+                .0
+                .contains("closest zoom: 5 min")
+        );
+        for _ in 0..20 {
+            update(&mut m, key('-'));
+        }
+        assert!(
+            m.ui.message
+                .as_ref()
+                .unwrap()
+                .0
+                .contains("widest zoom: 7 d")
+        );
+        m.ui.zoom = z;
         update(&mut m, key('h'));
         let end = m.ui.pan_end.unwrap();
         assert_eq!(end, m.now.timestamp() - ZOOMS[1] / 4);

@@ -349,6 +349,14 @@ pub fn hold_came_back(n: usize) -> String {
     format!("{n} came back during the hold (stopped again; the hold fails):")
 }
 // Reading (issue 19).
+pub fn zoom_limit(span_s: i64, closest: bool) -> String {
+    let span = duration(span_s).replace(" 00 s", "").replace(" 0 h", "");
+    if closest {
+        format!("closest zoom: {span} on screen ('-' widens)")
+    } else {
+        format!("widest zoom: {span} on screen ('+' narrows)")
+    }
+}
 pub const RECREATED_MARK: &str = "(re-created)";
 pub fn recreated(oids: usize) -> String {
     format!("re-created: {oids} OIDs merged into one line")
