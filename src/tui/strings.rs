@@ -578,7 +578,9 @@ pub fn action_help(a: Action) -> &'static str {
         Action::PageUp => "page up",
         Action::Top => "go to the first row",
         Action::Bottom => "go to the last row (the journal follows new lines)",
-        Action::Open => "open: details, answer a confirmation, start a runbook",
+        Action::Open => {
+            "open: details, answer a confirmation, a runbook's plan (s starts it), the backup panel of a finished pick"
+        }
         Action::Back => "back out: close a popup, clear the filter",
         Action::NextDb => "show the next database",
         Action::Note => "add a note to the journal",

@@ -64,10 +64,19 @@ pub fn help(m: &Model, scroll: usize, area: Rect, buf: &mut Buffer) {
             lines.push(Line::from(styled(sec, t.style(Role::Title))));
             section = sec;
         }
-        lines.push(Line::from(vec![
-            styled(pad(&keys, key_w, g.ellipsis), t.style(Role::Key)),
-            styled(what, t.style(Role::Normal)),
-        ]));
+        // Long entries wrap under their text, never cut (issue 19).
+        let text_w = (w as usize).saturating_sub(4 + key_w).max(20);
+        for (i, part) in wrap(what, text_w).into_iter().enumerate() {
+            let k = if i == 0 {
+                pad(&keys, key_w, g.ellipsis)
+            } else {
+                " ".repeat(key_w)
+            };
+            lines.push(Line::from(vec![
+                styled(k, t.style(Role::Key)),
+                styled(part, t.style(Role::Normal)),
+            ]));
+        }
     }
     lines.push(Line::raw(""));
     lines.push(Line::from(styled(
@@ -75,10 +84,18 @@ pub fn help(m: &Model, scroll: usize, area: Rect, buf: &mut Buffer) {
         t.style(Role::Title),
     )));
     for (cmd, what) in strings::HELP_COMMANDS {
-        lines.push(Line::from(vec![
-            styled(pad(cmd, key_w, g.ellipsis), t.style(Role::Key)),
-            styled(what, t.style(Role::Normal)),
-        ]));
+        let text_w = (w as usize).saturating_sub(4 + key_w).max(20);
+        for (i, part) in wrap(what, text_w).into_iter().enumerate() {
+            let k = if i == 0 {
+                pad(cmd, key_w, g.ellipsis)
+            } else {
+                " ".repeat(key_w)
+            };
+            lines.push(Line::from(vec![
+                styled(k, t.style(Role::Key)),
+                styled(part, t.style(Role::Normal)),
+            ]));
+        }
     }
     lines.push(Line::raw(""));
     lines.push(Line::from(styled(
