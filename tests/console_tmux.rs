@@ -620,3 +620,93 @@ fn the_plan_is_shown_before_a_runbook_starts_and_s_starts_it() {
     t.keys(&["q"]);
     assert_exited_restored(&t);
 }
+
+const PICK_RUNBOOK: &str = r#"
+id = "pick-only"
+title = "Console test: judge the backups"
+when = "Only in the console's end-to-end test."
+
+[[param]]
+name = "catalog"
+kind = "catalog"
+from = "inventory"
+explain = "The backup catalog."
+
+[[step]]
+id = "pick"
+action = "pick-backup"
+explain = "Judge every backup against the incident time."
+catalog = "{catalog}"
+incident_at = "INCIDENT_AT"
+"#;
+
+/// Issue 19: the backup panel of a real pick. A real catalog on the local
+/// host holds a dump from before the incident and one named after it; the
+/// pick runs in the console; Enter on the finished pick step shows both
+/// candidates, the chosen one with its loss in human units and where its
+/// time came from, the other with its exclusion reason in full.
+#[test]
+fn enter_on_a_finished_pick_shows_every_candidate_with_its_reason() {
+    let pg = support::pg();
+    let password = support::random_password();
+    prepare(&pg, &password);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("runbooks")).unwrap();
+    // The incident an hour from now: both dumps are from before it (their
+    // header time counts, not their names).
+    let incident = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    std::fs::write(
+        dir.join("runbooks/pick-only.toml"),
+        PICK_RUNBOOK.replace("INCIDENT_AT", &incident),
+    )
+    .unwrap();
+    let backups = dir.join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    for name in ["shop_20261201_010000.dump", "shop_20261206_120000.dump"] {
+        let o = Command::new(pg.bin("pg_dump"))
+            .args(["-Fc", "-h", "127.0.0.1", "-U", "postgres", "-p"])
+            .arg(pg.port().to_string())
+            .args(["-d", "shop", "-f"])
+            .arg(backups.join(name))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // The newer one is cut in half: truncated, excluded.
+    let newer = backups.join("shop_20261206_120000.dump");
+    let bytes = std::fs::read(&newer).unwrap();
+    std::fs::write(&newer, &bytes[..bytes.len() / 2]).unwrap();
+    let catalog = format!(
+        "[[backups]]\nname = \"nightly\"\nhost = \"here\"\npath = \"{}\"\npattern = \"shop_%Y%m%d_%H%M%S.dump\"\ndatabase = \"main\"\n",
+        backups.display()
+    );
+    std::fs::write(
+        dir.join("lifeline.toml"),
+        format!("{}\n{catalog}", inventory(&pg, "")),
+    )
+    .unwrap();
+    let t = start("backups", &console_line(dir, &password, "console"), 120, 40);
+    t.wait_for("healthy");
+    t.command("runbook pick-only");
+    t.wait_for("runbook finished");
+    t.keys(&["4"]);
+    t.keys(&["g", "Enter"]);
+    let s = t.wait("the backup panel", |s| {
+        s.contains("Backups: the candidates of the last pick") && s.contains("2 candidate(s)")
+    });
+    assert!(s.contains("chosen shop_20261201_010000.dump"), "{s}");
+    assert!(s.contains("(from its dump header)"), "{s}");
+    assert!(
+        s.contains("loses 1 h 00 min of changes") || s.contains("loses 59 min of changes"),
+        "{s}"
+    );
+    assert!(s.contains("excluded shop_20261206_120000.dump"), "{s}");
+    assert!(s.contains("why: "), "{s}");
+    t.keys(&["Escape"]);
+    t.wait("the panel closed", |s| {
+        !s.contains("candidates of the last pick")
+    });
+    t.keys(&["q"]);
+    assert_exited_restored(&t);
+}
