@@ -328,6 +328,7 @@ fn service_state(s: &Service) -> ServiceState {
             .hazards
             .iter()
             .map(|h| Hazard {
+                kind: h.kind.as_str().to_string(),
                 what: h.detail.clone(),
                 evidence: format!("{}: {}", h.location, h.evidence),
             })

@@ -28,6 +28,8 @@ use crate::state::StateDir;
 use crate::timeline::SharedJournal;
 use crate::tui::model::{PendingConfirm, Progress, RunbookState, StepState, StepView};
 use crate::tui::stop_plan::{PlanRow, StopPlanView};
+
+use crate::tui::plan::{PlanPreview, PlanStep};
 use crate::tui::{ExportFormat, UiCommand, UiEvent};
 
 /// The engine's recorder on the console's shared journal.
@@ -126,6 +128,10 @@ pub async fn serve(
                 let _ = tx
                     .send(UiEvent::Status(format!("acting on database '{db}'")))
                     .await;
+            }
+            UiCommand::PreviewRunbook(name) => {
+                let plan = preview(&ctl, &name, running.is_some());
+                let _ = tx.send(UiEvent::Plan(Box::new(plan))).await;
             }
             UiCommand::StartRunbook(name) => {
                 if running.is_some() {
@@ -378,13 +384,9 @@ fn load_runbook(name: &str, inv: &Inventory) -> Result<Runbook, Vec<String>> {
     Ok(rb)
 }
 
-fn start(
-    ctl: &mut Controller,
-    name: &str,
-    tx: &mpsc::Sender<UiEvent>,
-) -> Result<Running, Vec<String>> {
-    let rb = load_runbook(name, &ctl.inventory)?;
-    let resume = ctl.in_flight.contains(&rb.id);
+/// The answers a console run starts with: the console's parameters and
+/// the selected database for a database parameter without a default.
+fn console_answers(ctl: &Controller, rb: &Runbook) -> Answers {
     let mut answers = Answers::default();
     for p in &rb.params {
         if let Some(v) = ctl.params.get(&p.name) {
@@ -398,6 +400,94 @@ fn start(
             }
         }
     }
+    answers
+}
+
+/// The plan of a runbook as the console would start it: the engine's dry
+/// run over the same inventory, parameters and journal (read only), every
+/// step resolved and redacted. Runs nothing, journals nothing.
+fn preview(ctl: &Controller, name: &str, busy: bool) -> PlanPreview {
+    let refused = |lines: Vec<String>| PlanPreview {
+        runbook: name.to_string(),
+        refused: lines,
+        ..Default::default()
+    };
+    let rb = match load_runbook(name, &ctl.inventory) {
+        Ok(rb) => rb,
+        Err(lines) => return refused(lines),
+    };
+    let answers = console_answers(ctl, &rb);
+    let now = Utc::now();
+    let (state, errors) = crate::engine::open_dry_run(
+        &rb,
+        ctl.inventory.clone(),
+        &answers,
+        &ctl.state,
+        Some(&ctl.incident.id),
+        ctl.readonly,
+        now,
+    );
+    let database = state
+        .ctx
+        .params
+        .values()
+        .find(|p| p.kind == runbook::ParamKind::Database)
+        .map(|p| p.value.clone());
+    let (_, effects) = crate::engine::apply(&state, crate::engine::Input::Start { now });
+    let steps = effects
+        .into_iter()
+        .filter_map(|fx| match fx {
+            crate::engine::Effect::Emit(ev) => match ev.redacted(&ctl.redactor) {
+                EngineEvent::Plan { step } => Some(PlanStep {
+                    id: step.id,
+                    action: step.action.to_string(),
+                    explain: step.explain,
+                    destructive: step.destructive,
+                    target: step.target,
+                    requires: step.requires,
+                    preview: step.preview,
+                    confirm: step.confirm,
+                    error: step.error,
+                }),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let mut notes: Vec<String> = errors
+        .into_iter()
+        .map(|e| format!("parameter without a value: {e}"))
+        .collect();
+    if ctl.in_flight.contains(&rb.id) {
+        notes.push(format!(
+            "a run of '{}' is in flight in this incident's journal: starting resumes it",
+            rb.id
+        ));
+    }
+    if busy {
+        notes.push("a runbook is running: finish or abort it before starting another".to_string());
+    }
+    if ctl.readonly {
+        notes.push("--readonly: every action is refused; this plan is for reading".to_string());
+    }
+    PlanPreview {
+        runbook: name.to_string(),
+        title: rb.title.clone(),
+        database,
+        steps,
+        notes,
+        refused: Vec::new(),
+    }
+}
+
+fn start(
+    ctl: &mut Controller,
+    name: &str,
+    tx: &mpsc::Sender<UiEvent>,
+) -> Result<Running, Vec<String>> {
+    let rb = load_runbook(name, &ctl.inventory)?;
+    let resume = ctl.in_flight.contains(&rb.id);
+    let answers = console_answers(ctl, &rb);
     let spec = RunSpec {
         runbook: &rb,
         inventory: ctl.inventory.clone(),
@@ -634,6 +724,7 @@ impl Forwarder {
                         expect: Some(c.expected.clone()),
                         also: c.also.clone(),
                         database: self.database.clone(),
+                        changes: c.preview.clone(),
                     },
                     Question::Override(o) => PendingConfirm {
                         step: o.step.clone(),
@@ -644,6 +735,7 @@ impl Forwarder {
                         expect: Some(o.phrase.clone()),
                         also: Vec::new(),
                         database: self.database.clone(),
+                        changes: Vec::new(),
                     },
                     Question::Interrupted(r) => PendingConfirm {
                         step: r.step.clone(),
@@ -654,6 +746,7 @@ impl Forwarder {
                         expect: None,
                         also: Vec::new(),
                         database: self.database.clone(),
+                        changes: Vec::new(),
                     },
                 };
                 self.questions.send_replace(Some(question));

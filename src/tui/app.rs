@@ -4,9 +4,10 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::event::{ExportFormat, Msg, Scroll, UiCommand};
+use super::event::{ExportFormat, Msg, Scroll, UiCommand, UiEvent};
 use super::keys::Action;
 use super::model::{DetailTarget, Input, Model, Overlay, StepState, View, ZOOMS};
+use super::plan;
 use super::rows::{self, OvRow};
 use super::strings;
 
@@ -14,7 +15,24 @@ use super::strings;
 pub fn update(m: &mut Model, msg: Msg) -> Vec<UiCommand> {
     match msg {
         Msg::Ui(ev) => {
-            m.apply(*ev);
+            // Paused: numbers stay still; questions, the journal and the
+            // clock still arrive (a confirmation is never held back).
+            let data = matches!(
+                *ev,
+                UiEvent::Sample(_)
+                    | UiEvent::DatabaseUpdate(_)
+                    | UiEvent::HostUpdate(_)
+                    | UiEvent::ServicesUpdate(_)
+            );
+            if data && let Some(held) = &mut m.held {
+                held.push(*ev);
+                if held.len() > HELD_MAX {
+                    resume(m);
+                    say(m, strings::PAUSE_OVERFLOW, true);
+                }
+            } else {
+                m.apply(*ev);
+            }
             Vec::new()
         }
         Msg::Resize(w, h) => {
@@ -24,7 +42,10 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<UiCommand> {
         Msg::Scroll(dir) => {
             let step: isize = if dir == Scroll::Up { -3 } else { 3 };
             match &mut m.ui.overlay {
-                Overlay::Help { scroll } | Overlay::Details { scroll, .. } => {
+                Overlay::Help { scroll }
+                | Overlay::Details { scroll, .. }
+                | Overlay::Backups { scroll }
+                | Overlay::Plan { scroll, .. } => {
                     *scroll = scroll.saturating_add_signed(step);
                 }
                 Overlay::None if m.ui.input.is_none() => move_cursor(m, step),
@@ -122,6 +143,9 @@ fn set_cursor(m: &mut Model, v: View, i: usize) {
         }
         View::Runbook => {
             m.ui.step_follow = false;
+            if m.runbook.is_none() {
+                m.ui.runbook_cursor_moved = true;
+            }
             m.ui.cursor[v.index()] = i;
         }
         _ => m.ui.cursor[v.index()] = i,
@@ -138,6 +162,97 @@ fn set_filter(m: &mut Model, f: String) {
 
 fn switch(m: &mut Model, v: View) {
     m.ui.view = v;
+    if v == View::Runbook {
+        cursor_on_suggestion(m);
+    }
+}
+
+/// Places the runbook list's cursor on the suggested runbook until the
+/// operator moves it.
+fn cursor_on_suggestion(m: &mut Model) {
+    if m.runbook.is_some() || m.ui.runbook_cursor_moved {
+        return;
+    }
+    if let Some(s) = plan::suggest(m)
+        && let Some(i) = m.runbooks.iter().position(|r| r.name == s.runbook)
+    {
+        m.ui.cursor[View::Runbook.index()] = i;
+    }
+}
+
+/// Opens the plan of a runbook: asks the engine side for it (nothing runs)
+/// and shows it; `s` in the plan starts the runbook.
+fn preview_runbook(m: &mut Model, name: &str) -> Vec<UiCommand> {
+    if !m.runbooks.is_empty() && !m.runbooks.iter().any(|r| r.name == name) {
+        let known: Vec<&str> = m.runbooks.iter().map(|r| r.name.as_str()).collect();
+        let text = strings::unknown_runbook(name, &known.join(", "));
+        say(m, text, true);
+        return Vec::new();
+    }
+    m.ui.view = View::Runbook;
+    m.plan = None;
+    m.ui.overlay = Overlay::Plan {
+        runbook: name.to_string(),
+        scroll: 0,
+    };
+    say(m, strings::plan_sent(name), false);
+    vec![UiCommand::PreviewRunbook(name.to_string())]
+}
+
+/// Keys of the plan popup: scroll, `s` starts, Esc closes.
+fn plan_key(
+    m: &mut Model,
+    k: KeyEvent,
+    action: Option<Action>,
+    runbook: String,
+    scroll: usize,
+) -> Vec<UiCommand> {
+    let p = page(m) as usize;
+    let keep = |m: &mut Model, scroll: usize| {
+        m.ui.overlay = Overlay::Plan {
+            runbook: runbook.clone(),
+            scroll,
+        }
+    };
+    let plain = !k
+        .modifiers
+        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+    if k.code == KeyCode::Char('s') && plain {
+        let ready = m
+            .plan
+            .as_ref()
+            .filter(|p| p.runbook == runbook)
+            .map(|p| p.refused.is_empty());
+        return match ready {
+            Some(true) => start_runbook(m, &runbook),
+            Some(false) => {
+                keep(m, scroll);
+                say(m, strings::PLAN_HINT_REFUSED, true);
+                Vec::new()
+            }
+            None => {
+                keep(m, scroll);
+                say(m, strings::PLAN_BUILDING, false);
+                Vec::new()
+            }
+        };
+    }
+    match action {
+        _ if k.code == KeyCode::Esc || is_ctrl(&k, 'c') => {}
+        Some(Action::Back | Action::Quit) => {}
+        Some(Action::ForceQuit) => return ask_quit(m),
+        Some(Action::Down) => keep(m, scroll + 1),
+        Some(Action::Up) => keep(m, scroll.saturating_sub(1)),
+        Some(Action::PageDown) => keep(m, scroll + p),
+        Some(Action::PageUp) => keep(m, scroll.saturating_sub(p)),
+        Some(Action::Top) => keep(m, 0),
+        Some(Action::Open) => {
+            keep(m, scroll);
+            say(m, strings::PLAN_START_NOW, false);
+        }
+        _ => keep(m, scroll),
+    }
+    Vec::new()
 }
 
 fn action(m: &mut Model, a: Action) -> Vec<UiCommand> {
@@ -217,12 +332,39 @@ fn action(m: &mut Model, a: Action) -> Vec<UiCommand> {
                 None => m.ui.message = Some((strings::NOTHING_TO_ACK.into(), false)),
             }
         }
+        // At either end the zoom says so instead of stopping silently.
+        Action::ZoomIn if m.ui.zoom == 0 => say(m, strings::zoom_limit(ZOOMS[0], true), false),
+        Action::ZoomOut if m.ui.zoom + 1 >= ZOOMS.len() => {
+            say(m, strings::zoom_limit(ZOOMS[ZOOMS.len() - 1], false), false)
+        }
         Action::ZoomIn => m.ui.zoom = m.ui.zoom.saturating_sub(1),
         Action::ZoomOut => m.ui.zoom = (m.ui.zoom + 1).min(ZOOMS.len() - 1),
         Action::PanLeft | Action::PanRight => pan(m, a == Action::PanRight),
         Action::Abort => return ask_abort(m),
+        Action::Pause => {
+            if m.held.is_some() {
+                let n = resume(m);
+                say(m, strings::resumed(n), false);
+            } else {
+                m.held = Some(Vec::new());
+                say(m, strings::paused(0), false);
+            }
+        }
     }
     Vec::new()
+}
+
+/// Updates held while paused before the pause ends by itself.
+const HELD_MAX: usize = 20_000;
+
+/// Ends a pause: applies what was held, in order; returns how many.
+fn resume(m: &mut Model) -> usize {
+    let held = m.held.take().unwrap_or_default();
+    let n = held.len();
+    for ev in held {
+        m.apply(ev);
+    }
+    n
 }
 
 fn pan(m: &mut Model, later: bool) {
@@ -349,13 +491,18 @@ fn open(m: &mut Model) -> Vec<UiCommand> {
                 };
             } else if let Some(r) = &m.runbook {
                 if let Some(s) = r.steps.get(cur) {
+                    // A finished pick opens the backup panel.
+                    if s.action == "pick-backup" && s.state == StepState::Done {
+                        m.ui.overlay = Overlay::Backups { scroll: 0 };
+                        return Vec::new();
+                    }
                     m.ui.overlay = Overlay::Details {
                         target: DetailTarget::Step(s.id.clone()),
                         scroll: 0,
                     };
                 }
             } else if let Some(name) = m.runbooks.get(cur).map(|r| r.name.clone()) {
-                return start_runbook(m, &name);
+                return preview_runbook(m, &name);
             }
         }
         View::Journal => {
@@ -433,6 +580,18 @@ pub fn run_command(m: &mut Model, line: &str) -> Vec<UiCommand> {
             Vec::new()
         }
         "runbook" | "rb" => start_runbook(m, rest),
+        "plan" if rest.is_empty() => match plan::suggest(m) {
+            Some(s) => preview_runbook(m, &s.runbook),
+            None => {
+                m.ui.view = View::Runbook;
+                Vec::new()
+            }
+        },
+        "plan" => preview_runbook(m, rest),
+        "backups" => {
+            m.ui.overlay = Overlay::Backups { scroll: 0 };
+            Vec::new()
+        }
         "db" if rest.is_empty() => {
             say(m, strings::DB_REQUIRED, true);
             Vec::new()
@@ -512,7 +671,9 @@ fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
     let overlay = std::mem::take(&mut m.ui.overlay);
     match overlay {
         Overlay::None => {}
-        Overlay::Help { scroll } | Overlay::Details { scroll, .. }
+        Overlay::Help { scroll }
+        | Overlay::Details { scroll, .. }
+        | Overlay::Backups { scroll }
             if matches!(
                 action,
                 Some(Action::Down | Action::Up | Action::PageDown | Action::PageUp | Action::Top)
@@ -528,19 +689,24 @@ fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
             };
             m.ui.overlay = match overlay {
                 Overlay::Details { target, .. } => Overlay::Details { target, scroll: s },
+                Overlay::Backups { .. } => Overlay::Backups { scroll: s },
                 _ => Overlay::Help { scroll: s },
             };
         }
-        Overlay::Help { .. } | Overlay::Details { .. }
+        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Backups { .. }
             if k.code == KeyCode::Esc
                 || matches!(
                     action,
                     Some(Action::Back | Action::Help | Action::Quit | Action::Open)
                 ) => {}
-        Overlay::Help { .. } | Overlay::Details { .. } if action == Some(Action::ForceQuit) => {
+        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Backups { .. }
+            if action == Some(Action::ForceQuit) =>
+        {
             return ask_quit(m);
         }
-        Overlay::Help { .. } | Overlay::Details { .. } => m.ui.overlay = overlay,
+        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Backups { .. } => {
+            m.ui.overlay = overlay
+        }
         Overlay::Quit => match k.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => return quit(m),
             _ if is_ctrl(&k, 'c') => return quit(m),
@@ -558,6 +724,8 @@ fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
             m.ui.overlay = Overlay::StopPlan;
             return super::stop_plan::key(m, k);
         }
+
+        Overlay::Plan { runbook, scroll } => return plan_key(m, k, action, runbook, scroll),
     }
     Vec::new()
 }
@@ -917,6 +1085,7 @@ mod tests {
             expect: None,
             also: Vec::new(),
             database: None,
+            changes: vec![],
         })));
         assert!(matches!(m.ui.overlay, Overlay::Confirm { .. }));
         assert_eq!(
@@ -1038,6 +1207,30 @@ mod tests {
         assert_eq!(m.ui.zoom, 3);
         update(&mut m, key('+'));
         update(&mut m, key('+'));
+        // At the closest zoom '+' says so (it never stops silently).
+        let z = m.ui.zoom;
+        for _ in 0..10 {
+            update(&mut m, key('+'));
+        }
+        assert_eq!(m.ui.zoom, 0);
+        assert!(
+            m.ui.message
+                .as_ref()
+                .unwrap()
+                .0
+                .contains("closest zoom: 5 min")
+        );
+        for _ in 0..20 {
+            update(&mut m, key('-'));
+        }
+        assert!(
+            m.ui.message
+                .as_ref()
+                .unwrap()
+                .0
+                .contains("widest zoom: 7 d")
+        );
+        m.ui.zoom = z;
         update(&mut m, key('h'));
         let end = m.ui.pan_end.unwrap();
         assert_eq!(end, m.now.timestamp() - ZOOMS[1] / 4);
@@ -1067,15 +1260,178 @@ mod tests {
         );
     }
 
+    fn plan_of(name: &str, refused: bool) -> crate::tui::plan::PlanPreview {
+        crate::tui::plan::PlanPreview {
+            runbook: name.into(),
+            title: "t".into(),
+            refused: if refused { vec!["no".into()] } else { vec![] },
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn runbook_enter_starts_a_runbook_when_none_runs() {
+    fn runbook_enter_opens_the_plan_and_s_starts_it() {
         let mut m = model();
         m.apply(UiEvent::RunbookUpdate(None));
         update(&mut m, key('4'));
         update(&mut m, key('j'));
+        // Enter never starts: it asks for the plan and shows it.
         assert_eq!(
             update(&mut m, code(KeyCode::Enter)),
+            vec![UiCommand::PreviewRunbook("wrong-database".into())]
+        );
+        assert_eq!(
+            m.ui.overlay,
+            Overlay::Plan {
+                runbook: "wrong-database".into(),
+                scroll: 0
+            }
+        );
+        // A second Enter does not start it either; nor does s before the
+        // plan is there to read.
+        assert!(update(&mut m, code(KeyCode::Enter)).is_empty());
+        assert!(update(&mut m, key('s')).is_empty());
+        assert!(matches!(m.ui.overlay, Overlay::Plan { .. }));
+        // A plan of another runbook is not this one's.
+        m.apply(UiEvent::Plan(Box::new(plan_of("rogue-sync", false))));
+        assert!(update(&mut m, key('s')).is_empty());
+        m.apply(UiEvent::Plan(Box::new(plan_of("wrong-database", false))));
+        update(&mut m, key('j'));
+        assert!(matches!(m.ui.overlay, Overlay::Plan { scroll: 1, .. }));
+        assert_eq!(
+            update(&mut m, key('s')),
             vec![UiCommand::StartRunbook("wrong-database".into())]
+        );
+        assert_eq!(m.ui.overlay, Overlay::None);
+
+        // Esc closes the plan; nothing starts.
+        let mut m = model();
+        m.apply(UiEvent::RunbookUpdate(None));
+        assert_eq!(command(&mut m, "plan wrong-database").len(), 1);
+        m.apply(UiEvent::Plan(Box::new(plan_of("wrong-database", false))));
+        assert!(update(&mut m, code(KeyCode::Esc)).is_empty());
+        assert_eq!(m.ui.overlay, Overlay::None);
+        assert!(update(&mut m, key('s')).is_empty());
+        // A refused plan cannot be started.
+        assert_eq!(command(&mut m, "plan wrong-database").len(), 1);
+        m.apply(UiEvent::Plan(Box::new(plan_of("wrong-database", true))));
+        assert!(update(&mut m, key('s')).is_empty());
+        assert!(m.ui.message.as_ref().unwrap().1);
+        // An unknown runbook gets no plan.
+        update(&mut m, code(KeyCode::Esc));
+        assert!(command(&mut m, "plan nope").is_empty());
+        assert!(m.ui.message.as_ref().unwrap().0.contains("'nope'"));
+    }
+
+    #[test]
+    fn p_pauses_the_numbers_but_never_a_question_or_the_journal() {
+        let mut m = model();
+        let rounds = |m: &Model| m.series_of("main").map_or(0, |s| s.times.len());
+        let before = rounds(&m);
+        let t = m.now + chrono::Duration::seconds(10);
+        update(&mut m, key('p'));
+        assert!(m.held.is_some());
+        assert!(m.ui.message.as_ref().unwrap().0.starts_with("paused"));
+        let mut s = demo::sample(t, t - chrono::Duration::seconds(600), false);
+        s.database = "main".into();
+        update(&mut m, Msg::Ui(Box::new(UiEvent::Sample(s))));
+        assert_eq!(rounds(&m), before, "held while paused");
+        // A question and a journal line are not held.
+        m.ui.overlay = Overlay::None;
+        update(
+            &mut m,
+            Msg::Ui(Box::new(UiEvent::Confirm(Some(demo::swap_confirm())))),
+        );
+        assert!(matches!(m.ui.overlay, Overlay::Confirm { .. }));
+        update(&mut m, code(KeyCode::Esc));
+        let n = m.journal.len();
+        let mut c = demo::Chain::new("x");
+        let mut r = c.record(
+            m.now,
+            "note",
+            None,
+            None,
+            None,
+            None,
+            "x",
+            serde_json::Value::Null,
+        );
+        r.seq = 10_000;
+        update(&mut m, Msg::Ui(Box::new(UiEvent::Journal(r))));
+        assert_eq!(m.journal.len(), n + 1);
+        // p again applies what was held, in order.
+        update(&mut m, key('p'));
+        assert!(m.held.is_none());
+        assert_eq!(rounds(&m), before + 1);
+        assert!(
+            m.ui.message
+                .as_ref()
+                .unwrap()
+                .0
+                .contains("1 held update(s)")
+        );
+    }
+
+    #[test]
+    fn enter_on_the_finished_pick_opens_the_backup_panel() {
+        let mut m = model();
+        update(&mut m, key('4'));
+        let i = m
+            .runbook
+            .as_ref()
+            .unwrap()
+            .steps
+            .iter()
+            .position(|s| s.action == "pick-backup")
+            .unwrap();
+        update(&mut m, key('g'));
+        for _ in 0..i {
+            update(&mut m, key('j'));
+        }
+        update(&mut m, code(KeyCode::Enter));
+        assert_eq!(m.ui.overlay, Overlay::Backups { scroll: 0 });
+        update(&mut m, key('j'));
+        assert_eq!(m.ui.overlay, Overlay::Backups { scroll: 1 });
+        update(&mut m, code(KeyCode::Esc));
+        assert_eq!(m.ui.overlay, Overlay::None);
+        // Another step still opens its details.
+        update(&mut m, key('g'));
+        update(&mut m, code(KeyCode::Enter));
+        assert!(matches!(m.ui.overlay, Overlay::Details { .. }));
+        update(&mut m, code(KeyCode::Esc));
+        // :backups from anywhere.
+        update(&mut m, key('1'));
+        command(&mut m, "backups");
+        assert_eq!(m.ui.overlay, Overlay::Backups { scroll: 0 });
+    }
+
+    #[test]
+    fn the_runbook_list_cursor_starts_on_the_suggested_runbook() {
+        let mut m = model();
+        m.apply(UiEvent::RunbookUpdate(None));
+        let names: Vec<String> = m.runbooks.iter().map(|r| r.name.clone()).collect();
+        let target = names.len() - 1;
+        let name = names[target].clone();
+        // One table lost its rows: table-wiped is suggested when known.
+        m.runbooks[target].name = "table-wiped".into();
+        m.alerts.retain(|a| !a.table.is_empty());
+        m.alerts.truncate(1);
+        assert_eq!(
+            crate::tui::plan::suggest(&m).map(|s| s.runbook).as_deref(),
+            Some("table-wiped"),
+            "{name}"
+        );
+        update(&mut m, key('4'));
+        assert_eq!(rows::cursor(&m, View::Runbook), target);
+        // Once the operator moves it, the suggestion leaves it alone.
+        update(&mut m, key('g'));
+        update(&mut m, key('1'));
+        update(&mut m, key('4'));
+        assert_eq!(rows::cursor(&m, View::Runbook), 0);
+        // :plan alone opens the suggested runbook's plan.
+        assert_eq!(
+            command(&mut m, "plan"),
+            vec![UiCommand::PreviewRunbook("table-wiped".into())]
         );
     }
 

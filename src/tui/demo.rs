@@ -407,6 +407,7 @@ pub fn model(now: DateTime<Utc>) -> Model {
             }
         };
     let hz = |what: &str, evidence: &str| Hazard {
+        kind: String::new(),
         what: what.into(),
         evidence: evidence.into(),
     };
@@ -621,7 +622,27 @@ pub fn model(now: DateTime<Utc>) -> Model {
         c.record(i(269), kinds::STEP_STARTED, Some("snapshot"), Some("main"), None, None, "emergency snapshot of TovPlay", json!({"action": "snapshot"})),
         c.record(i(444), kinds::STEP_FINISHED, Some("snapshot"), Some("main"), None, None, "snapshot TovPlay_20261210T124635Z.dump, 1.9 MiB", json!({"action": "snapshot", "path": "/var/lib/lifeline/snapshots/TovPlay_20261210T124635Z.dump", "size": 1992294, "sha256": "3f1a9c0e5b7d2a4f6e8c1b3d5f7a9c0e2b4d6f8a1c3e5b7d9f0a2c4e6b8d1f3a", "database": "main"})),
         c.record(i(474), kinds::STEP_STARTED, Some("pick-backup"), Some("backup"), None, None, &format!("pick the newest backup from before {}", hm(i(-6))), json!({"action": "pick-backup"})),
-        c.record(i(514), kinds::STEP_FINISHED, Some("pick-backup"), Some("backup"), None, None, "tovplay_external_20261208_073600.sql, Dec 8 07:36 (53 h before the damage)", json!({"action": "pick-backup", "rpo_s": 191_070})),
+        c.record(i(514), kinds::STEP_FINISHED, Some("pick-backup"), Some("backup"), None, None, "tovplay_external_20261208_073600.sql, Dec 8 07:36 (53 h before the damage)", json!({
+            "action": "pick-backup",
+            "rpo_s": 191_070,
+            "incident_at": i(-6),
+            "backup": {"name": "tovplay_external_20261208_073600.sql", "path": "/var/backups/tovplay/tovplay_external_20261208_073600.sql", "taken_at": i(-191_076), "size": 2_097_152},
+            "candidates": [
+                {"name": "tovplay_external_20261210_124500.sql", "path": "/var/backups/tovplay/tovplay_external_20261210_124500.sql",
+                 "taken_at": i(174), "time_source": "name", "size": 41_210, "sha256": "5d41402abc4b2a76b9719d911017c592", "rpo_s": null,
+                 "excluded": "taken after the incident: it holds the damage (User 0 rows where the timeline counted 22)",
+                 "label": "after-damage", "label_why": "User 0 rows, GameRequest 0 rows",
+                 "rows": {"public.User": 0, "public.GameRequest": 0, "public.Game": 12}},
+                {"name": "tovplay_external_20261210_070000.sql", "path": "/var/backups/tovplay/tovplay_external_20261210_070000.sql",
+                 "taken_at": i(-20_526), "time_source": "header", "size": 2_101_300, "sha256": null, "rpo_s": null,
+                 "excluded": "truncated: the dump ends inside the COPY of GameRequest (no end marker)",
+                 "label": "truncated", "label_why": "no end-of-dump marker"},
+                {"name": "tovplay_external_20261208_073600.sql", "path": "/var/backups/tovplay/tovplay_external_20261208_073600.sql",
+                 "taken_at": i(-191_076), "time_source": "name", "size": 2_097_152, "sha256": "930ab287062fd8f1e6671ceb2f180b28", "rpo_s": 191_070,
+                 "excluded": null, "label": "healthy", "label_why": "every table has rows; counts match the timeline's before-damage counts",
+                 "rows": {"public.User": 22, "public.UserProfile": 11, "public.Game": 12, "public.GameRequest": 171}}
+            ]
+        })),
         c.record(i(822), kinds::STEP_STARTED, Some("restore"), Some("main"), Some("psql -h db.tovplay.example -U app -d TovPlay__restore_20261210 -v ON_ERROR_STOP=1 -f /opt/backups/external/tovplay_external_20261208_073600.sql"), None, "restore into TovPlay__restore_20261210 beside the live database", json!({"action": "restore"})),
         c.record(i(836), kinds::NOTE, None, None, None, None, &format!(
                 "the session scheduled at {} is in no backup: ask the user to enter it again",
@@ -642,6 +663,14 @@ pub fn swap_confirm() -> PendingConfirm {
         expect: Some("TovPlay".into()),
         also: Vec::new(),
         database: Some("main".into()),
+        changes: vec![
+            crate::engine::preview::TERMINATE_SQL.into(),
+            "ALTER DATABASE \"TovPlay\" RENAME TO \"TovPlay__damaged_20261210T124200Z\"".into(),
+            "ALTER DATABASE \"TovPlay__restore_20261210\" RENAME TO \"TovPlay\"".into(),
+            "THE SWAP WOULD DISCARD rows written after the backup (kept only in the damaged copy):".into(),
+            "  public.\"GameRequest\": 3 row(s) (live rows whose key the restored copy lacks)".into(),
+            "to keep them, do not swap: merge only the damaged tables back with a merge-tables step (runbook 'table-wiped')".into(),
+        ],
     }
 }
 
@@ -754,6 +783,13 @@ pub async fn run(
                     }
                     UiCommand::Export(f) => {
                         let _ = send(UiEvent::Status(format!("demo: export as {f:?} would be written now"))).await;
+                    }
+                    UiCommand::PreviewRunbook(name) => {
+                        let _ = send(UiEvent::Plan(Box::new(crate::tui::plan::PlanPreview {
+                            refused: vec![format!("demo: runbook '{name}' is already running; its steps are in the Runbook view")],
+                            runbook: name,
+                            ..Default::default()
+                        }))).await;
                     }
                     UiCommand::StartRunbook(name) => {
                         let _ = send(UiEvent::Status(format!("demo: runbook '{name}' is already running"))).await;

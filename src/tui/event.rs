@@ -51,6 +51,9 @@ pub enum UiEvent {
     StopPlan(Option<super::stop_plan::StopPlanView>),
     /// `frozen: PIDS on HOST` for every pid of this incident left frozen (replaces the list).
     Frozen(Vec<String>),
+
+    /// The plan of a runbook before it starts (answer to `PreviewRunbook`).
+    Plan(Box<super::plan::PlanPreview>),
     /// When the damage happened (the Timeline's incident line).
     IncidentTime(Option<DateTime<Utc>>),
     /// A one-line message from the engine ("export written to ...").
@@ -81,6 +84,9 @@ impl ExportFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UiCommand {
     StartRunbook(String),
+    /// Build the plan of a runbook (every step resolved, nothing run) and
+    /// answer with `UiEvent::Plan`.
+    PreviewRunbook(String),
     /// Answer to a `PendingConfirm`; `typed` is what the operator typed
     /// (the database name, or "yes").
     Confirm {

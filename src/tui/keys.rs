@@ -44,6 +44,7 @@ pub enum Action {
     PanLeft,
     PanRight,
     Abort,
+    Pause,
 }
 
 /// Where an action works.
@@ -69,7 +70,7 @@ impl Scope {
 
 impl Action {
     /// Every action, in help order.
-    pub const ALL: [Action; 28] = [
+    pub const ALL: [Action; 29] = [
         Action::Help,
         Action::Command,
         Action::Filter,
@@ -98,6 +99,7 @@ impl Action {
         Action::PanLeft,
         Action::PanRight,
         Action::Abort,
+        Action::Pause,
     ];
 
     /// The name used in the key map file.
@@ -131,6 +133,7 @@ impl Action {
             Action::PanLeft => "pan_left",
             Action::PanRight => "pan_right",
             Action::Abort => "abort",
+            Action::Pause => "pause",
         }
     }
 
@@ -174,6 +177,7 @@ impl Action {
             Action::PanLeft => &["h", "left"],
             Action::PanRight => &["l", "right"],
             Action::Abort => &["X"],
+            Action::Pause => &["p"],
         }
     }
 }

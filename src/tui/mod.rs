@@ -16,6 +16,7 @@ pub mod demo;
 pub mod event;
 pub mod keys;
 pub mod model;
+pub mod plan;
 pub mod rows;
 pub mod stop_plan;
 pub mod strings;

@@ -105,6 +105,8 @@ pub enum ServiceKind {
 /// A dangerous pattern found in a service, with the line that proves it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hazard {
+    /// Scanner kind (`dump-clean-restore`, `schema-reset`, ...; empty if unknown).
+    pub kind: String,
     /// What it does, e.g. "pg_dump --clean into another database".
     pub what: String,
     /// Where it was seen: `file:line: text` or a command line.
@@ -247,6 +249,46 @@ impl DbSeries {
         }
     }
 
+    /// A newer series of the same table (re-created: a new OID) exists.
+    pub fn superseded(&self, i: usize) -> bool {
+        let t = &self.tables[i];
+        self.tables[i + 1..]
+            .iter()
+            .any(|x| x.name == t.name && x.schema == t.schema)
+    }
+
+    /// How many OIDs the table of series `i` had up to it (1: never re-created).
+    pub fn oids(&self, i: usize) -> usize {
+        let t = &self.tables[i];
+        self.tables[..=i]
+            .iter()
+            .filter(|x| x.name == t.name && x.schema == t.schema)
+            .count()
+    }
+
+    /// The values of series `i` with its earlier OIDs' values filled in
+    /// where it has none: one line per table name across re-creations
+    /// (reads "250 -> 0 -> 225"). Borrowed when never re-created.
+    pub fn merged(&self, i: usize) -> std::borrow::Cow<'_, [i64]> {
+        if self.oids(i) == 1 {
+            return std::borrow::Cow::Borrowed(&self.tables[i].values);
+        }
+        let t = &self.tables[i];
+        let mut v = t.values.clone();
+        for older in self.tables[..i]
+            .iter()
+            .rev()
+            .filter(|x| x.name == t.name && x.schema == t.schema)
+        {
+            for (slot, o) in v.iter_mut().zip(&older.values) {
+                if *slot == MISSING {
+                    *slot = *o;
+                }
+            }
+        }
+        std::borrow::Cow::Owned(v)
+    }
+
     pub fn find(&self, name: &str, oid: u32) -> Option<usize> {
         self.tables
             .iter()
@@ -385,6 +427,9 @@ pub struct PendingConfirm {
     pub also: Vec<String>,
     /// Inventory name of the database concerned.
     pub database: Option<String>,
+    /// What the step will change, as the engine measured it before asking:
+    /// its exact commands and, for a swap, the rows it would discard.
+    pub changes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -448,6 +493,16 @@ pub enum Overlay {
     },
     /// The stop plan checklist (`Model::stop_plan`).
     StopPlan,
+
+    /// The backup candidates of the last pick-backup step.
+    Backups {
+        scroll: usize,
+    },
+    /// The plan of a runbook before it starts (`s` starts it).
+    Plan {
+        runbook: String,
+        scroll: usize,
+    },
 }
 
 /// A line of text being typed at the bottom.
@@ -500,6 +555,9 @@ pub struct UiState {
     pub disconnected: bool,
     /// Terminal size, for paging.
     pub size: (u16, u16),
+    /// The operator moved the runbook list's cursor (the suggestion no
+    /// longer places it).
+    pub runbook_cursor_moved: bool,
 }
 
 impl Default for UiState {
@@ -521,6 +579,7 @@ impl Default for UiState {
             quit: false,
             disconnected: false,
             size: (80, 24),
+            runbook_cursor_moved: false,
         }
     }
 }
@@ -549,6 +608,10 @@ pub struct Model {
     /// Rounds kept per database (0: unbounded).
     pub max_rounds: usize,
     pub stale_after_s: u64,
+    /// `p`: data updates held while the operator reads (applied on resume).
+    pub held: Option<Vec<UiEvent>>,
+    /// The plan of the runbook the operator opened (before it starts).
+    pub plan: Option<super::plan::PlanPreview>,
     pub ui: UiState,
     pub theme: Theme,
     pub keys: KeyMap,
@@ -651,6 +714,12 @@ impl Model {
             }
             UiEvent::StopPlan(p) => super::stop_plan::apply_event(self, p),
             UiEvent::Frozen(lines) => self.header.frozen = lines,
+
+            UiEvent::Plan(p) => {
+                // The "building the plan" message has been answered.
+                self.ui.message = None;
+                self.plan = Some(*p);
+            }
             UiEvent::IncidentTime(t) => self.incident_at = t,
             UiEvent::Status(text) => self.ui.message = Some((text, false)),
             UiEvent::Tick(now) => self.now = now,
@@ -827,6 +896,23 @@ mod tests {
         // Out of order rounds are ignored.
         s.push(&sample(25, &[("User", 3, 5)]), 0);
         assert_eq!(s.times.len(), 3);
+    }
+
+    #[test]
+    fn a_recreated_table_reads_as_one_line_across_its_oids() {
+        let mut s = DbSeries::default();
+        s.push(&sample(10, &[("User", 1, 250)]), 0);
+        s.push(&sample(20, &[("User", 1, 250)]), 0);
+        s.push(&sample(30, &[("User", 3, 0)]), 0);
+        s.push(&sample(40, &[("User", 3, 225)]), 0);
+        assert!(s.superseded(0));
+        assert!(!s.superseded(1));
+        assert_eq!(s.oids(1), 2);
+        assert_eq!(&*s.merged(1), &[250, 250, 0, 225]);
+        // Never re-created: its own values, borrowed.
+        let mut one = DbSeries::default();
+        one.push(&sample(10, &[("Game", 2, 12)]), 0);
+        assert!(matches!(one.merged(0), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

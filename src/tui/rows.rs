@@ -34,15 +34,19 @@ pub fn overview(m: &Model) -> Vec<OvRow> {
     let mut stopped = Vec::new();
     for (hi, hs) in m.services.iter().enumerate() {
         for (si, s) in hs.services.iter().enumerate() {
-            for (zi, z) in s.hazards.iter().enumerate() {
-                if matches(f, &[&hs.host, &s.name, &z.what, &s.databases.join(" ")]) {
-                    let row = OvRow::Hazard(hi, si, zi);
-                    // Stopped, or set aside (outside the drill, target unclear): after the live ones.
-                    if s.stopped_by_runbook || s.set_aside.is_some() {
-                        stopped.push(row)
-                    } else {
-                        live.push(row)
-                    }
+            // One row per job (its first matching hazard; the row says how
+            // many more it has), not one per job x hazard.
+            let first = s
+                .hazards
+                .iter()
+                .position(|z| matches(f, &[&hs.host, &s.name, &z.what, &s.databases.join(" ")]));
+            if let Some(zi) = first {
+                let row = OvRow::Hazard(hi, si, zi);
+                // Stopped, or set aside (outside the drill, target unclear): after the live ones.
+                if s.stopped_by_runbook || s.set_aside.is_some() {
+                    stopped.push(row)
+                } else {
+                    live.push(row)
                 }
             }
         }
@@ -124,7 +128,10 @@ pub fn tables(m: &Model) -> Vec<usize> {
         .map(|a| a.table.as_str())
         .collect();
     let f = filter(m, View::Timeline);
+    // One row per table name: a re-created table's older OIDs are merged
+    // into its newest series (`DbSeries::merged`).
     let mut idx: Vec<usize> = (0..s.tables.len())
+        .filter(|i| !s.superseded(*i))
         .filter(|i| matches(f, &[&s.tables[*i].name, &s.tables[*i].schema]))
         .collect();
     idx.sort_by(|a, b| {

@@ -272,10 +272,124 @@ pub const PREVIEW: &str = "Exactly what runs";
 pub const PROGRESS: &str = "Progress";
 pub const OUTPUT: &str = "Output";
 pub const NO_OUTPUT: &str = "no output yet";
-pub const NO_RUNBOOK: &str = "No runbook running. Pick one and press Enter, or type :runbook NAME.";
+pub const NO_RUNBOOK: &str = "No runbook running. Pick one and press Enter to see its plan (s starts it), or type :runbook NAME.";
 pub const NO_RUNBOOKS: &str = "No runbooks known yet.";
 pub const WHEN: &str = "when";
 pub const WAITING_CONFIRM: &str = "Waiting for your confirmation: press Enter to answer.";
+// Plan before start and the suggested runbook (issue 19).
+pub const SUGGESTED: &str = "suggested";
+pub fn suggested(reason: &str) -> String {
+    format!("suggested: {reason}")
+}
+pub fn plan_title(runbook: &str) -> String {
+    format!("Plan: {runbook} (nothing has run)")
+}
+pub const PLAN_HINT: &str = "s: start  j/k PgUp/PgDn: scroll  Esc: close";
+pub const PLAN_HINT_REFUSED: &str = "cannot start  Esc: close";
+pub const PLAN_BUILDING: &str = "building the plan (every step resolved, nothing run)...";
+pub fn plan_summary(steps: usize, destructive: usize, acting: usize, db: Option<&str>) -> String {
+    let on = db
+        .map(|d| format!(" on database '{d}'"))
+        .unwrap_or_default();
+    format!(
+        "{steps} step(s){on}: {destructive} ask for a typed confirmation first; {acting} act without one (stop or start services, snapshot, commands); {} only read",
+        steps.saturating_sub(destructive + acting)
+    )
+}
+pub const CONFIRM_CHANGES: &str = "What this will do:";
+pub const CONFIRM_COMMANDS_ELSEWHERE: &str =
+    "the exact commands: Runbook view, 'Exactly what runs' (Esc puts this aside)";
+pub fn confirm_more(n: usize) -> String {
+    format!("... {n} more line(s): Esc puts this aside, the Runbook view shows them all")
+}
+// The backup panel (issue 19).
+pub const BACKUPS_TITLE: &str = "Backups: the candidates of the last pick";
+pub const NO_PICK_YET: &str =
+    "no backup was picked yet: a runbook's pick-backup step judges the candidates";
+pub const NO_CANDIDATES: &str = "the catalog listed no backup";
+pub const CHOSEN: &str = "chosen";
+pub const EXCLUDED: &str = "excluded";
+pub const ELIGIBLE: &str = "eligible";
+pub const TAKEN: &str = "taken";
+pub const TAKEN_UNKNOWN: &str = "at an unknown time";
+pub const FROM_NAME: &str = "from its name";
+pub const FROM_HEADER: &str = "from its dump header";
+pub const FROM_MTIME: &str = "from the file's mtime only: a hint, not proof";
+pub const CONTENT: &str = "content";
+pub const ROWS_PER_TABLE: &str = "rows";
+pub fn excluded_because(why: &str) -> String {
+    format!("why: {why}")
+}
+pub fn loses(rpo_s: i64) -> String {
+    format!(
+        "loses {} of changes (incident time - backup time)",
+        duration(rpo_s)
+    )
+}
+pub fn backups_head(n: usize, step: &str, seq: u64, incident: Option<String>) -> String {
+    let at = incident
+        .map(|t| format!(", against the incident time {t}"))
+        .unwrap_or_default();
+    format!("{n} candidate(s) judged by step '{step}' (journal #{seq}){at}")
+}
+// The live hold (issue 19).
+pub fn hold_watching(services: usize, hosts: &str) -> String {
+    if hosts.is_empty() {
+        "watching the database's sessions and table writes".to_string()
+    } else {
+        format!(
+            "watching {services} service(s) on {hosts} (probed again every few seconds) and the database's sessions and table writes"
+        )
+    }
+}
+pub fn hold_nothing_back(last_probe_s: i64) -> String {
+    format!("nothing came back so far (last probe {last_probe_s} s ago)")
+}
+pub fn hold_came_back(n: usize) -> String {
+    format!("{n} came back during the hold (stopped again; the hold fails):")
+}
+// Reading (issue 19).
+pub fn zoom_limit(span_s: i64, closest: bool) -> String {
+    let span = duration(span_s).replace(" 00 s", "").replace(" 0 h", "");
+    if closest {
+        format!("closest zoom: {span} on screen ('-' widens)")
+    } else {
+        format!("widest zoom: {span} on screen ('+' narrows)")
+    }
+}
+pub const RECREATED_MARK: &str = "(re-created)";
+pub fn recreated(oids: usize) -> String {
+    format!("re-created: {oids} OIDs merged into one line")
+}
+pub fn more_hazards(n: usize) -> String {
+    format!("(+{n} more hazard(s): Enter)")
+}
+pub const PAUSED: &str = "PAUSED (p resumes)";
+pub fn paused(held: usize) -> String {
+    format!("paused: numbers frozen, {held} update(s) held (p resumes)")
+}
+pub fn resumed(n: usize) -> String {
+    format!("resumed: {n} held update(s) applied")
+}
+pub fn filter_shown(f: &str) -> String {
+    format!(" filter '{f}' (esc clears) ")
+}
+pub const PAUSE_OVERFLOW: &str =
+    "resumed: too many updates held while paused; they are all applied now";
+pub const PLAN_READS: &str = "reads only, no confirmation";
+pub const PLAN_ACTS: &str = "ACTS without a typed confirmation (runs as soon as it is reached)";
+pub fn plan_confirm(typed: &str) -> String {
+    format!("CHANGES: asks you to type '{typed}' first")
+}
+pub const PLAN_CONFIRM_LATER: &str = "CHANGES: asks for a typed confirmation first";
+pub const PLAN_TARGET: &str = "touches";
+pub const PLAN_REQUIRES: &str = "requires";
+pub const PLAN_RUNS: &str = "runs";
+pub const PLAN_LATER: &str = "resolved when it runs";
+pub const PLAN_START_NOW: &str = "press s to start it, Esc to close";
+pub fn plan_sent(name: &str) -> String {
+    format!("building the plan of '{name}'...")
+}
 pub fn step_of(n: usize, total: usize) -> String {
     format!("Step {n}/{total}")
 }
@@ -440,6 +554,7 @@ pub fn action_label(a: Action) -> &'static str {
         Action::PanLeft => "earlier",
         Action::PanRight => "later",
         Action::Abort => "abort",
+        Action::Pause => "pause",
     }
 }
 
@@ -463,7 +578,9 @@ pub fn action_help(a: Action) -> &'static str {
         Action::PageUp => "page up",
         Action::Top => "go to the first row",
         Action::Bottom => "go to the last row (the journal follows new lines)",
-        Action::Open => "open: details, answer a confirmation, start a runbook",
+        Action::Open => {
+            "open: details, answer a confirmation, a runbook's plan (s starts it), the backup panel of a finished pick"
+        }
         Action::Back => "back out: close a popup, clear the filter",
         Action::NextDb => "show the next database",
         Action::Note => "add a note to the journal",
@@ -473,6 +590,9 @@ pub fn action_help(a: Action) -> &'static str {
         Action::PanLeft => "pan to earlier times",
         Action::PanRight => "pan to later times (back to following now)",
         Action::Abort => "abort the running runbook (asks first)",
+        Action::Pause => {
+            "pause the screen's numbers to read them (p again resumes; confirmations and the journal still arrive)"
+        }
     }
 }
 
@@ -482,10 +602,18 @@ pub const HELP_SECTION_TIMELINE: &str = "Timeline";
 pub const HELP_SECTION_RUNBOOK: &str = "Runbook";
 pub const HELP_SECTION_COMMANDS: &str = "Command line (:)";
 pub const HELP_SECTION_SYMBOLS: &str = "Symbols";
-pub const HELP_COMMANDS: [(&str, &str); 9] = [
+pub const HELP_COMMANDS: [(&str, &str); 11] = [
     (
         ":runbook NAME",
         "start a runbook (:runbook alone shows the Runbook view)",
+    ),
+    (
+        ":plan NAME",
+        "show a runbook's plan, every step resolved, nothing run (s starts it)",
+    ),
+    (
+        ":backups",
+        "the backup candidates of the last pick, with times, labels, losses, reasons",
     ),
     (":db NAME", "view and act on this database"),
     (":export md|json|html", "export the post-incident timeline"),

@@ -176,10 +176,17 @@ fn console_against_real_postgres_note_export_runbook_to_swap_and_quit() {
 
     // Our runbook: note, sql, snapshot run; the swap asks for the name.
     t.command("runbook console-drill");
-    let s = t.wait("the swap confirmation", |s| {
+    t.wait("the swap confirmation", |s| {
         s.contains("swap") && s.contains("type 'shop'")
     });
+    // Put aside, the Output behind it reads; Enter brings it back.
+    t.keys(&["Escape"]);
+    let s = t.wait("the confirmation put aside", |s| {
+        !s.contains("(case matters)")
+    });
     assert!(s.contains("accounts=30"), "the sql step's output:\n{s}");
+    t.keys(&["Enter"]);
+    t.wait_for("(case matters)");
     let journal = std::fs::read_to_string(inc.join("journal.jsonl")).unwrap();
     for step in ["brief", "count", "snapshot"] {
         assert!(
@@ -643,6 +650,172 @@ fn the_stop_plan_checklist_picks_one_of_two_unclear_jobs() {
         )),
         "{j}"
     );
+    t.keys(&["q"]);
+    assert_exited_restored(&t);
+}
+
+/// Issue 19: a runbook is never started blind. `:plan NAME` (and Enter on
+/// the list) shows every step as the engine resolves it against the real
+/// inventory, what each touches and runs and which ask for a typed name;
+/// nothing is journaled or run while the plan is open, Enter there does
+/// not start it, Esc closes it; `s` starts it. The swap's typed
+/// confirmation then says which rows it would discard (live rows the
+/// restored copy lacks), before the name is typed.
+#[test]
+fn the_plan_is_shown_before_a_runbook_starts_and_s_starts_it() {
+    let pg = support::pg();
+    let password = support::random_password();
+    prepare(&pg, &password);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("runbooks")).unwrap();
+    std::fs::write(dir.join("runbooks/console-drill.toml"), RUNBOOK).unwrap();
+    std::fs::write(dir.join("lifeline.toml"), inventory(&pg, "")).unwrap();
+    let t = start("plan", &console_line(dir, &password, "console"), 120, 40);
+    t.wait_for("healthy");
+    let state = dir.join("state");
+    let inc = only_incident(&state);
+    let journal_now = || std::fs::read_to_string(inc.join("journal.jsonl")).unwrap();
+
+    t.command("plan console-drill");
+    let s = t.wait("the plan", |s| {
+        s.contains("Plan: console-drill (nothing has run)") && s.contains("4 step(s)")
+    });
+    assert!(s.contains("on database 'main'"), "{s}");
+    assert!(s.contains("reads only, no confirmation"), "{s}");
+    assert!(
+        s.contains("runs $ SELECT count(*) AS accounts FROM \"Account\""),
+        "the sql step's exact statement:\n{s}"
+    );
+    assert!(s.contains(&format!("127.0.0.1:{}/shop", pg.port())), "{s}");
+    // Scroll to the swap: its renames and the name it will ask for.
+    t.keys(&["C-d", "C-d"]);
+    let s = t.wait("the swap in the plan", |s| {
+        s.contains("RENAME TO") && s.contains("asks you to type 'shop' first")
+    });
+    assert!(!s.contains(&password), "{s}");
+    // Enter in the plan does not start it; nothing ran, nothing journaled.
+    t.keys(&["Enter"]);
+    t.wait_for("press s to start it");
+    std::thread::sleep(Duration::from_millis(500));
+    let j = journal_now();
+    assert!(!j.contains("run-started"), "started without s:\n{j}");
+    // Esc closes it; still nothing started.
+    t.keys(&["Escape"]);
+    t.wait("the plan closed", |s| !s.contains("nothing has run"));
+    assert!(!journal_now().contains("run-started"));
+
+    // Orders written after the copy was made: the swap would discard them.
+    pg.psql(
+        "shop",
+        "INSERT INTO \"Orders\" SELECT g, g - 10 FROM generate_series(11, 15) g",
+    )
+    .unwrap();
+    // Opened again, s starts it: the run goes to the swap's typed name, and
+    // the confirmation says what the swap throws away before the name is typed.
+    t.command("plan console-drill");
+    t.wait_for("4 step(s)");
+    t.keys(&["s"]);
+    let s = t.wait("the swap confirmation with its discards", |s| {
+        s.contains("type 'shop'") && s.contains("What this will do:")
+    });
+    assert!(s.contains("THE SWAP WOULD DISCARD"), "{s}");
+    assert!(s.contains("Orders: 5 row(s)"), "{s}");
+    let j = journal_now();
+    assert_eq!(j.matches("\"kind\":\"run-started\"").count(), 1, "{j}");
+    t.text("shop");
+    t.keys(&["Enter"]);
+    t.wait_for("runbook finished: every step done");
+    t.keys(&["q"]);
+    assert_exited_restored(&t);
+}
+
+const PICK_RUNBOOK: &str = r#"
+id = "pick-only"
+title = "Console test: judge the backups"
+when = "Only in the console's end-to-end test."
+
+[[param]]
+name = "catalog"
+kind = "catalog"
+from = "inventory"
+explain = "The backup catalog."
+
+[[step]]
+id = "pick"
+action = "pick-backup"
+explain = "Judge every backup against the incident time."
+catalog = "{catalog}"
+incident_at = "INCIDENT_AT"
+"#;
+
+/// Issue 19: the backup panel of a real pick. A real catalog on the local
+/// host holds a dump from before the incident and one named after it; the
+/// pick runs in the console; Enter on the finished pick step shows both
+/// candidates, the chosen one with its loss in human units and where its
+/// time came from, the other with its exclusion reason in full.
+#[test]
+fn enter_on_a_finished_pick_shows_every_candidate_with_its_reason() {
+    let pg = support::pg();
+    let password = support::random_password();
+    prepare(&pg, &password);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("runbooks")).unwrap();
+    // The incident an hour from now: both dumps are from before it (their
+    // header time counts, not their names).
+    let incident = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    std::fs::write(
+        dir.join("runbooks/pick-only.toml"),
+        PICK_RUNBOOK.replace("INCIDENT_AT", &incident),
+    )
+    .unwrap();
+    let backups = dir.join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    for name in ["shop_20261201_010000.dump", "shop_20261206_120000.dump"] {
+        let o = Command::new(pg.bin("pg_dump"))
+            .args(["-Fc", "-h", "127.0.0.1", "-U", "postgres", "-p"])
+            .arg(pg.port().to_string())
+            .args(["-d", "shop", "-f"])
+            .arg(backups.join(name))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // The newer one is cut in half: truncated, excluded.
+    let newer = backups.join("shop_20261206_120000.dump");
+    let bytes = std::fs::read(&newer).unwrap();
+    std::fs::write(&newer, &bytes[..bytes.len() / 2]).unwrap();
+    let catalog = format!(
+        "[[backups]]\nname = \"nightly\"\nhost = \"here\"\npath = \"{}\"\npattern = \"shop_%Y%m%d_%H%M%S.dump\"\ndatabase = \"main\"\n",
+        backups.display()
+    );
+    std::fs::write(
+        dir.join("lifeline.toml"),
+        format!("{}\n{catalog}", inventory(&pg, "")),
+    )
+    .unwrap();
+    let t = start("backups", &console_line(dir, &password, "console"), 120, 40);
+    t.wait_for("healthy");
+    t.command("runbook pick-only");
+    t.wait_for("runbook finished");
+    t.keys(&["4"]);
+    t.keys(&["g", "Enter"]);
+    let s = t.wait("the backup panel", |s| {
+        s.contains("Backups: the candidates of the last pick") && s.contains("2 candidate(s)")
+    });
+    assert!(s.contains("chosen shop_20261201_010000.dump"), "{s}");
+    assert!(s.contains("(from its dump header)"), "{s}");
+    assert!(
+        s.contains("loses 1 h 00 min of changes") || s.contains("loses 59 min of changes"),
+        "{s}"
+    );
+    assert!(s.contains("excluded shop_20261206_120000.dump"), "{s}");
+    assert!(s.contains("why: "), "{s}");
+    t.keys(&["Escape"]);
+    t.wait("the panel closed", |s| {
+        !s.contains("candidates of the last pick")
+    });
     t.keys(&["q"]);
     assert_exited_restored(&t);
 }

@@ -89,16 +89,31 @@ fn lab_opens_the_console_on_rogue_sync_shows_the_drop_and_q_tears_it_down() {
         s.contains("db-realtime-sync"),
         "the sync job as a hazard:\n{s}"
     );
-    // Timeline: the tables as they were before the damage, gone (re-created
-    // by pg_dump --clean), and the new ones at 0.
+    // Timeline: the tables re-created by pg_dump --clean, each one line
+    // across its old and new OIDs, marked re-created (issue 19).
     t.tmux().args(["send-keys", "3"]).status().unwrap();
     let s = t.wait("the drop on the timeline", |s| {
-        s.contains("User") && s.contains("GONE") && s.contains("incident")
+        s.contains("User") && s.contains("re-created") && s.contains("incident")
     });
     assert!(s.contains("GameRequest"), "{s}");
     let err = std::fs::read_to_string(dir.join("err")).unwrap();
     assert!(err.contains("building lab 'rogue-sync'"), "{err}");
     assert!(!processes_with(&labdir.display().to_string()).is_empty());
+    // Issue 19: the evidence suggests rogue-sync-wipe, with its reason; Enter
+    // opens its plan (nothing runs), Esc closes it.
+    t.tmux().args(["send-keys", "4"]).status().unwrap();
+    let s = t.wait("the suggested runbook", |s| {
+        s.contains("suggested: ") && s.contains("sync-loop hazard(s)")
+    });
+    assert!(s.contains("▶ rogue-sync-wipe  suggested"), "{s}");
+    t.tmux().args(["send-keys", "Enter"]).status().unwrap();
+    let s = t.wait("the plan", |s| {
+        s.contains("Plan: rogue-sync-wipe (nothing has run)") && s.contains("step(s) on database")
+    });
+    // The stop step acts at once: the plan says so (it does not read only).
+    assert!(s.contains("ACTS without a typed confirmation"), "{s}");
+    t.tmux().args(["send-keys", "Escape"]).status().unwrap();
+    t.wait("the plan closed", |s| !s.contains("nothing has run"));
 
     t.tmux().args(["send-keys", "q"]).status().unwrap();
     let s = t.wait("exit", |s| s.contains("EXITED"));

@@ -117,6 +117,293 @@ fn confirm_dialog() {
     snap("confirm_wrong_name_160x48", &m, 160, 48);
 }
 
+/// The demo with no runbook running, its sync hazards typed as the scanner
+/// types them and the shipped rogue-sync-wipe runbook known.
+fn before_start() -> Model {
+    use lifeline::tui::model::RunbookInfo;
+    let mut m = model();
+    m.apply(UiEvent::RunbookUpdate(None));
+    for hs in &mut m.services {
+        for s in &mut hs.services {
+            for h in &mut s.hazards {
+                if h.what.starts_with("pg_dump --clean") {
+                    h.kind = "dump-clean-restore".into();
+                } else if h.what.starts_with("auto-restore") {
+                    h.kind = "auto-restore".into();
+                }
+            }
+        }
+    }
+    m.runbooks.push(RunbookInfo {
+        name: "rogue-sync-wipe".into(),
+        title: "A sync job keeps wiping the database: stop every writer, then restore".into(),
+        when: "a job keeps overwriting a database (pg_dump --clean, restore loops)".into(),
+    });
+    m
+}
+
+fn plan() -> lifeline::tui::plan::PlanPreview {
+    use lifeline::tui::plan::{PlanPreview, PlanStep};
+    let step = |id: &str, action: &str, explain: &str, target: &str, preview: &[&str]| PlanStep {
+        id: id.into(),
+        action: action.into(),
+        explain: explain.into(),
+        target: Some(target.into()),
+        preview: preview.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let mut stop = step(
+        "stop-writers",
+        "stop-services",
+        "Stops every job that writes to TovPlay for good (stop, disable, mask), then holds 120 s to prove none comes back.",
+        "prod",
+        &[
+            "on prod: systemctl stop db-realtime-sync.service (when active); systemctl disable db-realtime-sync.service (when enabled); systemctl mask db-realtime-sync.service",
+        ],
+    );
+    stop.destructive = true;
+    stop.confirm = Some("TovPlay".into());
+    let mut restore = step(
+        "restore",
+        "restore",
+        "Restores the picked backup into a new database beside the live one; the live one is not touched.",
+        "db.tovplay.example:5432/TovPlay__restore_20261210",
+        &[],
+    );
+    restore.destructive = true;
+    restore.requires = vec!["stopped".into(), "backup-picked".into()];
+    restore.error = Some("no backup was picked yet".into());
+    let mut swap = step(
+        "swap",
+        "swap",
+        "Renames the damaged database aside (kept) and the verified copy into its place.",
+        "db.tovplay.example:5432/TovPlay",
+        &[
+            "ALTER DATABASE \"TovPlay\" RENAME TO \"TovPlay__damaged_20261210T124200Z\"",
+            "ALTER DATABASE \"TovPlay__restore_20261210\" RENAME TO \"TovPlay\"",
+        ],
+    );
+    swap.destructive = true;
+    swap.requires = vec!["verified".into()];
+    swap.confirm = Some("TovPlay".into());
+    PlanPreview {
+        runbook: "rogue-sync-wipe".into(),
+        title: "A sync job keeps wiping the database: stop every writer, then restore".into(),
+        database: Some("main".into()),
+        steps: vec![
+            step(
+                "probe",
+                "probe",
+                "Looks at every host and the database before anything changes.",
+                "prod",
+                &[
+                    "probe host prod: systemd units and timers, cron entries, containers, processes; the databases each reaches; hazards",
+                ],
+            ),
+            stop,
+            step(
+                "pick",
+                "pick-backup",
+                "Picks the newest backup taken before the damage whose content is judged whole.",
+                "catalog nightly",
+                &[],
+            ),
+            restore,
+            swap,
+        ],
+        notes: vec![],
+        refused: vec![],
+    }
+}
+
+#[test]
+fn suggested_runbook_and_plan_before_start() {
+    let mut m = before_start();
+    update(&mut m, key('4'));
+    // The cursor starts on the suggested runbook, its reason beside it.
+    snap("runbook_suggested_80x24", &m, 80, 24);
+    snap("runbook_suggested_160x48", &m, 160, 48);
+    let cmds = update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    assert_eq!(
+        cmds,
+        vec![lifeline::tui::UiCommand::PreviewRunbook(
+            "rogue-sync-wipe".into()
+        )]
+    );
+    m.apply(UiEvent::Plan(Box::new(plan())));
+    snap("plan_80x24", &m, 80, 24);
+    snap("plan_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    for want in [
+        "Plan: rogue-sync-wipe (nothing has run)",
+        "suggested: 2 sync-loop hazard(s) on prod",
+        "CHANGES: asks you to type 'TovPlay' first",
+        "reads only, no confirmation",
+        "s: start",
+    ] {
+        assert!(t.contains(want), "{want}:\n{t}");
+    }
+}
+
+#[test]
+fn backup_panel() {
+    let mut m = model();
+    update(&mut m, key(':'));
+    for c in "backups".chars() {
+        update(&mut m, key(c));
+    }
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    snap("backups_80x24", &m, 80, 24);
+    snap("backups_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    for want in [
+        "3 candidate(s) judged by step 'pick-backup'",
+        "excluded tovplay_external_20261210_124500.sql",
+        "why: taken after the incident",
+        "chosen tovplay_external_20261208_073600.sql",
+        "loses 2 d 5 h of changes",
+        "content: healthy",
+    ] {
+        assert!(t.contains(want), "{want}:\n{t}");
+    }
+}
+
+#[test]
+fn live_hold_countdown_hosts_and_what_came_back() {
+    use lifeline::tui::model::{OutputLine, Progress, StepState};
+    let mut m = view(View::Runbook);
+    let t0 = now() - chrono::Duration::seconds(13);
+    if let Some(rb) = &mut m.runbook {
+        for (i, st) in rb.steps.iter_mut().enumerate() {
+            st.state = match i {
+                0 => StepState::Done,
+                1 => StepState::Running,
+                _ => StepState::Pending,
+            };
+        }
+        rb.steps[1].started_at = Some(t0);
+        rb.current = Some(1);
+        rb.explanation = "Stops every writer to main for good, then holds 120 s: what comes back is stopped again and fails the hold.".into();
+        rb.preview = vec![
+            "on prod: systemctl stop db-realtime-sync.service (when active); systemctl disable db-realtime-sync.service (when enabled); systemctl mask db-realtime-sync.service".into(),
+            "on prod: the pid in /run/ultimate_protection.pid: kill -s STOP, then kill -s TERM its process group, kill -s KILL after 10 s".into(),
+            "on ext-db: docker stop tovplay-sync (never 'down -v' or 'rm')".into(),
+        ];
+    }
+    m.output.clear();
+    for line in [
+        "holding 120 s",
+        "+10 s: 'ultimate_protection.sh' on prod is BACK: running as pid 4188 (started by sync-monitor.timer)",
+    ] {
+        m.output.push_back(OutputLine {
+            step: "stop-writers".into(),
+            line: line.into(),
+            stderr: false,
+        });
+    }
+    m.progress = Some(Progress {
+        step: "stop-writers".into(),
+        bytes_done: 13,
+        bytes_total: Some(120),
+        label: Some("hold: 107 s left of 120 s".into()),
+        tables: vec![],
+        started_at: t0,
+        updated_at: now() - chrono::Duration::seconds(1),
+    });
+    snap("hold_80x24", &m, 80, 24);
+    snap("hold_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    for want in [
+        "hold: 107 s left of 120 s",
+        "watching 3 service(s) on prod, ext-db",
+        "prod: answered",
+        "1 came back during the hold",
+        "is BACK: running as pid 4188",
+    ] {
+        assert!(t.contains(want), "{want}:\n{t}");
+    }
+}
+
+#[test]
+fn an_active_filter_and_a_pause_are_always_on_screen() {
+    let mut m = view(View::Journal);
+    update(&mut m, key('/'));
+    for c in "stop".chars() {
+        update(&mut m, key(c));
+    }
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    update(&mut m, key('p'));
+    // The footer's message goes with the next key; the filter and the pause stay.
+    update(&mut m, key('k'));
+    for (w, h) in [(80, 24), (160, 48)] {
+        let t = text(render(&m, w, h).backend().buffer());
+        assert!(t.contains("filter 'stop' (esc clears)"), "{w}x{h}:\n{t}");
+        assert!(t.contains("PAUSED"), "{w}x{h}:\n{t}");
+    }
+    snap("filter_paused_80x24", &m, 80, 24);
+}
+
+#[test]
+fn a_recreated_table_is_one_timeline_line_across_its_oids() {
+    use lifeline::samples::{Sample, TableCount};
+    let mut m = view(View::Timeline);
+    let last = m.series_of("main").unwrap().clone();
+    let identity = last.identity.clone();
+    let user = last.tables.iter().find(|t| t.name == "User").unwrap();
+    let old_oid = user.oid;
+    // Two rounds after "now": User re-created with a new OID, 0 then 19 rows.
+    for (k, rows) in [(1i64, 0i64), (2, 19)] {
+        let tables = last
+            .tables
+            .iter()
+            .filter(|t| t.name != "User")
+            .map(|t| TableCount {
+                schema: t.schema.clone(),
+                name: t.name.clone(),
+                oid: t.oid,
+                rows: t.last().unwrap_or(0),
+                exact: true,
+            })
+            .chain([TableCount {
+                schema: "public".into(),
+                name: "User".into(),
+                oid: old_oid + 50_000,
+                rows,
+                exact: true,
+            }])
+            .collect();
+        m.apply(UiEvent::Sample(Sample {
+            ts: now() + chrono::Duration::seconds(10 * k),
+            database: "main".into(),
+            identity: identity.clone(),
+            tables,
+        }));
+    }
+    m.now = now() + chrono::Duration::seconds(25);
+    snap("timeline_recreated_80x24", &m, 80, 24);
+    snap("timeline_recreated_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    let user_rows = t.lines().filter(|l| l.contains(" User ")).count();
+    assert!(t.contains("User (re-created)"), "{t}");
+    assert!(t.contains("re-created: 2 OIDs merged into one line"), "{t}");
+    assert_eq!(
+        t.lines()
+            .filter(|l| l.contains("User (re-created)"))
+            .count(),
+        1,
+        "one line for User across its OIDs ({user_rows} lines name it):\n{t}"
+    );
+}
+
 #[test]
 fn quit_dialog_and_details() {
     let mut m = model();
@@ -604,6 +891,7 @@ fn set_aside_services_are_dimmed_with_their_reason() {
     o.services[0].services[0]
         .hazards
         .push(lifeline::tui::model::Hazard {
+            kind: "dump-clean-restore".into(),
             what: "pg_dump --clean of 'local' piped into 'main'".into(),
             evidence: "/tmp/lab-a/db_realtime_sync.sh:14".into(),
         });

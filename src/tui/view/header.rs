@@ -83,6 +83,15 @@ impl Widget for Header<'_> {
                 )],
             ));
         }
+        if m.held.is_some() {
+            segs.push((
+                97,
+                vec![styled(
+                    format!(" {} ", strings::PAUSED),
+                    t.badge(Role::Warn),
+                )],
+            ));
+        }
         if m.ui.disconnected {
             segs.push((
                 97,
@@ -331,6 +340,12 @@ impl Widget for Footer<'_> {
             }
             (None, None) => {
                 let mut spans = Vec::new();
+                // An active filter is always on screen (issue 19).
+                let f = &m.ui.filter[m.ui.view.index()];
+                if !f.is_empty() {
+                    spans.push(styled(strings::filter_shown(f), t.badge(Role::Info)));
+                    spans.push(styled(" ", t.style(Role::Muted)));
+                }
                 for a in footer_actions(m.ui.view) {
                     let keys = m.keys.keys(*a);
                     let Some(k) = keys.first() else { continue };

@@ -2,9 +2,13 @@
 //! the current view, footer, popups). Views are borrowed widgets; drawing
 //! never mutates the model and never waits on anything.
 
+mod backups;
+mod changes;
 mod header;
+mod hold;
 mod journal;
 mod overview;
+mod plan;
 mod popup;
 mod runbook;
 mod services;
@@ -79,6 +83,9 @@ impl Widget for Console<'_> {
             Overlay::Quit => popup::quit(m, area, buf),
             Overlay::Abort => popup::abort(m, area, buf),
             Overlay::StopPlan => stop_plan::checklist(m, area, buf),
+
+            Overlay::Plan { runbook, scroll } => plan::popup(m, runbook, *scroll, area, buf),
+            Overlay::Backups { scroll } => backups::popup(m, *scroll, area, buf),
         }
     }
 }

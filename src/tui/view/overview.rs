@@ -230,6 +230,12 @@ impl Widget for OverviewView<'_> {
                 ),
                 styled(format!("  {}", z.what), t.style(role)),
             ];
+            if s.hazards.len() > 1 {
+                spans.push(styled(
+                    format!("  {}", strings::more_hazards(s.hazards.len() - 1)),
+                    t.style(role),
+                ));
+            }
             if !s.databases.is_empty() {
                 spans.push(styled(
                     format!(" {} {}", g.arrow, s.databases.join(", ")),

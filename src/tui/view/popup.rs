@@ -64,10 +64,19 @@ pub fn help(m: &Model, scroll: usize, area: Rect, buf: &mut Buffer) {
             lines.push(Line::from(styled(sec, t.style(Role::Title))));
             section = sec;
         }
-        lines.push(Line::from(vec![
-            styled(pad(&keys, key_w, g.ellipsis), t.style(Role::Key)),
-            styled(what, t.style(Role::Normal)),
-        ]));
+        // Long entries wrap under their text, never cut (issue 19).
+        let text_w = (w as usize).saturating_sub(4 + key_w).max(20);
+        for (i, part) in wrap(what, text_w).into_iter().enumerate() {
+            let k = if i == 0 {
+                pad(&keys, key_w, g.ellipsis)
+            } else {
+                " ".repeat(key_w)
+            };
+            lines.push(Line::from(vec![
+                styled(k, t.style(Role::Key)),
+                styled(part, t.style(Role::Normal)),
+            ]));
+        }
     }
     lines.push(Line::raw(""));
     lines.push(Line::from(styled(
@@ -75,10 +84,18 @@ pub fn help(m: &Model, scroll: usize, area: Rect, buf: &mut Buffer) {
         t.style(Role::Title),
     )));
     for (cmd, what) in strings::HELP_COMMANDS {
-        lines.push(Line::from(vec![
-            styled(pad(cmd, key_w, g.ellipsis), t.style(Role::Key)),
-            styled(what, t.style(Role::Normal)),
-        ]));
+        let text_w = (w as usize).saturating_sub(4 + key_w).max(20);
+        for (i, part) in wrap(what, text_w).into_iter().enumerate() {
+            let k = if i == 0 {
+                pad(cmd, key_w, g.ellipsis)
+            } else {
+                " ".repeat(key_w)
+            };
+            lines.push(Line::from(vec![
+                styled(k, t.style(Role::Key)),
+                styled(part, t.style(Role::Normal)),
+            ]));
+        }
     }
     lines.push(Line::raw(""));
     lines.push(Line::from(styled(
@@ -287,13 +304,15 @@ pub fn details(m: &Model, target: &DetailTarget, scroll: usize, area: Rect, buf:
 pub fn confirm(m: &Model, input: &str, error: Option<&str>, area: Rect, buf: &mut Buffer) {
     let t = &m.theme;
     let Some(p) = &m.pending else { return };
-    let w = area.width.saturating_sub(4).min(76);
+    let widest = if p.changes.is_empty() { 76 } else { 110 };
+    let w = area.width.saturating_sub(4).min(widest);
     let inner_w = w.saturating_sub(4) as usize;
     let mut lines: Vec<Line<'static>> = Vec::new();
     for l in wrap(&p.prompt, inner_w) {
         lines.push(Line::from(styled(l, t.style(Role::Title))));
     }
     lines.push(Line::raw(""));
+    let changes_at = lines.len();
     if let Some(db) = &p.database {
         let mut spans = vec![styled(format!("{db} "), t.style(Role::Title))];
         if let Some(id) = m.identity_of(db) {
@@ -340,6 +359,16 @@ pub fn confirm(m: &Model, input: &str, error: Option<&str>, area: Rect, buf: &mu
         for l in wrap(e, inner_w) {
             lines.push(Line::from(styled(l, t.style(Role::Bad))));
         }
+    }
+    // What the step will change goes under the prompt, in the room the
+    // rest leaves (the typed line always stays on screen).
+    let room = (area.height as usize)
+        .saturating_sub(2 + 2 + 1)
+        .saturating_sub(lines.len());
+    let block = super::changes::change_lines(m, &p.changes, inner_w, room);
+    if !block.is_empty() {
+        let at = changes_at;
+        lines.splice(at..at, block.into_iter().chain([Line::raw("")]));
     }
     let h = lines.len() as u16 + 2;
     Popup {

@@ -218,8 +218,19 @@ impl RunbookView<'_> {
             .progress
             .as_ref()
             .filter(|p| cur.is_some_and(|(_, s)| s.id == p.step));
-        let prog_lines = progress.map(|p| table_lines(m, p, w)).unwrap_or_default();
-        let prog_h = progress.map_or(0, |_| 3 + prog_lines.len().min(3));
+        // A hold shows what it watches and what came back (issue 19).
+        let hold = progress.is_some_and(super::hold::is_hold);
+        let prog_cap = if hold { 8 } else { 3 };
+        let prog_lines = progress
+            .map(|p| {
+                if hold {
+                    super::hold::lines(m, p, w)
+                } else {
+                    table_lines(m, p, w)
+                }
+            })
+            .unwrap_or_default();
+        let prog_h = progress.map_or(0, |_| 3 + prog_lines.len().min(prog_cap));
         let expl = wrap(&rb.explanation, w);
         let remaining = bottom.saturating_sub(y) as usize;
         let wide = area.height >= 30;
@@ -270,7 +281,7 @@ impl RunbookView<'_> {
             for l in gauge(m, p, w) {
                 put(buf, &mut y, &l);
             }
-            for l in prog_lines.iter().take(3) {
+            for l in prog_lines.iter().take(prog_cap) {
                 put(buf, &mut y, l);
             }
         }
@@ -304,21 +315,20 @@ impl Widget for RunbookView<'_> {
         let t = &m.theme;
         let sel = rows::cursor(m, View::Runbook);
         let Some(rb) = &m.runbook else {
-            let mut items = vec![
-                Item::text(Line::from(styled(
-                    strings::NO_RUNBOOK,
-                    t.style(Role::Title),
-                ))),
-                Item::text(Line::raw("")),
-            ];
+            let mut items: Vec<Item<'static>> = wrap(strings::NO_RUNBOOK, area.width as usize)
+                .into_iter()
+                .map(|l| Item::text(Line::from(styled(l, t.style(Role::Title)))))
+                .collect();
+            items.push(Item::text(Line::raw("")));
             if m.runbooks.is_empty() {
                 items.push(Item::text(Line::from(styled(
                     strings::NO_RUNBOOKS,
                     t.style(Role::Muted),
                 ))));
             }
+            let suggestion = crate::tui::plan::suggest(m);
             for r in &m.runbooks {
-                items.push(Item::row(vec![
+                let mut lines = vec![
                     Line::from(vec![
                         styled(r.name.clone(), t.style(Role::Title)),
                         styled(format!("  {}", r.title), t.style(Role::Normal)),
@@ -327,7 +337,21 @@ impl Widget for RunbookView<'_> {
                         format!("  {}: {}", strings::WHEN, r.when),
                         t.style(Role::Muted),
                     )),
-                ]));
+                ];
+                if let Some(s) = suggestion.as_ref().filter(|s| s.runbook == r.name) {
+                    lines[0].spans.insert(
+                        1,
+                        styled(format!(" {} ", strings::SUGGESTED), t.badge(Role::Info)),
+                    );
+                    lines[0].spans.insert(1, Span::raw(" "));
+                    for l in wrap(
+                        &strings::suggested(&s.reason),
+                        area.width.saturating_sub(4) as usize,
+                    ) {
+                        lines.push(Line::from(styled(format!("  {l}"), t.style(Role::Info))));
+                    }
+                }
+                items.push(Item::row(lines));
             }
             let s = (!m.runbooks.is_empty()).then_some(sel);
             draw_list(t, &items, s, area, buf);

@@ -121,17 +121,10 @@ impl TimelineView<'_> {
             return;
         }
         let chart_h = (area.height - 2) as usize;
-        let tab = &s.tables[ti];
+        let values = s.merged(ti);
         let mut cols = Vec::new();
         // Label width from the visible maximum.
-        buckets(
-            &s.times,
-            &tab.values,
-            t0,
-            t1,
-            area.width as usize,
-            &mut cols,
-        );
+        buckets(&s.times, &values, t0, t1, area.width as usize, &mut cols);
         let ymax = cols.iter().flatten().copied().max().unwrap_or(0).max(1);
         let top = strings::compact(ymax);
         let lw = width(&top).max(1) + 1;
@@ -139,7 +132,7 @@ impl TimelineView<'_> {
         if pw == 0 {
             return;
         }
-        buckets(&s.times, &tab.values, t0, t1, pw, &mut cols);
+        buckets(&s.times, &values, t0, t1, pw, &mut cols);
         let x0 = area.x + lw as u16;
         let fill = t.style(Role::Info);
         let axis = t.style(Role::Muted);
@@ -286,6 +279,12 @@ impl Widget for TimelineView<'_> {
                 t.style(Role::Muted),
             ),
         ];
+        if s.oids(ti) > 1 {
+            title.push(styled(
+                format!(" {}", strings::recreated(s.oids(ti))),
+                t.style(Role::Warn),
+            ));
+        }
         match tab.values.last().copied() {
             Some(v) if v != MISSING => {
                 let est = if tab.exact { "" } else { strings::ESTIMATE };
@@ -418,12 +417,21 @@ impl Widget for TimelineView<'_> {
             buf.set_string(
                 x,
                 y,
-                pad(&tb.label(), name_w, g.ellipsis),
+                pad(
+                    &if s.oids(i) > 1 {
+                        format!("{} {}", tb.label(), strings::RECREATED_MARK)
+                    } else {
+                        tb.label()
+                    },
+                    name_w,
+                    g.ellipsis,
+                ),
                 t.style(Role::Normal),
             );
             x += name_w as u16 + 1;
             // Sparkline, scaled to the table's own maximum in the window.
-            buckets(&s.times, &tb.values, t0, t1, spark_w, &mut cols);
+            let values = s.merged(i);
+            buckets(&s.times, &values, t0, t1, spark_w, &mut cols);
             let top = cols.iter().flatten().copied().max().unwrap_or(0);
             spark.clear();
             for v in &cols {
@@ -436,7 +444,7 @@ impl Widget for TimelineView<'_> {
             buf.set_string(x, y, &spark, t.style(Role::Info));
             x += spark_w as u16 + 1;
             let now_v = tb.values.last().copied().filter(|v| *v != MISSING);
-            let ever = tb.values.iter().any(|v| *v != MISSING);
+            let ever = values.iter().any(|v| *v != MISSING);
             let val = match now_v {
                 Some(v) => format!(
                     "{}{}",
