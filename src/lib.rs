@@ -19,6 +19,7 @@ pub mod journal;
 pub mod lab;
 pub mod logging;
 pub mod output;
+pub mod pitr;
 pub mod probe;
 pub mod redact;
 pub mod restore;

@@ -1,0 +1,558 @@
+//! Point-in-time recovery with real parts: a PostgreSQL 15 cluster archiving
+//! WAL (archive_command), a pg_basebackup before the damage, an application
+//! writer that logs every committed row (ground truth), then the damage of
+//! each lab scenario (rogue-sync DELETE, TRUNCATE, DROP + re-create, DROP
+//! DATABASE). The target is found in the archived WAL with pg_waldump, the
+//! cluster recovered beside the live one, and the rows compared with the
+//! writer's log. Also: a base backup that ends after the target is refused;
+//! a WAL gap in the window is reported before anything starts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lifeline::actions::RealActions;
+use lifeline::engine::types::*;
+use lifeline::engine::{Actions, Output};
+use lifeline::pitr::{self, Damaged, Destruction, RecoveryRequest, RelId};
+use lifeline::redact::Redactor;
+use lifeline::sandbox::{is_root, user_ids};
+use lifeline::transport::{Host, LocalHost};
+use support::{PgCluster, PgOptions};
+
+/// A cluster that archives into `<dir>/wal`, with `<dir>/base` for base
+/// backups and `<dir>/recovery` for recovery clusters (all owned by the
+/// server's user, 0700).
+struct World {
+    pg: PgCluster,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::Builder::new()
+            .prefix("lifeline-pitr-")
+            .tempdir()
+            .unwrap();
+        for d in ["wal", "base", "recovery"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let owner = is_root().then(|| user_ids("postgres").unwrap());
+        for p in [
+            dir.path().to_path_buf(),
+            dir.path().join("wal"),
+            dir.path().join("base"),
+            dir.path().join("recovery"),
+        ] {
+            if let Some((u, g)) = owner {
+                std::os::unix::fs::chown(&p, Some(u), Some(g)).unwrap();
+            }
+        }
+        let wal = dir.path().join("wal");
+        let pg = PgCluster::start_with(PgOptions {
+            settings: vec![
+                ("wal_level".into(), "replica".into()),
+                ("archive_mode".into(), "on".into()),
+                (
+                    "archive_command".into(),
+                    // Atomic: a segment appears under its name only when whole.
+                    format!(
+                        "'test ! -f {w}/%f && cp %p {w}/%f.part && mv {w}/%f.part {w}/%f'",
+                        w = wal.display()
+                    ),
+                ),
+            ],
+            ..Default::default()
+        })
+        .unwrap();
+        World { pg, dir }
+    }
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    fn psql(&self, db: &str, sql: &str) -> String {
+        self.pg
+            .psql(db, sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+    /// pg_basebackup (tar format, the WAL left to the archive) into base/NAME.
+    fn base_backup(&self, name: &str) {
+        let mut c = Command::new(self.pg.bin("pg_basebackup"));
+        c.args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-Ft",
+            "-X",
+            "none",
+            "-c",
+            "fast",
+        ])
+        .arg("-p")
+        .arg(self.pg.port().to_string())
+        .arg("-D")
+        .arg(self.path("base").join(name));
+        if let Some((u, g)) = is_root().then(|| user_ids("postgres").unwrap()) {
+            c.uid(u).gid(g);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    /// Forces the current segment into the archive and waits for it.
+    fn switch_wal(&self) {
+        let seg = self.psql("postgres", "SELECT pg_walfile_name(pg_switch_wal())");
+        for _ in 0..200 {
+            if self.path("wal").join(&seg).exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("segment {seg} was not archived");
+    }
+    fn archive_spec(&self) -> lifeline::inventory::ArchiveSpec {
+        let inv = support::inventory(&format!(
+            "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n[[archive]]\nname = \"wal\"\nkind = \"wal-dir\"\nhost = \"here\"\nbase_dir = \"{}\"\nwal_dir = \"{}\"\nrecovery_dir = \"{}\"\n",
+            self.path("base").display(),
+            self.path("wal").display(),
+            self.path("recovery").display()
+        ));
+        inv.archives[0].clone()
+    }
+    fn db_oid(&self, db: &str) -> u32 {
+        self.psql(
+            "postgres",
+            &format!("SELECT oid FROM pg_database WHERE datname = '{db}'"),
+        )
+        .parse()
+        .unwrap()
+    }
+    fn rel(&self, db: &str, table: &str) -> RelId {
+        let out = self.psql(
+            db,
+            &format!("SELECT oid, pg_relation_filenode(oid) FROM pg_class WHERE oid = '{table}'::regclass"),
+        );
+        let (a, b) = out.split_once('|').unwrap();
+        RelId {
+            oid: a.parse().unwrap(),
+            filenode: b.parse().unwrap(),
+        }
+    }
+}
+
+fn host() -> Host {
+    Host::Local(LocalHost::new("here"))
+}
+
+/// The lab's application writer: one row per transaction into `table`,
+/// each id logged only after its COMMIT returned (the ground truth).
+struct Writer {
+    log: Arc<Mutex<Vec<i64>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    async fn start(pg: &PgCluster, db: &str, table: &str, first_id: i64) -> Writer {
+        let client = support::client(pg, db).await;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (l, s) = (log.clone(), stop.clone());
+        let sql = format!("INSERT INTO {table} (id, name) VALUES ($1, 'w')");
+        let task = tokio::spawn(async move {
+            let mut id = first_id;
+            while !s.load(std::sync::atomic::Ordering::SeqCst) {
+                if client.execute(&sql, &[&id]).await.is_err() {
+                    break;
+                }
+                l.lock().unwrap().push(id);
+                id += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        // Let it write a little first.
+        while log.lock().unwrap().len() < 20 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Writer { log, stop, task }
+    }
+    fn committed(&self) -> Vec<i64> {
+        self.log.lock().unwrap().clone()
+    }
+    async fn finish(self) -> Vec<i64> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let log = self.log.clone();
+        let _ = self.task.await;
+        log.lock().unwrap().clone()
+    }
+}
+
+/// Ids in a table of the recovered dump, restored with pg_restore into a scratch database.
+fn ids_in(w: &World, db: &str, table: &str) -> Vec<i64> {
+    let out = w.psql(db, &format!("SELECT id FROM {table} ORDER BY id"));
+    out.lines().map(|l| l.parse().unwrap()).collect()
+}
+
+async fn recover_to_wal_target(
+    w: &World,
+    damaged: &Damaged,
+    db: &str,
+    expect: BTreeMap<String, i64>,
+    name: &str,
+) -> (pitr::Recovered, pitr::Finding) {
+    let h = host();
+    let spec = w.archive_spec();
+    let status = pitr::list(&h, &spec).await.unwrap();
+    let found = pitr::find_target(&h, &status, damaged).await.unwrap();
+    let plan = pitr::plan(&status, &found.target).unwrap();
+    let r = pitr::recover(
+        &h,
+        &spec,
+        &status,
+        &plan,
+        &RecoveryRequest {
+            database: db.into(),
+            expect,
+            name: name.into(),
+            wait: Duration::from_secs(120),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("recover: {e}"));
+    eprintln!("{name}: {:?} replay {:.1} s", found.finding, r.replay_s);
+    (r, found.finding)
+}
+
+/// Loads the recovered dump into a scratch database with pg_restore.
+fn load_dump(w: &World, dump: &str, into: &str) {
+    w.pg.create_db(into).unwrap();
+    let o = Command::new(w.pg.bin("pg_restore"))
+        .args(["-h", "127.0.0.1", "-U", "postgres", "--no-owner"])
+        .arg("-p")
+        .arg(w.pg.port().to_string())
+        .arg("-d")
+        .arg(into)
+        .arg(dump)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+const USERS: &str = "CREATE TABLE \"User\" (id int8 PRIMARY KEY, name text);\
+ INSERT INTO \"User\" SELECT g, 'seed' FROM generate_series(1, 200) g;\
+ CREATE TABLE \"Game\" (id int8 PRIMARY KEY, name text);\
+ INSERT INTO \"Game\" SELECT g, 'game' FROM generate_series(1, 12) g;";
+
+/// rogue-sync-wipe: the writer keeps writing while a sync job deletes the
+/// users; recovery to the WAL target loses no row committed before the
+/// DELETE, holds none of its effects, and comes into the live server through
+/// the existing restore path as `<db>__restore_<stamp>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rogue_sync_delete_recovered_to_the_wal_target_loses_no_row() {
+    let w = World::new();
+    w.pg.create_db("app").unwrap();
+    w.psql("app", USERS);
+    w.base_backup("b1");
+    let damaged = Damaged {
+        db_oid: w.db_oid("app"),
+        relations: vec![w.rel("app", "\"User\"")],
+        healthy_at: Some(chrono::Utc::now()),
+        ..Default::default()
+    };
+    let writer = Writer::start(&w.pg, "app", "\"User\"", 10_000).await;
+    let before_damage = writer.committed();
+    // The damage: one transaction deleting every seeded user (the writer keeps going).
+    w.psql("app", "DELETE FROM \"User\" WHERE id <= 200");
+    let after = writer.committed().len();
+    while writer.committed().len() < after + 20 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let all = writer.finish().await;
+    w.switch_wal();
+
+    let (r, f) = recover_to_wal_target(
+        &w,
+        &damaged,
+        "app",
+        BTreeMap::from([
+            ("public.User".to_string(), 200),
+            ("public.Game".to_string(), 12),
+        ]),
+        "app-rogue",
+    )
+    .await;
+    assert!(
+        matches!(f.destruction, Destruction::DeleteMany { rows: 200, .. }),
+        "{f:?}"
+    );
+    assert!(
+        r.stopped
+            .contains(&format!("before commit of transaction {}", f.xid)),
+        "{}",
+        r.stopped
+    );
+    assert_ne!(r.xid_status.as_deref(), Some("committed"));
+    // The recovery dir is private and kept, the cluster stopped.
+    assert_eq!(mode(Path::new(&r.dir)), 0o700);
+    assert_eq!(mode(Path::new(&r.data_dir)), 0o700);
+    assert!(!Path::new(&r.data_dir).join("postmaster.pid").exists());
+    assert!(Path::new(&r.dump).exists());
+
+    // Into the live server through the existing restore path.
+    let inv = support::inventory(&format!(
+        "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n[[database]]\nname = \"main\"\nurl = \"{}\"\n\n[[backups]]\nname = \"pitr\"\nhost = \"here\"\npath = \"{}\"\ndatabase = \"main\"\n",
+        w.pg.url("app"),
+        r.dir
+    ));
+    let red = Redactor::new();
+    inv.register_secrets(&red);
+    let a = RealActions::new(inv, red);
+    let spec = a.inventory().database("main").unwrap().clone();
+    let out = a
+        .restore(
+            &RestoreRequest {
+                database: DbTarget {
+                    name: "main".into(),
+                    url: spec.pg_url().unwrap().clone(),
+                    spec,
+                },
+                target_db: "app__restore_pitr".into(),
+                catalog: a.inventory().backups[0].clone(),
+                host: HostTarget {
+                    name: "here".into(),
+                    spec: a.inventory().host("here").unwrap().clone(),
+                },
+                backup_path: r.dump.clone(),
+                jobs: 2,
+            },
+            &Output::discard(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("restore: {e}"));
+    assert_eq!(
+        out.manifest.tables.get("public.\"Game\""),
+        Some(&12),
+        "{:?}",
+        out.manifest.tables
+    );
+
+    let got = ids_in(&w, "app__restore_pitr", "\"User\"");
+    // None of the DELETE's effects: every seeded user is there.
+    for id in 1..=200 {
+        assert!(got.binary_search(&id).is_ok(), "user {id} lost");
+    }
+    // Zero rows lost: every row the writer saw committed before the DELETE is there.
+    let lost: Vec<_> = before_damage
+        .iter()
+        .filter(|id| got.binary_search(id).is_err())
+        .collect();
+    assert!(lost.is_empty(), "rows lost: {lost:?}");
+    // Nothing after the destructive commit: rows written after it are absent.
+    let late: Vec<_> = all[after..]
+        .iter()
+        .filter(|id| got.binary_search(id).is_ok())
+        .collect();
+    assert!(late.is_empty(), "rows from after the target: {late:?}");
+    // The live database was not touched by any of this.
+    assert_eq!(
+        w.psql("app", "SELECT count(*) FROM \"User\" WHERE id <= 200"),
+        "0"
+    );
+}
+
+/// table-wiped (TRUNCATE), migration-reset (DROP + re-create + seed) and
+/// database-missing (DROP DATABASE), each in its own database of one
+/// archiving cluster: the target found in the WAL, the recovered copy
+/// holds every row committed before the damage and none of its effects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_recreate_and_drop_database_recovered_from_wal() {
+    let w = World::new();
+    for db in ["wiped", "migrated", "gone"] {
+        w.pg.create_db(db).unwrap();
+        w.psql(db, USERS);
+    }
+    w.base_backup("b1");
+    let healthy = chrono::Utc::now();
+    let wiped = Damaged {
+        db_oid: w.db_oid("wiped"),
+        relations: vec![w.rel("wiped", "\"User\"")],
+        healthy_at: Some(healthy),
+        ..Default::default()
+    };
+    let migrated = Damaged {
+        db_oid: w.db_oid("migrated"),
+        relations: vec![w.rel("migrated", "\"User\"")],
+        healthy_at: Some(healthy),
+        ..Default::default()
+    };
+    let gone = Damaged {
+        db_oid: w.db_oid("gone"),
+        healthy_at: Some(healthy),
+        ..Default::default()
+    };
+
+    let mut truth = BTreeMap::new();
+    // table-wiped
+    let writer = Writer::start(&w.pg, "wiped", "\"User\"", 10_000).await;
+    let before = writer.committed();
+    w.psql("wiped", "TRUNCATE \"User\"");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let all = writer.finish().await;
+    truth.insert("wiped", (before, all));
+    // migration-reset: the table dropped, re-created and seeded.
+    let writer = Writer::start(&w.pg, "migrated", "\"User\"", 10_000).await;
+    let before = writer.committed();
+    w.psql(
+        "migrated",
+        "BEGIN; DROP TABLE \"User\"; CREATE TABLE \"User\" (id int8 PRIMARY KEY, name text); INSERT INTO \"User\" VALUES (1, 'Legacy Account'); COMMIT;",
+    );
+    let all = writer.finish().await;
+    truth.insert("migrated", (before, all));
+    // database-missing
+    let writer = Writer::start(&w.pg, "gone", "\"User\"", 10_000).await;
+    let before = writer.committed();
+    w.psql("postgres", "DROP DATABASE gone WITH (FORCE)");
+    let all = writer.finish().await;
+    truth.insert("gone", (before, all));
+    w.switch_wal();
+
+    for (db, damaged, want) in [
+        ("wiped", &wiped, "storage"),
+        ("migrated", &migrated, "storage"),
+        ("gone", &gone, "drop-database"),
+    ] {
+        let (r, f) = recover_to_wal_target(
+            &w,
+            damaged,
+            db,
+            BTreeMap::from([("public.User".to_string(), 200)]),
+            &format!("{db}-pitr"),
+        )
+        .await;
+        match want {
+            "storage" => assert!(
+                matches!(f.destruction, Destruction::StorageDropped { .. }),
+                "{db}: {f:?}"
+            ),
+            _ => assert!(
+                matches!(f.destruction, Destruction::DropDatabase { .. }),
+                "{db}: {f:?}"
+            ),
+        }
+        let stop = match f.target() {
+            pitr::Target::Lsn { lsn } => format!("before WAL location (LSN) \"{lsn}\""),
+            _ => format!("before commit of transaction {}", f.xid),
+        };
+        assert!(r.stopped.contains(&stop), "{db}: {}", r.stopped);
+        let scratch = format!("{db}_check");
+        load_dump(&w, &r.dump, &scratch);
+        let got = ids_in(&w, &scratch, "\"User\"");
+        let (before, all) = &truth[db];
+        for id in (1..=200).chain(before.iter().copied()) {
+            assert!(got.binary_search(&id).is_ok(), "{db}: row {id} lost");
+        }
+        // Every row in the copy is a seeded one or one the writer committed.
+        for id in &got {
+            assert!(
+                *id <= 200 || all.contains(id),
+                "{db}: row {id} from nowhere"
+            );
+        }
+        if db == "migrated" {
+            // None of the re-create's effects: no 'Legacy Account' alone.
+            assert!(got.len() > 200, "{db}: {}", got.len());
+        }
+    }
+}
+
+/// A base backup that ends after the target is refused with the reason;
+/// with only such a backup nothing starts. A WAL gap in the window is
+/// reported before anything starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_base_backup_refused_and_wal_gap_reported_before_anything_starts() {
+    let w = World::new();
+    w.pg.create_db("app").unwrap();
+    w.psql("app", USERS);
+    w.base_backup("b1-before");
+    let damaged = Damaged {
+        db_oid: w.db_oid("app"),
+        relations: vec![w.rel("app", "\"User\"")],
+        ..Default::default()
+    };
+    // Enough traffic to fill segments between the backup and the damage.
+    for _ in 0..3 {
+        w.psql("app", "INSERT INTO \"Game\" SELECT g, 'x' FROM generate_series(100000, 100100) g ON CONFLICT DO NOTHING");
+        w.switch_wal();
+    }
+    w.psql("app", "DELETE FROM \"User\"");
+    w.switch_wal();
+    w.base_backup("b2-after");
+    w.switch_wal();
+
+    let h = host();
+    let spec = w.archive_spec();
+    let status = pitr::list(&h, &spec).await.unwrap();
+    assert_eq!(status.backups.len(), 2, "{:?}", status.lines());
+    let found = pitr::find_target(&h, &status, &damaged).await.unwrap();
+    let plan = pitr::plan(&status, &found.target).unwrap();
+    assert_eq!(plan.backup.dir, "b1-before");
+    let (dir, why) = &plan.refused[0];
+    assert_eq!(dir, "b2-after");
+    assert!(
+        why.contains("after the target") && why.contains("already holds the damage"),
+        "{why}"
+    );
+
+    // Only the late backup: refused, nothing started.
+    let mut only_late = status.clone();
+    only_late.backups.retain(|b| b.dir == "b2-after");
+    let e = pitr::plan(&only_late, &found.target)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no base backup can reach") && e.contains("nothing was started"),
+        "{e}"
+    );
+
+    // A WAL gap between the backup and the damage: reported before anything starts.
+    let b1 = &status.backups[0];
+    let seg = b1.start_lsn.segno(status.segment_size) + 1;
+    let missing = lifeline::pitr::wal::SegName {
+        timeline: 1,
+        segno: seg,
+    }
+    .file_name(status.segment_size);
+    std::fs::remove_file(w.path("wal").join(&missing)).unwrap();
+    let status = pitr::list(&h, &spec).await.unwrap();
+    assert!(
+        status
+            .lines()
+            .join("\n")
+            .contains(&format!("GAPS: {missing}")),
+        "{:?}",
+        status.lines()
+    );
+    let e = pitr::find_target(&h, &status, &damaged)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("WAL gap") && e.contains(&missing) && e.contains("nothing was started"),
+        "{e}"
+    );
+    // The plan for a target found earlier refuses too (the gap lies between backup and target).
+    let e = pitr::plan(&status, &found.target).unwrap_err().to_string();
+    assert!(e.contains("WAL gap") && e.contains(&missing), "{e}");
+    assert_eq!(std::fs::read_dir(w.path("recovery")).unwrap().count(), 0);
+}
