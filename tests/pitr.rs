@@ -116,12 +116,22 @@ impl World {
         }
         panic!("segment {seg} was not archived");
     }
-    fn archive_spec(&self) -> lifeline::inventory::ArchiveSpec {
-        let inv = support::inventory(&format!(
-            "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n[[archive]]\nname = \"wal\"\nkind = \"wal-dir\"\nhost = \"here\"\nbase_dir = \"{}\"\nwal_dir = \"{}\"\nrecovery_dir = \"{}\"\n",
-            self.path("base").display(),
-            self.path("wal").display(),
+    fn archive_toml(&self, wal: &str, base: &str) -> String {
+        format!(
+            "[[archive]]\nname = \"wal\"\nkind = \"wal-dir\"\nhost = \"here\"\nbase_dir = \"{}\"\nwal_dir = \"{}\"\nrecovery_dir = \"{}\"\n",
+            self.path(base).display(),
+            self.path(wal).display(),
             self.path("recovery").display()
+        )
+    }
+    fn archive_spec(&self) -> lifeline::inventory::ArchiveSpec {
+        self.archive_spec_at("wal", "base")
+    }
+    /// The archive read through other directory names (e.g. hostile ones linked to the real ones).
+    fn archive_spec_at(&self, wal: &str, base: &str) -> lifeline::inventory::ArchiveSpec {
+        let inv = support::inventory(&format!(
+            "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n{}",
+            self.archive_toml(wal, base)
         ));
         inv.archives[0].clone()
     }
@@ -206,8 +216,18 @@ async fn recover_to_wal_target(
     expect: BTreeMap<String, i64>,
     name: &str,
 ) -> (pitr::Recovered, pitr::Finding) {
+    recover_with(&w.archive_spec(), damaged, db, expect, name).await
+}
+
+async fn recover_with(
+    spec: &lifeline::inventory::ArchiveSpec,
+    damaged: &Damaged,
+    db: &str,
+    expect: BTreeMap<String, i64>,
+    name: &str,
+) -> (pitr::Recovered, pitr::Finding) {
     let h = host();
-    let spec = w.archive_spec();
+    let spec = spec.clone();
     let status = pitr::list(&h, &spec).await.unwrap();
     let found = pitr::find_target(&h, &status, damaged).await.unwrap();
     let plan = pitr::plan(&status, &found.target).unwrap();
@@ -427,19 +447,32 @@ async fn truncate_recreate_and_drop_database_recovered_from_wal() {
     truth.insert("gone", (before, all));
     w.switch_wal();
 
+    // The archive read through directory names a shell or the conf file
+    // would misread unquoted: quote, space, $, %, ;.
+    const HOSTILE_WAL: &str = "wal it's $HOME 100%; x";
+    const HOSTILE_BASE: &str = "base b's `id` dir";
+    std::os::unix::fs::symlink(w.path("wal"), w.path(HOSTILE_WAL)).unwrap();
+    std::os::unix::fs::symlink(w.path("base"), w.path(HOSTILE_BASE)).unwrap();
+    let hostile = w.archive_spec_at(HOSTILE_WAL, HOSTILE_BASE);
     for (db, damaged, want) in [
         ("wiped", &wiped, "storage"),
         ("migrated", &migrated, "storage"),
         ("gone", &gone, "drop-database"),
     ] {
-        let (r, f) = recover_to_wal_target(
-            &w,
+        let (r, f) = recover_with(
+            &hostile,
             damaged,
             db,
             BTreeMap::from([("public.User".to_string(), 200)]),
             &format!("{db}-pitr"),
         )
         .await;
+        // restore_command read the archive through the hostile name, quoted.
+        let conf = std::fs::read_to_string(Path::new(&r.data_dir).join("postgresql.conf")).unwrap();
+        assert!(
+            conf.contains("100%%; x") && conf.contains("restore_command"),
+            "{conf}"
+        );
         match want {
             "storage" => assert!(
                 matches!(f.destruction, Destruction::StorageDropped { .. }),
