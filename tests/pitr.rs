@@ -588,4 +588,45 @@ async fn late_base_backup_refused_and_wal_gap_reported_before_anything_starts() 
     let e = pitr::plan(&status, &found.target).unwrap_err().to_string();
     assert!(e.contains("WAL gap") && e.contains(&missing), "{e}");
     assert_eq!(std::fs::read_dir(w.path("recovery")).unwrap().count(), 0);
+
+    // `lifeline status` shows the archive: its base backups, WAL range and the gap.
+    let inv = w.path("inv.toml");
+    std::fs::write(
+        &inv,
+        format!(
+            "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n{}",
+            w.archive_toml("wal", "base")
+        ),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let o = support::lifeline(state.path())
+        .arg("-i")
+        .arg(&inv)
+        .arg("status")
+        .output()
+        .unwrap();
+    let text = support::stdout(&o);
+    assert!(
+        text.contains("WAL ARCHIVES"),
+        "{text}{}",
+        support::stderr(&o)
+    );
+    assert!(
+        text.contains("base backup 'b1-before' (tar): start"),
+        "{text}"
+    );
+    assert!(text.contains("base backup 'b2-after'"), "{text}");
+    assert!(text.contains(&format!("GAPS: {missing}")), "{text}");
+    let o = support::lifeline(state.path())
+        .arg("-i")
+        .arg(&inv)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&support::stdout(&o)).unwrap();
+    let a = &v["archives"][0];
+    assert_eq!(a["name"], "wal");
+    assert_eq!(a["status"]["backups"][0]["dir"], "b1-before");
+    assert_eq!(a["status"]["wal"][0]["gaps"][0][0], missing.as_str());
 }
