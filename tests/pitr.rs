@@ -630,3 +630,120 @@ async fn late_base_backup_refused_and_wal_gap_reported_before_anything_starts() 
     assert_eq!(a["status"]["backups"][0]["dir"], "b1-before");
     assert_eq!(a["status"]["wal"][0]["gaps"][0][0], missing.as_str());
 }
+
+/// A real pgBackRest repository (stanza, archive-push, a full backup) is
+/// listed: its backups with start/stop LSN and time, the WAL range; target
+/// search and recovery from it say plainly that they are not built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbackrest_stanza_is_listed() {
+    let dir = tempfile::Builder::new()
+        .prefix("lifeline-pgbr-")
+        .tempdir()
+        .unwrap();
+    for d in ["repo", "log", "lock"] {
+        std::fs::create_dir(dir.path().join(d)).unwrap();
+    }
+    let conf = dir.path().join("pgbackrest.conf");
+    let owner = is_root().then(|| user_ids("postgres").unwrap());
+    // The cluster first (its paths go into the config), archiving to the stanza.
+    let pg = PgCluster::start_with(PgOptions {
+        settings: vec![
+            ("wal_level".into(), "replica".into()),
+            ("archive_mode".into(), "on".into()),
+            (
+                "archive_command".into(),
+                format!(
+                    "'pgbackrest --config={} --stanza=main archive-push %p'",
+                    conf.display()
+                ),
+            ),
+        ],
+        ..Default::default()
+    })
+    .unwrap();
+    std::fs::write(
+        &conf,
+        format!(
+            "[global]\nrepo1-path={d}/repo\nlog-path={d}/log\nlock-path={d}/lock\nlog-level-console=warn\nstart-fast=y\nrepo1-retention-full=2\n\n[main]\npg1-path={data}\npg1-port={port}\npg1-socket-path={sock}\n",
+            d = dir.path().display(),
+            data = pg.data_dir().display(),
+            port = pg.port(),
+            sock = pg.socket_dir().display()
+        ),
+    )
+    .unwrap();
+    for p in [
+        dir.path().to_path_buf(),
+        dir.path().join("repo"),
+        dir.path().join("log"),
+        dir.path().join("lock"),
+        conf.clone(),
+    ] {
+        if let Some((u, g)) = owner {
+            std::os::unix::fs::chown(&p, Some(u), Some(g)).unwrap();
+        }
+    }
+    let br = |args: &[&str]| {
+        let mut c = Command::new("pgbackrest");
+        c.arg(format!("--config={}", conf.display()))
+            .arg("--stanza=main")
+            .args(args);
+        if let Some((u, g)) = owner {
+            c.uid(u).gid(g).env("HOME", dir.path());
+        }
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success(),
+            "pgbackrest {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    br(&["stanza-create"]);
+    br(&["--type=full", "backup"]);
+
+    let inv = support::inventory(&format!(
+        "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n[[archive]]\nname = \"repo\"\nkind = \"pgbackrest\"\nhost = \"here\"\nstanza = \"main\"\nconfig = \"{}\"\n",
+        conf.display()
+    ));
+    let h = host();
+    let status = pitr::list(&h, &inv.archives[0]).await.unwrap();
+    assert_eq!(status.backups.len(), 1, "{:?}", status.lines());
+    let b = &status.backups[0];
+    assert!(b.dir.ends_with('F'), "{}", b.dir);
+    assert_eq!(b.format, "pgbackrest full");
+    assert!(b.stop_lsn.unwrap() > b.start_lsn);
+    assert!(b.stop_time.unwrap() >= b.start_time.unwrap());
+    assert_eq!(b.pg_version.as_deref(), Some("15"));
+    assert!(
+        !status.wal.is_empty() && status.wal[0].gaps.is_empty(),
+        "{:?}",
+        status.lines()
+    );
+    assert!(
+        status
+            .segments
+            .contains(&"000000010000000000000002".to_string())
+            || status.segments.len() >= 2,
+        "{:?}",
+        status.segments
+    );
+    let e = pitr::find_target(&h, &status, &Damaged::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not built yet") && e.contains("--target-exclusive"),
+        "{e}"
+    );
+    // A wrong stanza: no backups, and pgBackRest's own word as the problem.
+    let mut wrong = inv.archives[0].clone();
+    wrong.stanza = Some("nosuch".into());
+    let s = pitr::list(&h, &wrong).await.unwrap();
+    assert!(s.backups.is_empty());
+    let lines = s.lines().join("\n");
+    assert!(
+        lines.contains("no base backup found") && lines.contains("missing stanza path"),
+        "{lines}"
+    );
+}

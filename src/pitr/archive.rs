@@ -26,6 +26,7 @@ const SCAN_CAP: usize = 256 << 20;
 pub struct ArchiveStatus {
     pub name: String,
     pub host: String,
+    pub kind: ArchiveKind,
     pub wal_dir: String,
     pub base_dir: String,
     pub segment_size: u64,
@@ -100,10 +101,7 @@ fn paths(spec: &ArchiveSpec) -> Result<(String, String), PitrError> {
             spec.name().into(),
             "a wal-dir archive needs 'wal_dir' and 'base_dir'".into(),
         )),
-        (ArchiveKind::Pgbackrest, _, _) => Err(PitrError::Archive(
-            spec.name().into(),
-            "kind 'pgbackrest' is not supported by this lifeline yet: use a wal-dir archive (pg_basebackup + archive_command)".into(),
-        )),
+        (ArchiveKind::Pgbackrest, _, _) => Err(not_built(spec.name())),
     }
 }
 
@@ -276,6 +274,7 @@ pub fn parse_listing(
     ArchiveStatus {
         name: name.to_string(),
         host: host.to_string(),
+        kind: ArchiveKind::WalDir,
         wal_dir: wal_dir.to_string(),
         base_dir: base_dir.to_string(),
         segment_size: seg_size,
@@ -288,6 +287,9 @@ pub fn parse_listing(
 
 /// Lists an archive on its host.
 pub async fn list(h: &Host, spec: &ArchiveSpec) -> Result<ArchiveStatus, PitrError> {
+    if spec.kind == ArchiveKind::Pgbackrest {
+        return list_pgbackrest(h, spec).await;
+    }
     let (wal_dir, base_dir) = paths(spec)?;
     let script = list_script(&wal_dir, &base_dir);
     let r = h
@@ -329,6 +331,147 @@ pub async fn list(h: &Host, spec: &ArchiveSpec) -> Result<ArchiveStatus, PitrErr
     ))
 }
 
+fn not_built(archive: &str) -> PitrError {
+    PitrError::Archive(
+        archive.into(),
+        "kind 'pgbackrest': lifeline lists this archive, but finding the target and recovering from it are not built yet; recover by hand with 'pgbackrest restore --type=xid --target=XID --target-exclusive --target-action=pause --pg1-path=NEW_DIR', or use a wal-dir archive".into(),
+    )
+}
+
+/// Lists a pgBackRest stanza: `info --output=json` for the backups and the
+/// archive's min/max, `repo-ls --recurse` of the archive for the gaps.
+async fn list_pgbackrest(h: &Host, spec: &ArchiveSpec) -> Result<ArchiveStatus, PitrError> {
+    let (Some(config), Some(stanza)) = (&spec.config, &spec.stanza) else {
+        return Err(PitrError::Archive(
+            spec.name().into(),
+            "a pgbackrest archive needs 'config' and 'stanza'".into(),
+        ));
+    };
+    let user = spec.os_user.clone().unwrap_or_else(|| "postgres".into());
+    let base = format!(
+        "pgbackrest --config={} --stanza={} --log-level-console=error",
+        shell_quote(config),
+        shell_quote(stanza)
+    );
+    let script = format!(
+        "{base} info --output=json && echo && echo '#REPO' && {base} repo-ls --recurse {}",
+        shell_quote(&format!("archive/{stanza}"))
+    );
+    let r = h
+        .exec(
+            &super::as_owner(&user, &script),
+            h.options().timeout(LIST_TIMEOUT).output_cap(16 << 20),
+        )
+        .await
+        .map_err(|source| PitrError::Transport {
+            host: h.name().into(),
+            source: Box::new(source),
+        })?;
+    if !r.success() {
+        return Err(PitrError::Command {
+            archive: spec.name().into(),
+            host: h.name().into(),
+            what: "pgbackrest info".into(),
+            status: r.outcome(),
+            stderr: format!("{}{}", r.stderr.trim(), r.stdout.trim()),
+        });
+    }
+    parse_pgbackrest(spec.name(), h.name(), stanza, &r.stdout)
+}
+
+/// Parses `pgbackrest info --output=json` + `#REPO` + `repo-ls --recurse archive/<stanza>`.
+pub fn parse_pgbackrest(
+    name: &str,
+    host: &str,
+    stanza: &str,
+    text: &str,
+) -> Result<ArchiveStatus, PitrError> {
+    let (json, repo) = text.split_once("\n#REPO\n").unwrap_or((text, ""));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).map_err(|e| {
+        PitrError::Archive(name.into(), format!("pgbackrest info is not JSON: {e}"))
+    })?;
+    let st = v
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"].as_str() == Some(stanza)))
+        .ok_or_else(|| {
+            PitrError::Archive(
+                name.into(),
+                format!("pgbackrest info does not list stanza '{stanza}'"),
+            )
+        })?;
+    let mut problems = Vec::new();
+    if st["status"]["code"].as_i64() != Some(0) {
+        problems.push(format!(
+            "pgbackrest says: {}",
+            st["status"]["message"].as_str().unwrap_or("?")
+        ));
+    }
+    let versions: BTreeMap<i64, String> = st["db"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| Some((d["id"].as_i64()?, d["version"].as_str()?.to_string())))
+        .collect();
+    let when = |x: &serde_json::Value| {
+        x.as_i64()
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+    };
+    let mut backups = Vec::new();
+    for b in st["backup"].as_array().into_iter().flatten() {
+        let label = b["label"].as_str().unwrap_or("?").to_string();
+        if b["error"].as_bool() == Some(true) {
+            problems.push(format!(
+                "backup '{label}' has errors (pgbackrest verify it)"
+            ));
+        }
+        let Some(start) = b["lsn"]["start"].as_str().and_then(Lsn::parse) else {
+            problems.push(format!("backup '{label}' has no start LSN: skipped"));
+            continue;
+        };
+        let timeline = b["archive"]["start"]
+            .as_str()
+            .and_then(|s| SegName::parse(s, DEFAULT_SEGMENT_SIZE))
+            .map(|s| s.timeline)
+            .unwrap_or(1);
+        backups.push(BaseBackup {
+            dir: label,
+            format: format!("pgbackrest {}", b["type"].as_str().unwrap_or("?")),
+            label: b["type"].as_str().map(str::to_string),
+            timeline,
+            start_lsn: start,
+            stop_lsn: b["lsn"]["stop"].as_str().and_then(Lsn::parse),
+            start_time: when(&b["timestamp"]["start"]),
+            stop_time: when(&b["timestamp"]["stop"]),
+            pg_version: b["database"]["id"]
+                .as_i64()
+                .and_then(|id| versions.get(&id).cloned()),
+        });
+    }
+    backups.sort_by_key(|b| (b.start_lsn, b.dir.clone()));
+    // Segment names from the repository listing (`15-1/0000000100000000/<seg>-<sha1>.gz`).
+    let mut segments: Vec<String> = repo
+        .lines()
+        .filter_map(|l| l.rsplit('/').next())
+        .filter(|f| f.len() > 25 && f.as_bytes().get(24) == Some(&b'-'))
+        .map(|f| f[..24].to_string())
+        .filter(|f| SegName::parse(f, DEFAULT_SEGMENT_SIZE).is_some())
+        .collect();
+    segments.sort();
+    segments.dedup();
+    Ok(ArchiveStatus {
+        name: name.into(),
+        host: host.into(),
+        kind: ArchiveKind::Pgbackrest,
+        wal_dir: format!("pgbackrest stanza '{stanza}'"),
+        base_dir: format!("pgbackrest stanza '{stanza}'"),
+        segment_size: DEFAULT_SEGMENT_SIZE,
+        wal: wal::wal_ranges(&segments, DEFAULT_SEGMENT_SIZE),
+        backups,
+        segments,
+        problems,
+    })
+}
+
 /// The scan's window and what it found.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetSearch {
@@ -349,6 +492,9 @@ pub async fn find_target(
     status: &ArchiveStatus,
     damaged: &Damaged,
 ) -> Result<TargetSearch, PitrError> {
+    if status.kind != ArchiveKind::WalDir {
+        return Err(not_built(&status.name));
+    }
     let seg = status.segment_size;
     let start_backup = damaged
         .healthy_at
@@ -639,6 +785,31 @@ mod tests {
         );
         let lines = s.lines().join("\n");
         assert!(lines.contains("GAPS: 000000010000000000000004"), "{lines}");
+    }
+
+    #[test]
+    fn pgbackrest_info_is_parsed_as_data() {
+        // Captured from pgbackrest 2.45 info --output=json, plus repo-ls.
+        let info = r#"[{"archive":[{"database":{"id":1,"repo-key":1},"id":"15-1","max":"000000010000000000000002","min":"000000010000000000000001"}],"backup":[{"archive":{"start":"000000010000000000000002","stop":"000000010000000000000002"},"backrest":{"format":5,"version":"2.45"},"database":{"id":1,"repo-key":1},"error":false,"info":{"delta":22992373,"repository":{"delta":3043375,"size":3043375},"size":22992373},"label":"20261206-041011F","lsn":{"start":"0/2000028","stop":"0/2000100"},"prior":null,"reference":null,"timestamp":{"start":1796530211,"stop":1796530220},"type":"full"},{"label":"broken","lsn":{"start":"x"}}],"cipher":"none","db":[{"id":1,"repo-key":1,"system-id":7716038489714879179,"version":"15"}],"name":"main","repo":[{"cipher":"none","key":1,"status":{"code":0,"message":"ok"}}],"status":{"code":0,"lock":{"backup":{"held":false}},"message":"ok"}}]"#;
+        let repo = "15-1\n15-1/0000000100000000\n15-1/0000000100000000/000000010000000000000001-0ee4c6cdd77b4b91ecb37edbb5511cef83d60b67.gz\n15-1/0000000100000000/000000010000000000000003-9fde87b88fd9703aac8ee26c60497ce2b85c5211.gz\n15-1/0000000100000000/000000010000000000000002.00000028.backup\n../../etc/passwd-x\n";
+        let s = parse_pgbackrest("r", "h", "main", &format!("{info}\n#REPO\n{repo}")).unwrap();
+        assert_eq!(s.backups.len(), 1);
+        let b = &s.backups[0];
+        assert_eq!(b.dir, "20261206-041011F");
+        assert_eq!(b.stop_lsn, Lsn::parse("0/2000100"));
+        assert_eq!(b.pg_version.as_deref(), Some("15"));
+        assert_eq!(b.stop_time.unwrap().timestamp(), 1796530220);
+        assert!(
+            s.problems
+                .iter()
+                .any(|p| p.contains("'broken' has no start LSN")),
+            "{:?}",
+            s.problems
+        );
+        assert_eq!(s.segments.len(), 2);
+        assert_eq!(s.wal[0].gaps[0].0, "000000010000000000000002");
+        assert!(parse_pgbackrest("r", "h", "other", info).is_err());
+        assert!(parse_pgbackrest("r", "h", "main", "not json").is_err());
     }
 
     #[test]

@@ -175,6 +175,12 @@ pub async fn recover(
     plan: &Plan,
     req: &RecoveryRequest,
 ) -> Result<Recovered, PitrError> {
+    if status.kind != crate::inventory::ArchiveKind::WalDir {
+        return Err(PitrError::Archive(
+            spec.name().into(),
+            "recovery from a pgbackrest archive is not built yet: use pgbackrest restore by hand into a new --pg1-path".into(),
+        ));
+    }
     if !stamp_ok(&req.name) {
         return Err(PitrError::Archive(
             spec.name().into(),
