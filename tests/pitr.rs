@@ -547,6 +547,42 @@ async fn late_base_backup_refused_and_wal_gap_reported_before_anything_starts() 
         "{why}"
     );
 
+    // A target the WAL never reaches: the server gives up, lifeline says so
+    // with the server's words at once (no wait for the time limit), and
+    // keeps the directory.
+    let mut beyond = plan.clone();
+    beyond.target = pitr::Target::Xid {
+        xid: 4_000_000,
+        commit_lsn: None,
+    };
+    let t0 = std::time::Instant::now();
+    let e = pitr::recover(
+        &h,
+        &spec,
+        &status,
+        &beyond,
+        &RecoveryRequest {
+            database: "app".into(),
+            expect: BTreeMap::new(),
+            name: "beyond".into(),
+            wait: Duration::from_secs(300),
+        },
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("recovery ended before configured recovery target was reached"),
+        "{e}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(w.path("recovery").join("beyond").join("data").is_dir());
+    std::fs::remove_dir_all(w.path("recovery").join("beyond")).unwrap();
+
     // Only the late backup: refused, nothing started.
     let mut only_late = status.clone();
     only_late.backups.retain(|b| b.dir == "b2-after");

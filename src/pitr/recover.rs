@@ -340,6 +340,23 @@ async fn wait_and_check(
         if r.success() && out == "t|paused" {
             break;
         }
+        if !r.success() {
+            // A server that ended (e.g. "recovery ended before configured
+            // recovery target was reached") is not waited for.
+            let st = ctx
+                .run(
+                    &format!("\"$PGB/pg_ctl\" -D {} status", shell_quote(&ctx.data())),
+                    ctx.h.options(),
+                )
+                .await?;
+            if st.exit == Some(3) {
+                let tail = ctx.log_tail().await;
+                return Err(ctx.err(format!(
+                    "the recovery cluster stopped before reaching the target; its log ends:\n{}\nthe directory is kept",
+                    tail.trim()
+                )));
+            }
+        }
         if r.success() && out.starts_with('f') {
             return Err(ctx.err("the recovery cluster left recovery instead of pausing at the target (it was promoted): its data cannot be trusted; the directory is kept"));
         }
