@@ -547,6 +547,37 @@ async fn late_base_backup_refused_and_wal_gap_reported_before_anything_starts() 
         "{why}"
     );
 
+    // The operator's alternative, a time target (exclusive) at the
+    // destructive commit: the same backup is chosen, the DELETE is not applied.
+    let at = pitr::Target::Time {
+        at: found.finding.commit_time,
+    };
+    let by_time = pitr::plan(&status, &at).unwrap();
+    // b2-after "ended" in the same whole second as the DELETE: refused too.
+    assert_eq!(by_time.backup.dir, "b1-before");
+    let r = pitr::recover(
+        &h,
+        &spec,
+        &status,
+        &by_time,
+        &RecoveryRequest {
+            database: "app".into(),
+            expect: BTreeMap::from([("public.User".to_string(), 200)]),
+            name: "by-time".into(),
+            wait: Duration::from_secs(120),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("recover by time: {e}"));
+    assert_eq!(r.counts["public.User"], 200);
+    assert!(
+        r.stopped
+            .contains("recovery stopping before commit of transaction"),
+        "{}",
+        r.stopped
+    );
+    std::fs::remove_dir_all(&r.dir).unwrap();
+
     // A target the WAL never reaches: the server gives up, lifeline says so
     // with the server's words at once (no wait for the time limit), and
     // keeps the directory.

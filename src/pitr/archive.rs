@@ -502,7 +502,10 @@ pub async fn find_target(
             status
                 .backups
                 .iter()
-                .filter(|b| b.stop_time.is_some_and(|s| s <= t))
+                .filter(|b| {
+                    b.stop_time
+                        .is_some_and(|s| s + chrono::Duration::seconds(1) <= t)
+                })
                 .max_by_key(|b| b.start_lsn)
         })
         .or_else(|| status.backups.first())
@@ -666,11 +669,15 @@ pub fn plan(status: &ArchiveStatus, target: &Target) -> Result<Plan, PitrError> 
             (Target::Time { .. }, _, None) => {
                 Some("its end time is unknown (no archived history file)".to_string())
             }
-            (Target::Time { at }, _, Some(stop)) if stop >= *at => Some(format!(
-                "it ended at {}, after the target {}: it already holds the damage",
-                stop.to_rfc3339(),
-                at.to_rfc3339()
-            )),
+            // Stop times have whole seconds: the real end lies anywhere in
+            // [stop, stop + 1 s), so a backup "ending" in the target's second is refused.
+            (Target::Time { at }, _, Some(stop)) if stop + chrono::Duration::seconds(1) > *at => {
+                Some(format!(
+                    "it ended at {} (whole seconds), not before the target {}: it may already hold the damage",
+                    stop.to_rfc3339(),
+                    at.to_rfc3339()
+                ))
+            }
             _ => None,
         };
         match why {
@@ -837,6 +844,23 @@ mod tests {
         let e = plan(&s, &early).unwrap_err().to_string();
         assert!(
             e.contains("no base backup can reach") && e.contains("already holds the damage"),
+            "{e}"
+        );
+        // A time target in the same second the backup "ended" (stop times
+        // have whole seconds): refused, the real end may be after it.
+        let same_second = Target::Time {
+            at: t("2026-12-06 03:21:46.5 UTC"),
+        };
+        let e = plan(&s, &same_second).unwrap_err().to_string();
+        assert!(e.contains("whole seconds"), "{e}");
+        let next_second = Target::Time {
+            at: t("2026-12-06 03:21:47 UTC"),
+        };
+        // b1 qualifies then; where a time lies in the WAL is unknown, so the
+        // whole archive after it must be gap-free (here segment 4 is missing).
+        let e = plan(&s, &next_second).unwrap_err().to_string();
+        assert!(
+            e.contains("WAL gap") && e.contains("base backup 'b1'"),
             "{e}"
         );
         // The WAL gap at segment 4 blocks a target behind it.

@@ -384,6 +384,15 @@ async fn wait_and_check(
         .await?;
     let stopped = r.stdout.trim().to_string();
     let mut xid_status = None;
+    if let Target::Time { at } = &plan.target
+        && !stopped.contains("recovery stopping before")
+    {
+        return Err(ctx.err(format!(
+            "the server did not stop before {} (its log says '{}'); the recovered data is not used",
+            at.to_rfc3339(),
+            stopped.escape_debug()
+        )));
+    }
     if let Target::Lsn { lsn } = &plan.target {
         let want = format!("recovery stopping before WAL location (LSN) \"{lsn}\"");
         if !stopped.contains(&want) {
