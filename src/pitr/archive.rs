@@ -1,7 +1,6 @@
-//! A `wal-dir` archive on its host: the listing (base backups read from
-//! their own backup_label / manifest / archived history file, WAL segments,
-//! gaps), the pg_waldump scan for the destructive transaction, and the
-//! choice of base backup. Reads only; never writes into the archive.
+//! An archive on its host: the listing (base backups from their own label,
+//! manifest and history file; WAL range and gaps), the pg_waldump scan for
+//! the destructive transaction, the base backup choice. Never writes into the archive.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,9 +1,6 @@
-//! Point-in-time recovery from a WAL archive: list what an archive holds
-//! (base backups, WAL range, gaps), find the transaction that destroyed the
-//! data in the archived WAL, and recover a copy of the cluster BESIDE the
-//! live one, stopped just before that transaction. Never touches the live
-//! cluster's data directory, never writes into the archive, and never
-//! starts recovery from a base backup that ended after the target.
+//! Point-in-time recovery: what an archive holds, the destructive transaction
+//! found in its WAL, and a copy of the cluster recovered BESIDE the live one just
+//! before it. Never touches the live data directory or writes into the archive.
 
 pub mod archive;
 pub mod recover;

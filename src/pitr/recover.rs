@@ -1,10 +1,6 @@
-//! Recovery BESIDE the live cluster: the chosen base backup copied into a
-//! new private directory (0700) on the archive's host, its own config (no
-//! TCP listener, a private socket, archiving off, `restore_command` reading
-//! the archive, target exclusive, pause at the target), started, checked
-//! (stopped before the destructive commit, healthy counts), dumped for the
-//! existing restore path, then stopped and KEPT. Never touches the live
-//! cluster's data directory or the archive; never reuses a directory.
+//! Recovery beside the live cluster: a base backup in a new 0700 directory with
+//! lifeline's own config, paused at the target, checked, dumped, stopped and KEPT.
+//! Never touches the live cluster's data directory or the archive; never reuses a directory.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

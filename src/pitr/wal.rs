@@ -1,7 +1,6 @@
-//! Pure reading of a WAL archive's facts: LSNs, segment file names, gaps,
-//! and the text pg_basebackup leaves behind (backup_label, the archived
-//! `.backup` history file, backup_manifest's WAL range). Host text is
-//! hostile: a line that does not parse is skipped, never trusted.
+//! Pure facts of a WAL archive: LSNs, segment names, gaps, and the text
+//! pg_basebackup leaves (backup_label, `.backup` history file, manifest WAL range).
+//! Host text is hostile: what does not parse is skipped, never trusted.
 
 use std::collections::BTreeSet;
 use std::fmt;

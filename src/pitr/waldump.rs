@@ -1,8 +1,6 @@
-//! Pure judgement of `pg_waldump` output: which committed transaction first
-//! destroyed the damaged relations (storage dropped by TRUNCATE / DROP /
-//! re-create, many heap DELETEs, DROP DATABASE), and the recovery target
-//! that stops just before it. The text is hostile: lines that do not parse
-//! are counted and skipped, never guessed at.
+//! Pure judgement of `pg_waldump` output: the first committed transaction that
+//! destroyed the damaged relations, and the recovery target just before it.
+//! The text is hostile: lines that do not parse are counted and skipped, never guessed at.
 
 use std::collections::{BTreeSet, HashMap};
 
