@@ -814,3 +814,26 @@ async fn pgbackrest_stanza_is_listed() {
         "{lines}"
     );
 }
+
+/// `lifeline check` refuses a bad `[[archive]]` with file:line:col and exit 2.
+#[test]
+fn check_refuses_a_bad_archive_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inv.toml");
+    std::fs::write(
+        &inv,
+        "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n[[archive]]\nname = \"wal\"\nkind = \"wal-dir\"\nhost = \"here\"\nbase_dir = \"base\"\n",
+    )
+    .unwrap();
+    let o = support::lifeline(dir.path())
+        .arg("-i")
+        .arg(&inv)
+        .arg("check")
+        .output()
+        .unwrap();
+    let err = format!("{}{}", support::stdout(&o), support::stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("inv.toml:6:"), "{err}");
+    assert!(err.contains("needs 'wal_dir'"), "{err}");
+    assert!(err.contains("'base_dir' must be an absolute path"), "{err}");
+}
