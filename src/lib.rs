@@ -20,6 +20,8 @@ pub mod lab;
 pub mod logging;
 pub mod output;
 pub mod pgbin;
+
+pub mod pitr;
 pub mod probe;
 pub mod redact;
 pub mod restore;

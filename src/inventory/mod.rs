@@ -203,6 +203,46 @@ impl ServiceSpec {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArchiveKind {
+    /// Base backups made by pg_basebackup plus a directory filled by archive_command.
+    WalDir,
+    /// A pgBackRest repository (stanza + config file).
+    Pgbackrest,
+}
+
+/// A WAL archive for point-in-time recovery (`[[archive]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveSpec {
+    pub name: Spanned<String>,
+    pub kind: ArchiveKind,
+    /// Host holding the archive; recovery runs there too.
+    pub host: Spanned<String>,
+    /// Databases (inventory names) whose server this archive covers.
+    #[serde(default)]
+    pub databases: Vec<Spanned<String>>,
+    /// wal-dir: directory of base backups, one pg_basebackup per subdirectory (plain or tar).
+    pub base_dir: Option<String>,
+    /// wal-dir: directory of archived WAL segments.
+    pub wal_dir: Option<String>,
+    /// pgbackrest: stanza name.
+    pub stanza: Option<String>,
+    /// pgbackrest: configuration file.
+    pub config: Option<String>,
+    /// Where recovery clusters are made (a new private directory each); default /var/tmp/lifeline-pitr.
+    pub recovery_dir: Option<String>,
+    /// OS user that owns and runs the recovery cluster when lifeline is root on the host; default postgres.
+    pub os_user: Option<String>,
+}
+
+impl ArchiveSpec {
+    pub fn name(&self) -> &str {
+        self.name.get_ref()
+    }
+}
+
 /// A loaded, validated inventory.
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
@@ -213,6 +253,7 @@ pub struct Inventory {
     pub databases: Vec<DatabaseSpec>,
     pub backups: Vec<CatalogSpec>,
     pub services: Vec<ServiceSpec>,
+    pub archives: Vec<ArchiveSpec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -285,12 +326,15 @@ impl Inventory {
                 "service" => {
                     entries(file, text, &k, value, &mut diags, &mut broken, &mut inv.services)
                 }
+                "archive" => {
+                    entries(file, text, &k, value, &mut diags, &mut broken, &mut inv.archives)
+                }
                 other => diags.push(Diag::at(
                     file,
                     text,
                     Some(kspan),
                     Some(other),
-                    "unknown top-level key; expected [[host]], [[database]], [[backups]], [[service]], name or env",
+                    "unknown top-level key; expected [[host]], [[database]], [[backups]], [[service]], [[archive]], name or env",
                 )),
             }
         }
@@ -321,6 +365,7 @@ impl Inventory {
             &mut at,
         );
         unique(self.services.iter().map(|s| &s.name), "service", &mut at);
+        unique(self.archives.iter().map(|a| &a.name), "archive", &mut at);
 
         let hosts: HashSet<&str> = self.hosts.iter().map(|h| h.name()).collect();
         let dbs: HashSet<&str> = self.databases.iter().map(|d| d.name()).collect();
@@ -362,6 +407,12 @@ impl Inventory {
                 check_ref(h, &hosts, "host", "host");
             }
         }
+        for a in &self.archives {
+            check_ref(&a.host, &hosts, "host", "host");
+            for d in &a.databases {
+                check_ref(d, &dbs, "database", "databases");
+            }
+        }
         let mut diag = |span: std::ops::Range<usize>, key: &str, msg: String| {
             diags.push(Diag::at(file, text, Some(span), Some(key), msg));
         };
@@ -395,6 +446,11 @@ impl Inventory {
                     "a local host has no address; remove it or use transport = \"ssh\"".into(),
                 ),
                 (TransportKind::Local, None) => {}
+            }
+        }
+        for a in &self.archives {
+            for (msg, key) in archive_problems(a) {
+                diag(a.name.span(), key, msg);
             }
         }
         for d in &mut self.databases {
@@ -464,6 +520,9 @@ impl Inventory {
         }
     }
 
+    pub fn archive(&self, name: &str) -> Option<&ArchiveSpec> {
+        self.archives.iter().find(|a| a.name() == name)
+    }
     pub fn host(&self, name: &str) -> Option<&HostSpec> {
         self.hosts.iter().find(|h| h.name() == name)
     }
@@ -514,6 +573,105 @@ impl Inventory {
             redactor.add_secret(&pw);
         }
         warnings
+    }
+}
+
+/// What a `[[archive]]` entry lacks or carries wrongly for its kind.
+fn archive_problems(a: &ArchiveSpec) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    let name = a.name();
+    let need = |v: &Option<String>,
+                key: &'static str,
+                what: &str,
+                out: &mut Vec<(String, &'static str)>| {
+        match v {
+            None => out.push((
+                format!(
+                    "archive '{name}' of kind '{}' needs '{key}' ({what})",
+                    kind_name(a.kind)
+                ),
+                key,
+            )),
+            Some(p) if !p.starts_with('/') => out.push((
+                format!(
+                    "archive '{name}': '{key}' must be an absolute path, not '{}'",
+                    p.escape_debug()
+                ),
+                key,
+            )),
+            Some(p) if p.contains(['\n', '\0']) => out.push((
+                format!("archive '{name}': '{key}' holds a newline or NUL byte"),
+                key,
+            )),
+            Some(_) => {}
+        }
+    };
+    let refuse = |v: &Option<String>, key: &'static str, out: &mut Vec<(String, &'static str)>| {
+        if v.is_some() {
+            out.push((
+                format!(
+                    "archive '{name}': '{key}' does not apply to kind '{}'",
+                    kind_name(a.kind)
+                ),
+                key,
+            ));
+        }
+    };
+    match a.kind {
+        ArchiveKind::WalDir => {
+            need(
+                &a.base_dir,
+                "base_dir",
+                "the directory of pg_basebackup backups",
+                &mut out,
+            );
+            need(
+                &a.wal_dir,
+                "wal_dir",
+                "the directory archive_command fills",
+                &mut out,
+            );
+            refuse(&a.stanza, "stanza", &mut out);
+            refuse(&a.config, "config", &mut out);
+        }
+        ArchiveKind::Pgbackrest => {
+            match &a.stanza {
+                None => out.push((format!("archive '{name}' of kind 'pgbackrest' needs 'stanza'"), "stanza")),
+                Some(s) if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) => out.push((
+                    format!("archive '{name}': stanza '{}' may hold only letters, digits, '-', '_' and '.'", s.escape_debug()),
+                    "stanza",
+                )),
+                Some(_) => {}
+            }
+            need(&a.config, "config", "the pgbackrest.conf path", &mut out);
+            refuse(&a.base_dir, "base_dir", &mut out);
+            refuse(&a.wal_dir, "wal_dir", &mut out);
+        }
+    }
+    if a.recovery_dir.is_some() {
+        need(&a.recovery_dir, "recovery_dir", "", &mut out);
+    }
+    if let Some(u) = &a.os_user
+        && (u.is_empty()
+            || !u
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+    {
+        out.push((
+            format!(
+                "archive '{name}': os_user '{}' is not a user name",
+                u.escape_debug()
+            ),
+            "os_user",
+        ));
+    }
+    out
+}
+
+fn kind_name(k: ArchiveKind) -> &'static str {
+    match k {
+        ArchiveKind::WalDir => "wal-dir",
+        ArchiveKind::Pgbackrest => "pgbackrest",
     }
 }
 

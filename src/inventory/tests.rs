@@ -199,3 +199,67 @@ fn restore_role_is_checked() {
         assert!(e[0].starts_with("inv.toml:"), "{e:?}");
     }
 }
+
+const ARCHIVES: &str = r#"
+[[archive]]
+name = "wal"
+kind = "wal-dir"
+host = "prod"
+databases = ["main"]
+base_dir = "/var/backups/base"
+wal_dir = "/var/backups/wal"
+recovery_dir = "/srv/pitr"
+
+[[archive]]
+name = "repo"
+kind = "pgbackrest"
+host = "prod"
+stanza = "main"
+config = "/etc/pgbackrest/pgbackrest.conf"
+"#;
+
+#[test]
+fn archives_parse_and_are_checked_per_kind() {
+    let inv = Inventory::parse(&format!("{GOOD}{ARCHIVES}"), "t.toml").unwrap();
+    assert_eq!(inv.archives.len(), 2);
+    let a = inv.archive("wal").unwrap();
+    assert_eq!(a.kind, ArchiveKind::WalDir);
+    assert_eq!(a.wal_dir.as_deref(), Some("/var/backups/wal"));
+    assert_eq!(inv.archive("repo").unwrap().kind, ArchiveKind::Pgbackrest);
+
+    let bad = r#"
+[[archive]]
+name = "w1"
+kind = "wal-dir"
+host = "nowhere"
+base_dir = "relative/base"
+stanza = "x"
+
+[[archive]]
+name = "b1"
+kind = "pgbackrest"
+host = "prod"
+stanza = "main; rm -rf /"
+wal_dir = "/w"
+os_user = "postgres user"
+
+[[archive]]
+name = "k1"
+kind = "barman"
+host = "prod"
+"#;
+    let e = errs(&format!("{GOOD}{bad}")).join("\n");
+    for want in [
+        "no host named 'nowhere'",
+        "'base_dir' must be an absolute path, not 'relative/base'",
+        "needs 'wal_dir'",
+        "'stanza' does not apply to kind 'wal-dir'",
+        "stanza 'main; rm -rf /' may hold only",
+        "needs 'config'",
+        "'wal_dir' does not apply to kind 'pgbackrest'",
+        "os_user 'postgres user' is not a user name",
+        "unknown variant `barman`",
+    ] {
+        assert!(e.contains(want), "missing '{want}' in:\n{e}");
+    }
+}

@@ -43,6 +43,21 @@ pub struct StatusReport {
     /// Identity, health and row counts of each inventory database, in
     /// inventory order (see `db::DatabaseStatus` for the keys).
     pub databases: Vec<DatabaseStatus>,
+    /// WAL archives (`[[archive]]`): base backups, WAL range, gaps. Absent
+    /// when the inventory names none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub archives: Vec<ArchiveReport>,
+}
+
+/// One WAL archive as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveReport {
+    pub name: String,
+    pub host: String,
+    pub kind: crate::inventory::ArchiveKind,
+    /// Why it could not be read; null when it was.
+    pub error: Option<String>,
+    pub status: Option<crate::pitr::ArchiveStatus>,
 }
 
 /// One host.
@@ -225,16 +240,46 @@ pub async fn collect(
             },
         }
     });
-    let (hosts, backups, databases) = tokio::join!(
+    let archive_jobs = inv.archives.iter().map(|a| async move {
+        let (status, error) = match hosts.get(a.host.get_ref()) {
+            Some(h) => match tokio::time::timeout(opts.host_timeout, crate::pitr::list(h, a)).await
+            {
+                Ok(Ok(s)) => (Some(s), None),
+                Ok(Err(e)) => (None, Some(e.to_string())),
+                Err(_) => (
+                    None,
+                    Some(format!(
+                        "no answer from host '{}' within {} s",
+                        a.host.get_ref(),
+                        opts.host_timeout.as_secs()
+                    )),
+                ),
+            },
+            None => (
+                None,
+                Some(format!("no host '{}' in the inventory", a.host.get_ref())),
+            ),
+        };
+        ArchiveReport {
+            name: a.name().to_string(),
+            host: a.host.get_ref().clone(),
+            kind: a.kind,
+            error,
+            status,
+        }
+    });
+    let (hosts, backups, databases, archives) = tokio::join!(
         join_all(host_jobs),
         join_all(catalog_jobs),
-        join_all(db_jobs)
+        join_all(db_jobs),
+        join_all(archive_jobs)
     );
     StatusReport {
         generated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
         hosts,
         backups,
         databases,
+        archives,
     }
 }
 
@@ -576,6 +621,21 @@ pub fn render_text(r: &StatusReport, redactor: &Redactor) -> String {
             }
         }
     }
+    if !r.archives.is_empty() {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "WAL ARCHIVES (point-in-time recovery)");
+    }
+    for a in &r.archives {
+        let _ = writeln!(o, "  {}  on {}", a.name, a.host);
+        if let Some(e) = &a.error {
+            let _ = writeln!(o, "    error: {e}");
+        }
+        if let Some(s) = &a.status {
+            for l in s.lines() {
+                let _ = writeln!(o, "    {l}");
+            }
+        }
+    }
     // Host output, names and server messages: controls shown as escapes.
     crate::term::visible_text(&redactor.redact(&o)).into_owned()
 }
@@ -642,6 +702,7 @@ mod tests {
                 notes: vec![],
             }],
             backups: vec![],
+            archives: vec![],
             databases: vec![],
         };
         let rows = r.hazards();

@@ -31,6 +31,7 @@ mod late_arrival;
 mod leaks;
 mod merge_tables;
 mod note_cli;
+mod pitr;
 mod probe_discovery;
 mod probe_ssh;
 mod readme_examples;

@@ -1,0 +1,841 @@
+//! Point-in-time recovery with real parts: a PostgreSQL 15 cluster archiving
+//! WAL (archive_command), a pg_basebackup before the damage, an application
+//! writer that logs every committed row (ground truth), then the damage of
+//! each lab scenario (rogue-sync DELETE, TRUNCATE, DROP + re-create, DROP
+//! DATABASE). The target is found in the archived WAL with pg_waldump, the
+//! cluster recovered beside the live one, and the rows compared with the
+//! writer's log. Also: a base backup that ends after the target is refused;
+//! a WAL gap in the window is reported before anything starts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::support;
+
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lifeline::actions::RealActions;
+use lifeline::engine::types::*;
+use lifeline::engine::{Actions, Output};
+use lifeline::pitr::{self, Damaged, Destruction, RecoveryRequest, RelId};
+use lifeline::redact::Redactor;
+use lifeline::sandbox::{is_root, user_ids};
+use lifeline::transport::{Host, LocalHost};
+use support::{PgCluster, PgOptions};
+
+/// A cluster that archives into `<dir>/wal`, with `<dir>/base` for base
+/// backups and `<dir>/recovery` for recovery clusters (all owned by the
+/// server's user, 0700).
+struct World {
+    pg: PgCluster,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::Builder::new()
+            .prefix("lifeline-pitr-")
+            .tempdir()
+            .unwrap();
+        for d in ["wal", "base", "recovery"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let owner = is_root().then(|| user_ids("postgres").unwrap());
+        for p in [
+            dir.path().to_path_buf(),
+            dir.path().join("wal"),
+            dir.path().join("base"),
+            dir.path().join("recovery"),
+        ] {
+            if let Some((u, g)) = owner {
+                std::os::unix::fs::chown(&p, Some(u), Some(g)).unwrap();
+            }
+        }
+        let wal = dir.path().join("wal");
+        let pg = PgCluster::start_with(PgOptions {
+            settings: vec![
+                ("wal_level".into(), "replica".into()),
+                ("archive_mode".into(), "on".into()),
+                (
+                    "archive_command".into(),
+                    // Atomic: a segment appears under its name only when whole.
+                    format!(
+                        "'test ! -f {w}/%f && cp %p {w}/%f.part && mv {w}/%f.part {w}/%f'",
+                        w = wal.display()
+                    ),
+                ),
+            ],
+            ..Default::default()
+        })
+        .unwrap();
+        World { pg, dir }
+    }
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    fn psql(&self, db: &str, sql: &str) -> String {
+        self.pg
+            .psql(db, sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+    /// pg_basebackup (tar format, the WAL left to the archive) into base/NAME.
+    fn base_backup(&self, name: &str) {
+        let mut c = Command::new(self.pg.bin("pg_basebackup"));
+        c.args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-Ft",
+            "-X",
+            "none",
+            "-c",
+            "fast",
+        ])
+        .arg("-p")
+        .arg(self.pg.port().to_string())
+        .arg("-D")
+        .arg(self.path("base").join(name));
+        if let Some((u, g)) = is_root().then(|| user_ids("postgres").unwrap()) {
+            c.uid(u).gid(g);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    /// Forces the current segment into the archive and waits for it.
+    fn switch_wal(&self) {
+        let seg = self.psql("postgres", "SELECT pg_walfile_name(pg_switch_wal())");
+        for _ in 0..200 {
+            if self.path("wal").join(&seg).exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("segment {seg} was not archived");
+    }
+    fn archive_toml(&self, wal: &str, base: &str) -> String {
+        format!(
+            "[[archive]]\nname = \"wal\"\nkind = \"wal-dir\"\nhost = \"here\"\nbase_dir = \"{}\"\nwal_dir = \"{}\"\nrecovery_dir = \"{}\"\n",
+            self.path(base).display(),
+            self.path(wal).display(),
+            self.path("recovery").display()
+        )
+    }
+    fn archive_spec(&self) -> lifeline::inventory::ArchiveSpec {
+        self.archive_spec_at("wal", "base")
+    }
+    /// The archive read through other directory names (e.g. hostile ones linked to the real ones).
+    fn archive_spec_at(&self, wal: &str, base: &str) -> lifeline::inventory::ArchiveSpec {
+        let inv = support::inventory(&format!(
+            "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n{}",
+            self.archive_toml(wal, base)
+        ));
+        inv.archives[0].clone()
+    }
+    fn db_oid(&self, db: &str) -> u32 {
+        self.psql(
+            "postgres",
+            &format!("SELECT oid FROM pg_database WHERE datname = '{db}'"),
+        )
+        .parse()
+        .unwrap()
+    }
+    fn rel(&self, db: &str, table: &str) -> RelId {
+        let out = self.psql(
+            db,
+            &format!("SELECT oid, pg_relation_filenode(oid) FROM pg_class WHERE oid = '{table}'::regclass"),
+        );
+        let (a, b) = out.split_once('|').unwrap();
+        RelId {
+            oid: a.parse().unwrap(),
+            filenode: b.parse().unwrap(),
+        }
+    }
+}
+
+fn host() -> Host {
+    Host::Local(LocalHost::new("here"))
+}
+
+/// The lab's application writer: one row per transaction into `table`,
+/// each id logged only after its COMMIT returned (the ground truth).
+struct Writer {
+    log: Arc<Mutex<Vec<i64>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    async fn start(pg: &PgCluster, db: &str, table: &str, first_id: i64) -> Writer {
+        let client = support::client(pg, db).await;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (l, s) = (log.clone(), stop.clone());
+        let sql = format!("INSERT INTO {table} (id, name) VALUES ($1, 'w')");
+        let task = tokio::spawn(async move {
+            let mut id = first_id;
+            while !s.load(std::sync::atomic::Ordering::SeqCst) {
+                if client.execute(&sql, &[&id]).await.is_err() {
+                    break;
+                }
+                l.lock().unwrap().push(id);
+                id += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        // Let it write a little first.
+        while log.lock().unwrap().len() < 20 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Writer { log, stop, task }
+    }
+    fn committed(&self) -> Vec<i64> {
+        self.log.lock().unwrap().clone()
+    }
+    async fn finish(self) -> Vec<i64> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let log = self.log.clone();
+        let _ = self.task.await;
+        log.lock().unwrap().clone()
+    }
+}
+
+/// Ids in a table of the recovered dump, restored with pg_restore into a scratch database.
+fn ids_in(w: &World, db: &str, table: &str) -> Vec<i64> {
+    let out = w.psql(db, &format!("SELECT id FROM {table} ORDER BY id"));
+    out.lines().map(|l| l.parse().unwrap()).collect()
+}
+
+async fn recover_to_wal_target(
+    w: &World,
+    damaged: &Damaged,
+    db: &str,
+    expect: BTreeMap<String, i64>,
+    name: &str,
+) -> (pitr::Recovered, pitr::Finding) {
+    recover_with(&w.archive_spec(), damaged, db, expect, name).await
+}
+
+async fn recover_with(
+    spec: &lifeline::inventory::ArchiveSpec,
+    damaged: &Damaged,
+    db: &str,
+    expect: BTreeMap<String, i64>,
+    name: &str,
+) -> (pitr::Recovered, pitr::Finding) {
+    let h = host();
+    let spec = spec.clone();
+    let status = pitr::list(&h, &spec).await.unwrap();
+    let found = pitr::find_target(&h, &status, damaged).await.unwrap();
+    let plan = pitr::plan(&status, &found.target).unwrap();
+    let r = pitr::recover(
+        &h,
+        &spec,
+        &status,
+        &plan,
+        &RecoveryRequest {
+            database: db.into(),
+            expect,
+            name: name.into(),
+            wait: Duration::from_secs(120),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("recover: {e}"));
+    eprintln!("{name}: {:?} replay {:.1} s", found.finding, r.replay_s);
+    (r, found.finding)
+}
+
+/// Loads the recovered dump into a scratch database with pg_restore.
+fn load_dump(w: &World, dump: &str, into: &str) {
+    w.pg.create_db(into).unwrap();
+    let o = Command::new(w.pg.bin("pg_restore"))
+        .args(["-h", "127.0.0.1", "-U", "postgres", "--no-owner"])
+        .arg("-p")
+        .arg(w.pg.port().to_string())
+        .arg("-d")
+        .arg(into)
+        .arg(dump)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+const USERS: &str = "CREATE TABLE \"User\" (id int8 PRIMARY KEY, name text);\
+ INSERT INTO \"User\" SELECT g, 'seed' FROM generate_series(1, 200) g;\
+ CREATE TABLE \"Game\" (id int8 PRIMARY KEY, name text);\
+ INSERT INTO \"Game\" SELECT g, 'game' FROM generate_series(1, 12) g;";
+
+/// rogue-sync-wipe: the writer keeps writing while a sync job deletes the
+/// users; recovery to the WAL target loses no row committed before the
+/// DELETE, holds none of its effects, and comes into the live server through
+/// the existing restore path as `<db>__restore_<stamp>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rogue_sync_delete_recovered_to_the_wal_target_loses_no_row() {
+    let w = World::new();
+    w.pg.create_db("app").unwrap();
+    w.psql("app", USERS);
+    w.base_backup("b1");
+    let damaged = Damaged {
+        db_oid: w.db_oid("app"),
+        relations: vec![w.rel("app", "\"User\"")],
+        healthy_at: Some(chrono::Utc::now()),
+        ..Default::default()
+    };
+    let writer = Writer::start(&w.pg, "app", "\"User\"", 10_000).await;
+    let before_damage = writer.committed();
+    // The damage: one transaction deleting every seeded user (the writer keeps going).
+    w.psql("app", "DELETE FROM \"User\" WHERE id <= 200");
+    let after = writer.committed().len();
+    while writer.committed().len() < after + 20 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let all = writer.finish().await;
+    w.switch_wal();
+
+    let (r, f) = recover_to_wal_target(
+        &w,
+        &damaged,
+        "app",
+        BTreeMap::from([
+            ("public.User".to_string(), 200),
+            ("public.Game".to_string(), 12),
+        ]),
+        "app-rogue",
+    )
+    .await;
+    assert!(
+        matches!(f.destruction, Destruction::DeleteMany { rows: 200, .. }),
+        "{f:?}"
+    );
+    assert!(
+        r.stopped
+            .contains(&format!("before commit of transaction {}", f.xid)),
+        "{}",
+        r.stopped
+    );
+    assert_ne!(r.xid_status.as_deref(), Some("committed"));
+    // The recovery dir is private and kept, the cluster stopped.
+    assert_eq!(mode(Path::new(&r.dir)), 0o700);
+    assert_eq!(mode(Path::new(&r.data_dir)), 0o700);
+    assert!(!Path::new(&r.data_dir).join("postmaster.pid").exists());
+    assert!(Path::new(&r.dump).exists());
+
+    // Into the live server through the existing restore path.
+    let inv = support::inventory(&format!(
+        "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n[[database]]\nname = \"main\"\nurl = \"{}\"\n\n[[backups]]\nname = \"pitr\"\nhost = \"here\"\npath = \"{}\"\ndatabase = \"main\"\n",
+        w.pg.url("app"),
+        r.dir
+    ));
+    let red = Redactor::new();
+    inv.register_secrets(&red);
+    let a = RealActions::new(inv, red);
+    let spec = a.inventory().database("main").unwrap().clone();
+    let out = a
+        .restore(
+            &RestoreRequest {
+                database: DbTarget {
+                    name: "main".into(),
+                    url: spec.pg_url().unwrap().clone(),
+                    spec,
+                },
+                target_db: "app__restore_pitr".into(),
+                catalog: a.inventory().backups[0].clone(),
+                host: HostTarget {
+                    name: "here".into(),
+                    spec: a.inventory().host("here").unwrap().clone(),
+                },
+                backup_path: r.dump.clone(),
+                jobs: 2,
+                restore_as: RestoreAs::Admin,
+                picked: None,
+            },
+            &Output::discard(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("restore: {e}"));
+    assert_eq!(
+        out.manifest.tables.get("public.\"Game\""),
+        Some(&12),
+        "{:?}",
+        out.manifest.tables
+    );
+
+    let got = ids_in(&w, "app__restore_pitr", "\"User\"");
+    // None of the DELETE's effects: every seeded user is there.
+    for id in 1..=200 {
+        assert!(got.binary_search(&id).is_ok(), "user {id} lost");
+    }
+    // Zero rows lost: every row the writer saw committed before the DELETE is there.
+    let lost: Vec<_> = before_damage
+        .iter()
+        .filter(|id| got.binary_search(id).is_err())
+        .collect();
+    assert!(lost.is_empty(), "rows lost: {lost:?}");
+    // Nothing after the destructive commit: rows written after it are absent.
+    let late: Vec<_> = all[after..]
+        .iter()
+        .filter(|id| got.binary_search(id).is_ok())
+        .collect();
+    assert!(late.is_empty(), "rows from after the target: {late:?}");
+    // The live database was not touched by any of this.
+    assert_eq!(
+        w.psql("app", "SELECT count(*) FROM \"User\" WHERE id <= 200"),
+        "0"
+    );
+}
+
+/// table-wiped (TRUNCATE), migration-reset (DROP + re-create + seed) and
+/// database-missing (DROP DATABASE), each in its own database of one
+/// archiving cluster: the target found in the WAL, the recovered copy
+/// holds every row committed before the damage and none of its effects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_recreate_and_drop_database_recovered_from_wal() {
+    let w = World::new();
+    for db in ["wiped", "migrated", "gone"] {
+        w.pg.create_db(db).unwrap();
+        w.psql(db, USERS);
+    }
+    w.base_backup("b1");
+    let healthy = chrono::Utc::now();
+    let wiped = Damaged {
+        db_oid: w.db_oid("wiped"),
+        relations: vec![w.rel("wiped", "\"User\"")],
+        healthy_at: Some(healthy),
+        ..Default::default()
+    };
+    let migrated = Damaged {
+        db_oid: w.db_oid("migrated"),
+        relations: vec![w.rel("migrated", "\"User\"")],
+        healthy_at: Some(healthy),
+        ..Default::default()
+    };
+    let gone = Damaged {
+        db_oid: w.db_oid("gone"),
+        healthy_at: Some(healthy),
+        ..Default::default()
+    };
+
+    let mut truth = BTreeMap::new();
+    // table-wiped
+    let writer = Writer::start(&w.pg, "wiped", "\"User\"", 10_000).await;
+    let before = writer.committed();
+    w.psql("wiped", "TRUNCATE \"User\"");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let all = writer.finish().await;
+    truth.insert("wiped", (before, all));
+    // migration-reset: the table dropped, re-created and seeded.
+    let writer = Writer::start(&w.pg, "migrated", "\"User\"", 10_000).await;
+    let before = writer.committed();
+    w.psql(
+        "migrated",
+        "BEGIN; DROP TABLE \"User\"; CREATE TABLE \"User\" (id int8 PRIMARY KEY, name text); INSERT INTO \"User\" VALUES (1, 'Legacy Account'); COMMIT;",
+    );
+    let all = writer.finish().await;
+    truth.insert("migrated", (before, all));
+    // database-missing
+    let writer = Writer::start(&w.pg, "gone", "\"User\"", 10_000).await;
+    let before = writer.committed();
+    w.psql("postgres", "DROP DATABASE gone WITH (FORCE)");
+    let all = writer.finish().await;
+    truth.insert("gone", (before, all));
+    w.switch_wal();
+
+    // The archive read through directory names a shell or the conf file
+    // would misread unquoted: quote, space, $, %, ;.
+    const HOSTILE_WAL: &str = "wal it's $HOME 100%; x";
+    const HOSTILE_BASE: &str = "base b's `id` dir";
+    std::os::unix::fs::symlink(w.path("wal"), w.path(HOSTILE_WAL)).unwrap();
+    std::os::unix::fs::symlink(w.path("base"), w.path(HOSTILE_BASE)).unwrap();
+    let hostile = w.archive_spec_at(HOSTILE_WAL, HOSTILE_BASE);
+    for (db, damaged, want) in [
+        ("wiped", &wiped, "storage"),
+        ("migrated", &migrated, "storage"),
+        ("gone", &gone, "drop-database"),
+    ] {
+        let (r, f) = recover_with(
+            &hostile,
+            damaged,
+            db,
+            BTreeMap::from([("public.User".to_string(), 200)]),
+            &format!("{db}-pitr"),
+        )
+        .await;
+        // restore_command read the archive through the hostile name, quoted.
+        let conf = std::fs::read_to_string(Path::new(&r.data_dir).join("postgresql.conf")).unwrap();
+        assert!(
+            conf.contains("100%%; x") && conf.contains("restore_command"),
+            "{conf}"
+        );
+        match want {
+            "storage" => assert!(
+                matches!(f.destruction, Destruction::StorageDropped { .. }),
+                "{db}: {f:?}"
+            ),
+            _ => assert!(
+                matches!(f.destruction, Destruction::DropDatabase { .. }),
+                "{db}: {f:?}"
+            ),
+        }
+        let stop = match f.target() {
+            pitr::Target::Lsn { lsn } => format!("before WAL location (LSN) \"{lsn}\""),
+            _ => format!("before commit of transaction {}", f.xid),
+        };
+        assert!(r.stopped.contains(&stop), "{db}: {}", r.stopped);
+        let scratch = format!("{db}_check");
+        load_dump(&w, &r.dump, &scratch);
+        let got = ids_in(&w, &scratch, "\"User\"");
+        let (before, all) = &truth[db];
+        for id in (1..=200).chain(before.iter().copied()) {
+            assert!(got.binary_search(&id).is_ok(), "{db}: row {id} lost");
+        }
+        // Every row in the copy is a seeded one or one the writer committed.
+        for id in &got {
+            assert!(
+                *id <= 200 || all.contains(id),
+                "{db}: row {id} from nowhere"
+            );
+        }
+        if db == "migrated" {
+            // None of the re-create's effects: no 'Legacy Account' alone.
+            assert!(got.len() > 200, "{db}: {}", got.len());
+        }
+    }
+}
+
+/// A base backup that ends after the target is refused with the reason;
+/// with only such a backup nothing starts. A WAL gap in the window is
+/// reported before anything starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_base_backup_refused_and_wal_gap_reported_before_anything_starts() {
+    let w = World::new();
+    w.pg.create_db("app").unwrap();
+    w.psql("app", USERS);
+    w.base_backup("b1-before");
+    let damaged = Damaged {
+        db_oid: w.db_oid("app"),
+        relations: vec![w.rel("app", "\"User\"")],
+        ..Default::default()
+    };
+    // Enough traffic to fill segments between the backup and the damage.
+    for _ in 0..3 {
+        w.psql("app", "INSERT INTO \"Game\" SELECT g, 'x' FROM generate_series(100000, 100100) g ON CONFLICT DO NOTHING");
+        w.switch_wal();
+    }
+    w.psql("app", "DELETE FROM \"User\"");
+    w.switch_wal();
+    w.base_backup("b2-after");
+    w.switch_wal();
+
+    let h = host();
+    let spec = w.archive_spec();
+    let status = pitr::list(&h, &spec).await.unwrap();
+    assert_eq!(status.backups.len(), 2, "{:?}", status.lines());
+    let found = pitr::find_target(&h, &status, &damaged).await.unwrap();
+    let plan = pitr::plan(&status, &found.target).unwrap();
+    assert_eq!(plan.backup.dir, "b1-before");
+    let (dir, why) = &plan.refused[0];
+    assert_eq!(dir, "b2-after");
+    assert!(
+        why.contains("after the target") && why.contains("already holds the damage"),
+        "{why}"
+    );
+
+    // The operator's alternative, a time target (exclusive) at the
+    // destructive commit: the same backup is chosen, the DELETE is not applied.
+    let at = pitr::Target::Time {
+        at: found.finding.commit_time,
+    };
+    let by_time = pitr::plan(&status, &at).unwrap();
+    // b2-after "ended" in the same whole second as the DELETE: refused too.
+    assert_eq!(by_time.backup.dir, "b1-before");
+    let r = pitr::recover(
+        &h,
+        &spec,
+        &status,
+        &by_time,
+        &RecoveryRequest {
+            database: "app".into(),
+            expect: BTreeMap::from([("public.User".to_string(), 200)]),
+            name: "by-time".into(),
+            wait: Duration::from_secs(120),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("recover by time: {e}"));
+    assert_eq!(r.counts["public.User"], 200);
+    assert!(
+        r.stopped
+            .contains("recovery stopping before commit of transaction"),
+        "{}",
+        r.stopped
+    );
+    std::fs::remove_dir_all(&r.dir).unwrap();
+
+    // A target the WAL never reaches: the server gives up, lifeline says so
+    // with the server's words at once (no wait for the time limit), and
+    // keeps the directory.
+    let mut beyond = plan.clone();
+    beyond.target = pitr::Target::Xid {
+        xid: 4_000_000,
+        commit_lsn: None,
+    };
+    let t0 = std::time::Instant::now();
+    let e = pitr::recover(
+        &h,
+        &spec,
+        &status,
+        &beyond,
+        &RecoveryRequest {
+            database: "app".into(),
+            expect: BTreeMap::new(),
+            name: "beyond".into(),
+            wait: Duration::from_secs(300),
+        },
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("recovery ended before configured recovery target was reached"),
+        "{e}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(w.path("recovery").join("beyond").join("data").is_dir());
+    std::fs::remove_dir_all(w.path("recovery").join("beyond")).unwrap();
+
+    // Only the late backup: refused, nothing started.
+    let mut only_late = status.clone();
+    only_late.backups.retain(|b| b.dir == "b2-after");
+    let e = pitr::plan(&only_late, &found.target)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no base backup can reach") && e.contains("nothing was started"),
+        "{e}"
+    );
+
+    // A WAL gap between the backup and the damage: reported before anything starts.
+    let b1 = &status.backups[0];
+    let seg = b1.start_lsn.segno(status.segment_size) + 1;
+    let missing = lifeline::pitr::wal::SegName {
+        timeline: 1,
+        segno: seg,
+    }
+    .file_name(status.segment_size);
+    std::fs::remove_file(w.path("wal").join(&missing)).unwrap();
+    let status = pitr::list(&h, &spec).await.unwrap();
+    assert!(
+        status
+            .lines()
+            .join("\n")
+            .contains(&format!("GAPS: {missing}")),
+        "{:?}",
+        status.lines()
+    );
+    let e = pitr::find_target(&h, &status, &damaged)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("WAL gap") && e.contains(&missing) && e.contains("nothing was started"),
+        "{e}"
+    );
+    // The plan for a target found earlier refuses too (the gap lies between backup and target).
+    let e = pitr::plan(&status, &found.target).unwrap_err().to_string();
+    assert!(e.contains("WAL gap") && e.contains(&missing), "{e}");
+    assert_eq!(std::fs::read_dir(w.path("recovery")).unwrap().count(), 0);
+
+    // `lifeline status` shows the archive: its base backups, WAL range and the gap.
+    let inv = w.path("inv.toml");
+    std::fs::write(
+        &inv,
+        format!(
+            "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n{}",
+            w.archive_toml("wal", "base")
+        ),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let o = support::lifeline(state.path())
+        .arg("-i")
+        .arg(&inv)
+        .arg("status")
+        .output()
+        .unwrap();
+    let text = support::stdout(&o);
+    assert!(
+        text.contains("WAL ARCHIVES"),
+        "{text}{}",
+        support::stderr(&o)
+    );
+    assert!(
+        text.contains("base backup 'b1-before' (tar): start"),
+        "{text}"
+    );
+    assert!(text.contains("base backup 'b2-after'"), "{text}");
+    assert!(text.contains(&format!("GAPS: {missing}")), "{text}");
+    let o = support::lifeline(state.path())
+        .arg("-i")
+        .arg(&inv)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&support::stdout(&o)).unwrap();
+    let a = &v["archives"][0];
+    assert_eq!(a["name"], "wal");
+    assert_eq!(a["status"]["backups"][0]["dir"], "b1-before");
+    assert_eq!(a["status"]["wal"][0]["gaps"][0][0], missing.as_str());
+}
+
+/// A real pgBackRest repository (stanza, archive-push, a full backup) is
+/// listed: its backups with start/stop LSN and time, the WAL range; target
+/// search and recovery from it say plainly that they are not built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbackrest_stanza_is_listed() {
+    let dir = tempfile::Builder::new()
+        .prefix("lifeline-pgbr-")
+        .tempdir()
+        .unwrap();
+    for d in ["repo", "log", "lock"] {
+        std::fs::create_dir(dir.path().join(d)).unwrap();
+    }
+    let conf = dir.path().join("pgbackrest.conf");
+    let owner = is_root().then(|| user_ids("postgres").unwrap());
+    // The cluster first (its paths go into the config), archiving to the stanza.
+    let pg = PgCluster::start_with(PgOptions {
+        settings: vec![
+            ("wal_level".into(), "replica".into()),
+            ("archive_mode".into(), "on".into()),
+            (
+                "archive_command".into(),
+                format!(
+                    "'pgbackrest --config={} --stanza=main archive-push %p'",
+                    conf.display()
+                ),
+            ),
+        ],
+        ..Default::default()
+    })
+    .unwrap();
+    std::fs::write(
+        &conf,
+        format!(
+            "[global]\nrepo1-path={d}/repo\nlog-path={d}/log\nlock-path={d}/lock\nlog-level-console=warn\nstart-fast=y\nrepo1-retention-full=2\n\n[main]\npg1-path={data}\npg1-port={port}\npg1-socket-path={sock}\n",
+            d = dir.path().display(),
+            data = pg.data_dir().display(),
+            port = pg.port(),
+            sock = pg.socket_dir().display()
+        ),
+    )
+    .unwrap();
+    for p in [
+        dir.path().to_path_buf(),
+        dir.path().join("repo"),
+        dir.path().join("log"),
+        dir.path().join("lock"),
+        conf.clone(),
+    ] {
+        if let Some((u, g)) = owner {
+            std::os::unix::fs::chown(&p, Some(u), Some(g)).unwrap();
+        }
+    }
+    let br = |args: &[&str]| {
+        let mut c = Command::new("pgbackrest");
+        c.arg(format!("--config={}", conf.display()))
+            .arg("--stanza=main")
+            .args(args);
+        if let Some((u, g)) = owner {
+            c.uid(u).gid(g).env("HOME", dir.path());
+        }
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success(),
+            "pgbackrest {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    br(&["stanza-create"]);
+    br(&["--type=full", "backup"]);
+
+    let inv = support::inventory(&format!(
+        "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n[[archive]]\nname = \"repo\"\nkind = \"pgbackrest\"\nhost = \"here\"\nstanza = \"main\"\nconfig = \"{}\"\n",
+        conf.display()
+    ));
+    let h = host();
+    let status = pitr::list(&h, &inv.archives[0]).await.unwrap();
+    assert_eq!(status.backups.len(), 1, "{:?}", status.lines());
+    let b = &status.backups[0];
+    assert!(b.dir.ends_with('F'), "{}", b.dir);
+    assert_eq!(b.format, "pgbackrest full");
+    assert!(b.stop_lsn.unwrap() > b.start_lsn);
+    assert!(b.stop_time.unwrap() >= b.start_time.unwrap());
+    assert_eq!(b.pg_version.as_deref(), Some("15"));
+    assert!(
+        !status.wal.is_empty() && status.wal[0].gaps.is_empty(),
+        "{:?}",
+        status.lines()
+    );
+    assert!(
+        status
+            .segments
+            .contains(&"000000010000000000000002".to_string())
+            || status.segments.len() >= 2,
+        "{:?}",
+        status.segments
+    );
+    let e = pitr::find_target(&h, &status, &Damaged::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not built yet") && e.contains("--target-exclusive"),
+        "{e}"
+    );
+    // A wrong stanza: no backups, and pgBackRest's own word as the problem.
+    let mut wrong = inv.archives[0].clone();
+    wrong.stanza = Some("nosuch".into());
+    let s = pitr::list(&h, &wrong).await.unwrap();
+    assert!(s.backups.is_empty());
+    let lines = s.lines().join("\n");
+    assert!(
+        lines.contains("no base backup found") && lines.contains("missing stanza path"),
+        "{lines}"
+    );
+}
+
+/// `lifeline check` refuses a bad `[[archive]]` with file:line:col and exit 2.
+#[test]
+fn check_refuses_a_bad_archive_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inv.toml");
+    std::fs::write(
+        &inv,
+        "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n[[archive]]\nname = \"wal\"\nkind = \"wal-dir\"\nhost = \"here\"\nbase_dir = \"base\"\n",
+    )
+    .unwrap();
+    let o = support::lifeline(dir.path())
+        .arg("-i")
+        .arg(&inv)
+        .arg("check")
+        .output()
+        .unwrap();
+    let err = format!("{}{}", support::stdout(&o), support::stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("inv.toml:6:"), "{err}");
+    assert!(err.contains("needs 'wal_dir'"), "{err}");
+    assert!(err.contains("'base_dir' must be an absolute path"), "{err}");
+}
