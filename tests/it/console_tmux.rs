@@ -588,7 +588,7 @@ fn the_stop_plan_checklist_picks_one_of_two_unclear_jobs() {
         "id = \"stop-only\"\ntitle = \"Stop the writers of main\"\nwhen = \"Only in this test.\"\n\n[[step]]\nid = \"stop\"\naction = \"stop-services\"\nexplain = \"Stop every writer of main, hold.\"\ndatabase = \"main\"\nhold_s = 2\n",
     )
     .unwrap();
-    let t = start("plan", &console_line(dir, &password, ""), 120, 40);
+    let t = start("stop-plan", &console_line(dir, &password, ""), 120, 40);
     t.wait("the database sampled", |s| s.contains("healthy"));
     t.command("runbook stop-only");
     let s = t.wait("the checklist", |s| {

@@ -254,10 +254,20 @@ fn sigterm_to_the_lab_console_tears_the_lab_down() {
         .unwrap()
         .to_string();
     assert!(!processes_with(&labdir).is_empty());
+    // Only this test's lifeline: its command line names this test's own
+    // state directory (other tests run `lab wrong-database` at the same time).
     let o = Command::new("pgrep")
-        .args(["-f", &format!("^{LIFELINE} .*lab wrong-database")])
+        .args([
+            "-f",
+            &format!(
+                "^{} --state-dir {} lab wrong-database",
+                regex::escape(LIFELINE),
+                regex::escape(&dir.join("state").display().to_string())
+            ),
+        ])
         .output()
         .unwrap();
+    assert!(!o.stdout.is_empty(), "this test's lab console is running");
     let pids = String::from_utf8_lossy(&o.stdout).into_owned();
     for p in pids.split_whitespace() {
         assert!(
