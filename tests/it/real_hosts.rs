@@ -2177,6 +2177,20 @@ fn the_console_checklist_edits_the_stop_plan_before_anything_is_frozen() {
         UiEvent::StopPlan(Some(p)) => Some(p.clone()),
         _ => None,
     };
+    // The previous run's end reaches the runner a moment after its last
+    // step's: a start refused with "a runbook is running" is sent again.
+    let plan_when_idle = |con: &mut Console| loop {
+        con.send(start());
+        let (r, _) = con.until(240, |ev: &UiEvent| match ev {
+            UiEvent::StopPlan(Some(p)) => Some(Some(p.clone())),
+            UiEvent::Status(s) if s.contains("a runbook is running") => Some(None),
+            _ => None,
+        });
+        match r {
+            Some(p) => break p,
+            None => std::thread::sleep(Duration::from_millis(500)),
+        }
+    };
 
     con.send(start());
     let (plan, seen) = con.until(240, plan_of);
@@ -2253,8 +2267,7 @@ fn the_console_checklist_edits_the_stop_plan_before_anything_is_frozen() {
 
     // Stop nothing: the step fails, nothing is frozen or stopped.
     let before = con.records().len();
-    con.send(start());
-    let (plan, _) = con.until(240, plan_of);
+    let plan = plan_when_idle(&mut con);
     assert!(
         plan.rows
             .iter()
@@ -2287,8 +2300,7 @@ fn the_console_checklist_edits_the_stop_plan_before_anything_is_frozen() {
 
     // Abort while the plan waits: the same, nothing frozen or stopped.
     let before = con.records().len();
-    con.send(start());
-    con.until(240, plan_of);
+    plan_when_idle(&mut con);
     con.send(UiCommand::Abort);
     let (fin, seen) = con.until(240, finished);
     let text = format!("{}\n{fin}", seen.join("\n"));
