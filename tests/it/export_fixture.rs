@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use export_support::{CheckOpts, check_export, lifeline};
+use lifeline::engine::types::DbIdentity;
 use lifeline::export::model::{Report, TimelineItem};
 use lifeline::export::{self, Format, Zone};
 use lifeline::journal::{GENESIS, Record, kinds, seal};
 use lifeline::redact::Redactor;
-use lifeline::samples::{DbIdentity, Sample, TableCount};
+use lifeline::samples::{Sample, TableCount};
 use serde_json::{Value, json};
 
 const ID: &str = "20261210-123000-rogue-sync";
@@ -395,10 +396,10 @@ fn journal_lines() -> Vec<String> {
 
 fn samples_lines() -> Vec<String> {
     let identity = DbIdentity {
-        address: "db.example.net:5432/TovPlay".into(),
+        server: "db.example.net:5432".into(),
         system_identifier: "7312345678901234567".into(),
-        postmaster_start: Some(at(9, 12, 44)),
-        database_oid: 16384,
+        server_started_at: Some(at(9, 12, 44)),
+        oid: Some(16384),
         database: "TovPlay".into(),
     };
     let mut out = Vec::new();
