@@ -67,6 +67,19 @@ async fn fresh_database_is_empty_then_ok() {
     let h = health(&db).await;
     assert_eq!(h.health, Health::Empty);
     assert_eq!(h.user_tables, 0);
+    // JSON: the one identity object, the server's facts beside it.
+    let hv = serde_json::to_value(&h).unwrap();
+    assert_eq!(
+        hv["identity"]["server"],
+        serde_json::json!(format!("127.0.0.1:{}", pg.port()))
+    );
+    assert!(hv["identity"]["oid"].as_u64().is_some(), "{hv}");
+    assert!(hv["identity"]["server_started_at"].is_string(), "{hv}");
+    assert!(
+        hv["server_version"].as_str().unwrap().starts_with("15"),
+        "{hv}"
+    );
+    assert!(hv["size_bytes"].as_i64().unwrap() > 0, "{hv}");
     let id = h.identity.unwrap();
     assert_eq!(id.database, "fresh");
     assert_eq!(id.address(), format!("127.0.0.1:{}/fresh", pg.port()));
