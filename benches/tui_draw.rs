@@ -18,7 +18,8 @@ use ratatui::layout::{Constraint, Layout};
 use ratatui::symbols::Marker;
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Sparkline, Widget};
 
-use lifeline::samples::{DbIdentity, Sample, TableCount};
+use lifeline::engine::types::DbIdentity;
+use lifeline::samples::{Sample, TableCount};
 use lifeline::tui::event::UiEvent;
 use lifeline::tui::model::{Model, View, ZOOMS};
 use lifeline::tui::theme::{ColorMode, Theme};
@@ -43,10 +44,10 @@ fn rss_kib() -> u64 {
 fn samples() -> impl Iterator<Item = Sample> {
     let t0 = Utc.with_ymd_and_hms(2026, 12, 9, 13, 0, 0).unwrap();
     let identity = DbIdentity {
-        address: "db.example:5432/app".into(),
+        server: "db.example:5432".into(),
         system_identifier: "7312345678901234567".into(),
-        postmaster_start: None,
-        database_oid: 16384,
+        server_started_at: None,
+        oid: Some(16384),
         database: "app".into(),
     };
     (0..ROUNDS).map(move |r| Sample {

@@ -421,7 +421,7 @@ async fn sample_at_start(
                 let summary = format!(
                     "start of run: database '{}' ({}) sampled: {}",
                     spec.name(),
-                    r.sample.identity.address,
+                    r.sample.identity.address(),
                     if shown.is_empty() {
                         "no tables".to_string()
                     } else {

@@ -9,22 +9,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Which database a number came from (principle 3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct DbIdentity {
-    /// `host:port/dbname` as connected.
-    pub address: String,
-    /// `pg_control_system().system_identifier`, as a decimal string.
-    pub system_identifier: String,
-    /// `pg_postmaster_start_time()`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub postmaster_start: Option<DateTime<Utc>>,
-    /// OID of the database in `pg_database`.
-    #[serde(default)]
-    pub database_oid: u32,
-    /// The database name as the server reports it (`current_database()`).
-    pub database: String,
-}
+use crate::engine::types::DbIdentity;
 
 /// One table's count in one round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,6 +105,51 @@ pub fn read(path: &Path) -> Result<Vec<Sample>, SamplesError> {
 mod tests {
     use super::*;
 
+    /// Lines written before the one identity type (issue 20): `address`
+    /// (`host:port/dbname`), `postmaster_start`, `database_oid` (0 or
+    /// absent: unknown). They must still be read, into the one type.
+    #[test]
+    fn samples_written_with_the_old_identity_names_are_read() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("samples.jsonl");
+        let old = concat!(
+            r#"{"ts":"2026-12-10T12:30:00Z","database":"main","identity":{"address":"db.example.net:5432/TovPlay","system_identifier":"7312345678901234567","postmaster_start":"2026-12-10T09:12:44Z","database_oid":16384,"database":"TovPlay"},"tables":[{"schema":"public","name":"User","oid":16390,"rows":22,"exact":true}]}"#,
+            "\n",
+            r#"{"ts":"2026-12-10T12:30:30Z","database":"sock","identity":{"address":"/run/postgresql:5433/app","system_identifier":"7298765432109876543","database":"app"},"tables":[]}"#,
+            "\n",
+        );
+        std::fs::write(&p, old).unwrap();
+        let got = read(&p).unwrap();
+        assert_eq!(got.len(), 2);
+        let a = &got[0].identity;
+        assert_eq!(a.server, "db.example.net:5432");
+        assert_eq!(a.address(), "db.example.net:5432/TovPlay");
+        assert_eq!(a.database, "TovPlay");
+        assert_eq!(a.system_identifier, "7312345678901234567");
+        assert_eq!(a.oid, Some(16384));
+        assert_eq!(
+            a.server_started_at.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-12-10T09:12:44+00:00")
+        );
+        assert_eq!(got[0].tables[0].rows, 22);
+        // A socket directory keeps its slashes; an absent OID stays unknown.
+        let b = &got[1].identity;
+        assert_eq!(b.server, "/run/postgresql:5433");
+        assert_eq!(b.oid, None);
+        assert_eq!(b.server_started_at, None);
+        // Appended now, with the one type's names, and read back the same;
+        // a server that is a socket directory is not cut at its slashes.
+        append(&p, &got[1]).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let last = text.lines().last().unwrap();
+        assert!(
+            last.contains(r#""server":"/run/postgresql:5433""#),
+            "{last}"
+        );
+        assert!(!last.contains("\"address\""), "{last}");
+        assert_eq!(read(&p).unwrap()[2], got[1]);
+    }
+
     #[test]
     fn round_trip_and_torn_tail() {
         let d = tempfile::tempdir().unwrap();
@@ -128,10 +158,10 @@ mod tests {
             ts: Utc::now(),
             database: "main".into(),
             identity: DbIdentity {
-                address: "127.0.0.1:5432/TovPlay".into(),
+                server: "127.0.0.1:5432".into(),
                 system_identifier: "7312345678901234567".into(),
-                postmaster_start: None,
-                database_oid: 16384,
+                server_started_at: None,
+                oid: Some(16384),
                 database: "TovPlay".into(),
             },
             tables: vec![TableCount {

@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{ConsoleArgs, ConsoleError};
+use crate::engine::types::DbIdentity;
 use crate::headless::{RunArgs, run_outcome};
 use crate::journal::{Entry, Journal, read_records};
 use crate::lab::deps::{Consent, ensure_postgres};
 use crate::lab::{Lab, LabOptions, Scenario, clean_stale_labs, score};
 use crate::redact::Redactor;
-use crate::samples::{DbIdentity, Sample, TableCount};
+use crate::samples::{Sample, TableCount};
 use crate::state::StateDir;
 use crate::tui::UiEvent;
 
@@ -210,7 +211,7 @@ fn before(lab: &Lab) -> Vec<UiEvent> {
             ts: lab.counts_before_at,
             database: "main".into(),
             identity: DbIdentity {
-                address: format!("127.0.0.1:{}/TovPlay", lab.cluster.port()),
+                server: format!("127.0.0.1:{}", lab.cluster.port()),
                 database: "TovPlay".into(),
                 ..Default::default()
             },

@@ -429,6 +429,11 @@ impl DbHandle {
         self.inner.opts.target()
     }
 
+    /// `host:port` of the server.
+    pub fn server(&self) -> String {
+        self.inner.opts.server()
+    }
+
     /// A new handle (own connection) to another database on the same server.
     pub fn with_dbname(&self, dbname: &str) -> DbHandle {
         DbHandle::new(self.inner.opts.with_dbname(dbname))

@@ -2,83 +2,20 @@
 //! and in what state it is: unreachable, auth-failed, missing, empty, ok;
 //! plus the migration tables of common tools (incident 4). Reads only.
 
-use chrono::{DateTime, Utc};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use super::connect::DbHandle;
 use super::error::{DbError, ErrorClass};
 use super::quote_qualified;
-use crate::samples::DbIdentity;
+pub use crate::engine::types::{DbIdentity, IdentityChange};
 
-fn u64_as_string<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&v.to_string())
-}
-
-/// The identity of a connected database (principle 3).
+/// What the identity query also reads that is not identity: shown by
+/// status and verify.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Identity {
-    /// `host:port/dbname` as connected.
-    pub address: String,
-    /// `current_database()`.
-    pub database: String,
-    /// `pg_control_system().system_identifier`; JSON carries it as a decimal
-    /// string (it does not fit a double).
-    #[serde(serialize_with = "u64_as_string")]
-    pub system_identifier: u64,
+pub struct ServerFacts {
     pub server_version: String,
-    pub postmaster_start: DateTime<Utc>,
-    pub database_oid: u32,
+    /// `pg_database_size(current_database())`.
     pub size_bytes: i64,
-}
-
-/// What changed between two identities of "the same" database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum IdentityChange {
-    /// Another cluster answers at this address (different system identifier).
-    DifferentCluster,
-    /// The database was dropped and created again (new OID, same name).
-    DatabaseRecreated,
-    /// The server restarted (new postmaster start time).
-    Restarted,
-}
-
-impl IdentityChange {
-    pub fn describe(self) -> &'static str {
-        match self {
-            IdentityChange::DifferentCluster => {
-                "a different cluster answers at this address (system identifier changed)"
-            }
-            IdentityChange::DatabaseRecreated => "the database was re-created (same name, new OID)",
-            IdentityChange::Restarted => "the server restarted (new start time)",
-        }
-    }
-}
-
-impl Identity {
-    /// The form every sample carries.
-    pub fn to_sample(&self) -> DbIdentity {
-        DbIdentity {
-            address: self.address.clone(),
-            system_identifier: self.system_identifier.to_string(),
-            postmaster_start: Some(self.postmaster_start),
-            database_oid: self.database_oid,
-            database: self.database.clone(),
-        }
-    }
-
-    /// The most significant difference from `before`, if any.
-    pub fn change_from(&self, before: &Identity) -> Option<IdentityChange> {
-        if self.system_identifier != before.system_identifier {
-            Some(IdentityChange::DifferentCluster)
-        } else if self.database_oid != before.database_oid {
-            Some(IdentityChange::DatabaseRecreated)
-        } else if self.postmaster_start != before.postmaster_start {
-            Some(IdentityChange::Restarted)
-        } else {
-            None
-        }
-    }
 }
 
 /// The OID of database `name` on the server `c` is connected to (None:
@@ -103,7 +40,7 @@ pub async fn server_identity(
     c: &tokio_postgres::Client,
     server: &str,
     dbname: &str,
-) -> Result<crate::engine::types::DbIdentity, DbError> {
+) -> Result<DbIdentity, DbError> {
     let row = c
         .query_one(
             "SELECT (SELECT system_identifier FROM pg_control_system()), pg_postmaster_start_time()",
@@ -112,7 +49,7 @@ pub async fn server_identity(
         .await
         .map_err(|e| DbError::from_query(server, "the server's identity", &e))?;
     let sysid: i64 = row.get(0);
-    Ok(crate::engine::types::DbIdentity {
+    Ok(DbIdentity {
         server: server.to_string(),
         system_identifier: (sysid as u64).to_string(),
         database: dbname.to_string(),
@@ -129,22 +66,33 @@ SELECT current_database()::text,
        pg_catalog.pg_database_size(current_database()),
        current_setting('server_version')";
 
-pub async fn identity(db: &DbHandle) -> Result<Identity, DbError> {
+/// The identity of the database `db` is connected to.
+pub async fn identity(db: &DbHandle) -> Result<DbIdentity, DbError> {
+    Ok(identity_and_facts(db).await?.0)
+}
+
+/// The identity, and the server version and database size, in one query.
+pub async fn identity_and_facts(db: &DbHandle) -> Result<(DbIdentity, ServerFacts), DbError> {
     let rows = db.query("identity", IDENTITY_SQL, &[]).await?;
     let r = rows.first().ok_or_else(|| DbError::Other {
         target: db.target(),
         what: "identity".into(),
         reason: "no row returned".into(),
     })?;
-    Ok(Identity {
-        address: db.target(),
-        database: r.get(0),
-        system_identifier: r.get::<_, i64>(1) as u64,
-        postmaster_start: r.get(2),
-        database_oid: r.get(3),
-        size_bytes: r.get(4),
-        server_version: r.get(5),
-    })
+    let sysid: i64 = r.get(1);
+    Ok((
+        DbIdentity {
+            server: db.server(),
+            database: r.get(0),
+            system_identifier: (sysid as u64).to_string(),
+            server_started_at: Some(r.get(2)),
+            oid: r.get(3),
+        },
+        ServerFacts {
+            size_bytes: r.get(4),
+            server_version: r.get(5),
+        },
+    ))
 }
 
 /// The health states of a database (contract: `databases[].health`).
@@ -212,7 +160,10 @@ impl ErrorInfo {
 pub struct HealthReport {
     pub health: Health,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub identity: Option<Identity>,
+    pub identity: Option<DbIdentity>,
+    /// `server_version`, `size_bytes` beside the identity.
+    #[serde(flatten)]
+    pub facts: Option<ServerFacts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
     /// Number of user tables (tables and partitioned tables outside the system schemas).
@@ -225,6 +176,7 @@ impl HealthReport {
         HealthReport {
             health: Health::from_class(e.class()),
             identity: None,
+            facts: None,
             error: Some(ErrorInfo::from_error(e)),
             user_tables: 0,
             migrations: Vec::new(),
@@ -241,8 +193,8 @@ SELECT count(*) FROM pg_catalog.pg_class c
 
 /// Connects (if needed) and classifies the database.
 pub async fn health(db: &DbHandle) -> HealthReport {
-    let id = match identity(db).await {
-        Ok(id) => id,
+    let (id, facts) = match identity_and_facts(db).await {
+        Ok(x) => x,
         Err(e) => return HealthReport::failed(&e),
     };
     let user_tables = match db.query("count user tables", USER_TABLES_SQL, &[]).await {
@@ -250,6 +202,7 @@ pub async fn health(db: &DbHandle) -> HealthReport {
         Err(e) => {
             let mut r = HealthReport::failed(&e);
             r.identity = Some(id);
+            r.facts = Some(facts);
             return r;
         }
     };
@@ -271,6 +224,7 @@ pub async fn health(db: &DbHandle) -> HealthReport {
             Health::Ok
         },
         identity: Some(id),
+        facts: Some(facts),
         error: None,
         user_tables,
         migrations,

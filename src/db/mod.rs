@@ -15,7 +15,7 @@ pub mod verify;
 pub use activity::{Session, TableWrites, sessions};
 pub use connect::{ConnectOptions, DbHandle, PasswordSource};
 pub use error::{DbError, ErrorClass};
-pub use identity::{Health, HealthReport, Identity, MigrationState, MigrationTool};
+pub use identity::{DbIdentity, Health, HealthReport, MigrationState, MigrationTool, ServerFacts};
 pub use status::{DatabaseStatus, database_status};
 pub use tables::{TableRef, TableStat};
 pub use verify::{Check, Severity, VerifyReport};

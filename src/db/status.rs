@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::activity::{HostMap, Session};
 use super::connect::{ConnectOptions, DbHandle};
-use super::identity::{ErrorInfo, Health, Identity, MigrationState, health};
+use super::identity::{DbIdentity, ErrorInfo, Health, MigrationState, ServerFacts, health};
 use crate::inventory::{DatabaseSpec, Inventory};
 use crate::redact::Redactor;
 use crate::samples::TableCount;
@@ -25,7 +25,10 @@ pub struct DatabaseStatus {
     /// `host:port/dbname` from the inventory.
     pub target: String,
     pub health: Health,
-    pub identity: Option<Identity>,
+    pub identity: Option<DbIdentity>,
+    /// `server_version`, `size_bytes` beside the identity.
+    #[serde(flatten)]
+    pub facts: Option<ServerFacts>,
     pub tables: Vec<TableCount>,
     /// When the counts were taken (None when the database did not answer).
     pub sampled_at: Option<DateTime<Utc>>,
@@ -45,6 +48,7 @@ impl DatabaseStatus {
                 .unwrap_or_default(),
             health,
             identity: None,
+            facts: None,
             tables: Vec::new(),
             sampled_at: None,
             sessions: Vec::new(),
@@ -80,6 +84,7 @@ pub async fn probe_database(
         target: db.target(),
         health: h.health,
         identity: h.identity,
+        facts: h.facts,
         tables: Vec::new(),
         sampled_at: None,
         sessions: Vec::new(),

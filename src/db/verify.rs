@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::connect::DbHandle;
 use super::error::DbError;
-use super::identity::{Identity, identity, migrations};
+use super::identity::{DbIdentity, ServerFacts, identity_and_facts, migrations};
 use super::tables::{TableRef, estimates};
 use super::{quote_ident, quote_qualified};
 use crate::inventory::{Expect, NO_INVENTORY};
@@ -76,7 +76,10 @@ impl Check {
 pub struct VerifyReport {
     /// Inventory name.
     pub database: String,
-    pub identity: Identity,
+    pub identity: DbIdentity,
+    /// `server_version`, `size_bytes` beside the identity.
+    #[serde(flatten)]
+    pub facts: ServerFacts,
     /// No damage found and every check ran.
     pub ok: bool,
     pub damage: usize,
@@ -478,7 +481,7 @@ pub async fn run_checks(
     expect: &BTreeMap<String, Expect>,
 ) -> Result<VerifyReport, DbError> {
     let start = Instant::now();
-    let id = identity(db).await?;
+    let (id, facts) = identity_and_facts(db).await?;
     let mut checks = Vec::new();
     let mut skipped = Vec::new();
     checks.extend(foreign_key_checks(db).await?);
@@ -519,6 +522,7 @@ pub async fn run_checks(
     Ok(VerifyReport {
         database: name.to_string(),
         identity: id,
+        facts,
         ok: damage == 0 && errors == 0,
         damage,
         warnings,
@@ -630,10 +634,13 @@ pub fn render_text(r: &VerifyReport) -> String {
     let mut s = format!(
         "verify '{}': {} (system {}, PostgreSQL {}, up since {})\n",
         r.database,
-        r.identity.address,
+        r.identity.address(),
         r.identity.system_identifier,
-        r.identity.server_version,
-        r.identity.postmaster_start.format("%Y-%m-%d %H:%M:%S UTC")
+        r.facts.server_version,
+        r.identity
+            .server_started_at
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default()
     );
     let kw = r.checks.iter().map(|c| c.kind.len()).max().unwrap_or(4);
     let tw = r

@@ -1,6 +1,7 @@
 //! The direction of imports, held by a test: the engine's core and the TUI
 //! name no module that reaches the world (hosts, databases, processes,
-//! files of a lab). Test-only; it reads the crate's own source files.
+//! files of a lab); and "one of each": one identity type of a database.
+//! Test-only; it reads the crate's own source files.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -207,4 +208,50 @@ fn only_error_types_are_allowed_and_only_in_the_action_seam() {
     let typed =
         "pub enum E { Db(crate::db::DbError) }".replace("crate::db::DbError", "ALLOWED_ERROR_TYPE");
     assert!(crate_modules(&typed).is_empty());
+}
+
+/// `struct ...Identity` definitions (a database's identity) in `files`,
+/// comments skipped, as `path: line`.
+fn identity_structs(files: &[PathBuf]) -> Vec<String> {
+    let re = regex::Regex::new(r"\bstruct\s+[A-Za-z0-9_]*Identity\b").unwrap();
+    let mut found = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        for (n, line) in code_of(&text).lines().enumerate() {
+            if re.is_match(line) {
+                found.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn one_identity_type_of_a_database() {
+    let mut files = Vec::new();
+    rs_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let found = identity_structs(&files);
+    assert_eq!(
+        found.len(),
+        1,
+        "one identity type (engine::types::DbIdentity), found:\n{}",
+        found.join("\n")
+    );
+    assert!(
+        found[0].contains("engine/types.rs") && found[0].contains("struct DbIdentity"),
+        "{found:?}"
+    );
+    // The scan sees what it looks for: a second definition is counted, a
+    // comment and a longer name (a wire form) are not.
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("x.rs");
+    std::fs::write(
+        &extra,
+        "pub struct Identity {\n// struct OldIdentity {}\nstruct DbIdentityWire;\n#[derive(Debug)] pub(crate) struct SampleIdentity<'a> {}\n",
+    )
+    .unwrap();
+    assert_eq!(identity_structs(&[extra]).len(), 2);
 }

@@ -104,20 +104,93 @@ impl HostTarget {
     }
 }
 
-/// Who a database is: re-read right before a destructive step and compared
-/// with what the operator confirmed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Who a database is (principle 3): the one identity type. Sampled every
+/// round (samples.jsonl, the timeline's `identity-changed` records), shown
+/// by status and verify, and re-read right before a destructive step and
+/// compared with what the operator confirmed. Reads the older on-disk
+/// names too (see [`DbIdentityWire`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(from = "DbIdentityWire")]
 pub struct DbIdentity {
-    /// `host:port` as the inventory names the server.
+    /// `host:port` of the server.
     pub server: String,
-    /// `pg_control_system().system_identifier`, as text (a u64).
+    /// `pg_control_system().system_identifier`, as text (a u64 does not fit
+    /// a JSON double).
     pub system_identifier: String,
     /// Database name on the server.
     pub database: String,
     /// `pg_database.oid`; None when no database of that name exists.
     pub oid: Option<u32>,
+    /// `pg_postmaster_start_time()`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_started_at: Option<DateTime<Utc>>,
+}
+
+/// What older lifeline versions wrote for an identity, read into
+/// [`DbIdentity`]: samples.jsonl lines and the timeline's journal records
+/// carried `address` (`host:port/dbname`), `database_oid` (0: unknown) and
+/// `postmaster_start`.
+#[derive(Deserialize)]
+struct DbIdentityWire {
+    #[serde(default)]
+    server: Option<String>,
+    /// Old: `host:port/dbname`.
+    #[serde(default)]
+    address: Option<String>,
+    #[serde(default)]
+    system_identifier: String,
+    #[serde(default)]
+    database: String,
+    #[serde(default, alias = "database_oid")]
+    oid: Option<u32>,
+    #[serde(default, alias = "postmaster_start")]
+    server_started_at: Option<DateTime<Utc>>,
+}
+
+impl From<DbIdentityWire> for DbIdentity {
+    fn from(w: DbIdentityWire) -> DbIdentity {
+        // An old `address` ends in "/dbname": the server is what precedes it.
+        let server = match (w.server, w.address) {
+            (Some(s), _) => s,
+            (None, Some(a)) => match a.strip_suffix(&format!("/{}", w.database)) {
+                Some(s) => s.to_string(),
+                None => a,
+            },
+            (None, None) => String::new(),
+        };
+        DbIdentity {
+            server,
+            system_identifier: w.system_identifier,
+            database: w.database,
+            // OID 0 is no database (the old "unknown").
+            oid: w.oid.filter(|o| *o != 0),
+            server_started_at: w.server_started_at,
+        }
+    }
+}
+
+/// What changed between two identities of "the same" database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentityChange {
+    /// Another cluster answers at this address (different system identifier).
+    DifferentCluster,
+    /// The database was dropped and created again (new OID, same name).
+    DatabaseRecreated,
+    /// The server restarted (new postmaster start time).
+    Restarted,
+}
+
+impl IdentityChange {
+    pub fn describe(self) -> &'static str {
+        match self {
+            IdentityChange::DifferentCluster => {
+                "a different cluster answers at this address (system identifier changed)"
+            }
+            IdentityChange::DatabaseRecreated => "the database was re-created (same name, new OID)",
+            IdentityChange::Restarted => "the server restarted (new start time)",
+        }
+    }
 }
 
 impl DbIdentity {
@@ -126,6 +199,26 @@ impl DbIdentity {
         self.system_identifier == other.system_identifier
             && self.database == other.database
             && self.oid == other.oid
+    }
+    /// The most significant difference from `before`, if any.
+    pub fn change_from(&self, before: &DbIdentity) -> Option<IdentityChange> {
+        if self.system_identifier != before.system_identifier {
+            Some(IdentityChange::DifferentCluster)
+        } else if self.oid != before.oid {
+            Some(IdentityChange::DatabaseRecreated)
+        } else if self.server_started_at != before.server_started_at {
+            Some(IdentityChange::Restarted)
+        } else {
+            None
+        }
+    }
+    /// `host:port/dbname` (empty when nothing was read).
+    pub fn address(&self) -> String {
+        if self.server.is_empty() {
+            String::new()
+        } else {
+            format!("{}/{}", self.server, self.database)
+        }
     }
     pub fn describe(&self) -> String {
         match self.oid {

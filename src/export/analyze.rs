@@ -502,8 +502,7 @@ fn involved(
         }
     }
     for s in samples {
-        let server = s.identity.address.split('/').next().unwrap_or_default();
-        push_unique(&mut hosts, server.to_string());
+        push_unique(&mut hosts, s.identity.server.clone());
     }
     (dbs, hosts)
 }

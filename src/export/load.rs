@@ -199,7 +199,7 @@ fn redact_record(mut r: Record, red: &Redactor) -> Record {
 
 fn redact_sample(mut s: Sample, red: &Redactor) -> Sample {
     s.database = red.redact(&s.database);
-    s.identity.address = red.redact(&s.identity.address);
+    s.identity.server = red.redact(&s.identity.server);
     s.identity.database = red.redact(&s.identity.database);
     for t in &mut s.tables {
         t.schema = red.redact(&t.schema);

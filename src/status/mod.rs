@@ -176,6 +176,7 @@ async fn probe_db(
                 .unwrap_or_default(),
             health: Health::Unreachable,
             identity: None,
+            facts: None,
             tables: Vec::new(),
             sampled_at: None,
             sessions: Vec::new(),
@@ -540,8 +541,10 @@ pub fn render_text(r: &StatusReport, redactor: &Redactor) -> String {
                 line,
                 "  system {}, OID {}, up since {}",
                 id.system_identifier,
-                id.database_oid,
-                id.postmaster_start.format("%Y-%m-%d %H:%M:%S UTC")
+                id.oid.map(|o| o.to_string()).unwrap_or_default(),
+                id.server_started_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_default()
             );
         }
         let _ = writeln!(o, "{line}");

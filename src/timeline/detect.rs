@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::db::error::ErrorClass;
-use crate::db::identity::{ErrorInfo, Identity, IdentityChange};
-use crate::samples::{DbIdentity, TableCount};
+use crate::db::identity::{DbIdentity, ErrorInfo, IdentityChange};
+use crate::samples::TableCount;
 
 /// The alert rules of one watched table.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,7 +150,7 @@ struct Known {
 #[derive(Debug, Clone, Default)]
 pub struct Detector {
     database: String,
-    identity: Option<Identity>,
+    identity: Option<DbIdentity>,
     tables: HashMap<(String, String), Known>,
     /// Time of the previous round.
     last_at: Option<DateTime<Utc>>,
@@ -166,12 +166,12 @@ impl Detector {
         }
     }
 
-    pub fn identity(&self) -> Option<&Identity> {
+    pub fn identity(&self) -> Option<&DbIdentity> {
         self.identity.as_ref()
     }
 
     /// The change from the previous identity (before `observe` records it).
-    pub fn identity_change(&self, id: &Identity) -> Option<IdentityChange> {
+    pub fn identity_change(&self, id: &DbIdentity) -> Option<IdentityChange> {
         self.identity.as_ref().and_then(|b| id.change_from(b))
     }
 
@@ -180,7 +180,7 @@ impl Detector {
     pub fn observe(
         &mut self,
         at: DateTime<Utc>,
-        id: &Identity,
+        id: &DbIdentity,
         counts: &[TableCount],
         rules: &BTreeMap<(String, String), Rule>,
     ) -> Vec<Detected> {
@@ -193,8 +193,8 @@ impl Detector {
                 at,
                 database: self.database.clone(),
                 change: ch,
-                before: before.to_sample(),
-                after: id.to_sample(),
+                before: before.clone(),
+                after: id.clone(),
             }));
         }
         // Another cluster or a re-created database: OIDs mean nothing across it.
@@ -396,15 +396,13 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn id(start_s: i64, sysid: u64, dboid: u32) -> Identity {
-        Identity {
-            address: "127.0.0.1:5432/app".into(),
+    fn id(start_s: i64, sysid: u64, dboid: u32) -> DbIdentity {
+        DbIdentity {
+            server: "127.0.0.1:5432".into(),
             database: "app".into(),
-            system_identifier: sysid,
-            server_version: "15".into(),
-            postmaster_start: Utc.timestamp_opt(start_s, 0).unwrap(),
-            database_oid: dboid,
-            size_bytes: 0,
+            system_identifier: sysid.to_string(),
+            server_started_at: Some(Utc.timestamp_opt(start_s, 0).unwrap()),
+            oid: Some(dboid),
         }
     }
 

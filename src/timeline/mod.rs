@@ -423,7 +423,7 @@ impl Sampler {
         let sample = Sample {
             ts: at,
             database: self.cfg.database.clone(),
-            identity: id.to_sample(),
+            identity: id.clone(),
             tables,
         };
         if let Some(p) = &self.samples_path {
@@ -471,7 +471,7 @@ impl Sampler {
                 format!(
                     "'{}' at {}: {}",
                     e.database,
-                    e.after.address,
+                    e.after.address(),
                     e.change.describe()
                 ),
             )

@@ -7,8 +7,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use crate::engine::types::DbIdentity;
 use crate::journal::{self, GENESIS, Record, kinds};
-use crate::samples::{DbIdentity, Sample, TableCount};
+use crate::samples::{Sample, TableCount};
 
 use super::event::{UiCommand, UiEvent};
 use super::model::{
@@ -51,20 +52,20 @@ pub const SAMPLE_EVERY_S: i64 = 10;
 
 pub fn main_identity() -> DbIdentity {
     DbIdentity {
-        address: "db.tovplay.example:5432/TovPlay".into(),
+        server: "db.tovplay.example:5432".into(),
         system_identifier: "7312345678901234567".into(),
-        postmaster_start: Utc.with_ymd_and_hms(2026, 11, 30, 4, 12, 9).single(),
-        database_oid: 16384,
+        server_started_at: Utc.with_ymd_and_hms(2026, 11, 30, 4, 12, 9).single(),
+        oid: Some(16384),
         database: "TovPlay".into(),
     }
 }
 
 fn local_identity() -> DbIdentity {
     DbIdentity {
-        address: "app.tovplay.example:5432/tovplay".into(),
+        server: "app.tovplay.example:5432".into(),
         system_identifier: "7298765432109876543".into(),
-        postmaster_start: None,
-        database_oid: 16385,
+        server_started_at: None,
+        oid: Some(16385),
         database: "tovplay".into(),
     }
 }

@@ -6,8 +6,9 @@ use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 
+use crate::engine::types::DbIdentity;
 use crate::journal::{Record, kinds};
-use crate::samples::{DbIdentity, Sample};
+use crate::samples::Sample;
 
 use super::event::UiEvent;
 use super::keys::KeyMap;

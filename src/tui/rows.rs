@@ -58,12 +58,8 @@ pub fn overview(m: &Model) -> Vec<OvRow> {
         }
     }
     for (i, d) in m.databases.iter().enumerate() {
-        let addr = d
-            .identity
-            .as_ref()
-            .map(|x| x.address.as_str())
-            .unwrap_or("");
-        if matches(f, &[&d.name, addr]) {
+        let addr = d.identity.as_ref().map(|x| x.address()).unwrap_or_default();
+        if matches(f, &[&d.name, &addr]) {
             live.push(OvRow::Db(i));
         }
     }

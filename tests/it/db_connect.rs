@@ -67,9 +67,23 @@ async fn fresh_database_is_empty_then_ok() {
     let h = health(&db).await;
     assert_eq!(h.health, Health::Empty);
     assert_eq!(h.user_tables, 0);
+    // JSON: the one identity object, the server's facts beside it.
+    let hv = serde_json::to_value(&h).unwrap();
+    assert_eq!(
+        hv["identity"]["server"],
+        serde_json::json!(format!("127.0.0.1:{}", pg.port()))
+    );
+    assert!(hv["identity"]["oid"].as_u64().is_some(), "{hv}");
+    assert!(hv["identity"]["server_started_at"].is_string(), "{hv}");
+    assert!(
+        hv["server_version"].as_str().unwrap().starts_with("15"),
+        "{hv}"
+    );
+    assert!(hv["size_bytes"].as_i64().unwrap() > 0, "{hv}");
     let id = h.identity.unwrap();
     assert_eq!(id.database, "fresh");
-    assert_eq!(id.address, format!("127.0.0.1:{}/fresh", pg.port()));
+    assert_eq!(id.address(), format!("127.0.0.1:{}/fresh", pg.port()));
+    assert_eq!(id.server, format!("127.0.0.1:{}", pg.port()));
     let sysid = pg
         .psql("fresh", "SELECT system_identifier FROM pg_control_system()")
         .unwrap();
@@ -80,9 +94,14 @@ async fn fresh_database_is_empty_then_ok() {
             "SELECT oid FROM pg_database WHERE datname = 'fresh'",
         )
         .unwrap();
-    assert_eq!(id.database_oid.to_string(), oid);
-    assert!(id.size_bytes > 0);
-    assert!(id.server_version.starts_with("15"), "{}", id.server_version);
+    assert_eq!(id.oid.map(|o| o.to_string()), Some(oid));
+    let facts = h.facts.clone().unwrap();
+    assert!(facts.size_bytes > 0);
+    assert!(
+        facts.server_version.starts_with("15"),
+        "{}",
+        facts.server_version
+    );
     // JSON carries the system identifier as a string.
     let v = serde_json::to_value(&id).unwrap();
     assert_eq!(v["system_identifier"], serde_json::json!(sysid));
@@ -248,7 +267,7 @@ async fn socket_directory_host() {
     let db = DbHandle::new(ConnectOptions::from_url("sock", &url, &r).unwrap());
     let id = identity(&db).await.unwrap();
     assert_eq!(
-        id.address,
+        id.address(),
         format!("{}:{}/postgres", pg.socket_dir().display(), pg.port())
     );
     let rows = db
@@ -302,7 +321,7 @@ async fn handle_reconnects_after_restart_and_reaches_other_databases() {
     let pid1 = db.backend_pid().await.unwrap();
     pg.restart().unwrap();
     let after = identity(&db).await.unwrap();
-    assert!(after.postmaster_start > before.postmaster_start);
+    assert!(after.server_started_at > before.server_started_at);
     assert_ne!(db.backend_pid().await.unwrap(), pid1);
 
     let other = db.with_dbname("restored");

@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use export_support::{CheckOpts, check_export, lifeline};
+use lifeline::engine::types::DbIdentity;
 use lifeline::export::model::{Report, TimelineItem};
 use lifeline::export::{self, Format, Zone};
 use lifeline::journal::{GENESIS, Record, kinds, seal};
 use lifeline::redact::Redactor;
-use lifeline::samples::{DbIdentity, Sample, TableCount};
+use lifeline::samples::{Sample, TableCount};
 use serde_json::{Value, json};
 
 const ID: &str = "20261210-123000-rogue-sync";
@@ -395,10 +396,10 @@ fn journal_lines() -> Vec<String> {
 
 fn samples_lines() -> Vec<String> {
     let identity = DbIdentity {
-        address: "db.example.net:5432/TovPlay".into(),
+        server: "db.example.net:5432".into(),
         system_identifier: "7312345678901234567".into(),
-        postmaster_start: Some(at(9, 12, 44)),
-        database_oid: 16384,
+        server_started_at: Some(at(9, 12, 44)),
+        oid: Some(16384),
         database: "TovPlay".into(),
     };
     let mut out = Vec::new();
@@ -579,6 +580,59 @@ fn markdown_matches_the_committed_export() {
         md == want,
         "Markdown export changed; review it and run LIFELINE_UPDATE_FIXTURES=1 cargo test --test export_fixture\n{md}"
     );
+}
+
+/// An incident sampled before the one identity type (issue 20): its
+/// samples.jsonl carries `address` (`host:port/dbname`),
+/// `postmaster_start` and `database_oid`. It exports the same as today's.
+#[test]
+fn samples_with_the_old_identity_names_export_the_same() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("rogue-sync");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        fixture_dir().join("journal.jsonl"),
+        dir.join("journal.jsonl"),
+    )
+    .unwrap();
+    let samples = std::fs::read_to_string(fixture_dir().join("samples.jsonl")).unwrap();
+    let mut old = String::new();
+    for line in samples.lines() {
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        let id = v["identity"].clone();
+        assert!(id.get("server").is_some(), "today's names: {id}");
+        v["identity"] = json!({
+            "address": format!("{}/{}", id["server"].as_str().unwrap(), id["database"].as_str().unwrap()),
+            "system_identifier": id["system_identifier"],
+            "postmaster_start": id["server_started_at"],
+            "database_oid": id["oid"],
+            "database": id["database"],
+        });
+        old.push_str(&serde_json::to_string(&v).unwrap());
+        old.push('\n');
+    }
+    assert!(old.contains("\"database_oid\":16384") && !old.contains("\"server\""));
+    std::fs::write(dir.join("samples.jsonl"), &old).unwrap();
+    let files = export::resolve(
+        dir.to_str().unwrap(),
+        &lifeline::state::StateDir::new("/nonexistent"),
+    )
+    .unwrap();
+    let zone = Zone::Fixed(export::time::parse_offset("+02:00").unwrap());
+    let e = export::export(
+        &files,
+        Format::Md,
+        zone,
+        None,
+        &Redactor::new(),
+        at(14, 0, 0),
+    )
+    .unwrap();
+    let (want, _) = report(Format::Md);
+    assert_eq!(e.text, want);
+    let parsed = lifeline::samples::read(&dir.join("samples.jsonl")).unwrap();
+    assert_eq!(parsed[0].identity.server, "db.example.net:5432");
+    assert_eq!(parsed[0].identity.oid, Some(16384));
 }
 
 #[test]

@@ -55,7 +55,7 @@ fn databases(json: &str) -> Vec<(String, String, String, String)> {
                 d["health"].as_str().unwrap_or("").to_string(),
                 format!(
                     "{} {}",
-                    d["identity"]["system_identifier"], d["identity"]["database_oid"]
+                    d["identity"]["system_identifier"], d["identity"]["oid"]
                 ),
             )
         })

@@ -6,6 +6,7 @@ use crate::support;
 
 use std::path::{Path, PathBuf};
 
+use lifeline::engine::types::DbIdentity;
 use lifeline::journal::{Entry, Journal, JournalError, kinds, read_records};
 use lifeline::redact::Redactor;
 use serde_json::json;
@@ -374,4 +375,64 @@ fn a_file_that_is_not_a_journal_keeps_its_mode() {
         std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
         0o644
     );
+}
+
+/// Identity records written before the one identity type (issue 20): the
+/// sampler's `identity-changed` carried the samples' names (`address`,
+/// `postmaster_start`, `database_oid`), the engine's `confirmed` the
+/// core's (`server`, `oid`, `server_started_at`). Both read into the one
+/// type from a journal on disk.
+#[test]
+fn old_identity_records_are_read_into_the_one_type() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("incidents/i1/journal.jsonl");
+    let mut j = Journal::open(&p, "i1", "alice", Redactor::new()).unwrap();
+    j.append(
+        Entry::new(kinds::IDENTITY_CHANGED, "'main': the server restarted")
+            .target("main")
+            .data(json!({
+                "database": "main",
+                "change": "restarted",
+                "before": {"address": "127.0.0.1:5432/TovPlay", "system_identifier": "7312345678901234567",
+                           "postmaster_start": "2026-12-10T09:12:44Z", "database_oid": 16384, "database": "TovPlay"},
+                "after": {"address": "127.0.0.1:5432/TovPlay", "system_identifier": "7312345678901234567",
+                          "postmaster_start": "2026-12-10T12:40:01Z", "database_oid": 16384, "database": "TovPlay"},
+            })),
+    )
+    .unwrap();
+    j.append(
+        Entry::new(kinds::CONFIRMED, "confirmed").data(json!({
+            "action": "swap",
+            "database": "main",
+            "typed": "TovPlay",
+            "identity": {"server": "127.0.0.1:5432", "system_identifier": "7312345678901234567",
+                         "database": "TovPlay", "oid": 16384, "server_started_at": "2026-12-10T12:40:01Z"},
+        })),
+    )
+    .unwrap();
+    drop(j);
+    let recs = read_records(&p).unwrap();
+    let id = |v: &serde_json::Value| serde_json::from_value::<DbIdentity>(v.clone()).unwrap();
+    let changed = recs
+        .iter()
+        .find(|r| r.kind == kinds::IDENTITY_CHANGED)
+        .unwrap();
+    let before = id(&changed.data["before"]);
+    let after = id(&changed.data["after"]);
+    let confirmed = id(&recs
+        .iter()
+        .find(|r| r.kind == kinds::CONFIRMED)
+        .unwrap()
+        .data["identity"]);
+    assert_eq!(before.server, "127.0.0.1:5432");
+    assert_eq!(before.oid, Some(16384));
+    assert_eq!(before.address(), "127.0.0.1:5432/TovPlay");
+    assert!(after.server_started_at > before.server_started_at);
+    assert_eq!(
+        after.change_from(&before).map(|c| c.describe()),
+        Some("the server restarted (new start time)")
+    );
+    // The sampler's old record and the engine's record name the same database.
+    assert_eq!(after, confirmed);
+    assert!(confirmed.same_as(&before));
 }

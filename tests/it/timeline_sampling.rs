@@ -221,7 +221,7 @@ async fn restart_is_an_identity_event() {
         serde_json::to_value(ev[0].change).unwrap(),
         serde_json::json!("restarted")
     );
-    assert!(ev[0].after.postmaster_start > ev[0].before.postmaster_start);
+    assert!(ev[0].after.server_started_at > ev[0].before.server_started_at);
     assert_eq!(
         ev[0].after.system_identifier,
         ev[0].before.system_identifier
@@ -231,7 +231,7 @@ async fn restart_is_an_identity_event() {
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].data["change"], "restarted");
     assert_eq!(recs[0].data["database"], "main");
-    assert!(recs[0].data["before"]["postmaster_start"].is_string());
+    assert!(recs[0].data["before"]["server_started_at"].is_string());
 }
 
 #[tokio::test]

@@ -172,7 +172,8 @@ pub async fn probe(
         if let Some(id) = &st.identity {
             line.push_str(&format!(
                 ", system {}, OID {}",
-                id.system_identifier, id.database_oid
+                id.system_identifier,
+                id.oid.map(|o| o.to_string()).unwrap_or_default()
             ));
         }
         if let Some(e) = &st.error {

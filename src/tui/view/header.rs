@@ -200,12 +200,12 @@ impl Widget for Header<'_> {
                         styled(db.to_string(), t.style(Role::Title)),
                     ],
                 ));
-                if let Some(id) = m.identity_of(db).filter(|i| !i.address.is_empty()) {
+                if let Some(id) = m.identity_of(db).filter(|i| !i.server.is_empty()) {
                     segs.push((
                         90,
                         vec![
                             styled(format!("{} ", g.arrow), t.style(Role::Muted)),
-                            styled(id.address.clone(), t.style(Role::Title)),
+                            styled(id.address(), t.style(Role::Title)),
                         ],
                     ));
                     if !id.system_identifier.is_empty() {
@@ -217,11 +217,11 @@ impl Widget for Header<'_> {
                             )],
                         ));
                     }
-                    if id.database_oid != 0 {
+                    if let Some(oid) = id.oid {
                         segs.push((
                             40,
                             vec![styled(
-                                format!(" {} {}", strings::DB_OID, id.database_oid),
+                                format!(" {} {oid}", strings::DB_OID),
                                 t.style(Role::Muted),
                             )],
                         ));

@@ -147,7 +147,7 @@ fn db_item(m: &Model, d: &DatabaseState, name_w: usize, wide: bool) -> Item<'sta
     if let Some(id) = &d.identity {
         let mut l2 = vec![
             Span::raw(indent.clone()),
-            styled(id.address.clone(), t.style(Role::Normal)),
+            styled(id.address(), t.style(Role::Normal)),
         ];
         if !id.system_identifier.is_empty() {
             l2.push(styled(
@@ -155,9 +155,9 @@ fn db_item(m: &Model, d: &DatabaseState, name_w: usize, wide: bool) -> Item<'sta
                 t.style(Role::Muted),
             ));
         }
-        if wide && id.database_oid != 0 {
+        if let (true, Some(oid)) = (wide, id.oid) {
             l2.push(styled(
-                format!("  {} {}", strings::DB_OID, id.database_oid),
+                format!("  {} {oid}", strings::DB_OID),
                 t.style(Role::Muted),
             ));
         }

@@ -272,11 +272,11 @@ fn detail_lines(m: &Model, target: &DetailTarget, w: usize) -> (String, Vec<Line
             title = name.clone();
             if let Some(d) = m.database(name) {
                 if let Some(id) = &d.identity {
-                    lines.push(field(m, strings::F_ADDRESS, id.address.clone()));
+                    lines.push(field(m, strings::F_ADDRESS, id.address()));
                     lines.push(field(m, strings::F_DATABASE, id.database.clone()));
                     lines.push(field(m, strings::F_SYSTEM_ID, id.system_identifier.clone()));
-                    lines.push(field(m, strings::F_OID, id.database_oid.to_string()));
-                    if let Some(p) = id.postmaster_start {
+                    lines.push(field(m, strings::F_OID, id.oid.unwrap_or(0).to_string()));
+                    if let Some(p) = id.server_started_at {
                         lines.push(field(m, strings::F_STARTED, p.to_rfc3339()));
                     }
                 }
@@ -320,7 +320,7 @@ pub fn confirm(m: &Model, input: &str, error: Option<&str>, area: Rect, buf: &mu
                 format!(
                     "{} {}  {} {}",
                     t.glyphs().arrow,
-                    id.address,
+                    id.address(),
                     strings::SYSTEM,
                     id.system_identifier
                 ),

@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
+use lifeline::engine::types::DbIdentity;
 use lifeline::export::model::{Report, TimelineItem};
 use lifeline::journal::{self, Entry, Journal, Record, kinds};
 use lifeline::redact::Redactor;
-use lifeline::samples::{self, DbIdentity, Sample, TableCount};
+use lifeline::samples::{self, Sample, TableCount};
 use serde_json::{Value, json};
 
 /// The built binary with a private state dir.
@@ -431,10 +432,10 @@ pub struct Built {
 
 fn identity() -> DbIdentity {
     DbIdentity {
-        address: "127.0.0.1:5432/TovPlay".into(),
+        server: "127.0.0.1:5432".into(),
         system_identifier: "7312345678901234567".into(),
-        postmaster_start: None,
-        database_oid: 16384,
+        server_started_at: None,
+        oid: Some(16384),
         database: "TovPlay".into(),
     }
 }
