@@ -197,3 +197,34 @@ fn shipped_runbooks_pass_against_the_example_inventory() {
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(r.ok.len(), 6);
 }
+
+/// A restore without a catalog is accepted only when its backup is exactly
+/// an earlier recover-pitr step's dump; recover-pitr is never destructive.
+#[rstest]
+#[case("{pitr.dump}", None)]
+#[case("/tmp/x.dump", Some("a restore step needs 'catalog'"))]
+#[case("{pitr.dump}.old", Some("a restore step needs 'catalog'"))]
+#[case("{snap.path}", Some("a restore step needs 'catalog'"))]
+fn a_restore_without_catalog_reads_only_a_pitr_dump(
+    #[case] backup: &str,
+    #[case] err: Option<&str>,
+) {
+    let text = format!(
+        "{HEAD}[[step]]\nid = \"stop\"\naction = \"stop-services\"\nexplain = \"s\"\ndatabase = \"{{db}}\"\n\
+[[step]]\nid = \"snap\"\naction = \"snapshot\"\nexplain = \"s\"\ndatabase = \"{{db}}\"\n\
+[[step]]\nid = \"pitr\"\naction = \"recover-pitr\"\nexplain = \"p\"\ndatabase = \"{{db}}\"\narchive = \"wal\"\n\
+[[step]]\nid = \"restore\"\naction = \"restore\"\nexplain = \"r\"\ndatabase = \"{{db}}\"\nbackup = \"{backup}\"\n"
+    );
+    match err {
+        None => {
+            let rb = Runbook::parse(&text, "rb.toml").unwrap_or_else(|e| panic!("{e}"));
+            assert!(!rb.step("pitr").unwrap().destructive);
+        }
+        Some(e) => assert!(errs(&text).contains(e), "{}", errs(&text)),
+    }
+    let destructive = text.replace(
+        "archive = \"wal\"\n",
+        "archive = \"wal\"\ndestructive = true\n",
+    );
+    assert!(errs(&destructive).contains("a recover-pitr step is always non-destructive"));
+}
