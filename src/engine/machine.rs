@@ -947,7 +947,8 @@ impl State {
                 return Ok(None);
             }
             let v = v.trim();
-            if v.is_empty() {
+            // Empty, or no journaled drop (the WAL alone decides).
+            if v.is_empty() || v == EVIDENCE {
                 return Ok(None);
             }
             DateTime::parse_from_rfc3339(v)

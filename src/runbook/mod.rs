@@ -190,6 +190,7 @@ impl Action {
                 "target",
                 "target_text",
                 "evidence",
+                "evidence_text",
                 "base_backup",
                 "recovery_dir",
                 "archive",
@@ -423,6 +424,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "predeploy-gate",
         include_str!("../../runbooks/predeploy-gate.toml"),
+    ),
+    (
+        "pitr-restore",
+        include_str!("../../runbooks/pitr-restore.toml"),
     ),
 ];
 

@@ -195,7 +195,7 @@ fn shipped_runbooks_pass_against_the_example_inventory() {
     .unwrap();
     let r = check_runbooks(&inv, None).unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert_eq!(r.ok.len(), 6);
+    assert_eq!(r.ok.len(), 7);
 }
 
 /// A restore without a catalog is accepted only when its backup is exactly
