@@ -889,6 +889,42 @@ async fn pitr_restore_runbook_brings_back_every_row_committed_before_the_damage(
         ),
     )
     .unwrap();
+    // First damage evidence BEFORE the destructive commit: the transaction
+    // found is not the damage; refused, nothing started, live untouched.
+    let early = w.path("answers-early.toml");
+    std::fs::write(
+        &early,
+        format!(
+            "[params]\nhealthy_at = \"{}\"\ndamaged_at = \"{}\"\n\n[confirm]\nrestore = \"app as superuser\"\n",
+            healthy.to_rfc3339(),
+            (healthy + chrono::Duration::milliseconds(1)).to_rfc3339()
+        ),
+    )
+    .unwrap();
+    let o = support::lifeline(&w.path("state-early"))
+        .current_dir(w.dir.path())
+        .env_remove("LIFELINE_RUNBOOKS")
+        .arg("-i")
+        .arg(&inv)
+        .arg("run")
+        .arg(&rb)
+        .arg("--answers")
+        .arg(&early)
+        .output()
+        .unwrap();
+    let text = support::stdout(&o) + &support::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("committed after the first damage evidence")
+            && text.contains("nothing was started"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_dir(w.path("recovery")).unwrap().count(), 0);
+    assert_eq!(
+        w.psql("app", "SELECT count(*) FROM \"User\" WHERE id <= 200"),
+        "0"
+    );
+
     let state = w.path("state");
     let o = support::lifeline(&state)
         .current_dir(w.dir.path())
@@ -986,5 +1022,68 @@ async fn pitr_restore_runbook_brings_back_every_row_committed_before_the_damage(
         restore.data["manifest"]["tables"]["public.\"Game\""], 12,
         "{}",
         restore.data
+    );
+
+    // The restore of a recover-pitr dump is held to its SHA-256: a dump
+    // replaced after recovery (here by the damaged snapshot, a valid
+    // pg_dump archive) is refused before anything is created.
+    let snap = recs
+        .iter()
+        .find(|r| r.kind == "step-finished" && r.step.as_deref() == Some("snapshot"))
+        .unwrap()
+        .data["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dump = pitr["dump"].as_str().unwrap().to_string();
+    std::fs::copy(&snap, &dump).unwrap();
+    let inventory = support::inventory(&std::fs::read_to_string(&inv).unwrap());
+    let red = Redactor::new();
+    inventory.register_secrets(&red);
+    let a = RealActions::new(inventory, red);
+    let spec = a.inventory().database("main").unwrap().clone();
+    let e = a
+        .restore(
+            &RestoreRequest {
+                database: DbTarget {
+                    name: "main".into(),
+                    url: spec.pg_url().unwrap().clone(),
+                    spec,
+                },
+                target_db: "app__restore_replaced".into(),
+                catalog: lifeline::inventory::CatalogSpec {
+                    name: toml::Spanned::new(0..0, "recover-pitr:wal".into()),
+                    host: toml::Spanned::new(0..0, "here".into()),
+                    path: pitr["recovery_dir"].as_str().unwrap().into(),
+                    pattern: None,
+                    database: toml::Spanned::new(0..0, "main".into()),
+                },
+                host: HostTarget {
+                    name: "here".into(),
+                    spec: a.inventory().host("here").unwrap().clone(),
+                },
+                backup_path: dump.clone(),
+                jobs: 1,
+                restore_as: RestoreAs::Admin,
+                picked: Some(PickedBackup {
+                    name: "recovered.dump".into(),
+                    path: dump.clone(),
+                    size: pitr["size"].as_u64().unwrap(),
+                    sha256: pitr["sha256"].as_str().map(str::to_string),
+                    taken_at: None,
+                    source: "recover-pitr step 'pitr'".into(),
+                }),
+            },
+            &Output::discard(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is not the one picked"), "{e}");
+    assert!(
+        w.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname = 'app__restore_replaced'"
+        ) == "0"
     );
 }
