@@ -228,3 +228,32 @@ fn a_restore_without_catalog_reads_only_a_pitr_dump(
     );
     assert!(errs(&destructive).contains("a recover-pitr step is always non-destructive"));
 }
+
+/// A recover-pitr step naming an archive the inventory lacks fails check.
+#[test]
+fn an_unknown_archive_fails_check() {
+    let inv = crate::inventory::Inventory::parse(
+        "[[host]]\nname = \"h\"\ntransport = \"local\"\n[[database]]\nname = \"main\"\nurl = \"postgres://a@db/x\"\n[[archive]]\nname = \"wal\"\nkind = \"wal-dir\"\nhost = \"h\"\nbase_dir = \"/b\"\nwal_dir = \"/w\"\n",
+        "inv.toml",
+    )
+    .unwrap();
+    let rb = |archive: &str| {
+        Runbook::parse(
+            &format!(
+                "{HEAD}[[step]]\nid = \"p\"\naction = \"recover-pitr\"\nexplain = \"x\"\ndatabase = \"main\"\narchive = \"{archive}\"\n"
+            ),
+            "rb.toml",
+        )
+        .unwrap()
+    };
+    let (errors, _) = validate_against(&rb("nosuch"), &inv);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("no archive named 'nosuch' in the inventory (known: 'wal')"),
+        "{}",
+        errors[0]
+    );
+    assert!(validate_against(&rb("wal"), &inv).0.is_empty());
+}
