@@ -567,6 +567,14 @@ impl Actions for DirectActions {
         Err(needs_inventory("reapply-owners"))
     }
 
+    async fn recover_pitr(
+        &self,
+        _req: &PitrRequest,
+        _out: &Output,
+    ) -> Result<PitrOutcome, ActionError> {
+        Err(needs_inventory("recover-pitr"))
+    }
+
     async fn verify(
         &self,
         _req: &VerifyRequest,

@@ -164,6 +164,14 @@ impl Actions for RealActions {
         data::merge_tables(req, out).await
     }
 
+    async fn recover_pitr(
+        &self,
+        req: &PitrRequest,
+        out: &Output,
+    ) -> Result<PitrOutcome, ActionError> {
+        data::recover_pitr(self, req, out).await
+    }
+
     async fn live_preview(&self, req: &ActionRequest) -> Result<Vec<String>, ActionError> {
         match req {
             ActionRequest::MergeTables(m) => {

@@ -419,6 +419,15 @@ pub trait Actions: Send + Sync {
         out: &Output,
     ) -> impl Future<Output = Result<MergeOutcome, ActionError>> + Send;
 
+    /// Recovers the database's cluster from an archive beside the live one,
+    /// just before the destructive transaction found in the WAL, and dumps
+    /// the recovered database. Touches nothing live.
+    fn recover_pitr(
+        &self,
+        req: &PitrRequest,
+        out: &Output,
+    ) -> impl Future<Output = Result<PitrOutcome, ActionError>> + Send;
+
     /// Lines measured in the world that the operator must read before
     /// confirming `req` (what a merge would write, what a swap would
     /// discard). Nothing may be written.
@@ -463,6 +472,7 @@ pub async fn dispatch<A: Actions>(
         ActionRequest::Verify(r) => a.verify(r, out).await?.into(),
         ActionRequest::Swap(r) => a.swap(r, out).await?.into(),
         ActionRequest::MergeTables(r) => a.merge_tables(r, out).await?.into(),
+        ActionRequest::RecoverPitr(r) => a.recover_pitr(r, out).await?.into(),
         ActionRequest::StartServices(r) => a.start_services(r, out).await?.into(),
         ActionRequest::Command(r) => a.command(r, out).await?.into(),
         ActionRequest::Sql(r) => a.sql(r, out).await?.into(),

@@ -597,6 +597,15 @@ impl State {
             Action::MergeTables => {
                 ActionRequest::MergeTables(self.resolve_merge(step, need_db()?, lenient)?)
             }
+            Action::RecoverPitr => {
+                let r = self.resolve_pitr(i, need_db()?, lenient)?;
+                target = Some(format!(
+                    "archive '{}' on {}",
+                    r.archive.name(),
+                    r.host.display()
+                ));
+                ActionRequest::RecoverPitr(r)
+            }
             Action::StartServices => {
                 ActionRequest::StartServices(self.resolve_start(i, database.as_ref())?)
             }
@@ -741,10 +750,21 @@ impl State {
         lenient: bool,
     ) -> Result<RestoreRequest, String> {
         let r = |t: &Template| self.render(t, lenient);
-        let (catalog, h) = self.step_catalog(step)?;
         let backup_path = match &step.backup {
             Some(t) => r(&t.value)?,
             None => return Err("no backup".into()),
+        };
+        let pitr = self.pitr_dump(i, &backup_path);
+        let (catalog, h) = match (&step.catalog, &pitr) {
+            (Some(_), _) => self.step_catalog(step)?,
+            (None, Some((_, p))) => self.pitr_catalog(p, &d)?,
+            (None, None) if lenient => self.pitr_placeholder(&d)?,
+            (None, None) => {
+                return Err(format!(
+                    "step '{}' names no catalog and its backup '{backup_path}' is not the dump of an earlier recover-pitr step of this run: nothing to read it from",
+                    step.id
+                ));
+            }
         };
         let restore_as = match &d.spec.restore_role {
             Some(role) => RestoreAs::Role {
@@ -754,13 +774,29 @@ impl State {
             },
             None => RestoreAs::Admin,
         };
-        // The restore is held to the pick when it restores the picked file.
-        let picked = self
-            .earlier_outcomes(i, Action::PickBackup)
-            .last()
-            .and_then(|(_, o)| o.get("backup"))
-            .and_then(|b| serde_json::from_value::<PickedBackup>(b.clone()).ok())
-            .filter(|p| p.path == backup_path);
+        // The restore is held to the pick when it restores the picked file,
+        // or to the recover-pitr dump's SHA-256 when it restores that.
+        let picked = match &pitr {
+            Some((j, p)) => Some(PickedBackup {
+                name: "recovered.dump".into(),
+                path: p.dump.clone(),
+                size: p.size,
+                sha256: p.sha256.clone(),
+                taken_at: None,
+                source: format!(
+                    "recover-pitr step '{}' (archive '{}' on host '{}')",
+                    self.step(*j).id,
+                    p.archive,
+                    p.host
+                ),
+            }),
+            None => self
+                .earlier_outcomes(i, Action::PickBackup)
+                .last()
+                .and_then(|(_, o)| o.get("backup"))
+                .and_then(|b| serde_json::from_value::<PickedBackup>(b.clone()).ok())
+                .filter(|p| p.path == backup_path),
+        };
         Ok(RestoreRequest {
             restore_as,
             picked,
@@ -782,6 +818,166 @@ impl State {
                 }
                 None => step.jobs.unwrap_or(1),
             },
+        })
+    }
+
+    /// The latest earlier recover-pitr outcome whose dump is `path`.
+    fn pitr_dump(&self, i: usize, path: &str) -> Option<(usize, PitrOutcome)> {
+        self.earlier_outcomes(i, Action::RecoverPitr)
+            .filter_map(|(j, o)| {
+                serde_json::from_value::<PitrOutcome>(o.clone())
+                    .ok()
+                    .map(|p| (j, p))
+            })
+            .filter(|(_, p)| p.dump == path)
+            .last()
+    }
+
+    /// The catalog a recover-pitr dump is read from: its own recovery
+    /// directory on the archive's host (confinement holds: the restore reads
+    /// nothing else of the host), named after the archive.
+    fn pitr_catalog(
+        &self,
+        p: &PitrOutcome,
+        d: &DbTarget,
+    ) -> Result<(crate::inventory::CatalogSpec, HostTarget), String> {
+        let h = self.host_target(&p.host)?;
+        let span = 0..0;
+        Ok((
+            crate::inventory::CatalogSpec {
+                name: toml::Spanned::new(span.clone(), format!("recover-pitr:{}", p.archive)),
+                host: toml::Spanned::new(span.clone(), p.host.clone()),
+                path: p.recovery_dir.clone(),
+                pattern: None,
+                database: toml::Spanned::new(span, d.name.clone()),
+            },
+            h,
+        ))
+    }
+
+    /// Dry run before the recover-pitr step ran: the archive's host, a placeholder directory.
+    fn pitr_placeholder(
+        &self,
+        d: &DbTarget,
+    ) -> Result<(crate::inventory::CatalogSpec, HostTarget), String> {
+        let a = self.pick_archive(None, d)?;
+        let p = PitrOutcome {
+            archive: a.name().to_string(),
+            host: a.host.get_ref().clone(),
+            dump: String::new(),
+            sha256: None,
+            size: 0,
+            target: Value::Null,
+            target_text: String::new(),
+            evidence: Value::Null,
+            evidence_text: String::new(),
+            base_backup: String::new(),
+            refused: Vec::new(),
+            recovery_dir: "<recovery directory>".into(),
+            stopped: String::new(),
+            xid_status: None,
+            replay_s: 0.0,
+        };
+        self.pitr_catalog(&p, d)
+    }
+
+    /// The archive a recover-pitr step reads: the one it names, else the
+    /// only one whose `databases` lists the database, else the only one
+    /// that lists no database.
+    fn pick_archive(
+        &self,
+        named: Option<&str>,
+        d: &DbTarget,
+    ) -> Result<crate::inventory::ArchiveSpec, String> {
+        let inv = &self.ctx.inventory;
+        if let Some(n) = named {
+            return inv
+                .archives
+                .iter()
+                .find(|a| a.name() == n)
+                .cloned()
+                .ok_or_else(|| format!("no archive named '{n}' in the inventory"));
+        }
+        let covering: Vec<_> = inv
+            .archives
+            .iter()
+            .filter(|a| a.databases.iter().any(|x| x.get_ref() == &d.name))
+            .collect();
+        let open: Vec<_> = inv
+            .archives
+            .iter()
+            .filter(|a| a.databases.is_empty())
+            .collect();
+        let names = |v: &[&crate::inventory::ArchiveSpec]| {
+            v.iter()
+                .map(|a| format!("'{}'", a.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match (covering.as_slice(), open.as_slice()) {
+            ([a], _) => Ok((*a).clone()),
+            ([], [a]) => Ok((*a).clone()),
+            ([], []) => Err(format!(
+                "no [[archive]] in the inventory covers database '{}': add one (kind wal-dir or pgbackrest) or restore from a dump",
+                d.name
+            )),
+            ([], many) => Err(format!(
+                "several archives could cover database '{}' ({}): name one with `archive = \"...\"` or list the database in its `databases`",
+                d.name,
+                names(many)
+            )),
+            (many, _) => Err(format!(
+                "several archives cover database '{}' ({}): name one with `archive = \"...\"`",
+                d.name,
+                names(many)
+            )),
+        }
+    }
+
+    /// recover-pitr: the archive, the window's ends, a new directory name.
+    fn resolve_pitr(&self, i: usize, d: DbTarget, lenient: bool) -> Result<PitrRequest, String> {
+        let step = self.step(i);
+        let named = self.rendered(&step.archive)?;
+        let archive = self.pick_archive(named.as_deref(), &d)?;
+        let host = self.host_target(archive.host.get_ref())?;
+        let time = |key: &str, a: &Option<crate::runbook::Located<Template>>| {
+            let Some(t) = a else { return Ok(None) };
+            let v = self.render(&t.value, lenient)?;
+            if lenient && v.starts_with('<') {
+                return Ok(None);
+            }
+            let v = v.trim();
+            // Empty, or no journaled drop (the WAL alone decides).
+            if v.is_empty() || v == EVIDENCE {
+                return Ok(None);
+            }
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| Some(t.with_timezone(&Utc)))
+                .map_err(|_| {
+                    format!("{key} '{v}' is not an RFC 3339 time (e.g. 2026-11-23T12:42:00Z)")
+                })
+        };
+        let healthy_at = time("healthy_at", &step.healthy_at)?;
+        let damaged_at = time("damaged_at", &step.damaged_at)?;
+        if let (Some(h), Some(x)) = (healthy_at, damaged_at)
+            && h >= x
+        {
+            return Err(format!(
+                "healthy_at {} is not before damaged_at {}: the window is empty",
+                h.to_rfc3339(),
+                x.to_rfc3339()
+            ));
+        }
+        let mut base = sanitize(d.dbname());
+        base.truncate(60);
+        let name = format!("{base}-{}-{}", self.stamp(), self.steps[i].attempts + 1);
+        Ok(PitrRequest {
+            database: d,
+            archive,
+            host,
+            healthy_at,
+            damaged_at,
+            name,
         })
     }
 

@@ -1265,3 +1265,157 @@ fn a_pick_journaled_without_its_source_still_reads_as_a_picked_backup() {
     assert_eq!(p.sha256.as_deref(), Some("ab"));
     assert_eq!(p.source, "");
 }
+
+const PITR_RB: &str = r#"
+id = "pitr"
+title = "P"
+when = "w"
+[[param]]
+name = "db"
+kind = "database"
+from = "inventory"
+[[step]]
+id = "stop"
+action = "stop-services"
+explain = "stop"
+database = "{db}"
+[[step]]
+id = "snap"
+action = "snapshot"
+explain = "snap"
+database = "{db}"
+[[step]]
+id = "pitr"
+action = "recover-pitr"
+explain = "recover beside"
+database = "{db}"
+healthy_at = "HEALTHY"
+[[step]]
+id = "restore"
+action = "restore"
+explain = "restore the recovered dump"
+database = "{db}"
+backup = "{pitr.dump}"
+"#;
+
+const PITR_INV: &str = "[[host]]\nname = \"here\"\ntransport = \"local\"\n[[host]]\nname = \"arch\"\ntransport = \"local\"\n[[database]]\nname = \"app\"\nurl = \"postgres://postgres@127.0.0.1:5432/app\"\n[[archive]]\nname = \"wal\"\nkind = \"wal-dir\"\nhost = \"arch\"\nbase_dir = \"/a/base\"\nwal_dir = \"/a/wal\"\nrecovery_dir = \"/a/rec\"\nARCHIVES";
+
+fn pitr_outcome(name: &str) -> PitrOutcome {
+    PitrOutcome {
+        archive: "wal".into(),
+        host: "arch".into(),
+        dump: format!("/a/rec/{name}/recovered.dump"),
+        sha256: Some("d0d0cafe".repeat(8)),
+        size: 4242,
+        target: json!({ "kind": "xid", "xid": 812, "commit_lsn": "0/3001558" }),
+        target_text: "just before transaction 812 commits".into(),
+        evidence: json!({ "xid": 812, "record": "DELETE" }),
+        evidence_text: "transaction 812 committed".into(),
+        base_backup: "/a/base/b1".into(),
+        refused: vec![("b2".into(), "it ended after the target".into())],
+        recovery_dir: format!("/a/rec/{name}"),
+        stopped: "recovery stopping before commit of transaction 812".into(),
+        xid_status: Some("aborted".into()),
+        replay_s: 1.5,
+    }
+}
+
+/// recover-pitr resolves its archive (the only one), its window and a new
+/// directory name, runs without a typed confirmation (it touches nothing
+/// live), journals its evidence; the restore of `{pitr.dump}` needs no
+/// catalog: it reads the recovery directory on the archive's host and is
+/// held to the dump's SHA-256.
+#[test]
+fn a_restore_of_the_pitr_dump_reads_its_recovery_dir_held_to_its_hash() {
+    let mut c = ctx_of(
+        &PITR_RB.replace("HEALTHY", "2026-11-23T12:00:00Z"),
+        false,
+        false,
+    );
+    c.inventory = Inventory::parse(&PITR_INV.replace("ARCHIVES", ""), "inv.toml").unwrap();
+    let seen_pitr = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen_restore = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (p2, r2) = (seen_pitr.clone(), seen_restore.clone());
+    let mut sim = Sim::new();
+    sim.typed
+        .insert("restore".into(), "app as superuser".into());
+    sim.respond = Box::new(move |req: &ActionRequest| match req {
+        ActionRequest::RecoverPitr(p) => {
+            *p2.lock().unwrap() = Some(p.clone());
+            Ok(pitr_outcome(&p.name).into())
+        }
+        ActionRequest::Restore(r) => {
+            *r2.lock().unwrap() = Some(r.clone());
+            Err("stop here".into())
+        }
+        other => default_respond(other),
+    });
+    let (_, exit) = sim.run(State::new(c, t0()));
+    assert!(exit.message().contains("stop here"), "{}", exit.message());
+    let p = seen_pitr.lock().unwrap().clone().expect("recover-pitr ran");
+    assert_eq!(p.archive.name(), "wal");
+    assert_eq!(p.host.name, "arch");
+    assert_eq!(
+        p.healthy_at,
+        Some(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap())
+    );
+    assert_eq!(p.damaged_at, None);
+    assert_eq!(p.name, "app-20261123T124200Z-1");
+    // Not destructive: no confirmation was asked for it.
+    assert!(
+        !sim.journal
+            .iter()
+            .any(|e| e.kind == "confirmed" && e.step.as_deref() == Some("pitr")),
+        "{:?}",
+        sim.kinds()
+    );
+    // The evidence is journaled with the step's outcome.
+    let done = sim
+        .journal
+        .iter()
+        .find(|e| e.kind == "step-finished" && e.step.as_deref() == Some("pitr"))
+        .expect("recover-pitr journaled");
+    assert_eq!(done.data["evidence"]["xid"], 812);
+    assert_eq!(done.data["target"]["kind"], "xid");
+    assert_eq!(
+        done.data["dump"],
+        "/a/rec/app-20261123T124200Z-1/recovered.dump"
+    );
+    let r = seen_restore.lock().unwrap().clone().expect("restore ran");
+    assert_eq!(
+        r.backup_path,
+        "/a/rec/app-20261123T124200Z-1/recovered.dump"
+    );
+    assert_eq!(r.catalog.path, "/a/rec/app-20261123T124200Z-1");
+    assert_eq!(r.catalog.name(), "recover-pitr:wal");
+    assert_eq!(r.host.name, "arch");
+    let held = r.picked.expect("held to the dump");
+    assert_eq!(held.sha256.as_deref(), Some("d0d0cafe".repeat(8).as_str()));
+    assert_eq!(held.path, r.backup_path);
+    assert!(
+        held.source.contains("recover-pitr step 'pitr'"),
+        "{}",
+        held.source
+    );
+}
+
+/// Bad input to recover-pitr is refused before anything runs, with the reason.
+#[rstest]
+#[case("yesterday", "", "healthy_at 'yesterday' is not an RFC 3339 time")]
+#[case(
+    "2026-11-23T12:00:00Z",
+    "[[archive]]\nname = \"other\"\nkind = \"wal-dir\"\nhost = \"arch\"\nbase_dir = \"/b\"\nwal_dir = \"/w\"\n",
+    "several archives could cover database 'app' ('wal', 'other')"
+)]
+fn recover_pitr_bad_input_is_refused_before_anything_runs(
+    #[case] healthy: &str,
+    #[case] more: &str,
+    #[case] why: &str,
+) {
+    let mut c = ctx_of(&PITR_RB.replace("HEALTHY", healthy), false, false);
+    c.inventory = Inventory::parse(&PITR_INV.replace("ARCHIVES", more), "inv.toml").unwrap();
+    let mut sim = Sim::new();
+    let (_, exit) = sim.run(State::new(c, t0()));
+    assert!(exit.message().contains(why), "{}", exit.message());
+    assert_eq!(sim.ran, vec!["stop", "snap"]);
+}

@@ -336,6 +336,50 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
             }
             v
         }
+        ActionRequest::RecoverPitr(p) => {
+            let window = match (p.healthy_at, p.damaged_at) {
+                (Some(h), Some(d)) => format!(
+                    "committed between {} (last seen healthy) and {} (first damage evidence)",
+                    h.to_rfc3339(),
+                    d.to_rfc3339()
+                ),
+                (Some(h), None) => format!("committed after {} (last seen healthy)", h.to_rfc3339()),
+                (None, Some(d)) => format!("committed by {} (first damage evidence)", d.to_rfc3339()),
+                (None, None) => "committed after the archive's oldest base backup".into(),
+            };
+            vec![
+                format!(
+                    "list archive '{}' on {}: base backups (start/end LSN and time), archived WAL and its gaps; a gap in the window stops here",
+                    p.archive.name(),
+                    p.host.display()
+                ),
+                format!(
+                    "pg_waldump over the archived WAL: the first destructive transaction (TRUNCATE, DROP or re-create, DELETE of many rows, DROP DATABASE) on database {} (its OID on {}), {window}",
+                    quote_ident(p.database.dbname()),
+                    p.database.server()
+                ),
+                "target: that transaction, exclusive (recovery_target_xid, recovery_target_inclusive = off); the newest base backup that ENDED before it (any other is refused, with the reason)".into(),
+                format!(
+                    "copy it into a NEW private directory {}/{} (0700) on {}, with lifeline's own postgresql.conf (no TCP, socket only, archive_mode off, restore_command reading the archive, recovery_target_action = pause)",
+                    p.archive
+                        .recovery_dir
+                        .as_deref()
+                        .unwrap_or("/var/tmp/lifeline-pitr")
+                        .trim_end_matches('/'),
+                    p.name,
+                    p.host.name
+                ),
+                "start it, wait for the pause at the target, check the server stopped BEFORE the destructive transaction and that it is not committed there".into(),
+                format!(
+                    "pg_dump -Fc of {} from the recovered cluster into recovered.dump beside it (SHA-256 recorded: the restore step is held to it); the recovery cluster is stopped and kept",
+                    quote_ident(p.database.dbname())
+                ),
+                format!(
+                    "NOT destructive: the live server {} and its data directory are not touched; the archive is only read",
+                    p.database.server()
+                ),
+            ]
+        }
         ActionRequest::StartServices(s) => {
             let mut v: Vec<String> = s
                 .stopped

@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::inventory::{CatalogSpec, DatabaseSpec, HostSpec, PgUrl, ServiceKind, ServiceSpec};
+use crate::inventory::{
+    ArchiveSpec, CatalogSpec, DatabaseSpec, HostSpec, PgUrl, ServiceKind, ServiceSpec,
+};
 
 /// Seconds a process group gets between TERM and KILL (stop-services).
 pub const STOP_GRACE_S: u64 = 10;
@@ -596,6 +598,52 @@ pub struct RestoreOutcome {
     pub manifest: RestoreManifest,
 }
 
+/// recover-pitr: the database's cluster recovered from an archive beside
+/// the live one, to just before the destructive transaction found in the
+/// archived WAL; the recovered database dumped for the restore step.
+#[derive(Debug, Clone)]
+pub struct PitrRequest {
+    /// The live database (its OID now names it in the WAL; never written to).
+    pub database: DbTarget,
+    pub archive: ArchiveSpec,
+    /// The archive's host (recovery runs there).
+    pub host: HostTarget,
+    /// Destructive transactions that committed before this are not the damage.
+    pub healthy_at: Option<DateTime<Utc>>,
+    /// The destructive transaction found must have committed by then.
+    pub damaged_at: Option<DateTime<Utc>>,
+    /// Name of the new directory under the archive's recovery_dir.
+    pub name: String,
+}
+
+/// What recover-pitr did: the evidence, the target, the kept cluster and its dump.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PitrOutcome {
+    pub archive: String,
+    pub host: String,
+    /// `pg_dump -Fc` of the recovered database (the restore step's `backup`).
+    pub dump: String,
+    /// SHA-256 of the dump on its host: the restore is held to it.
+    pub sha256: Option<String>,
+    pub size: u64,
+    /// Where recovery stopped (`kind` xid / lsn / time), as the archive module gave it.
+    pub target: Value,
+    pub target_text: String,
+    /// The destructive transaction: LSN, xid, commit time, record, relation.
+    pub evidence: Value,
+    pub evidence_text: String,
+    /// The base backup recovery started from, and those refused (with why).
+    pub base_backup: String,
+    #[serde(default)]
+    pub refused: Vec<(String, String)>,
+    /// The recovery cluster's directory (stopped and kept).
+    pub recovery_dir: String,
+    /// The server's own log line saying where recovery stopped.
+    pub stopped: String,
+    pub xid_status: Option<String>,
+    pub replay_s: f64,
+}
+
 #[derive(Debug, Clone)]
 pub struct ReapplyRequest {
     pub database: DbTarget,
@@ -860,6 +908,7 @@ pub enum ActionRequest {
     Verify(VerifyRequest),
     Swap(SwapRequest),
     MergeTables(MergeRequest),
+    RecoverPitr(PitrRequest),
     StartServices(StartRequest),
     Command(CommandRequest),
     Sql(SqlRequest),
@@ -1135,6 +1184,22 @@ impl From<MergeOutcome> for StepOutcome {
                 )),
             }
         }
+    }
+}
+
+impl From<PitrOutcome> for StepOutcome {
+    fn from(o: PitrOutcome) -> Self {
+        let summary = format!(
+            "recovered beside the live cluster {}: {}; from base backup '{}'; dump {} ({} bytes, sha256 {}); the recovery cluster is stopped and kept in {}",
+            o.target_text,
+            o.evidence_text,
+            o.base_backup,
+            o.dump,
+            o.size,
+            o.sha256.as_deref().unwrap_or("?"),
+            o.recovery_dir
+        );
+        StepOutcome::ok(summary, to_value(&o))
     }
 }
 

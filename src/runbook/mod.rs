@@ -30,13 +30,14 @@ pub enum Action {
     Verify,
     Swap,
     MergeTables,
+    RecoverPitr,
     StartServices,
     Command,
     Sql,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
         Action::Note,
         Action::Probe,
         Action::StopServices,
@@ -47,6 +48,7 @@ impl Action {
         Action::Verify,
         Action::Swap,
         Action::MergeTables,
+        Action::RecoverPitr,
         Action::StartServices,
         Action::Command,
         Action::Sql,
@@ -64,6 +66,7 @@ impl Action {
             Action::Verify => "verify",
             Action::Swap => "swap",
             Action::MergeTables => "merge-tables",
+            Action::RecoverPitr => "recover-pitr",
             Action::StartServices => "start-services",
             Action::Command => "command",
             Action::Sql => "sql",
@@ -90,7 +93,8 @@ impl Action {
             Action::Restore | Action::ReapplyOwners | Action::Swap | Action::MergeTables => {
                 Some(true)
             }
-            Action::Note | Action::Probe | Action::PickBackup => Some(false),
+            // recover-pitr makes a private cluster beside the live one: nothing live is touched.
+            Action::Note | Action::Probe | Action::PickBackup | Action::RecoverPitr => Some(false),
             _ => None,
         }
     }
@@ -119,6 +123,7 @@ impl Action {
             Action::PickBackup => &["catalog", "incident_at"],
             Action::Restore => &["database", "catalog", "backup", "jobs"],
             Action::ReapplyOwners => &["database", "restored"],
+            Action::RecoverPitr => &["database", "archive", "healthy_at", "damaged_at"],
             Action::Verify => &["database", "restored", "compare_to"],
             Action::Swap => &["database", "restored"],
             Action::MergeTables => &[
@@ -140,7 +145,9 @@ impl Action {
         match self {
             Action::Snapshot => &["database"],
             Action::PickBackup => &["catalog"],
-            Action::Restore => &["database", "catalog", "backup"],
+            // `catalog` may be left out when `backup` is a recover-pitr step's dump (parse checks).
+            Action::Restore => &["database", "backup"],
+            Action::RecoverPitr => &["database"],
             Action::Verify => &["database"],
             Action::ReapplyOwners => &["database", "restored"],
             Action::Swap => &["database", "restored"],
@@ -175,6 +182,19 @@ impl Action {
                 "orphans",
                 "inserted",
                 "updated",
+            ]),
+            Action::RecoverPitr => Some(&[
+                "dump",
+                "sha256",
+                "size",
+                "target",
+                "target_text",
+                "evidence",
+                "evidence_text",
+                "base_backup",
+                "recovery_dir",
+                "archive",
+                "host",
             ]),
             Action::StartServices => Some(&["started", "kept_off"]),
             Action::Command => Some(&["exit", "output"]),
@@ -311,6 +331,13 @@ pub struct Step {
     pub replace: Vec<String>,
     pub policy: Option<crate::engine::types::MergePolicy>,
     pub transaction: Option<crate::engine::types::MergeTx>,
+    /// recover-pitr: the inventory archive (default: the only one covering the database).
+    pub archive: Option<Located<Template>>,
+    /// recover-pitr: last time the data was seen healthy (RFC 3339).
+    pub healthy_at: Option<Located<Template>>,
+    /// recover-pitr: first damage evidence (RFC 3339): the destructive
+    /// transaction found must have committed by then.
+    pub damaged_at: Option<Located<Template>>,
     pub timeout_s: Option<u64>,
     pub span: Range<usize>,
 }
@@ -397,6 +424,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "predeploy-gate",
         include_str!("../../runbooks/predeploy-gate.toml"),
+    ),
+    (
+        "pitr-restore",
+        include_str!("../../runbooks/pitr-restore.toml"),
     ),
 ];
 

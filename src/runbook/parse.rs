@@ -53,6 +53,9 @@ struct RawStep {
     replace: Option<Spanned<Vec<String>>>,
     policy: Option<Spanned<String>>,
     transaction: Option<Spanned<String>>,
+    archive: Option<Spanned<String>>,
+    healthy_at: Option<Spanned<String>>,
+    damaged_at: Option<Spanned<String>>,
 }
 
 struct Ctx<'a> {
@@ -296,7 +299,10 @@ fn present(s: &RawStep) -> Vec<(&'static str, Range<usize>)> {
         tables,
         replace,
         policy,
-        transaction
+        transaction,
+        archive,
+        healthy_at,
+        damaged_at
     );
     v
 }
@@ -379,6 +385,15 @@ fn convert_steps(cx: &mut Ctx, raw: Vec<(Range<usize>, RawStep)>, params: &[Para
                     } else {
                         "start"
                     }
+                ),
+            );
+        }
+        if action == Action::Restore && s.catalog.is_none() && !backup_from_pitr(&s, &earlier) {
+            cx.err(
+                s.id.span(),
+                "catalog",
+                format!(
+                    "step '{id}': a restore step needs 'catalog' (the backup catalog it reads from), unless its 'backup' is an earlier recover-pitr step's dump, e.g. \"{{pitr.dump}}\""
                 ),
             );
         }
@@ -511,6 +526,9 @@ fn convert_steps(cx: &mut Ctx, raw: Vec<(Range<usize>, RawStep)>, params: &[Para
                 }
                 v
             }),
+            archive: tpl(cx, "archive", s.archive),
+            healthy_at: tpl(cx, "healthy_at", s.healthy_at),
+            damaged_at: tpl(cx, "damaged_at", s.damaged_at),
             timeout_s: s.timeout_s.map(Spanned::into_inner),
             span,
         };
@@ -535,6 +553,22 @@ fn convert_steps(cx: &mut Ctx, raw: Vec<(Range<usize>, RawStep)>, params: &[Para
     steps
 }
 
+/// A restore's `backup` that is exactly `{STEP.dump}` of an earlier recover-pitr step.
+fn backup_from_pitr(s: &RawStep, earlier: &BTreeMap<String, Action>) -> bool {
+    let Some(b) = &s.backup else { return false };
+    let Ok(t) = Template::parse(b.get_ref()) else {
+        return false;
+    };
+    let refs: Vec<(&str, &[String])> = t.refs().collect();
+    let [(name, path)] = refs.as_slice() else {
+        return false;
+    };
+    b.get_ref().trim() == format!("{{{name}.dump}}")
+        && path.len() == 1
+        && path[0] == "dump"
+        && earlier.get(*name) == Some(&Action::RecoverPitr)
+}
+
 /// Every `{ref}` names a parameter or an earlier step's outcome field;
 /// inventory-valued arguments may only use parameters.
 fn check_refs(cx: &mut Ctx, step: &Step, params: &[Param], earlier: &BTreeMap<String, Action>) {
@@ -543,6 +577,7 @@ fn check_refs(cx: &mut Ctx, step: &Step, params: &[Param], earlier: &BTreeMap<St
         ("host", &step.host),
         ("database", &step.database),
         ("catalog", &step.catalog),
+        ("archive", &step.archive),
     ] {
         if let Some(a) = a {
             args.push((k, a, true));
@@ -558,6 +593,8 @@ fn check_refs(cx: &mut Ctx, step: &Step, params: &[Param], earlier: &BTreeMap<St
         ("jobs", &step.jobs_from),
         ("restored", &step.restored),
         ("tables", &step.tables),
+        ("healthy_at", &step.healthy_at),
+        ("damaged_at", &step.damaged_at),
     ] {
         if let Some(a) = a {
             args.push((k, a, false));

@@ -195,5 +195,65 @@ fn shipped_runbooks_pass_against_the_example_inventory() {
     .unwrap();
     let r = check_runbooks(&inv, None).unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert_eq!(r.ok.len(), 6);
+    assert_eq!(r.ok.len(), 7);
+}
+
+/// A restore without a catalog is accepted only when its backup is exactly
+/// an earlier recover-pitr step's dump; recover-pitr is never destructive.
+#[rstest]
+#[case("{pitr.dump}", None)]
+#[case("/tmp/x.dump", Some("a restore step needs 'catalog'"))]
+#[case("{pitr.dump}.old", Some("a restore step needs 'catalog'"))]
+#[case("{snap.path}", Some("a restore step needs 'catalog'"))]
+fn a_restore_without_catalog_reads_only_a_pitr_dump(
+    #[case] backup: &str,
+    #[case] err: Option<&str>,
+) {
+    let text = format!(
+        "{HEAD}[[step]]\nid = \"stop\"\naction = \"stop-services\"\nexplain = \"s\"\ndatabase = \"{{db}}\"\n\
+[[step]]\nid = \"snap\"\naction = \"snapshot\"\nexplain = \"s\"\ndatabase = \"{{db}}\"\n\
+[[step]]\nid = \"pitr\"\naction = \"recover-pitr\"\nexplain = \"p\"\ndatabase = \"{{db}}\"\narchive = \"wal\"\n\
+[[step]]\nid = \"restore\"\naction = \"restore\"\nexplain = \"r\"\ndatabase = \"{{db}}\"\nbackup = \"{backup}\"\n"
+    );
+    match err {
+        None => {
+            let rb = Runbook::parse(&text, "rb.toml").unwrap_or_else(|e| panic!("{e}"));
+            assert!(!rb.step("pitr").unwrap().destructive);
+        }
+        Some(e) => assert!(errs(&text).contains(e), "{}", errs(&text)),
+    }
+    let destructive = text.replace(
+        "archive = \"wal\"\n",
+        "archive = \"wal\"\ndestructive = true\n",
+    );
+    assert!(errs(&destructive).contains("a recover-pitr step is always non-destructive"));
+}
+
+/// A recover-pitr step naming an archive the inventory lacks fails check.
+#[test]
+fn an_unknown_archive_fails_check() {
+    let inv = crate::inventory::Inventory::parse(
+        "[[host]]\nname = \"h\"\ntransport = \"local\"\n[[database]]\nname = \"main\"\nurl = \"postgres://a@db/x\"\n[[archive]]\nname = \"wal\"\nkind = \"wal-dir\"\nhost = \"h\"\nbase_dir = \"/b\"\nwal_dir = \"/w\"\n",
+        "inv.toml",
+    )
+    .unwrap();
+    let rb = |archive: &str| {
+        Runbook::parse(
+            &format!(
+                "{HEAD}[[step]]\nid = \"p\"\naction = \"recover-pitr\"\nexplain = \"x\"\ndatabase = \"main\"\narchive = \"{archive}\"\n"
+            ),
+            "rb.toml",
+        )
+        .unwrap()
+    };
+    let (errors, _) = validate_against(&rb("nosuch"), &inv);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("no archive named 'nosuch' in the inventory (known: 'wal')"),
+        "{}",
+        errors[0]
+    );
+    assert!(validate_against(&rb("wal"), &inv).0.is_empty());
 }

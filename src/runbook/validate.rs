@@ -38,6 +38,7 @@ pub fn validate_against(rb: &Runbook, inv: &Inventory) -> (Vec<Diag>, Vec<String
     let dbs: Vec<&str> = inv.databases.iter().map(|d| d.name()).collect();
     let cats: Vec<&str> = inv.backups.iter().map(|c| c.name()).collect();
     let svcs: Vec<&str> = inv.services.iter().map(|s| s.name()).collect();
+    let archives: Vec<&str> = inv.archives.iter().map(|a| a.name()).collect();
     let set = |k: ParamKind| -> (&Vec<&str>, &str) {
         match k {
             ParamKind::Host => (&hosts, "host"),
@@ -91,6 +92,9 @@ pub fn validate_against(rb: &Runbook, inv: &Inventory) -> (Vec<Diag>, Vec<String
         }
         if let Some((sp, v)) = literal(&s.catalog) {
             check(sp, "catalog", &v, &cats, "backup catalog");
+        }
+        if let Some((sp, v)) = literal(&s.archive) {
+            check(sp, "archive", &v, &archives, "archive");
         }
         for sv in &s.services {
             if sv.value.is_literal() {

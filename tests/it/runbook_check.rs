@@ -22,7 +22,7 @@ fn shipped_runbooks_pass_check_against_the_example_inventory() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
         text.contains(
-            "ok: 6 runbook(s): database-missing, migration-reset, predeploy-gate, rogue-sync-wipe, table-wiped-swap, table-wiped"
+            "ok: 7 runbook(s): database-missing, migration-reset, pitr-restore, predeploy-gate, rogue-sync-wipe, table-wiped-swap, table-wiped"
         ),
         "{text}"
     );
@@ -90,6 +90,7 @@ fn runbooks_lists_id_title_and_when() {
         "database-missing",
         "migration-reset",
         "predeploy-gate",
+        "pitr-restore",
     ] {
         assert!(text.contains(&format!("{id}  ")), "{id} missing:\n{text}");
     }
