@@ -154,8 +154,9 @@ fn spawn_database(
     tasks.samplers.push(task);
     let _ = tx.try_send(UiEvent::DatabaseUpdate(state.clone()));
     let tx = tx.clone();
+    let lister = crate::db::connect::DbHandle::from_spec(spec, redactor).ok();
     tasks.handles.push(tokio::spawn(async move {
-        watch_database(state, interval, srx, tx).await
+        watch_database(state, interval, srx, tx, lister).await
     }));
 }
 
@@ -183,6 +184,7 @@ async fn watch_database(
     interval: Duration,
     mut rx: mpsc::Receiver<TimelineEvent>,
     tx: mpsc::Sender<UiEvent>,
+    lister: Option<crate::db::connect::DbHandle>,
 ) {
     let mut last_event: DateTime<Utc> = Utc::now();
     let mut alerted = false;
@@ -191,8 +193,20 @@ async fn watch_database(
     let grace = chrono::Duration::from_std(interval + Duration::from_secs(2))
         .unwrap_or(chrono::Duration::seconds(12));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut list_tick = tokio::time::interval(LOOKALIKE_EVERY);
     loop {
         tokio::select! {
+            _ = list_tick.tick(), if lister.is_some() => {
+                if let Some(db) = &lister
+                    && let Some(found) = read_lookalikes(db, matches!(state.health, Health::Missing)).await
+                    && found != state.lookalikes
+                {
+                    state.lookalikes = found;
+                    if tx.send(UiEvent::DatabaseUpdate(state.clone())).await.is_err() {
+                        return;
+                    }
+                }
+            }
             ev = rx.recv() => {
                 let Some(ev) = ev else { return };
                 last_event = Utc::now();
@@ -249,6 +263,31 @@ async fn watch_database(
             }
         }
     }
+}
+
+/// How often the console re-reads the server's database list for look-alikes.
+const LOOKALIKE_EVERY: Duration = Duration::from_secs(30);
+
+/// The server's look-alikes of the watched database (through `postgres`
+/// when the watched one is missing); None when the server gave no answer
+/// within 5 s (the last list stays).
+async fn read_lookalikes(
+    db: &crate::db::connect::DbHandle,
+    missing: bool,
+) -> Option<Vec<crate::lookalike::LookAlike>> {
+    let watched = db.options().url.dbname.clone();
+    let from = if missing {
+        db.with_dbname("postgres")
+    } else {
+        db.clone()
+    };
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        crate::db::status::lookalikes(&from, &watched),
+    )
+    .await
+    .ok()?
+    .ok()
 }
 
 /// Probes one host forever: marks it waiting, probes under its own limit,

@@ -376,6 +376,7 @@ pub fn model(now: DateTime<Utc>) -> Model {
             stale_after_s: 0,
             waiting_since: None,
             error: None,
+            lookalikes: Vec::new(),
         },
         DatabaseState {
             name: "local".into(),
@@ -391,6 +392,7 @@ pub fn model(now: DateTime<Utc>) -> Model {
             stale_after_s: 0,
             waiting_since: None,
             error: None,
+            lookalikes: Vec::new(),
         },
     ];
     let svc =

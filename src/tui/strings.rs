@@ -51,6 +51,28 @@ pub fn acked(n: usize, seq: u64) -> String {
     format!("{} acknowledged (journal #{seq})", alerts(n))
 }
 pub const NOTHING_TO_ACK: &str = "no alert to acknowledge";
+/// Header badge: `▲ look-alike 'tovplay'` or `▲ 3 look-alikes`.
+pub fn lookalikes_badge(glyph: &str, n: usize, first: &str) -> String {
+    if n == 1 {
+        format!("{glyph} look-alike '{first}'")
+    } else {
+        format!("{glyph} {n} look-alikes")
+    }
+}
+
+/// Databases panel: one line per look-alike of a watched database.
+pub fn lookalike_line(glyph: &str, l: &crate::lookalike::LookAlike) -> String {
+    let kinds: Vec<&str> = l.kinds.iter().map(|k| k.as_str()).collect();
+    format!(
+        "{glyph} LOOK-ALIKE on this server: '{}' ({}){}",
+        l.shown,
+        kinds.join(", "),
+        l.sessions
+            .map(|n| format!(", {n} session(s)"))
+            .unwrap_or_default()
+    )
+}
+
 pub fn alerts(n: usize) -> String {
     if n == 1 {
         "1 alert".into()

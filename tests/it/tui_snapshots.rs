@@ -925,3 +925,28 @@ fn set_aside_services_are_dimmed_with_their_reason() {
     let muted = m.theme.style(lifeline::tui::theme::Role::Muted).fg.unwrap();
     assert_eq!(buf[(x, y as u16)].fg, muted, "set-aside service not dimmed");
 }
+
+/// Look-alike databases (issue 19): the databases panel lists each decoy
+/// with what differs, and the header warns about the database acted on.
+#[test]
+fn look_alike_databases_are_listed_and_flagged_in_the_header() {
+    let mut m = model();
+    let acted = m.acting_on().map(|(d, _)| d.to_string()).unwrap();
+    let d = m.databases.iter_mut().find(|d| d.name == acted).unwrap();
+    d.lookalikes = lifeline::lookalike::find(["tovplay", "T\u{43e}vPlay"], &["TovPlay"]);
+    d.lookalikes[0].sessions = Some(3);
+    let screen = text(render(&m, 160, 48).backend().buffer());
+    assert!(
+        screen.contains("▲ LOOK-ALIKE on this server: 'tovplay' (case), 3 session(s)"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("▲ LOOK-ALIKE on this server: 'T<U+043E>vPlay' (confusable)"),
+        "{screen}"
+    );
+    let head = screen.lines().next().unwrap();
+    assert!(head.contains("▲ 2 look-alikes"), "{head}");
+    // Without look-alikes, neither appears.
+    let plain = text(render(&model(), 160, 48).backend().buffer());
+    assert!(!plain.contains("LOOK-ALIKE") && !plain.contains("look-alike"));
+}
