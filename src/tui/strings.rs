@@ -73,6 +73,9 @@ pub fn lookalike_line(glyph: &str, l: &crate::lookalike::LookAlike) -> String {
     )
 }
 
+pub const RETRY_WHAT: &str =
+    "r retries a failed step: put the cursor on the step the run stopped at (the run must be over)";
+
 pub fn alerts(n: usize) -> String {
     if n == 1 {
         "1 alert".into()
@@ -576,6 +579,7 @@ pub fn action_label(a: Action) -> &'static str {
         Action::PanLeft => "earlier",
         Action::PanRight => "later",
         Action::Abort => "abort",
+        Action::Retry => "retry step",
         Action::Pause => "pause",
     }
 }
@@ -612,6 +616,9 @@ pub fn action_help(a: Action) -> &'static str {
         Action::PanLeft => "pan to earlier times",
         Action::PanRight => "pan to later times (back to following now)",
         Action::Abort => "abort the running runbook (asks first)",
+        Action::Retry => {
+            "retry the failed step under the cursor (Runbook view; journaled; only the step the run stopped at)"
+        }
         Action::Pause => {
             "pause the screen's numbers to read them (p again resumes; confirmations and the journal still arrive)"
         }

@@ -950,3 +950,41 @@ fn look_alike_databases_are_listed_and_flagged_in_the_header() {
     let plain = text(render(&model(), 160, 48).backend().buffer());
     assert!(!plain.contains("LOOK-ALIKE") && !plain.contains("look-alike"));
 }
+
+/// `r` in the Runbook view (issue 19): on the failed step a finished run
+/// stopped at, it asks to retry that step; elsewhere it says what it does.
+#[test]
+fn r_retries_the_failed_step_under_the_cursor() {
+    use lifeline::tui::event::UiCommand;
+    use lifeline::tui::model::StepState;
+    let mut m = view(View::Runbook);
+    let rb = m.runbook.as_mut().expect("the demo has a runbook");
+    let n = rb.steps.len();
+    assert!(n >= 3);
+    for (i, s) in rb.steps.iter_mut().enumerate() {
+        s.state = match i {
+            0 | 1 => StepState::Done,
+            2 => StepState::Failed,
+            _ => StepState::Pending,
+        };
+    }
+    let failed = rb.steps[2].id.clone();
+    let name = rb.name.clone();
+    // On a done step: nothing sent, the message says how.
+    m.ui.cursor[View::Runbook.index()] = 1;
+    assert!(update(&mut m, key('r')).is_empty());
+    let msg = m.ui.message.clone().unwrap().0;
+    assert!(msg.contains("r retries a failed step"), "{msg}");
+    // On the failed step: a retry of that step.
+    m.ui.cursor[View::Runbook.index()] = 2;
+    assert_eq!(
+        update(&mut m, key('r')),
+        vec![UiCommand::Retry {
+            runbook: name,
+            step: failed
+        }]
+    );
+    // While a step runs, nothing is retried.
+    m.runbook.as_mut().unwrap().steps[n - 1].state = StepState::Running;
+    assert!(update(&mut m, key('r')).is_empty());
+}
