@@ -366,3 +366,86 @@ async fn a_failed_step_is_retried_through_a_resume_and_journaled_as_rerun() {
         e.lines
     );
 }
+
+/// Export after a failed run (issue 19): markdown, JSON and HTML name the
+/// failed step, its error class (`data.class`) and message, with the
+/// control bytes of the failing command's output escaped.
+#[tokio::test]
+async fn the_export_of_a_failed_run_names_the_step_its_class_and_message() {
+    use lifeline::engine::session::{RunSpec, open_live};
+    let d = tempfile::tempdir().unwrap();
+    let rb_text = "id = \"c\"\ntitle = \"C\"\nwhen = \"w\"\n\
+         [[step]]\nid = \"first\"\naction = \"command\"\nexplain = \"e\"\nhost = \"here\"\ndestructive = false\ntimeout_s = 10\ncommand = 'true'\n\
+         [[step]]\nid = \"act\"\naction = \"command\"\nexplain = \"e\"\nhost = \"here\"\ndestructive = false\ntimeout_s = 10\ncommand = '''printf 'boom\\033[2J\\001x' >&2; exit 3'''\n";
+    let rb = Runbook::parse(rb_text, "c.toml").unwrap();
+    let inv = Inventory::parse(LOCAL, "inv.toml").unwrap();
+    let state = d.path().join("state");
+    let state_dir = lifeline::state::StateDir::new(&state);
+    let answers = Answers::default();
+    let redactor = Redactor::new();
+    let live = open_live(RunSpec {
+        runbook: &rb,
+        inventory: inv,
+        answers: &answers,
+        state_dir: &state_dir,
+        incident: None,
+        resume: false,
+        retry: None,
+        readonly: false,
+        operator: "op",
+        inventory_path: None,
+        redactor: &redactor,
+        now: Utc::now(),
+    })
+    .unwrap();
+    let id = live.incident.clone();
+    let mut engine = Engine::new(
+        live.state,
+        DirectActions::default(),
+        live.journal,
+        AnswersOperator {
+            answers: Answers::default(),
+        },
+        Redactor::new(),
+    );
+    let exit = engine.run(Utc::now()).await;
+    assert_eq!(exit.code(), 1, "{exit:?}");
+    let failed = read_records(&live.journal_path)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.kind == "step-failed")
+        .unwrap();
+    let class = failed.data["class"].as_str().unwrap().to_string();
+    assert!(!class.is_empty());
+
+    for fmt in ["md", "json", "html"] {
+        let out = d.path().join(format!("x.{fmt}"));
+        let o = support::lifeline(&state)
+            .args(["export", &id, "--format", fmt, "--tz", "Z", "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{fmt}: {}", support::stderr(&o));
+        let doc = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            !doc.contains('\u{1b}') && !doc.contains('\u{1}'),
+            "{fmt}: raw control bytes"
+        );
+        match fmt {
+            "json" => {
+                let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+                let f = &v["summary"]["steps"]["failures"][0];
+                assert_eq!(f["step"], "act", "{f}");
+                assert_eq!(f["action"], "command", "{f}");
+                assert_eq!(f["class"], class.as_str(), "{f}");
+                let m = f["message"].as_str().unwrap();
+                assert!(m.contains("exited with status 3"), "{m}");
+            }
+            _ => {
+                assert!(doc.contains("Failed step"), "{fmt}: {doc}");
+                assert!(doc.contains(&class), "{fmt}: no class {class}");
+                assert!(doc.contains("exited with status 3"), "{fmt}");
+            }
+        }
+    }
+}
