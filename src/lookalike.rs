@@ -192,8 +192,19 @@ pub fn compare(candidate: &str, target: &str) -> Option<Vec<Kind>> {
     }
     if skeleton(&stripped) == skeleton(target) {
         kinds.push(Kind::Confusable);
-        let case_only = |s: &str| -> String { s.nfkc().map(homoglyph).collect() };
-        if case_only(&stripped) != case_only(target) {
+        // Case differs too when two letters (digits are caseless) read the
+        // same but for their case, e.g. `tоvplay` for `TovPlay`.
+        let mapped =
+            |s: &str| -> Vec<(char, char)> { s.nfkc().map(|c| (c, homoglyph(c))).collect() };
+        let (a, b) = (mapped(&stripped), mapped(target));
+        if a.len() == b.len()
+            && a.iter().zip(&b).any(|((oa, ma), (ob, mb))| {
+                !oa.is_numeric()
+                    && !ob.is_numeric()
+                    && ma != mb
+                    && ma.to_lowercase().eq(mb.to_lowercase())
+            })
+        {
             kinds.push(Kind::Case);
         }
         return Some(kinds);
@@ -252,6 +263,11 @@ mod tests {
         );
         // digit 0 for O, 1 / l / I
         assert_eq!(compare("SH0P", "SHOP"), Some(vec![Kind::Confusable]));
+        assert_eq!(compare("sh0p", "shop"), Some(vec![Kind::Confusable]));
+        assert_eq!(
+            compare("SH0P", "shop"),
+            Some(vec![Kind::Confusable, Kind::Case])
+        );
         assert_eq!(compare("app1", "appl"), Some(vec![Kind::Confusable]));
         assert_eq!(compare("appI", "appl"), Some(vec![Kind::Confusable]));
         // NFKC: fullwidth letters

@@ -193,14 +193,15 @@ async fn watch_database(
     let grace = chrono::Duration::from_std(interval + Duration::from_secs(2))
         .unwrap_or(chrono::Duration::seconds(12));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut list_tick = tokio::time::interval(LOOKALIKE_EVERY);
+    // The server's database list is read by its own task, so a slow or
+    // down server never delays this database's samples or its "no answer".
+    let (ltx, mut lrx) = mpsc::channel(1);
+    let lister_task = lister.map(|db| tokio::spawn(list_lookalikes(db, ltx)));
+    let _stop_lister = AbortOnDrop(lister_task);
     loop {
         tokio::select! {
-            _ = list_tick.tick(), if lister.is_some() => {
-                if let Some(db) = &lister
-                    && let Some(found) = read_lookalikes(db, matches!(state.health, Health::Missing)).await
-                    && found != state.lookalikes
-                {
+            Some(found) = lrx.recv() => {
+                if found != state.lookalikes {
                     state.lookalikes = found;
                     if tx.send(UiEvent::DatabaseUpdate(state.clone())).await.is_err() {
                         return;
@@ -268,26 +269,52 @@ async fn watch_database(
 /// How often the console re-reads the server's database list for look-alikes.
 const LOOKALIKE_EVERY: Duration = Duration::from_secs(30);
 
-/// The server's look-alikes of the watched database (through `postgres`
-/// when the watched one is missing); None when the server gave no answer
-/// within 5 s (the last list stays).
+/// Aborts a spawned task when dropped (the database watcher ended).
+struct AbortOnDrop(Option<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            h.abort();
+        }
+    }
+}
+
+/// Every `LOOKALIKE_EVERY`: the server's look-alikes of the watched
+/// database, sent when read (a round without an answer sends nothing and
+/// the last list stays).
+async fn list_lookalikes(
+    db: crate::db::connect::DbHandle,
+    tx: mpsc::Sender<Vec<crate::lookalike::LookAlike>>,
+) {
+    let mut every = tokio::time::interval(LOOKALIKE_EVERY);
+    loop {
+        every.tick().await;
+        if let Some(found) = read_lookalikes(&db).await
+            && tx.send(found).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// The server's look-alikes of the watched database, through `postgres`
+/// when the watched one does not answer (it may be the one missing); None
+/// when the server gave no answer within 5 s each.
 async fn read_lookalikes(
     db: &crate::db::connect::DbHandle,
-    missing: bool,
 ) -> Option<Vec<crate::lookalike::LookAlike>> {
     let watched = db.options().url.dbname.clone();
-    let from = if missing {
-        db.with_dbname("postgres")
-    } else {
-        db.clone()
-    };
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        crate::db::status::lookalikes(&from, &watched),
-    )
-    .await
-    .ok()?
-    .ok()
+    let limit = Duration::from_secs(5);
+    let direct = tokio::time::timeout(limit, crate::db::status::lookalikes(db, &watched)).await;
+    if let Ok(Ok(found)) = direct {
+        return Some(found);
+    }
+    let maint = db.with_dbname("postgres");
+    tokio::time::timeout(limit, crate::db::status::lookalikes(&maint, &watched))
+        .await
+        .ok()?
+        .ok()
 }
 
 /// Probes one host forever: marks it waiting, probes under its own limit,

@@ -544,6 +544,31 @@ fn a_dropped_database_alerts_once_in_the_header_and_a_acknowledges_it() {
     assert_exited_restored(&t);
 }
 
+/// Look-alike databases in the real console (issue 19): `SHOP` (case) and
+/// `sh0p` (digit 0) beside the watched `shop` on the same server are listed
+/// in the databases panel and the header warns.
+#[test]
+fn look_alike_databases_show_in_the_databases_panel_and_the_header() {
+    let pg = support::pg();
+    let password = support::random_password();
+    prepare(&pg, &password);
+    pg.create_db("SHOP").unwrap();
+    pg.create_db("sh0p").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("runbooks")).unwrap();
+    std::fs::write(dir.join("lifeline.toml"), inventory(&pg, "")).unwrap();
+    let t = start("lookalike", &console_line(dir, &password, ""), 160, 48);
+    let s = t.wait("the look-alikes listed", |s| {
+        s.contains("LOOK-ALIKE on this server: 'SHOP' (case)")
+            && s.contains("LOOK-ALIKE on this server: 'sh0p' (confusable)")
+    });
+    let head = s.lines().next().unwrap();
+    assert!(head.contains("2 look-alikes"), "{s}");
+    t.keys(&["q"]);
+    assert_exited_restored(&t);
+}
+
 /// The stop plan in the real console: `:runbook` reaches stop-services,
 /// the checklist pops up before anything is frozen with both copies of a
 /// job (target unclear, told apart by pid), space ticks the one under the
