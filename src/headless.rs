@@ -305,6 +305,7 @@ pub async fn run_outcome(
         state_dir: &state_dir,
         incident: args.incident.as_deref(),
         resume: args.resume,
+        retry: None,
         readonly: args.readonly,
         operator: &args.operator,
         inventory_path: args.inventory.as_deref(),

@@ -18,6 +18,7 @@ pub mod inventory;
 pub mod journal;
 pub mod lab;
 pub mod logging;
+pub mod lookalike;
 pub mod output;
 pub mod pgbin;
 

@@ -154,8 +154,9 @@ fn spawn_database(
     tasks.samplers.push(task);
     let _ = tx.try_send(UiEvent::DatabaseUpdate(state.clone()));
     let tx = tx.clone();
+    let lister = crate::db::connect::DbHandle::from_spec(spec, redactor).ok();
     tasks.handles.push(tokio::spawn(async move {
-        watch_database(state, interval, srx, tx).await
+        watch_database(state, interval, srx, tx, lister).await
     }));
 }
 
@@ -183,6 +184,7 @@ async fn watch_database(
     interval: Duration,
     mut rx: mpsc::Receiver<TimelineEvent>,
     tx: mpsc::Sender<UiEvent>,
+    lister: Option<crate::db::connect::DbHandle>,
 ) {
     let mut last_event: DateTime<Utc> = Utc::now();
     let mut alerted = false;
@@ -191,8 +193,21 @@ async fn watch_database(
     let grace = chrono::Duration::from_std(interval + Duration::from_secs(2))
         .unwrap_or(chrono::Duration::seconds(12));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // The server's database list is read by its own task, so a slow or
+    // down server never delays this database's samples or its "no answer".
+    let (ltx, mut lrx) = mpsc::channel(1);
+    let lister_task = lister.map(|db| tokio::spawn(list_lookalikes(db, ltx)));
+    let _stop_lister = AbortOnDrop(lister_task);
     loop {
         tokio::select! {
+            Some(found) = lrx.recv() => {
+                if found != state.lookalikes {
+                    state.lookalikes = found;
+                    if tx.send(UiEvent::DatabaseUpdate(state.clone())).await.is_err() {
+                        return;
+                    }
+                }
+            }
             ev = rx.recv() => {
                 let Some(ev) = ev else { return };
                 last_event = Utc::now();
@@ -249,6 +264,57 @@ async fn watch_database(
             }
         }
     }
+}
+
+/// How often the console re-reads the server's database list for look-alikes.
+const LOOKALIKE_EVERY: Duration = Duration::from_secs(30);
+
+/// Aborts a spawned task when dropped (the database watcher ended).
+struct AbortOnDrop(Option<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            h.abort();
+        }
+    }
+}
+
+/// Every `LOOKALIKE_EVERY`: the server's look-alikes of the watched
+/// database, sent when read (a round without an answer sends nothing and
+/// the last list stays).
+async fn list_lookalikes(
+    db: crate::db::connect::DbHandle,
+    tx: mpsc::Sender<Vec<crate::lookalike::LookAlike>>,
+) {
+    let mut every = tokio::time::interval(LOOKALIKE_EVERY);
+    loop {
+        every.tick().await;
+        if let Some(found) = read_lookalikes(&db).await
+            && tx.send(found).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// The server's look-alikes of the watched database, through `postgres`
+/// when the watched one does not answer (it may be the one missing); None
+/// when the server gave no answer within 5 s each.
+async fn read_lookalikes(
+    db: &crate::db::connect::DbHandle,
+) -> Option<Vec<crate::lookalike::LookAlike>> {
+    let watched = db.options().url.dbname.clone();
+    let limit = Duration::from_secs(5);
+    let direct = tokio::time::timeout(limit, crate::db::status::lookalikes(db, &watched)).await;
+    if let Ok(Ok(found)) = direct {
+        return Some(found);
+    }
+    let maint = db.with_dbname("postgres");
+    tokio::time::timeout(limit, crate::db::status::lookalikes(&maint, &watched))
+        .await
+        .ok()?
+        .ok()
 }
 
 /// Probes one host forever: marks it waiting, probes under its own limit,

@@ -147,8 +147,43 @@ pub async fn serve(
                 if !ctl.readonly {
                     resolve_frozen(&ctl, false, &tx).await;
                 }
-                match start(&mut ctl, &name, &tx) {
+                match start(&mut ctl, &name, None, &tx) {
                     Ok(r) => running = Some(r),
+                    Err(lines) => {
+                        let _ = tx.send(UiEvent::Status(lines.join("; "))).await;
+                    }
+                }
+            }
+            UiCommand::Retry { runbook, step } => {
+                if running.is_some() {
+                    let _ = tx
+                        .send(UiEvent::Status(
+                            "a runbook is running: a failed step is retried once it has stopped"
+                                .into(),
+                        ))
+                        .await;
+                    continue;
+                }
+                if ctl.readonly {
+                    let _ = tx
+                        .send(UiEvent::Status(
+                            "--readonly: nothing is run, so nothing is retried".into(),
+                        ))
+                        .await;
+                    continue;
+                }
+                if !ctl.readonly {
+                    resolve_frozen(&ctl, false, &tx).await;
+                }
+                match start(&mut ctl, &runbook, Some(&step), &tx) {
+                    Ok(r) => {
+                        running = Some(r);
+                        let _ = tx
+                            .send(UiEvent::Status(format!(
+                                "retrying step '{step}' of runbook '{runbook}' (journaled)"
+                            )))
+                            .await;
+                    }
                     Err(lines) => {
                         let _ = tx.send(UiEvent::Status(lines.join("; "))).await;
                     }
@@ -483,6 +518,7 @@ fn preview(ctl: &Controller, name: &str, busy: bool) -> PlanPreview {
 fn start(
     ctl: &mut Controller,
     name: &str,
+    retry: Option<&str>,
     tx: &mpsc::Sender<UiEvent>,
 ) -> Result<Running, Vec<String>> {
     let rb = load_runbook(name, &ctl.inventory)?;
@@ -495,6 +531,7 @@ fn start(
         state_dir: &ctl.state,
         incident: Some(&ctl.incident.id),
         resume,
+        retry,
         readonly: ctl.readonly,
         operator: &ctl.operator,
         inventory_path: Some(&ctl.inventory_path),

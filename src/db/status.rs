@@ -12,6 +12,7 @@ use super::activity::{HostMap, Session};
 use super::connect::{ConnectOptions, DbHandle};
 use super::identity::{DbIdentity, ErrorInfo, Health, MigrationState, ServerFacts, health};
 use crate::inventory::{DatabaseSpec, Inventory};
+use crate::lookalike::LookAlike;
 use crate::redact::Redactor;
 use crate::samples::TableCount;
 use crate::timeline::{CountFailure, Sampler, SamplerConfig};
@@ -36,6 +37,10 @@ pub struct DatabaseStatus {
     pub migrations: Vec<MigrationState>,
     pub count_failures: Vec<CountFailure>,
     pub error: Option<ErrorInfo>,
+    /// Databases on the same server whose names only look like this one
+    /// (case, confusables, invisible characters, restore/damaged suffix),
+    /// with their session counts. Empty when none or the server did not answer.
+    pub lookalikes: Vec<LookAlike>,
 }
 
 impl DatabaseStatus {
@@ -55,6 +60,7 @@ impl DatabaseStatus {
             migrations: Vec::new(),
             count_failures: Vec::new(),
             error: Some(error),
+            lookalikes: Vec::new(),
         }
     }
 }
@@ -91,7 +97,21 @@ pub async fn probe_database(
         migrations: h.migrations,
         count_failures: Vec::new(),
         error: h.error,
+        lookalikes: Vec::new(),
     };
+    // Look-alikes are read even when the database itself is missing (the
+    // decoy is then the likeliest confusion): through the maintenance
+    // database in that case.
+    let list_from = if matches!(st.health, Health::Missing) {
+        db.with_dbname("postgres")
+    } else {
+        db.clone()
+    };
+    if !matches!(st.health, Health::Unreachable)
+        && let Ok(l) = lookalikes(&list_from, &db.options().url.dbname).await
+    {
+        st.lookalikes = l;
+    }
     if matches!(st.health, Health::Ok | Health::Empty) {
         let hosts = HostMap::resolve(inv, spec).await;
         let mut sampler = Sampler::with_db(db, cfg).with_host_map(hosts);
@@ -119,6 +139,25 @@ pub async fn probe_database(
         e.message = redactor.redact(&e.message);
     }
     st
+}
+
+const DATABASES_SQL: &str = "SELECT d.datname::text, \
+     (SELECT count(*) FROM pg_catalog.pg_stat_activity a \
+      WHERE a.datname = d.datname AND a.pid <> pg_backend_pid())::bigint \
+     FROM pg_catalog.pg_database d WHERE NOT d.datistemplate ORDER BY 1";
+
+/// Databases on `db`'s server whose names only look like `watched`, each
+/// with the number of sessions connected to it. Reads only.
+pub async fn lookalikes(db: &DbHandle, watched: &str) -> Result<Vec<LookAlike>, super::DbError> {
+    let rows = db
+        .query("list the server's databases", DATABASES_SQL, &[])
+        .await?;
+    let names: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut found = crate::lookalike::find(names.iter().map(|(n, _)| n.as_str()), &[watched]);
+    for l in &mut found {
+        l.sessions = names.iter().find(|(n, _)| *n == l.name).map(|(_, c)| *c);
+    }
+    Ok(found)
 }
 
 /// Every inventory database, probed concurrently, in inventory order.

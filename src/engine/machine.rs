@@ -1552,19 +1552,36 @@ impl State {
                 false,
                 fx,
             ),
-            Some(t) if t.trim() != expected => self.fail(
-                i,
-                "confirm",
-                format!(
-                    "typed '{}' but {} is '{expected}'; nothing was done",
-                    t.trim(),
-                    what.replace(" name", "")
-                ),
-                json!({ "typed": t.trim(), "expected": expected }),
-                None,
-                false,
-                fx,
-            ),
+            Some(t) if t.trim() != expected => {
+                // A name that only looks like the target (case, confusable,
+                // invisible character, restore/damaged copy) is another
+                // database: the refusal names both, escaped so they differ.
+                let typed = t.trim();
+                let msg = match crate::lookalike::compare(typed, &expected) {
+                    Some(kinds) => {
+                        let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+                        format!(
+                            "typed '{}' which only looks like '{}' ({}): that is another database, not the one this step acts on; nothing was done",
+                            crate::lookalike::show(typed),
+                            crate::lookalike::show(&expected),
+                            kinds.join(", ")
+                        )
+                    }
+                    None => format!(
+                        "typed '{typed}' but {} is '{expected}'; nothing was done",
+                        what.replace(" name", "")
+                    ),
+                };
+                self.fail(
+                    i,
+                    "confirm",
+                    msg,
+                    json!({ "typed": typed, "expected": expected }),
+                    None,
+                    false,
+                    fx,
+                )
+            }
             Some(t) => {
                 let shown = self.steps[i].shown.clone();
                 fx.push(Effect::Journal(

@@ -446,8 +446,22 @@ fn happy_path_runs_in_order_and_journals_before_every_action() {
 #[rstest]
 #[case(None, false, "not confirmed")]
 #[case(Some("ap"), false, "typed 'ap' but the database is 'app'")]
-#[case(Some("APP"), false, "typed 'APP' but the database is 'app'")]
-#[case(Some("app__restore_x"), false, "typed 'app__restore_x'")]
+#[case(Some("APP"), false, "typed 'APP' which only looks like 'app' (case)")]
+#[case(
+    Some("app__restore_x"),
+    false,
+    "typed 'app__restore_x' which only looks like 'app' (suffix)"
+)]
+#[case(
+    Some("\u{430}pp"),
+    false,
+    "typed '<U+0430>pp' which only looks like 'app' (confusable): that is another database"
+)]
+#[case(
+    Some("a\u{200b}pp"),
+    false,
+    "typed 'a<U+200B>pp' which only looks like 'app' (invisible)"
+)]
 #[case(Some("  app \n"), true, "")]
 fn typed_confirmation(#[case] typed: Option<&str>, #[case] ok: bool, #[case] why: &str) {
     let mut sim = Sim::new();

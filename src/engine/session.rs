@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::answers::Answers;
 use super::driver::kinds as engine_kinds;
+use super::events::StepStatus;
 use super::machine::{Params, RunContext, State};
 use super::params::resolve_params;
 use crate::inventory::Inventory;
@@ -45,6 +46,9 @@ pub struct RunSpec<'a> {
     /// Journal into this incident (default: a new one).
     pub incident: Option<&'a str>,
     pub resume: bool,
+    /// Retry this failed step (the console's `r`): implies `resume`; refused
+    /// unless replaying the run makes it the next step to run.
+    pub retry: Option<&'a str>,
     pub readonly: bool,
     pub operator: &'a str,
     /// Recorded in `incident-opened`.
@@ -118,6 +122,49 @@ pub fn open_live(spec: RunSpec<'_>) -> Result<LiveRun, StartError> {
     })
 }
 
+/// A failed step may be retried when the run is over (its last record is
+/// `run-finished`), the step's last outcome is a failure and, replayed, it
+/// is the next step the engine would run.
+pub fn retry_allowed(state: &State, records: &[Record], step: &str) -> Result<(), String> {
+    let rb = &state.ctx.runbook;
+    let Some(i) = rb.step_index(step) else {
+        return Err(format!("runbook '{}' has no such step", rb.id));
+    };
+    let last_run = records
+        .iter()
+        .rev()
+        .find(|r| r.kind == engine_kinds::RUN_STARTED || r.kind == engine_kinds::RUN_FINISHED);
+    if last_run.is_some_and(|r| r.kind == engine_kinds::RUN_STARTED) {
+        return Err("the run is still in flight (resume it instead)".into());
+    }
+    let last = records.iter().rev().find(|r| {
+        r.step.as_deref() == Some(step)
+            && [
+                kinds::STEP_STARTED,
+                kinds::STEP_FINISHED,
+                kinds::STEP_FAILED,
+                kinds::STEP_SKIPPED,
+            ]
+            .contains(&r.kind.as_str())
+    });
+    if last.is_none_or(|r| r.kind != kinds::STEP_FAILED) {
+        return Err("its last outcome is not a failure".into());
+    }
+    let next = state.steps.iter().position(|s| {
+        !matches!(
+            s.status,
+            StepStatus::Done | StepStatus::Skipped | StepStatus::Overridden | StepStatus::Refused
+        )
+    });
+    if next != Some(i) {
+        let other = next
+            .map(|n| format!("step '{}'", rb.steps[n].id))
+            .unwrap_or_else(|| "nothing".into());
+        return Err(format!("the engine would run {other} next, not this one"));
+    }
+    Ok(())
+}
+
 /// Starts (or with `spec.resume` resumes) a run on a journal the caller
 /// already holds open (the console shares one journal between the engine,
 /// the samplers and notes). The incident is the journal's; `spec.incident`
@@ -158,7 +205,8 @@ pub fn start_on(
     }
     let incident_dir = spec.state_dir.incident_dir(&incident);
     let mut warnings = Vec::new();
-    let (state, params) = if spec.resume {
+    let resume = spec.resume || spec.retry.is_some();
+    let (state, params) = if resume {
         let Some((started, rest)) = run_to_resume(&records, &rb.id) else {
             return Err(StartError::new(
                 2,
@@ -207,7 +255,16 @@ pub fn start_on(
             readonly: spec.readonly,
             dry_run: false,
         };
-        (State::replay(ctx, rest, spec.now), params)
+        let state = State::replay(ctx, rest, spec.now);
+        if let Some(step) = spec.retry {
+            retry_allowed(&state, rest, step).map_err(|why| {
+                StartError::new(
+                    2,
+                    format!("cannot retry step '{step}': {why}; nothing was done"),
+                )
+            })?;
+        }
+        (state, params)
     } else {
         let (params, errors) = resolve_params(rb, &spec.inventory, &spec.answers.params, &records);
         if !errors.is_empty() {
@@ -235,7 +292,7 @@ pub fn start_on(
                 engine_kinds::RUN_STARTED,
                 format!(
                     "{} runbook '{}': {}",
-                    if spec.resume { "resumed" } else { "started" },
+                    if resume { "resumed" } else { "started" },
                     rb.id,
                     rb.title
                 ),
@@ -245,12 +302,29 @@ pub fn start_on(
                 "file": rb.file,
                 "sha256": rb.sha256,
                 "params": serde_json::to_value(&params).unwrap_or(Value::Null),
-                "resumed": spec.resume,
+                "resumed": resume,
                 "readonly": spec.readonly,
                 "answers": spec.answers.file,
             })),
         )
         .map_err(no_line)?;
+    if let Some(step) = spec.retry {
+        // Journaled like a headless resume's `rerun` of an interrupted step.
+        let action = rb
+            .step_index(step)
+            .map(|i| rb.steps[i].action.as_str())
+            .unwrap_or_default();
+        journal
+            .append(
+                Entry::new(
+                    kinds::CONFIRMED,
+                    format!("failed step '{step}' retried by the operator: run it again"),
+                )
+                .step(step)
+                .data(json!({ "action": action, "failed": true, "decision": "rerun" })),
+            )
+            .map_err(no_line)?;
+    }
     Ok((state, warnings))
 }
 

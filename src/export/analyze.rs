@@ -424,9 +424,19 @@ fn step_counts(recs: &[&Record]) -> StepCounts {
             kinds::STEP_FINISHED => step_counts.finished += 1,
             kinds::STEP_FAILED => {
                 step_counts.failed += 1;
-                step_counts
-                    .failed_steps
-                    .push(r.step.clone().unwrap_or_else(|| format!("seq {}", r.seq)));
+                let step = r.step.clone().unwrap_or_else(|| format!("seq {}", r.seq));
+                step_counts.failed_steps.push(step.clone());
+                let s = |k: &str| r.data.get(k).and_then(Value::as_str).map(str::to_string);
+                step_counts.failures.push(StepFailureRow {
+                    seq: r.seq,
+                    at: r.ts,
+                    step,
+                    action: s("action"),
+                    phase: s("phase"),
+                    class: s("class").map(|c| crate::term::visible(&c).into_owned()),
+                    message: crate::term::visible(&s("error").unwrap_or_else(|| r.summary.clone()))
+                        .into_owned(),
+                });
             }
             kinds::STEP_SKIPPED => step_counts.skipped += 1,
             _ => {}
@@ -864,6 +874,24 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_keeps_its_class_and_message_with_control_bytes_escaped() {
+        let r = build_from(vec![rec(
+            1,
+            t(0, 0),
+            kinds::STEP_FAILED,
+            Some("probe"),
+            json!({"action": "probe", "phase": "action", "class": "unreachable",
+                   "error": "host said \u{1b}[2Jhi\u{0}x"}),
+        )]);
+        let f = &r.summary.steps.failures[0];
+        assert_eq!(f.step, "probe");
+        assert_eq!(f.action.as_deref(), Some("probe"));
+        assert_eq!(f.phase.as_deref(), Some("action"));
+        assert_eq!(f.class.as_deref(), Some("unreachable"));
+        assert_eq!(f.message, "host said \\x1b[2Jhi\\x00x");
+    }
+
+    #[test]
     fn missing_fields_are_unknown_not_errors() {
         // An engine that records steps without the conventional data.
         let r = build_from(vec![
@@ -909,6 +937,8 @@ mod tests {
         assert_eq!(s.verification[1].ok, Some(false));
         assert_eq!(s.verification[1].failed[0].kind, "unknown");
         assert_eq!(s.steps.failed_steps, ["x"]);
+        assert_eq!(s.steps.failures.len(), 1);
+        assert_eq!(s.steps.failures[0].class, None);
         assert_eq!(s.drill_reports[0].data["score"], 87);
         // Durations measured from the step's start when not recorded.
         let TimelineItem::Event(e) = &r.timeline[1] else {

@@ -375,6 +375,22 @@ pub fn summary_rows(r: &Report, zone: Zone) -> Vec<(String, Vec<Inline>)> {
         steps.push(t(")"));
     }
     row("Steps", steps);
+    // Each failure in full: which step, its class and the operator's sentence.
+    for f in &st.failures {
+        let mut v = vec![c(f.step.clone())];
+        if let Some(a) = &f.action {
+            v.push(t(format!(" ({a})")));
+        }
+        v.push(t(format!(" at {}", hms(f.at))));
+        v.push(t(", class "));
+        v.push(c(f.class.clone().unwrap_or_else(|| UNKNOWN.into())));
+        if let Some(p) = &f.phase {
+            v.push(t(format!(", phase {p}")));
+        }
+        v.push(t(": "));
+        v.push(t(f.message.clone()));
+        row("Failed step", v);
+    }
 
     for d in &s.drill_reports {
         let mut v = vec![t(d.summary.clone())];

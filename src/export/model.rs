@@ -211,6 +211,27 @@ pub struct StepCounts {
     pub skipped: usize,
     /// Step ids that failed, in order.
     pub failed_steps: Vec<String>,
+    /// Every failure with its error class (`data.class`) and message, in order.
+    #[serde(default)]
+    pub failures: Vec<StepFailureRow>,
+}
+
+/// One failed step as the export shows it (from its `step-failed` record).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StepFailureRow {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub step: String,
+    /// The step's action (`data.action`).
+    pub action: Option<String>,
+    /// Where it failed: `confirm`, `guard`, `action`, ... (`data.phase`).
+    pub phase: Option<String>,
+    /// The error class (`data.class`), e.g. `not-confirmed`, `unreachable`.
+    pub class: Option<String>,
+    /// The operator's sentence (`data.error`, else the summary), control
+    /// characters escaped.
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

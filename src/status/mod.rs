@@ -182,6 +182,7 @@ async fn probe_db(
             sessions: Vec::new(),
             migrations: Vec::new(),
             count_failures: Vec::new(),
+            lookalikes: Vec::new(),
             error: Some(ErrorInfo {
                 class: ErrorClass::Unreachable,
                 sqlstate: None,
@@ -548,6 +549,17 @@ pub fn render_text(r: &StatusReport, redactor: &Redactor) -> String {
             );
         }
         let _ = writeln!(o, "{line}");
+        for l in &d.lookalikes {
+            let _ = writeln!(
+                o,
+                "    ▲ LOOK-ALIKE on the same server: {}{}; act only on '{}'",
+                l.describe(),
+                l.sessions
+                    .map(|n| format!(", {n} session(s)"))
+                    .unwrap_or_default(),
+                crate::lookalike::show(&l.looks_like)
+            );
+        }
         if let Some(e) = &d.error {
             let _ = writeln!(
                 o,

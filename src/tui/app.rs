@@ -341,6 +341,7 @@ fn action(m: &mut Model, a: Action) -> Vec<UiCommand> {
         Action::ZoomOut => m.ui.zoom = (m.ui.zoom + 1).min(ZOOMS.len() - 1),
         Action::PanLeft | Action::PanRight => pan(m, a == Action::PanRight),
         Action::Abort => return ask_abort(m),
+        Action::Retry => return ask_retry(m),
         Action::Pause => {
             if m.held.is_some() {
                 let n = resume(m);
@@ -383,6 +384,38 @@ fn pan(m: &mut Model, later: bool) {
         m.ui.pan_end = (e < now).then_some(e);
     } else {
         m.ui.pan_end = Some((end - step).max(first + step.min(span)));
+    }
+}
+
+/// `r` on a failed step of a run that is over, every step before it done
+/// or skipped: asks the engine to run it again (it checks once more).
+fn ask_retry(m: &mut Model) -> Vec<UiCommand> {
+    if m.header.readonly {
+        say(m, strings::READONLY_REFUSED, true);
+        return Vec::new();
+    }
+    let i = m.ui.cursor[View::Runbook.index()];
+    let Some(r) = m.runbook.as_ref() else {
+        say(m, strings::RETRY_WHAT, true);
+        return Vec::new();
+    };
+    let over = !r.steps.iter().any(|s| s.state == StepState::Running);
+    let before_done = r
+        .steps
+        .iter()
+        .take(i)
+        .all(|s| matches!(s.state, StepState::Done | StepState::Skipped));
+    match r.steps.get(i) {
+        Some(s) if s.state == StepState::Failed && over && before_done => {
+            vec![UiCommand::Retry {
+                runbook: r.name.clone(),
+                step: s.id.clone(),
+            }]
+        }
+        _ => {
+            say(m, strings::RETRY_WHAT, true);
+            Vec::new()
+        }
     }
 }
 

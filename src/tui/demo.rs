@@ -377,6 +377,7 @@ pub fn model(now: DateTime<Utc>) -> Model {
             stale_after_s: 0,
             waiting_since: None,
             error: None,
+            lookalikes: Vec::new(),
         },
         DatabaseState {
             name: "local".into(),
@@ -392,6 +393,7 @@ pub fn model(now: DateTime<Utc>) -> Model {
             stale_after_s: 0,
             waiting_since: None,
             error: None,
+            lookalikes: Vec::new(),
         },
     ];
     let svc =
@@ -794,6 +796,9 @@ pub async fn run(
                     }
                     UiCommand::StartRunbook(name) => {
                         let _ = send(UiEvent::Status(format!("demo: runbook '{name}' is already running"))).await;
+                    }
+                    UiCommand::Retry { step, .. } => {
+                        let _ = send(UiEvent::Status(format!("demo: step '{step}' would be retried now"))).await;
                     }
                     UiCommand::AckAlerts { upto_seq, count } => {
                         let r = chain.record(now, crate::timeline::detect::ALERT_ACK, None, None, None, None, &format!("operator acknowledged {count} alert(s)"), serde_json::json!({ "upto_seq": upto_seq, "count": count }));

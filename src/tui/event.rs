@@ -103,6 +103,12 @@ pub enum UiCommand {
     ResolveFrozen {
         end: bool,
     },
+    /// Run a failed step again (`r` in the Runbook view): resumes the
+    /// finished run; the engine refuses unless that step is the next to run.
+    Retry {
+        runbook: String,
+        step: String,
+    },
     /// Stop the runbook at the current step.
     Abort,
     Note(String),

@@ -44,6 +44,7 @@ pub enum Action {
     PanLeft,
     PanRight,
     Abort,
+    Retry,
     Pause,
 }
 
@@ -70,7 +71,7 @@ impl Scope {
 
 impl Action {
     /// Every action, in help order.
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 30] = [
         Action::Help,
         Action::Command,
         Action::Filter,
@@ -99,6 +100,7 @@ impl Action {
         Action::PanLeft,
         Action::PanRight,
         Action::Abort,
+        Action::Retry,
         Action::Pause,
     ];
 
@@ -133,6 +135,7 @@ impl Action {
             Action::PanLeft => "pan_left",
             Action::PanRight => "pan_right",
             Action::Abort => "abort",
+            Action::Retry => "retry",
             Action::Pause => "pause",
         }
     }
@@ -142,7 +145,7 @@ impl Action {
             Action::ZoomIn | Action::ZoomOut | Action::PanLeft | Action::PanRight => {
                 Scope::Timeline
             }
-            Action::Abort => Scope::Runbook,
+            Action::Abort | Action::Retry => Scope::Runbook,
             _ => Scope::Global,
         }
     }
@@ -177,6 +180,7 @@ impl Action {
             Action::PanLeft => &["h", "left"],
             Action::PanRight => &["l", "right"],
             Action::Abort => &["X"],
+            Action::Retry => &["r"],
             Action::Pause => &["p"],
         }
     }

@@ -92,6 +92,8 @@ pub struct DatabaseState {
     pub stale_after_s: u64,
     pub waiting_since: Option<DateTime<Utc>>,
     pub error: Option<String>,
+    /// Databases on the same server whose names only look like this one.
+    pub lookalikes: Vec<crate::lookalike::LookAlike>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -51,6 +51,31 @@ pub fn acked(n: usize, seq: u64) -> String {
     format!("{} acknowledged (journal #{seq})", alerts(n))
 }
 pub const NOTHING_TO_ACK: &str = "no alert to acknowledge";
+/// Header badge: `▲ look-alike 'tovplay'` or `▲ 3 look-alikes`.
+pub fn lookalikes_badge(glyph: &str, n: usize, first: &str) -> String {
+    if n == 1 {
+        format!("{glyph} look-alike '{first}'")
+    } else {
+        format!("{glyph} {n} look-alikes")
+    }
+}
+
+/// Databases panel: one line per look-alike of a watched database.
+pub fn lookalike_line(glyph: &str, l: &crate::lookalike::LookAlike) -> String {
+    let kinds: Vec<&str> = l.kinds.iter().map(|k| k.as_str()).collect();
+    format!(
+        "{glyph} LOOK-ALIKE on this server: '{}' ({}){}",
+        l.shown,
+        kinds.join(", "),
+        l.sessions
+            .map(|n| format!(", {n} session(s)"))
+            .unwrap_or_default()
+    )
+}
+
+pub const RETRY_WHAT: &str =
+    "r retries a failed step: put the cursor on the step the run stopped at (the run must be over)";
+
 pub fn alerts(n: usize) -> String {
     if n == 1 {
         "1 alert".into()
@@ -554,6 +579,7 @@ pub fn action_label(a: Action) -> &'static str {
         Action::PanLeft => "earlier",
         Action::PanRight => "later",
         Action::Abort => "abort",
+        Action::Retry => "retry step",
         Action::Pause => "pause",
     }
 }
@@ -590,6 +616,9 @@ pub fn action_help(a: Action) -> &'static str {
         Action::PanLeft => "pan to earlier times",
         Action::PanRight => "pan to later times (back to following now)",
         Action::Abort => "abort the running runbook (asks first)",
+        Action::Retry => {
+            "retry the failed step under the cursor (Runbook view; journaled; only the step the run stopped at)"
+        }
         Action::Pause => {
             "pause the screen's numbers to read them (p again resumes; confirmations and the journal still arrive)"
         }

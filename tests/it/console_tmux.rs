@@ -544,6 +544,105 @@ fn a_dropped_database_alerts_once_in_the_header_and_a_acknowledges_it() {
     assert_exited_restored(&t);
 }
 
+/// `r` on the failed step in the real console (issue 19): the run stopped
+/// at `act`; the cause fixed, `r` runs `act` again and then `last`, and the
+/// journal has the `confirmed` rerun record.
+#[test]
+fn r_retries_a_failed_step_in_the_console() {
+    let pg = support::pg();
+    let password = support::random_password();
+    prepare(&pg, &password);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let marker = dir.join("marker");
+    std::fs::create_dir_all(dir.join("runbooks")).unwrap();
+    let step = |id: &str, cmd: &str| {
+        format!(
+            "[[step]]\nid = \"{id}\"\naction = \"command\"\nexplain = \"e\"\nhost = \"here\"\ndestructive = false\ntimeout_s = 10\ncommand = '''{cmd}'''\n"
+        )
+    };
+    std::fs::write(
+        dir.join("runbooks/retry-drill.toml"),
+        format!(
+            "id = \"retry-drill\"\ntitle = \"Retry drill\"\nwhen = \"w\"\n{}{}{}",
+            step("first", "true"),
+            step("act", &format!("test -e {}", marker.display())),
+            step("last", "true")
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("lifeline.toml"), inventory(&pg, "")).unwrap();
+    let t = start("retry", &console_line(dir, &password, ""), 160, 48);
+    t.wait("the database sampled", |s| s.contains("healthy"));
+    t.command("runbook retry-drill");
+    t.wait_for("FAILED");
+    let inc = only_incident(&dir.join("state"));
+    let jp = inc.join("journal.jsonl");
+    t.wait("the run finished", |_| {
+        lifeline::journal::read_records(&jp)
+            .unwrap()
+            .iter()
+            .any(|r| r.kind == "run-finished")
+    });
+    std::fs::write(&marker, b"").unwrap();
+    t.keys(&["4", "g", "j", "r"]);
+    t.wait("the retried run finished", |_| {
+        lifeline::journal::read_records(&jp)
+            .unwrap()
+            .iter()
+            .filter(|r| r.kind == "run-finished")
+            .count()
+            == 2
+    });
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    let rerun: Vec<_> = recs
+        .iter()
+        .filter(|r| r.kind == "confirmed" && r.data["decision"] == "rerun")
+        .collect();
+    assert_eq!(rerun.len(), 1, "{recs:?}");
+    assert_eq!(rerun[0].step.as_deref(), Some("act"));
+    assert_eq!(rerun[0].operator, "oncall");
+    let last = recs
+        .iter()
+        .rev()
+        .find(|r| r.kind == "run-finished")
+        .unwrap();
+    assert_eq!(last.data["code"], 0, "{last:?}");
+    let finished: Vec<_> = recs
+        .iter()
+        .filter(|r| r.kind == "step-finished")
+        .filter_map(|r| r.step.as_deref())
+        .collect();
+    assert_eq!(finished, ["first", "act", "last"]);
+    t.keys(&["q"]);
+    assert_exited_restored(&t);
+}
+
+/// Look-alike databases in the real console (issue 19): `SHOP` (case) and
+/// `sh0p` (digit 0) beside the watched `shop` on the same server are listed
+/// in the databases panel and the header warns.
+#[test]
+fn look_alike_databases_show_in_the_databases_panel_and_the_header() {
+    let pg = support::pg();
+    let password = support::random_password();
+    prepare(&pg, &password);
+    pg.create_db("SHOP").unwrap();
+    pg.create_db("sh0p").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("runbooks")).unwrap();
+    std::fs::write(dir.join("lifeline.toml"), inventory(&pg, "")).unwrap();
+    let t = start("lookalike", &console_line(dir, &password, ""), 160, 48);
+    let s = t.wait("the look-alikes listed", |s| {
+        s.contains("LOOK-ALIKE on this server: 'SHOP' (case)")
+            && s.contains("LOOK-ALIKE on this server: 'sh0p' (confusable)")
+    });
+    let head = s.lines().next().unwrap();
+    assert!(head.contains("2 look-alikes"), "{s}");
+    t.keys(&["q"]);
+    assert_exited_restored(&t);
+}
+
 /// The stop plan in the real console: `:runbook` reaches stop-services,
 /// the checklist pops up before anything is frozen with both copies of a
 /// job (target unclear, told apart by pid), space ticks the one under the

@@ -258,3 +258,194 @@ async fn channel_operator_confirms_a_destructive_sql_step_on_a_real_database() {
     let confirmed = recs.iter().find(|r| r.kind == "confirmed").unwrap();
     assert_eq!(confirmed.data["typed"], "app");
 }
+
+/// Retry of a failed step (the console's `r`, issue 19): the run resumes,
+/// a `confirmed` record with `decision = "rerun"` is journaled, the failed
+/// step runs again and the run completes; a step that did not fail, or is
+/// not the one the run stopped at, is refused with nothing journaled.
+#[tokio::test]
+async fn a_failed_step_is_retried_through_a_resume_and_journaled_as_rerun() {
+    use lifeline::engine::session::{RunSpec, start_on};
+    let d = tempfile::tempdir().unwrap();
+    let marker = d.path().join("marker");
+    let rb_text = format!(
+        "id = \"c\"\ntitle = \"C\"\nwhen = \"w\"\n\
+         [[step]]\nid = \"first\"\naction = \"command\"\nexplain = \"e\"\nhost = \"here\"\ndestructive = false\ntimeout_s = 10\ncommand = 'true'\n\
+         [[step]]\nid = \"act\"\naction = \"command\"\nexplain = \"e\"\nhost = \"here\"\ndestructive = false\ntimeout_s = 10\ncommand = '''test -e {}'''\n\
+         [[step]]\nid = \"last\"\naction = \"command\"\nexplain = \"e\"\nhost = \"here\"\ndestructive = false\ntimeout_s = 10\ncommand = 'true'\n",
+        marker.display()
+    );
+    let rb = Runbook::parse(&rb_text, "c.toml").unwrap();
+    let inv = Inventory::parse(LOCAL, "inv.toml").unwrap();
+    let state_dir = lifeline::state::StateDir::new(d.path().join("state"));
+    let jp = d.path().join("journal.jsonl");
+    let mut journal = Journal::open(&jp, "i1", "op", Redactor::new()).unwrap();
+    let answers = Answers::default();
+    let redactor = Redactor::new();
+    let spec = |retry: Option<&'static str>| RunSpec {
+        runbook: &rb,
+        inventory: inv.clone(),
+        answers: &answers,
+        state_dir: &state_dir,
+        incident: None,
+        resume: false,
+        retry,
+        readonly: false,
+        operator: "op",
+        inventory_path: None,
+        redactor: &redactor,
+        now: Utc::now(),
+    };
+    let run = |state: State, journal: Journal| async {
+        let mut engine = Engine::new(
+            state,
+            DirectActions::default(),
+            journal,
+            AnswersOperator {
+                answers: Answers::default(),
+            },
+            Redactor::new(),
+        );
+        engine.run(Utc::now()).await
+    };
+    let (state, _) = start_on(spec(None), &mut journal).unwrap();
+    let exit = run(state, journal).await;
+    assert_eq!(exit.code(), 1, "{exit:?}");
+
+    // Refused: a step that did not fail, a step after the failed one.
+    let mut journal = Journal::open(&jp, "i1", "op", Redactor::new()).unwrap();
+    let n = read_records(&jp).unwrap().len();
+    for (step, why) in [
+        ("first", "its last outcome is not a failure"),
+        ("last", "its last outcome is not a failure"),
+        ("nope", "no such step"),
+    ] {
+        let e = start_on(spec(Some(step)), &mut journal).err().unwrap();
+        let msg = e.lines.join("; ");
+        assert!(
+            msg.contains(&format!("cannot retry step '{step}'")),
+            "{msg}"
+        );
+        assert!(msg.contains(why), "{msg}");
+        assert!(msg.contains("nothing was done"), "{msg}");
+    }
+    assert_eq!(
+        read_records(&jp).unwrap().len(),
+        n,
+        "a refusal journals nothing"
+    );
+
+    // The cause fixed, the failed step retried: it runs again and the run completes.
+    std::fs::write(&marker, b"").unwrap();
+    let (state, _) = start_on(spec(Some("act")), &mut journal).unwrap();
+    let exit = run(state, journal).await;
+    assert_eq!(exit, RunExit::Completed, "{exit:?}");
+    let recs = read_records(&jp).unwrap();
+    let rerun = recs
+        .iter()
+        .find(|r| r.kind == "confirmed" && r.data["decision"] == "rerun")
+        .expect("a rerun record");
+    assert_eq!(rerun.step.as_deref(), Some("act"));
+    assert_eq!(rerun.data["failed"], true);
+    let started = |id: &str| {
+        recs.iter()
+            .filter(|r| r.kind == "step-started" && r.step.as_deref() == Some(id))
+            .count()
+    };
+    assert_eq!(
+        (started("first"), started("act"), started("last")),
+        (1, 2, 1)
+    );
+
+    // Once it succeeded, there is nothing to retry.
+    let mut journal = Journal::open(&jp, "i1", "op", Redactor::new()).unwrap();
+    let e = start_on(spec(Some("act")), &mut journal).err().unwrap();
+    assert!(
+        e.lines.join("; ").contains("not a failure"),
+        "{:?}",
+        e.lines
+    );
+}
+
+/// Export after a failed run (issue 19): markdown, JSON and HTML name the
+/// failed step, its error class (`data.class`) and message, with the
+/// control bytes of the failing command's output escaped.
+#[tokio::test]
+async fn the_export_of_a_failed_run_names_the_step_its_class_and_message() {
+    use lifeline::engine::session::{RunSpec, open_live};
+    let d = tempfile::tempdir().unwrap();
+    let rb_text = "id = \"c\"\ntitle = \"C\"\nwhen = \"w\"\n\
+         [[step]]\nid = \"first\"\naction = \"command\"\nexplain = \"e\"\nhost = \"here\"\ndestructive = false\ntimeout_s = 10\ncommand = 'true'\n\
+         [[step]]\nid = \"act\"\naction = \"command\"\nexplain = \"e\"\nhost = \"here\"\ndestructive = false\ntimeout_s = 10\ncommand = '''printf 'boom\\033[2J\\001x' >&2; exit 3'''\n";
+    let rb = Runbook::parse(rb_text, "c.toml").unwrap();
+    let inv = Inventory::parse(LOCAL, "inv.toml").unwrap();
+    let state = d.path().join("state");
+    let state_dir = lifeline::state::StateDir::new(&state);
+    let answers = Answers::default();
+    let redactor = Redactor::new();
+    let live = open_live(RunSpec {
+        runbook: &rb,
+        inventory: inv,
+        answers: &answers,
+        state_dir: &state_dir,
+        incident: None,
+        resume: false,
+        retry: None,
+        readonly: false,
+        operator: "op",
+        inventory_path: None,
+        redactor: &redactor,
+        now: Utc::now(),
+    })
+    .unwrap();
+    let id = live.incident.clone();
+    let mut engine = Engine::new(
+        live.state,
+        DirectActions::default(),
+        live.journal,
+        AnswersOperator {
+            answers: Answers::default(),
+        },
+        Redactor::new(),
+    );
+    let exit = engine.run(Utc::now()).await;
+    assert_eq!(exit.code(), 1, "{exit:?}");
+    let failed = read_records(&live.journal_path)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.kind == "step-failed")
+        .unwrap();
+    let class = failed.data["class"].as_str().unwrap().to_string();
+    assert!(!class.is_empty());
+
+    for fmt in ["md", "json", "html"] {
+        let out = d.path().join(format!("x.{fmt}"));
+        let o = support::lifeline(&state)
+            .args(["export", &id, "--format", fmt, "--tz", "Z", "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{fmt}: {}", support::stderr(&o));
+        let doc = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            !doc.contains('\u{1b}') && !doc.contains('\u{1}'),
+            "{fmt}: raw control bytes"
+        );
+        match fmt {
+            "json" => {
+                let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+                let f = &v["summary"]["steps"]["failures"][0];
+                assert_eq!(f["step"], "act", "{f}");
+                assert_eq!(f["action"], "command", "{f}");
+                assert_eq!(f["class"], class.as_str(), "{f}");
+                let m = f["message"].as_str().unwrap();
+                assert!(m.contains("exited with status 3"), "{m}");
+            }
+            _ => {
+                assert!(doc.contains("Failed step"), "{fmt}: {doc}");
+                assert!(doc.contains(&class), "{fmt}: no class {class}");
+                assert!(doc.contains("exited with status 3"), "{fmt}");
+            }
+        }
+    }
+}

@@ -205,3 +205,113 @@ fn status_without_inventory_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(support::stderr(&out).contains("no inventory"));
 }
+
+/// Look-alike databases on the watched server (issue 19): `tovplay` (case)
+/// and `TоvPlay` (Cyrillic о) beside `TovPlay` are flagged in text and
+/// JSON with their session counts, and still when `TovPlay` itself is gone.
+#[test]
+fn look_alike_databases_on_the_same_server_are_flagged() {
+    let pg = support::pg();
+    for n in ["TovPlay", "tovplay", "T\u{43e}vPlay", "tovplay_local"] {
+        pg.create_db(n).unwrap();
+    }
+    // An application session on the decoy.
+    let mut app = std::process::Command::new(pg.bin("psql"))
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
+        .arg(pg.port().to_string())
+        .args(["-d", "tovplay", "-c", "SELECT pg_sleep(60)"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !pg
+        .psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'tovplay'",
+        )
+        .unwrap()
+        .contains('1')
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "psql never connected"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let state = tempfile::tempdir().unwrap();
+    let inv_path = state.path().join("lifeline.toml");
+    std::fs::write(
+        &inv_path,
+        format!(
+            "[[database]]\nname = \"main\"\nurl = \"postgres://postgres@127.0.0.1:{}/TovPlay\"\nsslmode = \"disable\"\n",
+            pg.port()
+        ),
+    )
+    .unwrap();
+    let status = |json: bool| {
+        let mut c = support::lifeline(state.path());
+        c.arg("-i").arg(&inv_path).arg("status");
+        if json {
+            c.arg("--json");
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", support::stderr(&out));
+        support::stdout(&out)
+    };
+    let v: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
+    let la = v["databases"][0]["lookalikes"].as_array().unwrap().clone();
+    let got: Vec<(String, String, serde_json::Value)> = la
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_string(),
+                l["shown"].as_str().unwrap().to_string(),
+                l["kinds"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "T\u{43e}vPlay".to_string(),
+                "T<U+043E>vPlay".to_string(),
+                serde_json::json!(["confusable"])
+            ),
+            (
+                "tovplay".to_string(),
+                "tovplay".to_string(),
+                serde_json::json!(["case"])
+            ),
+        ],
+        "{la:?}"
+    );
+    assert!(la.iter().all(|l| l["looks_like"] == "TovPlay"));
+    let decoy = la.iter().find(|l| l["name"] == "tovplay").unwrap();
+    assert_eq!(decoy["sessions"], 1, "{decoy}");
+
+    let text = status(false);
+    assert!(
+        text.contains("▲ LOOK-ALIKE on the same server: 'tovplay' looks like 'TovPlay' (case), 1 session(s); act only on 'TovPlay'"),
+        "{text}"
+    );
+    assert!(
+        text.contains("'T<U+043E>vPlay' looks like 'TovPlay' (confusable)"),
+        "{text}"
+    );
+    assert!(!text.contains("'tovplay_local' looks like"), "{text}");
+
+    // The watched database gone: the decoys are still listed.
+    pg.psql("postgres", "DROP DATABASE \"TovPlay\" WITH (FORCE)")
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
+    assert_eq!(v["databases"][0]["health"], "missing", "{v}");
+    assert_eq!(
+        v["databases"][0]["lookalikes"].as_array().unwrap().len(),
+        2,
+        "{v}"
+    );
+    let _ = app.kill();
+    let _ = app.wait();
+}

@@ -925,3 +925,66 @@ fn set_aside_services_are_dimmed_with_their_reason() {
     let muted = m.theme.style(lifeline::tui::theme::Role::Muted).fg.unwrap();
     assert_eq!(buf[(x, y as u16)].fg, muted, "set-aside service not dimmed");
 }
+
+/// Look-alike databases (issue 19): the databases panel lists each decoy
+/// with what differs, and the header warns about the database acted on.
+#[test]
+fn look_alike_databases_are_listed_and_flagged_in_the_header() {
+    let mut m = model();
+    let acted = m.acting_on().map(|(d, _)| d.to_string()).unwrap();
+    let d = m.databases.iter_mut().find(|d| d.name == acted).unwrap();
+    d.lookalikes = lifeline::lookalike::find(["tovplay", "T\u{43e}vPlay"], &["TovPlay"]);
+    d.lookalikes[0].sessions = Some(3);
+    let screen = text(render(&m, 160, 48).backend().buffer());
+    assert!(
+        screen.contains("▲ LOOK-ALIKE on this server: 'tovplay' (case), 3 session(s)"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("▲ LOOK-ALIKE on this server: 'T<U+043E>vPlay' (confusable)"),
+        "{screen}"
+    );
+    let head = screen.lines().next().unwrap();
+    assert!(head.contains("▲ 2 look-alikes"), "{head}");
+    // Without look-alikes, neither appears.
+    let plain = text(render(&model(), 160, 48).backend().buffer());
+    assert!(!plain.contains("LOOK-ALIKE") && !plain.contains("look-alike"));
+}
+
+/// `r` in the Runbook view (issue 19): on the failed step a finished run
+/// stopped at, it asks to retry that step; elsewhere it says what it does.
+#[test]
+fn r_retries_the_failed_step_under_the_cursor() {
+    use lifeline::tui::event::UiCommand;
+    use lifeline::tui::model::StepState;
+    let mut m = view(View::Runbook);
+    let rb = m.runbook.as_mut().expect("the demo has a runbook");
+    let n = rb.steps.len();
+    assert!(n >= 3);
+    for (i, s) in rb.steps.iter_mut().enumerate() {
+        s.state = match i {
+            0 | 1 => StepState::Done,
+            2 => StepState::Failed,
+            _ => StepState::Pending,
+        };
+    }
+    let failed = rb.steps[2].id.clone();
+    let name = rb.name.clone();
+    // On a done step: nothing sent, the message says how.
+    m.ui.cursor[View::Runbook.index()] = 1;
+    assert!(update(&mut m, key('r')).is_empty());
+    let msg = m.ui.message.clone().unwrap().0;
+    assert!(msg.contains("r retries a failed step"), "{msg}");
+    // On the failed step: a retry of that step.
+    m.ui.cursor[View::Runbook.index()] = 2;
+    assert_eq!(
+        update(&mut m, key('r')),
+        vec![UiCommand::Retry {
+            runbook: name,
+            step: failed
+        }]
+    );
+    // While a step runs, nothing is retried.
+    m.runbook.as_mut().unwrap().steps[n - 1].state = StepState::Running;
+    assert!(update(&mut m, key('r')).is_empty());
+}

@@ -137,6 +137,19 @@ impl Widget for Header<'_> {
                 )],
             ));
         }
+        // Look-alikes of the database acted on (same server, names that only
+        // look alike): the operator must never act on the wrong one.
+        if let Some(d) = m.acting_on().and_then(|(db, _)| m.database(db))
+            && let Some(first) = d.lookalikes.first()
+        {
+            segs.push((
+                88,
+                vec![styled(
+                    strings::lookalikes_badge(g.alert, d.lookalikes.len(), &first.shown),
+                    t.style(Role::Warn),
+                )],
+            ));
+        }
         if m.pending.is_some() {
             segs.push((
                 92,

@@ -165,8 +165,14 @@ fn db_item(m: &Model, d: &DatabaseState, name_w: usize, wide: bool) -> Item<'sta
     }
     if let Some(detail) = d.error.as_ref().or(d.health_detail.as_ref()) {
         lines.push(Line::from(vec![
-            Span::raw(indent),
+            Span::raw(indent.clone()),
             styled(detail.clone(), t.style(Role::Muted)),
+        ]));
+    }
+    for l in &d.lookalikes {
+        lines.push(Line::from(vec![
+            Span::raw(indent.clone()),
+            styled(strings::lookalike_line(g.alert, l), t.style(Role::Warn)),
         ]));
     }
     Item::row(lines)
