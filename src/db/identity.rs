@@ -147,6 +147,14 @@ pub struct ErrorInfo {
 }
 
 impl ErrorInfo {
+    /// The message, with ` (SQLSTATE x)` when the message does not say it already.
+    pub fn text(&self) -> String {
+        match self.sqlstate.as_deref() {
+            Some(s) if !self.message.contains(s) => format!("{} (SQLSTATE {s})", self.message),
+            _ => self.message.clone(),
+        }
+    }
+
     pub fn from_error(e: &DbError) -> ErrorInfo {
         ErrorInfo {
             class: e.class(),

@@ -561,16 +561,7 @@ pub fn render_text(r: &StatusReport, redactor: &Redactor) -> String {
             );
         }
         if let Some(e) = &d.error {
-            let _ = writeln!(
-                o,
-                "    {}{}",
-                e.message,
-                e.sqlstate
-                    .as_ref()
-                    .filter(|s| !e.message.contains(s.as_str()))
-                    .map(|s| format!(" (SQLSTATE {s})"))
-                    .unwrap_or_default()
-            );
+            let _ = writeln!(o, "    {}", e.text());
         }
         if !d.tables.is_empty() {
             let rows: Vec<String> = d

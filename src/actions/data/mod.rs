@@ -53,21 +53,8 @@ pub(crate) fn span(secs: i64) -> String {
     if neg { format!("-{txt}") } else { txt }
 }
 
-/// `1.2 MiB`.
-pub(crate) fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+/// `1.2 MiB`: the one byte formatter (the console's).
+pub(crate) use crate::tui::strings::bytes;
 
 #[cfg(test)]
 mod tests {

@@ -177,15 +177,7 @@ pub async fn probe(
             ));
         }
         if let Some(e) = &st.error {
-            line.push_str(&format!(
-                ", {}{}",
-                e.message,
-                e.sqlstate
-                    .as_ref()
-                    .filter(|s| !e.message.contains(s.as_str()))
-                    .map(|s| format!(" (SQLSTATE {s})"))
-                    .unwrap_or_default()
-            ));
+            line.push_str(&format!(", {}", e.text()));
         }
         out.line(&line);
         for t in &st.tables {
