@@ -186,26 +186,7 @@ pub fn popup(m: &Model, scroll: usize, area: Rect, buf: &mut Buffer) {
             t.style(Role::Muted),
         ))],
     };
-    let h = inner.height as usize;
-    let first = scroll.min(lines.len().saturating_sub(h));
-    for (i, l) in lines.iter().skip(first).take(h).enumerate() {
-        buf.set_line(
-            inner.x + 1,
-            inner.y + i as u16,
-            l,
-            inner.width.saturating_sub(2),
-        );
-    }
-    if lines.len() > h && h > 0 {
-        let more = format!(
-            " {}-{} / {} ",
-            first + 1,
-            (first + h).min(lines.len()),
-            lines.len()
-        );
-        let x = r.x + r.width.saturating_sub(more.len() as u16 + 2);
-        buf.set_string(x, r.y, more, t.style(Role::Muted));
-    }
+    super::scrolled_lines(t, r, inner, &lines, scroll, buf);
 }
 
 #[cfg(test)]

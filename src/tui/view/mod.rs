@@ -210,6 +210,39 @@ pub(crate) fn heading<'a>(t: &Theme, title: impl Into<Line<'a>>) -> Block<'a> {
 }
 
 /// A framed popup block.
+/// Draws `lines` inside a popup's `inner` area from line `scroll` on, and
+/// when they do not all fit says which ones show (" 1-36 / 133 ") on the
+/// popup's top border `r`, so a cut is never silent.
+pub(crate) fn scrolled_lines(
+    t: &Theme,
+    r: Rect,
+    inner: Rect,
+    lines: &[Line<'_>],
+    scroll: usize,
+    buf: &mut Buffer,
+) {
+    let h = inner.height as usize;
+    let first = scroll.min(lines.len().saturating_sub(h));
+    for (i, l) in lines.iter().skip(first).take(h).enumerate() {
+        buf.set_line(
+            inner.x + 1,
+            inner.y + i as u16,
+            l,
+            inner.width.saturating_sub(2),
+        );
+    }
+    if lines.len() > h && h > 0 {
+        let more = format!(
+            " {}-{} / {} ",
+            first + 1,
+            (first + h).min(lines.len()),
+            lines.len()
+        );
+        let x = r.x + r.width.saturating_sub(more.len() as u16 + 2);
+        buf.set_string(x, r.y, more, t.style(Role::Muted));
+    }
+}
+
 pub(crate) fn frame_block<'a>(t: &Theme, title: impl Into<Line<'a>>) -> Block<'a> {
     Block::bordered()
         .border_set(t.border())
