@@ -172,9 +172,7 @@ pub async fn serve(
                         .await;
                     continue;
                 }
-                if !ctl.readonly {
-                    resolve_frozen(&ctl, false, &tx).await;
-                }
+                resolve_frozen(&ctl, false, &tx).await;
                 match start(&mut ctl, &runbook, Some(&step), &tx) {
                     Ok(r) => {
                         running = Some(r);

@@ -981,6 +981,14 @@ impl State {
         })
     }
 
+    /// The manifest an earlier restore step of this run journaled for `dbname`.
+    fn restore_manifest(&self, i: usize, dbname: &str) -> Option<Value> {
+        self.earlier_outcomes(i, Action::Restore)
+            .filter(|(_, o)| o.get("target_db").and_then(Value::as_str) == Some(dbname))
+            .last()
+            .and_then(|(_, o)| o.get("manifest").cloned())
+    }
+
     /// verify: the database (or the restored one) with the restore's
     /// manifest and the picked backup's baseline.
     fn resolve_verify(
@@ -994,11 +1002,7 @@ impl State {
             Some(t) => self.render(&t.value, lenient)?,
             None => d.dbname().to_string(),
         };
-        let manifest = self
-            .earlier_outcomes(i, Action::Restore)
-            .filter(|(_, o)| o.get("target_db").and_then(Value::as_str) == Some(&dbname))
-            .last()
-            .and_then(|(_, o)| o.get("manifest").cloned());
+        let manifest = self.restore_manifest(i, &dbname);
         let baseline = self
             .earlier_outcomes(i, Action::PickBackup)
             .last()
@@ -1013,8 +1017,6 @@ impl State {
         })
     }
 
-    /// swap: the restored database takes the live name; the live one is
-    /// kept under a derived name (none when it is gone).
     /// reapply-owners: the restored database (never the live name) and the
     /// owners its restore recorded as skipped.
     fn resolve_reapply(
@@ -1033,11 +1035,7 @@ impl State {
                 "the restored database is '{restored}', the live name itself: owners are re-applied before the swap"
             ));
         }
-        let manifest = self
-            .earlier_outcomes(i, Action::Restore)
-            .filter(|(_, o)| o.get("target_db").and_then(Value::as_str) == Some(&restored))
-            .last()
-            .and_then(|(_, o)| o.get("manifest").cloned());
+        let manifest = self.restore_manifest(i, &restored);
         if manifest.is_none() && !lenient {
             return Err(format!(
                 "no restore step of this incident restored '{restored}': reapply-owners gives back only the owners a restore recorded"
@@ -1061,6 +1059,8 @@ impl State {
         })
     }
 
+    /// swap: the restored database takes the live name; the live one is
+    /// kept under a derived name (none when it is gone).
     fn resolve_swap(&self, i: usize, d: DbTarget, lenient: bool) -> Result<SwapRequest, String> {
         let step = self.step(i);
         let restored = match &step.restored {
