@@ -501,6 +501,11 @@ fn plan_lines(v: &StepView, n: usize, answers: &Answers) -> Vec<String> {
         if v.destructive { " DESTRUCTIVE" } else { "" }
     )];
     out.push(format!("    why: {}", v.explain));
+    if let Some(p) = &v.path {
+        out.push(format!(
+            "    path: runs only when the choose-path step picks '{p}'; skipped (and journaled as skipped) otherwise"
+        ));
+    }
     if let Some(t) = &v.target {
         out.push(format!("    target: {t}"));
     }
@@ -511,6 +516,10 @@ fn plan_lines(v: &StepView, n: usize, answers: &Answers) -> Vec<String> {
         for l in p.lines() {
             out.push(format!("    run: {l}"));
         }
+    }
+    if let (Some(_), Some(why)) = (&v.path, &v.summary) {
+        out.push(format!("    {why}"));
+        return out;
     }
     if let Some(e) = &v.error {
         out.push(format!("    CANNOT RESOLVE: {e}"));

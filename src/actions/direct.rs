@@ -575,6 +575,14 @@ impl Actions for DirectActions {
         Err(needs_inventory("recover-pitr"))
     }
 
+    async fn choose_path(
+        &self,
+        req: &ChoosePathRequest,
+        _out: &Output,
+    ) -> Result<PathOutcome, ActionError> {
+        req.decided().ok_or_else(|| needs_inventory("choose-path"))
+    }
+
     async fn verify(
         &self,
         _req: &VerifyRequest,

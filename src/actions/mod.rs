@@ -172,6 +172,14 @@ impl Actions for RealActions {
         data::recover_pitr(self, req, out).await
     }
 
+    async fn choose_path(
+        &self,
+        req: &ChoosePathRequest,
+        out: &Output,
+    ) -> Result<PathOutcome, ActionError> {
+        data::choose_path(self, req, out).await
+    }
+
     async fn live_preview(&self, req: &ActionRequest) -> Result<Vec<String>, ActionError> {
         match req {
             ActionRequest::MergeTables(m) => {

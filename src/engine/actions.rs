@@ -428,6 +428,15 @@ pub trait Actions: Send + Sync {
         out: &Output,
     ) -> impl Future<Output = Result<PitrOutcome, ActionError>> + Send;
 
+    /// Decides between the pitr and the dump path: pitr when the archive
+    /// holds a base backup that ended before the destructive transaction
+    /// found in its WAL and every segment in between. Reads only.
+    fn choose_path(
+        &self,
+        req: &ChoosePathRequest,
+        out: &Output,
+    ) -> impl Future<Output = Result<PathOutcome, ActionError>> + Send;
+
     /// Lines measured in the world that the operator must read before
     /// confirming `req` (what a merge would write, what a swap would
     /// discard). Nothing may be written.
@@ -473,6 +482,7 @@ pub async fn dispatch<A: Actions>(
         ActionRequest::Swap(r) => a.swap(r, out).await?.into(),
         ActionRequest::MergeTables(r) => a.merge_tables(r, out).await?.into(),
         ActionRequest::RecoverPitr(r) => a.recover_pitr(r, out).await?.into(),
+        ActionRequest::ChoosePath(r) => a.choose_path(r, out).await?.into(),
         ActionRequest::StartServices(r) => a.start_services(r, out).await?.into(),
         ActionRequest::Command(r) => a.command(r, out).await?.into(),
         ActionRequest::Sql(r) => a.sql(r, out).await?.into(),

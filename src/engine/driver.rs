@@ -177,10 +177,7 @@ impl<A: Actions, R: Recorder, O: Operator> Engine<A, R, O> {
             match effect {
                 Effect::Journal(entry) => {
                     let kind = entry.kind.clone();
-                    let step = entry
-                        .step
-                        .as_deref()
-                        .and_then(|id| self.state.ctx.runbook.step_index(id));
+                    let step = entry.step.as_deref().and_then(|id| self.state.index_of(id));
                     if let Err(e) = self.recorder.append(entry) {
                         tracing::error!("journal append failed: {e}");
                         queue.clear();

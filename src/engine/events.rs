@@ -178,6 +178,9 @@ pub struct StepView {
     pub summary: Option<String>,
     pub error: Option<String>,
     pub attempts: u32,
+    /// The path this step belongs to (`pitr` / `dump`), when the runbook has a choose-path step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// The whole run, for the TUI to draw from.

@@ -21,7 +21,7 @@ use super::types::*;
 use crate::inventory::Inventory;
 use crate::journal::{Entry, Record, kinds};
 use crate::runbook::template::json_field;
-use crate::runbook::{Action, ParamKind, Requirement, Runbook, Step, Template};
+use crate::runbook::{Action, ParamKind, PathChoice, Requirement, Runbook, Step, Template};
 
 /// What the operator types to go on after a failed snapshot.
 pub const OVERRIDE_PHRASE: &str = "proceed without snapshot";
@@ -358,11 +358,32 @@ impl State {
     pub fn replay(ctx: RunContext, records: &[Record], now: DateTime<Utc>) -> State {
         let mut s = State::new(ctx, now);
         s.resumed = true;
-        let rb = &s.ctx.runbook;
+        let rb = s.ctx.runbook.clone();
+        let rb = &rb;
+        // The path decided so far (a choose-path step's step-finished).
+        let mut chosen: Option<PathChoice> = None;
         for r in records {
-            let Some(i) = r.step.as_deref().and_then(|id| rb.step_index(id)) else {
+            let Some(id) = r.step.as_deref() else {
                 continue;
             };
+            // A shared id: the record of a skipped step names its path; any
+            // other is of the step on the chosen path.
+            let on = r
+                .data
+                .get("path")
+                .and_then(Value::as_str)
+                .and_then(PathChoice::parse)
+                .or(chosen);
+            let Some(i) = rb.step_on_path(id, on) else {
+                continue;
+            };
+            if r.kind == kinds::STEP_FINISHED && rb.steps[i].action == Action::ChoosePath {
+                chosen = r
+                    .data
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .and_then(PathChoice::parse);
+            }
             let st = &mut s.steps[i];
             match r.kind.as_str() {
                 kinds::STEP_STARTED => {
@@ -461,7 +482,7 @@ impl State {
                 _ => None,
             };
         }
-        let j = self.ctx.runbook.step_index(name)?;
+        let j = self.index_of(name)?;
         json_field(self.steps[j].outcome.as_ref()?, path)
     }
 
@@ -605,6 +626,13 @@ impl State {
                     r.host.display()
                 ));
                 ActionRequest::RecoverPitr(r)
+            }
+            Action::ChoosePath => {
+                let r = self.resolve_choose(i, need_db()?, lenient)?;
+                if let Ok((a, h)) = &r.archive {
+                    target = Some(format!("archive '{}' on {}", a.name(), h.display()));
+                }
+                ActionRequest::ChoosePath(r)
             }
             Action::StartServices => {
                 ActionRequest::StartServices(self.resolve_start(i, database.as_ref())?)
@@ -978,7 +1006,119 @@ impl State {
             healthy_at,
             damaged_at,
             name,
+            incident_dir: Some(self.ctx.incident_dir.clone()),
         })
+    }
+
+    /// choose-path: the archive covering the database (or why none does),
+    /// the incident time, and the operator's forced choice with its source.
+    fn resolve_choose(
+        &self,
+        i: usize,
+        d: DbTarget,
+        lenient: bool,
+    ) -> Result<ChoosePathRequest, String> {
+        let step = self.step(i);
+        let named = self.rendered(&step.archive)?;
+        let archive = self
+            .pick_archive(named.as_deref(), &d)
+            .and_then(|a| Ok((a.clone(), self.host_target(a.host.get_ref())?)));
+        let incident_at = match &step.incident_at {
+            Some(t) => {
+                let v = self.render(&t.value, lenient)?;
+                let v = v.trim();
+                if v.is_empty() || v == EVIDENCE || (lenient && v.starts_with('<')) {
+                    None
+                } else {
+                    Some(
+                        DateTime::parse_from_rfc3339(v)
+                            .map_err(|_| {
+                                format!("incident_at '{v}' is not an RFC 3339 time (e.g. 2026-11-23T12:42:00Z)")
+                            })?
+                            .with_timezone(&Utc),
+                    )
+                }
+            }
+            None => None,
+        };
+        let forced = match &step.force {
+            Some(t) => {
+                let v = self.render(&t.value, lenient)?;
+                match v.trim() {
+                    "" | "auto" => None,
+                    x if lenient && x.starts_with('<') => None,
+                    x => {
+                        let p = PathChoice::parse(x).ok_or_else(|| {
+                            format!(
+                                "force '{x}' is not a path: use \"pitr\", \"dump\" or \"auto\" (decide from the archive)"
+                            )
+                        })?;
+                        Some((p, self.source_of(&t.value)))
+                    }
+                }
+            }
+            None => None,
+        };
+        Ok(ChoosePathRequest {
+            database: d,
+            archive,
+            incident_at,
+            forced,
+            incident_dir: Some(self.ctx.incident_dir.clone()),
+        })
+    }
+
+    /// Where a template's value came from, for the journal: the parameters it names and their sources.
+    fn source_of(&self, t: &Template) -> String {
+        let from: Vec<String> = t
+            .refs()
+            .filter_map(|(n, _)| {
+                self.ctx
+                    .params
+                    .get(n)
+                    .map(|p| format!("parameter '{n}' ({})", p.source))
+            })
+            .collect();
+        if from.is_empty() {
+            "the runbook".into()
+        } else {
+            from.join(", ")
+        }
+    }
+
+    /// The path the run's choose-path step decided, with its reason.
+    pub fn chosen_path(&self) -> Option<(PathChoice, String)> {
+        (0..self.steps.len())
+            .filter(|&j| self.step(j).action == Action::ChoosePath)
+            .find_map(|j| {
+                let o = self.steps[j].outcome.as_ref()?;
+                let p = PathChoice::parse(o.get("path")?.as_str()?)?;
+                let why = o
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                Some((p, why))
+            })
+    }
+
+    /// The step a journal record or a reference names: ids are shared only
+    /// by steps of different paths, so the one on the chosen path (the one
+    /// that has an outcome, else the current one, else the first).
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        let all = self.ctx.runbook.step_indices(id);
+        if all.len() <= 1 {
+            return all.first().copied();
+        }
+        all.iter()
+            .copied()
+            .find(|&j| self.steps[j].outcome.is_some())
+            .or_else(|| all.iter().copied().find(|&j| self.current == Some(j)))
+            .or_else(|| {
+                let p = self.chosen_path()?.0;
+                self.ctx.runbook.step_on_path(id, Some(p))
+            })
+            .or_else(|| all.first().copied())
     }
 
     /// The manifest an earlier restore step of this run journaled for `dbname`.
@@ -1284,10 +1424,28 @@ impl State {
     // ---- transitions -------------------------------------------------------
 
     fn plan(&mut self, fx: &mut Vec<Effect>) {
+        // The path, when it is certain before anything runs (forced to dump, no archive).
+        let mut known: Option<PathOutcome> = None;
         for i in 0..self.steps.len() {
-            match self.resolve(i, true) {
-                Ok(r) => self.steps[i].resolved = Some(r),
-                Err(e) => self.steps[i].error = Some(e),
+            let skipped = match (self.step(i).path, &known) {
+                (Some(p), Some(k)) if p != k.path => Some(format!(
+                    "will be skipped: the {} path is taken ({})",
+                    k.path, k.reason
+                )),
+                _ => None,
+            };
+            if let Some(why) = skipped {
+                self.steps[i].summary = Some(why);
+            } else {
+                match self.resolve(i, true) {
+                    Ok(r) => {
+                        if let ActionRequest::ChoosePath(c) = &r.request {
+                            known = c.decided();
+                        }
+                        self.steps[i].resolved = Some(r)
+                    }
+                    Err(e) => self.steps[i].error = Some(e),
+                }
             }
             self.steps[i].status = StepStatus::Planned;
             fx.push(Effect::Emit(EngineEvent::Plan {
@@ -1342,6 +1500,38 @@ impl State {
     fn begin(&mut self, i: usize, fx: &mut Vec<Effect>) -> bool {
         let step = self.step(i).clone();
         self.steps[i].error = None;
+        if let Some(p) = step.path {
+            match self.chosen_path() {
+                Some((c, why)) if c != p => {
+                    fx.push(Effect::Journal(
+                        Entry::new(
+                            kinds::STEP_SKIPPED,
+                            format!("skipped: this step is on the {p} path and the {c} path was chosen ({why})"),
+                        )
+                        .step(&step.id)
+                        .data(json!({
+                            "action": step.action.as_str(),
+                            "reason": "path",
+                            "path": p.as_str(),
+                            "chosen": c.as_str(),
+                            "why": why,
+                        })),
+                    ));
+                    self.steps[i].status = StepStatus::Skipped;
+                    self.changed(i, &format!("skipped: not on the {c} path"), fx);
+                    return true;
+                }
+                Some(_) => {}
+                None => {
+                    let why = format!(
+                        "step '{}' is on the {p} path, but no path was chosen in this run (the choose-path step did not finish); nothing was done",
+                        step.id
+                    );
+                    self.fail(i, "guard", why, Value::Null, None, false, fx);
+                    return false;
+                }
+            }
+        }
         if self.ctx.readonly && !step.action.allowed_readonly() {
             fx.push(Effect::Journal(
                 Entry::new(
@@ -1628,6 +1818,7 @@ impl State {
                 "preview": resolved.preview,
                 "identity": self.steps[i].confirmed,
                 "attempt": self.steps[i].attempts,
+                "path": step.path.map(PathChoice::as_str),
             }));
         if let Some(t) = &resolved.target {
             entry = entry.target(t);
@@ -1674,7 +1865,7 @@ impl State {
         if step.action == Action::Verify
             && out.verdict == Verdict::Ok
             && let Some(base) = &step.compare_to
-            && let Some(j) = self.ctx.runbook.step_index(base)
+            && let Some(j) = self.index_of(base)
         {
             let before = counts(self.steps[j].outcome.as_ref().and_then(|o| o.get("counts")));
             let after = counts(data.get("counts"));
@@ -1993,6 +2184,7 @@ impl State {
             summary: st.summary.clone(),
             error: st.error.clone(),
             attempts: st.attempts,
+            path: step.path.map(|p| p.as_str().to_string()),
         }
     }
 

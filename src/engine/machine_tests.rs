@@ -1067,7 +1067,8 @@ fn dry_run_shows_unknown_outcomes_as_placeholders() {
     let (s, exit) = sim.run(State::new(ctx, t0()));
     assert_eq!(exit, RunExit::Planned);
     let v = s.view();
-    assert_eq!(v.steps.len(), 11);
+    // 11 shared steps, choose-path, the pitr path's recover-pitr + restore, its closing note.
+    assert_eq!(v.steps.len(), 15);
     let swap = v.steps.iter().find(|x| x.id == "swap").unwrap();
     assert!(
         swap.preview
@@ -1076,6 +1077,15 @@ fn dry_run_shows_unknown_outcomes_as_placeholders() {
         "{:?}",
         swap.preview
     );
+    // No archive covers the database: the pitr steps will be skipped, said so.
+    for x in v.steps.iter().filter(|x| x.path.as_deref() == Some("pitr")) {
+        assert!(
+            x.summary.as_deref().is_some_and(
+                |s| s.starts_with("will be skipped: the dump path is taken (no [[archive]]")
+            ),
+            "{x:?}"
+        );
+    }
     let restore = v.steps.iter().find(|x| x.id == "restore").unwrap();
     assert!(
         restore
@@ -1432,4 +1442,398 @@ fn recover_pitr_bad_input_is_refused_before_anything_runs(
     let (_, exit) = sim.run(State::new(c, t0()));
     assert!(exit.message().contains(why), "{}", exit.message());
     assert_eq!(sim.ran, vec!["stop", "snap"]);
+}
+
+const PATHS_RB: &str = r#"
+id = "paths"
+title = "P"
+when = "w"
+[[param]]
+name = "db"
+kind = "database"
+from = "inventory"
+[[param]]
+name = "path"
+kind = "text"
+from = "ask"
+default = "auto"
+[[step]]
+id = "choose"
+action = "choose-path"
+explain = "decide"
+database = "{db}"
+incident_at = "2026-11-23T12:00:00Z"
+force = "{path}"
+[[step]]
+id = "stop"
+action = "stop-services"
+explain = "stop"
+database = "{db}"
+[[step]]
+id = "snap"
+action = "snapshot"
+explain = "snap"
+database = "{db}"
+[[step]]
+id = "pick"
+action = "pick-backup"
+path = "dump"
+explain = "pick"
+catalog = "nightly"
+[[step]]
+id = "restore"
+action = "restore"
+path = "dump"
+explain = "restore the dump"
+database = "{db}"
+catalog = "nightly"
+backup = "{pick.backup.path}"
+[[step]]
+id = "pitr"
+action = "recover-pitr"
+path = "pitr"
+explain = "recover beside"
+database = "{db}"
+[[step]]
+id = "restore"
+action = "restore"
+path = "pitr"
+explain = "restore the recovered dump"
+database = "{db}"
+backup = "{pitr.dump}"
+[[step]]
+id = "done"
+action = "note"
+explain = "close"
+text = "restored into {restore.target_db}"
+"#;
+
+const CATALOG: &str =
+    "[[backups]]\nname = \"nightly\"\nhost = \"here\"\npath = \"/backups\"\ndatabase = \"app\"\n";
+
+/// A world where every action of the two paths answers; choose-path
+/// decides what a real archive would (`archive_covers`) unless the
+/// request decides itself (forced to dump, no archive).
+fn paths_world(
+    sim: &mut Sim,
+    archive_covers: bool,
+) -> std::sync::Arc<std::sync::Mutex<Vec<ActionRequest>>> {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    sim.typed
+        .insert("restore".into(), "app as superuser".into());
+    sim.respond = Box::new(move |req: &ActionRequest| {
+        s2.lock().unwrap().push(req.clone());
+        match req {
+            ActionRequest::ChoosePath(c) => Ok(match c.decided() {
+                Some(d) => d.into(),
+                None if archive_covers => PathOutcome {
+                    path: PathChoice::Pitr,
+                    reason: "archive 'wal' covers the damage".into(),
+                    forced: c.forced.as_ref().map(|f| f.1.clone()),
+                    archive: Some("wal".into()),
+                    target_text: "just before transaction 812 commits".into(),
+                    evidence_text: "transaction 812".into(),
+                    base_backup: "/a/base/b1".into(),
+                }
+                .into(),
+                None => PathOutcome::dump(
+                    "archive 'wal' does not cover the damage: WAL gap: segments A .. B are missing"
+                        .into(),
+                    None,
+                    Some("wal".into()),
+                )
+                .into(),
+            }),
+            ActionRequest::PickBackup(_) => Ok(StepOutcome::ok(
+                "picked",
+                json!({ "backup": { "path": "/backups/app.dump" } }),
+            )),
+            ActionRequest::RecoverPitr(p) => Ok(pitr_outcome(&p.name).into()),
+            ActionRequest::Restore(r) => Ok(StepOutcome::ok(
+                "restored",
+                json!({ "target_db": r.target_db, "manifest": {}, "from": r.backup_path }),
+            )),
+            other => default_respond(other),
+        }
+    });
+    seen
+}
+
+fn paths_ctx(archive: bool, path: &str) -> RunContext {
+    let mut c = ctx_of(PATHS_RB, false, false);
+    let inv = if archive {
+        PITR_INV.replace("ARCHIVES", CATALOG)
+    } else {
+        format!("{INV}{CATALOG}")
+    };
+    c.inventory = Inventory::parse(&inv, "inv.toml").unwrap();
+    c.params.insert(
+        "path".into(),
+        ParamValue {
+            kind: ParamKind::Text,
+            value: path.into(),
+            source: if path == "auto" { "default" } else { "answers" }.into(),
+        },
+    );
+    c
+}
+
+fn skipped(sim: &Sim) -> Vec<(String, String, String)> {
+    sim.journal
+        .iter()
+        .filter(|e| e.kind == "step-skipped")
+        .map(|e| {
+            (
+                e.step.clone().unwrap_or_default(),
+                e.data["path"].as_str().unwrap_or_default().to_string(),
+                e.data["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The dump path: no archive covers the database (or it does not cover
+/// the damage): pick and the dump's restore run; recover-pitr and the
+/// pitr restore are skipped, journaled with the reason; `{restore.target_db}`
+/// after them reads the restore that ran.
+#[rstest]
+#[case(false, "no [[archive]] in the inventory covers database 'app'")]
+#[case(true, "WAL gap: segments A .. B are missing")]
+fn the_dump_path_skips_the_pitr_steps_with_the_reason(#[case] archive: bool, #[case] why: &str) {
+    let mut sim = Sim::new();
+    let seen = paths_world(&mut sim, false);
+    let (state, exit) = sim.run(State::new(paths_ctx(archive, "auto"), t0()));
+    assert_eq!(exit.code(), 0, "{}", exit.message());
+    assert_eq!(
+        sim.ran,
+        ["choose", "stop", "snap", "pick", "restore", "done"]
+    );
+    let chose = sim
+        .journal
+        .iter()
+        .find(|e| e.kind == "step-finished" && e.step.as_deref() == Some("choose"))
+        .unwrap();
+    assert_eq!(chose.data["path"], "dump");
+    assert!(
+        chose.data["reason"].as_str().unwrap().contains(why),
+        "{}",
+        chose.data
+    );
+    assert_eq!(chose.data["forced"], Value::Null);
+    assert_eq!(
+        skipped(&sim),
+        vec![
+            ("pitr".to_string(), "pitr".to_string(), "path".to_string()),
+            ("restore".into(), "pitr".into(), "path".into()),
+        ]
+    );
+    let skip = sim
+        .journal
+        .iter()
+        .find(|e| e.kind == "step-skipped")
+        .unwrap();
+    assert!(skip.summary.contains(why), "{}", skip.summary);
+    let restore = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|r| match r {
+            ActionRequest::Restore(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(restore.backup_path, "/backups/app.dump");
+    assert_eq!(restore.catalog.name(), "nightly");
+    let done = sim
+        .journal
+        .iter()
+        .rev()
+        .find(|e| e.step.as_deref() == Some("done"))
+        .unwrap();
+    assert!(
+        done.summary.contains("restored into app__restore_"),
+        "{}",
+        done.summary
+    );
+    // The view shows the skipped steps as skipped, each with its path.
+    let v = state.view();
+    let st: Vec<(&str, Option<&str>, StepStatus)> = v
+        .steps
+        .iter()
+        .map(|s| (s.id.as_str(), s.path.as_deref(), s.status))
+        .collect();
+    assert_eq!(st[5], ("pitr", Some("pitr"), StepStatus::Skipped));
+    assert_eq!(st[6], ("restore", Some("pitr"), StepStatus::Skipped));
+    assert_eq!(st[4], ("restore", Some("dump"), StepStatus::Done));
+}
+
+/// The pitr path: pick and the dump's restore are skipped; recover-pitr
+/// runs with the archive, and the restore of its dump needs no catalog;
+/// a resume maps the shared id `restore` to the step of the chosen path.
+#[test]
+fn the_pitr_path_skips_the_dump_steps_and_resumes_on_its_own_restore() {
+    let mut sim = Sim::new();
+    let seen = paths_world(&mut sim, true);
+    let (_, exit) = sim.run(State::new(paths_ctx(true, "auto"), t0()));
+    assert_eq!(exit.code(), 0, "{}", exit.message());
+    assert_eq!(
+        sim.ran,
+        ["choose", "stop", "snap", "pitr", "restore", "done"]
+    );
+    assert_eq!(
+        skipped(&sim),
+        vec![
+            ("pick".to_string(), "dump".to_string(), "path".to_string()),
+            ("restore".into(), "dump".into(), "path".into()),
+        ]
+    );
+    let reqs = seen.lock().unwrap().clone();
+    let choose = reqs
+        .iter()
+        .find_map(|r| match r {
+            ActionRequest::ChoosePath(c) => Some(c.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(choose.forced.is_none());
+    assert_eq!(
+        choose.incident_at,
+        Some(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap())
+    );
+    assert_eq!(choose.archive.as_ref().unwrap().0.name(), "wal");
+    let restore = reqs
+        .iter()
+        .find_map(|r| match r {
+            ActionRequest::Restore(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        restore.backup_path.ends_with("/recovered.dump"),
+        "{}",
+        restore.backup_path
+    );
+    assert_eq!(restore.catalog.name(), "recover-pitr:wal");
+    // Resume from the journal: the finished `restore` record is the pitr one.
+    let records: Vec<Record> = sim
+        .journal
+        .iter()
+        .enumerate()
+        .map(|(n, e)| {
+            rec(
+                n as u64 + 1,
+                &e.kind,
+                e.step.as_deref().unwrap_or(""),
+                e.data.clone(),
+            )
+        })
+        .collect();
+    let s = State::replay(paths_ctx(true, "auto"), &records, t0());
+    assert_eq!(s.steps[4].status, StepStatus::Skipped, "dump restore");
+    assert_eq!(s.steps[6].status, StepStatus::Done, "pitr restore");
+    assert_eq!(s.chosen_path().map(|p| p.0), Some(PathChoice::Pitr));
+    assert_eq!(s.index_of("restore"), Some(6));
+}
+
+/// The operator forces the path: `dump` refuses PITR even when the archive
+/// covers the damage, journaled with where it came from; `pitr` reaches the
+/// action as forced (which refuses it when the archive cannot serve it);
+/// a value that is not a path is refused before anything runs.
+#[test]
+fn a_forced_path_is_journaled_with_its_source() {
+    let mut sim = Sim::new();
+    paths_world(&mut sim, true);
+    let (_, exit) = sim.run(State::new(paths_ctx(true, "dump"), t0()));
+    assert_eq!(exit.code(), 0, "{}", exit.message());
+    assert_eq!(
+        sim.ran,
+        ["choose", "stop", "snap", "pick", "restore", "done"]
+    );
+    let chose = sim
+        .journal
+        .iter()
+        .find(|e| e.kind == "step-finished" && e.step.as_deref() == Some("choose"))
+        .unwrap();
+    assert_eq!(chose.data["path"], "dump");
+    assert_eq!(chose.data["forced"], "parameter 'path' (answers)");
+    assert!(
+        chose.data["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("forced by parameter 'path' (answers)"),
+        "{}",
+        chose.data
+    );
+
+    let mut sim = Sim::new();
+    let seen = paths_world(&mut sim, true);
+    let (_, exit) = sim.run(State::new(paths_ctx(false, "pitr"), t0()));
+    let forced = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|r| match r {
+            ActionRequest::ChoosePath(c) => Some(c.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(forced.forced.as_ref().map(|f| f.0), Some(PathChoice::Pitr));
+    assert!(
+        forced.decided().is_none(),
+        "forced pitr is the action's to judge"
+    );
+    assert_eq!(
+        exit.code(),
+        1,
+        "no archive: the (scripted) world refuses later"
+    );
+
+    let mut sim = Sim::new();
+    paths_world(&mut sim, true);
+    let (_, exit) = sim.run(State::new(paths_ctx(true, "tape"), t0()));
+    assert!(sim.ran.is_empty(), "{:?}", sim.ran);
+    assert!(
+        exit.message().contains("force 'tape' is not a path"),
+        "{}",
+        exit.message()
+    );
+}
+
+/// A path step reached with no path decided (the choose-path step was
+/// skipped on resume) is refused, not guessed.
+#[test]
+fn a_path_step_without_a_decided_path_is_refused() {
+    let records = vec![
+        rec(1, "step-started", "choose", json!({})),
+        rec(
+            2,
+            "step-skipped",
+            "choose",
+            json!({"reason": "interrupted", "decision": "skip"}),
+        ),
+        rec(3, "step-started", "stop", json!({})),
+        rec(
+            4,
+            "step-finished",
+            "stop",
+            json!({"database": "app", "held_s": 60}),
+        ),
+        rec(5, "step-started", "snap", json!({})),
+        rec(
+            6,
+            "step-finished",
+            "snap",
+            json!({"database": "app", "path": "/s.dump"}),
+        ),
+    ];
+    let mut sim = Sim::new();
+    paths_world(&mut sim, true);
+    let (_, exit) = sim.run(State::replay(paths_ctx(true, "auto"), &records, t0()));
+    assert!(sim.ran.is_empty(), "{:?}", sim.ran);
+    assert!(
+        exit.message().contains("no path was chosen in this run"),
+        "{}",
+        exit.message()
+    );
 }

@@ -380,6 +380,42 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                 ),
             ]
         }
+        ActionRequest::ChoosePath(c) => {
+            let mut v = Vec::new();
+            match (&c.forced, &c.archive) {
+                (Some((p, by)), _) => v.push(format!(
+                    "path forced to '{p}' by {by} (journaled){}",
+                    if *p == crate::runbook::PathChoice::Pitr {
+                        "; refused if the archive cannot serve it"
+                    } else {
+                        ""
+                    }
+                )),
+                (None, Err(why)) => v.push(format!("path 'dump': {why}")),
+                (None, Ok(_)) => {}
+            }
+            if let (Ok((a, h)), false) = (
+                &c.archive,
+                matches!(c.forced, Some((crate::runbook::PathChoice::Dump, _))),
+            ) {
+                v.push(format!(
+                    "list archive '{}' on {}: base backups (start/end LSN and time), archived WAL and its gaps",
+                    a.name(),
+                    h.display()
+                ));
+                v.push(format!(
+                    "pg_waldump over the archived WAL: the first destructive transaction on database {} (its OID on {}, or the newest timeline sample's when it is gone){}",
+                    quote_ident(c.database.dbname()),
+                    c.database.server(),
+                    c.incident_at
+                        .map(|t| format!(", committed after {}", t.to_rfc3339()))
+                        .unwrap_or_default()
+                ));
+                v.push("path 'pitr' when a base backup ended before it and every WAL segment from that backup's start through it is archived; else path 'dump', with the reason (a WAL gap is named)".into());
+            }
+            v.push("reads only: nothing is started; the steps of the other path are skipped and journaled as such".into());
+            v
+        }
         ActionRequest::StartServices(s) => {
             let mut v: Vec<String> = s
                 .stopped

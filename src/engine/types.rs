@@ -614,6 +614,77 @@ pub struct PitrRequest {
     pub damaged_at: Option<DateTime<Utc>>,
     /// Name of the new directory under the archive's recovery_dir.
     pub name: String,
+    /// The incident's directory: its samples name the database (OID) when it is gone.
+    pub incident_dir: Option<PathBuf>,
+}
+
+/// choose-path: which way back this run takes, decided before anything starts.
+#[derive(Debug, Clone)]
+pub struct ChoosePathRequest {
+    /// The damaged database (its OID names it in the WAL; never written to).
+    pub database: DbTarget,
+    /// The archive covering it and the host holding it; Err: why there is none.
+    pub archive: Result<(ArchiveSpec, HostTarget), String>,
+    /// The incident time: destructive transactions before it are not the damage.
+    pub incident_at: Option<DateTime<Utc>>,
+    /// The operator's choice that overrides the archive's verdict, and where it came from.
+    pub forced: Option<(crate::runbook::PathChoice, String)>,
+    pub incident_dir: Option<PathBuf>,
+}
+
+impl ChoosePathRequest {
+    /// The decision when it needs no look at the world: forced to dump, or no archive.
+    pub fn decided(&self) -> Option<PathOutcome> {
+        use crate::runbook::PathChoice;
+        match (&self.forced, &self.archive) {
+            (Some((PathChoice::Dump, by)), _) => Some(PathOutcome::dump(
+                format!("forced by {by}: the dump path, whatever the archive holds"),
+                Some(by.clone()),
+                self.archive
+                    .as_ref()
+                    .ok()
+                    .map(|(a, _)| a.name().to_string()),
+            )),
+            (None, Err(why)) => Some(PathOutcome::dump(why.clone(), None, None)),
+            _ => None,
+        }
+    }
+}
+
+/// What choose-path decided and why (journaled with step-finished).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathOutcome {
+    pub path: crate::runbook::PathChoice,
+    pub reason: String,
+    /// Where a forced choice came from (e.g. "parameter 'path' (answers)").
+    pub forced: Option<String>,
+    pub archive: Option<String>,
+    #[serde(default)]
+    pub target_text: String,
+    #[serde(default)]
+    pub evidence_text: String,
+    #[serde(default)]
+    pub base_backup: String,
+}
+
+impl PathOutcome {
+    pub fn dump(reason: String, forced: Option<String>, archive: Option<String>) -> PathOutcome {
+        PathOutcome {
+            path: crate::runbook::PathChoice::Dump,
+            reason,
+            forced,
+            archive,
+            target_text: String::new(),
+            evidence_text: String::new(),
+            base_backup: String::new(),
+        }
+    }
+}
+
+impl From<PathOutcome> for StepOutcome {
+    fn from(o: PathOutcome) -> Self {
+        StepOutcome::ok(format!("path '{}': {}", o.path, o.reason), to_value(&o))
+    }
 }
 
 /// What recover-pitr did: the evidence, the target, the kept cluster and its dump.
@@ -909,6 +980,7 @@ pub enum ActionRequest {
     Swap(SwapRequest),
     MergeTables(MergeRequest),
     RecoverPitr(PitrRequest),
+    ChoosePath(ChoosePathRequest),
     StartServices(StartRequest),
     Command(CommandRequest),
     Sql(SqlRequest),

@@ -31,13 +31,14 @@ pub enum Action {
     Swap,
     MergeTables,
     RecoverPitr,
+    ChoosePath,
     StartServices,
     Command,
     Sql,
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 15] = [
         Action::Note,
         Action::Probe,
         Action::StopServices,
@@ -49,6 +50,7 @@ impl Action {
         Action::Swap,
         Action::MergeTables,
         Action::RecoverPitr,
+        Action::ChoosePath,
         Action::StartServices,
         Action::Command,
         Action::Sql,
@@ -67,6 +69,7 @@ impl Action {
             Action::Swap => "swap",
             Action::MergeTables => "merge-tables",
             Action::RecoverPitr => "recover-pitr",
+            Action::ChoosePath => "choose-path",
             Action::StartServices => "start-services",
             Action::Command => "command",
             Action::Sql => "sql",
@@ -94,14 +97,19 @@ impl Action {
                 Some(true)
             }
             // recover-pitr makes a private cluster beside the live one: nothing live is touched.
-            Action::Note | Action::Probe | Action::PickBackup | Action::RecoverPitr => Some(false),
+            // choose-path only reads (the archive, the WAL, the database's identity).
+            Action::Note
+            | Action::Probe
+            | Action::PickBackup
+            | Action::RecoverPitr
+            | Action::ChoosePath => Some(false),
             _ => None,
         }
     }
 
     /// What `--readonly` still runs: looking, and writing our own journal.
     pub fn allowed_readonly(self) -> bool {
-        matches!(self, Action::Note | Action::Probe)
+        matches!(self, Action::Note | Action::Probe | Action::ChoosePath)
     }
 
     /// Requirements the engine enforces whatever the file says.
@@ -124,6 +132,7 @@ impl Action {
             Action::Restore => &["database", "catalog", "backup", "jobs"],
             Action::ReapplyOwners => &["database", "restored"],
             Action::RecoverPitr => &["database", "archive", "healthy_at", "damaged_at"],
+            Action::ChoosePath => &["database", "archive", "incident_at", "force"],
             Action::Verify => &["database", "restored", "compare_to"],
             Action::Swap => &["database", "restored"],
             Action::MergeTables => &[
@@ -148,6 +157,7 @@ impl Action {
             // `catalog` may be left out when `backup` is a recover-pitr step's dump (parse checks).
             Action::Restore => &["database", "backup"],
             Action::RecoverPitr => &["database"],
+            Action::ChoosePath => &["database"],
             Action::Verify => &["database"],
             Action::ReapplyOwners => &["database", "restored"],
             Action::Swap => &["database", "restored"],
@@ -195,6 +205,15 @@ impl Action {
                 "recovery_dir",
                 "archive",
                 "host",
+            ]),
+            Action::ChoosePath => Some(&[
+                "path",
+                "reason",
+                "forced",
+                "archive",
+                "target_text",
+                "evidence_text",
+                "base_backup",
             ]),
             Action::StartServices => Some(&["started", "kept_off"]),
             Action::Command => Some(&["exit", "output"]),
@@ -248,6 +267,41 @@ impl Requirement {
     /// True when the meeting step must concern the same database.
     pub fn per_database(self) -> bool {
         matches!(self, Requirement::WritersStopped | Requirement::Snapshot)
+    }
+}
+
+/// The two ways back a runbook may offer: recovery from a WAL archive to
+/// just before the damage, or a restore of a dump. A `choose-path` step
+/// decides; steps of the other path are skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathChoice {
+    Pitr,
+    Dump,
+}
+
+impl PathChoice {
+    pub const ALL: [PathChoice; 2] = [PathChoice::Pitr, PathChoice::Dump];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathChoice::Pitr => "pitr",
+            PathChoice::Dump => "dump",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PathChoice> {
+        match s {
+            "pitr" => Some(PathChoice::Pitr),
+            "dump" => Some(PathChoice::Dump),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for PathChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -338,6 +392,11 @@ pub struct Step {
     /// recover-pitr: first damage evidence (RFC 3339): the destructive
     /// transaction found must have committed by then.
     pub damaged_at: Option<Located<Template>>,
+    /// choose-path: `pitr`, `dump`, or empty/`auto` (decide from the archive); a template.
+    pub force: Option<Located<Template>>,
+    /// The path this step belongs to (None: every path). Two steps may share
+    /// an id only when their paths differ.
+    pub path: Option<PathChoice>,
     pub timeout_s: Option<u64>,
     pub span: Range<usize>,
 }
@@ -372,11 +431,34 @@ impl Runbook {
         Self::parse(&text, &path.display().to_string()).map_err(RunbookError::Invalid)
     }
 
+    /// The first step with this id (two steps share one only when their paths differ).
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.id == id)
     }
     pub fn step_index(&self, id: &str) -> Option<usize> {
         self.steps.iter().position(|s| s.id == id)
+    }
+    /// Every step with this id (one, or one per path).
+    pub fn step_indices(&self, id: &str) -> Vec<usize> {
+        (0..self.steps.len())
+            .filter(|&i| self.steps[i].id == id)
+            .collect()
+    }
+    /// The step with this id that runs on `path` (a step without a path runs on every path).
+    pub fn step_on_path(&self, id: &str, path: Option<PathChoice>) -> Option<usize> {
+        let all = self.step_indices(id);
+        match path {
+            Some(p) => all
+                .iter()
+                .copied()
+                .find(|&i| self.steps[i].path.is_none_or(|q| q == p))
+                .or_else(|| all.first().copied()),
+            None => all.first().copied(),
+        }
+    }
+    /// True when a `choose-path` step decides between the pitr and dump paths.
+    pub fn has_paths(&self) -> bool {
+        self.steps.iter().any(|s| s.action == Action::ChoosePath)
     }
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)

@@ -10,7 +10,8 @@ use toml::de::{DeTable, DeValue};
 
 use super::template::{Template, valid_name};
 use super::{
-    Action, DEFAULT_HOLD_S, Located, Param, ParamFrom, ParamKind, Requirement, Runbook, Step,
+    Action, DEFAULT_HOLD_S, Located, Param, ParamFrom, ParamKind, PathChoice, Requirement, Runbook,
+    Step,
 };
 use crate::diag::{Diag, Diags, clean_message};
 use crate::journal::sha256_hex;
@@ -56,6 +57,9 @@ struct RawStep {
     archive: Option<Spanned<String>>,
     healthy_at: Option<Spanned<String>>,
     damaged_at: Option<Spanned<String>>,
+    force: Option<Spanned<String>>,
+    /// `pitr` or `dump`: the step runs only on that path (a choose-path step decides).
+    path: Option<Spanned<String>>,
 }
 
 struct Ctx<'a> {
@@ -302,7 +306,8 @@ fn present(s: &RawStep) -> Vec<(&'static str, Range<usize>)> {
         transaction,
         archive,
         healthy_at,
-        damaged_at
+        damaged_at,
+        force
     );
     v
 }
@@ -322,8 +327,12 @@ fn tpl(cx: &mut Ctx, key: &str, v: Option<Spanned<String>>) -> Option<Located<Te
 fn convert_steps(cx: &mut Ctx, raw: Vec<(Range<usize>, RawStep)>, params: &[Param]) -> Vec<Step> {
     let param_names: BTreeSet<&str> = params.iter().map(|p| p.name.as_str()).collect();
     let mut steps: Vec<Step> = Vec::new();
-    // Step id -> (index, action), for references to earlier steps.
+    // Step id -> action, for references to earlier steps.
     let mut earlier: BTreeMap<String, Action> = BTreeMap::new();
+    // Step id -> the paths it runs on (None: every path).
+    let mut paths_of: BTreeMap<String, Vec<Option<PathChoice>>> = BTreeMap::new();
+    // The choose-path step, once seen.
+    let mut chooser: Option<String> = None;
     for (span, s) in raw {
         let action = *s.action.get_ref();
         let id = s.id.get_ref().clone();
@@ -334,8 +343,38 @@ fn convert_steps(cx: &mut Ctx, raw: Vec<(Range<usize>, RawStep)>, params: &[Para
                 format!("'{id}' is not a valid step id: use letters, digits, '-' and '_'"),
             );
         }
-        if earlier.contains_key(&id) {
-            cx.err(s.id.span(), "id", format!("step id '{id}' is used twice"));
+        let path = step_path(cx, &s, &id, action, chooser.as_deref());
+        if let Some(before) = paths_of.get(&id) {
+            let disjoint = path.is_some() && before.iter().all(|p| p.is_some() && *p != path);
+            if !disjoint {
+                cx.err(
+                    s.id.span(),
+                    "id",
+                    format!(
+                        "step id '{id}' is used twice; two steps may share an id only when their `path` values differ (one \"pitr\", one \"dump\")"
+                    ),
+                );
+            } else if earlier.get(&id) != Some(&action) {
+                cx.err(
+                    s.action.span(),
+                    "action",
+                    format!(
+                        "step id '{id}' is shared by a {} step and a {action} step: steps sharing an id (one per path) must have the same action, so '{{{id}.field}}' means one thing",
+                        earlier.get(&id).map(|a| a.as_str()).unwrap_or("?")
+                    ),
+                );
+            }
+        }
+        if action == Action::ChoosePath {
+            if let Some(first) = &chooser {
+                cx.err(
+                    s.id.span(),
+                    "action",
+                    format!("step '{id}': a runbook has at most one choose-path step ('{first}' is the first)"),
+                );
+            } else {
+                chooser = Some(id.clone());
+            }
         }
         if param_names.contains(id.as_str()) {
             cx.err(
@@ -529,6 +568,8 @@ fn convert_steps(cx: &mut Ctx, raw: Vec<(Range<usize>, RawStep)>, params: &[Para
             archive: tpl(cx, "archive", s.archive),
             healthy_at: tpl(cx, "healthy_at", s.healthy_at),
             damaged_at: tpl(cx, "damaged_at", s.damaged_at),
+            force: tpl(cx, "force", s.force),
+            path,
             timeout_s: s.timeout_s.map(Spanned::into_inner),
             span,
         };
@@ -546,11 +587,130 @@ fn convert_steps(cx: &mut Ctx, raw: Vec<(Range<usize>, RawStep)>, params: &[Para
             }
         }
         check_refs(cx, &step, params, &earlier);
-        check_requirements(cx, &step, &steps, &s.requires);
-        earlier.insert(id, action);
+        check_path_refs(cx, &step, &paths_of, chooser.is_some());
+        check_requirements(cx, &step, &steps, &s.requires, chooser.is_some());
+        earlier.insert(id.clone(), action);
+        paths_of.entry(id).or_default().push(path);
         steps.push(step);
     }
     steps
+}
+
+/// The step's `path`, checked: a known value, after the choose-path step, not on it.
+fn step_path(
+    cx: &mut Ctx,
+    s: &RawStep,
+    id: &str,
+    action: Action,
+    chooser: Option<&str>,
+) -> Option<PathChoice> {
+    let p = s.path.as_ref()?;
+    let Some(v) = PathChoice::parse(p.get_ref()) else {
+        cx.err(
+            p.span(),
+            "path",
+            format!(
+                "'{}' is not a path: use \"pitr\" (recovery from a WAL archive) or \"dump\" (restore of a dump)",
+                p.get_ref()
+            ),
+        );
+        return None;
+    };
+    if action == Action::ChoosePath {
+        cx.err(
+            p.span(),
+            "path",
+            format!("step '{id}': the choose-path step decides the path; it cannot belong to one"),
+        );
+        return None;
+    }
+    if chooser.is_none() {
+        cx.err(
+            p.span(),
+            "path",
+            format!(
+                "step '{id}' has path = \"{v}\" but no earlier choose-path step decides the path: add one before it"
+            ),
+        );
+    }
+    Some(v)
+}
+
+/// The paths a step runs on: its own, or every path when the runbook has a chooser.
+fn runs_on(path: Option<PathChoice>, has_paths: bool) -> Vec<Option<PathChoice>> {
+    match (path, has_paths) {
+        (Some(p), _) => vec![Some(p)],
+        (None, true) => PathChoice::ALL.iter().map(|p| Some(*p)).collect(),
+        (None, false) => vec![None],
+    }
+}
+
+/// True when a step on `paths` (one entry per path the earlier step id runs on) ran on `on`.
+fn available(paths: &[Option<PathChoice>], on: Option<PathChoice>) -> bool {
+    paths
+        .iter()
+        .any(|p| p.is_none() || on.is_none() || *p == on)
+}
+
+/// A reference to an earlier step's outcome must name a step that runs on
+/// every path the referring step runs on: `{pick.backup.path}` from a step
+/// of both paths would fail on the pitr path, where pick never ran.
+fn check_path_refs(
+    cx: &mut Ctx,
+    step: &Step,
+    paths_of: &BTreeMap<String, Vec<Option<PathChoice>>>,
+    has_paths: bool,
+) {
+    let mut args: Vec<(&str, &Located<Template>)> = Vec::new();
+    for (k, a) in [
+        ("command", &step.command),
+        ("incident_at", &step.incident_at),
+        ("backup", &step.backup),
+        ("jobs", &step.jobs_from),
+        ("restored", &step.restored),
+        ("tables", &step.tables),
+        ("healthy_at", &step.healthy_at),
+        ("damaged_at", &step.damaged_at),
+        ("force", &step.force),
+    ] {
+        if let Some(a) = a {
+            args.push((k, a));
+        }
+    }
+    let text = step.text.as_ref().map(|t| Located {
+        value: t.clone(),
+        span: step.span.clone(),
+    });
+    if let Some(t) = &text {
+        args.push(("text", t));
+    }
+    for (key, arg) in args {
+        for (name, _) in arg.value.refs() {
+            let Some(paths) = paths_of.get(name) else {
+                continue;
+            };
+            for on in runs_on(step.path, has_paths) {
+                if !available(paths, on) {
+                    let only = paths
+                        .iter()
+                        .flatten()
+                        .map(|p| format!("\"{p}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    cx.err(
+                        arg.span.clone(),
+                        key,
+                        format!(
+                            "step '{}' uses '{{{name}...}}', but step '{name}' runs only on path {only} and this step also runs on path \"{}\": give it `path = {only}` or refer to a step of every path",
+                            step.id,
+                            on.map(|p| p.as_str()).unwrap_or("?")
+                        ),
+                    );
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// A restore's `backup` that is exactly `{STEP.dump}` of an earlier recover-pitr step.
@@ -595,6 +755,7 @@ fn check_refs(cx: &mut Ctx, step: &Step, params: &[Param], earlier: &BTreeMap<St
         ("tables", &step.tables),
         ("healthy_at", &step.healthy_at),
         ("damaged_at", &step.damaged_at),
+        ("force", &step.force),
     ] {
         if let Some(a) = a {
             args.push((k, a, false));
@@ -697,10 +858,12 @@ fn check_requirements(
     step: &Step,
     before: &[Step],
     declared: &[Spanned<Requirement>],
+    has_paths: bool,
 ) {
     for r in &step.requires {
-        let meets = |s: &Step| {
-            s.action == r.met_by()
+        let meets_on = |s: &Step, on: Option<PathChoice>| {
+            available(&[s.path], on)
+                && s.action == r.met_by()
                 && (!r.per_database()
                     || match (&s.database, &step.database) {
                         (Some(a), Some(b)) => a.value.raw == b.value.raw,
@@ -709,7 +872,10 @@ fn check_requirements(
                         _ => false,
                     })
         };
-        if !before.iter().any(meets) {
+        let unmet_on = runs_on(step.path, has_paths)
+            .into_iter()
+            .find(|on| !before.iter().any(|s| meets_on(s, *on)));
+        if let Some(on) = unmet_on {
             let span = declared
                 .iter()
                 .find(|d| d.get_ref() == r)
@@ -720,11 +886,12 @@ fn check_requirements(
                 .as_ref()
                 .map(|d| format!(" of database '{}'", d.value.raw))
                 .unwrap_or_default();
+            let path = on.map(|p| format!(" on path \"{p}\"")).unwrap_or_default();
             cx.err(
                 span,
                 "requires",
                 format!(
-                    "step '{}' ({}) requires '{}', but no earlier {} step{db} can provide it: add one before it",
+                    "step '{}' ({}) requires '{}', but no earlier {} step{db} can provide it{path}: add one before it",
                     step.id,
                     step.action,
                     r.as_str(),

@@ -257,3 +257,214 @@ fn an_unknown_archive_fails_check() {
     );
     assert!(validate_against(&rb("wal"), &inv).0.is_empty());
 }
+
+/// The steps of a two-path runbook: `{choose}` decides, then `{pick}` (dump),
+/// `{pitr}` and two `restore` steps (one per path), `{verify}` for both.
+fn two_paths(
+    choose: &str,
+    pick: &str,
+    restore_dump: &str,
+    restore_pitr: &str,
+    tail: &str,
+) -> String {
+    format!(
+        "{HEAD}[[step]]\nid = \"stop\"\naction = \"stop-services\"\nexplain = \"s\"\ndatabase = \"{{db}}\"\n\
+[[step]]\nid = \"snap\"\naction = \"snapshot\"\nexplain = \"s\"\ndatabase = \"{{db}}\"\n\
+{choose}\
+[[step]]\nid = \"pick\"\naction = \"pick-backup\"\nexplain = \"p\"\ncatalog = \"c\"\n{pick}\
+[[step]]\nid = \"restore\"\naction = \"restore\"\nexplain = \"r\"\ndatabase = \"{{db}}\"\ncatalog = \"c\"\nbackup = \"{{pick.backup.path}}\"\n{restore_dump}\
+[[step]]\nid = \"pitr\"\naction = \"recover-pitr\"\nexplain = \"p\"\ndatabase = \"{{db}}\"\npath = \"pitr\"\n\
+[[step]]\nid = \"restore\"\naction = \"restore\"\nexplain = \"r\"\ndatabase = \"{{db}}\"\nbackup = \"{{pitr.dump}}\"\n{restore_pitr}\
+[[step]]\nid = \"verify\"\naction = \"verify\"\nexplain = \"v\"\ndatabase = \"{{db}}\"\nrestored = \"{{restore.target_db}}\"\nrequires = [\"restored\"]\n{tail}"
+    )
+}
+
+const CHOOSE: &str =
+    "[[step]]\nid = \"choose\"\naction = \"choose-path\"\nexplain = \"c\"\ndatabase = \"{db}\"\n";
+
+/// `path`: two steps share an id only on different paths (so
+/// `{restore.target_db}` works after either restore); everything else
+/// about paths is a located error at parse time (so `lifeline check` fails).
+#[rstest]
+#[case(
+    CHOOSE,
+    "path = \"dump\"\n",
+    "path = \"dump\"\n",
+    "path = \"pitr\"\n",
+    "",
+    None
+)]
+// an unknown path value
+#[case(
+    CHOOSE,
+    "path = \"tape\"\n",
+    "path = \"dump\"\n",
+    "path = \"pitr\"\n",
+    "",
+    Some("'path': 'tape' is not a path: use \"pitr\"")
+)]
+// a path step before the step that decides the path
+#[case(
+    "",
+    "path = \"dump\"\n",
+    "path = \"dump\"\n",
+    "path = \"pitr\"\n",
+    "",
+    Some("has path = \"dump\" but no earlier choose-path step decides the path")
+)]
+// a shared id without disjoint paths (both dump; one without a path)
+#[case(
+    CHOOSE,
+    "path = \"dump\"\n",
+    "path = \"dump\"\n",
+    "path = \"dump\"\n",
+    "",
+    Some(
+        "step id 'restore' is used twice; two steps may share an id only when their `path` values differ"
+    )
+)]
+#[case(
+    CHOOSE,
+    "path = \"dump\"\n",
+    "",
+    "path = \"pitr\"\n",
+    "",
+    Some("step id 'restore' is used twice")
+)]
+// a step of both paths using a step of one path
+#[case(
+    CHOOSE,
+    "path = \"dump\"\n",
+    "path = \"dump\"\n",
+    "path = \"pitr\"\n",
+    "[[step]]\nid = \"done\"\naction = \"note\"\nexplain = \"d\"\ntext = \"from {pick.backup.path}\"\n",
+    Some(
+        "step 'done' uses '{pick...}', but step 'pick' runs only on path \"dump\" and this step also runs on path \"pitr\""
+    )
+)]
+// ... fine when the step is on that path too
+#[case(
+    CHOOSE,
+    "path = \"dump\"\n",
+    "path = \"dump\"\n",
+    "path = \"pitr\"\n",
+    "[[step]]\nid = \"done\"\naction = \"note\"\nexplain = \"d\"\npath = \"dump\"\ntext = \"from {pick.backup.path}\"\n",
+    None
+)]
+// two deciding steps; a deciding step on a path
+#[case(&format!("{CHOOSE}{}", CHOOSE.replace("\"choose\"", "\"again\"")), "path = \"dump\"\n", "path = \"dump\"\n", "path = \"pitr\"\n", "", Some("a runbook has at most one choose-path step ('choose' is the first)"))]
+#[case(&format!("{CHOOSE}path = \"pitr\"\n"), "path = \"dump\"\n", "path = \"dump\"\n", "path = \"pitr\"\n", "", Some("the choose-path step decides the path; it cannot belong to one"))]
+fn paths_are_checked_at_parse_time(
+    #[case] choose: &str,
+    #[case] pick: &str,
+    #[case] restore_dump: &str,
+    #[case] restore_pitr: &str,
+    #[case] tail: &str,
+    #[case] err: Option<&str>,
+) {
+    let text = two_paths(choose, pick, restore_dump, restore_pitr, tail);
+    match err {
+        None => {
+            let rb = Runbook::parse(&text, "rb.toml").unwrap_or_else(|e| panic!("{e}"));
+            assert!(rb.has_paths());
+            let both = rb.step_indices("restore");
+            assert_eq!(both.len(), 2);
+            assert_eq!(
+                rb.step_on_path("restore", Some(PathChoice::Pitr)),
+                Some(both[1])
+            );
+            assert_eq!(
+                rb.step_on_path("restore", Some(PathChoice::Dump)),
+                Some(both[0])
+            );
+            assert!(!rb.step("choose").unwrap().destructive);
+        }
+        Some(e) => assert!(errs(&text).contains(e), "want {e:?} in:\n{}", errs(&text)),
+    }
+}
+
+/// A requirement met on one path only fails on the other.
+#[test]
+fn a_requirement_must_be_met_on_every_path() {
+    let text = two_paths(
+        CHOOSE,
+        "path = \"dump\"\n",
+        "path = \"dump\"\n",
+        "path = \"pitr\"\n",
+        "",
+    );
+    let pitr_restore = "[[step]]\nid = \"restore\"\naction = \"restore\"\nexplain = \"r\"\ndatabase = \"{db}\"\nbackup = \"{pitr.dump}\"\npath = \"pitr\"\n";
+    assert!(text.contains(pitr_restore));
+    let e = errs(&text.replace(pitr_restore, ""));
+    assert!(
+        e.contains("requires 'restored', but no earlier restore step")
+            && e.contains("can provide it on path \"pitr\""),
+        "{e}"
+    );
+}
+
+/// Shared ids must share the action, so `{id.field}` means one thing.
+#[test]
+fn steps_sharing_an_id_share_the_action() {
+    let text = two_paths(
+        CHOOSE,
+        "path = \"dump\"\n",
+        "path = \"dump\"\n",
+        "path = \"pitr\"\n",
+        "[[step]]\nid = \"x\"\naction = \"note\"\nexplain = \"n\"\npath = \"dump\"\n[[step]]\nid = \"x\"\naction = \"probe\"\nexplain = \"p\"\npath = \"pitr\"\ndatabase = \"{db}\"\n",
+    );
+    let e = errs(&text);
+    assert!(
+        e.contains("step id 'x' is shared by a note step and a probe step"),
+        "{e}"
+    );
+}
+
+/// The four incident runbooks decide the path before anything starts and
+/// offer both: pick + restore on the dump path, recover-pitr + restore of
+/// its dump on the pitr path, everything after shared.
+#[rstest]
+#[case("rogue-sync-wipe")]
+#[case("table-wiped")]
+#[case("database-missing")]
+#[case("migration-reset")]
+fn incident_runbooks_offer_both_paths(#[case] id: &str) {
+    let rb = find(id, None).unwrap();
+    let choose = rb.step_index("choose").expect("a choose-path step");
+    assert_eq!(rb.steps[choose].action, Action::ChoosePath);
+    let stop = rb.step_index("stop-writers").unwrap();
+    assert!(choose < stop, "decided before anything starts");
+    assert_eq!(
+        rb.param("path").unwrap().default.as_ref().unwrap().value,
+        "auto"
+    );
+    let on = |p| {
+        rb.steps
+            .iter()
+            .filter(|s| s.path == Some(p))
+            .map(|s| (s.id.as_str(), s.action))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        on(PathChoice::Dump),
+        vec![
+            ("pick", Action::PickBackup),
+            ("restore", Action::Restore),
+            ("done", Action::Note)
+        ]
+    );
+    assert_eq!(
+        on(PathChoice::Pitr),
+        vec![
+            ("pitr", Action::RecoverPitr),
+            ("restore", Action::Restore),
+            ("done", Action::Note)
+        ]
+    );
+    let pitr_restore = rb.step_on_path("restore", Some(PathChoice::Pitr)).unwrap();
+    assert_eq!(
+        rb.steps[pitr_restore].backup.as_ref().unwrap().value.raw,
+        "{pitr.dump}"
+    );
+    assert!(rb.steps[pitr_restore].catalog.is_none());
+}

@@ -18,7 +18,7 @@ pub use merge::{
     Discard, discard_lines, merge_preview, merge_tables, preview_lines, swap_discards,
 };
 pub use pick::pick_backup;
-pub use pitr::recover_pitr;
+pub use pitr::{choose_path, recover_pitr};
 pub use restore::{reapply_owners, restore};
 pub use verify::verify;
 

@@ -1,16 +1,25 @@
-//! recover-pitr: the live database's OID, the archive listed, the destructive
-//! transaction found in its WAL, the cluster recovered BESIDE the live one and the
-//! recovered database dumped (hashed for the restore). Never writes to the live server or the archive.
+//! recover-pitr and choose-path: the damaged database's OID (live, or from the
+//! timeline when it is gone), the archive listed, the destructive transaction
+//! found in its WAL, the cluster recovered BESIDE the live one and the recovered
+//! database dumped (hashed for the restore). Never writes to the live server or the archive.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use super::host;
 use crate::actions::RealActions;
 use crate::engine::actions::{ActionError, Actions, Output};
-use crate::engine::types::{PitrOutcome, PitrRequest};
+use crate::engine::types::{
+    ChoosePathRequest, DbIdentity, DbTarget, PathOutcome, PitrOutcome, PitrRequest,
+};
+use crate::inventory::ArchiveSpec;
 use crate::pitr::{self, Damaged, PitrError, RecoveryRequest};
-use crate::transport::shell_quote;
+use crate::runbook::PathChoice;
+use crate::samples::Sample;
+use crate::transport::{Host, shell_quote};
 
 /// How long replay to the target may take.
 const REPLAY_WAIT: Duration = Duration::from_secs(6 * 3600);
@@ -44,34 +53,91 @@ pub(crate) fn evidence_text(f: &pitr::Finding) -> String {
     )
 }
 
-pub async fn recover_pitr(
+/// What names the damaged database in the WAL: its OID, and where it came
+/// from. The live server's when the database exists; when it is gone (a
+/// DROP DATABASE), the newest timeline sample of it on the same server.
+async fn damaged_oid(
     a: &RealActions,
-    req: &PitrRequest,
-    out: &Output,
-) -> Result<PitrOutcome, ActionError> {
-    let h = host(a, &req.host.name)?;
-    // The live database names the damage in the WAL by its OID (read only).
-    let id = a.direct.identity(&req.database).await?;
-    let Some(oid) = id.oid else {
-        return Err(ActionError::Refused(format!(
-            "database '{}' does not exist on {}: its OID at the healthy time is what names it in the WAL, and finding a DROP DATABASE without it is not built; nothing was started",
-            req.database.dbname(),
-            req.database.server()
-        )));
+    database: &DbTarget,
+    incident_dir: Option<&Path>,
+) -> Result<(u32, String), ActionError> {
+    let id = a.direct.identity(database).await?;
+    if let Some(oid) = id.oid {
+        return Ok((
+            oid,
+            format!("live database {} has OID {oid}", id.describe()),
+        ));
+    }
+    let samples = match incident_dir.map(|d| d.join("samples.jsonl")) {
+        Some(p) if p.exists() => crate::samples::read(&p).map_err(|e| {
+            ActionError::Failed(format!(
+                "database '{}' is gone and its OID must come from the timeline, but: {e}; nothing was started",
+                database.dbname()
+            ))
+        })?,
+        _ => Vec::new(),
     };
-    out.line(format!(
-        "live database {} has OID {oid}: looking for the first destructive transaction on it",
-        id.describe()
-    ));
-    let status = pitr::list(h, &req.archive).await.map_err(pitr_err)?;
+    oid_from_samples(&samples, &database.name, &id).map_err(ActionError::Refused)
+}
+
+/// The OID of a database that is gone, from the newest sample of it (same
+/// inventory name, same database name, same server by system identifier).
+pub(crate) fn oid_from_samples(
+    samples: &[Sample],
+    name: &str,
+    live: &DbIdentity,
+) -> Result<(u32, String), String> {
+    let mine = samples.iter().filter(|s| {
+        s.database == name && s.identity.database == live.database && s.identity.oid.is_some()
+    });
+    let same_server = mine
+        .clone()
+        .filter(|s| s.identity.system_identifier == live.system_identifier)
+        .max_by_key(|s| s.ts);
+    match (same_server, mine.count()) {
+        (Some(s), _) => {
+            let oid = s.identity.oid.unwrap_or_default();
+            Ok((
+                oid,
+                format!(
+                    "database '{}' is gone from {}; its OID {oid} comes from the newest timeline sample of it ({}, server system identifier {})",
+                    live.database,
+                    live.server,
+                    s.ts.to_rfc3339(),
+                    s.identity.system_identifier
+                ),
+            ))
+        }
+        (None, 0) => Err(format!(
+            "database '{}' does not exist on {} and no timeline sample of this incident saw it: its OID (what names it in the WAL) is unknown; nothing was started (sample it with the console or 'lifeline status' while it exists, or restore from a dump)",
+            live.database, live.server
+        )),
+        (None, n) => Err(format!(
+            "database '{}' does not exist on {}; the {n} timeline sample(s) of it come from another server (system identifier differs from {}): its OID there names nothing here; nothing was started",
+            live.database, live.server, live.system_identifier
+        )),
+    }
+}
+
+/// The archive listed, the destructive transaction found in its WAL, the
+/// base backup chosen: everything decided before anything starts.
+async fn locate(
+    h: &Host,
+    archive: &ArchiveSpec,
+    oid: u32,
+    healthy_at: Option<DateTime<Utc>>,
+    damaged_at: Option<DateTime<Utc>>,
+    out: &Output,
+) -> Result<(pitr::ArchiveStatus, pitr::archive::TargetSearch, pitr::Plan), ActionError> {
+    let status = pitr::list(h, archive).await.map_err(pitr_err)?;
     for l in status.lines() {
-        out.line(format!("archive '{}': {l}", req.archive.name()));
+        out.line(format!("archive '{}': {l}", archive.name()));
     }
     let damaged = Damaged {
         db_oid: oid,
         relations: Vec::new(),
         min_deletes: None,
-        healthy_at: req.healthy_at,
+        healthy_at,
     };
     let found = pitr::find_target(h, &status, &damaged)
         .await
@@ -82,7 +148,7 @@ pub async fn recover_pitr(
         "found in the archived WAL ({} records read from {}): {evidence}",
         found.records, found.from
     ));
-    if let Some(d) = req.damaged_at
+    if let Some(d) = damaged_at
         && f.commit_time > d
     {
         return Err(ActionError::Refused(format!(
@@ -97,6 +163,96 @@ pub async fn recover_pitr(
             dir.escape_debug()
         ));
     }
+    Ok((status, found, plan))
+}
+
+/// choose-path: pitr when the archive can recover to just before the
+/// destructive transaction (a base backup that ended before it, every WAL
+/// segment from its start through it), the dump path otherwise, with the
+/// reason. Forced by the operator: journaled as such; a forced pitr that
+/// the archive cannot serve is refused. Reads only.
+pub async fn choose_path(
+    a: &RealActions,
+    req: &ChoosePathRequest,
+    out: &Output,
+) -> Result<PathOutcome, ActionError> {
+    if let Some(d) = req.decided() {
+        out.line(format!("path '{}': {}", d.path, d.reason));
+        return Ok(d);
+    }
+    let forced = req.forced.as_ref().map(|(_, by)| by.clone());
+    let (spec, ht) = match &req.archive {
+        Ok(x) => x,
+        Err(why) => {
+            return Err(ActionError::Refused(format!(
+                "the pitr path is forced ({}) but {why}; nothing was started",
+                forced.unwrap_or_default()
+            )));
+        }
+    };
+    let decided = async {
+        let h = host(a, &ht.name)?;
+        let (oid, whence) = damaged_oid(a, &req.database, req.incident_dir.as_deref()).await?;
+        out.line(whence);
+        locate(h, spec, oid, req.incident_at, None, out).await
+    }
+    .await;
+    match decided {
+        Ok((_, found, plan)) => {
+            let reason = format!(
+                "archive '{}' covers the damage: base backup '{}' ended {} before the destructive transaction {} committed at {}, and every WAL segment from its start through it is archived",
+                spec.name(),
+                plan.backup.dir.escape_debug(),
+                pitr::archive::ended(&plan.backup),
+                found.finding.xid,
+                found.finding.commit_time.to_rfc3339()
+            );
+            out.line(format!("path 'pitr': {reason}"));
+            Ok(PathOutcome {
+                path: PathChoice::Pitr,
+                reason: match &forced {
+                    Some(by) => format!("forced by {by}; {reason}"),
+                    None => reason,
+                },
+                forced,
+                archive: Some(spec.name().to_string()),
+                target_text: plan.target.describe(),
+                evidence_text: evidence_text(&found.finding),
+                base_backup: plan.backup.dir.clone(),
+            })
+        }
+        Err(e) if forced.is_some() => Err(ActionError::Refused(format!(
+            "the pitr path is forced ({}) but archive '{}' cannot serve it: {e}",
+            forced.unwrap_or_default(),
+            spec.name()
+        ))),
+        Err(e) => {
+            let reason = format!("archive '{}' does not cover the damage: {e}", spec.name());
+            out.line(format!("path 'dump': {reason}"));
+            Ok(PathOutcome::dump(
+                reason,
+                None,
+                Some(spec.name().to_string()),
+            ))
+        }
+    }
+}
+
+pub async fn recover_pitr(
+    a: &RealActions,
+    req: &PitrRequest,
+    out: &Output,
+) -> Result<PitrOutcome, ActionError> {
+    let h = host(a, &req.host.name)?;
+    // The damaged database is named in the WAL by its OID (read only).
+    let (oid, whence) = damaged_oid(a, &req.database, req.incident_dir.as_deref()).await?;
+    out.line(format!(
+        "{whence}: looking for the first destructive transaction on it"
+    ));
+    let (status, found, plan) =
+        locate(h, &req.archive, oid, req.healthy_at, req.damaged_at, out).await?;
+    let f = &found.finding;
+    let evidence = evidence_text(f);
     out.line(format!(
         "target: {}; from base backup '{}' (ended {})",
         plan.target.describe(),
