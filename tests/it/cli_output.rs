@@ -51,7 +51,7 @@ fn on_a_terminal_the_headless_drill_draws_a_progress_bar_with_the_hold_countdown
         Some(bar),
         "the bar is the bottom line:\n{s}"
     );
-    assert!(s.contains("[3/11] stop-writers | "), "{s}");
+    assert!(s.contains("[4/15] stop-writers | "), "{s}");
     assert_eq!(
         s.lines().filter(|l| l.contains("hold: ")).count(),
         1,

@@ -1087,3 +1087,278 @@ async fn pitr_restore_runbook_brings_back_every_row_committed_before_the_damage(
         ) == "0"
     );
 }
+
+fn journal_of(state: &Path) -> Vec<lifeline::journal::Record> {
+    let dir = std::fs::read_dir(state.join("incidents"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    lifeline::journal::read_records(&dir.join("journal.jsonl")).unwrap()
+}
+
+fn finished<'a>(
+    recs: &'a [lifeline::journal::Record],
+    step: &str,
+) -> Option<&'a lifeline::journal::Record> {
+    recs.iter()
+        .find(|r| r.kind == "step-finished" && r.step.as_deref() == Some(step))
+}
+
+fn skipped_on(recs: &[lifeline::journal::Record], path: &str) -> Vec<String> {
+    recs.iter()
+        .filter(|r| {
+            r.kind == "step-skipped" && r.data["reason"] == "path" && r.data["path"] == path
+        })
+        .map(|r| r.step.clone().unwrap_or_default())
+        .collect()
+}
+
+/// The shipped table-wiped runbook, headless through the `lifeline run`
+/// binary (holds shortened), both ways back:
+/// - with an `[[archive]]` whose base backup ended before the rogue DELETE
+///   and whose WAL covers it, choose-path takes the pitr path: pick and the
+///   dump's restore are skipped (journaled, with the reason); the users
+///   come back from the WAL-recovered copy and are merged into the live
+///   table: zero rows lost of every row the writer saw committed (before
+///   and after the DELETE), none of the DELETE's effects;
+/// - the same runbook with no archive in the inventory takes the dump path
+///   (said why), picks and restores the dump: dump-age data, none of the
+///   writer's rows in the restored copy;
+/// - a WAL gap in the archive is reported by choose-path before anything
+///   starts, naming the missing segments, and the path is dump.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_wiped_takes_the_pitr_path_when_the_archive_covers_the_damage_else_the_dump_path() {
+    let w = World::new();
+    w.pg.create_db("app").unwrap();
+    w.psql("app", USERS);
+    // The nightly dump, before the writer started: the dump path's backup.
+    let dumps = w.path("dumps");
+    std::fs::create_dir(&dumps).unwrap();
+    let name = format!(
+        "app_{}.dump",
+        (chrono::Utc::now() - chrono::Duration::minutes(5)).format("%Y%m%d_%H%M%S")
+    );
+    let o = Command::new(w.pg.bin("pg_dump"))
+        .args(["-Fc", "-h", "127.0.0.1", "-U", "postgres", "-p"])
+        .arg(w.pg.port().to_string())
+        .args(["-d", "app", "-f"])
+        .arg(dumps.join(&name))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    w.base_backup("b1");
+    let healthy = chrono::Utc::now();
+    let writer = Writer::start(&w.pg, "app", "\"User\"", 10_000).await;
+    w.psql("app", "DELETE FROM \"User\" WHERE id <= 200");
+    let after = writer.committed().len();
+    while writer.committed().len() < after + 20 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let all = writer.finish().await;
+    w.switch_wal();
+
+    let base_inv = format!(
+        "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n[[database]]\nname = \"main\"\nurl = \"{}\"\n\n[[backups]]\nname = \"nightly\"\nhost = \"here\"\npath = \"{}\"\npattern = \"app_%Y%m%d_%H%M%S.dump\"\ndatabase = \"main\"\n\n",
+        w.pg.url("app"),
+        dumps.display()
+    );
+    let with_archive = w.path("with-archive.toml");
+    std::fs::write(
+        &with_archive,
+        format!("{base_inv}{}", w.archive_toml("wal", "base")),
+    )
+    .unwrap();
+    let without = w.path("without-archive.toml");
+    std::fs::write(&without, &base_inv).unwrap();
+    let runbooks = support::quick_runbooks(w.dir.path(), 1);
+    let answers = w.path("answers.toml");
+    std::fs::write(
+        &answers,
+        format!(
+            "[params]\nincident_at = \"{}\"\ntables = 'public.\"User\"'\n\n[confirm]\nrestore = \"app as superuser\"\nmerge = 'merge public.\"User\" into app'\nstart = \"app\"\n",
+            healthy.to_rfc3339()
+        ),
+    )
+    .unwrap();
+    let run = |inv: &Path, state: &Path| {
+        let o = support::lifeline(state)
+            .current_dir(w.dir.path())
+            .env("LIFELINE_RUNBOOKS", &runbooks)
+            .arg("-i")
+            .arg(inv)
+            .arg("run")
+            .arg("table-wiped")
+            .arg("--answers")
+            .arg(&answers)
+            .output()
+            .unwrap();
+        (o.status.code(), support::stdout(&o) + &support::stderr(&o))
+    };
+
+    // 1. The archive covers the damage: the pitr path.
+    let state = w.path("state-pitr");
+    let (code, text) = run(&with_archive, &state);
+    assert_eq!(code, Some(0), "{text}");
+    let recs = journal_of(&state);
+    let chose = finished(&recs, "choose").expect("choose-path finished");
+    assert_eq!(chose.data["path"], "pitr", "{}", chose.data);
+    let reason = chose.data["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("archive 'wal' covers the damage: base backup 'b1' ended")
+            && reason.contains("every WAL segment from its start through it is archived"),
+        "{reason}"
+    );
+    assert_eq!(chose.data["forced"], serde_json::Value::Null);
+    assert_eq!(skipped_on(&recs, "dump"), ["pick", "restore", "done"]);
+    assert!(finished(&recs, "pick").is_none(), "nothing picked");
+    let pitr = finished(&recs, "pitr").expect("recover-pitr finished");
+    assert_eq!(pitr.data["evidence"]["destruction"]["kind"], "delete-many");
+    let restore = finished(&recs, "restore").expect("the pitr restore finished");
+    let started = recs
+        .iter()
+        .find(|r| r.kind == "step-started" && r.step.as_deref() == Some("restore"))
+        .unwrap();
+    assert_eq!(started.data["path"], "pitr", "{}", started.data);
+    let target_db = restore.data["target_db"].as_str().unwrap().to_string();
+    assert!(target_db.starts_with("app__restore_"), "{target_db}");
+    // Zero rows lost: every seeded user and every row the writer saw
+    // committed, before and after the DELETE, is in the live table.
+    let got = ids_in(&w, "app", "\"User\"");
+    let lost: Vec<_> = (1..=200)
+        .chain(all.iter().copied())
+        .filter(|id| got.binary_search(id).is_err())
+        .collect();
+    assert!(lost.is_empty(), "rows lost: {lost:?}");
+    // The recovered copy holds nothing written after the destructive commit.
+    let recovered = ids_in(&w, &target_db, "\"User\"");
+    let late: Vec<_> = all[after..]
+        .iter()
+        .filter(|id| recovered.binary_search(id).is_ok())
+        .collect();
+    assert!(late.is_empty(), "rows from after the target: {late:?}");
+    let merge = finished(&recs, "merge").expect("merged");
+    assert_eq!(merge.data["inserted"], 200, "{}", merge.data);
+    let done = recs
+        .iter()
+        .rev()
+        .find(|r| r.step.as_deref() == Some("done") && r.kind == "step-finished")
+        .unwrap();
+    assert!(done.summary.contains("recovered to"), "{}", done.summary);
+
+    // 2. The same runbook with no archive: the dump path, said why.
+    let state = w.path("state-dump");
+    let (code, text) = run(&without, &state);
+    assert_eq!(code, Some(0), "{text}");
+    let recs = journal_of(&state);
+    let chose = finished(&recs, "choose").expect("choose-path finished");
+    assert_eq!(chose.data["path"], "dump", "{}", chose.data);
+    assert!(
+        chose.data["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no [[archive]] in the inventory covers database 'main'"),
+        "{}",
+        chose.data
+    );
+    assert_eq!(skipped_on(&recs, "pitr"), ["pitr", "restore", "done"]);
+    let pick = finished(&recs, "pick").expect("picked");
+    assert_eq!(pick.data["backup"]["name"], name.as_str(), "{}", pick.data);
+    let restored = finished(&recs, "restore").unwrap().data["target_db"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(restored, target_db);
+    let from_dump = ids_in(&w, &restored, "\"User\"");
+    assert_eq!(from_dump, (1..=200).collect::<Vec<i64>>(), "dump-age data");
+    assert!(text.contains("path 'dump'"), "{text}");
+
+    // 3. A WAL gap: reported by choose-path before anything starts.
+    w.psql(
+        "app",
+        "CREATE TABLE gap_filler AS SELECT g FROM generate_series(1, 1000) g",
+    );
+    w.switch_wal();
+    w.psql(
+        "app",
+        "INSERT INTO gap_filler SELECT g FROM generate_series(1, 1000) g",
+    );
+    w.switch_wal();
+    let gap = w.path("wal-gap");
+    std::fs::create_dir(&gap).unwrap();
+    let mut segs: Vec<String> = std::fs::read_dir(w.path("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    segs.sort();
+    for f in &segs {
+        std::fs::copy(w.path("wal").join(f), gap.join(f)).unwrap();
+    }
+    let wal_segs: Vec<&String> = segs.iter().filter(|f| f.len() == 24).collect();
+    assert!(wal_segs.len() >= 4, "{segs:?}");
+    // Keep the base backup's first segment and the newest; drop those between.
+    let b1_first = segs
+        .iter()
+        .find(|f| f.ends_with(".backup"))
+        .map(|f| f[..24].to_string())
+        .unwrap();
+    let missing: Vec<&String> = wal_segs
+        .iter()
+        .copied()
+        .filter(|f| **f > b1_first && Some(*f) != wal_segs.last().copied())
+        .collect();
+    assert!(!missing.is_empty(), "{segs:?}");
+    for f in &missing {
+        std::fs::remove_file(gap.join(f)).unwrap();
+    }
+    let inventory = support::inventory(&format!("{base_inv}{}", w.archive_toml("wal-gap", "base")));
+    let red = Redactor::new();
+    inventory.register_secrets(&red);
+    let a = RealActions::new(inventory, red);
+    let spec = a.inventory().database("main").unwrap().clone();
+    let archive = a.inventory().archives[0].clone();
+    let mut req = ChoosePathRequest {
+        database: DbTarget {
+            name: "main".into(),
+            url: spec.pg_url().unwrap().clone(),
+            spec,
+        },
+        archive: Ok((
+            archive,
+            HostTarget {
+                name: "here".into(),
+                spec: a.inventory().host("here").unwrap().clone(),
+            },
+        )),
+        incident_at: Some(healthy),
+        forced: None,
+        incident_dir: None,
+    };
+    let outcome = a.choose_path(&req, &Output::discard()).await.unwrap();
+    assert_eq!(outcome.path, lifeline::runbook::PathChoice::Dump);
+    assert!(
+        outcome.reason.contains("WAL gap") && outcome.reason.contains(missing[0].as_str()),
+        "{}",
+        outcome.reason
+    );
+    // Forced to pitr, the archive that cannot serve it is a refusal, not a dump.
+    req.forced = Some((
+        lifeline::runbook::PathChoice::Pitr,
+        "parameter 'path' (answers)".into(),
+    ));
+    let e = a
+        .choose_path(&req, &Output::discard())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("the pitr path is forced (parameter 'path' (answers))") && e.contains("WAL gap"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_dir(w.path("recovery")).unwrap().count(),
+        1,
+        "nothing new started"
+    );
+}
