@@ -324,3 +324,60 @@ pub async fn recover_pitr(
         replay_s: r.replay_s,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn id(sysid: &str, oid: Option<u32>) -> DbIdentity {
+        DbIdentity {
+            server: "127.0.0.1:5432".into(),
+            system_identifier: sysid.into(),
+            database: "app".into(),
+            oid,
+            server_started_at: None,
+        }
+    }
+
+    fn sample(min: u32, name: &str, identity: DbIdentity) -> Sample {
+        Sample {
+            ts: Utc.with_ymd_and_hms(2026, 12, 6, 6, min, 0).unwrap(),
+            database: name.into(),
+            identity,
+            tables: Vec::new(),
+        }
+    }
+
+    /// A dropped database's OID comes from the newest sample of it on the
+    /// same server; samples of another server, another inventory entry or
+    /// without an OID name nothing here: refused with the reason.
+    #[test]
+    fn a_gone_database_is_named_by_the_newest_sample_of_it_on_the_same_server() {
+        let live = id("7301", None);
+        let samples = vec![
+            sample(1, "main", id("7301", Some(16384))),
+            sample(2, "main", id("7301", Some(16999))),
+            sample(3, "main", id("9999", Some(77777))),
+            sample(4, "other", id("7301", Some(55555))),
+            sample(5, "main", id("7301", None)),
+        ];
+        let (oid, why) = oid_from_samples(&samples, "main", &live).unwrap();
+        assert_eq!(oid, 16999);
+        assert!(
+            why.contains("its OID 16999 comes from the newest timeline sample of it (2026-12-06T06:02:00+00:00"),
+            "{why}"
+        );
+        let e = oid_from_samples(&samples[2..3], "main", &live).unwrap_err();
+        assert!(
+            e.contains("come from another server") && e.contains("nothing was started"),
+            "{e}"
+        );
+        let e = oid_from_samples(&samples[3..], "main", &live).unwrap_err();
+        assert!(
+            e.contains("no timeline sample of this incident saw it"),
+            "{e}"
+        );
+        assert!(oid_from_samples(&[], "main", &live).is_err());
+    }
+}
