@@ -119,10 +119,11 @@ impl Answers {
             };
             a.params.insert(k, text);
         }
+        // Destructive steps, and recover-pitr steps (a moved target is confirmed by a phrase).
         let destructive: Vec<&str> = rb
             .steps
             .iter()
-            .filter(|s| s.destructive)
+            .filter(|s| s.destructive || s.action == Action::RecoverPitr)
             .map(|s| s.id.as_str())
             .collect();
         for (k, v) in raw.confirm {
@@ -131,7 +132,7 @@ impl Answers {
                     v.span(),
                     &k,
                     format!(
-                        "'{k}' is not a destructive step of runbook '{}' (those are: {})",
+                        "'{k}' is not a step that asks for a typed confirmation in runbook '{}' (those are: {})",
                         rb.id,
                         names(destructive.clone())
                     ),

@@ -222,6 +222,7 @@ pub enum Effect {
 pub fn confirm_phrase(r: &ResolvedStep) -> String {
     match &r.request {
         ActionRequest::MergeTables(m) => m.phrase(),
+        ActionRequest::RecoverPitr(p) if p.moved.is_some() => p.phrase().unwrap_or_default(),
         ActionRequest::Restore(q) if q.restore_as == RestoreAs::Admin => {
             RestoreAs::admin_phrase(q.database.dbname())
         }
@@ -243,6 +244,7 @@ pub fn also_phrases(r: &ResolvedStep) -> Vec<String> {
             }
             RestoreAs::Admin => Vec::new(),
         },
+        ActionRequest::RecoverPitr(p) => p.past_phrase().into_iter().collect(),
         _ => Vec::new(),
     }
 }
@@ -650,10 +652,16 @@ impl State {
             }),
         };
         let preview = preview(&request);
+        // A moved recovery target is confirmed by a typed phrase naming it.
+        let phrase = matches!(&request, ActionRequest::RecoverPitr(p) if p.moved.is_some());
         Ok(ResolvedStep {
             request,
             target,
-            database: if step.destructive { database } else { None },
+            database: if step.destructive || phrase {
+                database
+            } else {
+                None
+            },
             preview,
             timeout_s: step.timeout_s.map(|t| t + 5),
         })
@@ -905,6 +913,7 @@ impl State {
             stopped: String::new(),
             xid_status: None,
             replay_s: 0.0,
+            moved: None,
         };
         self.pitr_catalog(&p, d)
     }
@@ -999,7 +1008,19 @@ impl State {
         let mut base = sanitize(d.dbname());
         base.truncate(60);
         let name = format!("{base}-{}-{}", self.stamp(), self.steps[i].attempts + 1);
+        let moved = match &step.target {
+            Some(t) => {
+                let v = self.render(&t.value, lenient)?;
+                match v.trim() {
+                    "" => None,
+                    x if lenient && x.starts_with('<') => None,
+                    x => Some(MovedTarget::parse(x)?),
+                }
+            }
+            None => None,
+        };
         Ok(PitrRequest {
+            moved,
             database: d,
             archive,
             host,
@@ -1558,7 +1579,11 @@ impl State {
             self.fail(i, "guard", why, Value::Null, None, false, fx);
             return false;
         }
-        match (&resolved.database, step.destructive) {
+        // A database to confirm: a destructive step, or one whose request needs a phrase.
+        match (
+            &resolved.database,
+            step.destructive || resolved.database.is_some(),
+        ) {
             (Some(db), true) => {
                 self.steps[i].status = StepStatus::ReadingIdentity;
                 self.changed(i, &format!("reading the identity of {}", db.display()), fx);
@@ -1712,7 +1737,9 @@ impl State {
         };
         let expected = confirm_phrase(&resolved);
         let what = match resolved.request {
-            ActionRequest::MergeTables(_) => "the confirmation phrase",
+            ActionRequest::MergeTables(_) | ActionRequest::RecoverPitr(_) => {
+                "the confirmation phrase"
+            }
             _ => "the database name",
         };
         let id = self.step(i).id.clone();
@@ -1727,8 +1754,18 @@ impl State {
             if typed.as_deref().map(str::trim) == Some(phrase.as_str()) {
                 *create = true;
                 expected = phrase;
-                self.steps[i].resolved = Some(updated);
+                self.steps[i].resolved = Some(updated.clone());
             }
+        }
+        // A moved recovery target: the longer phrase accepts a target after the damage.
+        if let ActionRequest::RecoverPitr(p) = &mut updated.request
+            && let Some(past) = p.past_phrase()
+            && typed.as_deref().map(str::trim) == Some(past.as_str())
+            && let Some(m) = &mut p.moved
+        {
+            m.past_damage = true;
+            expected = past;
+            self.steps[i].resolved = Some(updated.clone());
         }
         match typed {
             None => self.fail(
@@ -1774,6 +1811,19 @@ impl State {
             }
             Some(t) => {
                 let shown = self.steps[i].shown.clone();
+                let mut data = json!({
+                    "action": self.step(i).action.as_str(),
+                    "database": db.name,
+                    "typed": t.trim(),
+                    "identity": shown,
+                    "preview": resolved.preview,
+                });
+                if let Some(ActionRequest::RecoverPitr(p)) =
+                    self.steps[i].resolved.as_ref().map(|r| &r.request)
+                    && let Some(m) = &p.moved
+                {
+                    data["moved_target"] = json!(m);
+                }
                 fx.push(Effect::Journal(
                     Entry::new(
                         kinds::CONFIRMED,
@@ -1781,13 +1831,7 @@ impl State {
                     )
                     .step(&id)
                     .target(db.display())
-                    .data(json!({
-                        "action": self.step(i).action.as_str(),
-                        "database": db.name,
-                        "typed": t.trim(),
-                        "identity": shown,
-                        "preview": resolved.preview,
-                    })),
+                    .data(data),
                 ));
                 self.steps[i].confirmed = shown;
                 self.steps[i].status = StepStatus::CheckingGuard;
@@ -2171,15 +2215,10 @@ impl State {
                 .collect(),
             status: st.status,
             target: resolved.as_ref().and_then(|r| r.target.clone()),
-            confirm: step
-                .destructive
-                .then(|| {
-                    resolved
-                        .as_ref()
-                        .filter(|r| r.database.is_some())
-                        .map(confirm_phrase)
-                })
-                .flatten(),
+            confirm: resolved
+                .as_ref()
+                .filter(|r| r.database.is_some())
+                .map(confirm_phrase),
             preview: resolved.map(|r| r.preview).unwrap_or_default(),
             summary: st.summary.clone(),
             error: st.error.clone(),

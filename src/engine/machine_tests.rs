@@ -1341,6 +1341,7 @@ fn pitr_outcome(name: &str) -> PitrOutcome {
         stopped: "recovery stopping before commit of transaction 812".into(),
         xid_status: Some("aborted".into()),
         replay_s: 1.5,
+        moved: None,
     }
 }
 
@@ -1836,4 +1837,97 @@ fn a_path_step_without_a_decided_path_is_refused() {
         "{}",
         exit.message()
     );
+}
+
+/// A moved recovery target: parsed from `lsn:` or a time, refused otherwise.
+#[rstest]
+#[case("lsn:0/3001558", Ok("lsn 0/3001558"))]
+#[case("time:2026-11-23T12:41:00Z", Ok("time 2026-11-23T12:41:00+00:00"))]
+#[case("2026-11-23T12:41:00Z", Ok("time 2026-11-23T12:41:00+00:00"))]
+#[case("xid:812", Err("is not a recovery target"))]
+#[case("lsn:3001558", Err("is not a recovery target"))]
+#[case("yesterday", Err("is not a recovery target"))]
+fn a_moved_target_is_parsed_or_refused(#[case] given: &str, #[case] want: Result<&str, &str>) {
+    match (MovedTarget::parse(given), want) {
+        (Ok(m), Ok(name)) => {
+            assert_eq!(m.name(), name);
+            assert!(!m.past_damage);
+        }
+        (Err(e), Err(why)) => assert!(e.contains(why), "{e}"),
+        (got, want) => panic!("{given}: {got:?}, want {want:?}"),
+    }
+}
+
+/// Moving the target needs a typed phrase naming it (recover-pitr is
+/// otherwise confirmed by nobody); the phrase ending "after the damage"
+/// is what lets the action accept a target later than the destructive
+/// commit; the confirmation is journaled with the moved target.
+#[rstest]
+#[case(None, None)]
+#[case(Some("recover app to lsn 0/3000000"), Some(false))]
+#[case(Some("recover app to lsn 0/3000000 after the damage"), Some(true))]
+#[case(Some("app"), None)]
+#[case(Some("recover app to lsn 0/3000001"), None)]
+fn a_moved_target_needs_the_phrase_naming_it(
+    #[case] typed: Option<&str>,
+    #[case] past: Option<bool>,
+) {
+    let rb = PITR_RB.replace("HEALTHY", "2026-11-23T12:00:00Z").replace(
+        "healthy_at = \"2026-11-23T12:00:00Z\"\n",
+        "healthy_at = \"2026-11-23T12:00:00Z\"\ntarget = \"lsn:0/3000000\"\n",
+    );
+    assert!(rb.contains("target = \"lsn:0/3000000\""));
+    let mut c = ctx_of(&rb, false, false);
+    c.inventory = Inventory::parse(&PITR_INV.replace("ARCHIVES", ""), "inv.toml").unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let s2 = seen.clone();
+    let mut sim = Sim::new();
+    if let Some(t) = typed {
+        sim.typed.insert("pitr".into(), t.into());
+    }
+    sim.respond = Box::new(move |req: &ActionRequest| match req {
+        ActionRequest::RecoverPitr(p) => {
+            *s2.lock().unwrap() = Some(p.clone());
+            Err("stop here".into())
+        }
+        other => default_respond(other),
+    });
+    let (_, exit) = sim.run(State::new(c, t0()));
+    let ran = seen.lock().unwrap().clone();
+    match past {
+        None => {
+            assert!(ran.is_none(), "recover-pitr ran without the phrase");
+            assert!(
+                exit.message().contains("recover app to lsn 0/3000000"),
+                "{}",
+                exit.message()
+            );
+        }
+        Some(past) => {
+            let p = ran.expect("recover-pitr ran");
+            let m = p.moved.expect("moved");
+            assert_eq!(m.past_damage, past);
+            assert_eq!(m.given, "lsn:0/3000000");
+            let conf = sim
+                .journal
+                .iter()
+                .find(|e| e.kind == "confirmed" && e.step.as_deref() == Some("pitr"))
+                .expect("the confirmation is journaled");
+            assert_eq!(conf.data["typed"], typed.unwrap());
+            assert_eq!(conf.data["moved_target"]["given"], "lsn:0/3000000");
+            assert_eq!(conf.data["moved_target"]["past_damage"], past);
+            let started = sim
+                .journal
+                .iter()
+                .find(|e| e.kind == "step-started" && e.step.as_deref() == Some("pitr"))
+                .unwrap();
+            assert!(
+                started.data["preview"]
+                    .to_string()
+                    .contains("target MOVED by the operator"),
+                "{}",
+                started.data
+            );
+        }
+    }
 }

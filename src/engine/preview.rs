@@ -358,7 +358,19 @@ pub fn preview(req: &ActionRequest) -> Vec<String> {
                     quote_ident(p.database.dbname()),
                     p.database.server()
                 ),
-                "target: that transaction, exclusive (recovery_target_xid, recovery_target_inclusive = off); the newest base backup that ENDED before it (any other is refused, with the reason)".into(),
+                match &p.moved {
+                    None => "target: that transaction, exclusive (recovery_target_xid, recovery_target_inclusive = off); the newest base backup that ENDED before it (any other is refused, with the reason)".into(),
+                    Some(m) => format!(
+                        "target MOVED by the operator to {} (given '{}'), instead of that transaction: journaled with the evidence it departs from; {}; the newest base backup that ENDED before it",
+                        m.target.describe(),
+                        m.given,
+                        if m.past_damage {
+                            "LATER than the destructive commit accepted: the recovered copy may hold the damage"
+                        } else {
+                            "refused if it is later than the destructive transaction's commit (type the phrase ending 'after the damage' to accept that)"
+                        }
+                    ),
+                },
                 format!(
                     "copy it into a NEW private directory {}/{} (0700) on {}, with lifeline's own postgresql.conf (no TCP, socket only, archive_mode off, restore_command reading the archive, recovery_target_action = pause)",
                     p.archive

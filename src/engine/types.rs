@@ -616,6 +616,74 @@ pub struct PitrRequest {
     pub name: String,
     /// The incident's directory: its samples name the database (OID) when it is gone.
     pub incident_dir: Option<PathBuf>,
+    /// A target the operator moved away from the one found in the WAL.
+    pub moved: Option<MovedTarget>,
+}
+
+/// A recovery target the operator gives instead of the one found in the
+/// WAL: a WAL position (`lsn:0/3001558`) or a time (`time:` + RFC 3339, or
+/// the time alone). It needs a typed phrase naming it; a target later than
+/// the destructive transaction's commit needs the phrase that says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedTarget {
+    pub target: crate::pitr::Target,
+    /// As written in the answers / the parameter.
+    pub given: String,
+    /// The operator typed the phrase that accepts a target after the damage.
+    pub past_damage: bool,
+}
+
+impl MovedTarget {
+    pub fn parse(s: &str) -> Result<MovedTarget, String> {
+        let v = s.trim();
+        let bad = || {
+            format!(
+                "target '{v}' is not a recovery target: write 'lsn:0/3001558' (stop just before that WAL record) or 'time:2026-11-23T12:42:00Z' (stop before that time)"
+            )
+        };
+        let target = if let Some(l) = v.strip_prefix("lsn:") {
+            crate::pitr::Target::Lsn {
+                lsn: crate::pitr::Lsn::parse(l).ok_or_else(bad)?,
+            }
+        } else {
+            let t = v.strip_prefix("time:").unwrap_or(v);
+            crate::pitr::Target::Time {
+                at: DateTime::parse_from_rfc3339(t.trim())
+                    .map_err(|_| bad())?
+                    .with_timezone(&Utc),
+            }
+        };
+        Ok(MovedTarget {
+            target,
+            given: v.to_string(),
+            past_damage: false,
+        })
+    }
+
+    /// `lsn 0/3001558`, `time 2026-11-23T12:42:00+00:00`: how the phrase names it.
+    pub fn name(&self) -> String {
+        match &self.target {
+            crate::pitr::Target::Lsn { lsn } => format!("lsn {lsn}"),
+            crate::pitr::Target::Time { at } => format!("time {}", at.to_rfc3339()),
+            crate::pitr::Target::Xid { xid, .. } => format!("xid {xid}"),
+        }
+    }
+}
+
+impl PitrRequest {
+    /// The phrase that confirms a moved target (None: the target found in the WAL, no phrase).
+    pub fn phrase(&self) -> Option<String> {
+        let m = self.moved.as_ref()?;
+        Some(format!(
+            "recover {} to {}",
+            self.database.dbname(),
+            m.name()
+        ))
+    }
+    /// The phrase that also accepts a target after the destructive transaction's commit.
+    pub fn past_phrase(&self) -> Option<String> {
+        self.phrase().map(|p| format!("{p} after the damage"))
+    }
 }
 
 /// choose-path: which way back this run takes, decided before anything starts.
@@ -713,6 +781,10 @@ pub struct PitrOutcome {
     pub stopped: String,
     pub xid_status: Option<String>,
     pub replay_s: f64,
+    /// The operator moved the target: `given`, `to`, `from` (the target found
+    /// in the WAL), `evidence` (the destructive transaction), `past_damage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved: Option<Value>,
 }
 
 #[derive(Debug, Clone)]

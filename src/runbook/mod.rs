@@ -131,7 +131,7 @@ impl Action {
             Action::PickBackup => &["catalog", "incident_at"],
             Action::Restore => &["database", "catalog", "backup", "jobs"],
             Action::ReapplyOwners => &["database", "restored"],
-            Action::RecoverPitr => &["database", "archive", "healthy_at", "damaged_at"],
+            Action::RecoverPitr => &["database", "archive", "healthy_at", "damaged_at", "target"],
             Action::ChoosePath => &["database", "archive", "incident_at", "force"],
             Action::Verify => &["database", "restored", "compare_to"],
             Action::Swap => &["database", "restored"],
@@ -205,6 +205,7 @@ impl Action {
                 "recovery_dir",
                 "archive",
                 "host",
+                "moved",
             ]),
             Action::ChoosePath => Some(&[
                 "path",
@@ -392,6 +393,8 @@ pub struct Step {
     /// recover-pitr: first damage evidence (RFC 3339): the destructive
     /// transaction found must have committed by then.
     pub damaged_at: Option<Located<Template>>,
+    /// recover-pitr: a target moved by the operator (`lsn:...`, `time:...`; empty: the one found).
+    pub target: Option<Located<Template>>,
     /// choose-path: `pitr`, `dump`, or empty/`auto` (decide from the archive); a template.
     pub force: Option<Located<Template>>,
     /// The path this step belongs to (None: every path). Two steps may share

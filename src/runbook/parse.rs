@@ -58,6 +58,7 @@ struct RawStep {
     healthy_at: Option<Spanned<String>>,
     damaged_at: Option<Spanned<String>>,
     force: Option<Spanned<String>>,
+    target: Option<Spanned<String>>,
     /// `pitr` or `dump`: the step runs only on that path (a choose-path step decides).
     path: Option<Spanned<String>>,
 }
@@ -307,7 +308,8 @@ fn present(s: &RawStep) -> Vec<(&'static str, Range<usize>)> {
         archive,
         healthy_at,
         damaged_at,
-        force
+        force,
+        target
     );
     v
 }
@@ -569,6 +571,7 @@ fn convert_steps(cx: &mut Ctx, raw: Vec<(Range<usize>, RawStep)>, params: &[Para
             healthy_at: tpl(cx, "healthy_at", s.healthy_at),
             damaged_at: tpl(cx, "damaged_at", s.damaged_at),
             force: tpl(cx, "force", s.force),
+            target: tpl(cx, "target", s.target),
             path,
             timeout_s: s.timeout_s.map(Spanned::into_inner),
             span,
@@ -672,6 +675,7 @@ fn check_path_refs(
         ("healthy_at", &step.healthy_at),
         ("damaged_at", &step.damaged_at),
         ("force", &step.force),
+        ("target", &step.target),
     ] {
         if let Some(a) = a {
             args.push((k, a));
@@ -756,6 +760,7 @@ fn check_refs(cx: &mut Ctx, step: &Step, params: &[Param], earlier: &BTreeMap<St
         ("healthy_at", &step.healthy_at),
         ("damaged_at", &step.damaged_at),
         ("force", &step.force),
+        ("target", &step.target),
     ] {
         if let Some(a) = a {
             args.push((k, a, false));

@@ -1480,3 +1480,181 @@ async fn database_missing_recovers_a_dropped_database_from_the_wal_with_no_row_l
     assert!(!all.is_empty());
     assert_eq!(ids_in(&w, "app", "\"Game\"").len(), 12);
 }
+
+/// Moving the target, with real parts. Through `lifeline run pitr-restore`
+/// (the shipped runbook, hold shortened): a target later than the rogue
+/// DELETE's commit, confirmed with the plain phrase naming it, is refused
+/// by recover-pitr with the evidence it departs from, nothing started, the
+/// confirmation journaled with the moved target; without the phrase the
+/// step never runs. Through the action: a target moved earlier (just before
+/// the DELETE's first record) is recovered to, and the outcome journals
+/// where it was moved from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_target_needs_its_phrase_and_one_past_the_damage_is_refused() {
+    let w = World::new();
+    w.pg.create_db("app").unwrap();
+    w.psql("app", USERS);
+    w.base_backup("b1");
+    let healthy = chrono::Utc::now();
+    let writer = Writer::start(&w.pg, "app", "\"User\"", 10_000).await;
+    w.psql("app", "DELETE FROM \"User\" WHERE id <= 200");
+    let after = writer.committed().len();
+    while writer.committed().len() < after + 20 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    writer.finish().await;
+    w.switch_wal();
+    let oid = w.db_oid("app");
+    let status = pitr::list(&host(), &w.archive_spec()).await.unwrap();
+    let found = pitr::find_target(
+        &host(),
+        &status,
+        &Damaged {
+            db_oid: oid,
+            relations: Vec::new(),
+            min_deletes: None,
+            healthy_at: Some(healthy),
+        },
+    )
+    .await
+    .unwrap();
+    let f = found.finding.clone();
+    let late = pitr::Lsn(f.commit_lsn.0 + 0x100);
+
+    let inv = w.path("lifeline.toml");
+    std::fs::write(
+        &inv,
+        format!(
+            "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n[[database]]\nname = \"main\"\nurl = \"{}\"\n\n{}",
+            w.pg.url("app"),
+            w.archive_toml("wal", "base")
+        ),
+    )
+    .unwrap();
+    let runbooks = support::quick_runbooks(w.dir.path(), 1);
+    let run = |state: &str, confirm: &str| {
+        let answers = w.path(&format!("{state}.toml"));
+        std::fs::write(
+            &answers,
+            format!(
+                "[params]\nhealthy_at = \"{}\"\npitr_target = \"lsn:{late}\"\n\n[confirm]\n{confirm}",
+                healthy.to_rfc3339()
+            ),
+        )
+        .unwrap();
+        let state = w.path(state);
+        let o = support::lifeline(&state)
+            .current_dir(w.dir.path())
+            .env("LIFELINE_RUNBOOKS", &runbooks)
+            .arg("-i")
+            .arg(&inv)
+            .arg("run")
+            .arg("pitr-restore")
+            .arg("--answers")
+            .arg(&answers)
+            .output()
+            .unwrap();
+        let text = support::stdout(&o) + &support::stderr(&o);
+        assert!(state.join("incidents").is_dir(), "{text}");
+        (o.status.code(), text, journal_of(&state))
+    };
+    let phrase = format!("recover app to lsn {late}");
+    // No phrase: the step never runs.
+    let (code, text, recs) = run("state-none", "");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("type the confirmation phrase '{phrase}'")),
+        "{text}"
+    );
+    assert!(
+        !recs
+            .iter()
+            .any(|r| r.kind == "step-started" && r.step.as_deref() == Some("pitr")),
+        "recover-pitr started without the phrase"
+    );
+    // The plain phrase: confirmed and journaled, then refused: later than the commit.
+    let (code, text, recs) = run("state-late", &format!("pitr = \"{phrase}\"\n"));
+    assert_eq!(code, Some(1), "{text}");
+    let conf = recs
+        .iter()
+        .find(|r| r.kind == "confirmed" && r.step.as_deref() == Some("pitr"))
+        .expect("the typed phrase is journaled");
+    assert_eq!(conf.data["typed"], phrase.as_str());
+    assert_eq!(conf.data["moved_target"]["given"], format!("lsn:{late}"));
+    assert_eq!(conf.data["moved_target"]["past_damage"], false);
+    let failed = recs
+        .iter()
+        .find(|r| r.kind == "step-failed" && r.step.as_deref() == Some("pitr"))
+        .expect("refused");
+    let why = failed.data["error"].as_str().unwrap();
+    assert!(
+        why.contains("is later than the destructive transaction's commit")
+            && why.contains(&format!("after the commit record at {}", f.commit_lsn))
+            && why.contains(&format!("transaction {} committed at", f.xid))
+            && why.contains(&format!("type '{phrase} after the damage'"))
+            && why.contains("nothing was started"),
+        "{why}"
+    );
+    assert_eq!(std::fs::read_dir(w.path("recovery")).unwrap().count(), 0);
+
+    // Moved earlier, through the action: recovered to just before the
+    // DELETE's first record; the outcome says where it was moved from.
+    let inventory = support::inventory(&std::fs::read_to_string(&inv).unwrap());
+    let red = Redactor::new();
+    inventory.register_secrets(&red);
+    let a = RealActions::new(inventory, red);
+    let spec = a.inventory().database("main").unwrap().clone();
+    let out = a
+        .recover_pitr(
+            &PitrRequest {
+                database: DbTarget {
+                    name: "main".into(),
+                    url: spec.pg_url().unwrap().clone(),
+                    spec,
+                },
+                archive: a.inventory().archives[0].clone(),
+                host: HostTarget {
+                    name: "here".into(),
+                    spec: a.inventory().host("here").unwrap().clone(),
+                },
+                healthy_at: Some(healthy),
+                damaged_at: None,
+                name: "moved-earlier".into(),
+                incident_dir: None,
+                moved: Some(MovedTarget::parse(&format!("lsn:{}", f.first_lsn)).unwrap()),
+            },
+            &Output::discard(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.target["kind"], "lsn", "{:?}", out.target);
+    assert!(
+        out.stopped.contains(&format!(
+            "recovery stopping before WAL location (LSN) \"{}\"",
+            f.first_lsn
+        )),
+        "{}",
+        out.stopped
+    );
+    let moved = out.moved.expect("journaled as moved");
+    assert_eq!(moved["given"], format!("lsn:{}", f.first_lsn));
+    assert!(
+        moved["from"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("transaction {}", f.xid)),
+        "{moved}"
+    );
+    assert!(
+        moved["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("200 rows deleted"),
+        "{moved}"
+    );
+    load_dump(&w, &out.dump, "moved_check");
+    let got = ids_in(&w, "moved_check", "\"User\"");
+    for id in 1..=200 {
+        assert!(got.binary_search(&id).is_ok(), "user {id} lost");
+    }
+}

@@ -166,6 +166,26 @@ async fn locate(
     Ok((status, found, plan))
 }
 
+/// Why a target lies after the destructive transaction's commit (None: it does not).
+pub(crate) fn past_damage(t: &pitr::Target, f: &pitr::Finding) -> Option<String> {
+    let stop = f.target();
+    match (t, &stop) {
+        (pitr::Target::Lsn { lsn }, pitr::Target::Lsn { lsn: s }) if lsn > s => Some(format!(
+            "{lsn} is after {s}, the first record of the destruction"
+        )),
+        (pitr::Target::Lsn { lsn }, _) if *lsn > f.commit_lsn => Some(format!(
+            "{lsn} is after the commit record at {}",
+            f.commit_lsn
+        )),
+        (pitr::Target::Time { at }, _) if *at > f.commit_time => Some(format!(
+            "{} is after the commit at {}",
+            at.to_rfc3339(),
+            f.commit_time.to_rfc3339()
+        )),
+        _ => None,
+    }
+}
+
 /// choose-path: pitr when the archive can recover to just before the
 /// destructive transaction (a base backup that ended before it, every WAL
 /// segment from its start through it), the dump path otherwise, with the
@@ -253,6 +273,43 @@ pub async fn recover_pitr(
         locate(h, &req.archive, oid, req.healthy_at, req.damaged_at, out).await?;
     let f = &found.finding;
     let evidence = evidence_text(f);
+    // The operator moved the target: checked against the evidence it departs from.
+    let (plan, moved) = match &req.moved {
+        None => (plan, None),
+        Some(m) => {
+            if let Some(why) = past_damage(&m.target, f)
+                && !m.past_damage
+            {
+                return Err(ActionError::Refused(format!(
+                    "the moved target '{}' ({}) is later than the destructive transaction's commit: {why}; the recovered copy would hold the damage ({evidence}); nothing was started (to recover to it anyway, type '{} after the damage')",
+                    m.given,
+                    m.target.describe(),
+                    req.phrase().unwrap_or_default()
+                )));
+            }
+            out.line(format!(
+                "target moved by the operator to {} (given '{}'); the WAL's target was {}",
+                m.target.describe(),
+                m.given,
+                found.target.describe()
+            ));
+            let moved = serde_json::json!({
+                "given": m.given,
+                "to": m.target.describe(),
+                "from": found.target.describe(),
+                "evidence": evidence,
+                "past_damage": m.past_damage,
+            });
+            let plan = pitr::plan(&status, &m.target).map_err(pitr_err)?;
+            for (dir, why) in &plan.refused {
+                out.line(format!(
+                    "base backup '{}' refused for the moved target: {why}",
+                    dir.escape_debug()
+                ));
+            }
+            (plan, Some(moved))
+        }
+    };
     out.line(format!(
         "target: {}; from base backup '{}' (ended {})",
         plan.target.describe(),
@@ -322,6 +379,7 @@ pub async fn recover_pitr(
         stopped: r.stopped.clone(),
         xid_status: r.xid_status.clone(),
         replay_s: r.replay_s,
+        moved,
     })
 }
 
@@ -379,5 +437,49 @@ mod tests {
             "{e}"
         );
         assert!(oid_from_samples(&[], "main", &live).is_err());
+    }
+
+    fn finding(kind: pitr::Destruction, before: Option<&str>) -> pitr::Finding {
+        pitr::Finding {
+            xid: 812,
+            first_lsn: pitr::Lsn::parse("0/3000100").unwrap(),
+            commit_lsn: pitr::Lsn::parse("0/3001558").unwrap(),
+            commit_time: Utc.with_ymd_and_hms(2026, 12, 6, 6, 30, 0).unwrap(),
+            destruction: kind,
+            record: "COMMIT".into(),
+            before_lsn: before.and_then(pitr::Lsn::parse),
+        }
+    }
+
+    /// A moved target is "after the damage" past the commit record (or, for
+    /// a DROP DATABASE, past its first record) or the commit time.
+    #[test]
+    fn a_target_after_the_destructive_commit_is_told_apart() {
+        let lsn = |s: &str| pitr::Target::Lsn {
+            lsn: pitr::Lsn::parse(s).unwrap(),
+        };
+        let time = |m: u32, s: u32| pitr::Target::Time {
+            at: Utc.with_ymd_and_hms(2026, 12, 6, 6, m, s).unwrap(),
+        };
+        let del = finding(pitr::Destruction::Truncate { relid: 16390 }, None);
+        assert!(
+            past_damage(&lsn("0/3001558"), &del).is_none(),
+            "stops before the commit"
+        );
+        assert!(past_damage(&lsn("0/3000000"), &del).is_none());
+        let why = past_damage(&lsn("0/3001559"), &del).unwrap();
+        assert!(
+            why.contains("after the commit record at 0/3001558"),
+            "{why}"
+        );
+        assert!(past_damage(&time(29, 59), &del).is_none());
+        assert!(past_damage(&time(30, 1), &del).is_some());
+        let drop = finding(
+            pitr::Destruction::DropDatabase { db_oid: 16384 },
+            Some("0/3000200"),
+        );
+        let why = past_damage(&lsn("0/3000300"), &drop).unwrap();
+        assert!(why.contains("the first record of the destruction"), "{why}");
+        assert!(past_damage(&lsn("0/3000200"), &drop).is_none());
     }
 }
