@@ -263,14 +263,26 @@ pub fn in_flight_view(records: &[Record], id: &str) -> Option<RunbookState> {
         })
         .collect();
     let mut current = None;
+    // Two steps share an id only on different paths: a skipped one's record
+    // names its path, the others belong to the path chosen so far.
+    let mut chosen: Option<runbook::PathChoice> = None;
+    let path_of = |r: &Record| {
+        r.data
+            .get("path")
+            .and_then(|v| v.as_str())
+            .and_then(runbook::PathChoice::parse)
+    };
     for r in run {
         let Some(i) = r
             .step
             .as_deref()
-            .and_then(|sid| steps.iter().position(|s| s.id == sid))
+            .and_then(|sid| rb.step_on_path(sid, path_of(r).or(chosen)))
         else {
             continue;
         };
+        if r.kind == kinds::STEP_FINISHED && rb.steps[i].action == runbook::Action::ChoosePath {
+            chosen = path_of(r);
+        }
         let st = &mut steps[i];
         match r.kind.as_str() {
             kinds::STEP_STARTED => {
@@ -504,5 +516,56 @@ mod tests {
         assert_eq!(v.steps[2].state, StepState::Pending);
         assert_eq!(v.current, Some(1));
         assert!(in_flight_view(&records, "table-wiped").is_none());
+    }
+
+    /// On the pitr path the shared id `restore` is the pitr step: the
+    /// skipped dump step stays skipped, the running one is the pitr one.
+    #[test]
+    fn a_run_on_the_pitr_path_maps_shared_step_ids_to_its_own_steps() {
+        let rb = runbook::find("rogue-sync-wipe", None).unwrap();
+        let dump = rb
+            .step_on_path("restore", Some(runbook::PathChoice::Dump))
+            .unwrap();
+        let pitr = rb
+            .step_on_path("restore", Some(runbook::PathChoice::Pitr))
+            .unwrap();
+        assert_ne!(dump, pitr);
+        let records = vec![
+            rec(
+                1,
+                "run-started",
+                None,
+                json!({ "runbook": "rogue-sync-wipe" }),
+            ),
+            rec(
+                2,
+                kinds::STEP_FINISHED,
+                Some("choose"),
+                json!({ "path": "pitr" }),
+            ),
+            rec(
+                3,
+                kinds::STEP_SKIPPED,
+                Some("pick"),
+                json!({ "reason": "path", "path": "dump" }),
+            ),
+            rec(
+                4,
+                kinds::STEP_SKIPPED,
+                Some("restore"),
+                json!({ "reason": "path", "path": "dump" }),
+            ),
+            rec(5, kinds::STEP_FINISHED, Some("pitr"), json!({})),
+            rec(
+                6,
+                kinds::STEP_STARTED,
+                Some("restore"),
+                json!({ "path": "pitr" }),
+            ),
+        ];
+        let v = in_flight_view(&records, "rogue-sync-wipe").unwrap();
+        assert_eq!(v.steps[dump].state, StepState::Skipped);
+        assert_eq!(v.steps[pitr].state, StepState::Interrupted);
+        assert_eq!(v.current, Some(pitr));
     }
 }

@@ -1931,3 +1931,50 @@ fn a_moved_target_needs_the_phrase_naming_it(
         }
     }
 }
+
+/// A failed step with a shared id is retried as the step of the chosen path.
+#[test]
+fn a_failed_pitr_restore_is_retried_as_the_pitr_step() {
+    let records = vec![
+        rec(1, "run-started", "", json!({})),
+        rec(
+            2,
+            "step-finished",
+            "choose",
+            json!({"path": "pitr", "reason": "covered"}),
+        ),
+        rec(3, "step-finished", "stop", json!({"database": "app"})),
+        rec(
+            4,
+            "step-finished",
+            "snap",
+            json!({"database": "app", "path": "/s.dump"}),
+        ),
+        rec(
+            5,
+            "step-skipped",
+            "pick",
+            json!({"reason": "path", "path": "dump"}),
+        ),
+        rec(
+            6,
+            "step-skipped",
+            "restore",
+            json!({"reason": "path", "path": "dump"}),
+        ),
+        rec(
+            7,
+            "step-finished",
+            "pitr",
+            json!({"dump": "/a/rec/x/recovered.dump"}),
+        ),
+        rec(8, "step-started", "restore", json!({"path": "pitr"})),
+        rec(9, "step-failed", "restore", json!({"error": "disk full"})),
+        rec(10, "run-finished", "", json!({})),
+    ];
+    let s = State::replay(paths_ctx(true, "auto"), &records[1..9], t0());
+    assert_eq!(s.steps[4].status, StepStatus::Skipped);
+    assert_eq!(s.steps[6].status, StepStatus::Pending);
+    assert_eq!(s.index_of("restore"), Some(6));
+    crate::engine::session::retry_allowed(&s, &records, "restore").unwrap();
+}

@@ -127,7 +127,8 @@ pub fn open_live(spec: RunSpec<'_>) -> Result<LiveRun, StartError> {
 /// is the next step the engine would run.
 pub fn retry_allowed(state: &State, records: &[Record], step: &str) -> Result<(), String> {
     let rb = &state.ctx.runbook;
-    let Some(i) = rb.step_index(step) else {
+    // A shared id (one step per path): the step of the chosen path.
+    let Some(i) = state.index_of(step) else {
         return Err(format!("runbook '{}' has no such step", rb.id));
     };
     let last_run = records
