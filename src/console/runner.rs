@@ -439,6 +439,30 @@ fn console_answers(ctl: &Controller, rb: &Runbook) -> Answers {
 /// The plan of a runbook as the console would start it: the engine's dry
 /// run over the same inventory, parameters and journal (read only), every
 /// step resolved and redacted. Runs nothing, journals nothing.
+/// One step of the engine's dry run as the plan view shows it; a step of
+/// one path says so first (and when it is already known to be skipped).
+fn plan_step(step: crate::engine::StepView) -> PlanStep {
+    PlanStep {
+        preview: step
+            .path
+            .iter()
+            .map(|p| {
+                format!("only on the {p} path: runs when the choose-path step picks it, skipped otherwise")
+            })
+            .chain(step.path.as_ref().and(step.summary.clone()))
+            .chain(step.preview)
+            .collect(),
+        id: step.id,
+        action: step.action.to_string(),
+        explain: step.explain,
+        destructive: step.destructive,
+        target: step.target,
+        requires: step.requires,
+        confirm: step.confirm,
+        error: step.error,
+    }
+}
+
 fn preview(ctl: &Controller, name: &str, busy: bool) -> PlanPreview {
     let refused = |lines: Vec<String>| PlanPreview {
         runbook: name.to_string(),
@@ -471,17 +495,7 @@ fn preview(ctl: &Controller, name: &str, busy: bool) -> PlanPreview {
         .into_iter()
         .filter_map(|fx| match fx {
             crate::engine::Effect::Emit(ev) => match ev.redacted(&ctl.redactor) {
-                EngineEvent::Plan { step } => Some(PlanStep {
-                    id: step.id,
-                    action: step.action.to_string(),
-                    explain: step.explain,
-                    destructive: step.destructive,
-                    target: step.target,
-                    requires: step.requires,
-                    preview: step.preview,
-                    confirm: step.confirm,
-                    error: step.error,
-                }),
+                EngineEvent::Plan { step } => Some(plan_step(step)),
                 _ => None,
             },
             _ => None,
@@ -802,5 +816,44 @@ impl Forwarder {
             return self.tx.send(ev).await.is_ok();
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan view says which path a step belongs to, and that it will be
+    /// skipped when the dry run already knows the path.
+    #[test]
+    fn a_path_step_says_its_path_in_the_plan() {
+        let mut v = crate::engine::StepView {
+            index: 7,
+            id: "pitr".into(),
+            action: runbook::Action::RecoverPitr,
+            explain: "recover".into(),
+            destructive: false,
+            requires: Vec::new(),
+            status: crate::engine::StepStatus::Planned,
+            target: None,
+            preview: vec!["list archive".into()],
+            confirm: None,
+            summary: Some("will be skipped: the dump path is taken (no archive)".into()),
+            error: None,
+            attempts: 0,
+            path: Some("pitr".into()),
+        };
+        let p = plan_step(v.clone());
+        assert_eq!(
+            p.preview,
+            vec![
+                "only on the pitr path: runs when the choose-path step picks it, skipped otherwise"
+                    .to_string(),
+                "will be skipped: the dump path is taken (no archive)".into(),
+                "list archive".into(),
+            ]
+        );
+        v.path = None;
+        assert_eq!(plan_step(v).preview, vec!["list archive".to_string()]);
     }
 }
