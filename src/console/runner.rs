@@ -123,6 +123,37 @@ pub async fn serve(
                 };
                 let _ = tx.send(UiEvent::Status(msg)).await;
             }
+            UiCommand::PitrTarget(t) => {
+                let msg = match pitr_target_param(&t) {
+                    Ok(v) => {
+                        let entry = Entry::new(
+                            kinds::NOTE,
+                            match &v {
+                                Some(v) => format!("operator moved the recovery target of the pitr path to '{v}' (recover-pitr asks for a typed phrase naming it)"),
+                                None => "operator set the recovery target of the pitr path back to the one found in the WAL".to_string(),
+                            },
+                        )
+                        .data(serde_json::json!({ "pitr_target": v }));
+                        match append(&ctl.incident.journal, entry) {
+                            Ok(rec) => {
+                                match v {
+                                    Some(v) => ctl.params.insert("pitr_target".into(), v),
+                                    None => ctl.params.remove("pitr_target"),
+                                };
+                                format!(
+                                    "recovery target journaled (#{}): applies to the next runbook started",
+                                    rec.seq
+                                )
+                            }
+                            Err(e) => format!(
+                                "the recovery target was NOT set: it could not be journaled: {e}"
+                            ),
+                        }
+                    }
+                    Err(e) => e,
+                };
+                let _ = tx.send(UiEvent::Status(msg)).await;
+            }
             UiCommand::SelectDb(db) => {
                 ctl.selected_db = Some(db.clone());
                 let _ = tx
@@ -439,6 +470,17 @@ fn console_answers(ctl: &Controller, rb: &Runbook) -> Answers {
 /// The plan of a runbook as the console would start it: the engine's dry
 /// run over the same inventory, parameters and journal (read only), every
 /// step resolved and redacted. Runs nothing, journals nothing.
+/// `:pitr-target VALUE`: the value of the runbooks' `pitr_target`
+/// parameter (None: cleared), checked as a recovery target.
+fn pitr_target_param(v: &str) -> Result<Option<String>, String> {
+    match v.trim() {
+        "" | "none" => Ok(None),
+        t => crate::engine::types::MovedTarget::parse(t)
+            .map(|_| Some(t.to_string()))
+            .map_err(|e| format!("{e}; the recovery target is unchanged")),
+    }
+}
+
 /// One step of the engine's dry run as the plan view shows it; a step of
 /// one path says so first (and when it is already known to be skipped).
 fn plan_step(step: crate::engine::StepView) -> PlanStep {
@@ -855,5 +897,20 @@ mod tests {
         );
         v.path = None;
         assert_eq!(plan_step(v).preview, vec!["list archive".to_string()]);
+    }
+
+    #[test]
+    fn a_console_recovery_target_is_checked_before_it_is_kept() {
+        assert_eq!(
+            pitr_target_param(" lsn:0/3000100 ").unwrap().as_deref(),
+            Some("lsn:0/3000100")
+        );
+        assert_eq!(pitr_target_param("none").unwrap(), None);
+        assert_eq!(pitr_target_param("").unwrap(), None);
+        let e = pitr_target_param("xid:812").unwrap_err();
+        assert!(
+            e.contains("is not a recovery target") && e.contains("unchanged"),
+            "{e}"
+        );
     }
 }

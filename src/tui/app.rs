@@ -649,6 +649,14 @@ pub fn run_command(m: &mut Model, line: &str) -> Vec<UiCommand> {
             vec![UiCommand::Note(rest.to_string())]
         }
         "abort" => ask_abort(m),
+        "pitr-target" if m.header.readonly => {
+            say(m, strings::READONLY_REFUSED, true);
+            Vec::new()
+        }
+        "pitr-target" => {
+            say(m, strings::pitr_target_sent(rest), false);
+            vec![UiCommand::PitrTarget(rest.to_string())]
+        }
         "frozen" => resolve_frozen(m, rest),
         "help" => {
             m.ui.overlay = Overlay::Help { scroll: 0 };
@@ -1137,6 +1145,25 @@ mod tests {
         m.apply(UiEvent::Confirm(Some(demo::swap_confirm())));
         assert_eq!(m.ui.overlay, Overlay::None);
         assert!(m.ui.input.is_some());
+    }
+
+    /// `:pitr-target` hands the value to the command side (which checks and
+    /// journals it); a read-only console refuses it.
+    #[test]
+    fn pitr_target_is_sent_and_refused_read_only() {
+        let mut m = Model::default();
+        assert_eq!(
+            command(&mut m, "pitr-target lsn:0/3000100"),
+            vec![UiCommand::PitrTarget("lsn:0/3000100".into())]
+        );
+        assert!(m.ui.message.as_ref().unwrap().0.contains("lsn:0/3000100"));
+        assert_eq!(
+            command(&mut m, "pitr-target"),
+            vec![UiCommand::PitrTarget(String::new())]
+        );
+        m.header.readonly = true;
+        assert!(command(&mut m, "pitr-target lsn:0/3000100").is_empty());
+        assert!(m.ui.message.as_ref().unwrap().0.contains("--readonly"));
     }
 
     #[test]

@@ -804,7 +804,10 @@ pub async fn run(
                         let r = chain.record(now, crate::timeline::detect::ALERT_ACK, None, None, None, None, &format!("operator acknowledged {count} alert(s)"), serde_json::json!({ "upto_seq": upto_seq, "count": count }));
                         let _ = send(UiEvent::Journal(r)).await;
                     }
-                    UiCommand::SelectDb(_) | UiCommand::StopPlan { .. } | UiCommand::ResolveFrozen { .. } => {}
+                    UiCommand::SelectDb(_)
+                    | UiCommand::PitrTarget(_)
+                    | UiCommand::StopPlan { .. }
+                    | UiCommand::ResolveFrozen { .. } => {}
                     UiCommand::Quit => return,
                 }
             }

@@ -112,6 +112,8 @@ pub enum UiCommand {
     /// Stop the runbook at the current step.
     Abort,
     Note(String),
+    /// Move the recovery target of the next pitr path (`:pitr-target`; empty: the one found in the WAL).
+    PitrTarget(String),
     /// Journal that the operator acknowledged the alerts up to this journal
     /// sequence number (`count` of them).
     AckAlerts {

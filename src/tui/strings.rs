@@ -522,6 +522,15 @@ pub fn bad_export(fmt: &str) -> String {
     format!("Cannot export as '{fmt}': use :export md, :export json or :export html.")
 }
 pub const NOTE_EMPTY: &str = "A note needs text: :note what you saw or decided.";
+pub fn pitr_target_sent(target: &str) -> String {
+    if target.is_empty() || target == "none" {
+        "Recovery target: back to the one found in the WAL.".to_string()
+    } else {
+        format!(
+            "Recovery target for the next pitr path: {target} (recover-pitr asks you to type a phrase naming it)."
+        )
+    }
+}
 pub fn note_sent(text: &str) -> String {
     format!("Note sent to the journal: {text}")
 }
@@ -631,7 +640,7 @@ pub const HELP_SECTION_TIMELINE: &str = "Timeline";
 pub const HELP_SECTION_RUNBOOK: &str = "Runbook";
 pub const HELP_SECTION_COMMANDS: &str = "Command line (:)";
 pub const HELP_SECTION_SYMBOLS: &str = "Symbols";
-pub const HELP_COMMANDS: [(&str, &str); 11] = [
+pub const HELP_COMMANDS: [(&str, &str); 12] = [
     (
         ":runbook NAME",
         "start a runbook (:runbook alone shows the Runbook view)",
@@ -647,6 +656,10 @@ pub const HELP_COMMANDS: [(&str, &str); 11] = [
     (":db NAME", "view and act on this database"),
     (":export md|json|html", "export the post-incident timeline"),
     (":note TEXT", "add a note to the journal"),
+    (
+        ":pitr-target lsn:X/Y|time:T|none",
+        "move the pitr path's recovery target (a typed phrase names it)",
+    ),
     (":abort", "abort the running runbook"),
     (
         ":frozen continue|end",
