@@ -995,6 +995,10 @@ impl State {
                 })
         };
         let healthy_at = time("healthy_at", &step.healthy_at)?;
+        let healthy_from_evidence = match &step.healthy_at {
+            Some(t) => self.render(&t.value, lenient)?.trim() == EVIDENCE,
+            None => false,
+        };
         let damaged_at = time("damaged_at", &step.damaged_at)?;
         if let (Some(h), Some(x)) = (healthy_at, damaged_at)
             && h >= x
@@ -1021,6 +1025,7 @@ impl State {
         };
         Ok(PitrRequest {
             moved,
+            healthy_from_evidence,
             database: d,
             archive,
             host,
@@ -1044,6 +1049,10 @@ impl State {
         let archive = self
             .pick_archive(named.as_deref(), &d)
             .and_then(|a| Ok((a.clone(), self.host_target(a.host.get_ref())?)));
+        let incident_from_evidence = match &step.incident_at {
+            Some(t) => self.render(&t.value, lenient)?.trim() == EVIDENCE,
+            None => false,
+        };
         let incident_at = match &step.incident_at {
             Some(t) => {
                 let v = self.render(&t.value, lenient)?;
@@ -1084,6 +1093,7 @@ impl State {
             database: d,
             archive,
             incident_at,
+            incident_from_evidence,
             forced,
             incident_dir: Some(self.ctx.incident_dir.clone()),
         })

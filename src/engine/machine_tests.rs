@@ -1978,3 +1978,55 @@ fn a_failed_pitr_restore_is_retried_as_the_pitr_step() {
     assert_eq!(s.index_of("restore"), Some(6));
     crate::engine::session::retry_allowed(&s, &records, "restore").unwrap();
 }
+
+/// `healthy_at = "evidence"` (and choose-path's `incident_at`) reach the
+/// action as "derive the bound", not as "no bound".
+#[test]
+fn evidence_as_the_healthy_time_asks_the_action_to_derive_it() {
+    let mut c = ctx_of(&PITR_RB.replace("HEALTHY", "evidence"), false, false);
+    c.inventory = Inventory::parse(&PITR_INV.replace("ARCHIVES", ""), "inv.toml").unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let s2 = seen.clone();
+    let mut sim = Sim::new();
+    sim.respond = Box::new(move |req: &ActionRequest| match req {
+        ActionRequest::RecoverPitr(p) => {
+            *s2.lock().unwrap() = Some(p.clone());
+            Err("stop here".into())
+        }
+        other => default_respond(other),
+    });
+    sim.run(State::new(c, t0()));
+    let p = seen.lock().unwrap().clone().expect("recover-pitr ran");
+    assert_eq!(p.healthy_at, None);
+    assert!(p.healthy_from_evidence);
+    assert_eq!(p.incident_dir, Some(PathBuf::from("/state/incidents/i1")));
+
+    let rb = PATHS_RB.replace(
+        "incident_at = \"2026-11-23T12:00:00Z\"",
+        "incident_at = \"evidence\"",
+    );
+    let mut c = ctx_of(&rb, false, false);
+    c.inventory = Inventory::parse(&PITR_INV.replace("ARCHIVES", CATALOG), "inv.toml").unwrap();
+    c.params.insert(
+        "path".into(),
+        ParamValue {
+            kind: ParamKind::Text,
+            value: "auto".into(),
+            source: "default".into(),
+        },
+    );
+    let mut sim = Sim::new();
+    let seen = paths_world(&mut sim, true);
+    sim.run(State::new(c, t0()));
+    let choose = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|r| match r {
+            ActionRequest::ChoosePath(c) => Some(c.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(choose.incident_at, None);
+    assert!(choose.incident_from_evidence);
+}

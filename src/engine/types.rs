@@ -610,6 +610,9 @@ pub struct PitrRequest {
     pub host: HostTarget,
     /// Destructive transactions that committed before this are not the damage.
     pub healthy_at: Option<DateTime<Utc>>,
+    /// `healthy_at = "evidence"`: the bound comes from the incident's
+    /// timeline samples (the last one meeting the inventory's `expect`).
+    pub healthy_from_evidence: bool,
     /// The destructive transaction found must have committed by then.
     pub damaged_at: Option<DateTime<Utc>>,
     /// Name of the new directory under the archive's recovery_dir.
@@ -695,6 +698,8 @@ pub struct ChoosePathRequest {
     pub archive: Result<(ArchiveSpec, HostTarget), String>,
     /// The incident time: destructive transactions before it are not the damage.
     pub incident_at: Option<DateTime<Utc>>,
+    /// `incident_at = "evidence"`: the bound comes from the timeline samples.
+    pub incident_from_evidence: bool,
     /// The operator's choice that overrides the archive's verdict, and where it came from.
     pub forced: Option<(crate::runbook::PathChoice, String)>,
     pub incident_dir: Option<PathBuf>,

@@ -1332,6 +1332,7 @@ async fn table_wiped_takes_the_pitr_path_when_the_archive_covers_the_damage_else
             },
         )),
         incident_at: Some(healthy),
+        incident_from_evidence: false,
         forced: None,
         incident_dir: None,
     };
@@ -1618,6 +1619,7 @@ async fn a_moved_target_needs_its_phrase_and_one_past_the_damage_is_refused() {
                     spec: a.inventory().host("here").unwrap().clone(),
                 },
                 healthy_at: Some(healthy),
+                healthy_from_evidence: false,
                 damaged_at: None,
                 name: "moved-earlier".into(),
                 incident_dir: None,
@@ -1657,4 +1659,118 @@ async fn a_moved_target_needs_its_phrase_and_one_past_the_damage_is_refused() {
     for id in 1..=200 {
         assert!(got.binary_search(&id).is_ok(), "user {id} lost");
     }
+}
+
+/// `healthy_at = "evidence"`, real parts: an earlier, legitimate DELETE of
+/// many rows (a cleanup of "Game") comes before the timeline saw the users
+/// healthy; the rogue DELETE of the users after. Without a bound the WAL
+/// scan takes the cleanup for the damage; with the bound derived from the
+/// incident's samples (the last one meeting the inventory's `expect`), the
+/// recovery stops before the rogue DELETE and every user is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_at_evidence_takes_its_bound_from_the_last_healthy_sample() {
+    let w = World::new();
+    w.pg.create_db("app").unwrap();
+    w.psql("app", USERS);
+    w.base_backup("b1");
+    w.psql("app", "DELETE FROM \"Game\"");
+    let inv_text = format!(
+        "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n[[database]]\nname = \"main\"\nurl = \"{}\"\nexpect = {{ User = {{ min = 150 }} }}\n\n{}",
+        w.pg.url("app"),
+        w.archive_toml("wal", "base")
+    );
+    let inventory = support::inventory(&inv_text);
+    let red = Redactor::new();
+    inventory.register_secrets(&red);
+    let a = RealActions::new(inventory, red);
+    let spec = a.inventory().database("main").unwrap().clone();
+    let target = DbTarget {
+        name: "main".into(),
+        url: spec.pg_url().unwrap().clone(),
+        spec,
+    };
+    let identity = a.identity(&target).await.unwrap();
+    let oid = identity.oid.unwrap();
+    let idir = w.path("incident");
+    std::fs::create_dir(&idir).unwrap();
+    let sample = |rows: i64| lifeline::samples::Sample {
+        ts: chrono::Utc::now(),
+        database: "main".into(),
+        identity: identity.clone(),
+        tables: vec![lifeline::samples::TableCount {
+            schema: "public".into(),
+            name: "User".into(),
+            oid: 1,
+            rows,
+            exact: true,
+        }],
+    };
+    lifeline::samples::append(&idir.join("samples.jsonl"), &sample(200)).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    w.psql("app", "DELETE FROM \"User\" WHERE id <= 200");
+    lifeline::samples::append(&idir.join("samples.jsonl"), &sample(0)).unwrap();
+    w.switch_wal();
+
+    // No bound: the cleanup is found first.
+    let status = pitr::list(&host(), &w.archive_spec()).await.unwrap();
+    let unbounded = pitr::find_target(
+        &host(),
+        &status,
+        &Damaged {
+            db_oid: oid,
+            relations: Vec::new(),
+            min_deletes: None,
+            healthy_at: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(
+            unbounded.finding.destruction,
+            Destruction::DeleteMany { rows: 12, .. }
+        ),
+        "{:?}",
+        unbounded.finding
+    );
+
+    let (tx, mut rx) = tokio::sync::broadcast::channel(256);
+    let out = Output::new(tx, 0, "pitr", Redactor::new());
+    let r = a
+        .recover_pitr(
+            &PitrRequest {
+                database: target,
+                archive: a.inventory().archives[0].clone(),
+                host: HostTarget {
+                    name: "here".into(),
+                    spec: a.inventory().host("here").unwrap().clone(),
+                },
+                healthy_at: None,
+                healthy_from_evidence: true,
+                damaged_at: None,
+                name: "evidence".into(),
+                incident_dir: Some(idir.clone()),
+                moved: None,
+            },
+            &out,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.evidence["destruction"]["rows"], 200, "{}", r.evidence);
+    let mut lines = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        if let lifeline::engine::EngineEvent::Output { line, .. } = ev {
+            lines.push(line);
+        }
+    }
+    assert!(
+        lines.iter().any(|l| l.starts_with("healthy bound from the evidence: the last timeline sample meeting the inventory's expect") && l.contains("User 200 >= 150")),
+        "{lines:?}"
+    );
+    load_dump(&w, &r.dump, "evidence_check");
+    assert_eq!(ids_in(&w, "evidence_check", "\"User\"").len(), 200);
+    assert!(
+        ids_in(&w, "evidence_check", "\"Game\"").is_empty(),
+        "the cleanup stays done"
+    );
 }

@@ -68,16 +68,113 @@ async fn damaged_oid(
             format!("live database {} has OID {oid}", id.describe()),
         ));
     }
-    let samples = match incident_dir.map(|d| d.join("samples.jsonl")) {
+    let samples = incident_samples(incident_dir)?;
+    oid_from_samples(&samples, &database.name, &id).map_err(ActionError::Refused)
+}
+
+/// The incident's timeline samples (none when there is no file).
+fn incident_samples(incident_dir: Option<&Path>) -> Result<Vec<Sample>, ActionError> {
+    match incident_dir.map(|d| d.join("samples.jsonl")) {
         Some(p) if p.exists() => crate::samples::read(&p).map_err(|e| {
             ActionError::Failed(format!(
-                "database '{}' is gone and its OID must come from the timeline, but: {e}; nothing was started",
-                database.dbname()
+                "the timeline samples cannot be read: {e}; nothing was started"
             ))
-        })?,
-        _ => Vec::new(),
+        }),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// `healthy_at = "evidence"`: the last timeline sample of this database
+/// (same OID) in which every table the inventory gives a `min` held at
+/// least that many rows, before the first sample in which one did not
+/// (none unhealthy: the newest). None, with the reason, when the inventory
+/// sets no `min` or no sample qualifies.
+pub(crate) fn healthy_from_samples(
+    samples: &[Sample],
+    db: &DbTarget,
+    oid: u32,
+) -> Result<(DateTime<Utc>, String), String> {
+    let mins: Vec<(crate::db::TableRef, i64)> = db
+        .spec
+        .expect
+        .iter()
+        .filter_map(|(t, e)| e.min.map(|m| (crate::db::TableRef::parse(t), m)))
+        .collect();
+    if mins.is_empty() {
+        return Err(format!(
+            "database '{}' has no `expect` with a `min` in the inventory: no timeline sample can be judged healthy",
+            db.name
+        ));
+    }
+    let mut mine: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.database == db.name && s.identity.oid == Some(oid))
+        .collect();
+    mine.sort_by_key(|s| s.ts);
+    let healthy = |s: &Sample| -> Option<String> {
+        let mut seen = Vec::new();
+        for (t, min) in &mins {
+            let rows = s
+                .tables
+                .iter()
+                .find(|c| t.matches(&c.schema, &c.name))
+                .map(|c| c.rows)?;
+            if rows < *min {
+                return None;
+            }
+            seen.push(format!("{} {rows} >= {min}", t.name));
+        }
+        Some(seen.join(", "))
     };
-    oid_from_samples(&samples, &database.name, &id).map_err(ActionError::Refused)
+    let mut last: Option<(&Sample, String)> = None;
+    for s in mine {
+        match healthy(s) {
+            Some(why) => last = Some((s, why)),
+            None => break,
+        }
+    }
+    last.map(|(s, why)| {
+        (
+            s.ts,
+            format!(
+                "the last timeline sample meeting the inventory's expect before any that did not, {} ({why})",
+                s.ts.to_rfc3339()
+            ),
+        )
+    })
+    .ok_or_else(|| {
+        format!(
+            "no timeline sample of database '{}' (OID {oid}) met the inventory's expect before the damage",
+            db.name
+        )
+    })
+}
+
+/// The lower bound of the window: given, or (`evidence`) from the samples.
+fn healthy_bound(
+    given: Option<DateTime<Utc>>,
+    from_evidence: bool,
+    db: &DbTarget,
+    oid: u32,
+    incident_dir: Option<&Path>,
+    out: &Output,
+) -> Result<Option<DateTime<Utc>>, ActionError> {
+    if given.is_some() || !from_evidence {
+        return Ok(given);
+    }
+    let samples = incident_samples(incident_dir)?;
+    Ok(match healthy_from_samples(&samples, db, oid) {
+        Ok((t, why)) => {
+            out.line(format!("healthy bound from the evidence: {why}"));
+            Some(t)
+        }
+        Err(why) => {
+            out.line(format!(
+                "no healthy bound from the evidence ({why}): the first destructive transaction after the base backup is the target"
+            ));
+            None
+        }
+    })
 }
 
 /// The OID of a database that is gone, from the newest sample of it (same
@@ -214,7 +311,15 @@ pub async fn choose_path(
         let h = host(a, &ht.name)?;
         let (oid, whence) = damaged_oid(a, &req.database, req.incident_dir.as_deref()).await?;
         out.line(whence);
-        locate(h, spec, oid, req.incident_at, None, out).await
+        let healthy = healthy_bound(
+            req.incident_at,
+            req.incident_from_evidence,
+            &req.database,
+            oid,
+            req.incident_dir.as_deref(),
+            out,
+        )?;
+        locate(h, spec, oid, healthy, None, out).await
     }
     .await;
     match decided {
@@ -269,8 +374,15 @@ pub async fn recover_pitr(
     out.line(format!(
         "{whence}: looking for the first destructive transaction on it"
     ));
-    let (status, found, plan) =
-        locate(h, &req.archive, oid, req.healthy_at, req.damaged_at, out).await?;
+    let healthy = healthy_bound(
+        req.healthy_at,
+        req.healthy_from_evidence,
+        &req.database,
+        oid,
+        req.incident_dir.as_deref(),
+        out,
+    )?;
+    let (status, found, plan) = locate(h, &req.archive, oid, healthy, req.damaged_at, out).await?;
     let f = &found.finding;
     let evidence = evidence_text(f);
     // The operator moved the target: checked against the evidence it departs from.
@@ -481,5 +593,66 @@ mod tests {
         let why = past_damage(&lsn("0/3000300"), &drop).unwrap();
         assert!(why.contains("the first record of the destruction"), "{why}");
         assert!(past_damage(&lsn("0/3000200"), &drop).is_none());
+    }
+
+    fn db_with_min(min: Option<i64>) -> DbTarget {
+        let expect = match min {
+            Some(m) => format!("expect = {{ User = {{ min = {m} }} }}\n"),
+            None => String::new(),
+        };
+        let inv = crate::inventory::Inventory::parse(
+            &format!("[[database]]\nname = \"main\"\nurl = \"postgres://postgres@127.0.0.1:5432/app\"\n{expect}"),
+            "inv.toml",
+        )
+        .unwrap();
+        let spec = inv.database("main").unwrap().clone();
+        DbTarget {
+            name: "main".into(),
+            url: spec.pg_url().unwrap().clone(),
+            spec,
+        }
+    }
+
+    fn counted(min: u32, oid: u32, users: i64) -> Sample {
+        let mut s = sample(min, "main", id("7301", Some(oid)));
+        s.tables.push(crate::samples::TableCount {
+            schema: "public".into(),
+            name: "User".into(),
+            oid: 16390,
+            rows: users,
+            exact: true,
+        });
+        s
+    }
+
+    /// `healthy_at = "evidence"`: the last sample meeting the inventory's
+    /// `min` before the first that does not (a later recovery of the count
+    /// is not healthy evidence: the damage lies before it); other OIDs are
+    /// another database; no `min`, or no healthy sample first: no bound.
+    #[test]
+    fn the_healthy_bound_is_the_last_sample_meeting_expect_before_the_damage() {
+        let db = db_with_min(Some(150));
+        let samples = vec![
+            counted(3, 16384, 180),
+            counted(1, 16384, 200),
+            counted(2, 99999, 0),
+            counted(4, 16384, 0),
+            counted(5, 16384, 200),
+        ];
+        let (t, why) = healthy_from_samples(&samples, &db, 16384).unwrap();
+        assert_eq!(t, Utc.with_ymd_and_hms(2026, 12, 6, 6, 3, 0).unwrap());
+        assert!(why.contains("User 180 >= 150"), "{why}");
+        let (t, _) = healthy_from_samples(&samples[..3], &db, 16384).unwrap();
+        assert_eq!(
+            t.format("%M").to_string(),
+            "03",
+            "none unhealthy: the newest"
+        );
+        assert!(healthy_from_samples(&samples[3..4], &db, 16384).is_err());
+        let e = healthy_from_samples(&samples, &db_with_min(None), 16384).unwrap_err();
+        assert!(e.contains("no `expect` with a `min`"), "{e}");
+        // A sample without the table says nothing healthy.
+        let bare = vec![sample(1, "main", id("7301", Some(16384)))];
+        assert!(healthy_from_samples(&bare, &db, 16384).is_err());
     }
 }
