@@ -1774,3 +1774,55 @@ async fn healthy_at_evidence_takes_its_bound_from_the_last_healthy_sample() {
         "the cleanup stays done"
     );
 }
+
+/// `lifeline run --dry-run` of an incident runbook says which steps belong
+/// to which path, and when the inventory has no archive, that the pitr
+/// steps will be skipped and why; with `path = "dump"` forced the same,
+/// naming where the force came from. Nothing is connected to.
+#[test]
+fn the_dry_run_shows_each_steps_path_and_what_will_be_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("lifeline.toml");
+    let base = "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n[[database]]\nname = \"main\"\nurl = \"postgres://postgres@127.0.0.1:1/app\"\n\n[[backups]]\nname = \"nightly\"\nhost = \"here\"\npath = \"/nonexistent\"\ndatabase = \"main\"\n\n";
+    let answers = dir.path().join("answers.toml");
+    let run = |inv_text: &str, params: &str| {
+        std::fs::write(&inv, inv_text).unwrap();
+        std::fs::write(
+            &answers,
+            format!("[params]\nincident_at = \"2026-12-06T06:00:00Z\"\ntables = 'public.\"User\"'\n{params}"),
+        )
+        .unwrap();
+        let o = support::lifeline(&dir.path().join("state"))
+            .current_dir(dir.path())
+            .env_remove("LIFELINE_RUNBOOKS")
+            .arg("-i")
+            .arg(&inv)
+            .args(["run", "table-wiped", "--dry-run", "--answers"])
+            .arg(&answers)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", support::stderr(&o));
+        support::stdout(&o)
+    };
+    let out = run(base, "");
+    assert!(
+        out.contains("path: runs only when the choose-path step picks 'pitr'")
+            && out.contains("path: runs only when the choose-path step picks 'dump'"),
+        "{out}"
+    );
+    assert!(
+        out.contains("will be skipped: the dump path is taken (no [[archive]] in the inventory covers database 'main'"),
+        "{out}"
+    );
+    // With an archive the path is decided at run time: nothing said skipped.
+    let archive = "[[archive]]\nname = \"wal\"\nkind = \"wal-dir\"\nhost = \"here\"\nbase_dir = \"/b\"\nwal_dir = \"/w\"\n";
+    let out = run(&format!("{base}{archive}"), "");
+    assert!(!out.contains("will be skipped"), "{out}");
+    let out = run(&format!("{base}{archive}"), "path = \"dump\"\n");
+    assert!(
+        out.contains(
+            "will be skipped: the dump path is taken (forced by parameter 'path' (answers)"
+        ),
+        "{out}"
+    );
+}
