@@ -44,7 +44,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<UiCommand> {
             match &mut m.ui.overlay {
                 Overlay::Help { scroll }
                 | Overlay::Details { scroll, .. }
-                | Overlay::Backups { scroll }
+                | Overlay::Backups { scroll, .. }
                 | Overlay::Plan { scroll, .. } => {
                     *scroll = scroll.saturating_add_signed(step);
                 }
@@ -58,6 +58,21 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<UiCommand> {
             match (&mut m.ui.overlay, &mut m.ui.input) {
                 (Overlay::Confirm { input, error }, _) => {
                     input.push_str(&clean);
+                    *error = None;
+                }
+                (
+                    Overlay::ChooseBackup {
+                        reason,
+                        typed,
+                        error,
+                        ..
+                    },
+                    _,
+                ) => {
+                    match typed {
+                        Some(t) => t.push_str(&clean),
+                        None => reason.push_str(&clean),
+                    }
                     *error = None;
                 }
                 (Overlay::None, Some(Input::Command(s))) => s.push_str(&clean),
@@ -526,7 +541,10 @@ fn open(m: &mut Model) -> Vec<UiCommand> {
                 if let Some(s) = r.steps.get(cur) {
                     // A finished pick opens the backup panel.
                     if s.action == "pick-backup" && s.state == StepState::Done {
-                        m.ui.overlay = Overlay::Backups { scroll: 0 };
+                        m.ui.overlay = Overlay::Backups {
+                            scroll: 0,
+                            cursor: 0,
+                        };
                         return Vec::new();
                     }
                     m.ui.overlay = Overlay::Details {
@@ -622,7 +640,10 @@ pub fn run_command(m: &mut Model, line: &str) -> Vec<UiCommand> {
         },
         "plan" => preview_runbook(m, rest),
         "backups" => {
-            m.ui.overlay = Overlay::Backups { scroll: 0 };
+            m.ui.overlay = Overlay::Backups {
+                scroll: 0,
+                cursor: 0,
+            };
             Vec::new()
         }
         "db" if rest.is_empty() => {
@@ -704,9 +725,9 @@ fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
     let overlay = std::mem::take(&mut m.ui.overlay);
     match overlay {
         Overlay::None => {}
-        Overlay::Help { scroll }
-        | Overlay::Details { scroll, .. }
-        | Overlay::Backups { scroll }
+        Overlay::Backups { scroll, cursor } => return backups_key(m, k, action, scroll, cursor),
+        Overlay::ChooseBackup { .. } => return choose_key(m, k, overlay),
+        Overlay::Help { scroll } | Overlay::Details { scroll, .. }
             if matches!(
                 action,
                 Some(Action::Down | Action::Up | Action::PageDown | Action::PageUp | Action::Top)
@@ -722,24 +743,19 @@ fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
             };
             m.ui.overlay = match overlay {
                 Overlay::Details { target, .. } => Overlay::Details { target, scroll: s },
-                Overlay::Backups { .. } => Overlay::Backups { scroll: s },
                 _ => Overlay::Help { scroll: s },
             };
         }
-        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Backups { .. }
+        Overlay::Help { .. } | Overlay::Details { .. }
             if k.code == KeyCode::Esc
                 || matches!(
                     action,
                     Some(Action::Back | Action::Help | Action::Quit | Action::Open)
                 ) => {}
-        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Backups { .. }
-            if action == Some(Action::ForceQuit) =>
-        {
+        Overlay::Help { .. } | Overlay::Details { .. } if action == Some(Action::ForceQuit) => {
             return ask_quit(m);
         }
-        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Backups { .. } => {
-            m.ui.overlay = overlay
-        }
+        Overlay::Help { .. } | Overlay::Details { .. } => m.ui.overlay = overlay,
         Overlay::Quit => match k.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => return quit(m),
             _ if is_ctrl(&k, 'c') => return quit(m),
@@ -760,6 +776,177 @@ fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
 
         Overlay::Plan { runbook, scroll } => return plan_key(m, k, action, runbook, scroll),
     }
+    Vec::new()
+}
+
+/// Keys of the backup panel: j/k move the cursor between candidates,
+/// pgup/pgdn scroll, `c` chooses the cursor's candidate for the restore
+/// waiting for its confirmation, Esc closes.
+fn backups_key(
+    m: &mut Model,
+    k: KeyEvent,
+    action: Option<Action>,
+    scroll: usize,
+    cursor: usize,
+) -> Vec<UiCommand> {
+    let n = super::view::pick_candidates(m);
+    let p = page(m) as usize;
+    let plain = !k
+        .modifiers
+        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+    let keep = |m: &mut Model, scroll: usize, cursor: usize| {
+        m.ui.overlay = Overlay::Backups {
+            scroll,
+            cursor: cursor.min(n.saturating_sub(1)),
+        }
+    };
+    if k.code == KeyCode::Char('c') && plain {
+        keep(m, scroll, cursor);
+        return choose_backup(m, cursor);
+    }
+    match action {
+        _ if k.code == KeyCode::Esc => {}
+        Some(Action::Back | Action::Help | Action::Quit | Action::Open) => {}
+        Some(Action::ForceQuit) => return ask_quit(m),
+        Some(Action::Down) => keep(m, 0, cursor + 1),
+        Some(Action::Up) => keep(m, 0, cursor.saturating_sub(1)),
+        Some(Action::PageDown) => keep(m, scroll + p, cursor),
+        Some(Action::PageUp) => keep(m, scroll.saturating_sub(p), cursor),
+        Some(Action::Top) => keep(m, 0, 0),
+        Some(Action::Bottom) => keep(m, 0, n.saturating_sub(1)),
+        _ => keep(m, scroll, cursor),
+    }
+    Vec::new()
+}
+
+/// `c` in the backup panel: the cursor's candidate, when a restore of
+/// that pick waits for its confirmation and it is eligible, opens the
+/// choice (reason, then the name typed for a suspect one).
+fn choose_backup(m: &mut Model, cursor: usize) -> Vec<UiCommand> {
+    if m.header.readonly {
+        say(m, strings::READONLY_REFUSED, true);
+        return Vec::new();
+    }
+    let Some((name, excluded, pick_step)) = super::view::pick_candidate(m, cursor) else {
+        return Vec::new();
+    };
+    let Some((step, stake)) = m
+        .pending
+        .as_ref()
+        .and_then(|p| p.backup.clone().map(|b| (p.step.clone(), b)))
+    else {
+        say(m, strings::CHOOSE_WHEN, true);
+        return Vec::new();
+    };
+    if stake.pick_step != pick_step {
+        say(m, strings::CHOOSE_STALE, true);
+        return Vec::new();
+    }
+    if let Some(why) = excluded {
+        say(m, strings::choose_not_eligible(&name, &why), true);
+        return Vec::new();
+    }
+    let Some(e) = stake.eligible.iter().find(|e| e.name == name) else {
+        say(
+            m,
+            strings::choose_not_eligible(&name, "not in the pick's eligible list"),
+            true,
+        );
+        return Vec::new();
+    };
+    if name == stake.name {
+        say(m, strings::choose_already(&name), false);
+        return Vec::new();
+    }
+    m.ui.overlay = Overlay::ChooseBackup {
+        step,
+        name,
+        suspect: e.suspect.clone(),
+        reason: String::new(),
+        typed: None,
+        error: None,
+        cursor,
+    };
+    Vec::new()
+}
+
+/// Keys of the choice popup: type the reason, Enter; a suspect candidate
+/// then wants its name typed, Enter sends; Esc goes back to the panel.
+fn choose_key(m: &mut Model, k: KeyEvent, overlay: Overlay) -> Vec<UiCommand> {
+    let Overlay::ChooseBackup {
+        step,
+        name,
+        suspect,
+        mut reason,
+        mut typed,
+        mut error,
+        cursor,
+    } = overlay
+    else {
+        return Vec::new();
+    };
+    if k.code == KeyCode::Esc || is_ctrl(&k, 'c') {
+        m.ui.overlay = Overlay::Backups { scroll: 0, cursor };
+        return Vec::new();
+    }
+    let plain = !k
+        .modifiers
+        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+    match k.code {
+        KeyCode::Enter if reason.trim().is_empty() => {
+            error = Some(strings::CHOOSE_REASON_EMPTY.to_string());
+        }
+        KeyCode::Enter if suspect.is_some() && typed.is_none() => {
+            typed = Some(String::new());
+            error = None;
+        }
+        KeyCode::Enter => {
+            let t = typed.as_deref().map(str::trim);
+            if suspect.is_some() && t != Some(name.as_str()) {
+                error = Some(strings::choose_mismatch(&name, t.unwrap_or("")));
+                typed = Some(String::new());
+            } else {
+                if m.header.readonly {
+                    say(m, strings::READONLY_REFUSED, true);
+                    return Vec::new();
+                }
+                say(m, strings::choose_sent(&name), false);
+                return vec![UiCommand::ChooseBackup {
+                    step,
+                    name,
+                    reason: reason.trim().to_string(),
+                    typed: typed.map(|t| t.trim().to_string()),
+                }];
+            }
+        }
+        _ if is_ctrl(&k, 'u') => match &mut typed {
+            Some(t) => t.clear(),
+            None => reason.clear(),
+        },
+        KeyCode::Backspace => {
+            match &mut typed {
+                Some(t) => t.pop(),
+                None => reason.pop(),
+            };
+        }
+        KeyCode::Char(c) if plain => {
+            match &mut typed {
+                Some(t) => t.push(c),
+                None => reason.push(c),
+            }
+            error = None;
+        }
+        _ => {}
+    }
+    m.ui.overlay = Overlay::ChooseBackup {
+        step,
+        name,
+        suspect,
+        reason,
+        typed,
+        error,
+        cursor,
+    };
     Vec::new()
 }
 
@@ -1119,6 +1306,7 @@ mod tests {
             also: Vec::new(),
             database: None,
             changes: vec![],
+            backup: None,
         })));
         assert!(matches!(m.ui.overlay, Overlay::Confirm { .. }));
         assert_eq!(
@@ -1422,9 +1610,24 @@ mod tests {
             update(&mut m, key('j'));
         }
         update(&mut m, code(KeyCode::Enter));
-        assert_eq!(m.ui.overlay, Overlay::Backups { scroll: 0 });
+        assert_eq!(
+            m.ui.overlay,
+            Overlay::Backups {
+                scroll: 0,
+                cursor: 0
+            }
+        );
+        // j moves the cursor to the next candidate (three in the demo's pick).
         update(&mut m, key('j'));
-        assert_eq!(m.ui.overlay, Overlay::Backups { scroll: 1 });
+        update(&mut m, key('j'));
+        update(&mut m, key('j'));
+        assert_eq!(
+            m.ui.overlay,
+            Overlay::Backups {
+                scroll: 0,
+                cursor: 2
+            }
+        );
         update(&mut m, code(KeyCode::Esc));
         assert_eq!(m.ui.overlay, Overlay::None);
         // Another step still opens its details.
@@ -1435,7 +1638,132 @@ mod tests {
         // :backups from anywhere.
         update(&mut m, key('1'));
         command(&mut m, "backups");
-        assert_eq!(m.ui.overlay, Overlay::Backups { scroll: 0 });
+        assert_eq!(
+            m.ui.overlay,
+            Overlay::Backups {
+                scroll: 0,
+                cursor: 0
+            }
+        );
+    }
+
+    /// The panel over a pick with three eligible candidates and an excluded
+    /// one, the cursor moved `down` times.
+    fn panel_at(m: &mut Model, down: usize) {
+        if matches!(m.ui.overlay, Overlay::Backups { .. }) {
+            update(m, code(KeyCode::Esc));
+        }
+        command(m, "backups");
+        for _ in 0..down {
+            update(m, key('j'));
+        }
+    }
+
+    #[test]
+    fn c_in_the_backup_panel_chooses_another_candidate_with_a_reason() {
+        let mut m = model();
+        demo::add_choice_pick(&mut m, None);
+        // No restore waits: nothing to choose for, said.
+        panel_at(&mut m, 1);
+        assert!(update(&mut m, key('c')).is_empty());
+        assert_eq!(m.ui.message.as_ref().unwrap().0, strings::CHOOSE_WHEN);
+        update(&mut m, code(KeyCode::Esc));
+        // The restore waits for its confirmation, the preselection at stake.
+        m.apply(UiEvent::Confirm(Some(demo::restore_confirm(
+            &m,
+            "tovplay_external_20261210_060000.sql",
+            None,
+        ))));
+        assert!(matches!(m.ui.overlay, Overlay::Confirm { .. }));
+        update(&mut m, code(KeyCode::Esc));
+        // Order: the one at stake, then the eligible, then the excluded.
+        panel_at(&mut m, 0);
+        update(&mut m, key('c'));
+        assert!(
+            m.ui.message
+                .as_ref()
+                .unwrap()
+                .0
+                .contains("already the backup")
+        );
+        panel_at(&mut m, 3);
+        update(&mut m, key('c'));
+        let (msg, err) = m.ui.message.clone().unwrap();
+        assert!(
+            err && msg.contains("not eligible: taken after the incident"),
+            "{msg}"
+        );
+        // The oldest (not suspect): a reason, then Enter sends the choice.
+        panel_at(&mut m, 2);
+        assert!(update(&mut m, key('c')).is_empty());
+        assert!(matches!(m.ui.overlay, Overlay::ChooseBackup { .. }));
+        assert!(
+            update(&mut m, code(KeyCode::Enter)).is_empty(),
+            "a reason first"
+        );
+        let out = typed(&mut m, "newer ones miss the import");
+        assert!(out.is_empty());
+        let out = update(&mut m, code(KeyCode::Enter));
+        assert_eq!(
+            out,
+            vec![UiCommand::ChooseBackup {
+                step: "restore".into(),
+                name: "tovplay_external_20261208_073600.sql".into(),
+                reason: "newer ones miss the import".into(),
+                typed: None,
+            }]
+        );
+        assert_eq!(m.ui.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn a_suspect_candidate_wants_its_name_typed_before_it_is_chosen() {
+        let mut m = model();
+        demo::add_choice_pick(&mut m, None);
+        m.apply(UiEvent::Confirm(Some(demo::restore_confirm(
+            &m,
+            "tovplay_external_20261210_060000.sql",
+            None,
+        ))));
+        update(&mut m, code(KeyCode::Esc));
+        panel_at(&mut m, 1);
+        update(&mut m, key('c'));
+        let Overlay::ChooseBackup { name, suspect, .. } = m.ui.overlay.clone() else {
+            panic!("{:?}", m.ui.overlay)
+        };
+        assert_eq!(name, "tovplay_external_20261209_180000.sql");
+        assert!(suspect.unwrap().contains("mtime"));
+        typed(&mut m, "the 18:00 one has the import");
+        assert!(update(&mut m, code(KeyCode::Enter)).is_empty());
+        // A wrong name: refused, nothing sent.
+        typed(&mut m, "tovplay_external");
+        assert!(update(&mut m, code(KeyCode::Enter)).is_empty());
+        let Overlay::ChooseBackup { error, .. } = m.ui.overlay.clone() else {
+            panic!()
+        };
+        assert!(error.unwrap().contains("nothing was chosen"));
+        typed(&mut m, "tovplay_external_20261209_180000.sql");
+        let out = update(&mut m, code(KeyCode::Enter));
+        assert_eq!(
+            out,
+            vec![UiCommand::ChooseBackup {
+                step: "restore".into(),
+                name: "tovplay_external_20261209_180000.sql".into(),
+                reason: "the 18:00 one has the import".into(),
+                typed: Some("tovplay_external_20261209_180000.sql".into()),
+            }]
+        );
+        // Esc in the choice goes back to the panel, on the same candidate.
+        panel_at(&mut m, 1);
+        update(&mut m, key('c'));
+        update(&mut m, code(KeyCode::Esc));
+        assert_eq!(
+            m.ui.overlay,
+            Overlay::Backups {
+                scroll: 0,
+                cursor: 1
+            }
+        );
     }
 
     #[test]

@@ -351,6 +351,54 @@ pub fn loses(rpo_s: i64) -> String {
         duration(rpo_s)
     )
 }
+pub const BACKUPS_HINT: &str =
+    "esc close  j/k candidate  c choose for the restore  pgup/pgdn scroll";
+pub const CURSOR_MARK: &str = ">";
+pub const PRESELECTED: &str = "preselected by the pick";
+pub fn chosen_by_you(reason: &str) -> String {
+    format!("chosen by you instead of the preselection: {reason}")
+}
+pub const CHOOSE_WHEN: &str = "another backup is chosen at the restore's typed confirmation: wait for it (Esc puts it aside), then c here";
+pub fn choose_not_eligible(name: &str, why: &str) -> String {
+    format!("'{name}' is not eligible: {why}")
+}
+pub fn choose_already(name: &str) -> String {
+    format!("'{name}' is already the backup the restore reads")
+}
+pub const CHOOSE_STALE: &str =
+    "the restore waiting for its confirmation is held to another pick: reopen the panel";
+pub const CHOOSE_TITLE: &str = "Choose this backup for the restore";
+pub const CHOOSE_HINT: &str = "enter next  esc back to the candidates";
+pub fn choose_what(name: &str, preselected: &str) -> String {
+    format!(
+        "Restore '{name}' instead of '{preselected}'. The choice is journaled with your reason; the restore's confirmation is then asked again, naming it."
+    )
+}
+pub const CHOOSE_REASON: &str = "Why this backup? (journaled)";
+pub const CHOOSE_REASON_EMPTY: &str = "say why: the reason is journaled with the choice";
+pub fn choose_suspect(why: &str, name: &str) -> String {
+    format!("SUSPECT: {why}. Type its name '{name}' to choose it anyway:")
+}
+pub fn choose_mismatch(name: &str, typed: &str) -> String {
+    format!("typed '{typed}', not '{name}': nothing was chosen")
+}
+pub fn choose_sent(name: &str) -> String {
+    format!(
+        "backup '{name}' chosen: the engine journals it and asks the restore's confirmation again"
+    )
+}
+pub fn stake_backup(name: &str, taken: &str) -> String {
+    format!("Backup: {name}, taken {taken}")
+}
+pub fn stake_rows_lost(list: &str) -> String {
+    format!("rows lost per table: {list}")
+}
+pub const STAKE_ROWS_NONE: &str = "rows lost per table: none against the pick's baseline";
+pub const STAKE_ROWS_UNKNOWN: &str =
+    "rows lost per table: unknown (the backup's rows were not counted)";
+pub fn stake_others(n: usize) -> String {
+    format!("{n} other eligible backup(s): Esc, then :backups and c chooses another")
+}
 pub fn backups_head(n: usize, step: &str, seq: u64, incident: Option<String>) -> String {
     let at = incident
         .map(|t| format!(", against the incident time {t}"))

@@ -274,6 +274,59 @@ fn backup_panel() {
     }
 }
 
+/// The operator chose an older backup (journaled `backup-chosen`): the
+/// restore's confirmation names it, why, and what it loses; the panel
+/// marks it chosen by the operator, the preselection, and the cursor.
+#[test]
+fn backup_panel_with_a_chosen_candidate() {
+    let oldest = "tovplay_external_20261208_073600.sql";
+    let why = "the newer dumps miss the 18:00 import";
+    let mut m = model();
+    demo::add_choice_pick(&mut m, Some((oldest, why)));
+    m.apply(UiEvent::Confirm(Some(demo::restore_confirm(
+        &m,
+        oldest,
+        Some(why),
+    ))));
+    snap("confirm_restore_chosen_80x24", &m, 80, 24);
+    snap("confirm_restore_chosen_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    for want in [
+        format!("Backup: {oldest}"),
+        format!("chosen by you instead of the preselection: {why}"),
+        "loses 2 d 5 h of changes".into(),
+        "rows lost per table: public.GameRequest 22, public.User 2".into(),
+        "2 other eligible backup(s)".into(),
+    ] {
+        assert!(t.contains(&want), "{want}:\n{t}");
+    }
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
+    );
+    update(&mut m, key(':'));
+    for c in "backups".chars() {
+        update(&mut m, key(c));
+    }
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    update(&mut m, key('j'));
+    snap("backups_chosen_80x24", &m, 80, 24);
+    snap("backups_chosen_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    for want in [
+        format!("chosen {oldest}"),
+        format!("chosen by you instead of the preselection: {why}"),
+        "> · eligible tovplay_external_20261210_060000.sql".into(),
+        "preselected by the pick".into(),
+        "c choose for the restore".into(),
+    ] {
+        assert!(t.contains(&want), "{want}:\n{t}");
+    }
+}
+
 #[test]
 fn live_hold_countdown_hosts_and_what_came_back() {
     use lifeline::tui::model::{OutputLine, Progress, StepState};
