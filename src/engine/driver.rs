@@ -348,3 +348,50 @@ impl<A: Actions, R: Recorder, O: Operator> Engine<A, R, O> {
         exit
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn question() -> ConfirmRequest {
+        ConfirmRequest {
+            index: 3,
+            step: "restore".into(),
+            action: crate::runbook::Action::Restore,
+            expected: "app".into(),
+            also: Vec::new(),
+            target: "h:5432/app".into(),
+            identity: crate::engine::types::DbIdentity {
+                server: "h:5432".into(),
+                system_identifier: "1".into(),
+                database: "app".into(),
+                oid: Some(1),
+                server_started_at: None,
+            },
+            preview: Vec::new(),
+            backup: None,
+        }
+    }
+
+    /// The console's answers reach the engine as they were sent: a typed
+    /// name, another backup, or (channel closed) no answer.
+    #[tokio::test]
+    async fn the_channel_operator_passes_a_choice_or_the_typed_name() {
+        let (tx, mut op) = ChannelOperator::new();
+        let choice = BackupChoice {
+            name: "older.sql".into(),
+            reason: "why".into(),
+            typed: None,
+            source: "console".into(),
+        };
+        tx.send(Answer::Choose(choice.clone())).await.unwrap();
+        tx.send(Answer::Typed(Some("app".into()))).await.unwrap();
+        assert_eq!(op.confirm(&question()).await, Reply::Choose(choice));
+        assert_eq!(
+            op.confirm(&question()).await,
+            Reply::Typed(Some("app".into()))
+        );
+        drop(tx);
+        assert_eq!(op.confirm(&question()).await, Reply::Typed(None));
+    }
+}

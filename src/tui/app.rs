@@ -357,6 +357,26 @@ fn action(m: &mut Model, a: Action) -> Vec<UiCommand> {
         Action::PanLeft | Action::PanRight => pan(m, a == Action::PanRight),
         Action::Abort => return ask_abort(m),
         Action::Retry => return ask_retry(m),
+        Action::Sort => {
+            let v = m.ui.view;
+            let keys = strings::sort_keys(v);
+            if keys.is_empty() {
+                say(m, strings::SORT_FIXED, false);
+            } else {
+                let i = (m.ui.sort[v.index()] + 1) % keys.len();
+                m.ui.sort[v.index()] = i;
+                // The cursor stays on the list's first row (the order changed under it).
+                if v != View::Timeline {
+                    m.ui.cursor[v.index()] = 0;
+                }
+                let list = match v {
+                    View::Overview => strings::DATABASES,
+                    View::Timeline => strings::TABLES,
+                    _ => strings::SERVICES_LIST,
+                };
+                say(m, strings::sort_set(list, keys[i]), false);
+            }
+        }
         Action::Pause => {
             if m.held.is_some() {
                 let n = resume(m);
@@ -803,6 +823,17 @@ fn backups_key(
     if k.code == KeyCode::Char('c') && plain {
         keep(m, scroll, cursor);
         return choose_backup(m, cursor);
+    }
+    if action == Some(Action::Sort) {
+        let keys = strings::SORT_BACKUPS;
+        m.ui.backup_sort = (m.ui.backup_sort + 1) % keys.len();
+        keep(m, 0, 0);
+        say(
+            m,
+            strings::sort_set(strings::BACKUPS_LIST, keys[m.ui.backup_sort]),
+            false,
+        );
+        return Vec::new();
     }
     match action {
         _ if k.code == KeyCode::Esc => {}
@@ -1714,6 +1745,79 @@ mod tests {
             }]
         );
         assert_eq!(m.ui.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn s_cycles_the_sort_key_of_each_list_and_says_it() {
+        let mut m = model();
+        // Services: within each host, hazards first, then by name, state, databases.
+        update(&mut m, key('2'));
+        let before = rows::services(&m);
+        update(&mut m, key('s'));
+        assert_eq!(m.ui.sort[View::Services.index()], 1);
+        assert!(m.ui.message.as_ref().unwrap().0.contains("sorted by name"));
+        let by_name = rows::services(&m);
+        assert_eq!(before.len(), by_name.len());
+        for w in by_name.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            if a.0 == b.0 {
+                assert!(
+                    m.services[a.0].services[a.1].name <= m.services[b.0].services[b.1].name,
+                    "{by_name:?}"
+                );
+            }
+        }
+        assert_ne!(
+            before, by_name,
+            "the demo's hazards-first order is not by name"
+        );
+        for _ in 0..3 {
+            update(&mut m, key('s'));
+        }
+        assert_eq!(m.ui.sort[View::Services.index()], 0, "wraps to the default");
+        assert_eq!(rows::services(&m), before);
+        // Timeline tables: rows, most first.
+        update(&mut m, key('3'));
+        update(&mut m, key('s'));
+        update(&mut m, key('s'));
+        let db = rows::timeline_db(&m).unwrap().to_string();
+        let s = m.series_of(&db).unwrap();
+        let lasts: Vec<Option<i64>> = rows::tables(&m)
+            .iter()
+            .map(|i| s.tables[*i].last())
+            .collect();
+        assert!(lasts.windows(2).all(|w| w[0] >= w[1]), "{lasts:?}");
+        // Overview: databases by name.
+        update(&mut m, key('1'));
+        update(&mut m, key('s'));
+        assert!(
+            m.ui.message
+                .as_ref()
+                .unwrap()
+                .0
+                .contains("Databases sorted by name")
+        );
+        // The Runbook keeps its order, said.
+        update(&mut m, key('4'));
+        update(&mut m, key('s'));
+        assert_eq!(m.ui.message.as_ref().unwrap().0, strings::SORT_FIXED);
+        // The backup panel: newest first, the cursor back on the first.
+        demo::add_choice_pick(&mut m, None);
+        panel_at(&mut m, 2);
+        update(&mut m, key('s'));
+        assert_eq!(m.ui.backup_sort, 1);
+        assert_eq!(
+            m.ui.overlay,
+            Overlay::Backups {
+                scroll: 0,
+                cursor: 0
+            }
+        );
+        let first = crate::tui::view::pick_candidate(&m, 0).unwrap().0;
+        assert_eq!(first, "tovplay_external_20261210_124500.sql");
+        update(&mut m, key('s'));
+        let first = crate::tui::view::pick_candidate(&m, 0).unwrap().0;
+        assert_eq!(first, "tovplay_external_20261208_073600.sql", "by name");
     }
 
     #[test]

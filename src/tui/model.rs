@@ -581,6 +581,11 @@ pub struct UiState {
     /// The operator moved the runbook list's cursor (the suggestion no
     /// longer places it).
     pub runbook_cursor_moved: bool,
+    /// Sort key per view (`s`), an index into `strings::sort_keys(view)`;
+    /// 0 is the view's default order.
+    pub sort: [usize; 5],
+    /// Sort key of the backup panel (`s` in it), into `strings::SORT_BACKUPS`.
+    pub backup_sort: usize,
 }
 
 impl Default for UiState {
@@ -603,6 +608,8 @@ impl Default for UiState {
             disconnected: false,
             size: (80, 24),
             runbook_cursor_moved: false,
+            sort: [0; 5],
+            backup_sort: 0,
         }
     }
 }

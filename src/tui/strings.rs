@@ -629,6 +629,7 @@ pub fn action_label(a: Action) -> &'static str {
         Action::Abort => "abort",
         Action::Retry => "retry step",
         Action::Pause => "pause",
+        Action::Sort => "sort",
     }
 }
 
@@ -670,8 +671,41 @@ pub fn action_help(a: Action) -> &'static str {
         Action::Pause => {
             "pause the screen's numbers to read them (p again resumes; confirmations and the journal still arrive)"
         }
+        Action::Sort => {
+            "sort the list by the next key (Services: jobs; Timeline: tables; Overview: databases; the backup panel: candidates); the key is shown in the title"
+        }
     }
 }
+
+// Sortable lists (issue 19): the keys `s` cycles through, default first.
+pub const SORT_SERVICES: [&str; 4] = ["hazards first", "name", "state", "databases"];
+pub const SORT_TABLES: [&str; 3] = ["alerts first", "name", "rows (most first)"];
+pub const SORT_DATABASES: [&str; 3] = ["inventory order", "name", "rows (most first)"];
+pub const SORT_BACKUPS: [&str; 4] = [
+    "at stake first",
+    "newest first",
+    "name",
+    "size (largest first)",
+];
+/// The sort keys of a view's list (empty: its order is fixed).
+pub fn sort_keys(v: View) -> &'static [&'static str] {
+    match v {
+        View::Overview => &SORT_DATABASES,
+        View::Services => &SORT_SERVICES,
+        View::Timeline => &SORT_TABLES,
+        View::Runbook | View::Journal => &[],
+    }
+}
+pub fn sorted_by(key: &str) -> String {
+    format!("sorted by {key} (s)")
+}
+pub fn sort_set(list: &str, key: &str) -> String {
+    format!("{list} sorted by {key}")
+}
+pub const SERVICES_LIST: &str = "Jobs";
+pub const BACKUPS_LIST: &str = "Candidates";
+pub const SORT_FIXED: &str =
+    "this view keeps its order (steps in run order, the journal in time order)";
 
 pub const HELP_TITLE: &str = "Help";
 pub const HELP_SECTION_ALL: &str = "Everywhere";

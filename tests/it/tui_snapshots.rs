@@ -327,6 +327,49 @@ fn backup_panel_with_a_chosen_candidate() {
     }
 }
 
+/// `s` sorts the Services jobs, the Timeline tables, the Overview
+/// databases and the backup candidates; a key other than the default is
+/// named in the list's title.
+#[test]
+fn sortable_lists_name_their_key_in_the_title() {
+    let mut m = model();
+    update(&mut m, key('2'));
+    update(&mut m, key('s'));
+    snap("sorted_services_80x24", &m, 80, 24);
+    snap("sorted_services_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    assert!(t.contains("Jobs · sorted by name (s)"), "{t}");
+    update(&mut m, key('3'));
+    update(&mut m, key('s'));
+    update(&mut m, key('s'));
+    snap("sorted_timeline_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    assert!(t.contains("sorted by rows (most first) (s)"), "{t}");
+    update(&mut m, key('1'));
+    update(&mut m, key('s'));
+    snap("sorted_databases_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    assert!(t.contains("Databases (2) · sorted by name (s)"), "{t}");
+    demo::add_choice_pick(&mut m, None);
+    update(&mut m, key(':'));
+    for c in "backups".chars() {
+        update(&mut m, key(c));
+    }
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    update(&mut m, key('s'));
+    snap("sorted_backups_80x24", &m, 80, 24);
+    snap("sorted_backups_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    assert!(t.contains("sorted by newest first (s)"), "{t}");
+    // Newest first: the one taken after the incident leads.
+    let after = t.find("tovplay_external_20261210_124500.sql").unwrap();
+    let newest = t.find("tovplay_external_20261210_060000.sql").unwrap();
+    assert!(after < newest, "{t}");
+}
+
 #[test]
 fn live_hold_countdown_hosts_and_what_came_back() {
     use lifeline::tui::model::{OutputLine, Progress, StepState};

@@ -83,9 +83,18 @@ pub(crate) fn last_pick(m: &Model) -> Option<Picked> {
 
 /// The candidates in the panel's order: the one the restore reads first,
 /// then the eligible, then the excluded (the cursor indexes this order).
-pub(crate) fn order(p: &Picked) -> Vec<&BackupCandidate> {
+pub(crate) fn order(p: &Picked, sort: usize) -> Vec<&BackupCandidate> {
     let mut order: Vec<&BackupCandidate> = p.candidates.iter().collect();
-    order.sort_by_key(|c| (c.path != p.chosen, c.excluded.is_some()));
+    match sort {
+        1 => order.sort_by(|a, b| {
+            b.taken_at
+                .cmp(&a.taken_at)
+                .then_with(|| a.name.cmp(&b.name))
+        }),
+        2 => order.sort_by(|a, b| a.name.cmp(&b.name)),
+        3 => order.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name))),
+        _ => order.sort_by_key(|c| (c.path != p.chosen, c.excluded.is_some())),
+    }
     order
 }
 
@@ -138,7 +147,7 @@ pub(crate) fn backup_lines_at(
     }
     // The chosen one first, then the eligible, then the excluded.
     let mut starts = Vec::new();
-    for (n, c) in order(p).into_iter().enumerate() {
+    for (n, c) in order(p, m.ui.backup_sort).into_iter().enumerate() {
         out.push(Line::raw(""));
         starts.push(out.len());
         let chosen = c.path == p.chosen;
@@ -233,9 +242,18 @@ pub fn popup(m: &Model, scroll: usize, cursor: usize, area: Rect, buf: &mut Buff
         area.height.saturating_sub(2),
     );
     Clear.render(r, buf);
-    let block = frame_block(t, format!(" {} ", strings::BACKUPS_TITLE)).title_bottom(Line::from(
-        styled(format!(" {} ", strings::BACKUPS_HINT), t.style(Role::Muted)),
-    ));
+    let title = match m.ui.backup_sort {
+        0 => format!(" {} ", strings::BACKUPS_TITLE),
+        k => format!(
+            " {} · {} ",
+            strings::BACKUPS_TITLE,
+            strings::sorted_by(strings::SORT_BACKUPS[k % strings::SORT_BACKUPS.len()])
+        ),
+    };
+    let block = frame_block(t, title).title_bottom(Line::from(styled(
+        format!(" {} ", strings::BACKUPS_HINT),
+        t.style(Role::Muted),
+    )));
     let inner = block.inner(r);
     block.render(r, buf);
     let w = inner.width.saturating_sub(2) as usize;

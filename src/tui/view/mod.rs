@@ -116,7 +116,10 @@ pub(crate) fn pick_candidates(m: &Model) -> usize {
 /// excluded (if it is) and the pick step that judged it.
 pub(crate) fn pick_candidate(m: &Model, cursor: usize) -> Option<(String, Option<String>, String)> {
     let p = backups::last_pick(m)?;
-    let c = backups::order(&p).get(cursor).copied()?.clone();
+    let c = backups::order(&p, m.ui.backup_sort)
+        .get(cursor)
+        .copied()?
+        .clone();
     Some((c.name, c.excluded, p.step))
 }
 
