@@ -429,7 +429,20 @@ fn ask_retry(m: &mut Model) -> Vec<UiCommand> {
         say(m, strings::READONLY_REFUSED, true);
         return Vec::new();
     }
-    let i = m.ui.cursor[View::Runbook.index()];
+    // A failed current step is retried while the cursor follows it (the
+    // Output shows its first error and offers `r`); else the cursor's step.
+    let followed = m
+        .runbook
+        .as_ref()
+        .and_then(|r| {
+            r.current.filter(|c| {
+                r.steps
+                    .get(*c)
+                    .is_some_and(|s| s.state == StepState::Failed)
+            })
+        })
+        .filter(|_| m.ui.step_follow);
+    let i = followed.unwrap_or(m.ui.cursor[View::Runbook.index()]);
     let Some(r) = m.runbook.as_ref() else {
         say(m, strings::RETRY_WHAT, true);
         return Vec::new();

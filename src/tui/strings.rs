@@ -297,6 +297,12 @@ pub const PREVIEW: &str = "Exactly what runs";
 pub const PROGRESS: &str = "Progress";
 pub const OUTPUT: &str = "Output";
 pub const NO_OUTPUT: &str = "no output yet";
+pub fn failed_output(step: &str, line: usize) -> String {
+    format!("step '{step}' FAILED: its first error, line {line} of its output; r retries the step")
+}
+pub fn output_more(n: usize) -> String {
+    format!("... {n} more line(s) below")
+}
 pub const NO_RUNBOOK: &str = "No runbook running. Pick one and press Enter to see its plan (s starts it), or type :runbook NAME.";
 pub const NO_RUNBOOKS: &str = "No runbooks known yet.";
 pub const WHEN: &str = "when";

@@ -370,6 +370,64 @@ fn sortable_lists_name_their_key_in_the_title() {
     assert!(after < newest, "{t}");
 }
 
+/// A step failed after a long dump of output: the Output starts at the
+/// failing step's first error line (not the tail), says `r` retries it,
+/// and `r` on the followed step asks for the retry.
+#[test]
+fn a_failed_step_scrolls_the_output_to_its_first_error() {
+    use lifeline::tui::event::UiCommand;
+    use lifeline::tui::model::{OutputLine, StepState};
+    let mut m = view(View::Runbook);
+    if let Some(rb) = &mut m.runbook {
+        let failed = rb.steps.iter().position(|s| s.id == "restore").unwrap();
+        for (i, st) in rb.steps.iter_mut().enumerate() {
+            st.state = match i {
+                i if i < failed => StepState::Done,
+                i if i == failed => StepState::Failed,
+                _ => StepState::Pending,
+            };
+        }
+        rb.current = Some(failed);
+        rb.steps[failed].summary = Some(
+            "psql exited 3: ERROR: duplicate key value violates unique constraint \"User_pkey\""
+                .into(),
+        );
+    }
+    m.progress = None;
+    m.output.clear();
+    let mut push = |line: String| {
+        m.output.push_back(OutputLine {
+            step: "restore".into(),
+            line,
+            stderr: false,
+        })
+    };
+    push("restoring tovplay_external_20261208_073600.sql into TovPlay__restore_20261210".into());
+    push("COPY public.\"Game\" 12 rows".into());
+    push("psql:tovplay_external_20261208_073600.sql:2231: ERROR:  duplicate key value violates unique constraint \"User_pkey\"".into());
+    for n in 1..=50 {
+        push(format!(
+            "CONTEXT:  COPY User, line {n}: \"{n}\tuser{n}@example.net\""
+        ));
+    }
+    snap("failed_output_80x24", &m, 80, 24);
+    snap("failed_output_160x48", &m, 160, 48);
+    for (w, h) in [(80, 24), (160, 48)] {
+        let t = text(render(&m, w, h).backend().buffer());
+        assert!(t.contains("ERROR:  duplicate key"), "{t}");
+        assert!(t.contains("r retries"), "{t}");
+        assert!(!t.contains("line 50:"), "the tail is not shown first:\n{t}");
+        assert!(t.contains("more line(s) below"), "{t}");
+    }
+    assert_eq!(
+        update(&mut m, key('r')),
+        vec![UiCommand::Retry {
+            runbook: m.runbook.as_ref().unwrap().name.clone(),
+            step: "restore".into()
+        }]
+    );
+}
+
 #[test]
 fn live_hold_countdown_hosts_and_what_came_back() {
     use lifeline::tui::model::{OutputLine, Progress, StepState};
