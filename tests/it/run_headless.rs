@@ -684,7 +684,7 @@ fn answers_pick_restores_the_second_newest_backup_held_to_its_hash() {
         .unwrap();
         p.display().to_string()
     };
-    let run = |state: &str, answers: &str| {
+    let run_with = |state: &str, answers: &str, more: &[&str]| {
         let o = support::lifeline(&dir.path().join(state))
             .current_dir(dir.path())
             .env_remove("LIFELINE_RUNBOOKS")
@@ -696,6 +696,7 @@ fn answers_pick_restores_the_second_newest_backup_held_to_its_hash() {
                 "--answers",
             ])
             .arg(answers)
+            .args(more)
             .output()
             .unwrap();
         (
@@ -703,6 +704,7 @@ fn answers_pick_restores_the_second_newest_backup_held_to_its_hash() {
             support::stdout(&o) + &support::stderr(&o),
         )
     };
+    let run = |state: &str, answers: &str| run_with(state, answers, &[]);
     let restored = || {
         pg.psql(
             "postgres",
@@ -787,5 +789,51 @@ fn answers_pick_restores_the_second_newest_backup_held_to_its_hash() {
     assert!(
         out.contains(&format!("held to the pick: sha256 {second_sha}")),
         "{out}"
+    );
+
+    // Resume keeps the choice: a run that chose and then was not confirmed,
+    // resumed with an answers file that only confirms, restores the chosen
+    // backup (not the preselection).
+    let choose_only = dir.path().join("choose-only.toml");
+    std::fs::write(
+        &choose_only,
+        format!(
+            "[params]\nincident_at = \"{incident}\"\n\n[pick]\nbackup = \"{second}\"\nreason = \"the newest ran during the bad deploy\"\n"
+        ),
+    )
+    .unwrap();
+    let (code, out) = run("state-resume", choose_only.to_str().unwrap());
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not confirmed"), "{out}");
+    let before = restored();
+    let confirm_only = dir.path().join("confirm-only.toml");
+    std::fs::write(
+        &confirm_only,
+        format!(
+            "[params]\nincident_at = \"{incident}\"\n\n[confirm]\nrestore = \"app as superuser\"\n"
+        ),
+    )
+    .unwrap();
+    let s = StateDir::new(dir.path().join("state-resume"));
+    let id = s.list_incidents().remove(0);
+    let (code, out) = run_with(
+        "state-resume",
+        confirm_only.to_str().unwrap(),
+        &["--resume", "--incident", &id],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("backup: {second} taken"))
+            && out.contains(&format!("CHOSEN by the operator instead of {}", names[2])),
+        "{out}"
+    );
+    let new: Vec<String> = restored()
+        .into_iter()
+        .filter(|d| !before.contains(d))
+        .collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(
+        pg.psql(&new[0], "SELECT count(*) FROM t").unwrap().trim(),
+        "5"
     );
 }
