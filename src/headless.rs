@@ -531,6 +531,12 @@ fn plan_lines(v: &StepView, n: usize, answers: &Answers) -> Vec<String> {
             ),
         });
     }
+    if let Some(p) = answers.pick.as_ref().filter(|p| p.step == v.id) {
+        out.push(format!(
+            "    [pick]: the restore reads '{}' instead of the preselection ({}), checked against the candidates when the pick has run",
+            p.choice.name, p.choice.source
+        ));
+    }
     out
 }
 

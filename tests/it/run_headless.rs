@@ -743,6 +743,15 @@ fn answers_pick_restores_the_second_newest_backup_held_to_its_hash() {
     }
 
     let a = answers("second.toml", second);
+    // The dry run says the answers file chooses it.
+    let (code, out) = run_with("state-dry", &a, &["--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "[pick]: the restore reads '{second}' instead of the preselection (answers file {a}:8:10)"
+        )),
+        "{out}"
+    );
     let (code, out) = run("state", &a);
     assert_eq!(code, 0, "{out}");
     // The confirmation named the preselection first, then the chosen one.
