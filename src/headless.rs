@@ -540,6 +540,12 @@ fn plan_lines(v: &StepView, n: usize, answers: &Answers) -> Vec<String> {
             ),
         });
     }
+    if let Some(p) = answers.pick.as_ref().filter(|p| p.step == v.id) {
+        out.push(format!(
+            "    [pick]: the restore reads '{}' instead of the preselection ({}), checked against the candidates when the pick has run",
+            p.choice.name, p.choice.source
+        ));
+    }
     out
 }
 
@@ -649,6 +655,11 @@ pub async fn print_events(mut rx: broadcast::Receiver<EngineEvent>, answers: Ans
                             crate::outln!("[{}/{n}] {} run: {l}", c.index + 1, c.step);
                         }
                     }
+                    if let Some(b) = &c.backup {
+                        for l in backup_lines(b) {
+                            crate::outln!("[{}/{n}] {} backup: {l}", c.index + 1, c.step);
+                        }
+                    }
                     crate::outln!(
                         "[{}/{n}] {}: confirm: type '{}' to act on {}",
                         c.index + 1,
@@ -680,6 +691,55 @@ pub async fn print_events(mut rx: broadcast::Receiver<EngineEvent>, answers: Ans
         }
         bar.draw();
     }
+}
+
+/// What a restore's confirmation says of the backup it reads: which one,
+/// chosen or preselected, its loss, and what else may be chosen.
+fn backup_lines(b: &crate::engine::types::BackupAtStake) -> Vec<String> {
+    let span = crate::actions::data::span;
+    let taken = b
+        .taken_at
+        .map(|t| format!("taken {} (from its {})", t.to_rfc3339(), b.time_source))
+        .unwrap_or_else(|| "taken at an unknown time".into());
+    let loses = b
+        .rpo_s
+        .map(|r| format!(", loses {} of changes", span(r)))
+        .unwrap_or_default();
+    let mut out = vec![match &b.reason {
+        Some(why) => format!(
+            "{} {taken}{loses}; CHOSEN by the operator instead of {}: {why}",
+            b.name, b.preselected
+        ),
+        None => format!("{} {taken}{loses}; preselected by the pick", b.name),
+    }];
+    out.push(if !b.rows_known {
+        "rows lost per table: unknown (the backup's rows were not counted)".into()
+    } else if b.rows_lost.is_empty() {
+        "rows lost per table: none against the pick's baseline".into()
+    } else {
+        let l: Vec<String> = b
+            .rows_lost
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        format!("rows lost per table: {}", l.join(", "))
+    });
+    let others: Vec<String> = b
+        .eligible
+        .iter()
+        .filter(|e| e.name != b.name)
+        .map(|e| match &e.suspect {
+            Some(why) => format!("{} (suspect: {why})", e.name),
+            None => e.name.clone(),
+        })
+        .collect();
+    if !others.is_empty() {
+        out.push(format!(
+            "other eligible backups ([pick] in the answers file): {}",
+            others.join(", ")
+        ));
+    }
+    out
 }
 
 /// Appends the journal's head to the head log of every SSH host of the

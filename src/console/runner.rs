@@ -240,6 +240,32 @@ pub async fn serve(
                 let _ = r.answers.send(answer).await;
                 let _ = tx.send(UiEvent::Confirm(None)).await;
             }
+            UiCommand::ChooseBackup {
+                step,
+                name,
+                reason,
+                typed,
+            } => {
+                let waiting = running.as_ref().filter(|r| {
+                    matches!(&*r.pending.borrow(), Some(Question::Confirm(c)) if c.step == step && c.backup.is_some())
+                });
+                let Some(r) = waiting else {
+                    let _ = tx
+                        .send(UiEvent::Status(format!(
+                            "no restore waits for its confirmation at '{step}': backup '{name}' was not chosen"
+                        )))
+                        .await;
+                    continue;
+                };
+                let choice = crate::engine::types::BackupChoice {
+                    name,
+                    reason,
+                    typed,
+                    source: "console".into(),
+                };
+                let _ = r.answers.send(Answer::Choose(choice)).await;
+                let _ = tx.send(UiEvent::Confirm(None)).await;
+            }
             UiCommand::StopPlan { step, edits } => {
                 let slot = running
                     .as_ref()
@@ -816,6 +842,7 @@ impl Forwarder {
                         also: c.also.clone(),
                         database: self.database.clone(),
                         changes: c.preview.clone(),
+                        backup: c.backup.as_deref().cloned(),
                     },
                     Question::Override(o) => PendingConfirm {
                         step: o.step.clone(),
@@ -827,6 +854,7 @@ impl Forwarder {
                         also: Vec::new(),
                         database: self.database.clone(),
                         changes: Vec::new(),
+                        backup: None,
                     },
                     Question::Interrupted(r) => PendingConfirm {
                         step: r.step.clone(),
@@ -838,6 +866,7 @@ impl Forwarder {
                         also: Vec::new(),
                         database: self.database.clone(),
                         changes: Vec::new(),
+                        backup: None,
                     },
                 };
                 self.questions.send_replace(Some(question));

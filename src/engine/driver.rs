@@ -15,6 +15,7 @@ use super::events::{
     ConfirmRequest, EngineEvent, EngineView, InterruptedRequest, OverrideRequest, Question, RunExit,
 };
 use super::machine::{Decision, Effect, Input, State, StepFailure, apply};
+use super::types::BackupChoice;
 use crate::journal::{Entry, Journal, JournalError, Record};
 use crate::redact::Redactor;
 
@@ -23,9 +24,13 @@ use crate::redact::Redactor;
 ///   "resumed": bool, "readonly": bool }`. Resume reads the params from the
 ///   first one of a runbook with `resumed = false`.
 /// - `run-finished`: `{ "exit": RunExit, "code" }`.
+/// - `backup-chosen` (step: the pick-backup step): `{ "chosen": PickedBackup,
+///   "preselected": PickedBackup, "reason", "suspect", "typed", "source",
+///   "at_step" }`. Resume applies it: the restore reads the chosen backup.
 pub mod kinds {
     pub const RUN_STARTED: &str = "run-started";
     pub const RUN_FINISHED: &str = "run-finished";
+    pub const BACKUP_CHOSEN: &str = "backup-chosen";
 }
 
 /// Where the engine journals. `Journal` is the real one.
@@ -52,10 +57,20 @@ impl Recorder for NoJournal {
     }
 }
 
+/// The operator's answer to a typed confirmation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// What was typed (None: no answer, the step stops).
+    Typed(Option<String>),
+    /// Another backup for the restore: the engine journals the choice and
+    /// asks the confirmation again, naming it.
+    Choose(BackupChoice),
+}
+
 /// Who answers the engine's questions: the TUI, or the answers file.
 pub trait Operator: Send {
-    /// The typed database name, or None (no answer: the step stops).
-    fn confirm(&mut self, q: &ConfirmRequest) -> impl Future<Output = Option<String>> + Send;
+    /// The typed database name or another backup.
+    fn confirm(&mut self, q: &ConfirmRequest) -> impl Future<Output = Reply> + Send;
     /// The typed override phrase after a failed snapshot, or None.
     fn override_snapshot(
         &mut self,
@@ -74,6 +89,8 @@ pub enum Answer {
     /// What was typed for a confirmation or an override (None: cancelled).
     Typed(Option<String>),
     Decision(Option<Decision>),
+    /// Another backup for the restore waiting for its confirmation.
+    Choose(BackupChoice),
 }
 
 /// An operator answering over a channel (the TUI sends `Answer`s after it
@@ -96,8 +113,12 @@ impl ChannelOperator {
 }
 
 impl Operator for ChannelOperator {
-    fn confirm(&mut self, _q: &ConfirmRequest) -> impl Future<Output = Option<String>> + Send {
-        self.typed()
+    async fn confirm(&mut self, _q: &ConfirmRequest) -> Reply {
+        match self.rx.recv().await {
+            Some(Answer::Typed(t)) => Reply::Typed(t),
+            Some(Answer::Choose(c)) => Reply::Choose(c),
+            _ => Reply::Typed(None),
+        }
     }
     fn override_snapshot(
         &mut self,
@@ -242,9 +263,15 @@ impl<A: Actions, R: Recorder, O: Operator> Engine<A, R, O> {
                         continue;
                     };
                     let input = match &q {
-                        Question::Confirm(c) => Input::Confirmation {
-                            step: c.index,
-                            typed: self.operator.confirm(c).await,
+                        Question::Confirm(c) => match self.operator.confirm(c).await {
+                            Reply::Typed(typed) => Input::Confirmation {
+                                step: c.index,
+                                typed,
+                            },
+                            Reply::Choose(choice) => Input::Choose {
+                                step: c.index,
+                                choice,
+                            },
                         },
                         Question::Override(o) => Input::Override {
                             step: o.index,
@@ -316,5 +343,52 @@ impl<A: Actions, R: Recorder, O: Operator> Engine<A, R, O> {
             }
         }
         exit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn question() -> ConfirmRequest {
+        ConfirmRequest {
+            index: 3,
+            step: "restore".into(),
+            action: crate::runbook::Action::Restore,
+            expected: "app".into(),
+            also: Vec::new(),
+            target: "h:5432/app".into(),
+            identity: crate::engine::types::DbIdentity {
+                server: "h:5432".into(),
+                system_identifier: "1".into(),
+                database: "app".into(),
+                oid: Some(1),
+                server_started_at: None,
+            },
+            preview: Vec::new(),
+            backup: None,
+        }
+    }
+
+    /// The console's answers reach the engine as they were sent: a typed
+    /// name, another backup, or (channel closed) no answer.
+    #[tokio::test]
+    async fn the_channel_operator_passes_a_choice_or_the_typed_name() {
+        let (tx, mut op) = ChannelOperator::new();
+        let choice = BackupChoice {
+            name: "older.sql".into(),
+            reason: "why".into(),
+            typed: None,
+            source: "console".into(),
+        };
+        tx.send(Answer::Choose(choice.clone())).await.unwrap();
+        tx.send(Answer::Typed(Some("app".into()))).await.unwrap();
+        assert_eq!(op.confirm(&question()).await, Reply::Choose(choice));
+        assert_eq!(
+            op.confirm(&question()).await,
+            Reply::Typed(Some("app".into()))
+        );
+        drop(tx);
+        assert_eq!(op.confirm(&question()).await, Reply::Typed(None));
     }
 }

@@ -127,6 +127,10 @@ pub struct ConfirmRequest {
     pub identity: DbIdentity,
     /// The exact commands and SQL.
     pub preview: Vec<String>,
+    /// A restore of a picked backup: which one and what it loses; the
+    /// operator may choose another eligible candidate instead of typing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<Box<super::types::BackupAtStake>>,
 }
 
 /// A snapshot failed: going on needs the override phrase typed.

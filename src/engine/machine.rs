@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::actions::{ActionError, ErrorClass};
+use super::driver::kinds::BACKUP_CHOSEN;
 use super::events::{
     ConfirmRequest, EngineEvent, EngineView, InterruptedRequest, OverrideRequest, Question,
     RunExit, StepStatus, StepView,
@@ -143,6 +144,12 @@ pub enum Input {
         step: usize,
         decision: Option<Decision>,
     },
+    /// Instead of typing the confirmation of a restore of a picked backup,
+    /// the operator chose another candidate of that pick.
+    Choose {
+        step: usize,
+        choice: BackupChoice,
+    },
     Done {
         step: usize,
         result: Result<StepOutcome, StepFailure>,
@@ -170,7 +177,7 @@ impl StepFailure {
         match phase {
             "guard" | "identity" => ErrorClass::RefusedByCheck,
             "confirm" => ErrorClass::NotConfirmed,
-            "resolve" | "preview" => ErrorClass::BadInput,
+            "resolve" | "preview" | "choose" => ErrorClass::BadInput,
             _ => ErrorClass::Failed,
         }
     }
@@ -322,6 +329,11 @@ pub fn apply(state: &State, input: Input) -> (State, Vec<Effect>) {
                 s.on_interrupted(step, decision, &mut fx);
             }
         }
+        Input::Choose { step, choice } => {
+            if s.current == Some(step) && s.steps[step].status == StepStatus::AwaitingConfirmation {
+                s.on_choose(step, choice, &mut fx);
+            }
+        }
         Input::Done {
             step,
             result,
@@ -432,6 +444,21 @@ impl State {
                     } else {
                         StepStatus::Skipped
                     };
+                }
+                BACKUP_CHOSEN => {
+                    let name = r.data.pointer("/chosen/name").and_then(Value::as_str);
+                    if let (Some(name), Some(o)) = (name, st.outcome.as_ref()) {
+                        let reason = r.data.get("reason").and_then(Value::as_str).unwrap_or("");
+                        match choose_in(o, name, reason) {
+                            Ok((o, _, _)) => st.outcome = Some(o),
+                            // Never the preselection in its place: the pick runs again.
+                            Err(e) => {
+                                st.status = StepStatus::Failed;
+                                st.error =
+                                    Some(format!("the journaled choice cannot be applied: {e}"));
+                            }
+                        }
+                    }
                 }
                 kinds::CONFIRMED
                     if r.data.get("override").and_then(Value::as_str) == Some("snapshot") =>
@@ -1672,6 +1699,7 @@ impl State {
                         target: db.display(),
                         identity: id.clone(),
                         preview: resolved.preview.clone(),
+                        backup: self.backup_at_stake(i, &resolved).map(Box::new),
                     });
                     self.changed(
                         i,
@@ -1852,6 +1880,177 @@ impl State {
                     preview: None,
                 });
             }
+        }
+    }
+
+    /// The pick-backup step a restore (step `i`, resolved as `r`) is held
+    /// to: the last earlier finished pick whose backup it reads.
+    fn restore_pick(&self, i: usize, r: &ResolvedStep) -> Option<(usize, Value)> {
+        let ActionRequest::Restore(q) = &r.request else {
+            return None;
+        };
+        let picked = q.picked.as_ref()?;
+        let (j, o) = self.earlier_outcomes(i, Action::PickBackup).last()?;
+        (o.pointer("/backup/path").and_then(Value::as_str) == Some(picked.path.as_str()))
+            .then(|| (j, o.clone()))
+    }
+
+    /// What a restore's confirmation shows of the backup it reads.
+    fn backup_at_stake(&self, i: usize, r: &ResolvedStep) -> Option<BackupAtStake> {
+        let (j, o) = self.restore_pick(i, r)?;
+        let picked: PickedBackup = serde_json::from_value(o.get("backup")?.clone()).ok()?;
+        let candidates: Vec<BackupCandidate> =
+            serde_json::from_value(o.get("candidates")?.clone()).ok()?;
+        let c = candidates.iter().find(|c| c.path == picked.path)?;
+        let baseline: BTreeMap<String, u64> = o
+            .get("baseline")
+            .cloned()
+            .and_then(|b| serde_json::from_value(b).ok())
+            .unwrap_or_default();
+        let rows_lost = match &c.rows {
+            Some(rows) => baseline
+                .iter()
+                .filter_map(|(t, h)| {
+                    let lost = h.saturating_sub(rows.get(t).copied().unwrap_or(0));
+                    (lost > 0).then(|| (t.clone(), lost))
+                })
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        Some(BackupAtStake {
+            pick_step: self.step(j).id.clone(),
+            name: c.name.clone(),
+            path: c.path.clone(),
+            taken_at: c.taken_at,
+            time_source: c.time_source.clone(),
+            rpo_s: c.rpo_s,
+            rows_lost,
+            rows_known: c.rows.is_some(),
+            label: c.label.clone(),
+            preselected: o
+                .pointer("/preselected/name")
+                .and_then(Value::as_str)
+                .unwrap_or(&c.name)
+                .to_string(),
+            reason: o
+                .pointer("/choice/reason")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            eligible: candidates
+                .iter()
+                .filter(|c| c.excluded.is_none())
+                .map(|c| EligibleBackup {
+                    name: c.name.clone(),
+                    suspect: suspect_reason(c),
+                })
+                .collect(),
+        })
+    }
+
+    /// The operator chose another candidate for the restore waiting for
+    /// its confirmation: checked against the pick's candidates, journaled
+    /// (`backup-chosen`) before it counts, then the confirmation is asked
+    /// again naming the chosen backup. A refused choice stops the step;
+    /// nothing was done.
+    fn on_choose(&mut self, i: usize, choice: BackupChoice, fx: &mut Vec<Effect>) {
+        let Some(resolved) = self.steps[i].resolved.clone() else {
+            return;
+        };
+        let Some((j, o)) = self.restore_pick(i, &resolved) else {
+            let msg = format!(
+                "{}: step '{}' does not restore a picked backup: there is no backup to choose; nothing was done",
+                choice.source,
+                self.step(i).id
+            );
+            self.fail(i, "choose", msg, Value::Null, None, false, fx);
+            return;
+        };
+        let pick_id = self.step(j).id.clone();
+        let (outcome, chosen, preselected) = match choose_in(&o, &choice.name, &choice.reason) {
+            Ok(x) => x,
+            Err(e) => {
+                let msg = format!("{}: {e}; nothing was done", choice.source);
+                let data = json!({ "chosen": choice.name, "pick": pick_id });
+                self.fail(i, "choose", msg, data, None, false, fx);
+                return;
+            }
+        };
+        let suspect = suspect_reason(&chosen);
+        let typed = choice.typed.as_deref().map(str::trim);
+        if let Some(why) = &suspect
+            && typed != Some(chosen.name.as_str())
+        {
+            let msg = format!(
+                "{}: '{}' is suspect ({why}): choosing it needs its name typed ('{}'{}); nothing was done",
+                choice.source,
+                chosen.name,
+                chosen.name,
+                match typed {
+                    Some(t) => format!(", typed '{t}'"),
+                    None => String::new(),
+                }
+            );
+            self.fail(
+                i,
+                "choose",
+                msg,
+                json!({ "chosen": chosen.name }),
+                None,
+                false,
+                fx,
+            );
+            return;
+        }
+        if choice.reason.trim().is_empty() {
+            let msg = format!(
+                "{}: choosing '{}' needs a reason (it is journaled); nothing was done",
+                choice.source, chosen.name
+            );
+            self.fail(
+                i,
+                "choose",
+                msg,
+                json!({ "chosen": chosen.name }),
+                None,
+                false,
+                fx,
+            );
+            return;
+        }
+        let picked = outcome.get("backup").cloned().unwrap_or(Value::Null);
+        fx.push(Effect::Journal(
+            Entry::new(
+                BACKUP_CHOSEN,
+                format!(
+                    "operator chose backup '{}' instead of '{}' for step '{}': {}",
+                    chosen.name,
+                    preselected.name,
+                    self.step(i).id,
+                    choice.reason.trim()
+                ),
+            )
+            .step(&pick_id)
+            .data(json!({
+                "chosen": picked,
+                "preselected": preselected,
+                "reason": choice.reason.trim(),
+                "suspect": suspect,
+                "typed": typed,
+                "source": choice.source,
+                "at_step": self.step(i).id,
+                "rpo_s": chosen.rpo_s,
+            })),
+        ));
+        self.steps[j].outcome = Some(outcome);
+        self.steps[i].status = StepStatus::Pending;
+        self.steps[i].shown = None;
+        self.changed(
+            i,
+            &format!("backup '{}' chosen; asking again", chosen.name),
+            fx,
+        );
+        if self.begin(i, fx) {
+            self.advance(fx);
         }
     }
 
@@ -2250,6 +2449,66 @@ impl State {
             exit: self.exit.clone(),
         }
     }
+}
+
+/// A pick-backup outcome (journaled `data`) with `name` (a candidate's
+/// name or path) as its backup: Err naming the eligible candidates when it
+/// is not one of them. Returns the new outcome, the chosen candidate and
+/// the preselection (the first pick's, across several choices).
+pub fn choose_in(
+    outcome: &Value,
+    name: &str,
+    reason: &str,
+) -> Result<(Value, BackupCandidate, PickedBackup), String> {
+    let candidates: Vec<BackupCandidate> = outcome
+        .get("candidates")
+        .cloned()
+        .and_then(|c| serde_json::from_value(c).ok())
+        .unwrap_or_default();
+    let current: PickedBackup = outcome
+        .get("backup")
+        .cloned()
+        .and_then(|b| serde_json::from_value(b).ok())
+        .ok_or_else(|| "the pick names no backup".to_string())?;
+    let preselected: PickedBackup = outcome
+        .get("preselected")
+        .cloned()
+        .and_then(|b| serde_json::from_value(b).ok())
+        .unwrap_or_else(|| current.clone());
+    let eligible: Vec<String> = candidates
+        .iter()
+        .filter(|c| c.excluded.is_none())
+        .map(|c| format!("'{}'", c.name))
+        .collect();
+    let list = if eligible.is_empty() {
+        "none".to_string()
+    } else {
+        eligible.join(", ")
+    };
+    let name = name.trim();
+    let Some(c) = candidates.iter().find(|c| c.name == name || c.path == name) else {
+        return Err(format!(
+            "'{name}' is not a candidate of the pick (eligible: {list})"
+        ));
+    };
+    if let Some(why) = &c.excluded {
+        return Err(format!(
+            "'{}' is not eligible: {why} (eligible: {list})",
+            c.name
+        ));
+    }
+    let mut o = outcome.clone();
+    if let Value::Object(m) = &mut o {
+        let chosen = PickedBackup::from_candidate(c, current.source.clone());
+        m.insert("backup".into(), json!(chosen));
+        m.insert("rpo_s".into(), json!(c.rpo_s));
+        m.insert("preselected".into(), json!(preselected));
+        m.insert(
+            "choice".into(),
+            json!({ "name": c.name, "reason": reason.trim() }),
+        );
+    }
+    Ok((o, c.clone(), preselected))
 }
 
 fn sanitize(s: &str) -> String {

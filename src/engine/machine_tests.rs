@@ -120,6 +120,8 @@ struct Sim {
     typed: BTreeMap<String, String>,
     overrides: BTreeMap<String, String>,
     decisions: BTreeMap<String, Decision>,
+    /// Step id -> another backup chosen at its confirmation (once).
+    choices: BTreeMap<String, BackupChoice>,
     /// Journal appends of this kind (and step) fail.
     fail_append: Option<(String, String)>,
     /// What `live_preview` answers when an identity read asks for it.
@@ -138,6 +140,7 @@ impl Sim {
             typed: BTreeMap::new(),
             overrides: BTreeMap::new(),
             decisions: BTreeMap::new(),
+            choices: BTreeMap::new(),
             fail_append: None,
             live_preview: Ok(Vec::new()),
             respond: Box::new(default_respond),
@@ -184,6 +187,10 @@ impl Sim {
                     })
                 }
                 Effect::Ask(q) => Some(match q {
+                    Question::Confirm(c) if self.choices.contains_key(&c.step) => Input::Choose {
+                        step: c.index,
+                        choice: self.choices.remove(&c.step).unwrap(),
+                    },
                     Question::Confirm(c) => Input::Confirmation {
                         step: c.index,
                         typed: self.typed.get(&c.step).cloned(),
@@ -2029,4 +2036,296 @@ fn evidence_as_the_healthy_time_asks_the_action_to_derive_it() {
         .unwrap();
     assert_eq!(choose.incident_at, None);
     assert!(choose.incident_from_evidence);
+}
+
+// ---- choosing another backup ---------------------------------------------
+
+const CHOOSE_INV: &str = "[[host]]\nname = \"here\"\ntransport = \"local\"\n[[database]]\nname = \"app\"\nurl = \"postgres://postgres@127.0.0.1:5432/app\"\nrestore_role = \"restorer\"\n[[backups]]\nname = \"c\"\nhost = \"here\"\npath = \"/b\"\ndatabase = \"app\"\n";
+
+fn choose_ctx() -> RunContext {
+    let mut c = ctx_of(
+        &PICK_RB.replace("BACKUP", "{pick.backup.path}"),
+        false,
+        false,
+    );
+    c.inventory = Inventory::parse(CHOOSE_INV, "inv.toml").unwrap();
+    c
+}
+
+fn cand(name: &str, hours_before: i64, rows: u64) -> BackupCandidate {
+    BackupCandidate {
+        name: name.into(),
+        path: format!("/b/{name}"),
+        taken_at: Some(t0() - chrono::Duration::hours(hours_before)),
+        time_source: "name".into(),
+        size: 42,
+        sha256: Some(format!("{:0>64}", hours_before)),
+        rpo_s: Some(hours_before * 3600),
+        excluded: None,
+        label: Some("healthy".into()),
+        label_why: None,
+        rows: Some([("public.accounts".to_string(), rows)].into()),
+    }
+}
+
+/// newest.sql (preselected, 1 h), older.sql (6 h), mtime.sql (eligible
+/// but its time is the mtime only), after.sql (after the incident).
+fn pick_outcome() -> PickOutcome {
+    let newest = cand("newest.sql", 1, 30);
+    let older = cand("older.sql", 6, 20);
+    let mut mtime = cand("mtime.sql", 3, 25);
+    mtime.time_source = "mtime".into();
+    let mut after = cand("after.sql", -1, 0);
+    after.excluded = Some("taken after the incident".into());
+    PickOutcome {
+        picked: PickedBackup::from_candidate(&newest, "catalog 'c' on host 'here'".into()),
+        chosen: newest.clone(),
+        candidates: vec![newest, older, mtime, after],
+        incident_at: t0(),
+        rpo_s: 3600,
+        baseline: [("public.accounts".to_string(), 30)].into(),
+        baseline_source: "the picked backup's scanned counts".into(),
+        window: None,
+        warnings: vec![],
+        live_evidence: serde_json::Value::Null,
+    }
+}
+
+fn choice(name: &str, typed: Option<&str>) -> BackupChoice {
+    BackupChoice {
+        name: name.into(),
+        reason: "newest.sql was taken during the bad deploy".into(),
+        typed: typed.map(str::to_string),
+        source: "test".into(),
+    }
+}
+
+/// A sim whose pick answers `pick_outcome()` and whose restore records
+/// the backup it was given (path and the PickedBackup it is held to).
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<PickedBackup>)>>>;
+
+fn choose_sim() -> (Sim, Seen) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let mut sim = Sim::new();
+    sim.typed.insert("restore".into(), "app".into());
+    sim.respond = Box::new(move |req: &ActionRequest| match req {
+        ActionRequest::PickBackup(_) => Ok(pick_outcome().into()),
+        ActionRequest::Restore(r) => {
+            seen2
+                .lock()
+                .unwrap()
+                .push((r.backup_path.clone(), r.picked.clone()));
+            Err("stop after the restore".into())
+        }
+        other => default_respond(other),
+    });
+    (sim, seen)
+}
+
+fn confirm_questions(sim: &Sim) -> Vec<ConfirmRequest> {
+    sim.events
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::Question {
+                question: Question::Confirm(c),
+            } => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn choosing_another_eligible_backup_is_journaled_and_the_restore_reads_it() {
+    let (mut sim, seen) = choose_sim();
+    sim.choices
+        .insert("restore".into(), choice("older.sql", None));
+    let (state, _) = sim.run(State::new(choose_ctx(), t0()));
+    // Journaled before anything acts on it, with the preselection and the reason.
+    let k = sim.kinds();
+    let chosen_at = k
+        .iter()
+        .position(|k| k == "backup-chosen pick")
+        .expect("journaled");
+    let started = k.iter().position(|k| k == "step-started restore").unwrap();
+    assert!(chosen_at < started, "{k:?}");
+    let e = &sim.journal[chosen_at];
+    assert_eq!(e.data["chosen"]["name"], "older.sql");
+    assert_eq!(e.data["chosen"]["sha256"], format!("{:0>64}", 6));
+    assert_eq!(e.data["preselected"]["name"], "newest.sql");
+    assert_eq!(
+        e.data["reason"],
+        "newest.sql was taken during the bad deploy"
+    );
+    // The restore reads the chosen file, held to its hash.
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, "/b/older.sql");
+    let held = seen[0].1.clone().expect("held to the chosen backup");
+    assert_eq!(held.name, "older.sql");
+    assert_eq!(held.sha256.as_deref(), Some(format!("{:0>64}", 6).as_str()));
+    // The first confirmation named the preselection and offered the others;
+    // the second names the chosen backup, its loss and the reason.
+    let qs = confirm_questions(&sim);
+    assert_eq!(qs.len(), 2);
+    let first = qs[0].backup.clone().expect("the backup at stake");
+    assert_eq!(first.name, "newest.sql");
+    assert_eq!(first.reason, None);
+    let names: Vec<&str> = first.eligible.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["newest.sql", "older.sql", "mtime.sql"]);
+    assert!(
+        first.eligible[2]
+            .suspect
+            .as_deref()
+            .unwrap()
+            .contains("mtime")
+    );
+    let second = qs[1].backup.clone().unwrap();
+    assert_eq!(second.name, "older.sql");
+    assert_eq!(second.preselected, "newest.sql");
+    assert_eq!(second.rpo_s, Some(6 * 3600));
+    assert_eq!(second.rows_lost["public.accounts"], 10);
+    assert_eq!(
+        second.reason.as_deref(),
+        Some("newest.sql was taken during the bad deploy")
+    );
+    assert!(
+        qs[1].preview.join("\n").contains("older.sql"),
+        "{:?}",
+        qs[1].preview
+    );
+    assert_eq!(
+        state.steps[2].outcome.as_ref().unwrap()["backup"]["name"],
+        "older.sql"
+    );
+}
+
+#[rstest]
+#[case::after_the_incident("after.sql", None, "is not eligible: taken after the incident")]
+#[case::unknown("nope.sql", None, "'nope.sql' is not a candidate")]
+#[case::suspect_untyped("mtime.sql", None, "needs its name typed")]
+#[case::suspect_mistyped("mtime.sql", Some("mtime"), "typed 'mtime'")]
+fn a_refused_choice_stops_the_restore_and_nothing_is_restored(
+    #[case] name: &str,
+    #[case] typed: Option<&str>,
+    #[case] says: &str,
+) {
+    let (mut sim, seen) = choose_sim();
+    sim.choices.insert("restore".into(), choice(name, typed));
+    let (state, exit) = sim.run(State::new(choose_ctx(), t0()));
+    assert!(seen.lock().unwrap().is_empty(), "nothing restored");
+    assert_eq!(exit.code(), 1);
+    assert!(exit.message().contains(says), "{}", exit.message());
+    if !says.contains("typed") {
+        // The refusal lists what may be chosen.
+        assert!(
+            exit.message()
+                .contains("eligible: 'newest.sql', 'older.sql', 'mtime.sql'"),
+            "{}",
+            exit.message()
+        );
+    }
+    assert!(!sim.kinds().iter().any(|k| k.starts_with("backup-chosen")));
+    let failed = sim.journal.last().unwrap();
+    assert_eq!(failed.kind, "step-failed");
+    assert_eq!(failed.data["class"], "bad-input");
+    // The pick still holds its preselection.
+    assert_eq!(
+        state.steps[2].outcome.as_ref().unwrap()["backup"]["name"],
+        "newest.sql"
+    );
+}
+
+#[test]
+fn a_suspect_backup_is_chosen_when_its_name_is_typed() {
+    let (mut sim, seen) = choose_sim();
+    sim.choices
+        .insert("restore".into(), choice("mtime.sql", Some("mtime.sql")));
+    sim.run(State::new(choose_ctx(), t0()));
+    assert_eq!(seen.lock().unwrap()[0].0, "/b/mtime.sql");
+    let e = sim
+        .journal
+        .iter()
+        .find(|e| e.kind == "backup-chosen")
+        .unwrap();
+    assert!(e.data["suspect"].as_str().unwrap().contains("mtime"));
+    assert_eq!(e.data["typed"], "mtime.sql");
+}
+
+#[test]
+fn resume_replays_the_choice_and_restores_the_chosen_backup() {
+    // The first run chose older.sql, then died before the restore ran.
+    let (mut sim, _) = choose_sim();
+    sim.choices
+        .insert("restore".into(), choice("older.sql", None));
+    sim.typed.clear();
+    let (_, exit) = sim.run(State::new(choose_ctx(), t0()));
+    assert_eq!(exit.code(), 1, "{}", exit.message());
+    let records: Vec<Record> = sim
+        .journal
+        .iter()
+        .enumerate()
+        .map(|(n, e)| {
+            rec(
+                n as u64 + 1,
+                &e.kind,
+                e.step.as_deref().unwrap_or(""),
+                e.data.clone(),
+            )
+        })
+        .collect();
+    assert!(records.iter().any(|r| r.kind == "backup-chosen"));
+    // Resumed: the pick is not run again, the restore reads the chosen one.
+    let (mut sim, seen) = choose_sim();
+    let (_, _) = sim.run(State::replay(choose_ctx(), &records, t0()));
+    assert!(!sim.ran.contains(&"pick".to_string()), "{:?}", sim.ran);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen[0].0, "/b/older.sql");
+    assert_eq!(seen[0].1.as_ref().unwrap().name, "older.sql");
+    let q = &confirm_questions(&sim)[0];
+    let b = q.backup.as_ref().unwrap();
+    assert_eq!(
+        (b.name.as_str(), b.preselected.as_str()),
+        ("older.sql", "newest.sql")
+    );
+}
+
+/// The answers file's `[pick]`: a good name is chosen; an unknown or an
+/// excluded one stops the restore naming the file:line:col of `backup` and
+/// the eligible candidates.
+#[rstest]
+#[case::good("older.sql", None)]
+#[case::unknown("nope.sql", Some("'nope.sql' is not a candidate"))]
+#[case::excluded(
+    "after.sql",
+    Some("'after.sql' is not eligible: taken after the incident")
+)]
+fn answers_pick_chooses_or_is_refused_with_its_location(
+    #[case] name: &str,
+    #[case] refused: Option<&str>,
+) {
+    let rb = Runbook::parse(&PICK_RB.replace("BACKUP", "{pick.backup.path}"), "t.toml").unwrap();
+    let text = format!(
+        "[confirm]\nrestore = \"app\"\n\n[pick]\nbackup = \"{name}\"\nreason = \"the newest is from the deploy\"\n"
+    );
+    let a = crate::engine::Answers::parse(&text, "a.toml", &rb).unwrap();
+    let p = a.pick.clone().expect("[pick] read");
+    assert_eq!(p.step, "pick");
+    assert_eq!(p.choice.source, "answers file a.toml:5:10");
+    let (mut sim, seen) = choose_sim();
+    sim.choices.insert("restore".into(), p.choice);
+    let (_, exit) = sim.run(State::new(choose_ctx(), t0()));
+    match refused {
+        None => assert_eq!(seen.lock().unwrap()[0].0, "/b/older.sql"),
+        Some(why) => {
+            assert!(seen.lock().unwrap().is_empty());
+            let m = exit.message();
+            assert!(m.contains("answers file a.toml:5:10"), "{m}");
+            assert!(m.contains(why), "{m}");
+            assert!(
+                m.contains("eligible: 'newest.sql', 'older.sql', 'mtime.sql'"),
+                "{m}"
+            );
+        }
+    }
 }

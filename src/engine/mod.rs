@@ -20,7 +20,7 @@ pub mod types;
 
 pub use actions::{ActionError, Actions, ErrorClass, Output};
 pub use answers::{Answers, AnswersOperator};
-pub use driver::{Answer, ChannelOperator, Engine, NoJournal, Operator, Recorder};
+pub use driver::{Answer, ChannelOperator, Engine, NoJournal, Operator, Recorder, Reply};
 pub use events::{EngineEvent, EngineView, ProgressUnit, Question, RunExit, StepStatus, StepView};
 pub use machine::{
     Decision, Effect, Input, OVERRIDE_PHRASE, ParamValue, Params, ResolvedStep, RunContext, State,

@@ -504,6 +504,78 @@ impl PickedBackup {
     }
 }
 
+/// The operator's choice of another pick-backup candidate than the one
+/// preselected (console key or the answers file's `[pick]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupChoice {
+    /// The candidate's name (file name) or its path in the catalog.
+    pub name: String,
+    /// Why the operator chose it (journaled; required).
+    pub reason: String,
+    /// The candidate's name typed again: required for a suspect one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typed: Option<String>,
+    /// Where the choice came from: `console`, or `answers file F:L:C`.
+    pub source: String,
+}
+
+/// Why a candidate asks for a typed confirmation before it is chosen
+/// (None: it does not): content not labelled healthy, a time from the
+/// file's mtime only, or no checksum.
+pub fn suspect_reason(c: &BackupCandidate) -> Option<String> {
+    let mut why = Vec::new();
+    match c.label.as_deref() {
+        Some("healthy") => {}
+        Some(l) => why.push(format!("its content is labelled '{l}'")),
+        None => why.push("its content was not judged".to_string()),
+    }
+    if c.time_source == "mtime" {
+        why.push("its time is the file's mtime only".into());
+    }
+    if c.sha256.is_none() {
+        why.push("its checksum could not be computed".into());
+    }
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
+/// One eligible candidate as a confirmation lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EligibleBackup {
+    pub name: String,
+    /// Why choosing it asks for its name typed (see [`suspect_reason`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspect: Option<String>,
+}
+
+/// The backup a restore will read, shown with its typed confirmation: the
+/// pick's preselection or the operator's choice, and what it loses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupAtStake {
+    /// The pick-backup step it comes from.
+    pub pick_step: String,
+    pub name: String,
+    pub path: String,
+    pub taken_at: Option<DateTime<Utc>>,
+    pub time_source: String,
+    /// Changes lost, in seconds (incident time - taken_at).
+    pub rpo_s: Option<i64>,
+    /// Rows per table the pick's baseline holds and this backup does not.
+    #[serde(default)]
+    pub rows_lost: BTreeMap<String, u64>,
+    /// The backup's rows per table were counted (else the loss is unknown).
+    #[serde(default)]
+    pub rows_known: bool,
+    pub label: Option<String>,
+    /// The pick's preselection (the same as `name` unless chosen).
+    pub preselected: String,
+    /// The operator's reason, when they chose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Every candidate the operator may choose instead.
+    #[serde(default)]
+    pub eligible: Vec<EligibleBackup>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PickOutcome {
     /// What the restore is held to (journaled as the outcome's `backup`).

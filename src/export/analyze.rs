@@ -168,11 +168,20 @@ pub fn build(inc: &Incident, ctx: &Context<'_>) -> Report {
         .copied()
         .rfind(|p| restore_rec.is_none_or(|r| p.seq < r.seq))
         .or_else(|| picks.last().copied());
-    let backup = pick.map(backup_used);
+    // The operator's choice of another candidate of that pick, before the restore.
+    let chosen = pick.and_then(|p| {
+        recs.iter().copied().rfind(|r| {
+            r.kind == crate::engine::driver::kinds::BACKUP_CHOSEN
+                && r.step == p.step
+                && r.seq > p.seq
+                && restore_rec.is_none_or(|x| r.seq < x.seq)
+        })
+    });
+    let backup = pick.map(|p| backup_used(p, chosen));
     let stated_incident_at = pick.and_then(|p| time_at(&p.data, "incident_at"));
     let data_lost = pick.and_then(|p| {
         data_lost(
-            p,
+            chosen.unwrap_or(p),
             stated_incident_at,
             backup.as_ref().and_then(|b| b.taken_at),
             damage.as_ref(),
@@ -276,16 +285,20 @@ fn stopped_services(stop: &[&Record]) -> Vec<String> {
     stopped_services
 }
 
-/// The backup a pick-backup step chose.
-fn backup_used(p: &Record) -> BackupUsed {
-    let b = p.data.get("backup").cloned().unwrap_or(Value::Null);
+/// The backup a pick-backup step chose, or the operator chose instead
+/// (`backup-chosen`).
+fn backup_used(p: &Record, chosen: Option<&Record>) -> BackupUsed {
+    let b = match chosen {
+        Some(c) => c.data.get("chosen").cloned().unwrap_or(Value::Null),
+        None => p.data.get("backup").cloned().unwrap_or(Value::Null),
+    };
     BackupUsed {
         name: str_at(&b, "name"),
         path: str_at(&b, "path"),
         taken_at: time_at(&b, "taken_at"),
         sha256: str_at(&b, "sha256"),
         size: u64_at(&b, "size"),
-        seq: p.seq,
+        seq: chosen.map_or(p.seq, |c| c.seq),
     }
 }
 
@@ -981,6 +994,35 @@ mod tests {
             "{:?}",
             r.warnings
         );
+    }
+
+    #[test]
+    fn the_backup_the_operator_chose_is_the_backup_used_and_its_loss() {
+        let r = build_from(vec![
+            rec(
+                1,
+                t(5, 0),
+                kinds::STEP_FINISHED,
+                Some("p"),
+                json!({"action": "pick-backup", "incident_at": "2026-12-10T12:00:00Z",
+                "backup": {"name": "newest.sql", "taken_at": "2026-12-10T11:00:00Z"}, "rpo_s": 3600}),
+            ),
+            rec(
+                2,
+                t(6, 0),
+                crate::engine::driver::kinds::BACKUP_CHOSEN,
+                Some("p"),
+                json!({"chosen": {"name": "older.sql", "path": "/b/older.sql", "sha256": "ab",
+                "taken_at": "2026-12-10T06:00:00Z"}, "preselected": {"name": "newest.sql"},
+                "reason": "why", "rpo_s": 21600}),
+            ),
+        ]);
+        let b = r.summary.backup.as_ref().unwrap();
+        assert_eq!(b.name.as_deref(), Some("older.sql"));
+        assert_eq!(b.sha256.as_deref(), Some("ab"));
+        let d = r.summary.data_lost.unwrap();
+        assert_eq!(d.seconds, 21600);
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     }
 
     #[test]

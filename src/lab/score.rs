@@ -339,8 +339,19 @@ pub fn score(facts: &LabFacts, records: &[Record]) -> DrillReport {
         .iter()
         .filter(|r| finished(r, "pick-backup"))
         .rfind(|r| restore_at.is_none_or(|t| r.ts <= t));
+    // The operator's choice of another candidate of that pick counts.
+    let chosen = pick.and_then(|p| {
+        records
+            .iter()
+            .skip_while(|r| !std::ptr::eq(*r, p))
+            .filter(|r| r.kind == crate::engine::driver::kinds::BACKUP_CHOSEN && r.step == p.step)
+            .last()
+    });
     let backup_used = pick.and_then(|r| {
-        let b = r.data.get("backup")?;
+        let b = match chosen {
+            Some(c) => c.data.get("chosen")?,
+            None => r.data.get("backup")?,
+        };
         b.get("name")
             .or_else(|| b.get("path"))
             .and_then(Value::as_str)
@@ -348,7 +359,9 @@ pub fn score(facts: &LabFacts, records: &[Record]) -> DrillReport {
     });
     let backup_taken_at = backup_used.as_deref().and_then(|name| {
         facts.backup(name).map(|b| b.taken_at).or_else(|| {
-            pick.and_then(|r| r.data.pointer("/backup/taken_at"))
+            chosen
+                .and_then(|c| c.data.pointer("/chosen/taken_at"))
+                .or_else(|| pick.and_then(|r| r.data.pointer("/backup/taken_at")))
                 .and_then(Value::as_str)
                 .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
                 .map(|t| t.with_timezone(&Utc))
@@ -783,6 +796,31 @@ mod tests {
         assert!(
             r.to_string()
                 .contains("hazard 'restarter' started again (step 'start')")
+        );
+    }
+
+    #[test]
+    fn the_backup_the_operator_chose_is_the_backup_scored() {
+        let mut recs = clean_drill();
+        let at = recs
+            .iter()
+            .position(|r| r.step.as_deref() == Some("pick"))
+            .unwrap();
+        recs.insert(
+            at + 1,
+            rec(
+                100,
+                crate::engine::driver::kinds::BACKUP_CHOSEN,
+                Some("pick"),
+                json!({"chosen": {"name": "b1.sql", "path": "/x/b1.sql"}, "reason": "why"}),
+            ),
+        );
+        let r = score(&facts(), &recs);
+        assert_eq!(r.backup_used.as_deref(), Some("b1.sql"));
+        assert!(
+            matches!(&r.mistakes[..], [Mistake::WrongBackup { .. }]),
+            "{:?}",
+            r.mistakes
         );
     }
 

@@ -44,7 +44,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<UiCommand> {
             match &mut m.ui.overlay {
                 Overlay::Help { scroll }
                 | Overlay::Details { scroll, .. }
-                | Overlay::Backups { scroll }
+                | Overlay::Backups { scroll, .. }
                 | Overlay::Plan { scroll, .. } => {
                     *scroll = scroll.saturating_add_signed(step);
                 }
@@ -58,6 +58,21 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<UiCommand> {
             match (&mut m.ui.overlay, &mut m.ui.input) {
                 (Overlay::Confirm { input, error }, _) => {
                     input.push_str(&clean);
+                    *error = None;
+                }
+                (
+                    Overlay::ChooseBackup {
+                        reason,
+                        typed,
+                        error,
+                        ..
+                    },
+                    _,
+                ) => {
+                    match typed {
+                        Some(t) => t.push_str(&clean),
+                        None => reason.push_str(&clean),
+                    }
                     *error = None;
                 }
                 (Overlay::None, Some(Input::Command(s))) => s.push_str(&clean),
@@ -342,6 +357,26 @@ fn action(m: &mut Model, a: Action) -> Vec<UiCommand> {
         Action::PanLeft | Action::PanRight => pan(m, a == Action::PanRight),
         Action::Abort => return ask_abort(m),
         Action::Retry => return ask_retry(m),
+        Action::Sort => {
+            let v = m.ui.view;
+            let keys = strings::sort_keys(v);
+            if keys.is_empty() {
+                say(m, strings::SORT_FIXED, false);
+            } else {
+                let i = (m.ui.sort[v.index()] + 1) % keys.len();
+                m.ui.sort[v.index()] = i;
+                // The cursor stays on the list's first row (the order changed under it).
+                if v != View::Timeline {
+                    m.ui.cursor[v.index()] = 0;
+                }
+                let list = match v {
+                    View::Overview => strings::DATABASES,
+                    View::Timeline => strings::TABLES,
+                    _ => strings::SERVICES_LIST,
+                };
+                say(m, strings::sort_set(list, keys[i]), false);
+            }
+        }
         Action::Pause => {
             if m.held.is_some() {
                 let n = resume(m);
@@ -394,7 +429,20 @@ fn ask_retry(m: &mut Model) -> Vec<UiCommand> {
         say(m, strings::READONLY_REFUSED, true);
         return Vec::new();
     }
-    let i = m.ui.cursor[View::Runbook.index()];
+    // A failed current step is retried while the cursor follows it (the
+    // Output shows its first error and offers `r`); else the cursor's step.
+    let followed = m
+        .runbook
+        .as_ref()
+        .and_then(|r| {
+            r.current.filter(|c| {
+                r.steps
+                    .get(*c)
+                    .is_some_and(|s| s.state == StepState::Failed)
+            })
+        })
+        .filter(|_| m.ui.step_follow);
+    let i = followed.unwrap_or(m.ui.cursor[View::Runbook.index()]);
     let Some(r) = m.runbook.as_ref() else {
         say(m, strings::RETRY_WHAT, true);
         return Vec::new();
@@ -526,7 +574,10 @@ fn open(m: &mut Model) -> Vec<UiCommand> {
                 if let Some(s) = r.steps.get(cur) {
                     // A finished pick opens the backup panel.
                     if s.action == "pick-backup" && s.state == StepState::Done {
-                        m.ui.overlay = Overlay::Backups { scroll: 0 };
+                        m.ui.overlay = Overlay::Backups {
+                            scroll: 0,
+                            cursor: 0,
+                        };
                         return Vec::new();
                     }
                     m.ui.overlay = Overlay::Details {
@@ -622,7 +673,10 @@ pub fn run_command(m: &mut Model, line: &str) -> Vec<UiCommand> {
         },
         "plan" => preview_runbook(m, rest),
         "backups" => {
-            m.ui.overlay = Overlay::Backups { scroll: 0 };
+            m.ui.overlay = Overlay::Backups {
+                scroll: 0,
+                cursor: 0,
+            };
             Vec::new()
         }
         "db" if rest.is_empty() => {
@@ -712,9 +766,9 @@ fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
     let overlay = std::mem::take(&mut m.ui.overlay);
     match overlay {
         Overlay::None => {}
-        Overlay::Help { scroll }
-        | Overlay::Details { scroll, .. }
-        | Overlay::Backups { scroll }
+        Overlay::Backups { scroll, cursor } => return backups_key(m, k, action, scroll, cursor),
+        Overlay::ChooseBackup { .. } => return choose_key(m, k, overlay),
+        Overlay::Help { scroll } | Overlay::Details { scroll, .. }
             if matches!(
                 action,
                 Some(Action::Down | Action::Up | Action::PageDown | Action::PageUp | Action::Top)
@@ -730,24 +784,19 @@ fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
             };
             m.ui.overlay = match overlay {
                 Overlay::Details { target, .. } => Overlay::Details { target, scroll: s },
-                Overlay::Backups { .. } => Overlay::Backups { scroll: s },
                 _ => Overlay::Help { scroll: s },
             };
         }
-        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Backups { .. }
+        Overlay::Help { .. } | Overlay::Details { .. }
             if k.code == KeyCode::Esc
                 || matches!(
                     action,
                     Some(Action::Back | Action::Help | Action::Quit | Action::Open)
                 ) => {}
-        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Backups { .. }
-            if action == Some(Action::ForceQuit) =>
-        {
+        Overlay::Help { .. } | Overlay::Details { .. } if action == Some(Action::ForceQuit) => {
             return ask_quit(m);
         }
-        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Backups { .. } => {
-            m.ui.overlay = overlay
-        }
+        Overlay::Help { .. } | Overlay::Details { .. } => m.ui.overlay = overlay,
         Overlay::Quit => match k.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => return quit(m),
             _ if is_ctrl(&k, 'c') => return quit(m),
@@ -768,6 +817,188 @@ fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
 
         Overlay::Plan { runbook, scroll } => return plan_key(m, k, action, runbook, scroll),
     }
+    Vec::new()
+}
+
+/// Keys of the backup panel: j/k move the cursor between candidates,
+/// pgup/pgdn scroll, `c` chooses the cursor's candidate for the restore
+/// waiting for its confirmation, Esc closes.
+fn backups_key(
+    m: &mut Model,
+    k: KeyEvent,
+    action: Option<Action>,
+    scroll: usize,
+    cursor: usize,
+) -> Vec<UiCommand> {
+    let n = super::view::pick_candidates(m);
+    let p = page(m) as usize;
+    let plain = !k
+        .modifiers
+        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+    let keep = |m: &mut Model, scroll: usize, cursor: usize| {
+        m.ui.overlay = Overlay::Backups {
+            scroll,
+            cursor: cursor.min(n.saturating_sub(1)),
+        }
+    };
+    if k.code == KeyCode::Char('c') && plain {
+        keep(m, scroll, cursor);
+        return choose_backup(m, cursor);
+    }
+    if action == Some(Action::Sort) {
+        let keys = strings::SORT_BACKUPS;
+        m.ui.backup_sort = (m.ui.backup_sort + 1) % keys.len();
+        keep(m, 0, 0);
+        say(
+            m,
+            strings::sort_set(strings::BACKUPS_LIST, keys[m.ui.backup_sort]),
+            false,
+        );
+        return Vec::new();
+    }
+    match action {
+        _ if k.code == KeyCode::Esc => {}
+        Some(Action::Back | Action::Help | Action::Quit | Action::Open) => {}
+        Some(Action::ForceQuit) => return ask_quit(m),
+        Some(Action::Down) => keep(m, 0, cursor + 1),
+        Some(Action::Up) => keep(m, 0, cursor.saturating_sub(1)),
+        Some(Action::PageDown) => keep(m, scroll + p, cursor),
+        Some(Action::PageUp) => keep(m, scroll.saturating_sub(p), cursor),
+        Some(Action::Top) => keep(m, 0, 0),
+        Some(Action::Bottom) => keep(m, 0, n.saturating_sub(1)),
+        _ => keep(m, scroll, cursor),
+    }
+    Vec::new()
+}
+
+/// `c` in the backup panel: the cursor's candidate, when a restore of
+/// that pick waits for its confirmation and it is eligible, opens the
+/// choice (reason, then the name typed for a suspect one).
+fn choose_backup(m: &mut Model, cursor: usize) -> Vec<UiCommand> {
+    if m.header.readonly {
+        say(m, strings::READONLY_REFUSED, true);
+        return Vec::new();
+    }
+    let Some((name, excluded, pick_step)) = super::view::pick_candidate(m, cursor) else {
+        return Vec::new();
+    };
+    let Some((step, stake)) = m
+        .pending
+        .as_ref()
+        .and_then(|p| p.backup.clone().map(|b| (p.step.clone(), b)))
+    else {
+        say(m, strings::CHOOSE_WHEN, true);
+        return Vec::new();
+    };
+    if stake.pick_step != pick_step {
+        say(m, strings::CHOOSE_STALE, true);
+        return Vec::new();
+    }
+    if let Some(why) = excluded {
+        say(m, strings::choose_not_eligible(&name, &why), true);
+        return Vec::new();
+    }
+    let Some(e) = stake.eligible.iter().find(|e| e.name == name) else {
+        say(
+            m,
+            strings::choose_not_eligible(&name, "not in the pick's eligible list"),
+            true,
+        );
+        return Vec::new();
+    };
+    if name == stake.name {
+        say(m, strings::choose_already(&name), false);
+        return Vec::new();
+    }
+    m.ui.overlay = Overlay::ChooseBackup {
+        step,
+        name,
+        suspect: e.suspect.clone(),
+        reason: String::new(),
+        typed: None,
+        error: None,
+        cursor,
+    };
+    Vec::new()
+}
+
+/// Keys of the choice popup: type the reason, Enter; a suspect candidate
+/// then wants its name typed, Enter sends; Esc goes back to the panel.
+fn choose_key(m: &mut Model, k: KeyEvent, overlay: Overlay) -> Vec<UiCommand> {
+    let Overlay::ChooseBackup {
+        step,
+        name,
+        suspect,
+        mut reason,
+        mut typed,
+        mut error,
+        cursor,
+    } = overlay
+    else {
+        return Vec::new();
+    };
+    if k.code == KeyCode::Esc || is_ctrl(&k, 'c') {
+        m.ui.overlay = Overlay::Backups { scroll: 0, cursor };
+        return Vec::new();
+    }
+    let plain = !k
+        .modifiers
+        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+    match k.code {
+        KeyCode::Enter if reason.trim().is_empty() => {
+            error = Some(strings::CHOOSE_REASON_EMPTY.to_string());
+        }
+        KeyCode::Enter if suspect.is_some() && typed.is_none() => {
+            typed = Some(String::new());
+            error = None;
+        }
+        KeyCode::Enter => {
+            let t = typed.as_deref().map(str::trim);
+            if suspect.is_some() && t != Some(name.as_str()) {
+                error = Some(strings::choose_mismatch(&name, t.unwrap_or("")));
+                typed = Some(String::new());
+            } else {
+                if m.header.readonly {
+                    say(m, strings::READONLY_REFUSED, true);
+                    return Vec::new();
+                }
+                say(m, strings::choose_sent(&name), false);
+                return vec![UiCommand::ChooseBackup {
+                    step,
+                    name,
+                    reason: reason.trim().to_string(),
+                    typed: typed.map(|t| t.trim().to_string()),
+                }];
+            }
+        }
+        _ if is_ctrl(&k, 'u') => match &mut typed {
+            Some(t) => t.clear(),
+            None => reason.clear(),
+        },
+        KeyCode::Backspace => {
+            match &mut typed {
+                Some(t) => t.pop(),
+                None => reason.pop(),
+            };
+        }
+        KeyCode::Char(c) if plain => {
+            match &mut typed {
+                Some(t) => t.push(c),
+                None => reason.push(c),
+            }
+            error = None;
+        }
+        _ => {}
+    }
+    m.ui.overlay = Overlay::ChooseBackup {
+        step,
+        name,
+        suspect,
+        reason,
+        typed,
+        error,
+        cursor,
+    };
     Vec::new()
 }
 
@@ -1127,6 +1358,7 @@ mod tests {
             also: Vec::new(),
             database: None,
             changes: vec![],
+            backup: None,
         })));
         assert!(matches!(m.ui.overlay, Overlay::Confirm { .. }));
         assert_eq!(
@@ -1449,9 +1681,24 @@ mod tests {
             update(&mut m, key('j'));
         }
         update(&mut m, code(KeyCode::Enter));
-        assert_eq!(m.ui.overlay, Overlay::Backups { scroll: 0 });
+        assert_eq!(
+            m.ui.overlay,
+            Overlay::Backups {
+                scroll: 0,
+                cursor: 0
+            }
+        );
+        // j moves the cursor to the next candidate (three in the demo's pick).
         update(&mut m, key('j'));
-        assert_eq!(m.ui.overlay, Overlay::Backups { scroll: 1 });
+        update(&mut m, key('j'));
+        update(&mut m, key('j'));
+        assert_eq!(
+            m.ui.overlay,
+            Overlay::Backups {
+                scroll: 0,
+                cursor: 2
+            }
+        );
         update(&mut m, code(KeyCode::Esc));
         assert_eq!(m.ui.overlay, Overlay::None);
         // Another step still opens its details.
@@ -1462,7 +1709,205 @@ mod tests {
         // :backups from anywhere.
         update(&mut m, key('1'));
         command(&mut m, "backups");
-        assert_eq!(m.ui.overlay, Overlay::Backups { scroll: 0 });
+        assert_eq!(
+            m.ui.overlay,
+            Overlay::Backups {
+                scroll: 0,
+                cursor: 0
+            }
+        );
+    }
+
+    /// The panel over a pick with three eligible candidates and an excluded
+    /// one, the cursor moved `down` times.
+    fn panel_at(m: &mut Model, down: usize) {
+        if matches!(m.ui.overlay, Overlay::Backups { .. }) {
+            update(m, code(KeyCode::Esc));
+        }
+        command(m, "backups");
+        for _ in 0..down {
+            update(m, key('j'));
+        }
+    }
+
+    #[test]
+    fn c_in_the_backup_panel_chooses_another_candidate_with_a_reason() {
+        let mut m = model();
+        demo::add_choice_pick(&mut m, None);
+        // No restore waits: nothing to choose for, said.
+        panel_at(&mut m, 1);
+        assert!(update(&mut m, key('c')).is_empty());
+        assert_eq!(m.ui.message.as_ref().unwrap().0, strings::CHOOSE_WHEN);
+        update(&mut m, code(KeyCode::Esc));
+        // The restore waits for its confirmation, the preselection at stake.
+        m.apply(UiEvent::Confirm(Some(demo::restore_confirm(
+            &m,
+            "tovplay_external_20261210_060000.sql",
+            None,
+        ))));
+        assert!(matches!(m.ui.overlay, Overlay::Confirm { .. }));
+        update(&mut m, code(KeyCode::Esc));
+        // Order: the one at stake, then the eligible, then the excluded.
+        panel_at(&mut m, 0);
+        update(&mut m, key('c'));
+        assert!(
+            m.ui.message
+                .as_ref()
+                .unwrap()
+                .0
+                .contains("already the backup")
+        );
+        panel_at(&mut m, 3);
+        update(&mut m, key('c'));
+        let (msg, err) = m.ui.message.clone().unwrap();
+        assert!(
+            err && msg.contains("not eligible: taken after the incident"),
+            "{msg}"
+        );
+        // The oldest (not suspect): a reason, then Enter sends the choice.
+        panel_at(&mut m, 2);
+        assert!(update(&mut m, key('c')).is_empty());
+        assert!(matches!(m.ui.overlay, Overlay::ChooseBackup { .. }));
+        assert!(
+            update(&mut m, code(KeyCode::Enter)).is_empty(),
+            "a reason first"
+        );
+        let out = typed(&mut m, "newer ones miss the import");
+        assert!(out.is_empty());
+        let out = update(&mut m, code(KeyCode::Enter));
+        assert_eq!(
+            out,
+            vec![UiCommand::ChooseBackup {
+                step: "restore".into(),
+                name: "tovplay_external_20261208_073600.sql".into(),
+                reason: "newer ones miss the import".into(),
+                typed: None,
+            }]
+        );
+        assert_eq!(m.ui.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn s_cycles_the_sort_key_of_each_list_and_says_it() {
+        let mut m = model();
+        // Services: within each host, hazards first, then by name, state, databases.
+        update(&mut m, key('2'));
+        let before = rows::services(&m);
+        update(&mut m, key('s'));
+        assert_eq!(m.ui.sort[View::Services.index()], 1);
+        assert!(m.ui.message.as_ref().unwrap().0.contains("sorted by name"));
+        let by_name = rows::services(&m);
+        assert_eq!(before.len(), by_name.len());
+        for w in by_name.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            if a.0 == b.0 {
+                assert!(
+                    m.services[a.0].services[a.1].name <= m.services[b.0].services[b.1].name,
+                    "{by_name:?}"
+                );
+            }
+        }
+        assert_ne!(
+            before, by_name,
+            "the demo's hazards-first order is not by name"
+        );
+        for _ in 0..3 {
+            update(&mut m, key('s'));
+        }
+        assert_eq!(m.ui.sort[View::Services.index()], 0, "wraps to the default");
+        assert_eq!(rows::services(&m), before);
+        // Timeline tables: rows, most first.
+        update(&mut m, key('3'));
+        update(&mut m, key('s'));
+        update(&mut m, key('s'));
+        let db = rows::timeline_db(&m).unwrap().to_string();
+        let s = m.series_of(&db).unwrap();
+        let lasts: Vec<Option<i64>> = rows::tables(&m)
+            .iter()
+            .map(|i| s.tables[*i].last())
+            .collect();
+        assert!(lasts.windows(2).all(|w| w[0] >= w[1]), "{lasts:?}");
+        // Overview: databases by name.
+        update(&mut m, key('1'));
+        update(&mut m, key('s'));
+        assert!(
+            m.ui.message
+                .as_ref()
+                .unwrap()
+                .0
+                .contains("Databases sorted by name")
+        );
+        // The Runbook keeps its order, said.
+        update(&mut m, key('4'));
+        update(&mut m, key('s'));
+        assert_eq!(m.ui.message.as_ref().unwrap().0, strings::SORT_FIXED);
+        // The backup panel: newest first, the cursor back on the first.
+        demo::add_choice_pick(&mut m, None);
+        panel_at(&mut m, 2);
+        update(&mut m, key('s'));
+        assert_eq!(m.ui.backup_sort, 1);
+        assert_eq!(
+            m.ui.overlay,
+            Overlay::Backups {
+                scroll: 0,
+                cursor: 0
+            }
+        );
+        let first = crate::tui::view::pick_candidate(&m, 0).unwrap().0;
+        assert_eq!(first, "tovplay_external_20261210_124500.sql");
+        update(&mut m, key('s'));
+        let first = crate::tui::view::pick_candidate(&m, 0).unwrap().0;
+        assert_eq!(first, "tovplay_external_20261208_073600.sql", "by name");
+    }
+
+    #[test]
+    fn a_suspect_candidate_wants_its_name_typed_before_it_is_chosen() {
+        let mut m = model();
+        demo::add_choice_pick(&mut m, None);
+        m.apply(UiEvent::Confirm(Some(demo::restore_confirm(
+            &m,
+            "tovplay_external_20261210_060000.sql",
+            None,
+        ))));
+        update(&mut m, code(KeyCode::Esc));
+        panel_at(&mut m, 1);
+        update(&mut m, key('c'));
+        let Overlay::ChooseBackup { name, suspect, .. } = m.ui.overlay.clone() else {
+            panic!("{:?}", m.ui.overlay)
+        };
+        assert_eq!(name, "tovplay_external_20261209_180000.sql");
+        assert!(suspect.unwrap().contains("mtime"));
+        typed(&mut m, "the 18:00 one has the import");
+        assert!(update(&mut m, code(KeyCode::Enter)).is_empty());
+        // A wrong name: refused, nothing sent.
+        typed(&mut m, "tovplay_external");
+        assert!(update(&mut m, code(KeyCode::Enter)).is_empty());
+        let Overlay::ChooseBackup { error, .. } = m.ui.overlay.clone() else {
+            panic!()
+        };
+        assert!(error.unwrap().contains("nothing was chosen"));
+        typed(&mut m, "tovplay_external_20261209_180000.sql");
+        let out = update(&mut m, code(KeyCode::Enter));
+        assert_eq!(
+            out,
+            vec![UiCommand::ChooseBackup {
+                step: "restore".into(),
+                name: "tovplay_external_20261209_180000.sql".into(),
+                reason: "the 18:00 one has the import".into(),
+                typed: Some("tovplay_external_20261209_180000.sql".into()),
+            }]
+        );
+        // Esc in the choice goes back to the panel, on the same candidate.
+        panel_at(&mut m, 1);
+        update(&mut m, key('c'));
+        update(&mut m, code(KeyCode::Esc));
+        assert_eq!(
+            m.ui.overlay,
+            Overlay::Backups {
+                scroll: 0,
+                cursor: 1
+            }
+        );
     }
 
     #[test]

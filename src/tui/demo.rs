@@ -674,6 +674,7 @@ pub fn swap_confirm() -> PendingConfirm {
             "  public.\"GameRequest\": 3 row(s) (live rows whose key the restored copy lacks)".into(),
             "to keep them, do not swap: merge only the damaged tables back with a merge-tables step (runbook 'table-wiped')".into(),
         ],
+        backup: None,
     }
 }
 
@@ -804,6 +805,9 @@ pub async fn run(
                         let r = chain.record(now, crate::timeline::detect::ALERT_ACK, None, None, None, None, &format!("operator acknowledged {count} alert(s)"), serde_json::json!({ "upto_seq": upto_seq, "count": count }));
                         let _ = send(UiEvent::Journal(r)).await;
                     }
+                    UiCommand::ChooseBackup { name, .. } => {
+                        let _ = send(UiEvent::Status(format!("demo: backup '{name}' would be chosen now"))).await;
+                    }
                     UiCommand::SelectDb(_)
                     | UiCommand::PitrTarget(_)
                     | UiCommand::StopPlan { .. }
@@ -812,5 +816,125 @@ pub async fn run(
                 }
             }
         }
+    }
+}
+
+/// A later pick of the demo with three eligible candidates (the newest
+/// preselected, one whose time is the file's mtime only) and one excluded,
+/// and, when `chosen` names one, the operator's `backup-chosen` record for
+/// it. For the backup-choice tests and snapshots.
+pub fn add_choice_pick(m: &mut Model, chosen: Option<(&str, &str)>) {
+    let mut chain = Chain::new(&m.header.incident);
+    if let Some(r) = m.journal.last() {
+        chain.seq = r.seq;
+        chain.prev = r.hash.clone();
+    }
+    let incident = m.incident_at.unwrap_or(m.now);
+    let at = |s: i64| incident + Duration::seconds(s);
+    let cand = |name: &str, t: i64, source: &str, rows: (u64, u64), excluded: Option<&str>| {
+        json!({
+            "name": name, "path": format!("/var/backups/tovplay/{name}"),
+            "taken_at": at(t), "time_source": source, "size": 2_097_152 + rows.1 * 100,
+            "sha256": format!("{:016x}{:048x}", rows.1.wrapping_mul(0x9e37_79b9_7f4a_7c15), rows.0), "rpo_s": (t < 0).then_some(-t),
+            "excluded": excluded, "label": "healthy", "label_why": "every table has rows",
+            "rows": {"public.User": rows.0, "public.GameRequest": rows.1}
+        })
+    };
+    let newest = "tovplay_external_20261210_060000.sql";
+    let pick = chain.record(
+        at(900),
+        kinds::STEP_FINISHED,
+        Some("pick"),
+        Some("backup"),
+        None,
+        None,
+        &format!("picked {newest}"),
+        json!({
+            "action": "pick-backup",
+            "rpo_s": 24_120,
+            "incident_at": incident,
+            "backup": {"name": newest, "path": format!("/var/backups/tovplay/{newest}"),
+                       "size": 2_114_252, "sha256": format!("{:0>64x}", 171), "taken_at": at(-24_120)},
+            "baseline": {"public.User": 22, "public.GameRequest": 171},
+            "candidates": [
+                cand("tovplay_external_20261210_124500.sql", 180, "name", (0, 0), Some("taken after the incident: it holds the damage")),
+                cand(newest, -24_120, "name", (22, 171), None),
+                cand("tovplay_external_20261209_180000.sql", -67_320, "mtime", (21, 160), None),
+                cand("tovplay_external_20261208_073600.sql", -191_076, "name", (20, 149), None),
+            ]
+        }),
+    );
+    m.apply(UiEvent::Journal(pick));
+    if let Some((name, reason)) = chosen {
+        let r = chain.record(
+            at(930),
+            crate::engine::driver::kinds::BACKUP_CHOSEN,
+            Some("pick"),
+            None,
+            None,
+            None,
+            &format!("operator chose backup '{name}' instead of '{newest}'"),
+            json!({
+                "chosen": {"name": name, "path": format!("/var/backups/tovplay/{name}")},
+                "preselected": {"name": newest, "path": format!("/var/backups/tovplay/{newest}")},
+                "reason": reason,
+                "source": "console",
+                "at_step": "restore",
+            }),
+        );
+        m.apply(UiEvent::Journal(r));
+    }
+}
+
+/// The restore confirmation of [`add_choice_pick`]'s pick: the backup it
+/// reads is `name` (the preselection unless `reason` says why not).
+pub fn restore_confirm(m: &Model, name: &str, reason: Option<&str>) -> PendingConfirm {
+    let newest = "tovplay_external_20261210_060000.sql";
+    let (rpo, lost): (i64, &[(&str, u64)]) = match name {
+        "tovplay_external_20261209_180000.sql" => {
+            (67_320, &[("public.GameRequest", 11), ("public.User", 1)])
+        }
+        "tovplay_external_20261208_073600.sql" => {
+            (191_076, &[("public.GameRequest", 22), ("public.User", 2)])
+        }
+        _ => (24_120, &[]),
+    };
+    let eligible = [
+        (newest, None),
+        (
+            "tovplay_external_20261209_180000.sql",
+            Some("its time is the file's mtime only"),
+        ),
+        ("tovplay_external_20261208_073600.sql", None),
+    ];
+    PendingConfirm {
+        step: "restore".into(),
+        prompt: "restore on db.tovplay.example:5432/TovPlay: type 'TovPlay' to go on".into(),
+        expect: Some("TovPlay".into()),
+        also: Vec::new(),
+        database: Some("main".into()),
+        changes: vec![format!(
+            "CREATE DATABASE \"TovPlay__restore_20261210T131500Z\"; the stream of /var/backups/tovplay/{name} runs into it"
+        )],
+        backup: Some(crate::engine::types::BackupAtStake {
+            pick_step: "pick".into(),
+            name: name.into(),
+            path: format!("/var/backups/tovplay/{name}"),
+            taken_at: m.incident_at.map(|t| t - Duration::seconds(rpo)),
+            time_source: "name".into(),
+            rpo_s: Some(rpo),
+            rows_lost: lost.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
+            rows_known: true,
+            label: Some("healthy".into()),
+            preselected: newest.into(),
+            reason: reason.map(str::to_string),
+            eligible: eligible
+                .iter()
+                .map(|(n, s)| crate::engine::types::EligibleBackup {
+                    name: n.to_string(),
+                    suspect: s.map(str::to_string),
+                })
+                .collect(),
+        }),
     }
 }

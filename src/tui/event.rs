@@ -93,6 +93,15 @@ pub enum UiCommand {
         step: String,
         typed: String,
     },
+    /// Instead of typing the restore's confirmation: restore this other
+    /// candidate of the pick (the engine journals it, then asks again).
+    ChooseBackup {
+        step: String,
+        name: String,
+        reason: String,
+        /// The name typed again (suspect candidates).
+        typed: Option<String>,
+    },
     /// The operator's answer to a stop plan: the edits (the answers
     /// file's `[stop_plan]`) to go on with, or None to stop nothing.
     StopPlan {

@@ -433,6 +433,9 @@ pub struct PendingConfirm {
     /// What the step will change, as the engine measured it before asking:
     /// its exact commands and, for a swap, the rows it would discard.
     pub changes: Vec<String>,
+    /// A restore of a picked backup: which one, what it loses, and what
+    /// else may be chosen in the backup panel instead.
+    pub backup: Option<crate::engine::types::BackupAtStake>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -497,9 +500,26 @@ pub enum Overlay {
     /// The stop plan checklist (`Model::stop_plan`).
     StopPlan,
 
-    /// The backup candidates of the last pick-backup step.
+    /// The backup candidates of the last pick-backup step; `cursor` is
+    /// the candidate `c` would choose (in the panel's order).
     Backups {
         scroll: usize,
+        cursor: usize,
+    },
+    /// Choosing another backup: the reason, then (suspect candidates) the
+    /// name typed again; Enter sends it, Esc goes back to the panel.
+    ChooseBackup {
+        /// The restore step waiting for its confirmation.
+        step: String,
+        name: String,
+        /// Why it needs its name typed (None: it does not).
+        suspect: Option<String>,
+        reason: String,
+        /// Some while the name is being typed (after the reason).
+        typed: Option<String>,
+        error: Option<String>,
+        /// The panel's cursor to go back to.
+        cursor: usize,
     },
     /// The plan of a runbook before it starts (`s` starts it).
     Plan {
@@ -561,6 +581,11 @@ pub struct UiState {
     /// The operator moved the runbook list's cursor (the suggestion no
     /// longer places it).
     pub runbook_cursor_moved: bool,
+    /// Sort key per view (`s`), an index into `strings::sort_keys(view)`;
+    /// 0 is the view's default order.
+    pub sort: [usize; 5],
+    /// Sort key of the backup panel (`s` in it), into `strings::SORT_BACKUPS`.
+    pub backup_sort: usize,
 }
 
 impl Default for UiState {
@@ -583,6 +608,8 @@ impl Default for UiState {
             disconnected: false,
             size: (80, 24),
             runbook_cursor_moved: false,
+            sort: [0; 5],
+            backup_sort: 0,
         }
     }
 }

@@ -57,12 +57,25 @@ pub fn overview(m: &Model) -> Vec<OvRow> {
             live.push(OvRow::Host(i));
         }
     }
-    for (i, d) in m.databases.iter().enumerate() {
-        let addr = d.identity.as_ref().map(|x| x.address()).unwrap_or_default();
-        if matches(f, &[&d.name, &addr]) {
-            live.push(OvRow::Db(i));
-        }
+    let mut dbs: Vec<usize> = (0..m.databases.len())
+        .filter(|i| {
+            let d = &m.databases[*i];
+            let addr = d.identity.as_ref().map(|x| x.address()).unwrap_or_default();
+            matches(f, &[&d.name, &addr])
+        })
+        .collect();
+    // `s`: inventory order, name, rows (most first).
+    match m.ui.sort[View::Overview.index()] {
+        1 => dbs.sort_by(|a, b| m.databases[*a].name.cmp(&m.databases[*b].name)),
+        2 => dbs.sort_by(|a, b| {
+            m.databases[*b]
+                .total_rows
+                .cmp(&m.databases[*a].total_rows)
+                .then_with(|| m.databases[*a].name.cmp(&m.databases[*b].name))
+        }),
+        _ => {}
     }
+    live.extend(dbs.into_iter().map(OvRow::Db));
     live
 }
 
@@ -96,7 +109,24 @@ pub fn services(m: &Model) -> Vec<(usize, usize)> {
                 )
             })
             .collect();
-        idx.sort_by_key(|si| service_rank(&hs.services[*si]));
+        // `s`: hazards first, name, state, databases (within each host).
+        let sv = |si: &usize| &hs.services[*si];
+        match m.ui.sort[View::Services.index()] {
+            1 => idx.sort_by(|a, b| sv(a).name.cmp(&sv(b).name)),
+            2 => idx.sort_by(|a, b| {
+                sv(a)
+                    .state
+                    .cmp(&sv(b).state)
+                    .then_with(|| sv(a).name.cmp(&sv(b).name))
+            }),
+            3 => idx.sort_by(|a, b| {
+                sv(a)
+                    .databases
+                    .cmp(&sv(b).databases)
+                    .then_with(|| sv(a).name.cmp(&sv(b).name))
+            }),
+            _ => idx.sort_by_key(|si| service_rank(sv(si))),
+        }
         out.extend(idx.into_iter().map(|si| (hi, si)));
     }
     out
@@ -130,10 +160,16 @@ pub fn tables(m: &Model) -> Vec<usize> {
         .filter(|i| !s.superseded(*i))
         .filter(|i| matches(f, &[&s.tables[*i].name, &s.tables[*i].schema]))
         .collect();
+    // `s`: alerts first (then name), name, rows (most first, then name).
+    let sort = m.ui.sort[View::Timeline.index()];
     idx.sort_by(|a, b| {
         let (ta, tb) = (&s.tables[*a], &s.tables[*b]);
-        (!alerted.contains(ta.name.as_str()))
-            .cmp(&!alerted.contains(tb.name.as_str()))
+        let first = match sort {
+            1 => std::cmp::Ordering::Equal,
+            2 => tb.last().cmp(&ta.last()),
+            _ => (!alerted.contains(ta.name.as_str())).cmp(&!alerted.contains(tb.name.as_str())),
+        };
+        first
             .then_with(|| {
                 let lower = |s: &'_ str| s.chars().flat_map(char::to_lowercase).collect::<Vec<_>>();
                 if ta.name.is_ascii() && tb.name.is_ascii() {

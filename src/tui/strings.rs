@@ -297,6 +297,12 @@ pub const PREVIEW: &str = "Exactly what runs";
 pub const PROGRESS: &str = "Progress";
 pub const OUTPUT: &str = "Output";
 pub const NO_OUTPUT: &str = "no output yet";
+pub fn failed_output(step: &str, line: usize) -> String {
+    format!("step '{step}' FAILED: its first error, line {line} of its output; r retries the step")
+}
+pub fn output_more(n: usize) -> String {
+    format!("... {n} more line(s) below")
+}
 pub const NO_RUNBOOK: &str = "No runbook running. Pick one and press Enter to see its plan (s starts it), or type :runbook NAME.";
 pub const NO_RUNBOOKS: &str = "No runbooks known yet.";
 pub const WHEN: &str = "when";
@@ -350,6 +356,54 @@ pub fn loses(rpo_s: i64) -> String {
         "loses {} of changes (incident time - backup time)",
         duration(rpo_s)
     )
+}
+pub const BACKUPS_HINT: &str =
+    "esc close  j/k candidate  c choose for the restore  pgup/pgdn scroll";
+pub const CURSOR_MARK: &str = ">";
+pub const PRESELECTED: &str = "preselected by the pick";
+pub fn chosen_by_you(reason: &str) -> String {
+    format!("chosen by you instead of the preselection: {reason}")
+}
+pub const CHOOSE_WHEN: &str = "another backup is chosen at the restore's typed confirmation: wait for it (Esc puts it aside), then c here";
+pub fn choose_not_eligible(name: &str, why: &str) -> String {
+    format!("'{name}' is not eligible: {why}")
+}
+pub fn choose_already(name: &str) -> String {
+    format!("'{name}' is already the backup the restore reads")
+}
+pub const CHOOSE_STALE: &str =
+    "the restore waiting for its confirmation is held to another pick: reopen the panel";
+pub const CHOOSE_TITLE: &str = "Choose this backup for the restore";
+pub const CHOOSE_HINT: &str = "enter next  esc back to the candidates";
+pub fn choose_what(name: &str, preselected: &str) -> String {
+    format!(
+        "Restore '{name}' instead of '{preselected}'. The choice is journaled with your reason; the restore's confirmation is then asked again, naming it."
+    )
+}
+pub const CHOOSE_REASON: &str = "Why this backup? (journaled)";
+pub const CHOOSE_REASON_EMPTY: &str = "say why: the reason is journaled with the choice";
+pub fn choose_suspect(why: &str, name: &str) -> String {
+    format!("SUSPECT: {why}. Type its name '{name}' to choose it anyway:")
+}
+pub fn choose_mismatch(name: &str, typed: &str) -> String {
+    format!("typed '{typed}', not '{name}': nothing was chosen")
+}
+pub fn choose_sent(name: &str) -> String {
+    format!(
+        "backup '{name}' chosen: the engine journals it and asks the restore's confirmation again"
+    )
+}
+pub fn stake_backup(name: &str, taken: &str) -> String {
+    format!("Backup: {name}, taken {taken}")
+}
+pub fn stake_rows_lost(list: &str) -> String {
+    format!("rows lost per table: {list}")
+}
+pub const STAKE_ROWS_NONE: &str = "rows lost per table: none against the pick's baseline";
+pub const STAKE_ROWS_UNKNOWN: &str =
+    "rows lost per table: unknown (the backup's rows were not counted)";
+pub fn stake_others(n: usize) -> String {
+    format!("{n} other eligible backup(s): Esc, then :backups and c chooses another")
 }
 pub fn backups_head(n: usize, step: &str, seq: u64, incident: Option<String>) -> String {
     let at = incident
@@ -590,6 +644,7 @@ pub fn action_label(a: Action) -> &'static str {
         Action::Abort => "abort",
         Action::Retry => "retry step",
         Action::Pause => "pause",
+        Action::Sort => "sort",
     }
 }
 
@@ -631,8 +686,41 @@ pub fn action_help(a: Action) -> &'static str {
         Action::Pause => {
             "pause the screen's numbers to read them (p again resumes; confirmations and the journal still arrive)"
         }
+        Action::Sort => {
+            "sort the list by the next key (Services: jobs; Timeline: tables; Overview: databases; the backup panel: candidates); the key is shown in the title"
+        }
     }
 }
+
+// Sortable lists (issue 19): the keys `s` cycles through, default first.
+pub const SORT_SERVICES: [&str; 4] = ["hazards first", "name", "state", "databases"];
+pub const SORT_TABLES: [&str; 3] = ["alerts first", "name", "rows (most first)"];
+pub const SORT_DATABASES: [&str; 3] = ["inventory order", "name", "rows (most first)"];
+pub const SORT_BACKUPS: [&str; 4] = [
+    "at stake first",
+    "newest first",
+    "name",
+    "size (largest first)",
+];
+/// The sort keys of a view's list (empty: its order is fixed).
+pub fn sort_keys(v: View) -> &'static [&'static str] {
+    match v {
+        View::Overview => &SORT_DATABASES,
+        View::Services => &SORT_SERVICES,
+        View::Timeline => &SORT_TABLES,
+        View::Runbook | View::Journal => &[],
+    }
+}
+pub fn sorted_by(key: &str) -> String {
+    format!("sorted by {key} (s)")
+}
+pub fn sort_set(list: &str, key: &str) -> String {
+    format!("{list} sorted by {key}")
+}
+pub const SERVICES_LIST: &str = "Jobs";
+pub const BACKUPS_LIST: &str = "Candidates";
+pub const SORT_FIXED: &str =
+    "this view keeps its order (steps in run order, the journal in time order)";
 
 pub const HELP_TITLE: &str = "Help";
 pub const HELP_SECTION_ALL: &str = "Everywhere";

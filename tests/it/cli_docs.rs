@@ -820,6 +820,7 @@ fn every_journal_kind_is_in_the_journal_chapter() {
         k::JOURNAL_BROKEN,
         run::RUN_STARTED,
         run::RUN_FINISHED,
+        run::BACKUP_CHOSEN,
         lifeline::actions::hosts::frozen::FROZEN,
         lifeline::actions::hosts::frozen::FROZEN_RESOLVED,
         lifeline::timeline::detect::ALERT_ACK,

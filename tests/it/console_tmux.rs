@@ -22,12 +22,12 @@ use crate::support::tmux;
 use tmux::Tmux;
 
 /// Starts `cmd` (a shell line) in a fresh tmux server of `w` x `h`.
-fn start(name: &str, cmd: &str, w: u16, h: u16) -> Tmux {
+pub(crate) fn start(name: &str, cmd: &str, w: u16, h: u16) -> Tmux {
     Tmux::start(&format!("lifeline-console-{name}"), cmd, w, h, DEADLINE)
 }
 
 /// The console exited with status 0 and the terminal is cooked again.
-fn assert_exited_restored(t: &Tmux) -> String {
+pub(crate) fn assert_exited_restored(t: &Tmux) -> String {
     let s = t.assert_restored();
     assert!(s.contains("EXITED 0"), "exit status:\n{s}");
     s
@@ -73,7 +73,7 @@ restored = "shop_copy"
 
 /// A database `shop` (Account 30 rows, Orders 10) and its copy `shop_copy`
 /// (Account 31 rows) to swap in; the role `app` needs a password.
-fn prepare(pg: &lifeline::sandbox::PgCluster, password: &str) {
+pub(crate) fn prepare(pg: &lifeline::sandbox::PgCluster, password: &str) {
     pg.create_db("shop").unwrap();
     pg.psql(
         "shop",
@@ -97,21 +97,21 @@ fn prepare(pg: &lifeline::sandbox::PgCluster, password: &str) {
     support::require_password(pg, "app");
 }
 
-fn inventory(pg: &lifeline::sandbox::PgCluster, extra_hosts: &str) -> String {
+pub(crate) fn inventory(pg: &lifeline::sandbox::PgCluster, extra_hosts: &str) -> String {
     format!(
         "name = \"shop\"\nenv = \"production\"\n\n[[host]]\nname = \"here\"\ntransport = \"local\"\n{extra_hosts}\n[[database]]\nname = \"main\"\nurl = \"postgres://app@127.0.0.1:{}/shop\"\nhost = \"here\"\npassword_env = \"SHOP_PGPASSWORD\"\nsslmode = \"disable\"\nwatch = [\"Account\", \"Orders\"]\nsample_interval_s = 1\n",
         pg.port()
     )
 }
 
-fn console_line(dir: &Path, password: &str, extra: &str) -> String {
+pub(crate) fn console_line(dir: &Path, password: &str, extra: &str) -> String {
     format!(
         "cd {d} && env TERM=xterm-256color LANG=C.UTF-8 NO_COLOR= SHOP_PGPASSWORD={password} LIFELINE_RUNBOOKS={d}/runbooks LIFELINE_OPERATOR=oncall {LIFELINE} -i {d}/lifeline.toml --state-dir {d}/state {extra}",
         d = dir.display()
     )
 }
 
-fn only_incident(state: &Path) -> std::path::PathBuf {
+pub(crate) fn only_incident(state: &Path) -> std::path::PathBuf {
     let dirs: Vec<_> = std::fs::read_dir(state.join("incidents"))
         .unwrap()
         .map(|e| e.unwrap().path())

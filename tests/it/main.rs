@@ -13,6 +13,7 @@ mod cli_check;
 mod cli_docs;
 mod cli_fixes;
 mod cli_output;
+mod console_choose;
 mod console_tmux;
 mod db_connect;
 mod engine_driver;

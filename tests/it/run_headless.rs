@@ -574,3 +574,275 @@ fn kill_9_around_the_swap_leaves_old_or_new_under_the_live_name_never_none() {
     assert!(world[1].0.starts_with("app__damaged_"), "{world:?}");
     journal_verifies(&s, &jp);
 }
+
+const CHOOSE_DRILL: &str = r#"
+id = "choose-drill"
+title = "Restore a backup the operator chose among the pick's candidates"
+when = "tests"
+
+[[param]]
+name = "incident_at"
+kind = "time"
+from = "ask"
+
+[[step]]
+id = "stop"
+action = "stop-services"
+explain = "nothing writes in this test; prove it"
+database = "app"
+hold_s = 1
+
+[[step]]
+id = "snap"
+action = "snapshot"
+explain = "keep the damaged state"
+database = "app"
+
+[[step]]
+id = "pick"
+action = "pick-backup"
+explain = "the newest intact backup before the incident"
+catalog = "nightly"
+incident_at = "{incident_at}"
+
+[[step]]
+id = "restore"
+action = "restore"
+explain = "restore beside the live database"
+database = "app"
+catalog = "nightly"
+backup = "{pick.backup.path}"
+"#;
+
+/// A real catalog of three custom-format dumps of `app` (3, 5 and 7 rows,
+/// a second apart) and a truncated copy, the live table then emptied:
+/// `[pick]` chooses the second-newest intact one; the restored copy holds
+/// its 5 rows, the restore is held to its SHA-256, the journal says why.
+/// An unknown or an excluded name stops the run at the restore with the
+/// answers file's file:line:col and the eligible candidates; nothing is
+/// restored.
+#[test]
+fn answers_pick_restores_the_second_newest_backup_held_to_its_hash() {
+    let pg = support::pg();
+    pg.create_db("app").unwrap();
+    pg.psql("app", "CREATE TABLE t (id int PRIMARY KEY, v text)")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    let names = [
+        "app_20261201_010000.dump",
+        "app_20261201_020000.dump",
+        "app_20261201_030000.dump",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let upto = 3 + 2 * i;
+        pg.psql(
+            "app",
+            &format!(
+                "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, {upto}) g ON CONFLICT DO NOTHING"
+            ),
+        )
+        .unwrap();
+        let o = Command::new(pg.bin("pg_dump"))
+            .args(["-Fc", "-h", "127.0.0.1", "-U", "postgres", "-p"])
+            .arg(pg.port().to_string())
+            .args(["-d", "app", "-f"])
+            .arg(backups.join(name))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", support::stderr(&o));
+        // Dump headers carry whole seconds: one second apart.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let cut = "app_20261201_040000.dump";
+    let bytes = std::fs::read(backups.join(names[2])).unwrap();
+    std::fs::write(backups.join(cut), &bytes[..bytes.len() / 2]).unwrap();
+    pg.psql("app", "DELETE FROM t").unwrap();
+    let second = names[1];
+    let second_sha = lifeline::journal::sha256_hex(&std::fs::read(backups.join(second)).unwrap());
+    std::fs::write(
+        dir.path().join("lifeline.toml"),
+        format!(
+            "[[host]]\nname = \"here\"\ntransport = \"local\"\n\n[[database]]\nname = \"app\"\nurl = \"postgres://postgres@127.0.0.1:{}/app\"\nhost = \"here\"\n\n[[backups]]\nname = \"nightly\"\nhost = \"here\"\npath = \"{}\"\npattern = \"app_%Y%m%d_%H%M%S.dump\"\ndatabase = \"app\"\n",
+            pg.port(),
+            backups.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("choose-drill.toml"), CHOOSE_DRILL).unwrap();
+    // The incident an hour from now: every dump is from before it.
+    let incident = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let answers = |name: &str, backup: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "[params]\nincident_at = \"{incident}\"\n\n[confirm]\nrestore = \"app as superuser\"\n\n[pick]\nbackup = \"{backup}\"\nreason = \"the newest ran during the bad deploy\"\n"
+            ),
+        )
+        .unwrap();
+        p.display().to_string()
+    };
+    let run_with = |state: &str, answers: &str, more: &[&str]| {
+        let o = support::lifeline(&dir.path().join(state))
+            .current_dir(dir.path())
+            .env_remove("LIFELINE_RUNBOOKS")
+            .args([
+                "-i",
+                "lifeline.toml",
+                "run",
+                "choose-drill.toml",
+                "--answers",
+            ])
+            .arg(answers)
+            .args(more)
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            support::stdout(&o) + &support::stderr(&o),
+        )
+    };
+    let run = |state: &str, answers: &str| run_with(state, answers, &[]);
+    let restored = || {
+        pg.psql(
+            "postgres",
+            "SELECT datname FROM pg_database WHERE datname LIKE 'app\\_\\_restore\\_%' ORDER BY 1",
+        )
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect::<Vec<_>>()
+    };
+
+    // An unknown name, and the truncated copy (a candidate, excluded).
+    for (file, backup, why) in [
+        (
+            "unknown.toml",
+            "app_20261130_000000.dump",
+            "is not a candidate",
+        ),
+        ("excluded.toml", cut, "is not eligible: "),
+    ] {
+        let a = answers(file, backup);
+        let (code, out) = run(&format!("state-{file}"), &a);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains(&format!("answers file {a}:8:10")), "{out}");
+        assert!(out.contains(&format!("'{backup}' {why}")), "{out}");
+        let eligible = out
+            .split("(eligible: ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no eligible list: {out}"));
+        let eligible = &eligible[..eligible.find(')').unwrap()];
+        for n in names {
+            assert!(eligible.contains(&format!("'{n}'")), "{eligible}");
+        }
+        assert!(!eligible.contains(cut), "{eligible}");
+        assert!(restored().is_empty(), "nothing restored: {:?}", restored());
+    }
+
+    let a = answers("second.toml", second);
+    // The dry run says the answers file chooses it.
+    let (code, out) = run_with("state-dry", &a, &["--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "[pick]: the restore reads '{second}' instead of the preselection (answers file {a}:8:10)"
+        )),
+        "{out}"
+    );
+    let (code, out) = run("state", &a);
+    assert_eq!(code, 0, "{out}");
+    // The confirmation named the preselection first, then the chosen one.
+    assert!(
+        out.contains(&format!("backup: {} taken", names[2]))
+            && out.contains("preselected by the pick"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("backup: {second} taken"))
+            && out.contains(&format!("CHOSEN by the operator instead of {}", names[2])),
+        "{out}"
+    );
+    assert!(out.contains("rows lost per table: public.t 2"), "{out}");
+    let dbs = restored();
+    assert_eq!(dbs.len(), 1, "{dbs:?}");
+    assert_eq!(
+        pg.psql(&dbs[0], "SELECT count(*) FROM t").unwrap().trim(),
+        "5"
+    );
+
+    let s = StateDir::new(dir.path().join("state"));
+    let ids = s.list_incidents();
+    let jp = s.journal_path(&ids[0]);
+    let recs = lifeline::journal::read_records(&jp).unwrap();
+    let chosen = recs
+        .iter()
+        .find(|r| r.kind == "backup-chosen")
+        .expect("the choice is journaled");
+    assert_eq!(chosen.step.as_deref(), Some("pick"));
+    assert_eq!(chosen.data["chosen"]["name"], second);
+    assert_eq!(chosen.data["chosen"]["sha256"], second_sha.as_str());
+    assert_eq!(chosen.data["preselected"]["name"], names[2]);
+    assert_eq!(
+        chosen.data["reason"],
+        "the newest ran during the bad deploy"
+    );
+    let restore = recs
+        .iter()
+        .find(|r| r.kind == "step-finished" && r.step.as_deref() == Some("restore"))
+        .unwrap();
+    assert!(restore.seq > chosen.seq);
+    // Held to the chosen backup's hash (an archive is hashed before it is read).
+    assert!(
+        out.contains(&format!("held to the pick: sha256 {second_sha}")),
+        "{out}"
+    );
+
+    // Resume keeps the choice: a run that chose and then was not confirmed,
+    // resumed with an answers file that only confirms, restores the chosen
+    // backup (not the preselection).
+    let choose_only = dir.path().join("choose-only.toml");
+    std::fs::write(
+        &choose_only,
+        format!(
+            "[params]\nincident_at = \"{incident}\"\n\n[pick]\nbackup = \"{second}\"\nreason = \"the newest ran during the bad deploy\"\n"
+        ),
+    )
+    .unwrap();
+    let (code, out) = run("state-resume", choose_only.to_str().unwrap());
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not confirmed"), "{out}");
+    let before = restored();
+    let confirm_only = dir.path().join("confirm-only.toml");
+    std::fs::write(
+        &confirm_only,
+        format!(
+            "[params]\nincident_at = \"{incident}\"\n\n[confirm]\nrestore = \"app as superuser\"\n"
+        ),
+    )
+    .unwrap();
+    let s = StateDir::new(dir.path().join("state-resume"));
+    let id = s.list_incidents().remove(0);
+    let (code, out) = run_with(
+        "state-resume",
+        confirm_only.to_str().unwrap(),
+        &["--resume", "--incident", &id],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("backup: {second} taken"))
+            && out.contains(&format!("CHOSEN by the operator instead of {}", names[2])),
+        "{out}"
+    );
+    let new: Vec<String> = restored()
+        .into_iter()
+        .filter(|d| !before.contains(d))
+        .collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(
+        pg.psql(&new[0], "SELECT count(*) FROM t").unwrap().trim(),
+        "5"
+    );
+}

@@ -274,6 +274,160 @@ fn backup_panel() {
     }
 }
 
+/// The operator chose an older backup (journaled `backup-chosen`): the
+/// restore's confirmation names it, why, and what it loses; the panel
+/// marks it chosen by the operator, the preselection, and the cursor.
+#[test]
+fn backup_panel_with_a_chosen_candidate() {
+    let oldest = "tovplay_external_20261208_073600.sql";
+    let why = "the newer dumps miss the 18:00 import";
+    let mut m = model();
+    demo::add_choice_pick(&mut m, Some((oldest, why)));
+    m.apply(UiEvent::Confirm(Some(demo::restore_confirm(
+        &m,
+        oldest,
+        Some(why),
+    ))));
+    snap("confirm_restore_chosen_80x24", &m, 80, 24);
+    snap("confirm_restore_chosen_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    for want in [
+        format!("Backup: {oldest}"),
+        format!("chosen by you instead of the preselection: {why}"),
+        "loses 2 d 5 h of changes".into(),
+        "rows lost per table: public.GameRequest 22, public.User 2".into(),
+        "2 other eligible backup(s)".into(),
+    ] {
+        assert!(t.contains(&want), "{want}:\n{t}");
+    }
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
+    );
+    update(&mut m, key(':'));
+    for c in "backups".chars() {
+        update(&mut m, key(c));
+    }
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    update(&mut m, key('j'));
+    snap("backups_chosen_80x24", &m, 80, 24);
+    snap("backups_chosen_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    for want in [
+        format!("chosen {oldest}"),
+        format!("chosen by you instead of the preselection: {why}"),
+        "> · eligible tovplay_external_20261210_060000.sql".into(),
+        "preselected by the pick".into(),
+        "c choose for the restore".into(),
+    ] {
+        assert!(t.contains(&want), "{want}:\n{t}");
+    }
+}
+
+/// `s` sorts the Services jobs, the Timeline tables, the Overview
+/// databases and the backup candidates; a key other than the default is
+/// named in the list's title.
+#[test]
+fn sortable_lists_name_their_key_in_the_title() {
+    let mut m = model();
+    update(&mut m, key('2'));
+    update(&mut m, key('s'));
+    snap("sorted_services_80x24", &m, 80, 24);
+    snap("sorted_services_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    assert!(t.contains("Jobs · sorted by name (s)"), "{t}");
+    update(&mut m, key('3'));
+    update(&mut m, key('s'));
+    update(&mut m, key('s'));
+    snap("sorted_timeline_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    assert!(t.contains("sorted by rows (most first) (s)"), "{t}");
+    update(&mut m, key('1'));
+    update(&mut m, key('s'));
+    snap("sorted_databases_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    assert!(t.contains("Databases (2) · sorted by name (s)"), "{t}");
+    demo::add_choice_pick(&mut m, None);
+    update(&mut m, key(':'));
+    for c in "backups".chars() {
+        update(&mut m, key(c));
+    }
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    update(&mut m, key('s'));
+    snap("sorted_backups_80x24", &m, 80, 24);
+    snap("sorted_backups_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    assert!(t.contains("sorted by newest first (s)"), "{t}");
+    // Newest first: the one taken after the incident leads.
+    let after = t.find("tovplay_external_20261210_124500.sql").unwrap();
+    let newest = t.find("tovplay_external_20261210_060000.sql").unwrap();
+    assert!(after < newest, "{t}");
+}
+
+/// A step failed after a long dump of output: the Output starts at the
+/// failing step's first error line (not the tail), says `r` retries it,
+/// and `r` on the followed step asks for the retry.
+#[test]
+fn a_failed_step_scrolls_the_output_to_its_first_error() {
+    use lifeline::tui::event::UiCommand;
+    use lifeline::tui::model::{OutputLine, StepState};
+    let mut m = view(View::Runbook);
+    if let Some(rb) = &mut m.runbook {
+        let failed = rb.steps.iter().position(|s| s.id == "restore").unwrap();
+        for (i, st) in rb.steps.iter_mut().enumerate() {
+            st.state = match i {
+                i if i < failed => StepState::Done,
+                i if i == failed => StepState::Failed,
+                _ => StepState::Pending,
+            };
+        }
+        rb.current = Some(failed);
+        rb.steps[failed].summary = Some(
+            "psql exited 3: ERROR: duplicate key value violates unique constraint \"User_pkey\""
+                .into(),
+        );
+    }
+    m.progress = None;
+    m.output.clear();
+    let mut push = |line: String| {
+        m.output.push_back(OutputLine {
+            step: "restore".into(),
+            line,
+            stderr: false,
+        })
+    };
+    push("restoring tovplay_external_20261208_073600.sql into TovPlay__restore_20261210".into());
+    push("COPY public.\"Game\" 12 rows".into());
+    push("psql:tovplay_external_20261208_073600.sql:2231: ERROR:  duplicate key value violates unique constraint \"User_pkey\"".into());
+    for n in 1..=50 {
+        push(format!(
+            "CONTEXT:  COPY User, line {n}: \"{n}\tuser{n}@example.net\""
+        ));
+    }
+    snap("failed_output_80x24", &m, 80, 24);
+    snap("failed_output_160x48", &m, 160, 48);
+    for (w, h) in [(80, 24), (160, 48)] {
+        let t = text(render(&m, w, h).backend().buffer());
+        assert!(t.contains("ERROR:  duplicate key"), "{t}");
+        assert!(t.contains("r retries"), "{t}");
+        assert!(!t.contains("line 50:"), "the tail is not shown first:\n{t}");
+        assert!(t.contains("more line(s) below"), "{t}");
+    }
+    assert_eq!(
+        update(&mut m, key('r')),
+        vec![UiCommand::Retry {
+            runbook: m.runbook.as_ref().unwrap().name.clone(),
+            step: "restore".into()
+        }]
+    );
+}
+
 #[test]
 fn live_hold_countdown_hosts_and_what_came_back() {
     use lifeline::tui::model::{OutputLine, Progress, StepState};

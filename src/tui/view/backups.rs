@@ -18,19 +18,25 @@ use crate::tui::model::Model;
 use crate::tui::strings;
 use crate::tui::theme::Role;
 
-/// What the last finished pick-backup step said.
+/// What the last finished pick-backup step said, with the operator's
+/// latest choice after it (a `backup-chosen` record of that step).
 #[derive(Debug, Clone)]
 pub(crate) struct Picked {
     pub seq: u64,
     pub step: String,
+    /// Path of the backup the restore reads (the choice, else the pick's).
     pub chosen: String,
+    /// Path the pick preselected.
+    pub preselected: String,
+    /// The operator's reason, when they chose another one.
+    pub reason: Option<String>,
     pub incident_at: Option<DateTime<Utc>>,
     pub candidates: Vec<BackupCandidate>,
 }
 
 /// The newest `step-finished` record of a pick-backup step, if any.
 pub(crate) fn last_pick(m: &Model) -> Option<Picked> {
-    let r = m.journal.iter().rev().find(|r| {
+    let (i, r) = m.journal.iter().enumerate().rev().find(|(_, r)| {
         r.kind == kinds::STEP_FINISHED
             && r.data.get("action").and_then(Value::as_str) == Some("pick-backup")
     })?;
@@ -40,15 +46,32 @@ pub(crate) fn last_pick(m: &Model) -> Option<Picked> {
         .cloned()
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default();
+    let preselected = r
+        .data
+        .pointer("/backup/path")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let choice = m
+        .journal
+        .iter()
+        .skip(i + 1)
+        .rev()
+        .find(|c| c.kind == crate::engine::driver::kinds::BACKUP_CHOSEN && c.step == r.step);
     Some(Picked {
         seq: r.seq,
         step: r.step.clone().unwrap_or_default(),
-        chosen: r
-            .data
-            .pointer("/backup/path")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
+        chosen: choice
+            .and_then(|c| c.data.pointer("/chosen/path").and_then(Value::as_str))
+            .map(str::to_string)
+            .unwrap_or_else(|| preselected.clone()),
+        preselected,
+        reason: choice.and_then(|c| {
+            c.data
+                .get("reason")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        }),
         incident_at: r
             .data
             .get("incident_at")
@@ -56,6 +79,23 @@ pub(crate) fn last_pick(m: &Model) -> Option<Picked> {
             .and_then(|v| serde_json::from_value(v).ok()),
         candidates,
     })
+}
+
+/// The candidates in the panel's order: the one the restore reads first,
+/// then the eligible, then the excluded (the cursor indexes this order).
+pub(crate) fn order(p: &Picked, sort: usize) -> Vec<&BackupCandidate> {
+    let mut order: Vec<&BackupCandidate> = p.candidates.iter().collect();
+    match sort {
+        1 => order.sort_by(|a, b| {
+            b.taken_at
+                .cmp(&a.taken_at)
+                .then_with(|| a.name.cmp(&b.name))
+        }),
+        2 => order.sort_by(|a, b| a.name.cmp(&b.name)),
+        3 => order.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name))),
+        _ => order.sort_by_key(|c| (c.path != p.chosen, c.excluded.is_some())),
+    }
+    order
 }
 
 fn time_source(s: &str) -> &str {
@@ -68,7 +108,19 @@ fn time_source(s: &str) -> &str {
 }
 
 /// The panel's lines at inner width `w` (pure: tests read them).
+#[cfg(test)]
 pub(crate) fn backup_lines(m: &Model, p: &Picked, w: usize) -> Vec<Line<'static>> {
+    backup_lines_at(m, p, w, None).0
+}
+
+/// The panel's lines with the candidate at `cursor` marked, and the first
+/// line of each candidate (in [`order`]).
+pub(crate) fn backup_lines_at(
+    m: &Model,
+    p: &Picked,
+    w: usize,
+    cursor: Option<usize>,
+) -> (Vec<Line<'static>>, Vec<usize>) {
     let t = &m.theme;
     let g = t.glyphs();
     let mut out = Vec::new();
@@ -94,10 +146,10 @@ pub(crate) fn backup_lines(m: &Model, p: &Picked, w: usize) -> Vec<Line<'static>
         push(&mut out, 0, strings::NO_CANDIDATES, Role::Muted);
     }
     // The chosen one first, then the eligible, then the excluded.
-    let mut order: Vec<&BackupCandidate> = p.candidates.iter().collect();
-    order.sort_by_key(|c| (c.path != p.chosen, c.excluded.is_some()));
-    for c in order {
+    let mut starts = Vec::new();
+    for (n, c) in order(p, m.ui.backup_sort).into_iter().enumerate() {
         out.push(Line::raw(""));
+        starts.push(out.len());
         let chosen = c.path == p.chosen;
         let (mark, role) = if chosen {
             (format!("{} {} ", g.ok, strings::CHOSEN), Role::Ok)
@@ -109,10 +161,26 @@ pub(crate) fn backup_lines(m: &Model, p: &Picked, w: usize) -> Vec<Line<'static>
                 Role::Normal,
             )
         };
+        let here = cursor == Some(n);
+        let pointer = if here {
+            format!("{} ", strings::CURSOR_MARK)
+        } else if cursor.is_some() {
+            "  ".to_string()
+        } else {
+            String::new()
+        };
+        let name_role = if here { Role::Selected } else { Role::Title };
         out.push(Line::from(vec![
+            styled(pointer, t.style(Role::Key)),
             styled(mark, t.style(role)),
-            styled(c.name.clone(), t.style(Role::Title)),
+            styled(c.name.clone(), t.style(name_role)),
         ]));
+        if chosen && let Some(why) = &p.reason {
+            push(&mut out, 4, &strings::chosen_by_you(why), Role::Ok);
+        }
+        if c.path == p.preselected && p.preselected != p.chosen {
+            push(&mut out, 4, strings::PRESELECTED, Role::Muted);
+        }
         if let Some(why) = &c.excluded {
             push(&mut out, 4, &strings::excluded_because(why), Role::Bad);
         }
@@ -161,11 +229,12 @@ pub(crate) fn backup_lines(m: &Model, p: &Picked, w: usize) -> Vec<Line<'static>
         }
         push(&mut out, 4, &c.path, Role::Muted);
     }
-    out
+    (out, starts)
 }
 
-/// The backup panel over the view (scrolls; Esc closes).
-pub fn popup(m: &Model, scroll: usize, area: Rect, buf: &mut Buffer) {
+/// The backup panel over the view (scrolls; the cursor's candidate stays
+/// on screen; Esc closes).
+pub fn popup(m: &Model, scroll: usize, cursor: usize, area: Rect, buf: &mut Buffer) {
     let t = &m.theme;
     let r = centered(
         area,
@@ -173,20 +242,165 @@ pub fn popup(m: &Model, scroll: usize, area: Rect, buf: &mut Buffer) {
         area.height.saturating_sub(2),
     );
     Clear.render(r, buf);
-    let block = frame_block(t, format!(" {} ", strings::BACKUPS_TITLE)).title_bottom(Line::from(
-        styled(format!(" {} ", strings::CLOSE_HINT), t.style(Role::Muted)),
-    ));
+    let title = match m.ui.backup_sort {
+        0 => format!(" {} ", strings::BACKUPS_TITLE),
+        k => format!(
+            " {} · {} ",
+            strings::BACKUPS_TITLE,
+            strings::sorted_by(strings::SORT_BACKUPS[k % strings::SORT_BACKUPS.len()])
+        ),
+    };
+    let block = frame_block(t, title).title_bottom(Line::from(styled(
+        format!(" {} ", strings::BACKUPS_HINT),
+        t.style(Role::Muted),
+    )));
     let inner = block.inner(r);
     block.render(r, buf);
     let w = inner.width.saturating_sub(2) as usize;
-    let lines = match last_pick(m) {
-        Some(p) => backup_lines(m, &p, w),
-        None => vec![Line::from(styled(
-            strings::NO_PICK_YET,
-            t.style(Role::Muted),
-        ))],
+    let (lines, first) = match last_pick(m) {
+        Some(p) => {
+            let n = p.candidates.len();
+            let (lines, starts) = backup_lines_at(m, &p, w, Some(cursor.min(n.saturating_sub(1))));
+            // The cursor's candidate is on screen: from its first line to
+            // the next candidate's.
+            let h = inner.height as usize;
+            let c = cursor.min(n.saturating_sub(1));
+            let first = match (starts.get(c), starts.get(c + 1)) {
+                (Some(&a), next) => {
+                    let end = next.map(|e| e - 1).unwrap_or(lines.len());
+                    if a < scroll {
+                        a.saturating_sub(1)
+                    } else if end > scroll + h {
+                        (end.saturating_sub(h)).min(a.saturating_sub(1))
+                    } else {
+                        scroll
+                    }
+                }
+                _ => scroll,
+            };
+            (lines, first)
+        }
+        None => (
+            vec![Line::from(styled(
+                strings::NO_PICK_YET,
+                t.style(Role::Muted),
+            ))],
+            scroll,
+        ),
     };
-    super::scrolled_lines(t, r, inner, &lines, scroll, buf);
+    super::scrolled_lines(t, r, inner, &lines, first, buf);
+}
+
+/// What a restore's confirmation says of the backup it reads: the name,
+/// when it was taken, the changes and rows lost per table, who chose it.
+pub(crate) fn stake_lines(
+    m: &Model,
+    b: &crate::engine::types::BackupAtStake,
+    w: usize,
+) -> Vec<Line<'static>> {
+    let t = &m.theme;
+    let mut out = Vec::new();
+    let mut push = |text: &str, role: Role| {
+        for l in wrap(text, w.max(10)) {
+            out.push(Line::from(styled(l, t.style(role))));
+        }
+    };
+    let taken = match b.taken_at {
+        Some(at) => format!(
+            "{} ({})",
+            at.format("%Y-%m-%d %H:%M:%S UTC"),
+            time_source(&b.time_source)
+        ),
+        None => strings::TAKEN_UNKNOWN.to_string(),
+    };
+    push(&strings::stake_backup(&b.name, &taken), Role::Title);
+    match &b.reason {
+        Some(why) => push(&strings::chosen_by_you(why), Role::Ok),
+        None => push(strings::PRESELECTED, Role::Muted),
+    }
+    if let Some(rpo) = b.rpo_s {
+        push(&strings::loses(rpo), Role::Warn);
+    }
+    if !b.rows_known {
+        push(strings::STAKE_ROWS_UNKNOWN, Role::Warn);
+    } else if b.rows_lost.is_empty() {
+        push(strings::STAKE_ROWS_NONE, Role::Ok);
+    } else {
+        let list: Vec<String> = b
+            .rows_lost
+            .iter()
+            .map(|(t, n)| format!("{t} {}", strings::count(*n as i64)))
+            .collect();
+        push(&strings::stake_rows_lost(&list.join(", ")), Role::Warn);
+    }
+    let others = b.eligible.iter().filter(|e| e.name != b.name).count();
+    if others > 0 {
+        push(&strings::stake_others(others), Role::Info);
+    }
+    out
+}
+
+/// The popup of a choice being made: the reason, then for a suspect
+/// candidate its name typed again.
+#[allow(clippy::too_many_arguments)]
+pub fn choose_popup(
+    m: &Model,
+    name: &str,
+    suspect: Option<&str>,
+    reason: &str,
+    typed: Option<&str>,
+    error: Option<&str>,
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    let t = &m.theme;
+    let w = area.width.saturating_sub(4).min(90);
+    let inner_w = w.saturating_sub(4) as usize;
+    let preselected = m
+        .pending
+        .as_ref()
+        .and_then(|p| p.backup.as_ref())
+        .map(|b| b.name.clone())
+        .unwrap_or_default();
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    let text = |s: &str, role: Role, lines: &mut Vec<Line<'static>>| {
+        for l in wrap(s, inner_w) {
+            lines.push(Line::from(styled(l, t.style(role))));
+        }
+    };
+    text(
+        &strings::choose_what(name, &preselected),
+        Role::Title,
+        &mut lines,
+    );
+    lines.push(Line::raw(""));
+    text(strings::CHOOSE_REASON, Role::Normal, &mut lines);
+    let input = |s: &str, active: bool| {
+        Line::from(vec![
+            styled("> ", t.style(Role::Key)),
+            styled(s.to_string(), t.style(Role::Input)),
+            styled(if active { "_" } else { "" }, t.style(Role::Key)),
+        ])
+    };
+    lines.push(input(reason, typed.is_none()));
+    if let (Some(why), Some(typed)) = (suspect, typed) {
+        lines.push(Line::raw(""));
+        text(&strings::choose_suspect(why, name), Role::Warn, &mut lines);
+        lines.push(input(typed, true));
+    }
+    if let Some(e) = error {
+        lines.push(Line::raw(""));
+        text(e, Role::Bad, &mut lines);
+    }
+    let h = (lines.len() as u16 + 2).min(area.height);
+    let r = centered(area, w, h);
+    Clear.render(r, buf);
+    let block = frame_block(t, format!(" {} ", strings::CHOOSE_TITLE)).title_bottom(Line::from(
+        styled(format!(" {} ", strings::CHOOSE_HINT), t.style(Role::Muted)),
+    ));
+    let inner = block.inner(r);
+    block.render(r, buf);
+    super::scrolled_lines(t, r, inner, &lines, 0, buf);
 }
 
 #[cfg(test)]

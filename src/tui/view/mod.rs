@@ -85,9 +85,42 @@ impl Widget for Console<'_> {
             Overlay::StopPlan => stop_plan::checklist(m, area, buf),
 
             Overlay::Plan { runbook, scroll } => plan::popup(m, runbook, *scroll, area, buf),
-            Overlay::Backups { scroll } => backups::popup(m, *scroll, area, buf),
+            Overlay::Backups { scroll, cursor } => backups::popup(m, *scroll, *cursor, area, buf),
+            Overlay::ChooseBackup {
+                name,
+                suspect,
+                reason,
+                typed,
+                error,
+                ..
+            } => backups::choose_popup(
+                m,
+                name,
+                suspect.as_deref(),
+                reason,
+                typed.as_deref(),
+                error.as_deref(),
+                area,
+                buf,
+            ),
         }
     }
+}
+
+/// How many candidates the backup panel lists.
+pub(crate) fn pick_candidates(m: &Model) -> usize {
+    backups::last_pick(m).map_or(0, |p| p.candidates.len())
+}
+
+/// The backup panel's candidate at `cursor`: its name, why it is
+/// excluded (if it is) and the pick step that judged it.
+pub(crate) fn pick_candidate(m: &Model, cursor: usize) -> Option<(String, Option<String>, String)> {
+    let p = backups::last_pick(m)?;
+    let c = backups::order(&p, m.ui.backup_sort)
+        .get(cursor)
+        .copied()?
+        .clone();
+    Some((c.name, c.excluded, p.step))
 }
 
 /// Draws the console into a ratatui frame.

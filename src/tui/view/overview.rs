@@ -294,7 +294,18 @@ impl Widget for OverviewView<'_> {
             .filter_map(|r| if let OvRow::Db(i) = r { Some(*i) } else { None })
             .collect();
         items.push(Item::text(Line::raw("")));
-        items.push(title(strings::DATABASES, dbs.len()));
+        items.push(match m.ui.sort[View::Overview.index()] {
+            0 => title(strings::DATABASES, dbs.len()),
+            k => Item::text(Line::from(styled(
+                format!(
+                    "{} ({}) · {}",
+                    strings::DATABASES,
+                    dbs.len(),
+                    strings::sorted_by(strings::SORT_DATABASES[k % strings::SORT_DATABASES.len()])
+                ),
+                t.style(Role::Title),
+            ))),
+        });
         if m.databases.is_empty() {
             items.push(Item::text(Line::from(styled(
                 format!("  {}", strings::NO_DATABASES),

@@ -304,7 +304,11 @@ pub fn details(m: &Model, target: &DetailTarget, scroll: usize, area: Rect, buf:
 pub fn confirm(m: &Model, input: &str, error: Option<&str>, area: Rect, buf: &mut Buffer) {
     let t = &m.theme;
     let Some(p) = &m.pending else { return };
-    let widest = if p.changes.is_empty() { 76 } else { 110 };
+    let widest = if p.changes.is_empty() && p.backup.is_none() {
+        76
+    } else {
+        110
+    };
     let w = area.width.saturating_sub(4).min(widest);
     let inner_w = w.saturating_sub(4) as usize;
     let mut lines: Vec<Line<'static>> = Vec::new();
@@ -312,6 +316,11 @@ pub fn confirm(m: &Model, input: &str, error: Option<&str>, area: Rect, buf: &mu
         lines.push(Line::from(styled(l, t.style(Role::Title))));
     }
     lines.push(Line::raw(""));
+    // A restore names the backup it reads and what that loses.
+    if let Some(b) = &p.backup {
+        lines.extend(super::backups::stake_lines(m, b, inner_w));
+        lines.push(Line::raw(""));
+    }
     let changes_at = lines.len();
     if let Some(db) = &p.database {
         let mut spans = vec![styled(format!("{db} "), t.style(Role::Title))];

@@ -239,8 +239,13 @@ impl RunbookView<'_> {
         let fixed = |e: usize, p: usize| {
             (if e > 0 { e + 1 } else { 0 }) + (if p > 0 { p + 1 } else { 0 }) + prog_h + 2
         };
-        let mut expl_h = expl_h;
-        let mut prev_h = prev_h;
+        // A failed step's Output (its first error) comes before the rest.
+        let failed_now = cur.is_some_and(|(_, s)| s.state == StepState::Failed);
+        let (mut expl_h, mut prev_h) = if failed_now && !wide {
+            (expl_h.min(1), prev_h.min(1))
+        } else {
+            (expl_h, prev_h)
+        };
         while fixed(expl_h, prev_h) > remaining && expl_h > 1 {
             expl_h -= 1;
         }
@@ -296,17 +301,104 @@ impl RunbookView<'_> {
                     &Line::from(styled(strings::NO_OUTPUT, t.style(Role::Muted))),
                 );
             }
-            let skip = m.output.len().saturating_sub(h);
-            for o in m.output.iter().skip(skip) {
-                let role = if o.stderr { Role::Warn } else { Role::Normal };
-                put(
-                    buf,
-                    &mut y,
-                    &Line::from(styled(fit(&o.line, w, g.ellipsis), t.style(role))),
-                );
+            // A failed current step: the Output starts at its first error
+            // line (not the tail of a long dump), and says `r` retries it.
+            let failed = cur.filter(|(_, s)| s.state == StepState::Failed);
+            match failed.and_then(|(_, s)| failure_window(m, &s.id).map(|f| (s, f))) {
+                Some((s, (first, err))) if h > 0 => {
+                    // Too little room for the context line: the error first.
+                    let first = if h < 5 { err } else { first };
+                    put(
+                        buf,
+                        &mut y,
+                        &Line::from(styled(
+                            fit(
+                                &strings::failed_output(&s.id, err - first_of(m, &s.id) + 1),
+                                w,
+                                g.ellipsis,
+                            ),
+                            t.style(Role::Bad),
+                        )),
+                    );
+                    let room = bottom.saturating_sub(y) as usize;
+                    let after = m.output.len() - first;
+                    let shown = if after > room {
+                        room.saturating_sub(1)
+                    } else {
+                        after
+                    };
+                    for (k, o) in m.output.iter().enumerate().skip(first).take(shown) {
+                        let role = if k == err {
+                            Role::Bad
+                        } else if o.stderr {
+                            Role::Warn
+                        } else {
+                            Role::Normal
+                        };
+                        put(
+                            buf,
+                            &mut y,
+                            &Line::from(styled(fit(&o.line, w, g.ellipsis), t.style(role))),
+                        );
+                    }
+                    if after > shown {
+                        put(
+                            buf,
+                            &mut y,
+                            &Line::from(styled(
+                                strings::output_more(after - shown),
+                                t.style(Role::Muted),
+                            )),
+                        );
+                    }
+                }
+                _ => {
+                    let skip = m.output.len().saturating_sub(h);
+                    for o in m.output.iter().skip(skip) {
+                        let role = if o.stderr { Role::Warn } else { Role::Normal };
+                        put(
+                            buf,
+                            &mut y,
+                            &Line::from(styled(fit(&o.line, w, g.ellipsis), t.style(role))),
+                        );
+                    }
+                }
             }
         }
     }
+}
+
+/// Whether an output line reads as an error.
+fn is_error_line(line: &str) -> bool {
+    let l = line.to_lowercase();
+    ["error", "fatal", "failed", "refused", "panic"]
+        .iter()
+        .any(|w| l.contains(w))
+}
+
+/// Index in `m.output` of step `id`'s first line.
+fn first_of(m: &Model, id: &str) -> usize {
+    m.output.iter().position(|o| o.step == id).unwrap_or(0)
+}
+
+/// Where the Output of a failed step starts: (first line shown, its first
+/// error line), one line of the step's context before the error. None
+/// when the step wrote no output.
+pub(crate) fn failure_window(m: &Model, id: &str) -> Option<(usize, usize)> {
+    let first = m.output.iter().position(|o| o.step == id)?;
+    let err = m
+        .output
+        .iter()
+        .enumerate()
+        .skip(first)
+        .find(|(_, o)| o.step == id && (o.stderr || is_error_line(&o.line)))
+        .map_or(first, |(k, _)| k);
+    let start = if err > first && m.output[err - 1].step == id {
+        err - 1
+    } else {
+        err
+    };
+    Some((start, err))
 }
 
 impl Widget for RunbookView<'_> {
@@ -416,6 +508,30 @@ impl Widget for RunbookView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tui::model::OutputLine;
+
+    #[test]
+    fn a_failed_step_window_starts_at_its_first_error_line() {
+        let mut m = Model::new(chrono::Utc::now());
+        let line = |step: &str, line: &str| OutputLine {
+            step: step.into(),
+            line: line.into(),
+            stderr: false,
+        };
+        m.output.extend([
+            line("verify", "error: an earlier step's error is not this one's"),
+            line("restore", "reading the dump"),
+            line("restore", "COPY 22"),
+            line("restore", "psql:x.sql:12: ERROR:  duplicate key value"),
+            line("restore", "CONTEXT: COPY User, line 3"),
+            line("restore", "ERROR: a later error"),
+        ]);
+        assert_eq!(failure_window(&m, "restore"), Some((2, 3)));
+        assert_eq!(failure_window(&m, "swap"), None);
+        // No error word: the step's first line.
+        m.output.truncate(3);
+        assert_eq!(failure_window(&m, "restore"), Some((1, 1)));
+    }
 
     fn text(lines: &[Line<'static>]) -> String {
         lines

@@ -162,6 +162,16 @@ impl Widget for ServicesView<'_> {
                 t.style(Role::Muted),
             ))));
         }
+        if let k @ 1.. = m.ui.sort[View::Services.index()] {
+            items.push(Item::text(Line::from(styled(
+                format!(
+                    "{} · {}",
+                    strings::SERVICES_LIST,
+                    strings::sorted_by(strings::SORT_SERVICES[k % strings::SORT_SERVICES.len()])
+                ),
+                t.style(Role::Title),
+            ))));
+        }
         let mut last_host = None;
         for (hi, si) in &rows {
             if last_host != Some(*hi) {

@@ -11,7 +11,7 @@ use ratatui::widgets::Widget;
 
 use super::{age, heading, hms, pad, rpad, styled, unix, width};
 use crate::journal::kinds;
-use crate::tui::model::{DbSeries, MISSING, Model, ZOOMS};
+use crate::tui::model::{DbSeries, MISSING, Model, View, ZOOMS};
 use crate::tui::rows;
 use crate::tui::strings;
 use crate::tui::theme::Role;
@@ -337,7 +337,15 @@ impl Widget for TimelineView<'_> {
         }
         let legend = Line::from(vec![
             styled(
-                format!("{} ({}) ", strings::TABLES, rows.len()),
+                match m.ui.sort[View::Timeline.index()] {
+                    0 => format!("{} ({}) ", strings::TABLES, rows.len()),
+                    k => format!(
+                        "{} ({}) · {} ",
+                        strings::TABLES,
+                        rows.len(),
+                        strings::sorted_by(strings::SORT_TABLES[k % strings::SORT_TABLES.len()])
+                    ),
+                },
                 t.style(Role::Title),
             ),
             styled(
