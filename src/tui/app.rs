@@ -45,6 +45,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<UiCommand> {
                 Overlay::Help { scroll }
                 | Overlay::Details { scroll, .. }
                 | Overlay::Backups { scroll }
+                | Overlay::Migrations { scroll }
                 | Overlay::Plan { scroll, .. } => {
                     *scroll = scroll.saturating_add_signed(step);
                 }
@@ -342,6 +343,7 @@ fn action(m: &mut Model, a: Action) -> Vec<UiCommand> {
         Action::PanLeft | Action::PanRight => pan(m, a == Action::PanRight),
         Action::Abort => return ask_abort(m),
         Action::Retry => return ask_retry(m),
+        Action::Migrations => return open_migrations(m),
         Action::Pause => {
             if m.held.is_some() {
                 let n = resume(m);
@@ -435,6 +437,21 @@ fn ask_abort(m: &mut Model) -> Vec<UiCommand> {
         say(m, strings::NOTHING_TO_ABORT, true);
     }
     Vec::new()
+}
+
+/// The migration history popup of the selected database; on a database
+/// row of the Overview, of that database (selected first).
+fn open_migrations(m: &mut Model) -> Vec<UiCommand> {
+    let mut cmds = Vec::new();
+    if m.ui.view == View::Overview {
+        let cur = m.ui.cursor[View::Overview.index()];
+        if let Some(OvRow::Db(i)) = rows::overview(m).get(cur).copied() {
+            let name = m.databases[i].name.clone();
+            cmds = select_db(m, &name);
+        }
+    }
+    m.ui.overlay = Overlay::Migrations { scroll: 0 };
+    cmds
 }
 
 fn select_db(m: &mut Model, name: &str) -> Vec<UiCommand> {
@@ -625,6 +642,14 @@ pub fn run_command(m: &mut Model, line: &str) -> Vec<UiCommand> {
             m.ui.overlay = Overlay::Backups { scroll: 0 };
             Vec::new()
         }
+        "migrations" | "mig" if rest.is_empty() => open_migrations(m),
+        "migrations" | "mig" => {
+            let cmds = select_db(m, rest);
+            if m.ui.selected_db.as_deref() == Some(rest) {
+                m.ui.overlay = Overlay::Migrations { scroll: 0 };
+            }
+            cmds
+        }
         "db" if rest.is_empty() => {
             say(m, strings::DB_REQUIRED, true);
             Vec::new()
@@ -707,6 +732,7 @@ fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
         Overlay::Help { scroll }
         | Overlay::Details { scroll, .. }
         | Overlay::Backups { scroll }
+        | Overlay::Migrations { scroll }
             if matches!(
                 action,
                 Some(Action::Down | Action::Up | Action::PageDown | Action::PageUp | Action::Top)
@@ -723,23 +749,31 @@ fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
             m.ui.overlay = match overlay {
                 Overlay::Details { target, .. } => Overlay::Details { target, scroll: s },
                 Overlay::Backups { .. } => Overlay::Backups { scroll: s },
+                Overlay::Migrations { .. } => Overlay::Migrations { scroll: s },
                 _ => Overlay::Help { scroll: s },
             };
         }
-        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Backups { .. }
+        Overlay::Help { .. }
+        | Overlay::Details { .. }
+        | Overlay::Backups { .. }
+        | Overlay::Migrations { .. }
             if k.code == KeyCode::Esc
                 || matches!(
                     action,
                     Some(Action::Back | Action::Help | Action::Quit | Action::Open)
                 ) => {}
-        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Backups { .. }
+        Overlay::Help { .. }
+        | Overlay::Details { .. }
+        | Overlay::Backups { .. }
+        | Overlay::Migrations { .. }
             if action == Some(Action::ForceQuit) =>
         {
             return ask_quit(m);
         }
-        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Backups { .. } => {
-            m.ui.overlay = overlay
-        }
+        Overlay::Help { .. }
+        | Overlay::Details { .. }
+        | Overlay::Backups { .. }
+        | Overlay::Migrations { .. } => m.ui.overlay = overlay,
         Overlay::Quit => match k.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => return quit(m),
             _ if is_ctrl(&k, 'c') => return quit(m),

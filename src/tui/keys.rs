@@ -46,6 +46,7 @@ pub enum Action {
     Abort,
     Retry,
     Pause,
+    Migrations,
 }
 
 /// Where an action works.
@@ -71,7 +72,7 @@ impl Scope {
 
 impl Action {
     /// Every action, in help order.
-    pub const ALL: [Action; 30] = [
+    pub const ALL: [Action; 31] = [
         Action::Help,
         Action::Command,
         Action::Filter,
@@ -102,6 +103,7 @@ impl Action {
         Action::Abort,
         Action::Retry,
         Action::Pause,
+        Action::Migrations,
     ];
 
     /// The name used in the key map file.
@@ -137,6 +139,7 @@ impl Action {
             Action::Abort => "abort",
             Action::Retry => "retry",
             Action::Pause => "pause",
+            Action::Migrations => "migrations",
         }
     }
 
@@ -182,6 +185,7 @@ impl Action {
             Action::Abort => &["X"],
             Action::Retry => &["r"],
             Action::Pause => &["p"],
+            Action::Migrations => &["m"],
         }
     }
 }

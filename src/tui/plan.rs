@@ -103,7 +103,26 @@ pub fn suggest(m: &Model) -> Option<Suggestion> {
     {
         return Some(s);
     }
-    // 2. Jobs that restore one database over another.
+    // 2. A migration history applied again (names written long before).
+    for d in &m.databases {
+        for mg in &d.migrations {
+            if let Some(run) = mg
+                .history
+                .as_ref()
+                .and_then(|h| h.runs.iter().find(|r| r.reapplied))
+                && let Some(s) = pick(
+                    "migration-reset",
+                    format!(
+                        "'{}' of '{}': {} migrations re-applied at once",
+                        mg.table, d.name, run.count
+                    ),
+                )
+            {
+                return Some(s);
+            }
+        }
+    }
+    // 3. Jobs that restore one database over another.
     let mut sync = 0;
     let mut hosts = BTreeSet::new();
     let mut example = None;
@@ -133,7 +152,7 @@ pub fn suggest(m: &Model) -> Option<Suggestion> {
     {
         return Some(s);
     }
-    // 3. A job that resets the schema (migrations re-applied).
+    // 4. A job that resets the schema (migrations re-applied).
     if let Some((host, svc)) = reset
         && let Some(s) = pick(
             "migration-reset",
@@ -142,7 +161,7 @@ pub fn suggest(m: &Model) -> Option<Suggestion> {
     {
         return Some(s);
     }
-    // 4. Exactly one table lost its rows or was re-created.
+    // 5. Exactly one table lost its rows or was re-created.
     let damaged: BTreeSet<(&str, &str)> = m
         .alerts
         .iter()
@@ -268,6 +287,18 @@ mod tests {
         let mut m = model(&ALL);
         with_hazards(&mut m, &["schema-reset"]);
         assert_eq!(suggest(&m).unwrap().runbook, "migration-reset");
+
+        // A history re-applied at once wins over sync-loop hazards beside it.
+        let mut m = model(&ALL);
+        with_hazards(&mut m, &["dump-clean-restore"]);
+        crate::tui::demo::migration_history(&mut m);
+        let s = suggest(&m).unwrap();
+        assert_eq!(s.runbook, "migration-reset");
+        assert!(
+            s.reason.contains("22 migrations re-applied at once"),
+            "{}",
+            s.reason
+        );
 
         let mut m = model(&ALL);
         alert(&mut m, "main", "User");

@@ -581,6 +581,7 @@ pub fn action_label(a: Action) -> &'static str {
         Action::Abort => "abort",
         Action::Retry => "retry step",
         Action::Pause => "pause",
+        Action::Migrations => "migrations",
     }
 }
 
@@ -622,16 +623,44 @@ pub fn action_help(a: Action) -> &'static str {
         Action::Pause => {
             "pause the screen's numbers to read them (p again resumes; confirmations and the journal still arrive)"
         }
+        Action::Migrations => {
+            "migration history of the selected database (on a database row of the Overview: that one); runs applied at once flagged"
+        }
     }
 }
 
 pub const HELP_TITLE: &str = "Help";
+
+// Migration history popup.
+pub fn migrations_title(db: &str) -> String {
+    format!("Migrations of '{db}'")
+}
+pub const NO_MIGRATION_TABLE: &str = "No migration table (Prisma, Flyway, Alembic, Rails, Django, diesel, sqlx) found in this database.";
+pub const MIGRATIONS_NOT_READ: &str =
+    "The migration tables have not been read yet (read every 10 s while the database answers).";
+pub const NO_DB_SELECTED: &str = "No database selected: :db NAME first.";
+pub fn migrations_head(tool: &str, table: &str, total: i64, shown: usize) -> String {
+    if (shown as i64) < total {
+        format!("{tool}: '{table}', {total} migration(s) applied, the newest {shown} shown")
+    } else {
+        format!("{tool}: '{table}', {total} migration(s) applied")
+    }
+}
+pub fn migration_run(reapplied: bool, why: &str) -> String {
+    if reapplied {
+        format!("RE-APPLIED: {why}")
+    } else {
+        format!("APPLIED AT ONCE: {why}")
+    }
+}
+pub const IN_RUN: &str = "in the run";
+pub const NO_TIME: &str = "(no time kept)";
 pub const HELP_SECTION_ALL: &str = "Everywhere";
 pub const HELP_SECTION_TIMELINE: &str = "Timeline";
 pub const HELP_SECTION_RUNBOOK: &str = "Runbook";
 pub const HELP_SECTION_COMMANDS: &str = "Command line (:)";
 pub const HELP_SECTION_SYMBOLS: &str = "Symbols";
-pub const HELP_COMMANDS: [(&str, &str); 11] = [
+pub const HELP_COMMANDS: [(&str, &str); 12] = [
     (
         ":runbook NAME",
         "start a runbook (:runbook alone shows the Runbook view)",
@@ -645,6 +674,10 @@ pub const HELP_COMMANDS: [(&str, &str); 11] = [
         "the backup candidates of the last pick, with times, labels, losses, reasons",
     ),
     (":db NAME", "view and act on this database"),
+    (
+        ":migrations [NAME]",
+        "the migration history of the selected (or named) database, runs applied at once flagged",
+    ),
     (":export md|json|html", "export the post-incident timeline"),
     (":note TEXT", "add a note to the journal"),
     (":abort", "abort the running runbook"),

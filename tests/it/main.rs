@@ -30,6 +30,7 @@ mod lab_scenarios;
 mod late_arrival;
 mod leaks;
 mod merge_tables;
+mod migration_history;
 mod note_cli;
 mod pitr;
 mod probe_discovery;

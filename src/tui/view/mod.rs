@@ -7,6 +7,7 @@ mod changes;
 mod header;
 mod hold;
 mod journal;
+mod migrations;
 mod overview;
 mod plan;
 mod popup;
@@ -86,6 +87,7 @@ impl Widget for Console<'_> {
 
             Overlay::Plan { runbook, scroll } => plan::popup(m, runbook, *scroll, area, buf),
             Overlay::Backups { scroll } => backups::popup(m, *scroll, area, buf),
+            Overlay::Migrations { scroll } => migrations::popup(m, *scroll, area, buf),
         }
     }
 }
