@@ -229,8 +229,9 @@ async fn watch_database(
                     TimelineEvent::Sampled(r) => {
                         let s = r.sample.clone();
                         let total: i64 = s.tables.iter().map(|t| t.rows.max(0)).sum();
-                        // A round's alerts come just before its sample.
-                        if total > high {
+                        // A round's alerts come just before its sample; rows
+                        // back at their height (a restore) end "rows dropped".
+                        if total >= high {
                             high = total;
                             alerted = round_alert;
                         } else {

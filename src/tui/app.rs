@@ -33,6 +33,11 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<UiCommand> {
             } else {
                 m.apply(*ev);
             }
+            // Evidence that arrives while the list is open moves the cursor
+            // to the suggestion too (until the operator moves it).
+            if m.ui.view == View::Runbook {
+                cursor_on_suggestion(m);
+            }
             Vec::new()
         }
         Msg::Resize(w, h) => {
@@ -1500,6 +1505,32 @@ mod tests {
             command(&mut m, "plan"),
             vec![UiCommand::PreviewRunbook("table-wiped".into())]
         );
+    }
+
+    #[test]
+    fn a_suggestion_that_arrives_while_the_runbook_list_is_open_takes_the_cursor() {
+        let mut m = model();
+        m.apply(UiEvent::RunbookUpdate(None));
+        let target = m.runbooks.len() - 1;
+        m.runbooks[target].name = "table-wiped".into();
+        m.alerts.retain(|a| !a.table.is_empty());
+        m.alerts.truncate(1);
+        let alerts = std::mem::take(&mut m.alerts);
+        update(&mut m, key('4'));
+        assert_eq!(rows::cursor(&m, View::Runbook), 0);
+        // The alert comes in (the lab's wrong-database: a second after the
+        // console opened); the next event puts the cursor on the suggestion.
+        m.alerts = alerts;
+        let db = m.databases[0].clone();
+        update(
+            &mut m,
+            Msg::Ui(Box::new(UiEvent::DatabaseUpdate(db.clone()))),
+        );
+        assert_eq!(rows::cursor(&m, View::Runbook), target);
+        // Moved by the operator: left alone.
+        update(&mut m, key('g'));
+        update(&mut m, Msg::Ui(Box::new(UiEvent::DatabaseUpdate(db))));
+        assert_eq!(rows::cursor(&m, View::Runbook), 0);
     }
 
     #[test]

@@ -81,8 +81,8 @@ const SCHEMA_RESET: &str = "schema-reset";
 
 /// The runbook the evidence suggests, among the runbooks the console knows,
 /// in the order an on-call operator would act: a missing database first,
-/// then a sync loop still able to wipe again, then a schema reset, then a
-/// single table wiped. None when nothing on screen points anywhere.
+/// then a sync loop still able to wipe again, then a migration history
+/// re-applied, then a schema reset, then a single table wiped. None when nothing on screen points anywhere.
 pub fn suggest(m: &Model) -> Option<Suggestion> {
     let known = |name: &str| m.runbooks.iter().any(|r| r.name == name);
     let pick = |runbook: &str, reason: String| {
@@ -103,26 +103,7 @@ pub fn suggest(m: &Model) -> Option<Suggestion> {
     {
         return Some(s);
     }
-    // 2. A migration history applied again (names written long before).
-    for d in &m.databases {
-        for mg in &d.migrations {
-            if let Some(run) = mg
-                .history
-                .as_ref()
-                .and_then(|h| h.runs.iter().find(|r| r.reapplied))
-                && let Some(s) = pick(
-                    "migration-reset",
-                    format!(
-                        "'{}' of '{}': {} migrations re-applied at once",
-                        mg.table, d.name, run.count
-                    ),
-                )
-            {
-                return Some(s);
-            }
-        }
-    }
-    // 3. Jobs that restore one database over another.
+    // 2. Jobs that restore one database over another.
     let mut sync = 0;
     let mut hosts = BTreeSet::new();
     let mut example = None;
@@ -151,6 +132,25 @@ pub fn suggest(m: &Model) -> Option<Suggestion> {
         )
     {
         return Some(s);
+    }
+    // 3. A migration history applied again (names written long before).
+    for d in &m.databases {
+        for mg in &d.migrations {
+            if let Some(run) = mg
+                .history
+                .as_ref()
+                .and_then(|h| h.runs.iter().find(|r| r.reapplied))
+                && let Some(s) = pick(
+                    "migration-reset",
+                    format!(
+                        "'{}' of '{}': {} migrations re-applied at once",
+                        mg.table, d.name, run.count
+                    ),
+                )
+            {
+                return Some(s);
+            }
+        }
     }
     // 4. A job that resets the schema (migrations re-applied).
     if let Some((host, svc)) = reset
@@ -288,10 +288,12 @@ mod tests {
         with_hazards(&mut m, &["schema-reset"]);
         assert_eq!(suggest(&m).unwrap().runbook, "migration-reset");
 
-        // A history re-applied at once wins over sync-loop hazards beside it.
+        // A history re-applied at once: migration-reset, with its reason;
+        // but a sync loop beside it comes first (a sync copies a freshly
+        // migrated database over the live one: rogue-sync lab).
         let mut m = model(&ALL);
-        with_hazards(&mut m, &["dump-clean-restore"]);
         crate::tui::demo::migration_history(&mut m);
+        with_hazards(&mut m, &["schema-reset"]);
         let s = suggest(&m).unwrap();
         assert_eq!(s.runbook, "migration-reset");
         assert!(
@@ -299,6 +301,8 @@ mod tests {
             "{}",
             s.reason
         );
+        with_hazards(&mut m, &["dump-clean-restore"]);
+        assert_eq!(suggest(&m).unwrap().runbook, "rogue-sync-wipe");
 
         let mut m = model(&ALL);
         alert(&mut m, "main", "User");

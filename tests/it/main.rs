@@ -14,6 +14,7 @@ mod cli_docs;
 mod cli_fixes;
 mod cli_output;
 mod console_tmux;
+mod console_walk;
 mod db_connect;
 mod engine_driver;
 mod export_fixture;

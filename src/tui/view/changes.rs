@@ -1,6 +1,6 @@
 //! What a destructive step will change, inside its typed confirmation: the
 //! rows a swap would discard (live vs restored, measured by the engine
-//! before it asks) first, then the exact commands. Draws from `&Model`
+//! before it asks) or a merge would insert first, then the exact commands. Draws from `&Model`
 //! data only; lines wrap, and a cut is said in words, never silent.
 
 use ratatui::text::Line;
@@ -19,8 +19,15 @@ fn role_of(line: &str) -> Option<Role> {
     let l = line.trim_start();
     if line.starts_with("THE SWAP WOULD DISCARD")
         || (line.starts_with("  ") && l.contains(" row(s) ("))
+        || (line.starts_with("  ")
+            && (l.contains(", to insert ")
+                || l.contains("REPLACED WHOLE")
+                || l.starts_with("FOREIGN KEY VIOLATION")))
     {
         Some(Role::Warn)
+    } else if line.starts_with("merge from '") {
+        // A merge's measured preview (actions::data::merge::preview_lines).
+        Some(Role::Info)
     } else if l.starts_with("the swap discards no row") || l.starts_with("no live database") {
         Some(Role::Ok)
     } else if l.starts_with("to keep them") || l.starts_with("could not count") {
@@ -133,6 +140,17 @@ mod tests {
         assert_eq!(c.len(), 7, "{c:?}");
         assert_eq!(c[1], "$ command 1");
         assert!(c[6].contains("4 more line(s)"), "{c:?}");
+        // A merge: what it inserts per table comes first, not behind the
+        // commands (the lab's wrong-database hid it as "6 more line(s)").
+        let mut merge: Vec<String> = (1..=5).map(|i| format!("command {i}")).collect();
+        merge.push("merge from 'shop__restore_x' into 'shop' (one transaction: all or nothing), in this order:".into());
+        merge.push("  public.User: live 0, restored 225, to insert 225, in conflict 0 (0 differ; live row wins), live-only 0 (kept)".into());
+        merge.push("    FOREIGN KEY VIOLATION expected: GameRequest_senderId_fkey".into());
+        let g = text(&change_lines(&m, &merge, 200, 40));
+        assert!(g[1].starts_with("merge from 'shop__restore_x'"), "{g:?}");
+        assert!(g[2].contains("to insert 225"), "{g:?}");
+        assert!(g[3].contains("FOREIGN KEY VIOLATION"), "{g:?}");
+        assert_eq!(g[4], strings::CONFIRM_COMMANDS_ELSEWHERE, "{g:?}");
         // No room, no block; nothing to show, no block.
         assert!(change_lines(&m, &swap_preview(), 200, 1).is_empty());
         assert!(change_lines(&m, &[], 200, 40).is_empty());
