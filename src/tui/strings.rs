@@ -324,6 +324,15 @@ pub fn plan_summary(steps: usize, destructive: usize, acting: usize, db: Option<
 pub const CONFIRM_CHANGES: &str = "What this will do:";
 pub const CONFIRM_COMMANDS_ELSEWHERE: &str =
     "the exact commands: Runbook view, 'Exactly what runs' (Esc puts this aside)";
+/// The restore's consequence in its typed confirmation: which backup, and
+/// what it loses.
+pub fn restores_backup(name: &str, taken: &str, rpo_s: Option<i64>) -> String {
+    let loss = match rpo_s {
+        Some(r) => loses(r),
+        None => "its loss is unknown (no incident time or backup time)".to_string(),
+    };
+    format!("RESTORES {name}, taken {taken}: {loss}")
+}
 pub fn confirm_more(n: usize) -> String {
     format!("... {n} more line(s): Esc puts this aside, the Runbook view shows them all")
 }

@@ -164,7 +164,13 @@ fn drive(w: &mut Walk, end: &str) -> Seen {
             w.keep(&format!("the typed confirmation of '{action}'"), &s);
             match action.as_str() {
                 "restore" => {
-                    seen.restore = Some(s.clone());
+                    // The backup and its loss come from the pick's journal
+                    // record (the tailer brings it within a second or so).
+                    let s = t.wait("the restore's backup and loss", |s| {
+                        s.contains("RESTORES ") && s.contains("Confirm destructive step")
+                    });
+                    w.keep("the restore confirmation with its backup and loss", &s);
+                    seen.restore = Some(s);
                     // Put it aside, read the backup panel, come back.
                     t.keys(&["Escape"]);
                     t.wait("the confirmation put aside", |s| {
@@ -251,8 +257,8 @@ fn common_end(w: &mut Walk, seen: &Seen, dir: &std::path::Path, db_after: &str) 
         .map(|c| c[1].to_string())
         .unwrap_or_else(|| panic!("{}: no chosen backup:\n{backups}", w.scenario));
     assert!(
-        restore.contains(&chosen),
-        "{}: the restore confirmation names {chosen}:\n{restore}",
+        restore.contains(&format!("RESTORES {chosen}, taken ")) && restore.contains(": loses "),
+        "{}: the restore confirmation names {chosen} and its loss:\n{restore}",
         w.scenario
     );
     assert!(backups.contains("loses "), "{backups}");
