@@ -240,32 +240,7 @@ pub async fn health(db: &DbHandle) -> HealthReport {
     }
 }
 
-/// Migration tools whose bookkeeping table lifeline reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MigrationTool {
-    Prisma,
-    Flyway,
-    Alembic,
-    Rails,
-    Django,
-    Diesel,
-    Sqlx,
-}
-
-impl MigrationTool {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MigrationTool::Prisma => "Prisma",
-            MigrationTool::Flyway => "Flyway",
-            MigrationTool::Alembic => "Alembic",
-            MigrationTool::Rails => "Rails",
-            MigrationTool::Django => "Django",
-            MigrationTool::Diesel => "diesel",
-            MigrationTool::Sqlx => "sqlx",
-        }
-    }
-}
+pub use crate::migrations::{MigrationState, MigrationTool};
 
 struct ToolDef {
     tool: MigrationTool,
@@ -337,28 +312,6 @@ const TOOLS: &[ToolDef] = &[
         traces: &[],
     },
 ];
-
-/// One tool's migration table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MigrationState {
-    pub tool: Option<MigrationTool>,
-    /// `schema.table` (or the bare name when absent).
-    pub table: String,
-    pub present: bool,
-    /// Rows in the table (applied migrations).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub count: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last: Option<String>,
-    /// Why this is dangerous, when it is (data but no migration history).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub flagged: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// The applied migrations with their times, runs applied at once flagged.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub history: Option<crate::migrations::History>,
-}
 
 const FIND_TABLES_SQL: &str = "\
 SELECT c.relname::text, n.nspname::text

@@ -819,8 +819,8 @@ pub async fn run(
 /// (the lab's migration-reset), one name carrying an escape sequence, and
 /// an Alembic table that keeps no times.
 pub fn migration_history(m: &mut Model) {
-    use crate::db::{MigrationState, MigrationTool};
     use crate::migrations::History;
+    use crate::migrations::{MigrationState, MigrationTool};
     let at = Utc.with_ymd_and_hms(2026, 12, 10, 12, 41, 7).single();
     let mut rows: Vec<(String, Option<DateTime<Utc>>)> = (0..22)
         .map(|i| {

@@ -95,7 +95,7 @@ pub struct DatabaseState {
     /// Databases on the same server whose names only look like this one.
     pub lookalikes: Vec<crate::lookalike::LookAlike>,
     /// Migration tables with their history (`m` shows them).
-    pub migrations: Vec<crate::db::MigrationState>,
+    pub migrations: Vec<crate::migrations::MigrationState>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

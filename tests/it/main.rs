@@ -17,6 +17,7 @@ mod console_tmux;
 mod console_walk;
 mod db_connect;
 mod engine_driver;
+mod export_failed_run;
 mod export_fixture;
 mod export_rogue_sync;
 mod harness;
