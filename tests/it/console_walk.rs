@@ -9,7 +9,8 @@
 //! then the end and the terminal restored. One lab per test, shared with
 //! nothing; holds shortened to 6 s (`support::quick_runbooks`).
 //! `LIFELINE_WALK_CAPTURES=DIR` keeps each walk's screens in
-//! `DIR/capture-walk-<scenario>.txt`.
+//! `DIR/capture-walk-<scenario>.txt` and its HTML export in
+//! `DIR/export-walk-<scenario>.html`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::support;
@@ -31,6 +32,8 @@ struct Walk {
     scenario: &'static str,
     t: Tmux,
     screens: std::cell::RefCell<Vec<(String, String)>>,
+    /// The test's directory (the drill's state is under `state/`).
+    dir: std::path::PathBuf,
 }
 
 impl Walk {
@@ -55,6 +58,7 @@ impl Walk {
             scenario,
             t,
             screens: Default::default(),
+            dir: dir.to_path_buf(),
         }
     }
 
@@ -75,8 +79,22 @@ impl Walk {
         for (what, s) in self.screens.borrow().iter() {
             out.push_str(&format!("\n===== {what} =====\n{s}"));
         }
-        let path = std::path::Path::new(&dir).join(format!("capture-walk-{}.txt", self.scenario));
-        std::fs::write(path, out).unwrap();
+        let dir = std::path::Path::new(&dir);
+        std::fs::write(dir.join(format!("capture-walk-{}.txt", self.scenario)), out).unwrap();
+        // The drill's HTML export, written after the run (the example
+        // screenshot of scripts/export-example-png is taken from it).
+        let state = self.dir.join("state");
+        let incident = std::fs::read_dir(state.join("incidents"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .next()
+            .unwrap();
+        let o = support::lifeline(&state)
+            .args(["export", &incident, "--format", "html", "--tz", "Z", "-o"])
+            .arg(dir.join(format!("export-walk-{}.html", self.scenario)))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", support::stderr(&o));
     }
 }
 
@@ -272,6 +290,10 @@ fn common_end(w: &mut Walk, seen: &Seen, dir: &std::path::Path, db_after: &str) 
         s.contains(db_after)
     });
     w.keep("the Overview after the run", &s);
+    if std::env::var_os("LIFELINE_WALK_CAPTURES").is_some() {
+        // The kept export shows the restored counts: two more sampling rounds.
+        std::thread::sleep(Duration::from_secs(12));
+    }
     w.t.keys(&["q"]);
     let s = w.t.assert_restored();
     assert!(s.contains("EXITED 0"), "{s}");
