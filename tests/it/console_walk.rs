@@ -302,6 +302,24 @@ fn common_end(w: &mut Walk, seen: &Seen, dir: &std::path::Path, db_after: &str) 
     w.save();
 }
 
+/// The drill's JSON export (after the console quit).
+fn export_json(dir: &std::path::Path) -> serde_json::Value {
+    let state = dir.join("state");
+    let incident = std::fs::read_dir(state.join("incidents"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .next()
+        .unwrap();
+    let out = dir.join("export.json");
+    let o = support::lifeline(&state)
+        .args(["export", &incident, "--format", "json", "--tz", "Z", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", support::stderr(&o));
+    serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
+}
+
 #[test]
 fn walk_rogue_sync() {
     let tmp = tempfile::tempdir().unwrap();
@@ -323,6 +341,19 @@ fn walk_rogue_sync() {
         "{swap}"
     );
     common_end(&mut w, &seen, tmp.path(), "✓ healthy");
+    // The export: tables the sync re-created keep the count sampled before
+    // the damage (the lab's round), not 0.
+    let v = export_json(tmp.path());
+    let user = v["row_counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "User")
+        .unwrap()
+        .clone();
+    assert_eq!(user["recreated"], true, "{user}");
+    assert!(user["before"].as_i64().unwrap_or(0) > 0, "{user}");
+    assert_eq!(user["lowest"], 0, "{user}");
 }
 
 #[test]
