@@ -19,6 +19,7 @@ pub mod journal;
 pub mod lab;
 pub mod logging;
 pub mod lookalike;
+pub mod migrations;
 pub mod output;
 pub mod pgbin;
 

@@ -196,10 +196,23 @@ async fn watch_database(
     // The server's database list is read by its own task, so a slow or
     // down server never delays this database's samples or its "no answer".
     let (ltx, mut lrx) = mpsc::channel(1);
+    let (mtx, mut mrx) = mpsc::channel(1);
+    let migrations_task = lister
+        .clone()
+        .map(|db| tokio::spawn(read_migrations(db, mtx)));
+    let _stop_migrations = AbortOnDrop(migrations_task);
     let lister_task = lister.map(|db| tokio::spawn(list_lookalikes(db, ltx)));
     let _stop_lister = AbortOnDrop(lister_task);
     loop {
         tokio::select! {
+            Some(found) = mrx.recv() => {
+                if found != state.migrations {
+                    state.migrations = found;
+                    if tx.send(UiEvent::DatabaseUpdate(state.clone())).await.is_err() {
+                        return;
+                    }
+                }
+            }
             Some(found) = lrx.recv() => {
                 if found != state.lookalikes {
                     state.lookalikes = found;
@@ -216,8 +229,9 @@ async fn watch_database(
                     TimelineEvent::Sampled(r) => {
                         let s = r.sample.clone();
                         let total: i64 = s.tables.iter().map(|t| t.rows.max(0)).sum();
-                        // A round's alerts come just before its sample.
-                        if total > high {
+                        // A round's alerts come just before its sample; rows
+                        // back at their height (a restore) end "rows dropped".
+                        if total >= high {
                             high = total;
                             alerted = round_alert;
                         } else {
@@ -276,6 +290,29 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         if let Some(h) = &self.0 {
             h.abort();
+        }
+    }
+}
+
+/// How often the console re-reads the migration tables of a database.
+const MIGRATIONS_EVERY: Duration = Duration::from_secs(10);
+
+/// Every `MIGRATIONS_EVERY`: the database's migration tables with their
+/// history, sent when read (a round without an answer sends nothing).
+async fn read_migrations(
+    db: crate::db::connect::DbHandle,
+    tx: mpsc::Sender<Vec<crate::db::MigrationState>>,
+) {
+    let mut every = tokio::time::interval(MIGRATIONS_EVERY);
+    loop {
+        every.tick().await;
+        let read =
+            tokio::time::timeout(Duration::from_secs(5), crate::db::identity::migrations(&db))
+                .await;
+        if let Ok(Ok(found)) = read
+            && tx.send(found).await.is_err()
+        {
+            return;
         }
     }
 }

@@ -393,6 +393,15 @@ pub async fn run(
         model.ui.zoom = 0;
     }
     for e in args.before.iter().cloned() {
+        // The lab's count from before the damage is a round of this
+        // incident's samples too (a fresh incident only): the export's
+        // "before" counts come from it, as the Timeline's do.
+        if let UiEvent::Sample(s) = &e
+            && std::fs::metadata(&inc.samples_path).map_or(true, |m| m.len() == 0)
+            && let Err(err) = crate::samples::append(&inc.samples_path, s)
+        {
+            tracing::warn!("the lab's count before the damage was not kept: {err}");
+        }
         model.apply(e);
     }
     model.ui.selected_table = args.select_table.clone();

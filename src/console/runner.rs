@@ -333,8 +333,9 @@ pub async fn serve(
                 }
                 let waiting = r.pending.borrow().is_some();
                 if waiting {
-                    // Unanswered: the engine stops the step, journaled, and ends.
-                    let _ = r.answers.send(Answer::Typed(None)).await;
+                    // Unanswered: the engine fails the step as aborted
+                    // (journaled, class `aborted`) and ends.
+                    let _ = r.answers.send(Answer::Abort).await;
                     let _ = tx.send(UiEvent::Confirm(None)).await;
                     running = Some(r);
                 } else {

@@ -223,6 +223,7 @@ pub async fn health(db: &DbHandle) -> HealthReport {
             last: None,
             flagged: None,
             error: Some(e.to_string()),
+            history: None,
         }]
     });
     HealthReport {
@@ -239,18 +240,7 @@ pub async fn health(db: &DbHandle) -> HealthReport {
     }
 }
 
-/// Migration tools whose bookkeeping table lifeline reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MigrationTool {
-    Prisma,
-    Flyway,
-    Alembic,
-    Rails,
-    Django,
-    Diesel,
-    Sqlx,
-}
+pub use crate::migrations::{MigrationState, MigrationTool};
 
 struct ToolDef {
     tool: MigrationTool,
@@ -258,6 +248,8 @@ struct ToolDef {
     /// SQL expression (over the table) naming one migration, and the order giving the last.
     last_expr: &'static str,
     order: &'static str,
+    /// SQL expression for when a migration was applied (None: the tool keeps no time).
+    at_expr: Option<&'static str>,
     /// Other tables this tool creates: their presence without the migration table is a trace.
     traces: &'static [&'static str],
 }
@@ -268,6 +260,7 @@ const TOOLS: &[ToolDef] = &[
         table: "_prisma_migrations",
         last_expr: "migration_name::text",
         order: "started_at DESC NULLS LAST, migration_name DESC",
+        at_expr: Some("coalesce(finished_at, started_at)"),
         traces: &[],
     },
     ToolDef {
@@ -275,6 +268,7 @@ const TOOLS: &[ToolDef] = &[
         table: "flyway_schema_history",
         last_expr: "coalesce(version::text || ' ', '') || description::text",
         order: "installed_rank DESC",
+        at_expr: Some("installed_on"),
         traces: &[],
     },
     ToolDef {
@@ -282,6 +276,7 @@ const TOOLS: &[ToolDef] = &[
         table: "alembic_version",
         last_expr: "version_num::text",
         order: "version_num DESC",
+        at_expr: None,
         traces: &[],
     },
     ToolDef {
@@ -289,6 +284,7 @@ const TOOLS: &[ToolDef] = &[
         table: "schema_migrations",
         last_expr: "version::text",
         order: "version::text DESC",
+        at_expr: None,
         traces: &["ar_internal_metadata"],
     },
     ToolDef {
@@ -296,6 +292,7 @@ const TOOLS: &[ToolDef] = &[
         table: "django_migrations",
         last_expr: "app::text || '.' || name::text",
         order: "applied DESC, id DESC",
+        at_expr: Some("applied"),
         traces: &["django_content_type", "auth_permission", "django_session"],
     },
     ToolDef {
@@ -303,6 +300,7 @@ const TOOLS: &[ToolDef] = &[
         table: "__diesel_schema_migrations",
         last_expr: "version::text",
         order: "version DESC",
+        at_expr: Some("run_on"),
         traces: &[],
     },
     ToolDef {
@@ -310,28 +308,10 @@ const TOOLS: &[ToolDef] = &[
         table: "_sqlx_migrations",
         last_expr: "version::text || ' ' || description::text",
         order: "version DESC",
+        at_expr: Some("installed_on"),
         traces: &[],
     },
 ];
-
-/// One tool's migration table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MigrationState {
-    pub tool: Option<MigrationTool>,
-    /// `schema.table` (or the bare name when absent).
-    pub table: String,
-    pub present: bool,
-    /// Rows in the table (applied migrations).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub count: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last: Option<String>,
-    /// Why this is dangerous, when it is (data but no migration history).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub flagged: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
 
 const FIND_TABLES_SQL: &str = "\
 SELECT c.relname::text, n.nspname::text
@@ -376,6 +356,7 @@ pub async fn migrations(db: &DbHandle) -> Result<Vec<MigrationState>, DbError> {
                     last: None,
                     flagged: None,
                     error: None,
+                    history: None,
                 };
                 match db.query("read migration table", &sql, &[]).await {
                     Ok(rows) => {
@@ -385,6 +366,12 @@ pub async fn migrations(db: &DbHandle) -> Result<Vec<MigrationState>, DbError> {
                         }
                     }
                     Err(e) => st.error = Some(e.to_string()),
+                }
+                if st.error.is_none() {
+                    match history(db, t, &q, st.count.unwrap_or(0)).await {
+                        Ok(h) => st.history = Some(h),
+                        Err(e) => st.error = Some(e.to_string()),
+                    }
                 }
                 if st.count == Some(0) {
                     suspicious.push((out.len(), format!(
@@ -416,6 +403,7 @@ pub async fn migrations(db: &DbHandle) -> Result<Vec<MigrationState>, DbError> {
                         last: None,
                         flagged: None,
                         error: None,
+                        history: None,
                     });
                 }
             }
@@ -432,6 +420,41 @@ pub async fn migrations(db: &DbHandle) -> Result<Vec<MigrationState>, DbError> {
         }
     }
     Ok(out)
+}
+
+/// The newest `MAX_ROWS` migrations of one tool's table `q` (quoted),
+/// names cut in SQL (a hostile name never crosses the wire whole) and
+/// made visible in `History::from_rows`.
+async fn history(
+    db: &DbHandle,
+    t: &ToolDef,
+    q: &str,
+    total: i64,
+) -> Result<crate::migrations::History, DbError> {
+    let at = t.at_expr.unwrap_or("NULL");
+    let sql = format!(
+        "SELECT left(({})::text, {}), ({at})::timestamptz FROM {q} ORDER BY {} LIMIT {}",
+        t.last_expr,
+        crate::migrations::MAX_NAME + 1,
+        t.order,
+        crate::migrations::MAX_ROWS
+    );
+    let rows = db.query("read migration history", &sql, &[]).await?;
+    let newest_first = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, Option<String>>(0).unwrap_or_default(),
+                r.get::<_, Option<chrono::DateTime<chrono::Utc>>>(1),
+            )
+        })
+        .collect();
+    Ok(crate::migrations::History::from_rows(
+        t.tool.as_str(),
+        t.at_expr.is_some(),
+        total,
+        newest_first,
+    ))
 }
 
 const DATA_CANDIDATES_SQL: &str = "\

@@ -36,6 +36,8 @@ pub enum ErrorClass {
     RefusedByCheck,
     /// The step was not confirmed by the operator.
     NotConfirmed,
+    /// The operator aborted the run while the step waited for them.
+    Aborted,
     /// The runbook or its answers do not resolve to a step that can run.
     BadInput,
     Io,
@@ -57,6 +59,7 @@ impl ErrorClass {
             ErrorClass::Busy => "busy",
             ErrorClass::RefusedByCheck => "refused-by-check",
             ErrorClass::NotConfirmed => "not-confirmed",
+            ErrorClass::Aborted => "aborted",
             ErrorClass::BadInput => "bad-input",
             ErrorClass::Io => "io",
             ErrorClass::NotWired => "not-wired",

@@ -81,6 +81,11 @@ pub trait Operator: Send {
         &mut self,
         q: &InterruptedRequest,
     ) -> impl Future<Output = Option<Decision>> + Send;
+    /// Whether the last unanswered question was an abort by the operator
+    /// (asked once after a None; an operator that cannot abort says no).
+    fn take_abort(&mut self) -> bool {
+        false
+    }
 }
 
 /// An answer sent to a `ChannelOperator`.
@@ -91,22 +96,30 @@ pub enum Answer {
     Decision(Option<Decision>),
     /// Another backup for the restore waiting for its confirmation.
     Choose(BackupChoice),
+    /// The operator aborts the run instead of answering (journaled as
+    /// `aborted`, not as "not confirmed").
+    Abort,
 }
 
 /// An operator answering over a channel (the TUI sends `Answer`s after it
 /// sees `EngineEvent::Question`). A closed channel answers None.
 pub struct ChannelOperator {
     rx: mpsc::Receiver<Answer>,
+    aborted: bool,
 }
 
 impl ChannelOperator {
     pub fn new() -> (mpsc::Sender<Answer>, ChannelOperator) {
         let (tx, rx) = mpsc::channel(8);
-        (tx, ChannelOperator { rx })
+        (tx, ChannelOperator { rx, aborted: false })
     }
     async fn typed(&mut self) -> Option<String> {
         match self.rx.recv().await {
             Some(Answer::Typed(t)) => t,
+            Some(Answer::Abort) => {
+                self.aborted = true;
+                None
+            }
             _ => None,
         }
     }
@@ -117,6 +130,10 @@ impl Operator for ChannelOperator {
         match self.rx.recv().await {
             Some(Answer::Typed(t)) => Reply::Typed(t),
             Some(Answer::Choose(c)) => Reply::Choose(c),
+            Some(Answer::Abort) => {
+                self.aborted = true;
+                Reply::Typed(None)
+            }
             _ => Reply::Typed(None),
         }
     }
@@ -131,6 +148,9 @@ impl Operator for ChannelOperator {
             Some(Answer::Decision(d)) => d,
             _ => None,
         }
+    }
+    fn take_abort(&mut self) -> bool {
+        std::mem::take(&mut self.aborted)
     }
 }
 
@@ -264,19 +284,32 @@ impl<A: Actions, R: Recorder, O: Operator> Engine<A, R, O> {
                     };
                     let input = match &q {
                         Question::Confirm(c) => match self.operator.confirm(c).await {
-                            Reply::Typed(typed) => Input::Confirmation {
-                                step: c.index,
-                                typed,
-                            },
+                            Reply::Typed(typed) => {
+                                if typed.is_none() && self.operator.take_abort() {
+                                    Input::Aborted { step: c.index }
+                                } else {
+                                    Input::Confirmation {
+                                        step: c.index,
+                                        typed,
+                                    }
+                                }
+                            }
                             Reply::Choose(choice) => Input::Choose {
                                 step: c.index,
                                 choice,
                             },
                         },
-                        Question::Override(o) => Input::Override {
-                            step: o.index,
-                            typed: self.operator.override_snapshot(o).await,
-                        },
+                        Question::Override(o) => {
+                            let typed = self.operator.override_snapshot(o).await;
+                            if typed.is_none() && self.operator.take_abort() {
+                                Input::Aborted { step: o.index }
+                            } else {
+                                Input::Override {
+                                    step: o.index,
+                                    typed,
+                                }
+                            }
+                        }
                         Question::Interrupted(r) => Input::Interrupted {
                             step: r.index,
                             decision: self.operator.interrupted(r).await,

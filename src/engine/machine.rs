@@ -131,6 +131,11 @@ pub enum Input {
         /// when the effect asked for it.
         preview: Result<Vec<String>, String>,
     },
+    /// The operator aborted the run instead of answering the question of
+    /// `step` (a confirmation or an override): the step fails as aborted.
+    Aborted {
+        step: usize,
+    },
     /// What the operator typed (None: no answer).
     Confirmation {
         step: usize,
@@ -177,6 +182,7 @@ impl StepFailure {
         match phase {
             "guard" | "identity" => ErrorClass::RefusedByCheck,
             "confirm" => ErrorClass::NotConfirmed,
+            "abort" => ErrorClass::Aborted,
             "resolve" | "preview" | "choose" => ErrorClass::BadInput,
             _ => ErrorClass::Failed,
         }
@@ -312,6 +318,24 @@ pub fn apply(state: &State, input: Input) -> (State, Vec<Effect>) {
             s.clock = s.clock.max(at);
             if s.current == Some(step) {
                 s.on_identity(step, result, preview, &mut fx);
+            }
+        }
+        Input::Aborted { step } => {
+            if s.current == Some(step)
+                && matches!(
+                    s.steps[step].status,
+                    StepStatus::AwaitingConfirmation | StepStatus::AwaitingOverride
+                )
+            {
+                s.fail(
+                    step,
+                    "abort",
+                    "aborted by the operator before confirming; nothing was done".into(),
+                    json!({ "aborted": true }),
+                    None,
+                    false,
+                    &mut fx,
+                );
             }
         }
         Input::Confirmation { step, typed } => {

@@ -128,6 +128,8 @@ struct Sim {
     live_preview: Result<Vec<String>, String>,
     respond: Respond,
     ran: Vec<String>,
+    /// The operator aborts at this step's question instead of answering.
+    abort_at: Option<String>,
 }
 
 impl Sim {
@@ -145,6 +147,7 @@ impl Sim {
             live_preview: Ok(Vec::new()),
             respond: Box::new(default_respond),
             ran: Vec::new(),
+            abort_at: None,
         }
     }
 
@@ -191,6 +194,9 @@ impl Sim {
                         step: c.index,
                         choice: self.choices.remove(&c.step).unwrap(),
                     },
+                    Question::Confirm(c) if self.abort_at.as_deref() == Some(c.step.as_str()) => {
+                        Input::Aborted { step: c.index }
+                    }
                     Question::Confirm(c) => Input::Confirmation {
                         step: c.index,
                         typed: self.typed.get(&c.step).cloned(),
@@ -490,6 +496,31 @@ fn typed_confirmation(#[case] typed: Option<&str>, #[case] ok: bool, #[case] why
         assert_eq!(last.data["phase"], "confirm");
         assert!(!sim.kinds().contains(&"step-started swap".to_string()));
     }
+}
+
+#[test]
+fn an_abort_at_a_confirmation_is_journaled_as_aborted_not_as_not_confirmed() {
+    let mut sim = Sim::new();
+    sim.abort_at = Some("swap".into());
+    let (s, exit) = sim.run(fresh(RB));
+    assert_eq!(exit.code(), 1);
+    assert!(
+        exit.message().contains("aborted by the operator"),
+        "{}",
+        exit.message()
+    );
+    assert!(
+        !exit.message().contains("not confirmed"),
+        "{}",
+        exit.message()
+    );
+    assert_eq!(s.steps[5].status, StepStatus::Failed);
+    assert!(!sim.ran.contains(&"swap".to_string()));
+    let last = sim.journal.last().unwrap();
+    assert_eq!(last.kind, "step-failed");
+    assert_eq!(last.data["phase"], "abort");
+    assert_eq!(last.data["class"], "aborted");
+    assert_eq!(last.data["aborted"], true);
 }
 
 #[test]

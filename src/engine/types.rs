@@ -1255,13 +1255,13 @@ impl From<PickOutcome> for StepOutcome {
     fn from(o: PickOutcome) -> Self {
         StepOutcome::ok(
             format!(
-                "picked {} (taken {}, loses {} s of changes){}{}",
+                "picked {} (taken {}, loses {} of changes){}{}",
                 o.chosen.name,
                 o.chosen
                     .taken_at
                     .map(|t| t.to_rfc3339())
                     .unwrap_or_else(|| "?".into()),
-                o.rpo_s,
+                crate::export::time::human_secs(o.rpo_s),
                 o.window
                     .as_ref()
                     .map(|w| format!("; {}", w.describe()))
@@ -1275,6 +1275,8 @@ impl From<PickOutcome> for StepOutcome {
                 "backup": to_value(&o.picked),
                 "incident_at": o.incident_at,
                 "rpo_s": o.rpo_s,
+                // The same loss in the one human unit the export uses.
+                "rpo": crate::export::time::human_secs(o.rpo_s),
                 "candidates": to_value(&o.candidates),
                 "baseline": o.baseline,
                 "baseline_source": o.baseline_source,

@@ -226,7 +226,12 @@ pub fn build(inc: &Incident, ctx: &Context<'_>) -> Report {
     let timeline = timeline(&inc.records, &steps, ctx.zone);
     let row_counts = series
         .into_iter()
-        .map(|s| s.finish(damage.as_ref().map(|d| d.at)))
+        .map(|s| {
+            s.finish(
+                damage.as_ref().map(|d| d.at),
+                damage.as_ref().is_some_and(|d| d.source == "alert"),
+            )
+        })
         .collect();
     let first_ts = recs.first().map_or(ctx.now, |r| r.ts);
 
@@ -545,6 +550,10 @@ fn collect_hosts(v: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// Seconds before the first damage's record within which a sample is the
+/// round that raised it (never a "before" count).
+const DAMAGE_ROUND_S: i64 = 2;
+
 /// One exactly counted table, in time order.
 struct Series {
     database: String,
@@ -555,9 +564,26 @@ struct Series {
 }
 
 impl Series {
-    fn finish(self, damage_at: Option<DateTime<Utc>>) -> TableSeries {
+    /// `by_alert`: the first damage is an alert (journaled just after the
+    /// round that raised it), not a drop between two samples.
+    fn finish(self, damage_at: Option<DateTime<Utc>>, by_alert: bool) -> TableSeries {
+        // An alert is journaled just after the round that raised it: that
+        // round shows the damage, not what came before. So the last round
+        // before an alert is skipped when it is that close to it (one round
+        // only: the one before it is the count). A drop between two samples
+        // is dated at the damaged sample itself: nothing to skip.
         let before = match damage_at {
-            Some(d) => self.points.iter().rev().find(|p| p.ts < d).map(|p| p.rows),
+            Some(d) => {
+                let mut earlier = self.points.iter().rev().filter(|p| p.ts < d).peekable();
+                if by_alert
+                    && earlier
+                        .peek()
+                        .is_some_and(|p| d - p.ts <= chrono::Duration::seconds(DAMAGE_ROUND_S))
+                {
+                    earlier.next();
+                }
+                earlier.next().map(|p| p.rows)
+            }
             None => self.points.first().map(|p| p.rows),
         };
         let lowest = self
@@ -902,6 +928,38 @@ mod tests {
         assert_eq!(f.phase.as_deref(), Some("action"));
         assert_eq!(f.class.as_deref(), Some("unreachable"));
         assert_eq!(f.message, "host said \\x1b[2Jhi\\x00x");
+    }
+
+    #[test]
+    fn the_round_that_raised_the_damage_is_not_its_before_count() {
+        let series = |pts: &[(i64, i64)]| Series {
+            database: "main".into(),
+            schema: "public".into(),
+            table: "User".into(),
+            points: pts
+                .iter()
+                .map(|(ms, rows)| Point {
+                    ts: t(42, 0) + chrono::Duration::milliseconds(*ms),
+                    rows: *rows,
+                })
+                .collect(),
+            oids: vec![1],
+        };
+        // The only round is the damaged one, 15 ms before its alert: unknown.
+        let d = Some(t(42, 0) + chrono::Duration::milliseconds(15));
+        assert_eq!(series(&[(0, 0)]).finish(d, true).before, None);
+        // A healthy round 10 s earlier is the before count.
+        let b = |pts: &[(i64, i64)], d, by_alert| series(pts).finish(d, by_alert).before;
+        assert_eq!(b(&[(-10_000, 250), (0, 0)], d, true), Some(250));
+        // One second earlier (the lab's count from just before the damage)
+        // too: only the alert's own round is skipped.
+        assert_eq!(b(&[(-1_000, 250), (0, 0)], d, true), Some(250));
+        // A drop between two samples is dated at the damaged one: nothing
+        // is skipped.
+        assert_eq!(
+            b(&[(-1_000, 250), (0, 0)], Some(t(42, 0)), false),
+            Some(250)
+        );
     }
 
     #[test]

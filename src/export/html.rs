@@ -148,7 +148,7 @@ pub fn render(r: &Report, zone: Zone) -> String {
     if r.row_counts.is_empty() {
         h.push_str("<p>No exact row counts were sampled during this incident.</p>\n");
     } else {
-        h.push_str("<p class=\"meta\">Tables counted exactly (<code>count(*)</code>) on every sample. <em>Before</em> is the last count before the first damage.</p>\n");
+        h.push_str("<p class=\"meta\">Tables counted exactly (<code>count(*)</code>) on every sample. <em>Before</em> is the last count before the first damage (when the first damage is an alert, the round that raised it, sampled within 2 s before it, is skipped; n/a when there is none).</p>\n");
         h.push_str("<table class=\"counts\">\n<thead><tr>");
         for (i, c) in doc::ROW_COUNT_HEADER.iter().enumerate() {
             let class = if i >= 2 { " class=\"n\"" } else { "" };

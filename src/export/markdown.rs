@@ -125,7 +125,7 @@ pub fn render(r: &Report, zone: Zone) -> String {
         md.push_str("No exact row counts were sampled during this incident.\n\n");
     } else {
         md.push_str(
-            "Tables counted exactly (`count(*)`) on every sample. _Before_ is the last count before the first damage.\n\n",
+            "Tables counted exactly (`count(*)`) on every sample. _Before_ is the last count before the first damage (when the first damage is an alert, the round that raised it, sampled within 2 s before it, is skipped; n/a when there is none).\n\n",
         );
         md.push_str(&table_row(&doc::ROW_COUNT_HEADER.map(String::from)));
         md.push_str(&table_row(&vec![

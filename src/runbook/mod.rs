@@ -176,7 +176,7 @@ impl Action {
             Action::Probe => None,
             Action::StopServices => Some(&["stopped", "held_s", "database"]),
             Action::Snapshot => Some(&["path", "size", "sha256", "database"]),
-            Action::PickBackup => Some(&["backup", "incident_at", "rpo_s"]),
+            Action::PickBackup => Some(&["backup", "incident_at", "rpo_s", "rpo"]),
             Action::Restore => Some(&["target_db", "manifest"]),
             Action::ReapplyOwners => {
                 Some(&["database", "applied", "missing_role", "held", "failed"])

@@ -400,6 +400,54 @@ fn cut(s: &str, n: usize) -> String {
 }
 
 /// The report for people: hazards first, then hosts, then backups. Redacted.
+/// A migration table in the status text: what it holds, the newest
+/// migration and when, runs applied at once, what it cannot tell.
+fn migration_lines(o: &mut String, mg: &crate::db::MigrationState) {
+    use std::fmt::Write as _;
+    let tool = mg.tool.map(|t| t.as_str()).unwrap_or("migrations");
+    if let Some(e) = &mg.error {
+        let _ = writeln!(
+            o,
+            "    migrations ({tool}): '{}' could not be read: {e}",
+            mg.table
+        );
+    }
+    if let Some(h) = &mg.history {
+        let last = h
+            .applied
+            .last()
+            .map(|a| {
+                format!(
+                    ", last '{}'{}",
+                    a.name,
+                    a.applied_at
+                        .map(|t| format!(" at {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
+                        .unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "    migrations ({tool}): '{}' {} applied{last}",
+            mg.table, h.total
+        );
+        for r in &h.runs {
+            let mark = if r.reapplied {
+                "RE-APPLIED"
+            } else {
+                "APPLIED AT ONCE"
+            };
+            let _ = writeln!(o, "    ▲ {mark}: {}", r.why);
+        }
+        if let Some(n) = &h.note {
+            let _ = writeln!(o, "      {n}");
+        }
+    }
+    if let Some(f) = &mg.flagged {
+        let _ = writeln!(o, "    ▲ {f}");
+    }
+}
+
 pub fn render_text(r: &StatusReport, redactor: &Redactor) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
@@ -559,6 +607,9 @@ pub fn render_text(r: &StatusReport, redactor: &Redactor) -> String {
                     .unwrap_or_default(),
                 crate::lookalike::show(&l.looks_like)
             );
+        }
+        for mg in &d.migrations {
+            migration_lines(&mut o, mg);
         }
         if let Some(e) = &d.error {
             let _ = writeln!(o, "    {}", e.text());

@@ -33,6 +33,11 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<UiCommand> {
             } else {
                 m.apply(*ev);
             }
+            // Evidence that arrives while the list is open moves the cursor
+            // to the suggestion too (until the operator moves it).
+            if m.ui.view == View::Runbook {
+                cursor_on_suggestion(m);
+            }
             Vec::new()
         }
         Msg::Resize(w, h) => {
@@ -45,6 +50,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<UiCommand> {
                 Overlay::Help { scroll }
                 | Overlay::Details { scroll, .. }
                 | Overlay::Backups { scroll, .. }
+                | Overlay::Migrations { scroll }
                 | Overlay::Plan { scroll, .. } => {
                     *scroll = scroll.saturating_add_signed(step);
                 }
@@ -377,6 +383,7 @@ fn action(m: &mut Model, a: Action) -> Vec<UiCommand> {
                 say(m, strings::sort_set(list, keys[i]), false);
             }
         }
+        Action::Migrations => return open_migrations(m),
         Action::Pause => {
             if m.held.is_some() {
                 let n = resume(m);
@@ -483,6 +490,21 @@ fn ask_abort(m: &mut Model) -> Vec<UiCommand> {
         say(m, strings::NOTHING_TO_ABORT, true);
     }
     Vec::new()
+}
+
+/// The migration history popup of the selected database; on a database
+/// row of the Overview, of that database (selected first).
+fn open_migrations(m: &mut Model) -> Vec<UiCommand> {
+    let mut cmds = Vec::new();
+    if m.ui.view == View::Overview {
+        let cur = m.ui.cursor[View::Overview.index()];
+        if let Some(OvRow::Db(i)) = rows::overview(m).get(cur).copied() {
+            let name = m.databases[i].name.clone();
+            cmds = select_db(m, &name);
+        }
+    }
+    m.ui.overlay = Overlay::Migrations { scroll: 0 };
+    cmds
 }
 
 fn select_db(m: &mut Model, name: &str) -> Vec<UiCommand> {
@@ -679,6 +701,14 @@ pub fn run_command(m: &mut Model, line: &str) -> Vec<UiCommand> {
             };
             Vec::new()
         }
+        "migrations" | "mig" if rest.is_empty() => open_migrations(m),
+        "migrations" | "mig" => {
+            let cmds = select_db(m, rest);
+            if m.ui.selected_db.as_deref() == Some(rest) {
+                m.ui.overlay = Overlay::Migrations { scroll: 0 };
+            }
+            cmds
+        }
         "db" if rest.is_empty() => {
             say(m, strings::DB_REQUIRED, true);
             Vec::new()
@@ -768,7 +798,9 @@ fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
         Overlay::None => {}
         Overlay::Backups { scroll, cursor } => return backups_key(m, k, action, scroll, cursor),
         Overlay::ChooseBackup { .. } => return choose_key(m, k, overlay),
-        Overlay::Help { scroll } | Overlay::Details { scroll, .. }
+        Overlay::Help { scroll }
+        | Overlay::Details { scroll, .. }
+        | Overlay::Migrations { scroll }
             if matches!(
                 action,
                 Some(Action::Down | Action::Up | Action::PageDown | Action::PageUp | Action::Top)
@@ -784,19 +816,24 @@ fn overlay_key(m: &mut Model, k: KeyEvent) -> Vec<UiCommand> {
             };
             m.ui.overlay = match overlay {
                 Overlay::Details { target, .. } => Overlay::Details { target, scroll: s },
+                Overlay::Migrations { .. } => Overlay::Migrations { scroll: s },
                 _ => Overlay::Help { scroll: s },
             };
         }
-        Overlay::Help { .. } | Overlay::Details { .. }
+        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Migrations { .. }
             if k.code == KeyCode::Esc
                 || matches!(
                     action,
                     Some(Action::Back | Action::Help | Action::Quit | Action::Open)
                 ) => {}
-        Overlay::Help { .. } | Overlay::Details { .. } if action == Some(Action::ForceQuit) => {
+        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Migrations { .. }
+            if action == Some(Action::ForceQuit) =>
+        {
             return ask_quit(m);
         }
-        Overlay::Help { .. } | Overlay::Details { .. } => m.ui.overlay = overlay,
+        Overlay::Help { .. } | Overlay::Details { .. } | Overlay::Migrations { .. } => {
+            m.ui.overlay = overlay
+        }
         Overlay::Quit => match k.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => return quit(m),
             _ if is_ctrl(&k, 'c') => return quit(m),
@@ -1938,6 +1975,32 @@ mod tests {
             command(&mut m, "plan"),
             vec![UiCommand::PreviewRunbook("table-wiped".into())]
         );
+    }
+
+    #[test]
+    fn a_suggestion_that_arrives_while_the_runbook_list_is_open_takes_the_cursor() {
+        let mut m = model();
+        m.apply(UiEvent::RunbookUpdate(None));
+        let target = m.runbooks.len() - 1;
+        m.runbooks[target].name = "table-wiped".into();
+        m.alerts.retain(|a| !a.table.is_empty());
+        m.alerts.truncate(1);
+        let alerts = std::mem::take(&mut m.alerts);
+        update(&mut m, key('4'));
+        assert_eq!(rows::cursor(&m, View::Runbook), 0);
+        // The alert comes in (the lab's wrong-database: a second after the
+        // console opened); the next event puts the cursor on the suggestion.
+        m.alerts = alerts;
+        let db = m.databases[0].clone();
+        update(
+            &mut m,
+            Msg::Ui(Box::new(UiEvent::DatabaseUpdate(db.clone()))),
+        );
+        assert_eq!(rows::cursor(&m, View::Runbook), target);
+        // Moved by the operator: left alone.
+        update(&mut m, key('g'));
+        update(&mut m, Msg::Ui(Box::new(UiEvent::DatabaseUpdate(db))));
+        assert_eq!(rows::cursor(&m, View::Runbook), 0);
     }
 
     #[test]

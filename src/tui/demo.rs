@@ -378,6 +378,7 @@ pub fn model(now: DateTime<Utc>) -> Model {
             waiting_since: None,
             error: None,
             lookalikes: Vec::new(),
+            migrations: Vec::new(),
         },
         DatabaseState {
             name: "local".into(),
@@ -394,6 +395,7 @@ pub fn model(now: DateTime<Utc>) -> Model {
             waiting_since: None,
             error: None,
             lookalikes: Vec::new(),
+            migrations: Vec::new(),
         },
     ];
     let svc =
@@ -937,4 +939,61 @@ pub fn restore_confirm(m: &Model, name: &str, reason: Option<&str>) -> PendingCo
                 .collect(),
         }),
     }
+}
+
+/// A migration history on database `main` (added when missing): Prisma's
+/// 22 migrations, written over 2023-2024 and re-applied within one second
+/// (the lab's migration-reset), one name carrying an escape sequence, and
+/// an Alembic table that keeps no times.
+pub fn migration_history(m: &mut Model) {
+    use crate::migrations::History;
+    use crate::migrations::{MigrationState, MigrationTool};
+    let at = Utc.with_ymd_and_hms(2026, 12, 10, 12, 41, 7).single();
+    let mut rows: Vec<(String, Option<DateTime<Utc>>)> = (0..22)
+        .map(|i| {
+            let name = match i {
+                0 => "20230105120000_init".to_string(),
+                7 => "20230812090000_audit\u{1b}[31m_log".to_string(),
+                _ => format!("2023{:02}{:02}090000_step_{i}", 1 + i / 2, 10 + i % 2),
+            };
+            (name, at)
+        })
+        .collect();
+    rows.reverse();
+    let prisma = MigrationState {
+        tool: Some(MigrationTool::Prisma),
+        table: "public._prisma_migrations".into(),
+        present: true,
+        count: Some(22),
+        last: None,
+        flagged: None,
+        error: None,
+        history: Some(History::from_rows("Prisma", true, 22, rows)),
+    };
+    let alembic = MigrationState {
+        tool: Some(MigrationTool::Alembic),
+        table: "public.alembic_version".into(),
+        present: true,
+        count: Some(1),
+        last: None,
+        flagged: None,
+        error: None,
+        history: Some(History::from_rows(
+            "Alembic",
+            false,
+            1,
+            vec![("4f2a9c1e7b3d".into(), None)],
+        )),
+    };
+    if !m.databases.iter().any(|d| d.name == "main") {
+        m.databases.push(DatabaseState {
+            name: "main".into(),
+            identity: Some(main_identity()),
+            ..Default::default()
+        });
+    }
+    if let Some(d) = m.databases.iter_mut().find(|d| d.name == "main") {
+        d.migrations = vec![prisma, alembic];
+    }
+    m.ui.selected_db = Some("main".into());
 }

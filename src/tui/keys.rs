@@ -47,6 +47,7 @@ pub enum Action {
     Retry,
     Pause,
     Sort,
+    Migrations,
 }
 
 /// Where an action works.
@@ -104,6 +105,7 @@ impl Action {
         Action::Retry,
         Action::Pause,
         Action::Sort,
+        Action::Migrations,
     ];
 
     /// The name used in the key map file.
@@ -140,6 +142,7 @@ impl Action {
             Action::Retry => "retry",
             Action::Pause => "pause",
             Action::Sort => "sort",
+            Action::Migrations => "migrations",
         }
     }
 
@@ -186,6 +189,7 @@ impl Action {
             Action::Retry => &["r"],
             Action::Pause => &["p"],
             Action::Sort => &["s"],
+            Action::Migrations => &["m"],
         }
     }
 }

@@ -246,12 +246,16 @@ async fn event_loop(
             },
             ev = model_rx.recv(), if engine_open => {
                 match ev {
+                    // Through `update`, as in the tests: a pause holds the
+                    // data, and the suggestion follows new evidence.
                     Some(e) => {
-                        model.apply(e);
+                        update(model, Msg::Ui(Box::new(e)));
                         let mut n = 1;
                         while n < DRAIN_MAX {
                             match model_rx.try_recv() {
-                                Ok(e) => model.apply(e),
+                                Ok(e) => {
+                                    update(model, Msg::Ui(Box::new(e)));
+                                }
                                 Err(_) => break,
                             }
                             n += 1;

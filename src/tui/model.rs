@@ -94,6 +94,8 @@ pub struct DatabaseState {
     pub error: Option<String>,
     /// Databases on the same server whose names only look like this one.
     pub lookalikes: Vec<crate::lookalike::LookAlike>,
+    /// Migration tables with their history (`m` shows them).
+    pub migrations: Vec<crate::migrations::MigrationState>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -524,6 +526,10 @@ pub enum Overlay {
     /// The plan of a runbook before it starts (`s` starts it).
     Plan {
         runbook: String,
+        scroll: usize,
+    },
+    /// The migration history of the selected database.
+    Migrations {
         scroll: usize,
     },
 }

@@ -81,8 +81,8 @@ const SCHEMA_RESET: &str = "schema-reset";
 
 /// The runbook the evidence suggests, among the runbooks the console knows,
 /// in the order an on-call operator would act: a missing database first,
-/// then a sync loop still able to wipe again, then a schema reset, then a
-/// single table wiped. None when nothing on screen points anywhere.
+/// then a sync loop still able to wipe again, then a migration history
+/// re-applied, then a schema reset, then a single table wiped. None when nothing on screen points anywhere.
 pub fn suggest(m: &Model) -> Option<Suggestion> {
     let known = |name: &str| m.runbooks.iter().any(|r| r.name == name);
     let pick = |runbook: &str, reason: String| {
@@ -133,7 +133,26 @@ pub fn suggest(m: &Model) -> Option<Suggestion> {
     {
         return Some(s);
     }
-    // 3. A job that resets the schema (migrations re-applied).
+    // 3. A migration history applied again (names written long before).
+    for d in &m.databases {
+        for mg in &d.migrations {
+            if let Some(run) = mg
+                .history
+                .as_ref()
+                .and_then(|h| h.runs.iter().find(|r| r.reapplied))
+                && let Some(s) = pick(
+                    "migration-reset",
+                    format!(
+                        "'{}' of '{}': {} migrations re-applied at once",
+                        mg.table, d.name, run.count
+                    ),
+                )
+            {
+                return Some(s);
+            }
+        }
+    }
+    // 4. A job that resets the schema (migrations re-applied).
     if let Some((host, svc)) = reset
         && let Some(s) = pick(
             "migration-reset",
@@ -142,7 +161,7 @@ pub fn suggest(m: &Model) -> Option<Suggestion> {
     {
         return Some(s);
     }
-    // 4. Exactly one table lost its rows or was re-created.
+    // 5. Exactly one table lost its rows or was re-created.
     let damaged: BTreeSet<(&str, &str)> = m
         .alerts
         .iter()
@@ -268,6 +287,22 @@ mod tests {
         let mut m = model(&ALL);
         with_hazards(&mut m, &["schema-reset"]);
         assert_eq!(suggest(&m).unwrap().runbook, "migration-reset");
+
+        // A history re-applied at once: migration-reset, with its reason;
+        // but a sync loop beside it comes first (a sync copies a freshly
+        // migrated database over the live one: rogue-sync lab).
+        let mut m = model(&ALL);
+        crate::tui::demo::migration_history(&mut m);
+        with_hazards(&mut m, &["schema-reset"]);
+        let s = suggest(&m).unwrap();
+        assert_eq!(s.runbook, "migration-reset");
+        assert!(
+            s.reason.contains("22 migrations re-applied at once"),
+            "{}",
+            s.reason
+        );
+        with_hazards(&mut m, &["dump-clean-restore"]);
+        assert_eq!(suggest(&m).unwrap().runbook, "rogue-sync-wipe");
 
         let mut m = model(&ALL);
         alert(&mut m, "main", "User");

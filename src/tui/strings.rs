@@ -330,6 +330,15 @@ pub fn plan_summary(steps: usize, destructive: usize, acting: usize, db: Option<
 pub const CONFIRM_CHANGES: &str = "What this will do:";
 pub const CONFIRM_COMMANDS_ELSEWHERE: &str =
     "the exact commands: Runbook view, 'Exactly what runs' (Esc puts this aside)";
+/// The restore's consequence in its typed confirmation: which backup, and
+/// what it loses.
+pub fn restores_backup(name: &str, taken: &str, rpo_s: Option<i64>) -> String {
+    let loss = match rpo_s {
+        Some(r) => loses(r),
+        None => "its loss is unknown (no incident time or backup time)".to_string(),
+    };
+    format!("RESTORES {name}, taken {taken}: {loss}")
+}
 pub fn confirm_more(n: usize) -> String {
     format!("... {n} more line(s): Esc puts this aside, the Runbook view shows them all")
 }
@@ -645,6 +654,7 @@ pub fn action_label(a: Action) -> &'static str {
         Action::Retry => "retry step",
         Action::Pause => "pause",
         Action::Sort => "sort",
+        Action::Migrations => "migrations",
     }
 }
 
@@ -689,6 +699,9 @@ pub fn action_help(a: Action) -> &'static str {
         Action::Sort => {
             "sort the list by the next key (Services: jobs; Timeline: tables; Overview: databases; the backup panel: candidates); the key is shown in the title"
         }
+        Action::Migrations => {
+            "migration history of the selected database (on a database row of the Overview: that one); runs applied at once flagged"
+        }
     }
 }
 
@@ -723,6 +736,31 @@ pub const SORT_FIXED: &str =
     "this view keeps its order (steps in run order, the journal in time order)";
 
 pub const HELP_TITLE: &str = "Help";
+
+// Migration history popup.
+pub fn migrations_title(db: &str) -> String {
+    format!("Migrations of '{db}'")
+}
+pub const NO_MIGRATION_TABLE: &str = "No migration table (Prisma, Flyway, Alembic, Rails, Django, diesel, sqlx) found in this database.";
+pub const MIGRATIONS_NOT_READ: &str =
+    "The migration tables have not been read yet (read every 10 s while the database answers).";
+pub const NO_DB_SELECTED: &str = "No database selected: :db NAME first.";
+pub fn migrations_head(tool: &str, table: &str, total: i64, shown: usize) -> String {
+    if (shown as i64) < total {
+        format!("{tool}: '{table}', {total} migration(s) applied, the newest {shown} shown")
+    } else {
+        format!("{tool}: '{table}', {total} migration(s) applied")
+    }
+}
+pub fn migration_run(reapplied: bool, why: &str) -> String {
+    if reapplied {
+        format!("RE-APPLIED: {why}")
+    } else {
+        format!("APPLIED AT ONCE: {why}")
+    }
+}
+pub const IN_RUN: &str = "in the run";
+pub const NO_TIME: &str = "(no time kept)";
 pub const HELP_SECTION_ALL: &str = "Everywhere";
 pub const HELP_SECTION_TIMELINE: &str = "Timeline";
 pub const HELP_SECTION_RUNBOOK: &str = "Runbook";
@@ -742,6 +780,10 @@ pub const HELP_COMMANDS: [(&str, &str); 12] = [
         "the backup candidates of the last pick, with times, labels, losses, reasons",
     ),
     (":db NAME", "view and act on this database"),
+    (
+        ":migrations [NAME]",
+        "the migration history of the selected (or named) database, runs applied at once flagged",
+    ),
     (":export md|json|html", "export the post-incident timeline"),
     (":note TEXT", "add a note to the journal"),
     (

@@ -918,3 +918,70 @@ fn enter_on_a_finished_pick_shows_every_candidate_with_its_reason() {
     t.keys(&["q"]);
     assert_exited_restored(&t);
 }
+
+/// Issue 19, in the real console: `p` holds the numbers (the sample age
+/// grows while paused, events reach the model through `update`), and `X` at
+/// a typed confirmation ends the run journaled as `aborted`, not as "not
+/// confirmed"; nothing is swapped.
+#[test]
+fn p_holds_the_numbers_and_x_at_a_confirmation_is_journaled_as_an_abort() {
+    let pg = support::pg();
+    let password = support::random_password();
+    prepare(&pg, &password);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("runbooks")).unwrap();
+    std::fs::write(dir.join("runbooks/console-drill.toml"), RUNBOOK).unwrap();
+    std::fs::write(dir.join("lifeline.toml"), inventory(&pg, "")).unwrap();
+    let t = start("abort", &console_line(dir, &password, "console"), 120, 40);
+    t.wait_for("healthy");
+    let age = |s: &str| -> Option<u64> {
+        regex::Regex::new(r"sampled (\d+) s ago")
+            .unwrap()
+            .captures(s)
+            .map(|c| c[1].parse().unwrap())
+    };
+    // Samples every second: paused, the last one ages; resumed, fresh again.
+    t.keys(&["p"]);
+    let s = t.wait("the age of a held sample", |s| {
+        s.contains("PAUSED") && age(s).is_some_and(|a| a >= 4)
+    });
+    assert!(s.contains("PAUSED"), "{s}");
+    t.keys(&["p"]);
+    t.wait("fresh samples again", |s| {
+        !s.contains("PAUSED") && age(s).is_some_and(|a| a <= 2)
+    });
+
+    t.command("runbook console-drill");
+    t.wait("the swap's typed confirmation", |s| {
+        s.contains("type 'shop'")
+    });
+    t.keys(&["Escape"]);
+    t.wait("the confirmation put aside", |s| {
+        !s.contains("Type the database name")
+    });
+    t.keys(&["4", "X"]);
+    t.wait_for("Abort runbook?");
+    t.keys(&["y"]);
+    t.wait_for("runbook finished");
+    let inc = only_incident(&dir.join("state"));
+    let journal = std::fs::read_to_string(inc.join("journal.jsonl")).unwrap();
+    let failed = journal
+        .lines()
+        .find(|l| l.contains("\"kind\":\"step-failed\""))
+        .unwrap_or_else(|| panic!("no step-failed:\n{journal}"));
+    assert!(failed.contains("\"class\":\"aborted\""), "{failed}");
+    assert!(failed.contains("aborted by the operator"), "{failed}");
+    assert!(!failed.contains("not confirmed"), "{failed}");
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname = 'shop_copy'"
+        )
+        .unwrap(),
+        "1",
+        "nothing was swapped"
+    );
+    t.keys(&["q"]);
+    assert_exited_restored(&t);
+}

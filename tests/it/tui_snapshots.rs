@@ -1142,3 +1142,60 @@ fn r_retries_the_failed_step_under_the_cursor() {
     m.runbook.as_mut().unwrap().steps[n - 1].state = StepState::Running;
     assert!(update(&mut m, key('r')).is_empty());
 }
+
+#[test]
+fn migration_history_popup() {
+    use lifeline::tui::rows::{self, OvRow};
+    let mut m = model();
+    demo::migration_history(&mut m);
+    // From the databases panel: `m` on a database row opens that one's.
+    let names: Vec<String> = m.databases.iter().map(|d| d.name.clone()).collect();
+    assert!(names.len() >= 2, "{names:?}");
+    let other = names.iter().position(|n| n != "main").unwrap();
+    let row = rows::overview(&m)
+        .iter()
+        .position(|r| *r == OvRow::Db(other))
+        .unwrap();
+    m.ui.cursor[View::Overview.index()] = row;
+    update(&mut m, key('m'));
+    assert_eq!(m.ui.selected_db.as_deref(), Some(names[other].as_str()));
+    let t = text(render(&m, 160, 48).backend().buffer());
+    assert!(
+        t.contains(&format!("Migrations of '{}'", names[other])),
+        "{t}"
+    );
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
+    );
+    // `:migrations main` names it.
+    update(&mut m, key(':'));
+    for c in "migrations main".chars() {
+        update(&mut m, key(c));
+    }
+    update(
+        &mut m,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    snap("migrations_80x24", &m, 80, 24);
+    snap("migrations_160x48", &m, 160, 48);
+    let t = text(render(&m, 160, 48).backend().buffer());
+    for want in [
+        "Prisma: 'public._prisma_migrations', 22 migration(s) applied",
+        "RE-APPLIED: 22 migrations applied within the same second at 2026-12-10 12:41:07 UTC",
+        "2023-01-05 to 2023-11-11: the history was applied again",
+        "2026-12-10 12:41:07  20230105120000_init",
+        "20230812090000_audit\\x1b[31m_log",
+    ] {
+        assert!(t.contains(want), "{want}:\n{t}");
+    }
+    // A long history scrolls: the Alembic table is below the fold at 80x24.
+    let small = text(render(&m, 80, 24).backend().buffer());
+    assert!(!small.contains("4f2a9c1e7b3d"), "{small}");
+    for _ in 0..30 {
+        update(&mut m, key('j'));
+    }
+    let small = text(render(&m, 80, 24).backend().buffer());
+    assert!(small.contains("4f2a9c1e7b3d"), "{small}");
+    assert!(small.contains("Alembic keeps no time"), "{small}");
+}

@@ -1,6 +1,6 @@
 //! What a destructive step will change, inside its typed confirmation: the
 //! rows a swap would discard (live vs restored, measured by the engine
-//! before it asks) first, then the exact commands. Draws from `&Model`
+//! before it asks) or a merge would insert first, then the exact commands. Draws from `&Model`
 //! data only; lines wrap, and a cut is said in words, never silent.
 
 use ratatui::text::Line;
@@ -19,8 +19,15 @@ fn role_of(line: &str) -> Option<Role> {
     let l = line.trim_start();
     if line.starts_with("THE SWAP WOULD DISCARD")
         || (line.starts_with("  ") && l.contains(" row(s) ("))
+        || (line.starts_with("  ")
+            && (l.contains(", to insert ")
+                || l.contains("REPLACED WHOLE")
+                || l.starts_with("FOREIGN KEY VIOLATION")))
     {
         Some(Role::Warn)
+    } else if line.starts_with("merge from '") {
+        // A merge's measured preview (actions::data::merge::preview_lines).
+        Some(Role::Info)
     } else if l.starts_with("the swap discards no row") || l.starts_with("no live database") {
         Some(Role::Ok)
     } else if l.starts_with("to keep them") || l.starts_with("could not count") {
@@ -28,6 +35,21 @@ fn role_of(line: &str) -> Option<Role> {
     } else {
         None
     }
+}
+
+/// A restore's backup (the candidate of the last pick whose path the
+/// restore's preview checks first) with its time and loss, in words.
+fn restore_consequence(m: &Model, changes: &[String]) -> Option<String> {
+    let pick = super::backups::last_pick(m)?;
+    let c = pick.candidates.iter().find(|c| {
+        let checked = format!("check {} first", c.path);
+        changes.iter().any(|l| l.contains(&checked))
+    })?;
+    let taken = c
+        .taken_at
+        .map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| strings::TAKEN_UNKNOWN.to_string());
+    Some(strings::restores_backup(&c.name, &taken, c.rpo_s))
 }
 
 /// The "what this will do" block for `changes` at width `w`, in at most
@@ -44,6 +66,11 @@ pub(crate) fn change_lines(
         return Vec::new();
     }
     let mut body: Vec<Line<'static>> = Vec::new();
+    if let Some(r) = restore_consequence(m, changes) {
+        for l in wrap(&r, w) {
+            body.push(Line::from(styled(l, t.style(Role::Warn))));
+        }
+    }
     for (c, role) in changes.iter().filter_map(|c| role_of(c).map(|r| (c, r))) {
         for l in wrap(c, w) {
             body.push(Line::from(styled(l, t.style(role))));
@@ -133,6 +160,45 @@ mod tests {
         assert_eq!(c.len(), 7, "{c:?}");
         assert_eq!(c[1], "$ command 1");
         assert!(c[6].contains("4 more line(s)"), "{c:?}");
+        // A merge: what it inserts per table comes first, not behind the
+        // commands (the lab's wrong-database hid it as "6 more line(s)").
+        let mut merge: Vec<String> = (1..=5).map(|i| format!("command {i}")).collect();
+        merge.push("merge from 'shop__restore_x' into 'shop' (one transaction: all or nothing), in this order:".into());
+        merge.push("  public.User: live 0, restored 225, to insert 225, in conflict 0 (0 differ; live row wins), live-only 0 (kept)".into());
+        merge.push("    FOREIGN KEY VIOLATION expected: GameRequest_senderId_fkey".into());
+        let g = text(&change_lines(&m, &merge, 200, 40));
+        assert!(g[1].starts_with("merge from 'shop__restore_x'"), "{g:?}");
+        assert!(g[2].contains("to insert 225"), "{g:?}");
+        assert!(g[3].contains("FOREIGN KEY VIOLATION"), "{g:?}");
+        assert_eq!(g[4], strings::CONFIRM_COMMANDS_ELSEWHERE, "{g:?}");
+        // A restore names its backup and the changes it loses first.
+        let m = crate::tui::demo::model(chrono::Utc::now());
+        let pick = super::super::backups::last_pick(&m).unwrap();
+        let c = pick
+            .candidates
+            .iter()
+            .find(|c| c.path == pick.chosen)
+            .unwrap();
+        let restore = vec![
+            format!(
+                "on box (local): check {} first (format, pg_dump trailer)",
+                c.path
+            ),
+            "CREATE DATABASE \"shop__restore_x\" on 127.0.0.1:5432".to_string(),
+        ];
+        let r = text(&change_lines(&m, &restore, 200, 40));
+        assert!(
+            r[1].starts_with(&format!("RESTORES {}, taken ", c.name))
+                && r[1].contains(": loses 2 d 5 h of changes"),
+            "{r:?}"
+        );
+        assert_eq!(r[2], strings::CONFIRM_COMMANDS_ELSEWHERE, "{r:?}");
+        // Another path (not a candidate of the pick): no such line.
+        let other = vec!["on box (local): check /elsewhere.dump first".to_string()];
+        assert_eq!(
+            text(&change_lines(&m, &other, 200, 40))[1],
+            "$ on box (local): check /elsewhere.dump first"
+        );
         // No room, no block; nothing to show, no block.
         assert!(change_lines(&m, &swap_preview(), 200, 1).is_empty());
         assert!(change_lines(&m, &[], 200, 40).is_empty());

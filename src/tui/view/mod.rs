@@ -7,6 +7,7 @@ mod changes;
 mod header;
 mod hold;
 mod journal;
+mod migrations;
 mod overview;
 mod plan;
 mod popup;
@@ -103,6 +104,7 @@ impl Widget for Console<'_> {
                 area,
                 buf,
             ),
+            Overlay::Migrations { scroll } => migrations::popup(m, *scroll, area, buf),
         }
     }
 }

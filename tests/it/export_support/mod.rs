@@ -154,6 +154,7 @@ pub fn expected(incident: &Path) -> Expected {
         }
     }
     let mut damage: Option<DateTime<Utc>> = None;
+    let mut by_alert = false;
     for pts in series.values() {
         if let Some(w) = pts
             .windows(2)
@@ -162,8 +163,11 @@ pub fn expected(incident: &Path) -> Expected {
             damage = Some(damage.map_or(w[1].0, |d| d.min(w[1].0)));
         }
     }
-    if let Some(a) = recs.iter().find(|r| r.kind == kinds::ALERT) {
-        damage = Some(damage.map_or(a.ts, |d| d.min(a.ts)));
+    if let Some(a) = recs.iter().find(|r| r.kind == kinds::ALERT)
+        && damage.is_none_or(|d| a.ts < d)
+    {
+        damage = Some(a.ts);
+        by_alert = true;
     }
     let m = action_map(&recs);
     let finished = |a: &str| {
@@ -201,8 +205,19 @@ pub fn expected(incident: &Path) -> Expected {
     let rows = series
         .into_iter()
         .map(|(k, pts)| {
+            // The round that raised an alert (sampled up to 2 s before its
+            // record) shows the damage: skipped, the round before it counts.
             let before = match damage {
-                Some(d) => pts.iter().rev().find(|p| p.0 < d).map(|p| p.1),
+                Some(d) => {
+                    let earlier: Vec<_> = pts.iter().rev().filter(|p| p.0 < d).collect();
+                    let skip = usize::from(
+                        by_alert
+                            && earlier
+                                .first()
+                                .is_some_and(|p| d - p.0 <= Duration::seconds(2)),
+                    );
+                    earlier.get(skip).map(|p| p.1)
+                }
                 None => pts.first().map(|p| p.1),
             };
             let lowest = pts.iter().map(|p| p.1).min().unwrap();

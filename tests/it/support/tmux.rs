@@ -100,8 +100,12 @@ impl Tmux {
 
     /// The program exited and the terminal is cooked again (icanon, echo).
     pub fn assert_restored(&self) -> String {
+        // Both stty lines (icanon, then echo): waiting for the first alone
+        // raced the second.
         let s = self.wait("exit and stty", |s| {
-            s.contains("EXITED") && (s.contains("\nicanon") || s.contains("\n-icanon"))
+            s.contains("EXITED")
+                && (s.contains("\nicanon") || s.contains("\n-icanon"))
+                && (s.contains("\necho") || s.contains("\n-echo"))
         });
         assert!(
             s.contains("\nicanon\n") && s.contains("\necho"),
