@@ -73,7 +73,7 @@ impl Scope {
 
 impl Action {
     /// Every action, in help order.
-    pub const ALL: [Action; 31] = [
+    pub const ALL: [Action; 32] = [
         Action::Help,
         Action::Command,
         Action::Filter,

@@ -766,7 +766,7 @@ pub const HELP_SECTION_TIMELINE: &str = "Timeline";
 pub const HELP_SECTION_RUNBOOK: &str = "Runbook";
 pub const HELP_SECTION_COMMANDS: &str = "Command line (:)";
 pub const HELP_SECTION_SYMBOLS: &str = "Symbols";
-pub const HELP_COMMANDS: [(&str, &str); 12] = [
+pub const HELP_COMMANDS: [(&str, &str); 13] = [
     (
         ":runbook NAME",
         "start a runbook (:runbook alone shows the Runbook view)",
