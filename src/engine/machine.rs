@@ -1640,6 +1640,18 @@ impl State {
             self.fail(i, "guard", why, Value::Null, None, false, fx);
             return false;
         }
+        // A step that would change nothing asks no typed confirmation.
+        if let ActionRequest::StartServices(s) = &resolved.request
+            && s.changes_nothing(&self.ctx.inventory)
+        {
+            self.changed(
+                i,
+                "starts nothing (every stopped job stays off): no confirmation asked",
+                fx,
+            );
+            self.start(i, fx);
+            return false;
+        }
         // A database to confirm: a destructive step, or one whose request needs a phrase.
         match (
             &resolved.database,

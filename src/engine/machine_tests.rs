@@ -2360,3 +2360,78 @@ fn answers_pick_chooses_or_is_refused_with_its_location(
         }
     }
 }
+
+/// Issue 19: a start-services step that would start nothing (every job this
+/// run stopped is a hazard kept off or a process that was not running) asks
+/// no typed confirmation; one that starts a unit still does.
+#[test]
+fn start_services_that_starts_nothing_asks_no_confirmation() {
+    use crate::inventory::ServiceKind;
+    let svc = |name: &str, kind: ServiceKind, cmds: &[&str], hazard: bool| StoppedService {
+        name: name.into(),
+        host: "prod".into(),
+        kind,
+        commands: cmds.iter().map(|c| c.to_string()).collect(),
+        original_kept: None,
+        kept_inode: None,
+        kept_sha256: None,
+        hazard,
+        cron_line: None,
+    };
+    let run = |stopped: Vec<StoppedService>| {
+        let mut sim = Sim::new();
+        // No typed answer for 'start': a confirmation asked would stop the run.
+        sim.respond = Box::new(move |req| match req {
+            ActionRequest::StopServices(s) => Ok(StopOutcome {
+                stopped: stopped.clone(),
+                held_s: s.hold_s,
+                still_active: vec![],
+                write_sessions: vec![],
+                table_writes: BTreeMap::new(),
+                plan: vec![],
+            }
+            .into()),
+            ActionRequest::StartServices(r) => Ok(StartOutcome {
+                started: vec![],
+                kept_off: r
+                    .stopped
+                    .iter()
+                    .map(|s| KeptOff {
+                        name: s.name.clone(),
+                        reason: "kept".into(),
+                    })
+                    .collect(),
+            }
+            .into()),
+            other => default_respond(other),
+        });
+        let (_, exit) = sim.run(fresh(START_RB));
+        let asked = sim
+            .events
+            .iter()
+            .any(|e| matches!(e, EngineEvent::Question { question: Question::Confirm(c) } if c.step == "start"));
+        (exit, asked, sim.ran.clone())
+    };
+    let nothing = vec![
+        svc("sync", ServiceKind::Systemd, &["systemctl stop sync"], true),
+        svc("loop.sh", ServiceKind::Process, &[], false),
+        // Killed, but the inventory names no start command for it.
+        svc("writer", ServiceKind::Process, &["kill -TERM 42"], false),
+    ];
+    let (exit, asked, ran) = run(nothing);
+    assert_eq!(exit, RunExit::Completed, "{}", exit.message());
+    assert!(
+        !asked,
+        "a step that starts nothing asked for a typed confirmation"
+    );
+    assert!(ran.iter().any(|r| r == "start"), "{ran:?}");
+    let unit = vec![svc(
+        "app",
+        ServiceKind::Systemd,
+        &["systemctl stop app"],
+        false,
+    )];
+    let (exit, asked, _) = run(unit);
+    assert!(asked, "a step that starts a unit must ask");
+    assert_ne!(exit, RunExit::Completed, "{}", exit.message());
+}

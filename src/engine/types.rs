@@ -948,6 +948,27 @@ pub struct StartRequest {
     pub picked: Vec<String>,
 }
 
+impl StartRequest {
+    /// True when start-services would start nothing at all: every service
+    /// this run stopped stays off (a hazard not picked, a process that was
+    /// not running, a process with no `start` command in the inventory) and
+    /// the step picks none. Such a step changes nothing, so it asks no typed
+    /// confirmation. Anything else (a unit, a container, a cron line, a
+    /// pick) is taken to change something.
+    pub fn changes_nothing(&self, inventory: &crate::inventory::Inventory) -> bool {
+        self.picked.is_empty()
+            && self.stopped.iter().all(|s| {
+                (s.hazard)
+                    || (s.kind == ServiceKind::Process
+                        && (s.commands.is_empty()
+                            || inventory
+                                .service(&s.name)
+                                .and_then(|x| x.start.as_ref())
+                                .is_none()))
+            })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeptOff {
     pub name: String,
