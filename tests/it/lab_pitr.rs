@@ -1,0 +1,331 @@
+//! The lab's WAL archive and ground truth, with real parts: every scenario's
+//! cluster archives WAL (archive_command into the lab directory, or a real
+//! pgBackRest repository) and has a base backup that ended before the
+//! damage; `lifeline status` on the lab inventory lists it. The lab's
+//! application writer logs every committed row; after a drill the lab
+//! scores "rows lost" against that log. Drills with the shipped
+//! `pitr-restore` runbook lose 0 rows and leave none of the damage's
+//! effects; the dump path's real loss is scored (> 0).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::support;
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use lifeline::journal;
+use lifeline::lab::{
+    ArchiveKind, DB_NAME, DamageEffects, DrillReport, Lab, LabOptions, PITR_RUNBOOK, Scenario,
+    score, writer,
+};
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn build(tmp: &Path, scenario: Scenario, ssh: bool, archive: ArchiveKind) -> Lab {
+    let registry = tmp.join("registry");
+    std::fs::create_dir_all(&registry).unwrap();
+    Lab::build(LabOptions {
+        scenario,
+        ssh,
+        archive,
+        registry: Some(registry),
+        ..LabOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("build lab '{scenario}': {e}"))
+}
+
+/// The archive is private, holds a base backup that ended before the
+/// damage, WAL without gaps, and `lifeline status` lists it (text and JSON).
+fn check_archive(lab: &Lab, tmp: &Path) {
+    let a = lab.archive.as_ref().expect("the lab keeps an archive");
+    for d in [&a.root, &a.wal_dir, &a.base_dir, &a.recovery_dir] {
+        assert_eq!(mode(d), 0o700, "{}", d.display());
+    }
+    let base = a.base_backup.clone().unwrap();
+    assert!(a.base_backup_at.unwrap() < lab.damage_at);
+    let inv = std::fs::read_to_string(&lab.inventory_path).unwrap();
+    assert!(inv.contains("[[archive]]\nname = \"lab-wal\""), "{inv}");
+    let o = support::lifeline(&tmp.join("status-state"))
+        .arg("-i")
+        .arg(&lab.inventory_path)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&support::stdout(&o))
+        .unwrap_or_else(|e| panic!("{e}: {}{}", support::stdout(&o), support::stderr(&o)));
+    let arch = v["archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "lab-wal")
+        .unwrap_or_else(|| panic!("no lab-wal archive: {v}"));
+    let b = &arch["status"]["backups"][0];
+    assert!(b["dir"].as_str().unwrap().contains(&base), "{base}: {arch}");
+    let stop: chrono::DateTime<chrono::Utc> = b["stop_time"].as_str().unwrap().parse().unwrap();
+    assert!(
+        stop <= lab.damage_at,
+        "base backup ended {stop}, damage {}",
+        lab.damage_at
+    );
+    let wal = &arch["status"]["wal"][0];
+    assert!(wal["segments"].as_u64().unwrap() >= 1, "{arch}");
+    assert_eq!(wal["gaps"].as_array().unwrap().len(), 0, "{arch}");
+    let o = support::lifeline(&tmp.join("status-state"))
+        .arg("-i")
+        .arg(&lab.inventory_path)
+        .arg("status")
+        .output()
+        .unwrap();
+    let text = support::stdout(&o);
+    assert!(
+        text.contains("WAL ARCHIVES") && text.contains("lab-wal") && text.contains(&base),
+        "{text}"
+    );
+}
+
+/// The writer's log: private, every line a committed row, all of them
+/// before the damage in the scenarios the lab damages itself.
+fn check_truth(lab: &Lab) -> usize {
+    let t = lab.truth.as_ref().expect("the lab keeps the writer's log");
+    assert_eq!(t.table, "GameRequest");
+    assert_eq!(mode(&t.log), 0o600);
+    assert_eq!(mode(t.log.parent().unwrap()), 0o700);
+    let from_file = writer::read_log(&t.log).unwrap();
+    assert_eq!(from_file, t.rows);
+    let before = t.before_damage().count();
+    assert!(before >= 20, "{} rows before the damage", before);
+    assert_eq!(lab.facts().truth.as_ref(), Some(t));
+    before
+}
+
+/// Waits until the archive holds the WAL segment the server writes now
+/// (archive_timeout switches it within 10 s of the damage).
+fn wait_archived(lab: &Lab) {
+    let seg = lab
+        .cluster
+        .psql("postgres", "SELECT pg_walfile_name(pg_current_wal_lsn())")
+        .unwrap();
+    let wal = &lab.archive.as_ref().unwrap().wal_dir;
+    for _ in 0..300 {
+        if wal.join(&seg).exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("segment {seg} not archived within 30 s");
+}
+
+/// Runs `runbook` headless on the lab with `answers` (hold 12 s); returns
+/// the exit code, output and the journal's records.
+fn run(
+    lab: &Lab,
+    tmp: &Path,
+    runbook: &str,
+    answers: &Path,
+) -> (Option<i32>, String, Vec<journal::Record>) {
+    let state = tmp.join(format!("state-{runbook}"));
+    let o = support::lifeline(&state)
+        .env("LIFELINE_RUNBOOKS", support::quick_runbooks(tmp, 12))
+        .arg("-i")
+        .arg(&lab.inventory_path)
+        .args(["run", runbook, "--answers"])
+        .arg(answers)
+        .output()
+        .unwrap();
+    let text = support::stdout(&o) + &support::stderr(&o);
+    let inc = std::fs::read_dir(state.join("incidents"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("journal.jsonl");
+    assert!(journal::verify_file(&inc).unwrap().intact());
+    (o.status.code(), text, journal::read_records(&inc).unwrap())
+}
+
+fn scored(lab: &Lab, records: &[journal::Record]) -> DrillReport {
+    let truth = lab.truth_score().unwrap().expect("a writer log to score");
+    score(&lab.facts(), records).with_ground_truth(truth)
+}
+
+/// The drill of `scenario` with the shipped pitr-restore runbook and the
+/// lab's shipped pitr answers: exit 0, rows lost 0 of the writer's log,
+/// none of the damage's effects left, the damaged database kept.
+fn pitr_drill(scenario: Scenario, ssh: bool) -> DrillReport {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = build(tmp.path(), scenario, ssh, ArchiveKind::WalDir);
+    check_archive(&lab, tmp.path());
+    let before = check_truth(&lab);
+    assert_eq!(
+        std::fs::read_to_string(&lab.pitr_answers_path).unwrap(),
+        scenario.pitr_answers()
+    );
+    wait_archived(&lab);
+    let partial = scenario.damaged_tables().is_some();
+    let rows_before = partial.then(|| lab.rows_before_fix().unwrap());
+    let (code, text, records) = run(&lab, tmp.path(), PITR_RUNBOOK, &lab.pitr_answers_path);
+    assert_eq!(code, Some(0), "{scenario}: {text}");
+    let mut report = scored(&lab, &records);
+    if let Some(before) = &rows_before {
+        // The damage's own rows (its delete-audit) are not a loss.
+        report = report.with_live_rows(before, &lab.live_rows().unwrap());
+        assert_eq!(report.undamaged_rows_lost_total(), Some(0), "{report}");
+    }
+    let g = report.ground_truth.clone().unwrap();
+    assert_eq!(g.committed_before_damage as usize, before);
+    assert_eq!(g.rows_lost, 0, "{scenario}: {report}");
+    assert_eq!(
+        g.damage_effects,
+        Some(DamageEffects::default()),
+        "{scenario}: {report}"
+    );
+    assert!(report.to_string().contains("rows lost: 0 (of "), "{report}");
+    assert!(report.passed(), "{scenario}: {report}");
+    // The damaged database is kept beside the recovered one.
+    let kept = lab
+        .cluster
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_database WHERE datname LIKE '{DB_NAME}\\_\\_damaged\\_%'"
+            ),
+        )
+        .unwrap();
+    assert_eq!(kept, "1", "{scenario}");
+    // The recovery cluster is stopped and kept in the lab's recovery dir, private.
+    let rec = &lab.archive.as_ref().unwrap().recovery_dir;
+    let dirs: Vec<_> = std::fs::read_dir(rec)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert_eq!(mode(&dirs[0]), 0o700);
+    assert!(!dirs[0].join("data/postmaster.pid").exists());
+    eprintln!("{scenario} with {PITR_RUNBOOK}:\n{report}");
+    lab.teardown().unwrap();
+    report
+}
+
+#[test]
+fn wrong_database_with_pitr_loses_no_row_of_the_writers_log() {
+    pitr_drill(Scenario::WrongDatabase, false);
+}
+
+#[test]
+fn migration_reset_with_pitr_loses_no_row_and_no_legacy_account() {
+    pitr_drill(Scenario::MigrationReset, false);
+}
+
+#[test]
+fn rogue_sync_over_ssh_with_pitr_loses_no_row_of_the_writers_log() {
+    pitr_drill(Scenario::RogueSync, true);
+}
+
+/// The dump path on the same kind of lab: the swapped-in backup predates
+/// the writer, so every row it committed before the damage is lost, and
+/// the score says so (the RPO line stays).
+#[test]
+fn the_dump_path_scores_the_rows_it_really_loses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = build(
+        tmp.path(),
+        Scenario::MigrationReset,
+        false,
+        ArchiveKind::WalDir,
+    );
+    let before = check_truth(&lab);
+    let answers = tmp.path().join("answers.toml");
+    std::fs::write(
+        &answers,
+        std::fs::read_to_string(&lab.answers_path)
+            .unwrap()
+            .replacen(
+                "[params]\n",
+                &format!(
+                    "[params]\nincident_at = \"{}\"\n",
+                    lab.damage_at.to_rfc3339()
+                ),
+                1,
+            ),
+    )
+    .unwrap();
+    let (code, text, records) = run(&lab, tmp.path(), "migration-reset", &answers);
+    assert_eq!(code, Some(0), "{text}");
+    let report = scored(&lab, &records);
+    let g = report.ground_truth.clone().unwrap();
+    assert_eq!(g.committed_before_damage as usize, before);
+    assert_eq!(g.rows_lost as usize, before, "{report}");
+    assert_eq!(g.lost_ids.len(), before.min(10));
+    // The backup is older than the last minutes of history: those rows stay missing.
+    let e = g.damage_effects.unwrap();
+    assert!(e.missing > 0 && e.extra == 0, "{report}");
+    let text = report.to_string();
+    assert!(
+        text.contains(&format!("rows lost: {before} (of {before} the writer")),
+        "{text}"
+    );
+    assert!(text.contains("data lost (RPO):"), "{text}");
+    let j = serde_json::to_value(&report).unwrap();
+    assert_eq!(j["ground_truth"]["rows_lost"], before as u64);
+    lab.teardown().unwrap();
+}
+
+/// The writer logs a row only once its COMMIT returned: a deferred
+/// constraint trigger fails the COMMIT of every third row after its INSERT
+/// succeeded; none of those is logged, and the log is exactly the rows the
+/// table holds. A log written after the INSERT would name rows that never
+/// committed.
+#[test]
+fn the_writer_logs_only_rows_whose_commit_returned() {
+    let pg = support::PgCluster::start().unwrap();
+    pg.create_db("app").unwrap();
+    pg.psql(
+        "app",
+        "CREATE TABLE \"GameRequest\" (id SERIAL PRIMARY KEY, \"senderId\" int NOT NULL, \"gameId\" int NOT NULL, status text NOT NULL, message text);
+         CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.id % 3 = 0 THEN RAISE EXCEPTION 'refused at commit'; END IF; RETURN NULL; END $$;
+         CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON \"GameRequest\" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse();",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("writer.log");
+    // An existing log is never appended to.
+    std::fs::write(&log, "1\t2026-12-06T06:00:00Z\n").unwrap();
+    let e = writer::Writer::start(&pg.url("app"), 5, 3, &log).unwrap_err();
+    assert!(e.to_string().contains("writer.log"), "{e}");
+    std::fs::remove_file(&log).unwrap();
+
+    let w = writer::Writer::start(&pg.url("app"), 5, 3, &log).unwrap();
+    w.wait_for(30, Duration::from_secs(60)).unwrap();
+    let (rows, last_error) = w.stop().unwrap();
+    assert_eq!(mode(&log), 0o600);
+    assert!(
+        last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("refused at commit")),
+        "{last_error:?}"
+    );
+    let logged: BTreeSet<i64> = rows.iter().map(|r| r.id).collect();
+    assert_eq!(logged.len(), rows.len());
+    assert!(logged.iter().all(|id| id % 3 != 0), "{logged:?}");
+    let held: BTreeSet<i64> = pg
+        .psql("app", "SELECT id FROM \"GameRequest\" ORDER BY id")
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(logged, held);
+    assert!(
+        rows.windows(2).all(|w| w[0].at <= w[1].at),
+        "commit times in order"
+    );
+    assert_eq!(
+        pg.psql("app", "SELECT DISTINCT message FROM \"GameRequest\"")
+            .unwrap(),
+        writer::MARKER
+    );
+}
