@@ -338,6 +338,8 @@ pub struct Lab {
     /// Every row of `TovPlay` just before the damage, the writer's left
     /// out (not read for more than [`SNAPSHOT_MAX_ROWS`] rows).
     pub rows_before_damage: Option<RowSnapshot>,
+    /// The schema objects of `TovPlay` just before the damage.
+    pub schema_before_damage: Option<std::collections::BTreeSet<String>>,
     registry: PathBuf,
     record: LabRecord,
     done: bool,
@@ -562,6 +564,7 @@ impl Lab {
             truth: None,
             db_oid: None,
             rows_before_damage: None,
+            schema_before_damage: None,
             registry,
             record,
             done: false,
@@ -709,6 +712,7 @@ impl Lab {
         if self.sizes.total() <= SNAPSHOT_MAX_ROWS {
             self.rows_before_damage = Some(self.live_rows_but_writer()?);
         }
+        self.schema_before_damage = Some(self.schema_objects()?);
         self.save()?;
 
         self.damage_at = match self.scenario {

@@ -11,6 +11,13 @@ use super::{DB_NAME, Lab, LabError, writer};
 /// (names go through `format('%I')`; values never leave the server).
 const ROWS_SQL: &str = "SELECT format('SELECT %L, md5(x::text) FROM public.%I x', tablename, tablename) FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename \\gexec";
 
+/// Constraints, indexes, sequences and (user) triggers of `public`, one per line.
+const SCHEMA_SQL: &str = "SELECT x FROM (
+  SELECT 'con:' || c.conrelid::regclass::text || '.' || c.conname || ':' || c.contype::text AS x FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'public'
+  UNION ALL SELECT 'idx:' || indexname FROM pg_indexes WHERE schemaname = 'public'
+  UNION ALL SELECT 'seq:' || sequencename FROM pg_sequences WHERE schemaname = 'public'
+  UNION ALL SELECT 'trg:' || r.relname || '.' || t.tgname FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid JOIN pg_namespace n ON n.oid = r.relnamespace WHERE n.nspname = 'public' AND NOT t.tgisinternal) s ORDER BY x";
+
 impl Lab {
     /// The rows of the live database now: per table, each row's md5 and how
     /// many rows have that text. Taken before a runbook starts and after it,
@@ -62,6 +69,19 @@ impl Lab {
         Ok(rows)
     }
 
+    /// The schema objects of `public` now: `con:<table>.<name>:<type>`,
+    /// `idx:`, `seq:`, `trg:` (empty when the database does not exist).
+    pub fn schema_objects(&self) -> Result<BTreeSet<String>, LabError> {
+        if !self.db_exists()? {
+            return Ok(BTreeSet::new());
+        }
+        Ok(self
+            .psql(DB_NAME, SCHEMA_SQL)?
+            .lines()
+            .map(str::to_string)
+            .collect())
+    }
+
     fn db_exists(&self) -> Result<bool, LabError> {
         Ok(self.psql(
             "postgres",
@@ -93,7 +113,13 @@ impl Lab {
         };
         let present = self.writer_ids_present()?;
         let effects = match &self.rows_before_damage {
-            Some(before) => Some(score::damage_effects(before, &self.live_rows_but_writer()?)),
+            Some(before) => {
+                let e = score::damage_effects(before, &self.live_rows_but_writer()?);
+                Some(match &self.schema_before_damage {
+                    Some(s) => e.with_schema(s, &self.schema_objects()?),
+                    None => e,
+                })
+            }
             None => None,
         };
         Ok(Some(score::truth_score(truth, &present, effects)))

@@ -147,13 +147,33 @@ impl GroundTruth {
 }
 
 /// Rows that differ from the database just before the damage (the
-/// writer's rows left out: they are scored by the log).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// writer's rows left out: they are scored by the log), and schema objects
+/// (constraints, indexes, sequences, triggers of `public`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DamageEffects {
     /// Rows there just before the damage and missing after the fix.
     pub missing: i64,
     /// Rows there after the fix that were not there just before the damage.
     pub extra: i64,
+    /// Schema objects there just before the damage and missing after the fix.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema_missing: Vec<String>,
+    /// Schema objects there after the fix and not before the damage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema_extra: Vec<String>,
+}
+
+impl DamageEffects {
+    /// Nothing of the damage left.
+    pub fn none(&self) -> bool {
+        *self == DamageEffects::default()
+    }
+    /// Adds the schema objects of `before` missing from `after` and the reverse.
+    pub fn with_schema(mut self, before: &BTreeSet<String>, after: &BTreeSet<String>) -> Self {
+        self.schema_missing = before.difference(after).cloned().collect();
+        self.schema_extra = after.difference(before).cloned().collect();
+        self
+    }
 }
 
 /// "Rows lost" against the ground truth.
@@ -229,6 +249,7 @@ pub fn damage_effects(before: &RowSnapshot, after: &RowSnapshot) -> DamageEffect
     DamageEffects {
         missing: diff(before, after),
         extra: diff(after, before),
+        ..DamageEffects::default()
     }
 }
 
@@ -726,6 +747,20 @@ impl fmt::Display for DrillReport {
                     "  damage effects left: {} rows missing, {} rows not there before the damage",
                     e.missing, e.extra
                 )?;
+                if !e.schema_missing.is_empty() {
+                    writeln!(
+                        f,
+                        "    schema objects missing: {}",
+                        e.schema_missing.join(", ")
+                    )?;
+                }
+                if !e.schema_extra.is_empty() {
+                    writeln!(
+                        f,
+                        "    schema objects not there before the damage: {}",
+                        e.schema_extra.join(", ")
+                    )?;
+                }
             }
         }
         if self.mistakes.is_empty() {
@@ -1215,7 +1250,7 @@ mod tests {
             damage_effects(&before, &wiped),
             DamageEffects {
                 missing: 4,
-                extra: 0
+                ..DamageEffects::default()
             }
         );
         // A database gone entirely reads as an empty snapshot.
@@ -1226,7 +1261,8 @@ mod tests {
             damage_effects(&before, &reset),
             DamageEffects {
                 missing: 4,
-                extra: 1
+                extra: 1,
+                ..DamageEffects::default()
             }
         );
         // An older backup: one duplicate row short.
@@ -1235,9 +1271,18 @@ mod tests {
             damage_effects(&before, &older),
             DamageEffects {
                 missing: 1,
-                extra: 0
+                ..DamageEffects::default()
             }
         );
+        // Schema objects: the foreign key a sync dropped, an index it added.
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>();
+        let e = DamageEffects::default().with_schema(
+            &s(&["con:GameRequest.fkey:f", "idx:User_pkey"]),
+            &s(&["idx:User_pkey", "idx:new"]),
+        );
+        assert_eq!(e.schema_missing, ["con:GameRequest.fkey:f"]);
+        assert_eq!(e.schema_extra, ["idx:new"]);
+        assert!(!e.none() && DamageEffects::default().none());
         assert_eq!(damage_effects(&before, &before), DamageEffects::default());
         // The rows a damage wrote, taken out of the rows before a fix.
         let audited = snap(&[

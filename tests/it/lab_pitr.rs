@@ -17,9 +17,37 @@ use std::time::Duration;
 
 use lifeline::journal;
 use lifeline::lab::{
-    ArchiveKind, DB_NAME, DamageEffects, DrillReport, Lab, LabOptions, PITR_RUNBOOK, Scenario,
-    score, writer,
+    ArchiveKind, DB_NAME, DrillReport, Lab, LabOptions, PITR_RUNBOOK, Scenario, score, writer,
 };
+
+/// The schema's shape: constraints, indexes and sequences of `public`.
+fn schema(lab: &Lab, db: &str) -> String {
+    lab.cluster
+        .psql(
+            db,
+            "SELECT string_agg(x, ' ' ORDER BY x) FROM (
+               SELECT 'con:' || conrelid::regclass || '.' || conname || ':' || contype::text AS x FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'public'
+               UNION ALL SELECT 'idx:' || indexname FROM pg_indexes WHERE schemaname = 'public'
+               UNION ALL SELECT 'seq:' || sequencename FROM pg_sequences WHERE schemaname = 'public'
+               UNION ALL SELECT 'trg:' || tgname FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid JOIN pg_namespace n ON n.oid = r.relnamespace WHERE n.nspname = 'public' AND NOT t.tgisinternal) s",
+        )
+        .unwrap()
+}
+
+/// The schema of the right backup, restored with psql into a scratch database.
+fn backup_schema(lab: &Lab) -> String {
+    let right = lab.right_backup().unwrap();
+    lab.cluster.create_db("schema_check").unwrap();
+    let o = std::process::Command::new(lab.cluster.bin("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(lab.cluster.conninfo("schema_check"))
+        .arg("-f")
+        .arg(&right.path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", support::stderr(&o));
+    schema(lab, "schema_check")
+}
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
@@ -179,13 +207,43 @@ fn pitr_drill(scenario: Scenario, ssh: bool) -> DrillReport {
     let g = report.ground_truth.clone().unwrap();
     assert_eq!(g.committed_before_damage as usize, before);
     assert_eq!(g.rows_lost, 0, "{scenario}: {report}");
-    assert_eq!(
-        g.damage_effects,
-        Some(DamageEffects::default()),
-        "{scenario}: {report}"
-    );
+    let e = g.damage_effects.clone().unwrap();
+    assert_eq!((e.missing, e.extra), (0, 0), "{scenario}: {report}");
+    assert!(e.schema_extra.is_empty(), "{scenario}: {report}");
     assert!(report.to_string().contains("rows lost: 0 (of "), "{report}");
     assert!(report.passed(), "{scenario}: {report}");
+    // The schema, read independently against the right backup's: every
+    // constraint, index, sequence and trigger of the application is back,
+    // and the lab's score names exactly what is not.
+    let want = backup_schema(&lab);
+    assert!(want.contains("GameRequest_senderId_fkey"), "{want}");
+    let got = schema(&lab, DB_NAME);
+    let want: BTreeSet<&str> = want.split(' ').collect();
+    let got: BTreeSet<&str> = got.split(' ').collect();
+    let missing: Vec<&&str> = want.difference(&got).collect();
+    assert_eq!(
+        missing.len(),
+        e.schema_missing.len(),
+        "{missing:?} vs {e:?}"
+    );
+    assert!(got.is_subset(&want), "{scenario}: {got:?}");
+    if scenario == Scenario::RogueSync {
+        // Known gap of the target finder (src/pitr, not the lab): the sync's
+        // pg_dump --clean stream drops the foreign keys and the delete-audit
+        // triggers in transactions of their own before its first storage
+        // drop (the target); recovery stops after them. Every row is back;
+        // only foreign keys and triggers may be missing, and the score says
+        // which.
+        assert!(
+            missing
+                .iter()
+                .all(|m| m.ends_with(":f") || m.starts_with("trg:")),
+            "{missing:?}"
+        );
+    } else {
+        assert!(e.none(), "{scenario}: {report}");
+        assert!(missing.is_empty(), "{scenario}: {missing:?}");
+    }
     // The damaged database is kept beside the recovered one.
     let kept = lab
         .cluster
@@ -264,6 +322,11 @@ fn the_dump_path_scores_the_rows_it_really_loses() {
     // The backup is older than the last minutes of history: those rows stay missing.
     let e = g.damage_effects.unwrap();
     assert!(e.missing > 0 && e.extra == 0, "{report}");
+    // The dump holds the whole schema.
+    assert!(
+        e.schema_missing.is_empty() && e.schema_extra.is_empty(),
+        "{report}"
+    );
     let text = report.to_string();
     assert!(
         text.contains(&format!("rows lost: {before} (of {before} the writer")),
@@ -433,7 +496,7 @@ async fn dropped_database_is_recovered_from_the_labs_archive_and_oid() {
     let g = lab.truth_score().unwrap().unwrap();
     assert_eq!(g.committed_before_damage as usize, before);
     assert_eq!(g.rows_lost, 0, "{g:?}");
-    assert_eq!(g.damage_effects, Some(DamageEffects::default()), "{g:?}");
+    assert!(g.damage_effects.as_ref().is_some_and(|e| e.none()), "{g:?}");
     lab.teardown().unwrap();
 }
 
@@ -500,4 +563,62 @@ fn pgbackrest_lab_keeps_a_real_repository_listed_by_status() {
         "{text}"
     );
     lab.teardown().unwrap();
+}
+
+/// `lifeline lab wrong-database --headless --runbook pitr-restore`: the
+/// lab's shipped pitr answers, the drill scored by the binary: exit 0,
+/// "rows lost: 0", PASSED, the drill-report JSON with the ground truth.
+/// `--runbook` without `--headless` is a usage error.
+#[test]
+fn lab_headless_with_the_pitr_runbook_scores_rows_lost_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = tmp.path().join("registry");
+    std::fs::create_dir_all(&registry).unwrap();
+    let state = tmp.path().join("state");
+    let o = support::lifeline(&state)
+        .args(["lab", "wrong-database", "--runbook", PITR_RUNBOOK])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", support::stderr(&o));
+    assert!(support::stderr(&o).contains("--headless"));
+    let o = support::lifeline(&state)
+        .env("TMPDIR", &registry)
+        .env("LIFELINE_RUNBOOKS", support::quick_runbooks(tmp.path(), 12))
+        .args([
+            "lab",
+            "wrong-database",
+            "--headless",
+            "--runbook",
+            PITR_RUNBOOK,
+        ])
+        .output()
+        .unwrap();
+    let out = support::stdout(&o);
+    let err = support::stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("runbook pitr-restore"), "{out}");
+    assert!(out.contains("rows lost: 0 (of "), "{out}");
+    assert!(
+        out.contains("damage effects left: 0 rows missing, 0 rows not there before the damage"),
+        "{out}"
+    );
+    assert!(out.contains("rows lost in undamaged tables: 0\n"), "{out}");
+    assert!(out.contains("result:                PASSED"), "{out}");
+    let inc = std::fs::read_dir(state.join("incidents"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let recs = journal::read_records(&inc.join("journal.jsonl")).unwrap();
+    let r = recs.iter().find(|r| r.kind == "drill-report").unwrap();
+    assert_eq!(r.data["ground_truth"]["rows_lost"], 0, "{}", r.data);
+    assert!(
+        r.data["ground_truth"]["committed_before_damage"]
+            .as_u64()
+            .unwrap()
+            >= 20,
+        "{}",
+        r.data
+    );
 }
