@@ -562,7 +562,23 @@ fn pgbackrest_lab_keeps_a_real_repository_listed_by_status() {
         text.contains("lab-wal") && text.contains(&format!("base backup '{label}'")),
         "{text}"
     );
+    // A recovery cluster left running in the lab's recovery directory (its
+    // owner killed mid-recovery) is the lab's: teardown stops it.
+    let left = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "exec -a 'postgres -D {}/left/data' sleep 300",
+            a.recovery_dir.display()
+        ))
+        .spawn()
+        .unwrap();
+    let pid = left.id();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(lifeline::lab::procs::alive(pid));
     lab.teardown().unwrap();
+    let mut left = left;
+    let st = left.wait().unwrap();
+    assert!(!st.success(), "killed by teardown: {st:?}");
 }
 
 /// `lifeline lab wrong-database --headless --runbook pitr-restore`: the
@@ -621,4 +637,31 @@ fn lab_headless_with_the_pitr_runbook_scores_rows_lost_0() {
         "{}",
         r.data
     );
+}
+
+/// `lifeline lab --pgbackrest` through the binary: the kept lab's inventory
+/// names the pgBackRest repository; the flag reaches the build.
+#[test]
+fn lab_pgbackrest_flag_builds_the_repository() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = tmp.path().join("registry");
+    std::fs::create_dir_all(&registry).unwrap();
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "bogus = 1\n").unwrap();
+    let dir = tmp.path().join("lab");
+    let o = support::lifeline(&tmp.path().join("state"))
+        .env("TMPDIR", &registry)
+        .args(["lab", "dropped-database", "--pgbackrest", "--dir"])
+        .arg(&dir)
+        .args(["--headless", "--answers"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = support::stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.toml"), "{err}");
+    let inv = std::fs::read_to_string(dir.join("lifeline.toml")).unwrap();
+    assert!(inv.contains("kind = \"pgbackrest\""), "{inv}");
+    assert!(dir.join("pitr/repo/backup/lab").is_dir());
+    assert!(dir.join("truth/writer.log").is_file());
 }
