@@ -227,23 +227,11 @@ fn pitr_drill(scenario: Scenario, ssh: bool) -> DrillReport {
         "{missing:?} vs {e:?}"
     );
     assert!(got.is_subset(&want), "{scenario}: {got:?}");
-    if scenario == Scenario::RogueSync {
-        // Known gap of the target finder (src/pitr, not the lab): the sync's
-        // pg_dump --clean stream drops the foreign keys and the delete-audit
-        // triggers in transactions of their own before its first storage
-        // drop (the target); recovery stops after them. Every row is back;
-        // only foreign keys and triggers may be missing, and the score says
-        // which.
-        assert!(
-            missing
-                .iter()
-                .all(|m| m.ends_with(":f") || m.starts_with("trg:")),
-            "{missing:?}"
-        );
-    } else {
-        assert!(e.none(), "{scenario}: {report}");
-        assert!(missing.is_empty(), "{scenario}: {missing:?}");
-    }
+    // rogue-sync: the sync's pg_dump --clean stream drops the foreign keys
+    // and the delete-audit triggers in transactions of their own before its
+    // first storage drop; the target is before the first of them.
+    assert!(e.none(), "{scenario}: {report}");
+    assert!(missing.is_empty(), "{scenario}: {missing:?}");
     // The damaged database is kept beside the recovered one.
     let kept = lab
         .cluster
