@@ -69,6 +69,12 @@ pub enum Command {
         /// Answers for --headless (default: the scenario's shipped answers).
         #[arg(long, value_name = "FILE", requires = "headless")]
         answers: Option<PathBuf>,
+        /// The runbook --headless runs (default: the scenario's), e.g. pitr-restore.
+        #[arg(long, value_name = "NAME", requires = "headless")]
+        runbook: Option<String>,
+        /// Archive WAL into a real pgBackRest repository (stanza 'lab') instead of a directory.
+        #[arg(long)]
+        pgbackrest: bool,
         /// When the PostgreSQL server binaries are missing, install them with apt (as root) without asking.
         #[arg(long)]
         install_deps: bool,

@@ -17,6 +17,8 @@ pub fn cmd_lab(cli: &Cli, redactor: Redactor, command: &Command) -> ExitCode {
         headless,
         answers,
         install_deps,
+        runbook,
+        pgbackrest,
     } = command
     else {
         return ExitCode::from(EXIT_USAGE);
@@ -39,6 +41,8 @@ pub fn cmd_lab(cli: &Cli, redactor: Redactor, command: &Command) -> ExitCode {
         operator: cli.operator.clone().unwrap_or_else(default_operator),
         readonly: cli.readonly,
         install_deps: *install_deps,
+        runbook: runbook.clone(),
+        pgbackrest: *pgbackrest,
     };
     match lifeline::console::lab::cmd_lab(args, redactor) {
         Ok(code) => ExitCode::from(code),

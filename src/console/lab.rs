@@ -43,6 +43,10 @@ pub struct LabArgs {
     pub readonly: bool,
     /// Install missing PostgreSQL server binaries with apt without asking.
     pub install_deps: bool,
+    /// `--runbook`: the runbook `--headless` runs (default: the scenario's).
+    pub runbook: Option<String>,
+    /// `--pgbackrest`: the WAL archive is a pgBackRest repository.
+    pub pgbackrest: bool,
 }
 
 /// A progress line on stderr while the lab builds ("building ... 12 s").
@@ -109,6 +113,11 @@ fn build(args: &LabArgs) -> Result<Lab, ConsoleError> {
         scenario: args.scenario,
         dir: args.dir.clone(),
         ssh: args.ssh,
+        archive: if args.pgbackrest {
+            crate::lab::ArchiveKind::Pgbackrest
+        } else {
+            crate::lab::ArchiveKind::WalDir
+        },
         ..Default::default()
     };
     if let Some(r) = args.rows {
@@ -223,12 +232,19 @@ fn before(lab: &Lab) -> Vec<UiEvent> {
 
 fn headless(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, ConsoleError> {
     crate::logging::init_stderr(redactor.clone());
-    let answers = args
-        .answers
-        .clone()
-        .unwrap_or_else(|| lab.answers_path.clone());
+    let pitr = args.runbook.as_deref() == Some(crate::lab::PITR_RUNBOOK);
+    let answers = args.answers.clone().unwrap_or_else(|| {
+        if pitr {
+            lab.pitr_answers_path.clone()
+        } else {
+            lab.answers_path.clone()
+        }
+    });
     let run = RunArgs {
-        runbook: lab.scenario.runbook().to_string(),
+        runbook: args
+            .runbook
+            .clone()
+            .unwrap_or_else(|| lab.scenario.runbook().to_string()),
         answers: Some(answers),
         dry_run: false,
         incident: None,
@@ -244,7 +260,7 @@ fn headless(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, Console
     // before the runbook starts, read by the lab itself.
     // Only scenarios that leave tables undamaged have them to score.
     let rows_before = lab.scenario.damaged_tables().and_then(|_| {
-        lab.live_rows()
+        lab.rows_before_fix()
             .map_err(|e| eprintln!("rows before the fix not read ({e}): rows lost not scored"))
             .ok()
     });
@@ -281,6 +297,12 @@ fn headless(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, Console
             Ok(after) => report = report.with_live_rows(before, &after),
             Err(e) => eprintln!("rows after the fix not read ({e}): rows lost not scored"),
         }
+    }
+    // Rows lost against the writer's log (ground truth), whatever the path.
+    match lab.truth_score() {
+        Ok(Some(t)) => report = report.with_ground_truth(t),
+        Ok(None) => {}
+        Err(e) => eprintln!("the writer's rows not read ({e}): rows lost not scored"),
     }
     let mut journal = Journal::open(&path, &incident, &args.operator, redactor)?;
     journal.append(

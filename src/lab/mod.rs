@@ -8,6 +8,7 @@
 //! `lab.teardown()` (or drop) stops every process it started and removes
 //! the directory unless it was given with `dir`.
 
+pub mod archive;
 mod data;
 pub mod deps;
 mod files;
@@ -15,6 +16,7 @@ pub mod procs;
 pub mod registry;
 mod rows;
 pub mod score;
+pub mod writer;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -26,10 +28,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use archive::{ArchiveKind, LabArchive};
 pub use data::{COUNTED, Migration, Sizes, WATCHED, migrations};
 pub use files::{BACKUP_PATTERN, CATALOG, DATABASE, HOST, SYNC_INTERVAL_S};
 pub use registry::{Cleaned, LabRecord, RECORD_FILE, default_registry};
-pub use score::{BackupFact, DrillReport, LabFacts, Mistake, RowSnapshot, score};
+pub use score::{
+    BackupFact, DamageEffects, DrillReport, GroundTruth, LabFacts, Mistake, RowSnapshot,
+    TruthScore, score,
+};
 
 use crate::sandbox::{PgCluster, PgOptions, SandboxError, Sshd, SshdOptions};
 use registry::ClusterRecord;
@@ -121,6 +127,28 @@ impl Scenario {
         }
     }
 }
+
+impl Scenario {
+    /// The shipped answers of the point-in-time recovery runbook
+    /// `pitr-restore` for this scenario (assets/lab/answers/<scenario>-pitr.toml).
+    pub fn pitr_answers(self) -> &'static str {
+        match self {
+            Scenario::RogueSync => include_str!("../../assets/lab/answers/rogue-sync-pitr.toml"),
+            Scenario::WrongDatabase => {
+                include_str!("../../assets/lab/answers/wrong-database-pitr.toml")
+            }
+            Scenario::DroppedDatabase => {
+                include_str!("../../assets/lab/answers/dropped-database-pitr.toml")
+            }
+            Scenario::MigrationReset => {
+                include_str!("../../assets/lab/answers/migration-reset-pitr.toml")
+            }
+        }
+    }
+}
+
+/// The point-in-time recovery runbook a lab drill can run instead.
+pub const PITR_RUNBOOK: &str = "pitr-restore";
 
 impl std::fmt::Display for Scenario {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -214,6 +242,8 @@ pub struct LabOptions {
     pub ssh: bool,
     /// Registry of live labs; default [`default_registry`].
     pub registry: Option<PathBuf>,
+    /// The WAL archive the cluster keeps (a directory, or a pgBackRest repository).
+    pub archive: ArchiveKind,
 }
 
 impl Default for LabOptions {
@@ -224,6 +254,7 @@ impl Default for LabOptions {
             rows: DEFAULT_ROWS,
             ssh: false,
             registry: None,
+            archive: ArchiveKind::default(),
         }
     }
 }
@@ -282,6 +313,8 @@ pub struct Lab {
     pub sshd: Option<Sshd>,
     pub inventory_path: PathBuf,
     pub answers_path: PathBuf,
+    /// Answers of [`PITR_RUNBOOK`] (`<dir>/answers-pitr.toml`).
+    pub pitr_answers_path: PathBuf,
     pub built_at: DateTime<Utc>,
     /// When the damage happened (the drill clock starts here).
     pub damage_at: DateTime<Utc>,
@@ -296,6 +329,17 @@ pub struct Lab {
     pub oids_before: BTreeMap<String, u32>,
     pub counts_before_at: DateTime<Utc>,
     pub sizes: Sizes,
+    /// The WAL archive and its base backup from before the damage.
+    pub archive: Option<LabArchive>,
+    /// The application writer's log (ground truth), read once it stopped.
+    pub truth: Option<GroundTruth>,
+    /// OID of `TovPlay` before the damage.
+    pub db_oid: Option<u32>,
+    /// Every row of `TovPlay` just before the damage, the writer's left
+    /// out (not read for more than [`SNAPSHOT_MAX_ROWS`] rows).
+    pub rows_before_damage: Option<RowSnapshot>,
+    /// The schema objects of `TovPlay` just before the damage.
+    pub schema_before_damage: Option<std::collections::BTreeSet<String>>,
     registry: PathBuf,
     record: LabRecord,
     done: bool,
@@ -317,8 +361,14 @@ fn in_path(tool: &str) -> bool {
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
 }
 
-fn check_tools(scenario: Scenario) -> Result<(), LabError> {
+fn check_tools(scenario: Scenario, archive: ArchiveKind) -> Result<(), LabError> {
     crate::sandbox::pg_bin_dir()?;
+    if archive == ArchiveKind::Pgbackrest && !in_path("pgbackrest") {
+        return Err(LabError::NoTool {
+            tool: "pgbackrest",
+            package: "pgbackrest",
+        });
+    }
     if scenario == Scenario::RogueSync {
         for (tool, package) in [("bash", "bash"), ("setsid", "util-linux")] {
             if !in_path(tool) {
@@ -412,6 +462,13 @@ const HISTORY: [Stage; 5] = [
     },
 ];
 
+/// Above this many seeded rows the lab does not keep a snapshot of every
+/// row before the damage (damage effects are then not scored).
+pub const SNAPSHOT_MAX_ROWS: u64 = 200_000;
+
+/// Rows the writer commits before the lab goes on.
+const WRITER_ROWS: u64 = 20;
+
 /// Longest wait for the rogue sync to wipe production.
 const DAMAGE_WAIT: Duration = Duration::from_secs(90);
 
@@ -423,7 +480,7 @@ impl Lab {
     /// (seconds; a minute for millions of rows): from async code call it
     /// through `spawn_blocking`.
     pub fn build(opts: LabOptions) -> Result<Lab, LabError> {
-        check_tools(opts.scenario)?;
+        check_tools(opts.scenario, opts.archive)?;
         let registry = opts.registry.clone().unwrap_or_else(default_registry);
         let me = std::process::id();
         let owner_start = procs::start_ticks(me).ok_or_else(|| LabError::Command {
@@ -469,6 +526,7 @@ impl Lab {
         let cluster = match PgCluster::start_with(PgOptions {
             fsync: true,
             dir: Some(dir.join("pg")),
+            settings: archive::settings(),
             ..PgOptions::default()
         }) {
             Ok(c) => c,
@@ -493,6 +551,7 @@ impl Lab {
             sshd: None,
             inventory_path: dir.join("lifeline.toml"),
             answers_path: dir.join("answers.toml"),
+            pitr_answers_path: dir.join("answers-pitr.toml"),
             built_at,
             damage_at: built_at,
             backups: Vec::new(),
@@ -501,6 +560,11 @@ impl Lab {
             oids_before: BTreeMap::new(),
             counts_before_at: built_at,
             sizes: Sizes::for_rows(opts.rows),
+            archive: None,
+            truth: None,
+            db_oid: None,
+            rows_before_damage: None,
+            schema_before_damage: None,
             registry,
             record,
             done: false,
@@ -527,6 +591,9 @@ impl Lab {
 
     fn populate(&mut self, opts: &LabOptions) -> Result<(), LabError> {
         let now = self.built_at;
+        // Archiving from the first segment on.
+        let mut archive = archive::prepare(&self.dir, opts.archive)?;
+        archive::enable(&self.cluster, &archive)?;
         self.cluster.create_db(DB_NAME)?;
         // The inventory's restore_role: restores log in as it (LOGIN only).
         self.psql(
@@ -577,35 +644,36 @@ impl Lab {
             }
             Scenario::DroppedDatabase | Scenario::MigrationReset => {}
         }
+        // The base backup: after the history, before the writer and the damage.
+        archive::base_backup(&self.cluster, &mut archive)?;
+        self.archive = Some(archive);
+        self.db_oid = self
+            .psql(
+                "postgres",
+                &format!("SELECT oid FROM pg_database WHERE datname = '{DB_NAME}'"),
+            )?
+            .trim()
+            .parse()
+            .ok();
 
-        let host = if opts.ssh {
-            let sshd = Sshd::start_with(SshdOptions {
-                dir: Some(self.dir.join("ssh")),
-                ..SshdOptions::default()
-            })?;
-            let known_hosts = sshd.write_known_hosts()?;
-            self.record.sshd_config = Some(sshd.dir().join("sshd_config"));
-            let host = files::HostAccess::Ssh {
-                port: sshd.port(),
-                user: sshd.user().to_string(),
-                identity: sshd.user_key().display().to_string(),
-                known_hosts: known_hosts.display().to_string(),
-            };
-            let pidfile = sshd.dir().join("sshd.pid");
-            let pid = procs::wait_pidfile(&pidfile, Duration::from_secs(10)).unwrap_or(0);
-            self.pids.push(LabProcess {
-                name: "sshd".into(),
-                pid,
-                pgid: procs::pgid(pid),
-                pidfile: Some(pidfile),
-                hazard: false,
-            });
-            self.sshd = Some(sshd);
-            host
-        } else {
-            files::HostAccess::Local
-        };
-        let text = files::inventory_text(
+        // The application keeps writing until the damage; its log is the ground truth.
+        let truth_dir = self.dir.join("truth");
+        std::fs::create_dir_all(&truth_dir)
+            .and_then(|()| {
+                std::fs::set_permissions(&truth_dir, std::fs::Permissions::from_mode(0o700))
+            })
+            .map_err(LabError::io(format!("create '{}'", truth_dir.display())))?;
+        let log = truth_dir.join("writer.log");
+        let writer = writer::Writer::start(
+            &self.cluster.url(DB_NAME),
+            self.sizes.users,
+            self.sizes.games,
+            &log,
+        )?;
+        writer.wait_for(WRITER_ROWS, Duration::from_secs(30))?;
+
+        let host = self.start_host(opts)?;
+        let mut text = files::inventory_text(
             self.scenario,
             &self.dir,
             self.cluster.port(),
@@ -613,6 +681,9 @@ impl Lab {
             &WATCHED,
             &host,
         );
+        if let Some(a) = &self.archive {
+            text.push_str(&archive::inventory_entry(a, HOST, DATABASE));
+        }
         std::fs::write(&self.inventory_path, text).map_err(LabError::io(format!(
             "write '{}'",
             self.inventory_path.display()
@@ -620,9 +691,28 @@ impl Lab {
         std::fs::write(&self.answers_path, self.scenario.answers()).map_err(LabError::io(
             format!("write '{}'", self.answers_path.display()),
         ))?;
+        std::fs::write(&self.pitr_answers_path, self.scenario.pitr_answers()).map_err(
+            LabError::io(format!("write '{}'", self.pitr_answers_path.display())),
+        )?;
+
+        // The sync does its damage on its own schedule: the writer runs
+        // through it. The other damages are the lab's: the writer stops
+        // just before, so the counts below are the last ones.
+        let writer = match self.scenario {
+            Scenario::RogueSync => Some(writer),
+            _ => {
+                let (rows, _) = writer.stop()?;
+                self.truth = Some(self.ground_truth(&log, rows));
+                None
+            }
+        };
         self.counts_before = data::counts(&self.cluster, DB_NAME)?;
         self.oids_before = data::oids(&self.cluster, DB_NAME)?;
         self.counts_before_at = Utc::now();
+        if self.sizes.total() <= SNAPSHOT_MAX_ROWS {
+            self.rows_before_damage = Some(self.live_rows_but_writer()?);
+        }
+        self.schema_before_damage = Some(self.schema_objects()?);
         self.save()?;
 
         self.damage_at = match self.scenario {
@@ -645,12 +735,59 @@ impl Lab {
                 at
             }
         };
+        if let Some(w) = writer {
+            let (rows, _) = w.stop()?;
+            self.truth = Some(self.ground_truth(&log, rows));
+        }
+        if let Some(t) = &mut self.truth {
+            t.damage_started = self.damage_at;
+        }
         self.record.damage_at = Some(self.damage_at);
         // The schedule keeps running: its next backup holds the damage.
         let after = Utc::now().max(self.damage_at + chrono::Duration::seconds(1));
         self.take_backup(after, BackupKind::AfterDamage)?;
         self.record.facts = Some(self.facts());
         self.save()
+    }
+
+    fn ground_truth(&self, log: &Path, rows: Vec<writer::CommittedRow>) -> GroundTruth {
+        GroundTruth {
+            table: writer::TABLE.to_string(),
+            marker: writer::MARKER.to_string(),
+            log: log.to_path_buf(),
+            rows,
+            damage_started: self.damage_at,
+        }
+    }
+
+    /// The lab host: this machine, or a throwaway sshd on loopback.
+    fn start_host(&mut self, opts: &LabOptions) -> Result<files::HostAccess, LabError> {
+        if !opts.ssh {
+            return Ok(files::HostAccess::Local);
+        }
+        let sshd = Sshd::start_with(SshdOptions {
+            dir: Some(self.dir.join("ssh")),
+            ..SshdOptions::default()
+        })?;
+        let known_hosts = sshd.write_known_hosts()?;
+        self.record.sshd_config = Some(sshd.dir().join("sshd_config"));
+        let host = files::HostAccess::Ssh {
+            port: sshd.port(),
+            user: sshd.user().to_string(),
+            identity: sshd.user_key().display().to_string(),
+            known_hosts: known_hosts.display().to_string(),
+        };
+        let pidfile = sshd.dir().join("sshd.pid");
+        let pid = procs::wait_pidfile(&pidfile, Duration::from_secs(10)).unwrap_or(0);
+        self.pids.push(LabProcess {
+            name: "sshd".into(),
+            pid,
+            pgid: procs::pgid(pid),
+            pidfile: Some(pidfile),
+            hazard: false,
+        });
+        self.sshd = Some(sshd);
+        Ok(host)
     }
 
     /// Dumps `TovPlay` into the catalog under the name of time `at`.
@@ -834,6 +971,8 @@ impl Lab {
             hazards: self.hazards(),
             decoys: self.decoys(),
             counts_before: self.counts_before.clone(),
+            truth: self.truth.clone(),
+            db_oid: self.db_oid,
         }
     }
 
@@ -985,6 +1124,19 @@ mod tests {
             };
             assert_eq!(a.confirm.get(key).map(String::as_str), Some(want), "{s}");
             assert_eq!(a.params.get("db").map(String::as_str), Some("main"));
+        }
+        for s in Scenario::ALL {
+            let rb = crate::runbook::find(PITR_RUNBOOK, None).unwrap();
+            let a = crate::engine::Answers::parse(s.pitr_answers(), s.name(), &rb)
+                .unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(a.params.get("db").map(String::as_str), Some("main"));
+            for step in ["restore", "owners", "swap", "start"] {
+                assert_eq!(
+                    a.confirm.get(step).map(String::as_str),
+                    Some("TovPlay"),
+                    "{s}"
+                );
+            }
         }
         let e = "rogue".parse::<Scenario>().unwrap_err().to_string();
         assert!(e.contains("'rogue'") && e.contains("wrong-database"), "{e}");

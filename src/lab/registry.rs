@@ -54,7 +54,8 @@ pub struct LabRecord {
 
 impl LabRecord {
     /// Command-line fragments that identify the lab's processes: its
-    /// scripts, its postmaster, its sshd.
+    /// scripts, its postmaster, its sshd, a recovery cluster left running
+    /// in its archive's recovery directory (its owner killed mid-recovery).
     /// The scripts come first. Narrow on purpose: an editor open on a
     /// script of a kept lab is not one of its processes.
     pub fn patterns(&self) -> Vec<String> {
@@ -63,6 +64,7 @@ impl LabRecord {
         if let Some(c) = &self.sshd_config {
             p.push(format!("-f {}", c.display()));
         }
+        p.push(format!("-D {d}/{}/recovery/", super::archive::PITR_DIR));
         p
     }
 

@@ -26,6 +26,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::writer::CommittedRow;
 use super::{BackupKind, Scenario};
 use crate::journal::{Record, kinds};
 
@@ -111,6 +112,145 @@ pub struct LabFacts {
     pub decoys: Vec<String>,
     /// Row counts of the damaged database just before the damage.
     pub counts_before: BTreeMap<String, i64>,
+    /// The application writer's log: every row it saw committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truth: Option<GroundTruth>,
+    /// OID of the damaged database before the damage (names it in the WAL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_oid: Option<u32>,
+}
+
+/// Ground truth of the lab's application writer: what it committed, and
+/// when the damage began by the lab's clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroundTruth {
+    /// The table it writes (`public`).
+    pub table: String,
+    /// The `message` of its rows (no other row has it).
+    pub marker: String,
+    /// The log file (`id<TAB>commit time`, 0600).
+    pub log: std::path::PathBuf,
+    pub rows: Vec<CommittedRow>,
+    /// A row whose COMMIT returned before this committed before the
+    /// destructive transaction.
+    pub damage_started: DateTime<Utc>,
+}
+
+impl GroundTruth {
+    /// Ids of the rows committed before the damage began.
+    pub fn before_damage(&self) -> impl Iterator<Item = i64> + '_ {
+        self.rows
+            .iter()
+            .filter(|r| r.at < self.damage_started)
+            .map(|r| r.id)
+    }
+}
+
+/// Rows that differ from the database just before the damage (the
+/// writer's rows left out: they are scored by the log), and schema objects
+/// (constraints, indexes, sequences, triggers of `public`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DamageEffects {
+    /// Rows there just before the damage and missing after the fix.
+    pub missing: i64,
+    /// Rows there after the fix that were not there just before the damage.
+    pub extra: i64,
+    /// Schema objects there just before the damage and missing after the fix.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema_missing: Vec<String>,
+    /// Schema objects there after the fix and not before the damage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema_extra: Vec<String>,
+}
+
+impl DamageEffects {
+    /// Nothing of the damage left.
+    pub fn none(&self) -> bool {
+        *self == DamageEffects::default()
+    }
+    /// Adds the schema objects of `before` missing from `after` and the reverse.
+    pub fn with_schema(mut self, before: &BTreeSet<String>, after: &BTreeSet<String>) -> Self {
+        self.schema_missing = before.difference(after).cloned().collect();
+        self.schema_extra = after.difference(before).cloned().collect();
+        self
+    }
+}
+
+/// "Rows lost" against the ground truth.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TruthScore {
+    /// Rows the writer committed before the damage began.
+    pub committed_before_damage: u64,
+    /// Of those, the ones missing from the live database after the fix.
+    pub rows_lost: u64,
+    /// Up to ten of the missing ids.
+    pub lost_ids: Vec<i64>,
+    /// Rows the writer committed after the damage began: not scored.
+    pub committed_after_damage: u64,
+    /// The database after the fix against the one just before the damage
+    /// (absent when not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damage_effects: Option<DamageEffects>,
+}
+
+/// Scores the writer's rows: `present` are the writer's ids in the live
+/// database after the fix.
+pub fn truth_score(
+    truth: &GroundTruth,
+    present: &BTreeSet<i64>,
+    damage_effects: Option<DamageEffects>,
+) -> TruthScore {
+    let before: Vec<i64> = truth.before_damage().collect();
+    let lost: Vec<i64> = before
+        .iter()
+        .copied()
+        .filter(|id| !present.contains(id))
+        .collect();
+    TruthScore {
+        committed_before_damage: before.len() as u64,
+        rows_lost: lost.len() as u64,
+        lost_ids: lost.into_iter().take(10).collect(),
+        committed_after_damage: (truth.rows.len() - before.len()) as u64,
+        damage_effects,
+    }
+}
+
+/// `a` less `b`, row by row (multisets); tables left empty are kept.
+pub fn minus(a: &RowSnapshot, b: &RowSnapshot) -> RowSnapshot {
+    let empty = BTreeMap::new();
+    a.iter()
+        .map(|(t, rows)| {
+            let other = b.get(t).unwrap_or(&empty);
+            let left = rows
+                .iter()
+                .filter_map(|(sum, n)| {
+                    let k = n - other.get(sum).copied().unwrap_or(0);
+                    (k > 0).then(|| (sum.clone(), k))
+                })
+                .collect();
+            (t.clone(), left)
+        })
+        .collect()
+}
+
+/// Multiset difference of two row snapshots, both ways.
+pub fn damage_effects(before: &RowSnapshot, after: &RowSnapshot) -> DamageEffects {
+    let empty = BTreeMap::new();
+    let diff = |a: &RowSnapshot, b: &RowSnapshot| -> i64 {
+        a.iter()
+            .map(|(t, rows)| {
+                let other = b.get(t).unwrap_or(&empty);
+                rows.iter()
+                    .map(|(sum, n)| (n - other.get(sum).copied().unwrap_or(0)).max(0))
+                    .sum::<i64>()
+            })
+            .sum()
+    };
+    DamageEffects {
+        missing: diff(before, after),
+        extra: diff(after, before),
+        ..DamageEffects::default()
+    }
 }
 
 impl LabFacts {
@@ -229,6 +369,9 @@ pub struct DrillReport {
     /// with foreign-key orphans no backup row fixes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub damage_left: Option<String>,
+    /// Rows lost against the writer's log, read by the lab after the fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ground_truth: Option<TruthScore>,
     pub mistakes: Vec<Mistake>,
 }
 
@@ -252,6 +395,12 @@ impl DrillReport {
     /// live database just before the fix and right after it.
     pub fn with_live_rows(mut self, before: &RowSnapshot, after: &RowSnapshot) -> Self {
         self.undamaged_rows_lost = undamaged_rows_lost(self.scenario, before, after);
+        self
+    }
+
+    /// Adds the score against the writer's log.
+    pub fn with_ground_truth(mut self, s: TruthScore) -> Self {
+        self.ground_truth = Some(s);
         self
     }
 }
@@ -534,6 +683,7 @@ pub fn score(facts: &LabFacts, records: &[Record]) -> DrillReport {
         rows_lost,
         undamaged_rows_lost: None,
         damage_left,
+        ground_truth: None,
         mistakes,
     }
 }
@@ -593,6 +743,38 @@ impl fmt::Display for DrillReport {
         }
         if let Some(d) = &self.damage_left {
             writeln!(f, "  damage left:           {d}")?;
+        }
+        if let Some(g) = &self.ground_truth {
+            writeln!(
+                f,
+                "  rows lost: {} (of {} the writer committed before the damage; ground truth)",
+                g.rows_lost, g.committed_before_damage
+            )?;
+            if !g.lost_ids.is_empty() {
+                let ids: Vec<String> = g.lost_ids.iter().map(i64::to_string).collect();
+                writeln!(f, "    first ids lost: {}", ids.join(", "))?;
+            }
+            if let Some(e) = &g.damage_effects {
+                writeln!(
+                    f,
+                    "  damage effects left: {} rows missing, {} rows not there before the damage",
+                    e.missing, e.extra
+                )?;
+                if !e.schema_missing.is_empty() {
+                    writeln!(
+                        f,
+                        "    schema objects missing: {}",
+                        e.schema_missing.join(", ")
+                    )?;
+                }
+                if !e.schema_extra.is_empty() {
+                    writeln!(
+                        f,
+                        "    schema objects not there before the damage: {}",
+                        e.schema_extra.join(", ")
+                    )?;
+                }
+            }
         }
         if self.mistakes.is_empty() {
             writeln!(f, "  mistakes:              none")?;
@@ -655,6 +837,8 @@ mod tests {
             counts_before: [("User".to_string(), 250), ("Game".to_string(), 16)]
                 .into_iter()
                 .collect(),
+            truth: None,
+            db_oid: None,
         }
     }
 
@@ -1014,6 +1198,141 @@ mod tests {
                 .get("undamaged_rows_lost")
                 .is_none()
         );
+    }
+
+    /// The writer's log scored: rows committed before the damage and
+    /// missing count, rows after it do not; the text and the JSON say it.
+    #[test]
+    fn rows_lost_are_counted_against_the_writers_log() {
+        let d = t0();
+        let row = |id: i64, ms: i64| CommittedRow {
+            id,
+            at: d + Duration::milliseconds(ms),
+        };
+        let truth = GroundTruth {
+            table: "GameRequest".into(),
+            marker: "lab writer".into(),
+            log: "/lab/truth/writer.log".into(),
+            rows: vec![
+                row(100, -30),
+                row(101, -20),
+                row(102, -1),
+                row(103, 0),
+                row(104, 5),
+            ],
+            damage_started: d,
+        };
+        // A dump restore: none of the writer's rows.
+        let dump = truth_score(&truth, &BTreeSet::new(), None);
+        assert_eq!(
+            (
+                dump.committed_before_damage,
+                dump.rows_lost,
+                dump.committed_after_damage
+            ),
+            (3, 3, 2)
+        );
+        assert_eq!(dump.lost_ids, [100, 101, 102]);
+        // Recovery to just before the destructive transaction: all before it,
+        // none after (not scored either way).
+        let present: BTreeSet<i64> = [100, 101, 102].into_iter().collect();
+        let before = snap(&[("User", &["u1", "u2"]), ("Game", &["g1"])]);
+        let pitr = truth_score(&truth, &present, Some(damage_effects(&before, &before)));
+        assert_eq!(pitr.rows_lost, 0);
+        assert!(pitr.lost_ids.is_empty());
+        // One row of the three lost: counted, named.
+        let one: BTreeSet<i64> = [100, 102, 104].into_iter().collect();
+        let s = truth_score(&truth, &one, None);
+        assert_eq!((s.rows_lost, s.lost_ids.clone()), (1, vec![101]));
+
+        let r = score(&facts(), &clean_drill()).with_ground_truth(pitr.clone());
+        let text = r.to_string();
+        assert!(
+            text.contains("rows lost: 0 (of 3 the writer committed before the damage"),
+            "{text}"
+        );
+        assert!(
+            text.contains("damage effects left: 0 rows missing, 0 rows not there before"),
+            "{text}"
+        );
+        // The RPO line stays.
+        assert!(text.contains("data lost (RPO):"), "{text}");
+        let j = serde_json::to_value(&r).unwrap();
+        assert_eq!(j["ground_truth"]["rows_lost"], 0);
+        assert_eq!(j["ground_truth"]["committed_before_damage"], 3);
+        let back: DrillReport = serde_json::from_value(j).unwrap();
+        assert_eq!(back, r);
+        let r = score(&facts(), &clean_drill()).with_ground_truth(dump);
+        assert!(r.to_string().contains("rows lost: 3 (of 3"), "{r}");
+        assert!(
+            r.to_string().contains("first ids lost: 100, 101, 102"),
+            "{r}"
+        );
+        // Not measured: absent.
+        let r = score(&facts(), &clean_drill());
+        assert!(!r.to_string().contains("rows lost: "), "{r}");
+        assert!(
+            serde_json::to_value(&r)
+                .unwrap()
+                .get("ground_truth")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn damage_effects_count_missing_and_added_rows_as_multisets() {
+        let before = snap(&[("User", &["u1", "u2", "u2"]), ("Game", &["g1"])]);
+        // Wiped: everything missing.
+        let wiped = snap(&[("User", &[]), ("Game", &[])]);
+        assert_eq!(
+            damage_effects(&before, &wiped),
+            DamageEffects {
+                missing: 4,
+                ..DamageEffects::default()
+            }
+        );
+        // A database gone entirely reads as an empty snapshot.
+        assert_eq!(damage_effects(&before, &RowSnapshot::new()).missing, 4);
+        // Migrations from init: a 'Legacy Account' and nothing else.
+        let reset = snap(&[("User", &["legacy"]), ("Game", &[])]);
+        assert_eq!(
+            damage_effects(&before, &reset),
+            DamageEffects {
+                missing: 4,
+                extra: 1,
+                ..DamageEffects::default()
+            }
+        );
+        // An older backup: one duplicate row short.
+        let older = snap(&[("User", &["u1", "u2"]), ("Game", &["g1"])]);
+        assert_eq!(
+            damage_effects(&before, &older),
+            DamageEffects {
+                missing: 1,
+                ..DamageEffects::default()
+            }
+        );
+        // Schema objects: the foreign key a sync dropped, an index it added.
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>();
+        let e = DamageEffects::default().with_schema(
+            &s(&["con:GameRequest.fkey:f", "idx:User_pkey"]),
+            &s(&["idx:User_pkey", "idx:new"]),
+        );
+        assert_eq!(e.schema_missing, ["con:GameRequest.fkey:f"]);
+        assert_eq!(e.schema_extra, ["idx:new"]);
+        assert!(!e.none() && DamageEffects::default().none());
+        assert_eq!(damage_effects(&before, &before), DamageEffects::default());
+        // The rows a damage wrote, taken out of the rows before a fix.
+        let audited = snap(&[
+            ("User", &[]),
+            ("DeleteAudit", &["d1", "d2"]),
+            ("Game", &["g1"]),
+        ]);
+        let added = minus(&audited, &before);
+        assert_eq!(added["DeleteAudit"].values().sum::<i64>(), 2);
+        assert!(added["Game"].is_empty());
+        let kept = minus(&audited, &added);
+        assert!(kept["DeleteAudit"].is_empty() && kept["Game"]["g1"] == 1);
     }
 
     #[test]

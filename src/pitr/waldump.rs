@@ -81,7 +81,20 @@ pub enum Destruction {
     DropDatabase {
         db_oid: u32,
     },
+    /// A foreign key or a trigger of the relation dropped (rows of
+    /// pg_constraint / pg_trigger deleted, its relcache invalidated at
+    /// commit): the first step of a `pg_dump --clean` stream.
+    SchemaDropped {
+        relid: u32,
+        /// `pg_constraint` or `pg_trigger`.
+        catalog: String,
+    },
 }
+
+/// Catalogs whose deleted rows, with a damaged relation's relcache
+/// invalidated, are a schema drop (their relfilenodes as made by initdb:
+/// a VACUUM FULL of them moves them and this no longer sees it).
+const SCHEMA_CATALOGS: [(u32, &str); 2] = [(2606, "pg_constraint"), (2620, "pg_trigger")];
 
 impl Destruction {
     pub fn describe(&self) -> String {
@@ -96,6 +109,11 @@ impl Destruction {
                 format!("{rows} rows deleted from relfilenode {relfilenode}")
             }
             Destruction::DropDatabase { db_oid } => format!("DROP DATABASE (oid {db_oid})"),
+            Destruction::SchemaDropped { relid, catalog } => {
+                format!(
+                    "rows of {catalog} of relation {relid} deleted (a foreign key or trigger dropped)"
+                )
+            }
         }
     }
 }
@@ -197,6 +215,8 @@ struct Xact {
     deletes: HashMap<u32, (u64, Lsn, String)>,
     truncate: Option<(u32, Lsn, String)>,
     drop_db: Option<(u32, Lsn, String)>,
+    /// First delete of a row of a schema catalog: (relfilenode, lsn, record).
+    schema: Option<(u32, Lsn, String)>,
 }
 
 /// Reads pg_waldump text in order and returns the first committed
@@ -257,6 +277,12 @@ pub fn scan(text: &str, damaged: &Damaged) -> Scan {
         ) {
             ("Heap", "DELETE") => {
                 if let Some((db, node)) = blkref_rel(&r.desc)
+                    && db == damaged.db_oid
+                    && SCHEMA_CATALOGS.iter().any(|(n, _)| *n == node)
+                {
+                    let x = open.entry(r.xid).or_default();
+                    x.schema.get_or_insert((node, r.lsn, r.desc.clone()));
+                } else if let Some((db, node)) = blkref_rel(&r.desc)
                     && rel_matches(db, node)
                 {
                     let x = open.entry(r.xid).or_default();
@@ -360,6 +386,22 @@ pub fn scan(text: &str, damaged: &Damaged) -> Scan {
                                 desc.clone(),
                             )
                         })
+                        .or_else(|| {
+                            let (node, lsn, desc) = x.schema.clone()?;
+                            let relid = c.relcache.iter().copied().find(|o| {
+                                if any_rel {
+                                    *o >= 16384
+                                } else {
+                                    oids.contains(o)
+                                }
+                            })?;
+                            let catalog = SCHEMA_CATALOGS
+                                .iter()
+                                .find(|(n, _)| *n == node)
+                                .map(|(_, name)| name.to_string())
+                                .unwrap_or_default();
+                            Some((Destruction::SchemaDropped { relid, catalog }, lsn, desc))
+                        })
                 };
                 if let Some((destruction, first_lsn, record)) = destruction {
                     let before_lsn = match destruction {
@@ -407,6 +449,9 @@ fn merge(into: &mut Xact, from: Xact) {
     }
     if into.pgdb_first.is_none() {
         into.pgdb_first = from.pgdb_first;
+    }
+    if into.schema.is_none() {
+        into.schema = from.schema;
     }
 }
 
@@ -593,6 +638,63 @@ rmgr: Transaction len (rec/tot):     98/    98, tx:        731, lsn: 0/04000440,
             ..by_node
         };
         assert_eq!(scan(TRUNCATE_G, &other).finding, None);
+    }
+
+    /// Captured from PostgreSQL 15.18 (`ALTER TABLE b DROP CONSTRAINT
+    /// b_a_id_fkey`, then `DROP TRIGGER t ON b`; database 16384, a = 16385,
+    /// b = 16390): the first steps of a `pg_dump --clean` stream.
+    const DROP_FK_THEN_TRIGGER: &str = "rmgr: Heap        len (rec/tot):     54/    54, tx:        726, lsn: 0/019243B8, prev 0/01924388, desc: DELETE off 4 flags 0x00 KEYS_UPDATED , blkref #0: rel 1663/16384/2620 blk 0
+rmgr: Heap        len (rec/tot):     54/    54, tx:        726, lsn: 0/019243F0, prev 0/019243B8, desc: DELETE off 80 flags 0x00 KEYS_UPDATED , blkref #0: rel 1663/16384/2608 blk 13
+rmgr: Heap        len (rec/tot):     54/    54, tx:        726, lsn: 0/01924578, prev 0/01924540, desc: DELETE off 17 flags 0x00 KEYS_UPDATED , blkref #0: rel 1663/16384/2606 blk 2
+rmgr: Transaction len (rec/tot):    226/   226, tx:        726, lsn: 0/01924658, prev 0/01924620, desc: COMMIT 2026-12-06 07:01:08.527871 UTC; inval msgs: catcache 19 relcache 16390 snapshot 2608 relcache 16390 snapshot 2608 relcache 16385 snapshot 2608 relcache 16385 snapshot 2608 relcache 16390 snapshot 2608
+rmgr: Heap        len (rec/tot):     54/    54, tx:        727, lsn: 0/01924770, prev 0/01924740, desc: DELETE off 5 flags 0x00 KEYS_UPDATED , blkref #0: rel 1663/16384/2620 blk 0
+rmgr: Transaction len (rec/tot):     82/    82, tx:        727, lsn: 0/01924818, prev 0/019247E0, desc: COMMIT 2026-12-06 07:01:08.533966 UTC; inval msgs: relcache 16390 snapshot 2608
+";
+
+    #[test]
+    fn a_dropped_foreign_key_or_trigger_is_the_first_destruction() {
+        let f = scan(DROP_FK_THEN_TRIGGER, &user_any(16384))
+            .finding
+            .unwrap();
+        assert_eq!(f.xid, 726);
+        assert_eq!(
+            f.destruction,
+            Destruction::SchemaDropped {
+                relid: 16390,
+                catalog: "pg_trigger".into()
+            }
+        );
+        assert_eq!(
+            Some(f.first_lsn),
+            crate::pitr::wal::Lsn::parse("0/019243B8")
+        );
+        assert!(f.destruction.describe().contains("relation 16390"));
+        // Another database's schema change is not ours; a named relation
+        // that was not invalidated is not either.
+        assert_eq!(scan(DROP_FK_THEN_TRIGGER, &user_any(5)).finding, None);
+        let other = Damaged {
+            db_oid: 16384,
+            relations: vec![RelId {
+                oid: 17000,
+                filenode: 17000,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(scan(DROP_FK_THEN_TRIGGER, &other).finding, None);
+        // Row deletes of pg_depend alone (2608) are no schema drop.
+        let only_depend: String = DROP_FK_THEN_TRIGGER
+            .lines()
+            .filter(|l| !l.contains("/2620 ") && !l.contains("/2606 "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(scan(&only_depend, &user_any(16384)).finding, None);
+    }
+
+    fn user_any(db: u32) -> Damaged {
+        Damaged {
+            db_oid: db,
+            ..Default::default()
+        }
     }
 
     #[test]

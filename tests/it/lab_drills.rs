@@ -109,7 +109,7 @@ fn drill_held(
     // Ground truth just before the fix, when the scenario leaves tables
     // undamaged: every live row, and each table's content.
     let partial = scenario.damaged_tables().is_some();
-    let rows_before = partial.then(|| lab.live_rows().unwrap());
+    let rows_before = partial.then(|| lab.rows_before_fix().unwrap());
     let sums_before = if partial {
         checksums(&lab, DB_NAME)
     } else {
@@ -235,6 +235,24 @@ fn drill_held(
     if let Some(before) = &rows_before {
         report = report.with_live_rows(before, &lab.live_rows().unwrap());
     }
+    // Ground truth: the writer's rows committed before the damage. The
+    // backups predate the writer, so a swap to one loses every one of them;
+    // the merge puts back "User" only and keeps them all.
+    let truth = lab.truth_score().unwrap().unwrap();
+    assert!(truth.committed_before_damage >= 20, "{truth:?}");
+    let want_lost = if merge {
+        0
+    } else {
+        truth.committed_before_damage
+    };
+    assert_eq!(truth.rows_lost, want_lost, "{scenario}: {truth:?}");
+    let report = report.with_ground_truth(truth);
+    assert!(
+        report
+            .to_string()
+            .contains(&format!("rows lost: {want_lost} (of ")),
+        "{report}"
+    );
     assert_eq!(
         report.backup_used.as_deref(),
         Some(right.name.as_str()),

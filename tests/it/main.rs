@@ -29,6 +29,7 @@ mod lab_cli;
 mod lab_drills;
 mod lab_install;
 mod lab_lifecycle;
+mod lab_pitr;
 mod lab_scenarios;
 mod late_arrival;
 mod leaks;
