@@ -95,6 +95,22 @@ pub async fn read_identity(db: &DbTarget, redactor: &Redactor) -> Result<DbIdent
     identity_on(&c, db, db.dbname()).await
 }
 
+/// The WAL segment `db`'s server is writing now
+/// (`pg_walfile_name(pg_current_wal_lsn())`), read from the maintenance
+/// database; an error on a standby (the function is refused there).
+pub async fn current_wal_segment(
+    db: &DbTarget,
+    redactor: &Redactor,
+) -> Result<String, ActionError> {
+    let c = connect_admin(db, redactor).await?;
+    let row = c
+        .query_one("SELECT pg_walfile_name(pg_current_wal_lsn())", &[])
+        .await
+        .map_err(|e| db_error(&db.server(), &e))?;
+    row.try_get::<_, String>(0)
+        .map_err(|e| db_error(&db.server(), &e))
+}
+
 /// pg_dump (or another PostgreSQL client program): in `dir` when given,
 /// else where the one finder (`crate::sandbox::pg_program`) finds it.
 pub fn pg_tool(name: &str, dir: Option<&Path>) -> PathBuf {

@@ -1600,7 +1600,7 @@ impl State {
                         })),
                     ));
                     self.steps[i].status = StepStatus::Skipped;
-                    self.changed(i, &format!("skipped: not on the {c} path"), fx);
+                    self.changed(i, &format!("not on the chosen {c} path"), fx);
                     return true;
                 }
                 Some(_) => {}

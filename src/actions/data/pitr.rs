@@ -225,6 +225,7 @@ async fn locate(
     healthy_at: Option<DateTime<Utc>>,
     damaged_at: Option<DateTime<Utc>>,
     out: &Output,
+    not_found: &mut bool,
 ) -> Result<(pitr::ArchiveStatus, pitr::archive::TargetSearch, pitr::Plan), ActionError> {
     let status = pitr::list(h, archive).await.map_err(pitr_err)?;
     for l in status.lines() {
@@ -236,9 +237,10 @@ async fn locate(
         min_deletes: None,
         healthy_at,
     };
-    let found = pitr::find_target(h, &status, &damaged)
-        .await
-        .map_err(pitr_err)?;
+    let found = pitr::find_target(h, &status, &damaged).await.map_err(|e| {
+        *not_found = matches!(e, PitrError::NotFound { .. });
+        pitr_err(e)
+    })?;
     let f = &found.finding;
     let evidence = evidence_text(f);
     out.line(format!(
@@ -261,6 +263,73 @@ async fn locate(
         ));
     }
     Ok((status, found, plan))
+}
+
+/// How long a pitr step waits for the archiver to receive the WAL segment
+/// the live server was writing when the step began (archive_timeout or a
+/// full segment switches it).
+const ARCHIVE_CATCH_UP: Duration = Duration::from_secs(90);
+
+/// `locate`, and when it finds no destructive transaction while the live
+/// server is still writing a segment the archive does not hold yet (the
+/// damage may be in it: a segment is archived only once it is switched),
+/// waits up to ARCHIVE_CATCH_UP for the archive to receive it and looks
+/// again. Reads only: it never switches the live server's WAL itself; the
+/// reason says how to when the wait runs out.
+async fn locate_caught_up(
+    a: &RealActions,
+    database: &DbTarget,
+    h: &Host,
+    archive: &ArchiveSpec,
+    oid: u32,
+    (healthy_at, damaged_at): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    out: &Output,
+) -> Result<(pitr::ArchiveStatus, pitr::archive::TargetSearch, pitr::Plan), ActionError> {
+    let mut not_found = false;
+    let first = locate(h, archive, oid, healthy_at, damaged_at, out, &mut not_found).await;
+    let Err(e) = &first else {
+        return first;
+    };
+    if !not_found {
+        return first;
+    }
+    let current = match crate::actions::direct::current_wal_segment(database, &a.redactor).await {
+        Ok(c) => c,
+        Err(_) => return first,
+    };
+    let held = |st: &pitr::ArchiveStatus| {
+        st.segments
+            .iter()
+            .any(|n| n.get(..24).is_some_and(|x| x >= current.as_str()))
+    };
+    match pitr::list(h, archive).await {
+        Ok(st) if !held(&st) => {}
+        _ => return first,
+    }
+    out.line(format!(
+        "the live server is writing WAL segment {current}, which archive '{}' does not hold yet: the damage may be in it; waiting up to {} s for the archiver",
+        archive.name(),
+        ARCHIVE_CATCH_UP.as_secs()
+    ));
+    let deadline = std::time::Instant::now() + ARCHIVE_CATCH_UP;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if let Ok(st) = pitr::list(h, archive).await
+            && held(&st)
+        {
+            out.line(format!(
+                "archive '{}' now holds {current}: looking again",
+                archive.name()
+            ));
+            return locate(h, archive, oid, healthy_at, damaged_at, out, &mut not_found).await;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(ActionError::Refused(format!(
+                "{e}; the segment the live server is writing ({current}) was not archived within {} s (no archive_timeout?): run SELECT pg_switch_wal() on the server so it is archived, then run this step again",
+                ARCHIVE_CATCH_UP.as_secs()
+            )));
+        }
+    }
 }
 
 /// Why a target lies after the destructive transaction's commit (None: it does not).
@@ -319,7 +388,7 @@ pub async fn choose_path(
             req.incident_dir.as_deref(),
             out,
         )?;
-        locate(h, spec, oid, healthy, None, out).await
+        locate_caught_up(a, &req.database, h, spec, oid, (healthy, None), out).await
     }
     .await;
     match decided {
@@ -382,7 +451,16 @@ pub async fn recover_pitr(
         req.incident_dir.as_deref(),
         out,
     )?;
-    let (status, found, plan) = locate(h, &req.archive, oid, healthy, req.damaged_at, out).await?;
+    let (status, found, plan) = locate_caught_up(
+        a,
+        &req.database,
+        h,
+        &req.archive,
+        oid,
+        (healthy, req.damaged_at),
+        out,
+    )
+    .await?;
     let f = &found.finding;
     let evidence = evidence_text(f);
     // The operator moved the target: checked against the evidence it departs from.
