@@ -32,6 +32,7 @@ mod leaks;
 mod merge_tables;
 mod note_cli;
 mod pitr;
+mod pitr_pgbackrest;
 mod probe_discovery;
 mod probe_ssh;
 mod readme_examples;

@@ -20,9 +20,10 @@ const HASH_TIMEOUT: Duration = Duration::from_secs(3600);
 /// A refusal (gap, no usable base backup, nothing found) stays a refusal: nothing was started.
 fn pitr_err(e: PitrError) -> ActionError {
     match e {
-        PitrError::WalGap { .. } | PitrError::NoBaseBackup { .. } | PitrError::NotFound { .. } => {
-            ActionError::Refused(e.to_string())
-        }
+        PitrError::WalGap { .. }
+        | PitrError::NoBaseBackup { .. }
+        | PitrError::NotFound { .. }
+        | PitrError::Unsafe { .. } => ActionError::Refused(e.to_string()),
         PitrError::Transport { host, source } => ActionError::Transport {
             what: format!("point-in-time recovery on host '{host}'"),
             source,
@@ -73,7 +74,7 @@ pub async fn recover_pitr(
         min_deletes: None,
         healthy_at: req.healthy_at,
     };
-    let found = pitr::find_target(h, &status, &damaged)
+    let found = pitr::find_target_in(h, &req.archive, &status, &damaged)
         .await
         .map_err(pitr_err)?;
     let f = &found.finding;
