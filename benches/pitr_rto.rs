@@ -238,7 +238,8 @@ fn main() -> Res<()> {
     }
     chown(&d)?;
     let conf = d.join("pgbackrest.conf");
-    let archive_sh = d.join("archive.sh");
+    // pgbackrest backup checks that archive_command names pgbackrest.
+    let archive_sh = d.join("to-pgbackrest.sh");
     // Nothing is archived while the database is built; the repository gets
     // the WAL from the full backup on (the script is swapped then).
     std::fs::write(&archive_sh, "exit 0\n")?;
@@ -271,6 +272,16 @@ fn main() -> Res<()> {
             .args(["-v", "ON_ERROR_STOP=1", "-d", "app", "-f"])
             .arg(&a.sql))
     })?;
+    if !a.dump.exists() {
+        timed("pg_dump -Fp (the dump path's backup)", || {
+            run(Command::new(pg.bin("pg_dump"))
+                .args(["-h", "127.0.0.1", "-U", "postgres", "-Fp", "-f"])
+                .arg(&a.dump)
+                .arg("-p")
+                .arg(pg.port().to_string())
+                .arg("app"))
+        })?;
+    }
     pg.psql(
         "app",
         "CREATE TABLE bench_writer (id int8 PRIMARY KEY, at timestamptz DEFAULT now())",
