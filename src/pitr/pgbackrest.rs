@@ -199,6 +199,8 @@ pub async fn find_target(
         // The wal-dir scan reports the gap at the start before it reads anything.
         return archive::find_target(h, &local, damaged).await;
     }
+    // The scratch directory goes under the recovery root: never inside a live cluster.
+    check_not_live(h, &repo, &repo.root).await?;
     let files = repo_segments(h, &repo).await?;
     let mut list = String::new();
     for n in first..end {
@@ -297,9 +299,10 @@ pub fn config_data_paths(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Refuses a recovery data directory that is, or lies inside, a live
-/// cluster's data directory: one the stanza's config names, or any
-/// ancestor holding PG_VERSION and global/pg_control. Symlinks are resolved on the host.
+/// Refuses a recovery path (the data directory, or the root the WAL scratch
+/// goes under) that is, or lies inside, a live cluster's data directory: one
+/// the stanza's config names, or any directory on the way holding PG_VERSION
+/// and global/pg_control. Symlinks are resolved on the host.
 async fn check_not_live(h: &Host, repo: &Repo<'_>, data: &str) -> Result<(), PitrError> {
     let conf = repo
         .run(
@@ -343,7 +346,7 @@ async fn check_not_live(h: &Host, repo: &Repo<'_>, data: &str) -> Result<(), Pit
             let l = l.trim_end_matches('/');
             if !l.is_empty() && (res == l || res.starts_with(&format!("{l}/"))) {
                 refusal.get_or_insert(format!(
-                    "the recovery data directory '{}' (resolved '{}') is or lies inside the live data directory '{}' that the pgbackrest config names",
+                    "the recovery path '{}' (resolved '{}') is or lies inside the live data directory '{}' that the pgbackrest config names",
                     data.escape_debug(),
                     res.escape_debug(),
                     l.escape_debug()
@@ -351,7 +354,7 @@ async fn check_not_live(h: &Host, repo: &Repo<'_>, data: &str) -> Result<(), Pit
             }
         } else if let Some(c) = line.strip_prefix("C ") {
             refusal.get_or_insert(format!(
-                "the recovery data directory '{}' lies inside the PostgreSQL data directory '{}'",
+                "the recovery path '{}' lies inside the PostgreSQL data directory '{}'",
                 data.escape_debug(),
                 c.escape_debug()
             ));

@@ -572,6 +572,16 @@ async fn a_recovery_dir_inside_the_live_data_directory_is_refused() {
     ] {
         let spec = f.spec(conf, &root);
         let status = pitr::list(&h, &spec).await.unwrap();
+        // The target search's WAL scratch directory would go under the root: refused too.
+        let e = pitr::find_target_in(&h, &spec, &status, &f.damaged())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, PitrError::Unsafe { .. }) && e.to_string().contains(expect),
+            "{}: {e}",
+            root.display()
+        );
+        assert_eq!(entries(&live), before, "{}", root.display());
         let plan = pitr::plan(&status, &f.known_target()).unwrap();
         let e = pitr::recover(
             &h,
