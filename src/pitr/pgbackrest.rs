@@ -1,8 +1,6 @@
-//! Recovery from a pgBackRest repository: the WAL of the window fetched with
-//! `repo-get` (each segment checked against the SHA-1 in its name) for pg_waldump,
-//! then `pgbackrest restore` of the chosen set into a NEW private directory and the
-//! same checks as a wal-dir recovery. Never restores into or inside a live
-//! cluster's data directory; never writes into the repository.
+//! Recovery from a pgBackRest repository: the window's WAL fetched (`repo-get`, SHA-1
+//! checked) for pg_waldump, `pgbackrest restore` of the set into a NEW private directory.
+//! Never restores into or inside a live data directory; never writes into the repository.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
