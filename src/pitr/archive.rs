@@ -100,7 +100,7 @@ fn paths(spec: &ArchiveSpec) -> Result<(String, String), PitrError> {
             spec.name().into(),
             "a wal-dir archive needs 'wal_dir' and 'base_dir'".into(),
         )),
-        (ArchiveKind::Pgbackrest, _, _) => Err(not_built(spec.name())),
+        (ArchiveKind::Pgbackrest, _, _) => Err(needs_spec(spec.name())),
     }
 }
 
@@ -330,10 +330,10 @@ pub async fn list(h: &Host, spec: &ArchiveSpec) -> Result<ArchiveStatus, PitrErr
     ))
 }
 
-fn not_built(archive: &str) -> PitrError {
+fn needs_spec(archive: &str) -> PitrError {
     PitrError::Archive(
         archive.into(),
-        "kind 'pgbackrest': lifeline lists this archive, but finding the target and recovering from it are not built yet; recover by hand with 'pgbackrest restore --type=xid --target=XID --target-exclusive --target-action=pause --pg1-path=NEW_DIR', or use a wal-dir archive".into(),
+        "kind 'pgbackrest': its WAL is read through the repository (config and stanza): use find_target_in".into(),
     )
 }
 
@@ -481,21 +481,13 @@ pub struct TargetSearch {
     pub records: u64,
 }
 
-/// Reads the archived WAL with pg_waldump on the archive's host, from the
-/// start of the newest base backup that ended before `damaged.healthy_at`
-/// (else the oldest) over the contiguous run of segments, and returns the
-/// first destructive transaction on the damaged relations. A gap before
-/// the destruction is found is an error naming the missing segments.
-pub async fn find_target(
-    h: &Host,
-    status: &ArchiveStatus,
+/// The base backup a scan starts from: the newest that ended before
+/// `damaged.healthy_at`, else the oldest.
+pub(super) fn scan_start<'a>(
+    status: &'a ArchiveStatus,
     damaged: &Damaged,
-) -> Result<TargetSearch, PitrError> {
-    if status.kind != ArchiveKind::WalDir {
-        return Err(not_built(&status.name));
-    }
-    let seg = status.segment_size;
-    let start_backup = damaged
+) -> Result<&'a BaseBackup, PitrError> {
+    damaged
         .healthy_at
         .and_then(|t| {
             status
@@ -513,7 +505,38 @@ pub async fn find_target(
                 status.name.clone(),
                 "no base backup in the base directory: nothing to recover from".into(),
             )
-        })?;
+        })
+}
+
+/// [`find_target`] for any kind of archive: a pgbackrest repository's WAL
+/// of the window is fetched first (its spec says how).
+pub async fn find_target_in(
+    h: &Host,
+    spec: &ArchiveSpec,
+    status: &ArchiveStatus,
+    damaged: &Damaged,
+) -> Result<TargetSearch, PitrError> {
+    match status.kind {
+        ArchiveKind::WalDir => find_target(h, status, damaged).await,
+        ArchiveKind::Pgbackrest => super::pgbackrest::find_target(h, spec, status, damaged).await,
+    }
+}
+
+/// Reads the archived WAL with pg_waldump on the archive's host, from the
+/// start of the newest base backup that ended before `damaged.healthy_at`
+/// (else the oldest) over the contiguous run of segments, and returns the
+/// first destructive transaction on the damaged relations. A gap before
+/// the destruction is found is an error naming the missing segments.
+pub async fn find_target(
+    h: &Host,
+    status: &ArchiveStatus,
+    damaged: &Damaged,
+) -> Result<TargetSearch, PitrError> {
+    if status.kind != ArchiveKind::WalDir {
+        return Err(needs_spec(&status.name));
+    }
+    let seg = status.segment_size;
+    let start_backup = scan_start(status, damaged)?;
     let tli = start_backup.timeline;
     let present = wal::segments_of(&status.segments, tli, seg);
     let first = start_backup.start_lsn.segno(seg);

@@ -3,11 +3,12 @@
 //! before it. Never touches the live data directory or writes into the archive.
 
 pub mod archive;
+pub mod pgbackrest;
 pub mod recover;
 pub mod wal;
 pub mod waldump;
 
-pub use archive::{ArchiveStatus, Plan, find_target, list, plan};
+pub use archive::{ArchiveStatus, Plan, find_target, find_target_in, list, plan};
 pub use recover::{Recovered, RecoveryRequest, recover};
 pub use wal::{BaseBackup, Lsn, WalRange};
 pub use waldump::{Damaged, Destruction, Finding, RelId, Target};
@@ -58,6 +59,9 @@ pub enum PitrError {
         records: u64,
         last: String,
     },
+    /// A recovery refused for its safety (e.g. inside a live data directory); nothing was started.
+    #[error("archive '{archive}': refused: {why}; nothing was started")]
+    Unsafe { archive: String, why: String },
     #[error("recovery in '{dir}' on host '{host}': {why}")]
     Recovery {
         host: String,

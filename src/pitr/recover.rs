@@ -48,35 +48,46 @@ pub struct Recovered {
     /// `pg_xact_status` of the destructive transaction in the recovered cluster.
     pub xid_status: Option<String>,
     pub counts: BTreeMap<String, i64>,
+    /// Making the data directory (copy / untar / `pgbackrest restore`).
+    pub prepare_s: f64,
+    /// From the start of the cluster to the pause at the target.
     pub replay_s: f64,
+    /// pg_dump of the recovered database.
+    pub dump_s: f64,
 }
 
-struct Ctx<'a> {
-    h: &'a Host,
-    user: String,
-    dir: String,
-    port: u16,
-    bin: String,
+/// One recovery directory on its host: `<dir>/data`, `<dir>/sock`, `<dir>/postgres.log`.
+pub(super) struct Ctx<'a> {
+    pub(super) h: &'a Host,
+    pub(super) user: String,
+    pub(super) dir: String,
+    pub(super) port: u16,
+    /// Shell prelude setting `$PGB` to the server binaries of the backup's version.
+    pub(super) bin: String,
 }
 
 impl Ctx<'_> {
-    fn data(&self) -> String {
+    pub(super) fn data(&self) -> String {
         format!("{}/data", self.dir)
     }
-    fn sock(&self) -> String {
+    pub(super) fn sock(&self) -> String {
         format!("{}/sock", self.dir)
     }
-    fn log(&self) -> String {
+    pub(super) fn log(&self) -> String {
         format!("{}/postgres.log", self.dir)
     }
-    fn err(&self, why: impl Into<String>) -> PitrError {
+    pub(super) fn err(&self, why: impl Into<String>) -> PitrError {
         PitrError::Recovery {
             host: self.h.name().into(),
             dir: self.dir.clone(),
             why: why.into(),
         }
     }
-    async fn run(&self, script: &str, opts: ExecOptions) -> Result<ExecResult, PitrError> {
+    pub(super) async fn run(
+        &self,
+        script: &str,
+        opts: ExecOptions,
+    ) -> Result<ExecResult, PitrError> {
         let full = format!("{}\n{script}", self.bin);
         self.h
             .exec(&as_owner(&self.user, &full), opts)
@@ -135,6 +146,12 @@ pub fn recovery_conf(sock: &str, port: u16, wal_dir: &str, target: &Target) -> S
         "cp -- {}/%f \"%p\"",
         shell_quote(wal_dir.trim_end_matches('/')).replace('%', "%%")
     );
+    conf_with_restore(sock, port, &restore, target)
+}
+
+/// The recovery cluster's postgresql.conf around a given `restore_command`
+/// (already shell-quoted and `%`-escaped; quoted here for the conf file).
+pub(super) fn conf_with_restore(sock: &str, port: u16, restore: &str, target: &Target) -> String {
     let mut lines = vec![
         "# written by lifeline: point-in-time recovery beside the live cluster".to_string(),
         "listen_addresses = ''".into(),
@@ -145,7 +162,7 @@ pub fn recovery_conf(sock: &str, port: u16, wal_dir: &str, target: &Target) -> S
         "archive_command = ''".into(),
         "hot_standby = on".into(),
         "logging_collector = off".into(),
-        format!("restore_command = {}", conf_quote(&restore)),
+        format!("restore_command = {}", conf_quote(restore)),
         "recovery_target_action = 'pause'".into(),
         "recovery_target_timeline = 'current'".into(),
     ];
@@ -153,12 +170,67 @@ pub fn recovery_conf(sock: &str, port: u16, wal_dir: &str, target: &Target) -> S
     lines.join("\n") + "\n"
 }
 
-fn stamp_ok(name: &str) -> bool {
+pub(super) fn stamp_ok(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 100
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The end of a prepare script (`$D` the recovery directory, `$D/data`
+/// restored, lifeline's postgresql.conf on stdin): everything of the
+/// backup's own configuration moved aside (`*.from-backup`), lifeline's conf
+/// written, the max_* values pg_control needs, recovery.signal.
+pub(super) const LIFELINE_CONF: &str = r#"mkdir -p -- "$D/data/pg_wal" "$D/data/pg_wal/archive_status"
+rm -f -- "$D/data/postmaster.pid" "$D/data/postmaster.opts" "$D/data/recovery.conf" "$D/data/standby.signal"
+for f in postgresql.conf postgresql.auto.conf pg_hba.conf pg_ident.conf; do
+  if [ -f "$D/data/$f" ]; then mv -- "$D/data/$f" "$D/data/$f.from-backup"; fi
+done
+cat > "$D/data/postgresql.conf"
+: > "$D/data/postgresql.auto.conf"
+printf 'local all all trust\n' > "$D/data/pg_hba.conf"
+: > "$D/data/pg_ident.conf"
+# Hot standby needs these at least as high as the primary had them (pg_control of the backup).
+"$PGB/pg_controldata" -D "$D/data" | sed -n -e 's/^max_connections setting: *\([0-9][0-9]*\)$/max_connections = \1/p' -e 's/^max_worker_processes setting: *\([0-9][0-9]*\)$/max_worker_processes = \1/p' -e 's/^max_wal_senders setting: *\([0-9][0-9]*\)$/max_wal_senders = \1/p' -e 's/^max_prepared_xacts setting: *\([0-9][0-9]*\)$/max_prepared_transactions = \1/p' -e 's/^max_locks_per_xact setting: *\([0-9][0-9]*\)$/max_locks_per_transaction = \1/p' >> "$D/data/postgresql.conf"
+: > "$D/data/recovery.signal"
+chmod 0700 "$D/data"
+"#;
+
+/// The archive's recovery_dir (default [`DEFAULT_RECOVERY_DIR`]), without a
+/// trailing `/`. pg_ctl puts the data directory and log paths inside double
+/// quotes of a shell command of its own: a path holding `"`, `$`, a backtick
+/// or `\` would run as shell there, so it is refused (as are relative paths
+/// and control characters).
+pub(super) fn recovery_root(spec: &ArchiveSpec) -> Result<String, PitrError> {
+    let root = spec
+        .recovery_dir
+        .clone()
+        .unwrap_or_else(|| DEFAULT_RECOVERY_DIR.to_string());
+    let bad = |c: char| c.is_control() || matches!(c, '"' | '$' | '`' | '\\');
+    if !root.starts_with('/') || root.contains(bad) {
+        return Err(PitrError::Unsafe {
+            archive: spec.name().into(),
+            why: format!(
+                "recovery_dir '{}' must be an absolute path without '\"', '$', '`', '\\' or control characters (pg_ctl runs its paths through a shell)",
+                root.escape_debug()
+            ),
+        });
+    }
+    Ok(root.trim_end_matches('/').to_string())
+}
+
+/// `PGB=<the server binaries of this major version>` (else the ones on PATH).
+pub(super) fn bin_prelude(version: Option<&str>) -> String {
+    let version = version.unwrap_or_default();
+    format!(
+        "PGB=/usr/lib/postgresql/{v}/bin; [ -x \"$PGB/pg_ctl\" ] || PGB=$(dirname \"$(command -v pg_ctl 2>/dev/null || echo /usr/bin/pg_ctl)\")",
+        v = if version.bytes().all(|b| b.is_ascii_digit()) && !version.is_empty() {
+            version
+        } else {
+            "NONE"
+        }
+    )
 }
 
 /// Recovers the plan's base backup to its target beside the live cluster.
@@ -171,11 +243,8 @@ pub async fn recover(
     plan: &Plan,
     req: &RecoveryRequest,
 ) -> Result<Recovered, PitrError> {
-    if status.kind != crate::inventory::ArchiveKind::WalDir {
-        return Err(PitrError::Archive(
-            spec.name().into(),
-            "recovery from a pgbackrest archive is not built yet: use pgbackrest restore by hand into a new --pg1-path".into(),
-        ));
+    if status.kind == crate::inventory::ArchiveKind::Pgbackrest {
+        return super::pgbackrest::recover(h, spec, status, plan, req).await;
     }
     if !stamp_ok(&req.name) {
         return Err(PitrError::Archive(
@@ -186,26 +255,14 @@ pub async fn recover(
             ),
         ));
     }
-    let root = spec
-        .recovery_dir
-        .clone()
-        .unwrap_or_else(|| DEFAULT_RECOVERY_DIR.to_string());
+    let root = recovery_root(spec)?;
     let user = spec.os_user.clone().unwrap_or_else(|| "postgres".into());
-    let version = plan.backup.pg_version.clone().unwrap_or_default();
-    let bin = format!(
-        "PGB=/usr/lib/postgresql/{v}/bin; [ -x \"$PGB/pg_ctl\" ] || PGB=$(dirname \"$(command -v pg_ctl 2>/dev/null || echo /usr/bin/pg_ctl)\")",
-        v = if version.bytes().all(|b| b.is_ascii_digit()) && !version.is_empty() {
-            version.as_str()
-        } else {
-            "NONE"
-        }
-    );
     let ctx = Ctx {
         h,
         user,
         dir: format!("{}/{}", root.trim_end_matches('/'), req.name),
         port: 5432,
-        bin,
+        bin: bin_prelude(plan.backup.pg_version.as_deref()),
     };
     let backup = format!(
         "{}/{}",
@@ -240,23 +297,11 @@ mkdir -- "$D"
 mkdir -- "$D/data" "$D/sock"
 chmod 0700 "$D" "$D/data" "$D/sock"
 {copy}
-mkdir -p -- "$D/data/pg_wal" "$D/data/pg_wal/archive_status"
-rm -f -- "$D/data/postmaster.pid" "$D/data/postmaster.opts" "$D/data/recovery.conf" "$D/data/standby.signal"
-for f in postgresql.conf postgresql.auto.conf pg_hba.conf pg_ident.conf; do
-  if [ -f "$D/data/$f" ]; then mv -- "$D/data/$f" "$D/data/$f.from-backup"; fi
-done
-cat > "$D/data/postgresql.conf"
-: > "$D/data/postgresql.auto.conf"
-printf 'local all all trust\n' > "$D/data/pg_hba.conf"
-: > "$D/data/pg_ident.conf"
-# Hot standby needs these at least as high as the primary had them (pg_control of the backup).
-"$PGB/pg_controldata" -D "$D/data" | sed -n -e 's/^max_connections setting: *\([0-9][0-9]*\)$/max_connections = \1/p' -e 's/^max_worker_processes setting: *\([0-9][0-9]*\)$/max_worker_processes = \1/p' -e 's/^max_wal_senders setting: *\([0-9][0-9]*\)$/max_wal_senders = \1/p' -e 's/^max_prepared_xacts setting: *\([0-9][0-9]*\)$/max_prepared_transactions = \1/p' -e 's/^max_locks_per_xact setting: *\([0-9][0-9]*\)$/max_locks_per_transaction = \1/p' >> "$D/data/postgresql.conf"
-: > "$D/data/recovery.signal"
-chmod 0700 "$D/data"
-"#,
+{LIFELINE_CONF}"#,
         root = shell_quote(&root),
         dir = shell_quote(&ctx.dir),
     );
+    let t0 = Instant::now();
     let r = ctx
         .run(
             &prepare,
@@ -273,6 +318,18 @@ chmod 0700 "$D/data"
             r.stderr.trim()
         )));
     }
+    start_and_check(&ctx, plan, req, backup, t0.elapsed().as_secs_f64()).await
+}
+
+/// Starts the prepared recovery cluster, waits for the pause at the target,
+/// checks and dumps it, and stops it (kept, also on failure).
+pub(super) async fn start_and_check(
+    ctx: &Ctx<'_>,
+    plan: &Plan,
+    req: &RecoveryRequest,
+    base_backup: String,
+    prepare_s: f64,
+) -> Result<Recovered, PitrError> {
     // 2. Start; pg_ctl -w returns once the copy is consistent (hot standby accepts connections).
     let started = Instant::now();
     let start = format!(
@@ -291,32 +348,35 @@ chmod 0700 "$D/data"
         let tail = ctx.log_tail().await;
         let _ = ctx.stop().await;
         return Err(ctx.err(format!(
-            "the recovery cluster did not start ({}); its log ends:\n{}\nthe directory is kept",
+            "the recovery cluster did not start ({}): {}; its log ends:\n{}\nthe directory is kept",
             r.outcome(),
+            r.stderr.trim(),
             tail.trim()
         )));
     }
     // 3. Wait for the pause at the target.
-    let res = wait_and_check(&ctx, plan, req, started).await;
+    let res = wait_and_check(ctx, plan, req, started).await;
     let stop = ctx.stop().await;
-    let (stopped, xid_status, counts, replay_s) = res?;
+    let (stopped, xid_status, counts, replay_s, dump_s) = res?;
     stop?;
     Ok(Recovered {
-        host: h.name().into(),
+        host: ctx.h.name().into(),
         dir: ctx.dir.clone(),
         data_dir: ctx.data(),
         log: ctx.log(),
         dump: format!("{}/recovered.dump", ctx.dir),
-        base_backup: backup,
+        base_backup,
         target: plan.target.clone(),
         stopped,
         xid_status,
         counts,
+        prepare_s,
         replay_s,
+        dump_s,
     })
 }
 
-type Checked = (String, Option<String>, BTreeMap<String, i64>, f64);
+type Checked = (String, Option<String>, BTreeMap<String, i64>, f64, f64);
 
 async fn wait_and_check(
     ctx: &Ctx<'_>,
@@ -469,15 +529,17 @@ async fn wait_and_check(
         }
         counts.insert(table.clone(), n);
     }
-    // The dump the existing restore path loads into `<db>__restore_<stamp>`.
+    // The dump the existing restore path loads into `<db>__restore_<stamp>`;
+    // uncompressed (-Z0): it stays on this host, and compressing is half the dump's time.
     let dump = format!(
-        "umask 077; PGDATABASE={db} \"$PGB/pg_dump\" -Fc -h {sock} -p {port} -U {user} -f {file}",
+        "umask 077; PGDATABASE={db} \"$PGB/pg_dump\" -Fc -Z0 -h {sock} -p {port} -U {user} -f {file}",
         db = shell_quote(&req.database),
         sock = shell_quote(&ctx.sock()),
         port = ctx.port,
         user = shell_quote(&ctx.user),
         file = shell_quote(&format!("{}/recovered.dump", ctx.dir)),
     );
+    let t_dump = Instant::now();
     let r = ctx
         .run(
             &dump,
@@ -494,7 +556,13 @@ async fn wait_and_check(
             r.stderr.trim()
         )));
     }
-    Ok((stopped, xid_status, counts, replay_s))
+    Ok((
+        stopped,
+        xid_status,
+        counts,
+        replay_s,
+        t_dump.elapsed().as_secs_f64(),
+    ))
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ mod merge_tables;
 mod migration_history;
 mod note_cli;
 mod pitr;
+mod pitr_pgbackrest;
 mod probe_discovery;
 mod probe_ssh;
 mod readme_examples;

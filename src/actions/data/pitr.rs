@@ -29,9 +29,10 @@ const HASH_TIMEOUT: Duration = Duration::from_secs(3600);
 /// A refusal (gap, no usable base backup, nothing found) stays a refusal: nothing was started.
 fn pitr_err(e: PitrError) -> ActionError {
     match e {
-        PitrError::WalGap { .. } | PitrError::NoBaseBackup { .. } | PitrError::NotFound { .. } => {
-            ActionError::Refused(e.to_string())
-        }
+        PitrError::WalGap { .. }
+        | PitrError::NoBaseBackup { .. }
+        | PitrError::NotFound { .. }
+        | PitrError::Unsafe { .. } => ActionError::Refused(e.to_string()),
         PitrError::Transport { host, source } => ActionError::Transport {
             what: format!("point-in-time recovery on host '{host}'"),
             source,
@@ -237,10 +238,12 @@ async fn locate(
         min_deletes: None,
         healthy_at,
     };
-    let found = pitr::find_target(h, &status, &damaged).await.map_err(|e| {
-        *not_found = matches!(e, PitrError::NotFound { .. });
-        pitr_err(e)
-    })?;
+    let found = pitr::find_target_in(h, archive, &status, &damaged)
+        .await
+        .map_err(|e| {
+            *not_found = matches!(e, PitrError::NotFound { .. });
+            pitr_err(e)
+        })?;
     let f = &found.finding;
     let evidence = evidence_text(f);
     out.line(format!(
