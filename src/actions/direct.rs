@@ -96,19 +96,31 @@ pub async fn read_identity(db: &DbTarget, redactor: &Redactor) -> Result<DbIdent
 }
 
 /// The WAL segment `db`'s server is writing now
-/// (`pg_walfile_name(pg_current_wal_lsn())`), read from the maintenance
-/// database; an error on a standby (the function is refused there).
+/// (`pg_walfile_name(pg_current_wal_lsn())`) and its `archive_timeout` in
+/// seconds (0: unset) when `archive_mode` is on; None when it does not
+/// archive. Read from the maintenance database; an error on a standby (the
+/// function is refused there).
 pub async fn current_wal_segment(
     db: &DbTarget,
     redactor: &Redactor,
-) -> Result<String, ActionError> {
+) -> Result<Option<(String, u64)>, ActionError> {
     let c = connect_admin(db, redactor).await?;
     let row = c
-        .query_one("SELECT pg_walfile_name(pg_current_wal_lsn())", &[])
+        .query_one(
+            "SELECT pg_walfile_name(pg_current_wal_lsn()), current_setting('archive_mode'), \
+             (SELECT setting::bigint FROM pg_settings WHERE name = 'archive_timeout')",
+            &[],
+        )
         .await
         .map_err(|e| db_error(&db.server(), &e))?;
-    row.try_get::<_, String>(0)
-        .map_err(|e| db_error(&db.server(), &e))
+    let get = |e: tokio_postgres::Error| db_error(&db.server(), &e);
+    let segment: String = row.try_get(0).map_err(get)?;
+    let mode: String = row.try_get(1).map_err(get)?;
+    let timeout: Option<i64> = row.try_get(2).map_err(get)?;
+    if mode == "off" {
+        return Ok(None);
+    }
+    Ok(Some((segment, timeout.unwrap_or(0).max(0) as u64)))
 }
 
 /// pg_dump (or another PostgreSQL client program): in `dir` when given,

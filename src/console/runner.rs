@@ -154,6 +154,31 @@ pub async fn serve(
                 };
                 let _ = tx.send(UiEvent::Status(msg)).await;
             }
+            UiCommand::Path(p) => {
+                let v = (p != "auto").then_some(p);
+                let entry = Entry::new(
+                    kinds::NOTE,
+                    match &v {
+                        Some(v) => format!("operator forced the {v} path for the next incident runbook (choose-path journals it as forced)"),
+                        None => "operator let choose-path decide the path again".to_string(),
+                    },
+                )
+                .data(serde_json::json!({ "path": v }));
+                let msg = match append(&ctl.incident.journal, entry) {
+                    Ok(rec) => {
+                        match v {
+                            Some(v) => ctl.params.insert("path".into(), v),
+                            None => ctl.params.remove("path"),
+                        };
+                        format!(
+                            "path journaled (#{}): applies to the next runbook started",
+                            rec.seq
+                        )
+                    }
+                    Err(e) => format!("the path was NOT set: it could not be journaled: {e}"),
+                };
+                let _ = tx.send(UiEvent::Status(msg)).await;
+            }
             UiCommand::SelectDb(db) => {
                 ctl.selected_db = Some(db.clone());
                 let _ = tx

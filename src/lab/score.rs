@@ -517,6 +517,26 @@ pub fn score(facts: &LabFacts, records: &[Record]) -> DrillReport {
         })
     });
 
+    // The pitr path has no pick: the data is what the recovery held, up to
+    // just before the destructive transaction's commit.
+    let pitr = records
+        .iter()
+        .rfind(|r| finished(r, "recover-pitr") && restore_at.is_none_or(|t| r.ts <= t));
+    let (backup_used, backup_taken_at) = match (backup_used, pitr) {
+        (None, Some(p)) => (
+            p.data
+                .get("target_text")
+                .and_then(Value::as_str)
+                .map(|t| format!("point-in-time recovery, {t}")),
+            p.data
+                .pointer("/evidence/commit_time")
+                .and_then(Value::as_str)
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&Utc)),
+        ),
+        (b, _) => (b, backup_taken_at),
+    };
+
     // A merge that committed and ended as damage (foreign-key orphans left
     // that no merged row fixes): the live name serves the merged rows, and
     // the damage is reported.
@@ -676,7 +696,9 @@ pub fn score(facts: &LabFacts, records: &[Record]) -> DrillReport {
         restored_at,
         time_to_restore_s: restored_at.and_then(since),
         verified,
-        data_lost_s: backup_taken_at.map(|t| secs(facts.damage_at - t)),
+        // A recovery to just before the damage's commit may end after the
+        // moment the lab noted as the damage: nothing was lost then.
+        data_lost_s: backup_taken_at.map(|t| secs(facts.damage_at - t).max(0.0)),
         backup_used,
         backup_taken_at,
         best_possible_loss_s: facts.best_loss_s(),
@@ -936,6 +958,38 @@ mod tests {
         let text = r.to_string();
         assert!(text.contains("time to stop writers:  70.0 s"), "{text}");
         assert!(text.contains("PASSED"), "{text}");
+    }
+
+    /// The pitr path has no pick: the report names the recovery and its
+    /// loss is the time between the recovery's end (just before the
+    /// destructive commit) and the damage, never the best dump's loss.
+    #[test]
+    fn the_pitr_path_scores_the_recovery_not_a_backup() {
+        let mut recs = clean_drill();
+        recs.retain(|r| r.step.as_deref() != Some("pick"));
+        recs.insert(
+            6,
+            fin(
+                110,
+                "pitr",
+                json!({"action": "recover-pitr",
+                       "target_text": "just before transaction 826 commits",
+                       "evidence": {"xid": 826, "commit_time": "2026-11-23T12:42:01.5Z"}}),
+            ),
+        );
+        let r = score(&facts(), &recs);
+        assert_eq!(
+            r.backup_used.as_deref(),
+            Some("point-in-time recovery, just before transaction 826 commits")
+        );
+        // The commit came 1.5 s after the moment noted as the damage: 0 lost.
+        assert_eq!(r.data_lost_s, Some(0.0));
+        assert!(r.mistakes.is_empty(), "{:?}", r.mistakes);
+        let text = r.to_string();
+        assert!(text.contains("data lost (RPO):       0.0 s"), "{text}");
+        // Committed 10 s before the noted damage: those 10 s are the loss.
+        recs[6].data["evidence"]["commit_time"] = json!("2026-11-23T12:41:50Z");
+        assert_eq!(score(&facts(), &recs).data_lost_s, Some(10.0));
     }
 
     #[test]

@@ -741,6 +741,20 @@ pub fn run_command(m: &mut Model, line: &str) -> Vec<UiCommand> {
             say(m, strings::pitr_target_sent(rest), false);
             vec![UiCommand::PitrTarget(rest.to_string())]
         }
+        "path" if m.header.readonly => {
+            say(m, strings::READONLY_REFUSED, true);
+            Vec::new()
+        }
+        "path" => match rest.trim() {
+            p @ ("dump" | "pitr" | "auto") => {
+                say(m, strings::path_sent(p), false);
+                vec![UiCommand::Path(p.to_string())]
+            }
+            _ => {
+                say(m, strings::PATH_USAGE, true);
+                Vec::new()
+            }
+        },
         "frozen" => resolve_frozen(m, rest),
         "help" => {
             m.ui.overlay = Overlay::Help { scroll: 0 };
@@ -1418,6 +1432,24 @@ mod tests {
 
     /// `:pitr-target` hands the value to the command side (which checks and
     /// journals it); a read-only console refuses it.
+    #[test]
+    fn path_is_sent_checked_and_refused_read_only() {
+        let mut m = Model::default();
+        assert_eq!(
+            command(&mut m, "path dump"),
+            vec![UiCommand::Path("dump".into())]
+        );
+        assert_eq!(
+            command(&mut m, "path  auto "),
+            vec![UiCommand::Path("auto".into())]
+        );
+        assert!(command(&mut m, "path restore").is_empty());
+        assert!(m.ui.message.as_ref().unwrap().0.contains("Usage: :path"));
+        m.header.readonly = true;
+        assert!(command(&mut m, "path dump").is_empty());
+        assert!(m.ui.message.as_ref().unwrap().0.contains("--readonly"));
+    }
+
     #[test]
     fn pitr_target_is_sent_and_refused_read_only() {
         let mut m = Model::default();

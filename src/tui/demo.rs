@@ -812,6 +812,7 @@ pub async fn run(
                     }
                     UiCommand::SelectDb(_)
                     | UiCommand::PitrTarget(_)
+                    | UiCommand::Path(_)
                     | UiCommand::StopPlan { .. }
                     | UiCommand::ResolveFrozen { .. } => {}
                     UiCommand::Quit => return,

@@ -123,6 +123,8 @@ pub enum UiCommand {
     Note(String),
     /// Move the recovery target of the next pitr path (`:pitr-target`; empty: the one found in the WAL).
     PitrTarget(String),
+    /// `:path dump|pitr|auto`: the path the next incident runbook takes.
+    Path(String),
     /// Journal that the operator acknowledged the alerts up to this journal
     /// sequence number (`count` of them).
     AckAlerts {

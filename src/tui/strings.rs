@@ -585,6 +585,15 @@ pub fn bad_export(fmt: &str) -> String {
     format!("Cannot export as '{fmt}': use :export md, :export json or :export html.")
 }
 pub const NOTE_EMPTY: &str = "A note needs text: :note what you saw or decided.";
+pub const PATH_USAGE: &str = "Usage: :path dump (restore a backup), :path pitr (recover from the WAL archive) or :path auto (choose-path decides).";
+pub fn path_sent(path: &str) -> String {
+    match path {
+        "auto" => "Path: choose-path decides (pitr when an archive covers the damage).".to_string(),
+        p => {
+            format!("Path for the next incident runbook: {p} (choose-path journals it as forced).")
+        }
+    }
+}
 pub fn pitr_target_sent(target: &str) -> String {
     if target.is_empty() || target == "none" {
         "Recovery target: back to the one found in the WAL.".to_string()
@@ -766,7 +775,7 @@ pub const HELP_SECTION_TIMELINE: &str = "Timeline";
 pub const HELP_SECTION_RUNBOOK: &str = "Runbook";
 pub const HELP_SECTION_COMMANDS: &str = "Command line (:)";
 pub const HELP_SECTION_SYMBOLS: &str = "Symbols";
-pub const HELP_COMMANDS: [(&str, &str); 13] = [
+pub const HELP_COMMANDS: [(&str, &str); 14] = [
     (
         ":runbook NAME",
         "start a runbook (:runbook alone shows the Runbook view)",
@@ -789,6 +798,10 @@ pub const HELP_COMMANDS: [(&str, &str); 13] = [
     (
         ":pitr-target lsn:X/Y|time:T|none",
         "move the pitr path's recovery target (a typed phrase names it)",
+    ),
+    (
+        ":path dump|pitr|auto",
+        "force the next incident runbook's path (auto: choose-path decides)",
     ),
     (":abort", "abort the running runbook"),
     (

@@ -227,6 +227,13 @@ fn drive(w: &mut Walk, end: &str) -> Seen {
 /// plan (nothing runs), starts it with `s`.
 fn suggested_plan_and_start(w: &mut Walk, runbook: &str, reason: &str) {
     let t = &w.t;
+    // The lab archives WAL, so choose-path would take the pitr path; this
+    // walk is about the dump path's decisions (backup candidates, the
+    // restore's loss): the operator forces it, journaled.
+    t.command("path dump");
+    let s = t.wait("the path forced", |s| s.contains("path journaled"));
+    w.keep("the dump path forced", &s);
+    let t = &w.t;
     t.keys(&["4"]);
     let s = t.wait("the suggested runbook", |s| {
         s.contains("suggested: ") && s.contains(&format!("▶ {runbook}  suggested"))

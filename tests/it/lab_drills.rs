@@ -104,6 +104,14 @@ fn drill_held(
             ),
             1,
         );
+    // These drills are about the dump path: the lab archives WAL, so the
+    // incident runbooks would choose the pitr path by themselves
+    // (tests/it/lab_pitr.rs drills that one).
+    let answers = if support::runbook_has_param(runbook, "path") {
+        answers.replacen("[params]\n", "[params]\npath = \"dump\"\n", 1)
+    } else {
+        answers
+    };
     let answers_path = tmp.path().join("answers.toml");
     std::fs::write(&answers_path, answers).unwrap();
     // Ground truth just before the fix, when the scenario leaves tables

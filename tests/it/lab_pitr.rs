@@ -185,6 +185,13 @@ fn scored(lab: &Lab, records: &[journal::Record]) -> DrillReport {
 /// lab's shipped pitr answers: exit 0, rows lost 0 of the writer's log,
 /// none of the damage's effects left, the damaged database kept.
 fn pitr_drill(scenario: Scenario, ssh: bool) -> DrillReport {
+    pitr_drill_with(scenario, ssh, PITR_RUNBOOK)
+}
+
+/// A drill of `scenario` with `runbook`: pitr-restore with the lab's pitr
+/// answers, or an incident runbook with the shipped answers and nothing
+/// forcing a path (it must choose the pitr path by itself).
+fn pitr_drill_with(scenario: Scenario, ssh: bool, runbook: &str) -> DrillReport {
     let tmp = tempfile::tempdir().unwrap();
     let lab = build(tmp.path(), scenario, ssh, ArchiveKind::WalDir);
     check_archive(&lab, tmp.path());
@@ -193,11 +200,43 @@ fn pitr_drill(scenario: Scenario, ssh: bool) -> DrillReport {
         std::fs::read_to_string(&lab.pitr_answers_path).unwrap(),
         scenario.pitr_answers()
     );
-    wait_archived(&lab);
+    let answers = if runbook == PITR_RUNBOOK {
+        wait_archived(&lab);
+        lab.pitr_answers_path.clone()
+    } else {
+        // The incident runbook waits for the archiver itself (choose-path).
+        let a = tmp.path().join("incident-answers.toml");
+        let text = std::fs::read_to_string(&lab.answers_path)
+            .unwrap()
+            .replacen(
+                "[params]\n",
+                &format!(
+                    "[params]\nincident_at = \"{}\"\n",
+                    lab.damage_at.to_rfc3339()
+                ),
+                1,
+            );
+        assert!(!text.contains("path ="), "{text}");
+        std::fs::write(&a, text).unwrap();
+        a
+    };
     let partial = scenario.damaged_tables().is_some();
     let rows_before = partial.then(|| lab.rows_before_fix().unwrap());
-    let (code, text, records) = run(&lab, tmp.path(), PITR_RUNBOOK, &lab.pitr_answers_path);
+    let (code, text, records) = run(&lab, tmp.path(), runbook, &answers);
     assert_eq!(code, Some(0), "{scenario}: {text}");
+    if runbook != PITR_RUNBOOK {
+        let chose = records
+            .iter()
+            .find(|r| r.kind == "step-finished" && r.data["action"] == "choose-path")
+            .unwrap_or_else(|| panic!("no choose-path step: {text}"));
+        assert_eq!(chose.data["path"], "pitr", "{text}");
+        assert!(
+            records
+                .iter()
+                .any(|r| r.kind == "step-skipped" && r.step.as_deref() == Some("pick")),
+            "the dump path's pick must be skipped: {text}"
+        );
+    }
     let mut report = scored(&lab, &records);
     if let Some(before) = &rows_before {
         // The damage's own rows (its delete-audit) are not a loss.
@@ -275,6 +314,14 @@ fn rogue_sync_over_ssh_with_pitr_loses_no_row_of_the_writers_log() {
 /// The dump path on the same kind of lab: the swapped-in backup predates
 /// the writer, so every row it committed before the damage is lost, and
 /// the score says so (the RPO line stays).
+/// Issue 17: the shipped rogue-sync-wipe runbook, with nothing forcing a
+/// path, chooses the pitr path on a lab that archives WAL (waiting for the
+/// archiver to receive the segment holding the damage) and loses no row.
+#[test]
+fn rogue_sync_wipe_chooses_the_pitr_path_by_itself_and_loses_no_row() {
+    pitr_drill_with(Scenario::RogueSync, false, "rogue-sync-wipe");
+}
+
 #[test]
 fn the_dump_path_scores_the_rows_it_really_loses() {
     let tmp = tempfile::tempdir().unwrap();
@@ -293,7 +340,7 @@ fn the_dump_path_scores_the_rows_it_really_loses() {
             .replacen(
                 "[params]\n",
                 &format!(
-                    "[params]\nincident_at = \"{}\"\n",
+                    "[params]\npath = \"dump\"\nincident_at = \"{}\"\n",
                     lab.damage_at.to_rfc3339()
                 ),
                 1,

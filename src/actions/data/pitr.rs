@@ -268,17 +268,16 @@ async fn locate(
     Ok((status, found, plan))
 }
 
-/// How long a pitr step waits for the archiver to receive the WAL segment
-/// the live server was writing when the step began (archive_timeout or a
-/// full segment switches it).
-const ARCHIVE_CATCH_UP: Duration = Duration::from_secs(90);
+/// How long past the live server's `archive_timeout` a pitr step waits for
+/// the archiver to receive the WAL segment the server was writing.
+const ARCHIVE_CATCH_UP_SLACK: Duration = Duration::from_secs(20);
 
 /// `locate`, and when it finds no destructive transaction while the live
 /// server is still writing a segment the archive does not hold yet (the
 /// damage may be in it: a segment is archived only once it is switched),
-/// waits up to ARCHIVE_CATCH_UP for the archive to receive it and looks
-/// again. Reads only: it never switches the live server's WAL itself; the
-/// reason says how to when the wait runs out.
+/// waits for the archive to receive it (the server's `archive_timeout` plus
+/// a margin; not at all when it has none) and looks again. Reads only: it
+/// never switches the live server's WAL itself; the reason says how to.
 async fn locate_caught_up(
     a: &RealActions,
     database: &DbTarget,
@@ -296,10 +295,11 @@ async fn locate_caught_up(
     if !not_found {
         return first;
     }
-    let current = match crate::actions::direct::current_wal_segment(database, &a.redactor).await {
-        Ok(c) => c,
-        Err(_) => return first,
-    };
+    let (current, timeout_s) =
+        match crate::actions::direct::current_wal_segment(database, &a.redactor).await {
+            Ok(Some(c)) => c,
+            _ => return first,
+        };
     let held = |st: &pitr::ArchiveStatus| {
         st.segments
             .iter()
@@ -309,12 +309,21 @@ async fn locate_caught_up(
         Ok(st) if !held(&st) => {}
         _ => return first,
     }
+    let switch_it = format!(
+        "the WAL segment the live server is writing ({current}) is not archived yet and the damage may be in it: run SELECT pg_switch_wal() on the server so it is archived, then run this step again"
+    );
+    if timeout_s == 0 {
+        return Err(ActionError::Refused(format!(
+            "{e}; {switch_it} (the server has no archive_timeout, so it is archived only when the segment fills)"
+        )));
+    }
+    let wait = Duration::from_secs(timeout_s) + ARCHIVE_CATCH_UP_SLACK;
     out.line(format!(
-        "the live server is writing WAL segment {current}, which archive '{}' does not hold yet: the damage may be in it; waiting up to {} s for the archiver",
+        "the live server is writing WAL segment {current}, which archive '{}' does not hold yet: the damage may be in it; waiting up to {} s for the archiver (archive_timeout {timeout_s} s)",
         archive.name(),
-        ARCHIVE_CATCH_UP.as_secs()
+        wait.as_secs()
     ));
-    let deadline = std::time::Instant::now() + ARCHIVE_CATCH_UP;
+    let deadline = std::time::Instant::now() + wait;
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
         if let Ok(st) = pitr::list(h, archive).await
@@ -328,8 +337,8 @@ async fn locate_caught_up(
         }
         if std::time::Instant::now() >= deadline {
             return Err(ActionError::Refused(format!(
-                "{e}; the segment the live server is writing ({current}) was not archived within {} s (no archive_timeout?): run SELECT pg_switch_wal() on the server so it is archived, then run this step again",
-                ARCHIVE_CATCH_UP.as_secs()
+                "{e}; {switch_it} (not archived within {} s)",
+                wait.as_secs()
             )));
         }
     }

@@ -509,6 +509,16 @@ pub fn ssh_host(sshd: &Sshd, name: &str) -> lifeline::transport::Host {
 /// set to `hold_s` seconds, written to `dir` for `LIFELINE_RUNBOOKS`: for
 /// drills whose subject is not the hold's length. One drill in
 /// `lab_drills` keeps the shipped 120 s hold.
+/// True when shipped runbook `id` declares parameter `name`.
+pub fn runbook_has_param(id: &str, name: &str) -> bool {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("runbooks")
+        .join(format!("{id}.toml"));
+    std::fs::read_to_string(path)
+        .map(|t| t.contains(&format!("[[param]]\nname = \"{name}\"\n")))
+        .unwrap_or(false)
+}
+
 pub fn quick_runbooks(dir: &Path, hold_s: u64) -> std::path::PathBuf {
     let out = dir.join("quick-runbooks");
     std::fs::create_dir_all(&out).unwrap();
