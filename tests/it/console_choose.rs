@@ -125,7 +125,9 @@ fn c_in_the_backup_panel_restores_the_chosen_backup_and_journals_why() {
         !s.contains("Confirm destructive step")
     });
     t.command("backups");
-    t.wait_for("Backups: the candidates of the last pick");
+    // The panel fills in when the pick's journal record reaches the
+    // console (the journal tail is read a moment after the confirmation).
+    t.wait_for("3 candidate(s) judged by step 'pick'");
     t.keys(&["s"]);
     t.wait_for("sorted by newest first (s)");
     t.keys(&["j", "c"]);
