@@ -43,10 +43,10 @@ pub struct PlanPreview {
 }
 
 /// Actions that only read (the world is not changed by them).
-const READ_ONLY: [&str; 4] = ["note", "probe", "pick-backup", "verify"];
+const READ_ONLY: [&str; 5] = ["note", "probe", "pick-backup", "verify", "choose-path"];
 
 impl PlanStep {
-    /// Only reads: a note, a probe, a pick or a verification.
+    /// Only reads: a note, a probe, a pick, a verification or the path choice.
     pub fn reads_only(&self) -> bool {
         !self.destructive && READ_ONLY.contains(&self.action.as_str())
     }
