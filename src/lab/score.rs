@@ -748,8 +748,19 @@ impl fmt::Display for DrillReport {
         )?;
         writeln!(
             f,
-            "  data lost (RPO):       {} (best possible {})",
+            "  data lost (RPO):       {} ({} {})",
             t(self.data_lost_s),
+            // The best a backup of the catalog could do; a recovery from
+            // the WAL archive does better.
+            if self
+                .backup_used
+                .as_deref()
+                .is_some_and(|b| b.starts_with("point-in-time recovery"))
+            {
+                "the best backup would lose"
+            } else {
+                "best possible"
+            },
             t(self.best_possible_loss_s)
         )?;
         for (table, n) in self.rows_lost.iter().filter(|(_, n)| **n != 0) {
@@ -986,7 +997,10 @@ mod tests {
         assert_eq!(r.data_lost_s, Some(0.0));
         assert!(r.mistakes.is_empty(), "{:?}", r.mistakes);
         let text = r.to_string();
-        assert!(text.contains("data lost (RPO):       0.0 s"), "{text}");
+        assert!(
+            text.contains("data lost (RPO):       0.0 s (the best backup would lose 21600.0 s)"),
+            "{text}"
+        );
         // Committed 10 s before the noted damage: those 10 s are the loss.
         recs[6].data["evidence"]["commit_time"] = json!("2026-11-23T12:41:50Z");
         assert_eq!(score(&facts(), &recs).data_lost_s, Some(10.0));
