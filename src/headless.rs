@@ -34,6 +34,10 @@ pub struct RunArgs {
     pub inventory: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub operator: String,
+    /// Samples taken before the run by whoever starts it (the lab: its own
+    /// count just before the damage), written to a new run's samples
+    /// first, so a database gone by now is still known by its OID.
+    pub seed_samples: Vec<crate::samples::Sample>,
 }
 
 /// `lifeline runbooks`: id, title and when, for every runbook.
@@ -350,6 +354,11 @@ pub async fn run_outcome(
         live.journal
     } else {
         let samples = state_dir.samples_path(&live.incident);
+        for s in &args.seed_samples {
+            if let Err(e) = crate::samples::append(&samples, s) {
+                crate::errln!("warning: the sample taken before the run was not kept: {e}");
+            }
+        }
         let Some(j) = sample_at_start(&databases, live.journal, samples, &redactor).await else {
             crate::errln!(
                 "error: the journal could not be taken back after the start-of-run sampling; nothing was done"

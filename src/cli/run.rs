@@ -29,6 +29,7 @@ pub fn cmd_run(cli: &Cli, r: Run<'_>, redactor: Redactor) -> ExitCode {
         inventory: inventory_path(cli),
         state_dir: cli.state_dir.clone().unwrap_or_else(default_state_dir),
         operator: cli.operator.clone().unwrap_or_else(default_operator),
+        seed_samples: Vec::new(),
     };
     ExitCode::from(lifeline::headless::cmd_run(args, redactor))
 }

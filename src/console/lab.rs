@@ -253,6 +253,13 @@ fn headless(args: &LabArgs, lab: &Lab, redactor: Redactor) -> Result<u8, Console
         inventory: Some(lab.inventory_path.clone()),
         state_dir: args.state_dir.clone().unwrap_or_default(),
         operator: args.operator.clone(),
+        // What the lab saw just before the damage, as a console would have
+        // sampled it (a dropped database is known by its OID).
+        seed_samples: lab
+            .sample_before_damage()
+            .map_err(|e| crate::errln!("the lab's sample before the damage was not taken ({e})"))
+            .into_iter()
+            .collect(),
     };
     let mut defaults = BTreeMap::new();
     defaults.insert("incident_at".to_string(), lab.damage_at.to_rfc3339());

@@ -949,6 +949,44 @@ impl Lab {
     }
 
     /// The answer key for drill scoring.
+    /// The lab's own sample of `TovPlay` just before the damage (counts and
+    /// OIDs it measured, the database's OID and the server's system
+    /// identifier): what a watching console would have recorded. Written
+    /// into a drill's incident first, so a database the damage dropped is
+    /// still known by its OID (recover-pitr names it in the WAL by that).
+    pub fn sample_before_damage(&self) -> Result<crate::samples::Sample, LabError> {
+        let system = self
+            .psql(
+                "postgres",
+                "SELECT system_identifier FROM pg_control_system()",
+            )?
+            .trim()
+            .to_string();
+        let tables = self
+            .counts_before
+            .iter()
+            .map(|(name, rows)| crate::samples::TableCount {
+                schema: "public".into(),
+                name: name.clone(),
+                oid: self.oids_before.get(name).copied().unwrap_or(0),
+                rows: *rows,
+                exact: true,
+            })
+            .collect();
+        Ok(crate::samples::Sample {
+            ts: self.counts_before_at,
+            database: "main".into(),
+            identity: crate::engine::types::DbIdentity {
+                server: format!("127.0.0.1:{}", self.cluster.port()),
+                system_identifier: system,
+                database: DB_NAME.into(),
+                oid: self.db_oid,
+                ..Default::default()
+            },
+            tables,
+        })
+    }
+
     pub fn facts(&self) -> LabFacts {
         LabFacts {
             scenario: self.scenario,

@@ -110,8 +110,13 @@ fn lab_opens_the_console_on_rogue_sync_shows_the_drop_and_q_tears_it_down() {
     let s = t.wait("the plan", |s| {
         s.contains("Plan: rogue-sync-wipe (nothing has run)") && s.contains("step(s) on database")
     });
-    // The stop step acts at once: the plan says so (it does not read only).
-    assert!(s.contains("ACTS without a typed confirmation"), "{s}");
+    // The stop step acts at once: the plan says so (it does not read only);
+    // choose-path only reads.
+    assert!(
+        s.contains("3 act without one (stop or start services"),
+        "{s}"
+    );
+    assert!(s.contains("7 only read"), "{s}");
     t.tmux().args(["send-keys", "Escape"]).status().unwrap();
     t.wait("the plan closed", |s| !s.contains("nothing has run"));
 

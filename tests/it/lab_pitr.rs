@@ -674,6 +674,55 @@ fn lab_headless_with_the_pitr_runbook_scores_rows_lost_0() {
     );
 }
 
+/// Issue 17, the dropped database through the binary: `lifeline lab
+/// dropped-database --headless` with the shipped database-missing runbook.
+/// The lab writes its own sample from before the drop into the drill's
+/// incident (as a watching console would have), so choose-path knows the
+/// gone database's OID, finds its DROP DATABASE in the archived WAL, takes
+/// the pitr path by itself, and the drill loses no committed row.
+#[test]
+fn lab_headless_recovers_a_dropped_database_on_the_pitr_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = tmp.path().join("registry");
+    std::fs::create_dir_all(&registry).unwrap();
+    let state = tmp.path().join("state");
+    let o = support::lifeline(&state)
+        .env("TMPDIR", &registry)
+        .env("LIFELINE_RUNBOOKS", support::quick_runbooks(tmp.path(), 12))
+        .args(["lab", "dropped-database", "--headless"])
+        .output()
+        .unwrap();
+    let out = support::stdout(&o);
+    let err = support::stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("runbook database-missing"), "{out}");
+    assert!(out.contains("its OID"), "{out}");
+    assert!(
+        out.contains("comes from the newest timeline sample"),
+        "{out}"
+    );
+    assert!(out.contains("path 'pitr'"), "{out}");
+    assert!(out.contains("rows lost: 0 (of "), "{out}");
+    assert!(out.contains("result:                PASSED"), "{out}");
+    let inc = std::fs::read_dir(state.join("incidents"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let recs = journal::read_records(&inc.join("journal.jsonl")).unwrap();
+    let r = recs.iter().find(|r| r.kind == "drill-report").unwrap();
+    assert_eq!(r.data["ground_truth"]["rows_lost"], 0, "{}", r.data);
+    assert!(
+        r.data["ground_truth"]["committed_before_damage"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{}",
+        r.data
+    );
+}
+
 /// `lifeline lab --pgbackrest` through the binary: the kept lab's inventory
 /// names the pgBackRest repository; the flag reaches the build.
 #[test]
